@@ -1,0 +1,58 @@
+"""`sirena` entry point: loads the command modules and maps domain errors to exit codes.
+
+| raised | exit |  NotFound 3 · InvalidInput 2 · InvalidTransition 4 · Refused 5 · anything else 1
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import uuid
+
+import click
+
+from alerting.cli.app import cli
+from alerting.errors import SirenaError
+
+log = logging.getLogger("sirena.cli")
+
+# Each module adds its commands to `cli` when imported.
+_MODULES = [
+    "alerting.cli.setup_cmd",
+]
+
+
+def _load() -> click.Group:
+    for name in _MODULES:
+        importlib.import_module(name)
+    return cli
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run `sirena`; SirenaError → its message on stderr and its exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    group = _load()
+    try:
+        group.main(args=argv, prog_name="sirena", standalone_mode=False)
+    except SirenaError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        for key, value in exc.details.items():
+            if key != "fields":
+                continue
+            for field, reason in dict(value).items():  # type: ignore[call-overload]
+                click.echo(f"  {field}: {reason}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception:
+        error_id = uuid.uuid4().hex[:12]
+        log.exception("unexpected error %s", error_id)
+        click.echo(f"error: internal error (error id {error_id}); see the log", err=True)
+        sys.exit(1)

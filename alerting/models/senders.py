@@ -1,0 +1,30 @@
+"""Senders (the number or name an SMS comes from), mirrored from the carriers file."""
+
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import Boolean, Float, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from alerting.db import Base, enum_type
+
+
+class SenderKind(enum.StrEnum):
+    LONG = "long"  # cheap, pre-agreed volume: a daily cap and a low TPS
+    SHORT = "short"  # exclusive, two-way
+    SHARED = "shared"  # a short code shared with others: inbound routed by keyword
+    ALPHANUMERIC = "alphanumeric"  # a name, one-way (TON 5)
+
+
+class Sender(Base):
+    __tablename__ = "senders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[SenderKind] = mapped_column(enum_type(SenderKind))
+    address: Mapped[str] = mapped_column(String(32))  # "+56911112222", "4242", "SIRENA"
+    keyword: Mapped[str | None] = mapped_column(String(32))  # shared short codes only
+    daily_cap: Mapped[int | None] = mapped_column(Integer)
+    tps: Mapped[float | None] = mapped_column(Float)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -1,0 +1,92 @@
+"""Jobs reach Redis only after the transaction that asked for them has committed.
+
+Postgres is the truth: if Redis is down or slow when we enqueue, the enqueue is dropped with a
+log line and the reconciler re-derives the work from Postgres. Nothing here may block a request
+for long: the Redis client has short timeouts and no retry storm.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from redis import Redis
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+PRIORITY_QUEUES = ("flash", "high", "normal", "low")
+
+
+@dataclass
+class _Outbox:
+    redis: Redis | None = None
+    prefix: str = ""
+    sent: list[str] = field(default_factory=list)
+
+
+_outbox = _Outbox()
+
+
+def configure_outbox(redis: Redis | None, *, prefix: str = "") -> None:
+    """Set the Redis connection used after commit (None: enqueue nothing, the reconciler will)."""
+    _outbox.redis = redis
+    _outbox.prefix = prefix
+
+
+def redis_connection(url: str, *, timeout_s: float = 2.0) -> Redis:
+    """A Redis client that fails fast: bounded timeouts, no retries (redis-py retries 10× by default)."""
+    from redis.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=30,
+    )
+
+
+def enqueue_after_commit(
+    session: Session,
+    func: str,
+    *args: object,
+    queue: str,
+    job_id: str,
+    timeout_s: int = 600,
+) -> None:
+    """Queue `func(*args)` on `queue` once `session` commits; dropped if it rolls back."""
+    pending: list[tuple[str, tuple[object, ...], str, str, int]] = session.info.setdefault("outbox", [])
+    if not pending:
+        event.listen(session, "after_commit", _flush, once=True)
+        event.listen(session, "after_rollback", _discard, once=True)
+    pending.append((func, args, queue, job_id, timeout_s))
+
+
+def _discard(session: Session) -> None:
+    session.info.pop("outbox", None)
+
+
+def _flush(session: Session) -> None:
+    pending = session.info.pop("outbox", [])
+    for func, args, queue, job_id, timeout_s in pending:
+        enqueue_now(func, *args, queue=queue, job_id=job_id, timeout_s=timeout_s)
+
+
+def enqueue_now(func: str, *args: object, queue: str, job_id: str, timeout_s: int = 600) -> bool:
+    """Best-effort enqueue; returns False (and logs) when Redis is unreachable."""
+    if _outbox.redis is None:
+        return False
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    try:
+        q = Queue(_outbox.prefix + queue, connection=_outbox.redis, serializer=JSONSerializer)
+        q.enqueue(func, *args, job_id=job_id, job_timeout=timeout_s, result_ttl=60, failure_ttl=86400)
+    except Exception as exc:  # Redis down or hung: the reconciler re-enqueues from Postgres
+        log.warning("enqueue of %s (%s) failed: %s", func, job_id, exc)
+        return False
+    _outbox.sent.append(job_id)
+    return True
