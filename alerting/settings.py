@@ -48,6 +48,8 @@ class Settings:
     # Owner of the schema: runs migrations. The app role above cannot alter or disable the
     # audit table's triggers (it does not own it).
     database_owner_url: str = "postgresql+psycopg2://sirena_owner@127.0.0.1:5432/sirena"
+    # A superuser connection used only by `sirena setup` to create roles, database and PostGIS.
+    database_admin_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
     redis_url: str = "redis://127.0.0.1:6379/0"
     secret_key_file: Path = field(default_factory=lambda: _default_config_dir() / "secret_key")
     carriers_file: Path = DEFAULT_CARRIERS_FILE
@@ -89,6 +91,7 @@ class Settings:
         for var, url, schemes in (
             ("SIRENA_DATABASE_URL", self.database_url, ("postgresql",)),
             ("SIRENA_DATABASE_OWNER_URL", self.database_owner_url, ("postgresql",)),
+            ("SIRENA_DATABASE_ADMIN_URL", self.database_admin_url, ("postgresql",)),
             ("SIRENA_REDIS_URL", self.redis_url, ("redis", "rediss", "unix")),
         ):
             if not url.split(":", 1)[0].split("+", 1)[0] in schemes:
@@ -182,6 +185,7 @@ def _level(raw: str) -> str:
 _PARSERS = {
     "database_url": str,
     "database_owner_url": str,
+    "database_admin_url": str,
     "redis_url": str,
     "secret_key_file": _path,
     "carriers_file": _path,

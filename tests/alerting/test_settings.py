@@ -1,0 +1,46 @@
+from datetime import timedelta
+
+import pytest
+
+from alerting.errors import ConfigError
+from alerting.settings import Settings
+
+
+def test_defaults_work_without_any_variable():
+    settings = Settings.from_env({})
+    assert settings.database_url.endswith("/sirena")
+    assert settings.default_region == "CL"
+
+
+def test_malformed_deadline_names_the_variable():
+    with pytest.raises(ConfigError, match='SIRENA_ACK_DEADLINE: expected seconds, got "10m"'):
+        Settings.from_env({"SIRENA_ACK_DEADLINE": "10m"})
+
+
+def test_unknown_region_is_refused_naming_it():
+    with pytest.raises(ConfigError, match="SIRENA_DEFAULT_REGION"):
+        Settings.from_env({"SIRENA_DEFAULT_REGION": "XX"})
+
+
+def test_non_postgres_url_is_refused():
+    with pytest.raises(ConfigError, match="SIRENA_DATABASE_URL"):
+        Settings.from_env({"SIRENA_DATABASE_URL": "mysql://x@y/z"})
+
+
+def test_values_are_parsed():
+    settings = Settings.from_env({"SIRENA_ACK_DEADLINE": "90", "SIRENA_DEFAULT_REGION": "ar"})
+    assert settings.ack_deadline == timedelta(seconds=90)
+    assert settings.default_region == "AR"
+
+
+def test_shown_settings_mask_passwords():
+    settings = Settings.from_env({"SIRENA_DATABASE_URL": "postgresql://app:hunter2@db/sirena"})
+    shown = settings.shown()
+    assert "hunter2" not in str(shown)
+    assert shown["SIRENA_DATABASE_URL"] == "postgresql://app:***@db/sirena"
+
+
+def test_missing_secret_key_file_names_the_setting(tmp_path):
+    settings = Settings(secret_key_file=tmp_path / "nope")
+    with pytest.raises(ConfigError, match="SIRENA_SECRET_KEY_FILE"):
+        settings.secret_key()

@@ -1,0 +1,202 @@
+"""Test fixtures: real PostgreSQL+PostGIS and real Redis, isolated per test.
+
+- Each pytest-xdist worker gets its own database cloned from a migrated template
+  (`sirena_test_template`, rebuilt when the migrations change) and its own Redis db number.
+- `db`: a session inside an outer transaction rolled back after the test; code under test that
+  opens `transaction()` joins it through savepoints, so commits inside the code still work.
+- `committed_db`: a fresh database of its own (for tests that span processes), dropped afterwards.
+- `redis_db`: the worker's Redis db, flushed before each test; `run_jobs()` runs queued RQ jobs
+  in-process (burst) against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, pool, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from alerting import db as dbmod
+from alerting import migrate, outbox
+from alerting.provision import SetupReport, ensure_database, ensure_postgis_available, ensure_postgres
+from alerting.settings import Settings
+
+TEMPLATE = "sirena_test_template"
+_LOCK_KEY = 727274  # advisory lock serializing template builds across xdist workers
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+
+
+def _migrations_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(migrate.MIGRATIONS.rglob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    # Models shape the template too (create_all is never used, but a stale template hides bugs).
+    return digest.hexdigest()[:16]
+
+
+def _url_for(settings: Settings, url: str, dbname: str) -> str:
+    return make_url(url).set(database=dbname).render_as_string(hide_password=False)
+
+
+def _admin(settings: Settings):  # type: ignore[no-untyped-def]
+    return create_engine(settings.database_admin_url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
+
+
+def _drop_database(settings: Settings, name: str) -> None:
+    engine = _admin(settings)
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def _build_template(settings: Settings) -> None:
+    say = lambda _m: None  # noqa: E731
+    report = SetupReport()
+    digest = _migrations_digest()
+    engine = _admin(settings)
+    with engine.connect() as conn:
+        comment = conn.execute(
+            text("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname=:d"),
+            {"d": TEMPLATE},
+        ).scalar()
+        if comment == digest:
+            return
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)'))
+    ensure_database(settings, TEMPLATE, report, say)
+    migrate.upgrade(_url_for(settings, settings.database_owner_url, TEMPLATE))
+    with engine.connect() as conn:
+        conn.execute(text(f"COMMENT ON DATABASE \"{TEMPLATE}\" IS '{digest}'"))
+    engine.dispose()
+
+
+def clone_database(settings: Settings, name: str) -> Settings:
+    """A fresh database `name` from the migrated template; returns settings pointing at it."""
+    engine = _admin(settings)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _LOCK_KEY})
+        try:
+            _build_template(settings)
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            owner = make_url(settings.database_owner_url).username
+            conn.execute(text(f'CREATE DATABASE "{name}" OWNER "{owner}" TEMPLATE "{TEMPLATE}"'))
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_KEY})
+    engine.dispose()
+    # Grants are per database: re-apply what setup does (idempotent).
+    ensure_database(settings, name, SetupReport(), lambda _m: None)
+    return replace(
+        settings,
+        database_url=_url_for(settings, settings.database_url, name),
+        database_owner_url=_url_for(settings, settings.database_owner_url, name),
+    )
+
+
+@pytest.fixture(scope="session")
+def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings from the environment, with test-only secret key, checkpoints and Redis db."""
+    env = Settings.from_env()
+    tmp = tmp_path_factory.mktemp("sirena")
+    key = tmp / "secret_key"
+    key.write_text("test-secret-key-" + "x" * 40)
+    index = int(_worker().removeprefix("gw") or 0)
+    redis = make_url(env.redis_url.replace("redis://", "postgresql://", 1))
+    redis_url = f"redis://{redis.host or '127.0.0.1'}:{redis.port or 6379}/{1 + index % 15}"
+    return replace(
+        env,
+        secret_key_file=key,
+        audit_checkpoint_dir=tmp / "checkpoints",
+        data_dir=tmp / "data",
+        redis_url=redis_url,
+    )
+
+
+@pytest.fixture(scope="session")
+def settings(base_settings: Settings) -> Iterator[Settings]:
+    """Settings pointing at this worker's own test database (created from the template)."""
+    report = SetupReport()
+    ensure_postgres(base_settings, report, lambda _m: None)
+    ensure_postgis_available(base_settings, report, lambda _m: None)
+    name = f"sirena_test_{_worker()}"
+    worker_settings = clone_database(base_settings, name)
+    dbmod.configure_db(worker_settings, application_name=f"sirena-test-{_worker()}")
+    yield worker_settings
+    dbmod.engine().dispose()
+    _drop_database(base_settings, name)
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Session]:
+    """A session in a transaction that is rolled back after the test."""
+    connection = dbmod.engine().connect()
+    outer = connection.begin()
+    dbmod.bind_sessions(connection, join_transaction_mode="create_savepoint")
+    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+        if outer.is_active:
+            outer.rollback()
+        connection.close()
+        dbmod.bind_sessions(dbmod.engine(), join_transaction_mode="conservative_savepoint")
+
+
+_counter = {"n": 0}
+
+
+@pytest.fixture
+def committed_db(base_settings: Settings, settings: Settings) -> Iterator[Settings]:
+    """A database of its own, committed for real (for tests that start other processes)."""
+    _counter["n"] += 1
+    name = f"sirena_test_{_worker()}_c{_counter['n']}"
+    own = clone_database(base_settings, name)
+    dbmod.configure_db(own, application_name="sirena-test-committed")
+    try:
+        yield own
+    finally:
+        dbmod.engine().dispose()
+        _drop_database(base_settings, name)
+        dbmod.configure_db(settings, application_name=f"sirena-test-{_worker()}")
+
+
+@pytest.fixture
+def redis_db(settings: Settings) -> Iterator[object]:
+    """This worker's Redis db, flushed; the outbox enqueues into it."""
+    conn = outbox.redis_connection(settings.redis_url)
+    conn.flushdb()
+    outbox.configure_outbox(conn)
+    try:
+        yield conn
+    finally:
+        outbox.configure_outbox(None)
+        conn.flushdb()
+
+
+@pytest.fixture
+def run_jobs(redis_db: object):  # type: ignore[no-untyped-def]
+    """Run every queued job in-process, highest priority first, until the queues are empty."""
+    from rq import Queue, SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    def run(queues: tuple[str, ...] = outbox.PRIORITY_QUEUES) -> int:
+        qs = [Queue(name, connection=redis_db, serializer=JSONSerializer) for name in queues]
+        worker = SimpleWorker(qs, connection=redis_db, serializer=JSONSerializer)
+        worker.work(burst=True, with_scheduler=False)
+        return worker.successful_job_count
+
+    return run
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
