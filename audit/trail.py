@@ -1,0 +1,167 @@
+"""Append events to the audit trail, in the caller's transaction.
+
+An event commits or rolls back with the action it records: `append` runs in the caller's session
+and raises AuditWriteFailed when it cannot write, so no privileged action commits without its
+event. A refused action's transaction rolls back, so the error boundary records the refusal in a
+fresh transaction with `audit_refusal`.
+
+The database does the chaining (`audit.append_event`, SECURITY DEFINER, serialized by an advisory
+lock held to COMMIT); the application role can call it and read the table, nothing else.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from alerting.errors import SirenaError
+from audit.actor import Actor
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = ("done", "refused")
+_USER_AGENT_MAX = 512
+_TEXT_MAX = 4000
+
+_APPEND = text(
+    "SELECT audit.append_event(:actor_kind, :actor_name, :actor_operator_id, :actor_token_id, :action, "
+    ":subject_type, :subject_id, CAST(:payload AS jsonb), :origin_address, :origin_user_agent, "
+    ":origin_interface, :outcome, :reason)"
+)
+
+
+class AuditWriteFailed(SirenaError):
+    """The trail could not record an event; the action it records must fail with it."""
+
+    code = "audit_unavailable"
+    exit_code = 1
+    http_status = 503
+
+
+def append(
+    session: Session,
+    *,
+    actor: Actor,
+    action: str,
+    subject_type: str | None = None,
+    subject_id: str | int | None = None,
+    payload: dict[str, Any] | None = None,
+    outcome: str = "done",
+    reason: str | None = None,
+) -> int:
+    """Append one event in `session`'s transaction and return its sequence number.
+
+    `action` is a dotted verb such as "alert.approved"; `payload` holds what changed (before/after
+    where it applies) and must be JSON-serializable (datetimes, Decimals, UUIDs, enums and sets are
+    converted). The transaction must be READ COMMITTED (the default). The append lock is held until
+    the transaction ends, so keep the transaction short after appending.
+    Raises AuditWriteFailed when the event cannot be written, ValueError on a programming error
+    (empty action, unknown outcome).
+    """
+    if not action or not action.strip():
+        raise ValueError("an audit event needs an action")
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
+    try:
+        payload_json = json.dumps(_clean(payload or {}), default=_json_default, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise AuditWriteFailed(
+            f"the audit trail could not record {action}: payload is not JSON ({exc})", action=action
+        ) from None
+    params = {
+        "actor_kind": _text(actor.kind) or "unknown",
+        "actor_name": _text(actor.name) or "",
+        "actor_operator_id": actor.operator_id,
+        "actor_token_id": actor.token_id,
+        "action": _text(action),
+        "subject_type": _text(subject_type),
+        "subject_id": None if subject_id is None else _text(str(subject_id)),
+        "payload": payload_json,
+        "origin_address": _text(actor.address),
+        "origin_user_agent": _text(actor.user_agent, _USER_AGENT_MAX),
+        "origin_interface": _text(actor.interface),
+        "outcome": outcome,
+        "reason": _text(reason),
+    }
+    try:
+        seq = session.execute(_APPEND, params).scalar_one()
+    except DBAPIError as exc:
+        log.error("audit append failed: action=%s subject=%s:%s error=%s",
+                  action, subject_type, subject_id, exc.orig)
+        raise AuditWriteFailed(
+            f"the audit trail could not record {action}, so the action was not done: {_first_line(exc)}",
+            action=action,
+        ) from exc
+    return int(seq)
+
+
+def audit_refusal(
+    actor: Actor,
+    action: str,
+    subject_type: str | None = None,
+    subject_id: str | int | None = None,
+    reason: str | None = None,
+    *,
+    payload: dict[str, Any] | None = None,
+) -> int | None:
+    """Record a refused privileged action in a transaction of its own; return its seq.
+
+    Called by the error boundaries (web, API, CLI) when a Refused error escapes, after the action's
+    own transaction has rolled back. Never raises: the action has already failed and its refusal
+    must still reach the user; if the event cannot be written it is logged at ERROR in full, so
+    it can be reconstructed, and None is returned.
+    """
+    from alerting.db import transaction
+
+    try:
+        with transaction() as session:
+            return append(session, actor=actor, action=action, subject_type=subject_type,
+                          subject_id=subject_id, payload=payload, outcome="refused", reason=reason)
+    except Exception:
+        log.exception("could not audit a refusal: actor=%s:%s action=%s subject=%s:%s reason=%s",
+                      actor.kind, actor.name, action, subject_type, subject_id, reason)
+        return None
+
+
+def _text(value: str | None, limit: int = _TEXT_MAX) -> str | None:
+    """PostgreSQL text cannot hold NUL; a hostile user agent must not block the audit of a login."""
+    if value is None:
+        return None
+    return str(value).replace("\x00", "\ufffd")[:limit]
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {str(k).replace("\x00", "\ufffd"): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((_clean(v) for v in value), key=str)
+    return value
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+def _first_line(exc: DBAPIError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
