@@ -72,23 +72,20 @@ def analyze(text: str) -> SegmentInfo:
     Reports the true part count even past MAX_PARTS (encode_parts refuses those). Raises
     InvalidInput (field "text") only for an unpaired surrogate, which no SMS encoding can carry.
     """
-    is_gsm, extension_count = gsm7.check(text)
-    if is_gsm:
-        septets = len(text) + extension_count
+    septets = gsm7.septet_count(text)
+    if septets is not None:
         if septets <= GSM7_SINGLE:
             return SegmentInfo("gsm7", 1, [septets], GSM7_SINGLE - septets, len(text), [])
-        if extension_count == 0:
-            sizes = _even_sizes(septets, GSM7_PART)
-        else:
-            sizes = [len(p) for p in _cut_gsm7(gsm7.encode(text) or b"")]
+        plain = septets == len(text)  # no extension characters: plain arithmetic
+        sizes = _even_sizes(septets, GSM7_PART) if plain else _gsm7_sizes(gsm7.encode(text) or b"")
         return SegmentInfo("gsm7", len(sizes), sizes, GSM7_PART - sizes[-1], len(text), [])
     data = _utf16(text)
     units = len(data) // 2
     non_gsm = gsm7.non_gsm_chars(text)
     if units <= UCS2_SINGLE:
         return SegmentInfo("ucs2", 1, [units], UCS2_SINGLE - units, len(text), non_gsm)
-    no_surrogate_pairs = units == len(text)
-    sizes = _even_sizes(units, UCS2_PART) if no_surrogate_pairs else [len(p) // 2 for p in _cut_ucs2(data)]
+    plain = units == len(text)  # no surrogate pairs
+    sizes = _even_sizes(units, UCS2_PART) if plain else _ucs2_sizes(data)
     return SegmentInfo("ucs2", len(sizes), sizes, UCS2_PART - sizes[-1], len(text), non_gsm)
 
 
@@ -105,11 +102,12 @@ def encode_parts(text: str, ref: int) -> EncodedMessage:
     if septets is not None:
         if len(septets) <= GSM7_SINGLE:
             return EncodedMessage("gsm7", DATA_CODING_GSM7, [septets], False)
-        return EncodedMessage("gsm7", DATA_CODING_GSM7, _with_udh(_cut_gsm7(septets), ref), True)
+        parts = _with_udh(_cut(septets, _gsm7_sizes(septets), 1), ref)
+        return EncodedMessage("gsm7", DATA_CODING_GSM7, parts, True)
     data = _utf16(text)
     if len(data) <= 2 * UCS2_SINGLE:
         return EncodedMessage("ucs2", DATA_CODING_UCS2, [data], False)
-    return EncodedMessage("ucs2", DATA_CODING_UCS2, _with_udh(_cut_ucs2(data), ref), True)
+    return EncodedMessage("ucs2", DATA_CODING_UCS2, _with_udh(_cut(data, _ucs2_sizes(data), 2), ref), True)
 
 
 def decode(payload: bytes, data_coding: int, udhi: bool = False) -> tuple[str, UDH | None]:
@@ -208,26 +206,35 @@ def _even_sizes(units: int, per_part: int) -> list[int]:
     return [per_part] * full + ([rest] if rest else [])
 
 
-def _cut_gsm7(septets: bytes) -> list[bytes]:
-    chunks, start, end = [], 0, len(septets)
+def _gsm7_sizes(septets: bytes) -> list[int]:
+    sizes, start, end = [], 0, len(septets)
     while start < end:
         stop = min(start + GSM7_PART, end)
         # ESC is only ever the first byte of a pair, so ESC last means the pair would be split.
         if stop < end and septets[stop - 1] == gsm7.ESC:
             stop -= 1
-        chunks.append(septets[start:stop])
+        sizes.append(stop - start)
         start = stop
-    return chunks
+    return sizes
 
 
-def _cut_ucs2(data: bytes) -> list[bytes]:
-    chunks, start, end = [], 0, len(data)
+def _ucs2_sizes(data: bytes) -> list[int]:
+    """Part sizes in UTF-16 units."""
+    sizes, start, end = [], 0, len(data)
     while start < end:
         stop = min(start + 2 * UCS2_PART, end)
         if stop < end and data[stop - 2] in _HIGH_SURROGATES:
             stop -= 2
-        chunks.append(data[start:stop])
+        sizes.append((stop - start) // 2)
         start = stop
+    return sizes
+
+
+def _cut(data: bytes, sizes: list[int], unit_bytes: int) -> list[bytes]:
+    chunks, start = [], 0
+    for size in sizes:
+        chunks.append(data[start : start + size * unit_bytes])
+        start += size * unit_bytes
     return chunks
 
 

@@ -58,8 +58,7 @@ _CHECK_MAP = codecs.charmap_build(_CHECK_TABLE)
 assert type(_CHECK_MAP).__name__ == "EncodingMap", "charmap fell back to a dict: the fast path is lost"
 
 _EXT_FIRST = 1 + len(_BASIC_ORDER)  # first private code of the extension characters
-_EXT_CHECK_CODES = bytes(range(_EXT_FIRST, _EXT_FIRST + len(_EXT_ORDER)))
-_NOT_EXT_CHECK_CODES = bytes(b for b in range(256) if b not in _EXT_CHECK_CODES)
+_SEPTET_CODES = bytes(range(128))
 
 _to_septet = bytearray(range(256))
 for _i, _c in enumerate(_BASIC_ORDER, start=1):
@@ -82,18 +81,18 @@ _ESCAPED["\x1b"] = " "
 _ESC_PAIR = re.compile("\x1b(.?)", re.DOTALL)
 
 
-def check(text: str) -> tuple[bool, int]:
-    """(True, extension-character count) if every character of `text` is GSM-7, else (False, 0).
-
-    The septet count of a GSM-7 text is len(text) + the extension count.
-    """
+def septet_count(text: str) -> int | None:
+    """How many septets `text` takes in GSM-7 (extension characters count two), or None if it is not GSM-7."""
     try:
         codes = codecs.charmap_encode(text, "strict", _CHECK_MAP)[0]
     except UnicodeEncodeError:
-        return False, 0
+        return None
     if b"\x00" in codes:  # U+0000 is the map's sentinel, not a GSM character
-        return False, 0
-    return True, len(codes.translate(None, _NOT_EXT_CHECK_CODES))
+        return None
+    septets = codes.translate(_CHECK_TO_SEPTET)
+    if septets.isascii():
+        return len(septets)
+    return len(septets) + len(septets.translate(None, _SEPTET_CODES))
 
 
 def encode(text: str) -> bytes | None:
