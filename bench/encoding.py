@@ -23,7 +23,9 @@ TEXTS = {
         "Corte de agua {{sector 4}} por rotura de caño principal; reparacion estimada 6 h. "
         "Los tanques [A] y [B] quedan sin presion. Distribucion de agua: plaza central y club 9 de Julio. "
         "Costo de reconexion 0€ ~ sin cargo. Consultas: 0800-AGUA | www.municipio.example/agua ^ "
-    ) * 2 + "Ref {ref:06d}",
+    )
+    * 2
+    + "Ref {ref:06d}",
     # ~100 characters with Spanish accents and one emoji: UCS-2, two parts.
     "ucs2": "🚨 Atención: evacúe la zona del río. Diríjase al refugio más próximo. Información: 103. Ref {ref:06d}",
 }

@@ -158,7 +158,7 @@ def reassemble(parts: list[tuple[UDH | None, str]]) -> str:
 class ConcatReference:
     """Thread-safe rotating 8-bit concat reference, starting at a random value.
 
-    A random start keeps a restarted worker from reusing the references it has just sent.
+    A random start makes it unlikely that a restarted worker reuses the references it has just sent.
     """
 
     def __init__(self, start: int | None = None) -> None:
@@ -269,7 +269,10 @@ def _alphabet_of(data_coding: int) -> str:
     0-15 follow SMPP 3.4 §5.2.19; carriers also pass GSM 03.38 DCS values through (0x10-0x3F
     general, 0xC0-0xEF message waiting, 0xF0-0xFF message class), whose alphabet bits we honour.
     """
-    smpp = {0: "gsm7", 1: "gsm7", 3: "latin-1", 6: "iso8859-5", 7: "iso8859-8", 8: "ucs2"}
+    smpp = {
+        0: "gsm7", 1: "gsm7", 3: "latin-1", 6: "iso8859-5", 7: "iso8859-8", 8: "ucs2",
+        10: "iso2022_jp", 14: "euc_kr",
+    }  # fmt: skip
     if data_coding in smpp:
         return smpp[data_coding]
     if 0x10 <= data_coding <= 0x7F and not data_coding & 0x20:  # general / auto-delete, uncompressed
@@ -281,4 +284,3 @@ def _alphabet_of(data_coding: int) -> str:
     if data_coding >= 0xF0:
         return "latin-1" if data_coding & 0x04 else "gsm7"
     return "latin-1"  # octets (2, 4), compressed or unknown: keep every byte, one character each
-
