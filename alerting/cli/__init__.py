@@ -20,6 +20,7 @@ log = logging.getLogger("sirena.cli")
 # Each module adds its commands to `cli` when imported.
 _MODULES = [
     "alerting.cli.setup_cmd",
+    "alerting.cli.smsc_sim",
     "alerting.cli.segments",
 ]
 
