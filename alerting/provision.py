@@ -95,7 +95,9 @@ def _postgres_up(settings: Settings) -> bool:
 
 def _pg_major() -> str | None:
     base = Path("/usr/lib/postgresql")
-    versions = sorted((p.name for p in base.iterdir() if (p / "bin" / "postgres").exists()), key=int) if base.exists() else []
+    if not base.exists():
+        return None
+    versions = sorted((p.name for p in base.iterdir() if (p / "bin" / "postgres").exists()), key=int)
     return versions[-1] if versions else None
 
 

@@ -200,3 +200,13 @@ def run_jobs(redis_db: object):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def factories(db: Session):  # type: ignore[no-untyped-def]
+    """The factories module, bound to this test's session."""
+    from tests import factories as f
+
+    for factory_cls in f.ALL:
+        factory_cls._meta.sqlalchemy_session = db
+    return f

@@ -22,6 +22,7 @@ _MODULES = [
     "alerting.cli.setup_cmd",
     "alerting.cli.smsc_sim",
     "alerting.cli.segments",
+    "alerting.cli.users_cmd",
 ]
 
 

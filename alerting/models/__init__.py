@@ -3,6 +3,7 @@
 from alerting.models.alerts import (
     Alert,
     AlertApproval,
+    AlertCounter,
     AlertKind,
     AlertMode,
     AlertState,
@@ -17,6 +18,7 @@ from geo.models import Zone
 __all__ = [
     "Alert",
     "AlertApproval",
+    "AlertCounter",
     "AlertKind",
     "AlertMode",
     "AlertState",

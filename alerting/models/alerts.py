@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -94,6 +94,22 @@ class Alert(Base):
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = created_at_column()
+    # Fan-out progress: the last contact id materialized, and whether every chunk is written.
+    fanout_cursor: Mapped[int | None] = mapped_column(BigInteger)
+    fanout_done: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    first_submit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_submit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AlertCounter(Base):
+    """Live counts per alert, state and carrier, kept by statement triggers on deliveries."""
+
+    __tablename__ = "alert_counters"
+
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(24), primary_key=True)
+    carrier: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class AlertApproval(Base):

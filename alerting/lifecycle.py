@@ -1,0 +1,369 @@
+"""The alert lifecycle: every state change of an alert happens here, and only here.
+
+draft → pending_approval → approved → (scheduled →) sending → completed,
+plus rejected, cancelled and superseded (by a correction). Console, API, e-mail, CAP and CLI all
+call these functions, so the two-person rule and the other safety rules cannot disagree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from alerting.db import utcnow
+from alerting.errors import InvalidInput, InvalidTransition, NotFound, Refused, TwoPersonRuleViolated
+from alerting.models import (
+    Alert,
+    AlertApproval,
+    AlertKind,
+    AlertMode,
+    AlertState,
+    Delivery,
+    DeliveryState,
+    Group,
+    Priority,
+    Role,
+    Sender,
+)
+from alerting.outbox import enqueue_after_commit
+from alerting.texts import check_placeholders, mode_prefix
+from audit import trail
+from audit.actor import Actor
+
+S = AlertState
+TRANSITIONS: dict[AlertState, frozenset[AlertState]] = {
+    S.DRAFT: frozenset({S.PENDING_APPROVAL, S.CANCELLED}),
+    S.PENDING_APPROVAL: frozenset({S.APPROVED, S.SCHEDULED, S.REJECTED, S.DRAFT, S.CANCELLED}),
+    S.REJECTED: frozenset({S.DRAFT}),
+    S.APPROVED: frozenset({S.SCHEDULED, S.SENDING, S.CANCELLED}),
+    S.SCHEDULED: frozenset({S.SENDING, S.CANCELLED}),
+    S.SENDING: frozenset({S.COMPLETED, S.CANCELLED, S.SUPERSEDED}),
+    S.COMPLETED: frozenset({S.SUPERSEDED}),
+    S.CANCELLED: frozenset({S.SUPERSEDED}),
+    S.SUPERSEDED: frozenset(),
+}
+EDITABLE = frozenset({S.DRAFT, S.PENDING_APPROVAL, S.REJECTED})
+MAX_TEXT_CHARS = 255 * 153  # beyond 255 parts no carrier can concatenate it
+
+
+@dataclass
+class AlertDraft:
+    """What a composer asks for, from any interface. Validated by compose_alert."""
+
+    texts: dict[str, str]
+    mode: AlertMode
+    sender_name: str
+    priority: Priority = Priority.NORMAL
+    title: str = ""
+    target: dict[str, Any] = field(default_factory=dict)
+    scheduled_at: datetime | None = None
+    ack_deadline_s: int | None = None
+    escalation: dict[str, Any] | None = None
+    poll_options: list[str] | None = None
+    kind: AlertKind = AlertKind.ALERT
+    corrects_alert_id: int | None = None
+    origin: str = "console"
+    idempotency_key: str | None = None
+    cap_identifier: str | None = None
+
+
+def check_transition(alert: Alert, to: AlertState) -> None:
+    """Raise InvalidTransition unless `alert` may move to `to`."""
+    if to not in TRANSITIONS[alert.state]:
+        raise InvalidTransition(
+            f"alert {alert.reference} is {alert.state.value}; it cannot become {to.value}",
+            alert_id=alert.id, state=alert.state.value, to=to.value,
+        )
+
+
+def _move(alert: Alert, to: AlertState) -> None:
+    check_transition(alert, to)
+    alert.state = to
+    alert.updated_at = utcnow()
+
+
+def get_alert(session: Session, alert_id: int, *, lock: bool = False) -> Alert:
+    """The alert, optionally locked FOR UPDATE. Raises NotFound."""
+    alert = session.get(Alert, alert_id, with_for_update=lock)
+    if alert is None:
+        raise NotFound(f"alert {alert_id} does not exist", alert_id=alert_id)
+    return alert
+
+
+def _validate(session: Session, draft: AlertDraft) -> None:
+    problems: dict[str, str] = {}
+    if not draft.texts or not any(t.strip() for t in draft.texts.values()):
+        problems["texts"] = "at least one language needs a text"
+    for language, body in draft.texts.items():
+        if language not in {"es", "en"}:
+            problems[f"texts.{language}"] = "language must be es or en"
+        elif not body.strip():
+            problems[f"texts.{language}"] = "empty text"
+        elif len(body) > MAX_TEXT_CHARS:
+            problems[f"texts.{language}"] = f"longer than {MAX_TEXT_CHARS} characters (255 SMS parts)"
+    if draft.ack_deadline_s is not None and not 60 <= draft.ack_deadline_s <= 7 * 86400:
+        problems["ack_deadline_s"] = "must be between 60 seconds and 7 days"
+    if draft.scheduled_at is not None:
+        if draft.scheduled_at.tzinfo is None:
+            problems["scheduled_at"] = "needs an explicit time zone"
+        elif draft.scheduled_at <= utcnow():
+            problems["scheduled_at"] = "is in the past"
+    sender = session.scalar(select(Sender).where(Sender.name == draft.sender_name))
+    if sender is None or not sender.active:
+        problems["sender"] = f'unknown or inactive sender "{draft.sender_name}"'
+    if draft.mode is not AlertMode.LIVE:
+        _validate_drill_target(session, draft.target, problems)
+    if problems:
+        raise InvalidInput("the alert cannot be composed as given", fields=problems)
+    check_placeholders(draft.texts)
+    _check_parts(draft)
+
+
+def _validate_drill_target(session: Session, target: dict[str, Any], problems: dict[str, str]) -> None:
+    """Exercise and test alerts reach only groups marked for drills: never zones, never the public."""
+    if target.get("zones"):
+        problems["target.zones"] = "exercise and test alerts cannot target zones, only drill groups"
+    names = list(target.get("groups") or [])
+    if not names:
+        problems["target.groups"] = "exercise and test alerts need at least one drill group"
+        return
+    allowed = set(session.scalars(select(Group.name).where(Group.name.in_(names), Group.drill_allowed)))
+    refused = [n for n in names if n not in allowed]
+    if refused:
+        problems["target.groups"] = "not marked for drills: " + ", ".join(refused)
+
+
+def _check_parts(draft: AlertDraft) -> None:
+    try:
+        from broadcast.encoding import analyze
+    except ImportError:  # the encoder is a broadcast module; compose works without previews
+        return
+    for language, body in draft.texts.items():
+        analyze(mode_prefix(draft.mode, language) + body)  # raises InvalidInput beyond 255 parts
+
+
+def _new_reply_code(session: Session) -> str:
+    """A 4-digit code not used by another alert that is still open for replies."""
+    open_states = [S.DRAFT, S.PENDING_APPROVAL, S.APPROVED, S.SCHEDULED, S.SENDING]
+    taken = set(session.scalars(select(Alert.reply_code).where(Alert.state.in_(open_states))))
+    for _ in range(50):
+        code = f"{secrets.randbelow(9000) + 1000}"
+        if code not in taken:
+            return code
+    return f"{secrets.randbelow(900000) + 100000}"
+
+
+def compose_alert(session: Session, draft: AlertDraft, composer: Actor) -> Alert:
+    """Create a draft alert. Raises InvalidInput naming each bad field; idempotent by key."""
+    if draft.idempotency_key:
+        existing = session.scalar(select(Alert).where(Alert.idempotency_key == draft.idempotency_key))
+        if existing is not None:
+            return existing
+    _require_role(composer, Role.COMPOSER, "compose alerts")
+    _validate(session, draft)
+    alert = Alert(
+        reference="pending-" + secrets.token_hex(6),
+        reply_code=_new_reply_code(session),
+        kind=draft.kind,
+        mode=draft.mode,
+        priority=draft.priority,
+        state=S.DRAFT,
+        title=draft.title,
+        sender_name=draft.sender_name,
+        texts=dict(draft.texts),
+        target=dict(draft.target),
+        ack_deadline_s=draft.ack_deadline_s,
+        escalation=draft.escalation,
+        poll_options=draft.poll_options,
+        scheduled_at=draft.scheduled_at,
+        corrects_alert_id=draft.corrects_alert_id,
+        composed_by_id=composer.operator_id,
+        origin=draft.origin,
+        idempotency_key=draft.idempotency_key,
+        cap_identifier=draft.cap_identifier,
+        required_approvals=2 if draft.priority is Priority.FLASH and draft.mode is AlertMode.LIVE else 1,
+    )
+    session.add(alert)
+    session.flush()
+    alert.reference = f"A-{utcnow():%Y}-{alert.id:06d}"
+    trail.append(session, actor=composer, action="alert.composed", subject_type="alert",
+                 subject_id=alert.id, payload={"mode": alert.mode.value, "priority": alert.priority.value,
+                                                "texts": alert.texts, "target": alert.target})
+    return alert
+
+
+def update_draft(session: Session, alert_id: int, changes: dict[str, Any], editor: Actor) -> Alert:
+    """Edit a draft, pending or rejected alert; any edit voids its approvals and returns it to draft."""
+    alert = get_alert(session, alert_id, lock=True)
+    if alert.state not in EDITABLE:
+        raise InvalidTransition(f"alert {alert.reference} is {alert.state.value}; it can no longer be edited",
+                                alert_id=alert_id)
+    _require_role(editor, Role.COMPOSER, "edit alerts")
+    before = {k: getattr(alert, k) for k in changes}
+    allowed = {"texts", "target", "priority", "title", "sender_name", "scheduled_at", "ack_deadline_s",
+               "escalation", "poll_options", "mode"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise InvalidInput("unknown fields", fields={k: "cannot be changed" for k in sorted(unknown)})
+    merged = AlertDraft(
+        texts=changes.get("texts", alert.texts), mode=AlertMode(changes.get("mode", alert.mode)),
+        sender_name=changes.get("sender_name", alert.sender_name),
+        priority=Priority(changes.get("priority", alert.priority)), target=changes.get("target", alert.target),
+        scheduled_at=changes.get("scheduled_at", alert.scheduled_at),
+        ack_deadline_s=changes.get("ack_deadline_s", alert.ack_deadline_s),
+    )
+    _validate(session, merged)
+    for key, value in changes.items():
+        setattr(alert, key, value)
+    if alert.state is not S.DRAFT:
+        _move(alert, S.DRAFT)
+    session.execute(AlertApproval.__table__.delete().where(AlertApproval.alert_id == alert.id))
+    alert.approval_hash = None
+    alert.updated_at = utcnow()
+    trail.append(session, actor=editor, action="alert.edited", subject_type="alert", subject_id=alert.id,
+                 payload={"before": _jsonable(before), "after": _jsonable(changes)})
+    return alert
+
+
+def approval_hash(alert: Alert) -> str:
+    """SHA-256 over what phones will show (prefix included), the target as given, sender and mode."""
+    rendered = {lang: mode_prefix(alert.mode, lang) + body for lang, body in sorted(alert.texts.items())}
+    material = {
+        "texts": rendered, "target": alert.target, "mode": alert.mode.value, "sender": alert.sender_name,
+        "priority": alert.priority.value, "zone_versions": (alert.resolved or {}).get("zone_versions"),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def submit_alert(session: Session, alert_id: int, composer: Actor) -> Alert:
+    """Ask for approval: draft → pending_approval, fixing the approval hash of what will be sent."""
+    alert = get_alert(session, alert_id, lock=True)
+    _require_role(composer, Role.COMPOSER, "submit alerts")
+    _move(alert, S.PENDING_APPROVAL)
+    alert.submitted_at = utcnow()
+    alert.approval_hash = approval_hash(alert)
+    trail.append(session, actor=composer, action="alert.submitted", subject_type="alert", subject_id=alert.id,
+                 payload={"approval_hash": alert.approval_hash})
+    return alert
+
+
+def approve_alert(session: Session, alert_id: int, approver: Actor, *, seen_hash: str | None = None,
+                  override_reason: str | None = None) -> Alert:
+    """Approve a pending alert; with enough approvals, queue its fan-out (or schedule it).
+
+    Raises NotFound, InvalidTransition, Refused (role, stale hash), TwoPersonRuleViolated.
+    Locks the alert: two approvers clicking together produce one approval each, one transition.
+    """
+    alert = get_alert(session, alert_id, lock=True)
+    if alert.state is not S.PENDING_APPROVAL:
+        raise InvalidTransition(f"alert {alert.reference} is {alert.state.value}, not pending approval",
+                                alert_id=alert_id)
+    _require_role(approver, Role.APPROVER, "approve alerts")
+    if approver.operator_id is None or approver.operator_id == alert.composed_by_id:
+        # One stolen account must not be able to alert a city.
+        raise TwoPersonRuleViolated(f"the composer of {alert.reference} cannot approve it", alert_id=alert_id)
+    current = approval_hash(alert)
+    if current != alert.approval_hash or (seen_hash is not None and seen_hash != current):
+        raise Refused(f"alert {alert.reference} changed since it was shown; review it again", alert_id=alert_id)
+    already = session.scalars(select(AlertApproval.operator_id).where(AlertApproval.alert_id == alert.id)).all()
+    if approver.operator_id in already:
+        raise TwoPersonRuleViolated(f"you already approved {alert.reference}; another approver is needed",
+                                    alert_id=alert_id)
+    _require_route(session, alert)
+    session.add(AlertApproval(alert_id=alert.id, operator_id=approver.operator_id, approval_hash=current,
+                              override_reason=override_reason))
+    trail.append(session, actor=approver, action="alert.approved", subject_type="alert", subject_id=alert.id,
+                 payload={"approval_hash": current, "approvals": len(already) + 1,
+                          "required": alert.required_approvals, "override_reason": override_reason})
+    if len(already) + 1 < alert.required_approvals:
+        return alert
+    alert.approved_by_id, alert.approved_at = approver.operator_id, utcnow()
+    if alert.scheduled_at is not None and alert.scheduled_at > utcnow():
+        _move(alert, S.SCHEDULED)  # the scheduler ticker enqueues it when due (Postgres holds the time)
+    else:
+        _move(alert, S.APPROVED)
+        enqueue_fan_out(session, alert)
+    return alert
+
+
+def enqueue_fan_out(session: Session, alert: Alert) -> None:
+    """Queue the alert's fan-out after commit (best effort: the reconciler re-enqueues if lost)."""
+    enqueue_after_commit(session, "broadcast.jobs.fan_out", alert.id, queue=alert.priority.queue_name,
+                         job_id=f"fan-out-{alert.id}")
+
+
+def _require_route(session: Session, alert: Alert) -> None:
+    sender = session.scalar(select(Sender).where(Sender.name == alert.sender_name))
+    if sender is None or not sender.active:
+        raise Refused(f'no route: sender "{alert.sender_name}" is not carried by any configured carrier',
+                      alert_id=alert.id)
+
+
+def reject_alert(session: Session, alert_id: int, approver: Actor, reason: str) -> Alert:
+    """Reject a pending alert with a reason; the composer may revise it (rejected → draft)."""
+    if not reason or not reason.strip():
+        raise InvalidInput("a rejection needs a reason", fields={"reason": "required"})
+    alert = get_alert(session, alert_id, lock=True)
+    _require_role(approver, Role.APPROVER, "reject alerts")
+    _move(alert, S.REJECTED)
+    alert.reason = reason.strip()
+    trail.append(session, actor=approver, action="alert.rejected", subject_type="alert", subject_id=alert.id,
+                 payload={"reason": alert.reason})
+    return alert
+
+
+def cancel_alert(session: Session, alert_id: int, actor: Actor, reason: str) -> Alert:
+    """Stop an alert: its unsent deliveries become cancelled at once, in one statement.
+
+    Cancelling is not informing: for a live alert already reaching phones, the console offers the
+    correction right after (see fire_correction).
+    """
+    alert = get_alert(session, alert_id, lock=True)
+    if not (actor.has_role(Role.APPROVER) or actor.operator_id == alert.composed_by_id
+            or actor.has_role(Role.ADMIN)):
+        raise Refused("only the composer, an approver or an admin may cancel an alert", alert_id=alert_id)
+    _move(alert, S.CANCELLED)
+    alert.cancelled_at, alert.reason = utcnow(), reason
+    purged = session.execute(
+        update(Delivery)
+        .where(Delivery.alert_id == alert.id,
+               Delivery.state.in_([DeliveryState.QUEUED, DeliveryState.WAITING_ROUTE]))
+        .values(state=DeliveryState.CANCELLED, updated_at=utcnow())
+    ).rowcount
+    trail.append(session, actor=actor, action="alert.cancelled", subject_type="alert", subject_id=alert.id,
+                 payload={"reason": reason, "deliveries_cancelled": purged})
+    return alert
+
+
+def mark_sending(session: Session, alert: Alert) -> None:
+    """approved/scheduled → sending (called by the fan-out job)."""
+    _move(alert, S.SENDING)
+    alert.sending_at = utcnow()
+    trail.append(session, actor=Actor.system("fan-out"), action="alert.sending_started",
+                 subject_type="alert", subject_id=alert.id)
+
+
+def mark_completed(session: Session, alert: Alert, counts: dict[str, int], digest: str) -> None:
+    """sending → completed, recording the final counts and a digest of the deliveries."""
+    _move(alert, S.COMPLETED)
+    alert.completed_at = utcnow()
+    trail.append(session, actor=Actor.system("completion"), action="alert.completed", subject_type="alert",
+                 subject_id=alert.id, payload={"counts": counts, "deliveries_digest": digest})
+
+
+def _require_role(actor: Actor, role: Role, what: str) -> None:
+    if actor.kind == "system":
+        return
+    if not actor.has_role(role.value):
+        raise Refused(f"{actor.name} may not {what} (needs the {role.value} role)")
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(values, default=str))

@@ -1,0 +1,169 @@
+"""Claiming deliveries for sending, and recording what the carriers answered, in sets.
+
+A claim is a committed lease written in the row (state `submitting`, `lease_until`, `claimed_by`),
+not only a row lock: it survives a Postgres restart and a dead worker, and the reaper returns
+expired leases to `queued`. Claim before submit: a crash after submit_sm re-sends once, never zero
+times, and every such possible re-send is counted in `possible_duplicates`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg2.extras import execute_values
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+LEASE_S = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    msisdn: str
+    language: str
+    attempts: int
+    carriers_tried: tuple[str, ...]
+    name: str | None
+    attributes: dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one claimed delivery. `state` is a DeliveryState value."""
+
+    id: int
+    state: str
+    carrier: str | None = None
+    bind: str | None = None
+    message_ids: list[str] | None = None
+    parts: int | None = None
+    error_code: str | None = None
+    error_reason: str | None = None
+    possible_duplicate: bool = False
+
+
+_CLAIM = text("""
+WITH pick AS (SELECT id FROM deliveries
+               WHERE alert_id = :alert_id AND id BETWEEN :lo AND :hi AND state = 'queued'
+               ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED),
+     claimed AS (UPDATE deliveries d
+                    SET state = 'submitting', lease_until = now() + make_interval(secs => :lease_s),
+                        claimed_by = :worker, attempts = d.attempts + 1, updated_at = now()
+                   FROM pick WHERE d.id = pick.id
+                 RETURNING d.id, d.msisdn, d.language, d.attempts, d.carriers_tried, d.contact_id)
+SELECT claimed.id, msisdn, claimed.language, attempts, carriers_tried, c.name, c.attributes
+  FROM claimed LEFT JOIN contacts c ON c.id = claimed.contact_id
+ ORDER BY claimed.id
+""")
+
+_CLAIM_FAST = text("""
+UPDATE deliveries d
+   SET state = 'submitting', lease_until = now() + make_interval(secs => :lease_s),
+       claimed_by = :worker, attempts = d.attempts + 1, updated_at = now()
+ WHERE d.id IN (SELECT id FROM deliveries
+                 WHERE alert_id = :alert_id AND id BETWEEN :lo AND :hi AND state = 'queued'
+                 ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED)
+RETURNING d.id, d.msisdn, d.language, d.attempts, d.carriers_tried
+""")
+
+
+def claim_batch(session: Session, alert_id: int, lo: int, hi: int, *, worker: str, limit: int = 1000,
+                with_contact: bool = False, lease_s: int = LEASE_S) -> list[Claimed]:
+    """Lease the queued deliveries of `alert_id` with ids in [lo, hi]; rows others hold are skipped."""
+    params = {"alert_id": alert_id, "lo": lo, "hi": hi, "worker": worker, "limit": limit, "lease_s": lease_s}
+    if with_contact:
+        rows = session.execute(_CLAIM, params).all()
+        return [Claimed(r[0], r[1], r[2], r[3], tuple(r[4] or ()), r[5], r[6]) for r in rows]
+    rows = session.execute(_CLAIM_FAST, params).all()
+    return [Claimed(r[0], r[1], r[2], r[3], tuple(r[4] or ()), None, None) for r in rows]
+
+
+_RECORD = """
+UPDATE deliveries d
+   SET state = v.state,
+       carrier = coalesce(v.carrier, d.carrier),
+       bind = coalesce(v.bind, d.bind),
+       carriers_tried = CASE WHEN v.carrier IS NULL OR v.carrier = ANY(coalesce(d.carriers_tried, '{}'))
+                             THEN d.carriers_tried ELSE array_append(d.carriers_tried, v.carrier) END,
+       message_ids = coalesce(v.message_ids, d.message_ids),
+       parts = coalesce(v.parts, d.parts),
+       error_code = v.error_code,
+       error_reason = v.error_reason,
+       possible_duplicates = d.possible_duplicates + v.dup,
+       submitted_at = CASE WHEN v.state = 'submitted' THEN now() ELSE d.submitted_at END,
+       failed_at = CASE WHEN v.state = 'failed' THEN now() ELSE d.failed_at END,
+       lease_until = NULL, claimed_by = NULL, updated_at = now()
+  FROM (VALUES %s) AS v(id, state, carrier, bind, message_ids, parts, error_code, error_reason, dup)
+ WHERE d.id = v.id AND d.state = 'submitting' AND d.claimed_by = %%(worker)s
+"""
+
+
+def record_outcomes(session: Session, outcomes: list[Outcome], *, worker: str) -> int:
+    """Write every outcome of a batch in ONE statement; only rows still leased to `worker` change."""
+    if not outcomes:
+        return 0
+    rows = [
+        (o.id, o.state, o.carrier, o.bind, o.message_ids, o.parts, o.error_code, o.error_reason,
+         1 if o.possible_duplicate else 0)
+        for o in outcomes
+    ]
+    cursor = session.connection().connection.cursor()
+    try:
+        execute_values(
+            cursor, _RECORD.replace("%%(worker)s", cursor.mogrify("%s", (worker,)).decode()), rows,
+            template="(%s::bigint, %s::varchar, %s::varchar, %s::varchar, %s::varchar[], %s::smallint, "
+                     "%s::varchar, %s::text, %s::int)",
+            page_size=len(rows),
+        )
+        return cursor.rowcount
+    finally:
+        cursor.close()
+
+
+def reap_expired_leases(session: Session) -> dict[int, int]:
+    """Return expired `submitting` leases to `queued`; each may have reached the carrier: counted.
+
+    Returns {alert_id: rows reclaimed}.
+    """
+    rows = session.execute(text("""
+        UPDATE deliveries SET state = 'queued', lease_until = NULL, claimed_by = NULL,
+               possible_duplicates = possible_duplicates + 1, updated_at = now()
+         WHERE state = 'submitting' AND lease_until < now()
+        RETURNING alert_id
+    """)).scalars().all()
+    reclaimed: dict[int, int] = {}
+    for alert_id in rows:
+        reclaimed[alert_id] = reclaimed.get(alert_id, 0) + 1
+    return reclaimed
+
+
+def release_claims(session: Session, ids: list[int], *, worker: str) -> int:
+    """Give back leased rows that were never written to a socket (a clean stop): no duplicate."""
+    if not ids:
+        return 0
+    return session.execute(text("""
+        UPDATE deliveries SET state = 'queued', lease_until = NULL, claimed_by = NULL,
+               attempts = greatest(attempts - 1, 0), updated_at = now()
+         WHERE id = ANY(:ids) AND state = 'submitting' AND claimed_by = :worker
+    """), {"ids": ids, "worker": worker}).rowcount
+
+
+def cut_batches(session: Session, alert_id: int, *, after_id: int = 0, size: int = 500) -> list[tuple[int, int]]:
+    """Id ranges of `size` queued deliveries each, for the rows of `alert_id` with id > after_id."""
+    rows = session.execute(text("""
+        SELECT min(id), max(id) FROM (
+            SELECT id, (row_number() OVER (ORDER BY id) - 1) / :size AS b
+              FROM deliveries WHERE alert_id = :alert_id AND id > :after AND state = 'queued') t
+         GROUP BY b ORDER BY 1
+    """), {"alert_id": alert_id, "after": after_id, "size": size}).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def remaining(session: Session, alert_id: int) -> int:
+    """Deliveries of the alert not yet handed to a carrier nor finished (from the live counters)."""
+    return int(session.execute(text("""
+        SELECT coalesce(sum(n), 0) FROM alert_counters
+         WHERE alert_id = :a AND state IN ('queued', 'submitting', 'waiting_route')
+    """), {"a": alert_id}).scalar_one())

@@ -1,0 +1,146 @@
+"""The reconciler: rebuilds the work in Redis from Postgres alone.
+
+Run by `sirena reconcile` once, and every few seconds by `sirena scheduler`. It:
+- returns expired `submitting` leases to `queued` (a dead worker's batch), counting possible re-sends;
+- gives `waiting_route` deliveries another chance once in a while;
+- queues the fan-out of approved alerts whose job never reached Redis, and of scheduled alerts now due
+  (the schedule lives in Postgres, not in RQ's scheduler, so a Redis restart loses nothing);
+- queues send batches for queued deliveries that no pending job covers (Redis flushed, jobs lost);
+- completes alerts with nothing left to send.
+Every action is idempotent; two reconcilers at once only queue harmless duplicate jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from redis import Redis
+from sqlalchemy import select, text
+
+from alerting.db import transaction, utcnow
+from alerting.models import Alert, AlertState
+from alerting.outbox import PRIORITY_QUEUES, enqueue_after_commit
+from broadcast import claims, jobs
+
+log = logging.getLogger("sirena.reconciler")
+
+ORPHAN_GRACE_S = 5  # queued rows younger than this may still be on their way to Redis
+WAITING_ROUTE_RETRY_S = 10
+
+
+@dataclass
+class ReconcileReport:
+    reaped: dict[int, int] = field(default_factory=dict)
+    waiting_retried: int = 0
+    fan_outs_queued: list[int] = field(default_factory=list)
+    batches_queued: dict[int, int] = field(default_factory=dict)
+    completed: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {"reaped": sum(self.reaped.values()), "waiting_route_retried": self.waiting_retried,
+                "fan_outs_queued": self.fan_outs_queued, "batches_queued": sum(self.batches_queued.values()),
+                "completed": self.completed, "seconds": round(self.seconds, 3)}
+
+
+def pending_jobs(redis: Redis | None, prefix: str = "") -> set[str]:
+    """Ids of jobs waiting in any priority queue or running now (empty if Redis is unreachable)."""
+    if redis is None:
+        return set()
+    from rq import Queue
+    from rq.registry import StartedJobRegistry
+    from rq.serializers import JSONSerializer
+
+    ids: set[str] = set()
+    try:
+        for name in PRIORITY_QUEUES:
+            queue = Queue(prefix + name, connection=redis, serializer=JSONSerializer)
+            ids.update(queue.get_job_ids())
+            ids.update(StartedJobRegistry(queue=queue).get_job_ids(cleanup=False))
+    except Exception as exc:
+        log.warning("cannot read the queues: %s", exc)
+    return ids
+
+
+def _batch_ranges(job_ids: set[str], alert_id: int) -> list[tuple[int, int]]:
+    prefix = f"send-{alert_id}-"
+    ranges = []
+    for job_id in job_ids:
+        if job_id.startswith(prefix):
+            lo, hi = job_id[len(prefix):].split("-")[:2]
+            ranges.append((int(lo), int(hi)))
+    return ranges
+
+
+def reconcile(redis: Redis | None) -> ReconcileReport:
+    """One pass; see the module docstring. Each part commits in its own short transaction."""
+    started = time.monotonic()
+    report = ReconcileReport()
+    with transaction() as session:
+        report.reaped = claims.reap_expired_leases(session)
+        report.waiting_retried = session.execute(text("""
+            UPDATE deliveries SET state = 'queued', updated_at = now() - make_interval(secs => :grace)
+             WHERE state = 'waiting_route' AND updated_at < now() - make_interval(secs => :retry)
+        """), {"retry": WAITING_ROUTE_RETRY_S, "grace": ORPHAN_GRACE_S + 1}).rowcount
+    live = pending_jobs(redis)
+    tag = f"-rc{int(time.time() * 1000)}"
+    with transaction() as session:
+        now = utcnow()
+        candidates = session.scalars(select(Alert).where(
+            (Alert.state == AlertState.APPROVED) & (Alert.approved_at < now - timedelta(seconds=ORPHAN_GRACE_S))
+            | (Alert.state == AlertState.SCHEDULED) & (Alert.scheduled_at <= now)
+            | (Alert.state == AlertState.SENDING) & ~Alert.fanout_done
+        )).all()
+        for alert in candidates:
+            if any(j.startswith(f"fan-out-{alert.id}") for j in live):
+                continue
+            enqueue_after_commit(session, "broadcast.jobs.fan_out", alert.id, queue=alert.priority.queue_name,
+                                 job_id=f"fan-out-{alert.id}{tag}", timeout_s=jobs.FAN_OUT_TIMEOUT_S)
+            report.fan_outs_queued.append(alert.id)
+    sending = _sending_alerts()
+    for alert_id in sending:
+        with transaction() as session:
+            alert = session.get(Alert, alert_id)
+            if alert is None or alert.state is not AlertState.SENDING:
+                continue
+            batches = _orphan_batches(session, alert_id, _batch_ranges(live, alert_id))
+            if batches:
+                jobs.queue_batches(session, alert, batches, tag=tag)
+                report.batches_queued[alert_id] = len(batches)
+            elif jobs.finish_if_done(session, alert_id):
+                report.completed.append(alert_id)
+    report.seconds = time.monotonic() - started
+    if report.reaped or report.batches_queued or report.fan_outs_queued:
+        log.info("reconcile %s", report.as_dict())
+    return report
+
+
+def _sending_alerts() -> list[int]:
+    with transaction() as session:
+        return list(session.scalars(select(Alert.id).where(Alert.state == AlertState.SENDING)))
+
+
+def _orphan_batches(session, alert_id: int, covered: list[tuple[int, int]]) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
+    """Batches of queued rows that no pending job's id range covers."""
+    multirange = "{" + ",".join(f"[{lo},{hi}]" for lo, hi in covered) + "}"
+    rows = session.execute(text("""
+        SELECT min(id), max(id) FROM (
+            SELECT id, (row_number() OVER (ORDER BY id) - 1) / :size AS b FROM deliveries
+             WHERE alert_id = :a AND state = 'queued' AND updated_at < now() - make_interval(secs => :grace)
+               AND NOT (id <@ CAST(:covered AS int8multirange))) t
+         GROUP BY b ORDER BY 1
+    """), {"a": alert_id, "size": jobs.BATCH_SIZE, "grace": ORPHAN_GRACE_S, "covered": multirange}).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def run_forever(redis: Redis | None, *, interval_s: float = 2.0, stop: object = None) -> None:
+    """The loop `sirena scheduler` runs: reconcile every `interval_s` until `stop.is_set()`."""
+    while stop is None or not stop.is_set():  # type: ignore[attr-defined]
+        try:
+            reconcile(redis)
+        except Exception:
+            log.exception("reconcile pass failed; retrying")
+        time.sleep(interval_s)

@@ -1,0 +1,117 @@
+"""factory_boy factories for the data model; the session is set per test by the `factories` fixture."""
+
+from __future__ import annotations
+
+import factory
+from factory.alchemy import SQLAlchemyModelFactory
+from geoalchemy2.elements import WKTElement
+
+from alerting.models import (
+    Alert,
+    AlertMode,
+    AlertState,
+    Contact,
+    ContactLocation,
+    Group,
+    GroupKind,
+    GroupMember,
+    Operator,
+    Priority,
+    Sender,
+    SenderKind,
+)
+from audit.actor import Actor
+
+
+class _Base(SQLAlchemyModelFactory):
+    class Meta:
+        abstract = True
+        sqlalchemy_session_persistence = "flush"
+
+
+class OperatorFactory(_Base):
+    class Meta:
+        model = Operator
+
+    username = factory.Sequence(lambda n: f"operator{n}")
+    password_hash = "not-a-usable-hash"
+    roles = factory.LazyFunction(lambda: ["composer"])
+
+
+class ContactFactory(_Base):
+    class Meta:
+        model = Contact
+
+    msisdn = factory.Sequence(lambda n: f"+5691{n:07d}")
+    name = factory.Sequence(lambda n: f"Contacto {n}")
+    language = "es"
+    attributes = factory.LazyFunction(dict)
+
+
+class LocationFactory(_Base):
+    class Meta:
+        model = ContactLocation
+
+    contact = None
+    contact_id = factory.LazyAttribute(lambda o: o.contact.id)
+    label = "home"
+    lon = -70.65
+    lat = -33.45
+    geom = factory.LazyAttribute(lambda o: WKTElement(f"POINT({o.lon} {o.lat})", srid=4326))
+
+    class Params:
+        pass
+
+    @classmethod
+    def _adjust_kwargs(cls, **kwargs):  # type: ignore[no-untyped-def]
+        kwargs.pop("contact", None)
+        kwargs.pop("lon", None)
+        kwargs.pop("lat", None)
+        return kwargs
+
+
+class GroupFactory(_Base):
+    class Meta:
+        model = Group
+
+    name = factory.Sequence(lambda n: f"grupo-{n}")
+    kind = GroupKind.STATIC
+    drill_allowed = False
+
+
+class SenderFactory(_Base):
+    class Meta:
+        model = Sender
+
+    name = factory.Sequence(lambda n: f"SENDER{n}")
+    kind = SenderKind.SHORT
+    address = factory.Sequence(lambda n: f"{4000 + n}")
+    active = True
+
+
+class AlertFactory(_Base):
+    class Meta:
+        model = Alert
+
+    reference = factory.Sequence(lambda n: f"A-TEST-{n:06d}")
+    reply_code = factory.Sequence(lambda n: f"{1000 + n % 9000}")
+    mode = AlertMode.LIVE
+    priority = Priority.NORMAL
+    state = AlertState.DRAFT
+    sender_name = "SIRENA-SC"
+    texts = factory.LazyFunction(lambda: {"es": "Alerta de prueba"})
+    target = factory.LazyFunction(dict)
+    composed_by_id = factory.LazyAttribute(lambda o: OperatorFactory().id)
+
+
+ALL = [OperatorFactory, ContactFactory, LocationFactory, GroupFactory, SenderFactory, AlertFactory]
+
+
+def add_member(session, group: Group, contact: Contact) -> None:  # type: ignore[no-untyped-def]
+    session.add(GroupMember(group_id=group.id, contact_id=contact.id))
+    session.flush()
+
+
+def actor_for(operator: Operator, interface: str = "console") -> Actor:
+    return Actor(kind="operator", name=operator.username, operator_id=operator.id,
+                 roles=frozenset(operator.roles), interface=interface)
