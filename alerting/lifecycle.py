@@ -265,10 +265,12 @@ def approve_alert(session: Session, alert_id: int, approver: Actor, *, seen_hash
     if alert.state is not S.PENDING_APPROVAL:
         raise InvalidTransition(f"alert {alert.reference} is {alert.state.value}, not pending approval",
                                 alert_id=alert_id)
-    _require_role(approver, Role.APPROVER, "approve alerts")
-    if approver.operator_id is None or approver.operator_id == alert.composed_by_id:
+    if approver.operator_id is not None and approver.operator_id == alert.composed_by_id:
         # One stolen account must not be able to alert a city.
         raise TwoPersonRuleViolated(f"the composer of {alert.reference} cannot approve it", alert_id=alert_id)
+    _require_role(approver, Role.APPROVER, "approve alerts")
+    if approver.operator_id is None:
+        raise Refused("only an operator (or a token acting as one) can approve", alert_id=alert_id)
     current = approval_hash(alert)
     if current != alert.approval_hash or (seen_hash is not None and seen_hash != current):
         raise Refused(f"alert {alert.reference} changed since it was shown; review it again", alert_id=alert_id)

@@ -53,7 +53,7 @@ def test_compose_creates_a_draft_with_reference_and_reply_code(db, people):
 def test_compose_refuses_unknown_sender_and_empty_text_naming_fields(db, people):
     with pytest.raises(InvalidInput) as err:
         compose_alert(db, draft(texts={"es": "  "}, sender_name="NOPE"), people["composer"])
-    assert set(err.value.details["fields"]) == {"texts.es", "sender"}
+    assert set(err.value.details["fields"]) == {"texts", "texts.es", "sender"}
 
 
 def test_compose_refuses_placeholder_without_default(db, people):
