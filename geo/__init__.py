@@ -1,0 +1,3 @@
+"""Zones and the spatial part of targeting. Importing the package registers geo's tables."""
+
+from geo import parts as _parts  # noqa: F401  (zone_parts on Base.metadata, for Alembic)

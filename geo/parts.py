@@ -1,0 +1,45 @@
+"""Zone parts: each zone version cut with ST_Subdivide into small polygons, each in a GiST index.
+
+A 1,000-vertex zone has one huge bounding box, so a GiST search with it returns most of a city and
+every point is then tested against all 1,000 edges. Cut into pieces of at most MAX_VERTICES
+vertices, each piece's box is tight and each test is short. The pieces cover the zone exactly
+(their union is the zone), and a point on a cut line touches two pieces: targeting therefore
+counts the boundary as inside (ST_Intersects) and de-duplicates by contact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, text
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from alerting.db import Base
+
+MAX_VERTICES = 64  # ST_Subdivide's max_vertices: small pieces, tight boxes, short point-in-polygon tests
+
+
+class ZonePart(Base):
+    __tablename__ = "zone_parts"
+    __table_args__ = (Index("ix_zone_parts_geom", "geom", postgresql_using="gist"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), index=True)
+    part_no: Mapped[int] = mapped_column(Integer)
+    geom: Mapped[Any] = mapped_column(Geometry("POLYGON", srid=4326, spatial_index=False))
+
+
+def subdivide_zone(session: Session, zone_id: int) -> int:
+    """(Re)write the parts of one zone version; returns how many pieces it was cut into."""
+    session.execute(text("DELETE FROM zone_parts WHERE zone_id = :z"), {"z": zone_id})
+    result = session.execute(
+        text(
+            "INSERT INTO zone_parts (zone_id, part_no, geom) "
+            "SELECT z.id, row_number() OVER (), piece "
+            "FROM zones z, LATERAL ST_Subdivide(z.geom, :max_vertices) AS piece "
+            "WHERE z.id = :z"
+        ),
+        {"z": zone_id, "max_vertices": MAX_VERTICES},
+    )
+    return int(result.rowcount or 0)
