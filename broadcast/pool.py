@@ -1,0 +1,661 @@
+"""The carrier pool: every bind of every carrier, and the rules for which one sends what.
+
+`CarrierPool.submit_many(messages)` is the gateway's hot path. The caller's thread posts the batch
+on a board; each bind pulls work as its window frees (from its own reader thread, so windows stay
+full without a round trip through the caller) within its token bucket. Routing: a message goes
+only through carriers that carry its sender (and that it is allowed to use); all parts of a long
+message go through one bind. Response policy (SMPP 3.4 command_status in submit_sm_resp):
+
+| response                                   | what happens                                           |
+|--------------------------------------------|--------------------------------------------------------|
+| 0 (ESME_ROK)                               | message id recorded; `submitted` when every part is in |
+| 0x58 ESME_RTHROTTLED                       | that bind pauses and halves its rate; same part again  |
+| 0x14 MSGQFUL, 0x08 SYSERR, generic_nack, … | retry on another bind (breaker counts a failure)       |
+| no response in time, link lost             | possible duplicate: retry on another bind, counted     |
+| anything else (0x0B invalid dest, …)       | `failed` with the code; never retried                  |
+
+A result is always given for every message, nothing is dropped: `waiting_route` when every route
+of its sender is down (breakers open, links down, or a long number's daily cap is reached),
+`retry`/`ambiguous` when it could not be finished within the call (`ambiguous`: it may have
+reached the carrier, so a retry may duplicate it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from broadcast.binds import Bind, BindState, CarrierUnavailable, OnDeliver, Part
+from broadcast.carriers import CarrierConfig, CarriersConfig, SenderConfig, source_ton_npi
+
+log = logging.getLogger("sirena.pool")
+
+ESME_RTHROTTLED = 0x58
+# Transient: the SMSC did not take it, another bind may. 0x45 submit failed, 0x64 temporary app error,
+# 0x04 bad bind status (the link is confused), 0x08 system error, 0x14 queue full.
+_OTHER_BIND = frozenset({0x04, 0x08, 0x14, 0x45, 0x64})
+_DATA_CODING_GSM7 = 0
+MAX_ATTEMPTS = 3  # binds tried per message within one submit_many call
+
+
+class TokenBucket:
+    """A rate in PDUs per second (a three-part message takes three tokens), with a short burst.
+
+    `slow_down()` answers a throttle: pause, halve the rate (at most once per pause), then recover
+    by 5 % of the configured rate per second. Not thread-safe: its owner holds a lock.
+    """
+
+    def __init__(self, rate: float, clock: Any = time.monotonic) -> None:
+        self.ceiling = self.rate = float(rate)
+        self.burst = max(1.0, rate / 20)  # 50 ms worth: smooth at the carrier, full windows here
+        self.tokens = self.burst
+        self.clock = clock
+        self.last = clock()
+        self.paused_until = 0.0
+        self.pause_s = 1.0
+
+    def _refill(self, now: float) -> None:
+        elapsed = now - self.last
+        if elapsed > 0:
+            if self.rate < self.ceiling and now >= self.paused_until:
+                self.rate = min(self.ceiling, self.rate + self.ceiling * 0.05 * elapsed)
+            self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+            self.last = now
+
+    def take(self, n: int) -> int:
+        """Up to `n` tokens now (possibly 0)."""
+        now = self.clock()
+        if now < self.paused_until:
+            return 0
+        self._refill(now)
+        granted = min(n, int(self.tokens))
+        self.tokens -= granted
+        return granted
+
+    def take_all(self, n: int) -> bool:
+        """All `n` or none. A message bigger than the burst goes into debt, repaid at the rate."""
+        now = self.clock()
+        if now < self.paused_until:
+            return False
+        self._refill(now)
+        if self.tokens < min(n, self.burst) - 1e-9:
+            return False
+        self.tokens -= n
+        return True
+
+    def give_back(self, n: int) -> None:
+        self.tokens += n
+
+    def slow_down(self) -> None:
+        now = self.clock()
+        if now < self.paused_until:
+            return  # the rest of a window answered 0x58 for the same overload
+        self._refill(now)
+        self.rate = max(self.ceiling / 64, self.rate / 2)
+        self.tokens = 0.0
+        self.paused_until = now + self.pause_s
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class Breaker:
+    """Per bind: open after `failures` failures in a row or a lost link; after `cooldown_s` (or a
+    fresh bind) one probe goes through half-open; its success closes it, its failure reopens it."""
+
+    def __init__(self, failures: int, cooldown_s: float, clock: Any = time.monotonic) -> None:
+        self.threshold, self.cooldown_s, self.clock = failures, cooldown_s, clock
+        self.state = BreakerState.CLOSED
+        self.consecutive = 0
+        self.opened_at = 0.0
+
+    def allows(self) -> bool:
+        if self.state is BreakerState.OPEN:
+            if self.clock() - self.opened_at < self.cooldown_s:
+                return False
+            self.state = BreakerState.HALF_OPEN
+        return True
+
+    def success(self) -> None:
+        if self.state is not BreakerState.OPEN:  # a late answer from before the trip proves nothing
+            self.state, self.consecutive = BreakerState.CLOSED, 0
+
+    def failure(self) -> None:
+        self.consecutive += 1
+        if self.state is BreakerState.HALF_OPEN or self.consecutive >= self.threshold:
+            self.trip()
+
+    def trip(self) -> None:
+        self.state, self.opened_at = BreakerState.OPEN, self.clock()
+
+    def link_up(self) -> None:
+        if self.state is BreakerState.OPEN:
+            self.state = BreakerState.HALF_OPEN  # a bind that just succeeded is the cool-down's end
+
+
+class Outcome(StrEnum):
+    SUBMITTED = "submitted"
+    RETRY = "retry"  # not accepted; try again later (maybe on another carrier)
+    FAILED = "failed"  # permanent: the carrier's code says so, or no carrier may carry it
+    WAITING_ROUTE = "waiting_route"  # every route for its sender is down; nothing was sent
+    AMBIGUOUS = "ambiguous"  # may have reached the carrier: a retry may duplicate it
+
+
+@dataclass(slots=True)
+class OutboundMessage:
+    """One SMS to one handset, already encoded (broadcast.encoding.encode_parts).
+
+    `data_coding` 0 means GSM-7: each carrier's `data_coding_gsm7` is used in its place.
+    """
+
+    delivery_id: int
+    sender: str
+    destination: str  # E.164, "+56911112222"
+    parts: list[bytes]
+    data_coding: int = _DATA_CODING_GSM7
+    esm_class: int = 0  # 0x40 (UDHI) when the parts carry a concatenation header
+    allowed_carriers: frozenset[str] | None = None  # e.g. only test carriers for an exercise
+    avoid_carriers: frozenset[str] = frozenset()  # e.g. the carrier that failed it last time
+
+
+@dataclass(slots=True)
+class SubmitResult:
+    delivery_id: int
+    outcome: Outcome
+    carrier: str | None = None
+    bind: str | None = None
+    message_ids: list[str | None] = field(default_factory=list)
+    error_code: int | None = None
+    reason: str = ""
+    possible_duplicate: bool = False  # an earlier attempt may have reached a carrier
+    carriers_tried: list[str] = field(default_factory=list)
+
+
+class _Job:
+    __slots__ = ("acked", "attempt", "avoid", "call", "dup", "group", "ids", "msg", "refused", "result",
+                 "route", "tries", "written")
+
+    def __init__(self, msg: OutboundMessage, call: _Call, group: _Group) -> None:
+        self.msg, self.call, self.group = msg, call, group
+        self.result: SubmitResult | None = None
+        self.route: _Route | None = None
+        self.attempt = self.tries = self.acked = self.written = self.refused = 0
+        self.avoid: set[str] = set()
+        self.dup = False
+        self.ids: list[str | None] = [None] * len(msg.parts)
+
+
+class _Group:
+    """Queued jobs sharing a route set (same sender, same allowed/avoided carriers)."""
+
+    def __init__(self, sender: SenderConfig | None, routes: list[_Route]) -> None:
+        self.sender, self.routes = sender, routes
+        self.queue: deque[_Job] = deque()
+        self.retry: deque[_Job] = deque()
+
+
+class _Call:
+    def __init__(self, priority: int, total: int) -> None:
+        self.priority, self.total = priority, total
+        self.groups: dict[tuple[Any, ...], _Group] = {}
+        self.lock = threading.Lock()
+        self.finished = 0
+        self.closed = False
+        self.jobs: list[_Job] = []
+        self.done = threading.Event()
+
+
+class _Route:
+    """A bind with its flow control: token bucket, breaker, and the parts it owes a resend."""
+
+    def __init__(self, bind: Bind, carrier: CarrierConfig) -> None:
+        self.bind, self.carrier, self.name = bind, carrier, bind.name
+        self.bucket = TokenBucket(carrier.bind_tps)
+        self.breaker = Breaker(carrier.breaker_failures, carrier.breaker_cooldown_s)
+        self.lock = threading.Lock()
+        self.resend: deque[Part] = deque()  # throttled parts, sent again here first
+        self.pinned: deque[_Job] = deque()  # jobs with parts still to write on this bind
+        self.sources: dict[str, tuple[str, int, int]] = {}
+        self.failed = self.ambiguous = self.throttled = 0
+
+    def usable(self) -> bool:
+        return self.bind.state is BindState.UP and self.breaker.allows()
+
+
+class CarrierPool:
+    """Every bind to every carrier in `config`, routing messages by sender with failover.
+
+    `on_deliver(carrier, bind_name, fields)` receives every deliver_sm (receipts and replies), from
+    a bind's reader thread; it must be quick and must raise if it could not keep the message (the
+    SMSC is then told to deliver it again).
+    """
+
+    def __init__(self, config: CarriersConfig, on_deliver: OnDeliver, *, carriers: Iterable[str] | None = None):
+        self.config = config
+        wanted = set(carriers) if carriers is not None else {c.name for c in config.carriers}
+        self.routes: list[_Route] = []
+        for carrier in config.carriers:
+            if carrier.name not in wanted:
+                continue
+            for index in range(1, carrier.binds + 1):
+                route = _Route(Bind(carrier, index, self, on_deliver), carrier)
+                for name in carrier.senders:
+                    route.sources[name] = (config.senders[name].address, *source_ton_npi(
+                        carrier, config.senders[name]))
+                self.routes.append(route)
+        self._by_bind = {r.bind: r for r in self.routes}
+        self._calls: list[_Call] = []
+        self._calls_lock = threading.Lock()
+        self._sender_buckets = {s.name: TokenBucket(s.tps) for s in config.senders.values() if s.tps}
+        self._sender_lock = threading.Lock()
+        self._daily: dict[str, tuple[str, int]] = {}
+        self.ambiguous = 0  # messages written to a carrier without an answer: possible duplicates
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self, wait_s: float = 5.0) -> None:
+        """Start every bind; wait up to `wait_s` until each carrier has one up.
+
+        Raises CarrierUnavailable naming every carrier with no bind up and its last error (bad
+        credentials, refused connection); the binds keep retrying in the background.
+        """
+        for route in self.routes:
+            route.bind.start()
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and self._carriers_down():
+            time.sleep(0.02)
+        down = self._carriers_down()
+        if down:
+            reasons = "; ".join(self._last_error(name) for name in down)
+            raise CarrierUnavailable(f"no bind up after {wait_s:g} s: {reasons}", carriers=down)
+
+    def stop(self, drain_s: float = 5.0) -> None:
+        """Finish what is in flight (up to `drain_s`), unbind every bind cleanly."""
+        threads = [threading.Thread(target=r.bind.stop, args=(drain_s,)) for r in self.routes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _carriers_down(self) -> list[str]:
+        up = {r.carrier.name for r in self.routes if r.bind.state is BindState.UP}
+        return sorted({r.carrier.name for r in self.routes} - up)
+
+    def _last_error(self, carrier: str) -> str:
+        errors = [r.bind.stats.last_error for r in self.routes if r.carrier.name == carrier]
+        return next((e for e in errors if e), f"carrier {carrier}: not bound yet")
+
+    # -- submitting ----------------------------------------------------------------------------
+
+    def submit_many(self, messages: list[OutboundMessage], *, timeout_s: float = 30.0,
+                    priority: int = 100) -> list[SubmitResult]:
+        """Submit `messages` windowed over every usable bind; one result per message, in order.
+
+        Returns when every message has an outcome. No new submit_sm is written after `timeout_s`;
+        what is in flight then gets its answer or its response timeout. A lower `priority` is
+        served first by every bind (a flash alert's batch overtakes a routine one's).
+        """
+        call = _Call(priority, len(messages))
+        jobs = call.jobs = [self._job(msg, call) for msg in messages]
+        if call.finished < call.total:
+            with self._calls_lock:
+                self._calls = sorted([*self._calls, call], key=lambda c: c.priority)
+            try:
+                self._drive(call, time.monotonic() + timeout_s)
+            finally:
+                with self._calls_lock:
+                    self._calls = [c for c in self._calls if c is not call]
+        return [job.result for job in jobs]  # type: ignore[misc]
+
+    def _job(self, msg: OutboundMessage, call: _Call) -> _Job:
+        key = (msg.sender, msg.allowed_carriers, msg.avoid_carriers)
+        group = call.groups.get(key)
+        if group is None:
+            sender = self.config.senders.get(msg.sender)
+            routes = [r for r in self.routes if sender is not None and msg.sender in r.carrier.senders
+                      and (msg.allowed_carriers is None or r.carrier.name in msg.allowed_carriers)
+                      and r.carrier.name not in msg.avoid_carriers]
+            group = call.groups[key] = _Group(sender, routes)
+        job = _Job(msg, call, group)
+        if group.sender is None:
+            self._finish(job, Outcome.FAILED, reason=f'unknown sender "{msg.sender}"')
+        elif not group.routes:
+            self._finish(job, Outcome.FAILED, reason=f'no carrier allowed for this message carries "{msg.sender}"')
+        elif not msg.parts or len(msg.parts) > 255:
+            self._finish(job, Outcome.FAILED, reason=f"a message has 1-255 parts, this one {len(msg.parts)}")
+        else:
+            group.queue.append(job)
+        return job
+
+    def _drive(self, call: _Call, deadline: float) -> None:
+        routes = {r for g in call.groups.values() for r in g.routes}
+        while not call.done.is_set():
+            if time.monotonic() > deadline and not call.closed:
+                call.closed = True
+            self._sweep(call)
+            for route in routes:
+                self._pump(route)
+            call.done.wait(0.02)
+
+    def _sweep(self, call: _Call) -> None:
+        """Give an outcome to queued jobs that cannot move: no usable route, or out of time."""
+        for group in call.groups.values():
+            usable = {r.name for r in group.routes if r.usable()}
+            if usable and not call.closed:
+                # Only jobs that every usable bind has already failed are stuck.
+                for _ in range(len(group.retry)):
+                    try:
+                        job = group.retry.popleft()
+                    except IndexError:
+                        break
+                    if job.result is None and usable <= job.avoid:
+                        self._give_up(job, f"failed on every bind left to it ({', '.join(sorted(job.avoid))})")
+                    elif job.result is None:
+                        group.retry.append(job)
+                continue
+            for queue in (group.queue, group.retry):
+                while queue:
+                    try:
+                        job = queue.popleft()
+                    except IndexError:
+                        break
+                    if job.result is not None:
+                        continue
+                    if call.closed:
+                        self._give_up(job, f"not submitted within the call's time (binds tried: {job.tries})")
+                    elif job.avoid or job.dup:
+                        self._give_up(job, f"failed on {', '.join(sorted(job.avoid))}; {self._down_reason(group)}")
+                    else:
+                        self._finish(job, Outcome.WAITING_ROUTE, reason=self._down_reason(group))
+        if call.closed and not any(p.job.call is call for r in self.routes for p in list(r.bind.pending.values())):
+            # Nothing of this call is on the wire: what is left (throttled, half-written) ends now.
+            for job in call.jobs:
+                if job.result is None:
+                    self._give_up(job, "not finished within the call's time (throttled or no window)")
+
+    def _down_reason(self, group: _Group) -> str:
+        states = ", ".join(f"{r.name} {r.bind.state}/{r.breaker.state}" for r in group.routes)
+        return f'every route for "{group.sender.name}" is down ({states})'  # type: ignore[union-attr]
+
+    def _give_up(self, job: _Job, reason: str) -> None:
+        dup = _maybe_sent(job)
+        self._finish(job, Outcome.AMBIGUOUS if dup else Outcome.RETRY, reason=reason, dup=dup)
+
+    def _finish(self, job: _Job, outcome: Outcome, *, code: int | None = None, reason: str = "",
+                dup: bool | None = None) -> None:
+        call = job.call
+        with call.lock:
+            if job.result is not None:
+                return
+            route = job.route
+            job.result = SubmitResult(
+                job.msg.delivery_id, outcome, route.carrier.name if route else None,
+                route.name if route else None, job.ids if outcome is Outcome.SUBMITTED else [],
+                code, reason, job.dup if dup is None else dup, sorted(job.avoid | ({route.name} if route else set())),
+            )
+            call.finished += 1
+            if call.finished >= call.total:
+                call.done.set()
+        if outcome is Outcome.AMBIGUOUS:
+            self.ambiguous += 1
+
+    # -- feeding binds -------------------------------------------------------------------------
+
+    def _pump(self, route: _Route) -> None:
+        """Fill `route`'s free window within its tokens. Called from any thread, often."""
+        bind = route.bind
+        with route.lock:
+            free = bind.free_slots()
+            if route.breaker.state is BreakerState.HALF_OPEN:
+                free = min(free, 1 - len(bind.pending))  # one probe at a time
+            if free <= 0 or not route.breaker.allows():
+                return
+            granted = route.bucket.take(free)
+            if granted <= 0:
+                return
+            parts = self._collect(route, granted)
+            route.bucket.give_back(granted - len(parts))
+            if parts and bind.submit(parts) == 0:
+                self._requeue_unwritten(route, parts)
+
+    def _collect(self, route: _Route, room: int) -> list[Part]:
+        parts: list[Part] = []
+        while route.resend and len(parts) < room:
+            part = route.resend.popleft()
+            job = part.job
+            if job.result is None and part.attempt == job.attempt:
+                if job.call.closed:
+                    continue  # the sweep gives it up once nothing of its call is in flight
+                job.refused -= 1
+                parts.append(part)
+        while route.pinned and len(parts) < room:
+            job = route.pinned[0]
+            if job.result is not None or job.route is not route or job.call.closed:
+                route.pinned.popleft()
+                continue
+            self._take_parts(route, job, parts, room)
+            if job.written == len(job.msg.parts):
+                route.pinned.popleft()
+        if len(parts) < room:
+            for call in self._calls:
+                if call.closed:
+                    continue
+                for group in call.groups.values():
+                    if route not in group.routes:
+                        continue
+                    while len(parts) < room:
+                        job = self._pull(route, group)
+                        if job is None:
+                            break
+                        self._take_parts(route, job, parts, room)
+                        if job.written < len(job.msg.parts):
+                            route.pinned.append(job)
+                            return parts
+        return parts
+
+    def _pull(self, route: _Route, group: _Group) -> _Job | None:
+        sender = group.sender
+        for queue in (group.retry, group.queue):
+            for _ in range(len(queue) if queue is group.retry else 1):
+                try:
+                    job = queue.popleft()
+                except IndexError:
+                    break
+                if job.result is not None:
+                    continue
+                if route.name in job.avoid:
+                    queue.append(job)
+                    continue
+                if sender.tps or sender.daily_cap:  # type: ignore[union-attr]
+                    verdict = self._sender_gate(sender, len(job.msg.parts))  # type: ignore[arg-type]
+                    if verdict is not None:
+                        if verdict:
+                            self._finish(job, Outcome.WAITING_ROUTE, reason=verdict)
+                        else:
+                            queue.appendleft(job)
+                        return None
+                job.route = route
+                return job
+        return None
+
+    def _sender_gate(self, sender: SenderConfig, parts: int) -> str | None:
+        """None: go. "": not yet (sender TPS). Otherwise the reason it cannot go today."""
+        with self._sender_lock:
+            if sender.daily_cap:
+                today = datetime.now(UTC).date().isoformat()
+                day, used = self._daily.get(sender.name, (today, 0))
+                used = used if day == today else 0
+                if used + parts > sender.daily_cap:
+                    return f'daily cap of {sender.daily_cap} parts reached for "{sender.name}" (resets 00:00 UTC)'
+            bucket = self._sender_buckets.get(sender.name)
+            if bucket is not None and not bucket.take_all(parts):
+                return ""
+            if sender.daily_cap:
+                self._daily[sender.name] = (today, used + parts)
+        return None
+
+    def _take_parts(self, route: _Route, job: _Job, parts: list[Part], room: int) -> None:
+        msg = job.msg
+        data_coding = route.carrier.data_coding_gsm7 if msg.data_coding == _DATA_CODING_GSM7 else msg.data_coding
+        source = route.sources[msg.sender]
+        destination = msg.destination.lstrip("+")
+        while job.written < len(msg.parts) and len(parts) < room:
+            index = job.written
+            parts.append(Part(job, index, source, destination, msg.parts[index], data_coding, msg.esm_class,
+                              job.attempt))
+            job.written += 1
+
+    def _requeue_unwritten(self, route: _Route, parts: list[Part]) -> None:
+        for job in {id(p.job): p.job for p in parts}.values():
+            self._reroute(job, route, "bind went down before the write", dup=False)
+
+    def _reroute(self, job: _Job, route: _Route, reason: str, *, dup: bool, code: int | None = None) -> None:
+        """Start `job` over on another bind (never `route` again within this call).
+
+        `dup`: some of its parts were written and never answered, so they may have gone out.
+        """
+        with job.call.lock:
+            if job.result is not None or job.route is not route:
+                return
+            job.dup = dup or _maybe_sent(job)
+            job.attempt += 1
+            job.tries += 1
+            job.avoid.add(route.name)
+            job.route = None
+            job.written = job.acked = job.refused = 0
+            job.ids = [None] * len(job.msg.parts)
+        if job.tries >= MAX_ATTEMPTS or job.call.closed:
+            outcome = Outcome.AMBIGUOUS if job.dup else Outcome.RETRY
+            self._finish(job, outcome, code=code, reason=f"{reason} (binds tried: {job.tries})")
+        else:
+            job.group.retry.append(job)
+
+    # -- bind events (BindListener) --------------------------------------------------------------
+
+    def on_bind_up(self, bind: Bind) -> None:
+        route = self._by_bind[bind]
+        route.breaker.link_up()
+        self._pump(route)
+
+    def on_bind_down(self, bind: Bind, reason: str, unanswered: list[Part]) -> None:
+        route = self._by_bind[bind]
+        route.breaker.trip()
+        jobs = {id(p.job): p.job for p in unanswered if p.attempt == p.job.attempt}
+        jobs.update({id(p.job): p.job for p in route.resend})
+        jobs.update({id(j): j for j in route.pinned})
+        route.resend.clear()
+        route.pinned.clear()
+        if any(p.attempt == p.job.attempt for p in unanswered):
+            route.ambiguous += len(unanswered)
+        for job in jobs.values():
+            self._reroute(job, route, f"{bind.name}: {reason}", dup=any(p.job is job for p in unanswered))
+
+    def on_submit_timeout(self, bind: Bind, parts: list[Part]) -> None:
+        route = self._by_bind[bind]
+        route.ambiguous += len(parts)
+        for part in parts:
+            route.breaker.failure()
+            if part.attempt == part.job.attempt:
+                self._reroute(part.job, route, f"{bind.name}: no submit_sm_resp in time", dup=True)
+
+    def on_submit_resp(self, bind: Bind, part: Part, status: int, message_id: str | None) -> None:
+        job = part.job
+        if part.attempt != job.attempt or job.result is not None:
+            return
+        route = self._by_bind[bind]
+        if status == 0:
+            route.breaker.success()
+            job.ids[part.index] = message_id
+            job.acked += 1
+            if job.acked == len(job.msg.parts):
+                self._finish(job, Outcome.SUBMITTED)
+        elif status == ESME_RTHROTTLED:
+            route.throttled += 1
+            route.bucket.slow_down()
+            if job.call.closed:
+                self._give_up(job, f"{bind.name}: throttled (0x58) until the call's time ran out")
+            else:
+                job.refused += 1  # a definite "not taken"; undone when it is written again
+                route.resend.append(part)
+        elif status in _OTHER_BIND:
+            route.failed += 1
+            route.breaker.failure()
+            job.refused += 1
+            self._reroute(job, route, f"{bind.name}: {_describe(status)}", dup=False, code=status)
+        else:
+            route.failed += 1
+            route.breaker.success()  # the link works; the message is what the carrier refuses
+            self._finish(job, Outcome.FAILED, code=status, reason=f"{bind.name}: {_describe(status)}")
+
+    def on_window_free(self, bind: Bind) -> None:
+        self._pump(self._by_bind[bind])
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """Per carrier, per bind: state, breaker, window in use, rate, counters."""
+        carriers: dict[str, Any] = {}
+        for route in self.routes:
+            bind, stats = route.bind, route.bind.stats
+            entry = carriers.setdefault(route.carrier.name, {"test": route.carrier.test, "binds": {}})
+            entry["binds"][route.name] = {
+                "state": str(bind.state), "breaker": str(route.breaker.state), "window": bind.window,
+                "in_flight": len(bind.pending), "tps": round(route.bucket.rate, 1),
+                "submitted": stats.submitted, "responses": stats.responses, "failed": route.failed,
+                "throttled": route.throttled, "timeouts": stats.timeouts, "ambiguous": route.ambiguous,
+                "late_responses": stats.late_responses, "delivers": stats.delivers,
+                "connects": stats.connects, "connect_failures": stats.connect_failures,
+                "last_error": stats.last_error,
+            }
+        for entry in carriers.values():
+            entry["up"] = any(b["state"] == "up" for b in entry["binds"].values())
+        return {"carriers": carriers, "ambiguous": self.ambiguous}
+
+    def sender_usage(self, sender: str) -> dict[str, Any]:
+        """Today's use of a long number against its daily cap (this process's view)."""
+        config = self.config.senders[sender]
+        today = datetime.now(UTC).date().isoformat()
+        day, used = self._daily.get(sender, (today, 0))
+        used = used if day == today else 0
+        left = None if config.daily_cap is None else config.daily_cap - used
+        return {"sender": sender, "daily_cap": config.daily_cap, "used_today": used, "left_today": left,
+                "tps": config.tps}
+
+
+def plan_capacity(config: CarriersConfig, sender: str, parts_total: int, used_today: int = 0) -> dict[str, Any]:
+    """What sending `parts_total` parts from `sender` takes: seconds at its TPS, and whether it
+    exceeds a long number's daily cap (the compose preview shows this)."""
+    sender_config = config.senders[sender]
+    carriers = config.carriers_for(sender)
+    tps = sum(c.tps for c in carriers)
+    if sender_config.tps:
+        tps = min(tps, sender_config.tps)
+    cap = sender_config.daily_cap
+    return {
+        "sender": sender, "parts": parts_total, "tps": tps,
+        "seconds": parts_total / tps if tps else None,
+        "daily_cap": cap, "exceeds_daily_cap": cap is not None and used_today + parts_total > cap,
+        "carriers": [c.name for c in carriers],
+    }
+
+
+def _maybe_sent(job: _Job) -> bool:
+    """Could a carrier already hold some part of `job`? Then sending it again may duplicate it."""
+    return job.dup or job.acked > 0 or job.written > job.acked + job.refused
+
+
+def _describe(status: int) -> str:
+    import smpplib.consts
+
+    return f"{smpplib.consts.DESCRIPTIONS.get(status, 'unknown error')} (0x{status:02X})"
+
