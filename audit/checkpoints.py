@@ -1,0 +1,163 @@
+"""Checkpoints: the chain's head (count and hash) written outside the database, signed.
+
+A superuser can delete the last events and nothing inside the database would show it: the chain
+that is left is still valid. A checkpoint kept outside (a file under Settings.audit_checkpoint_dir,
+and a log line on the `sirena.audit.checkpoint` logger, which can be routed to syslog) records
+"the trail had N events ending in hash H"; `verify` then demands that the chain still holds event N
+with hash H. Each line is signed with an HMAC key derived from the secret key, so a checkpoint
+cannot be forged or edited without it.
+
+One file per database (`<database>.checkpoints.jsonl`), one JSON object per line, appended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+from alerting.settings import Settings
+from audit.chain import GENESIS, Head
+
+log = logging.getLogger("sirena.audit.checkpoint")
+
+_KEY_LABEL = b"sirena/audit-checkpoint/v1"
+_HEAD_SQL = text("SELECT current_database(), (SELECT seq FROM audit.events ORDER BY seq DESC LIMIT 1), "
+                 "(SELECT hash FROM audit.events ORDER BY seq DESC LIMIT 1)")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    database: str
+    seq: int
+    hash_hex: str
+    written_at: str
+
+    def body(self) -> dict[str, object]:
+        return {"v": 1, "database": self.database, "seq": self.seq, "hash": self.hash_hex,
+                "written_at": self.written_at}
+
+
+@dataclass(frozen=True)
+class BadLine:
+    """A checkpoint line that is malformed or whose signature does not match."""
+
+    line_no: int
+    reason: str
+
+
+def signing_key(settings: Settings) -> bytes:
+    """The checkpoint HMAC key: derived from the secret key, so rotating that needs re-signing."""
+    return hmac.new(settings.secret_key().reveal().encode(), _KEY_LABEL, hashlib.sha256).digest()
+
+
+def checkpoint_file(settings: Settings, database: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in database)
+    return settings.audit_checkpoint_dir / f"{safe}.checkpoints.jsonl"
+
+
+def read_head(conn: Connection | Session) -> tuple[str, Head]:
+    """(database name, head) as `conn` sees it; an empty chain's head is (0, GENESIS)."""
+    database, seq, head_hash = conn.execute(_HEAD_SQL).one()
+    return database, Head(int(seq or 0), bytes(head_hash) if head_hash is not None else GENESIS)
+
+
+def write_checkpoint(bind: Session | Engine, settings: Settings) -> Checkpoint:
+    """Record the chain's head outside the database; returns the checkpoint.
+
+    Given an Engine: reads the committed head on a connection of its own and writes now.
+    Given a Session: reads the head the session sees (its own appends included) now, and writes
+    it only after that session commits (nothing if it rolls back), so a checkpoint never names an
+    event that did not commit. Raises OSError if the file cannot be written and ConfigError if
+    the secret key is missing.
+    """
+    key = signing_key(settings)  # fail before anything else if there is no key
+    if isinstance(bind, Session):
+        database, head = read_head(bind)
+        cp = _checkpoint(database, head)
+        pending: list[Checkpoint] = bind.info.setdefault("audit_checkpoints", [])
+        if not pending:
+            event.listen(bind, "after_commit", lambda s: _flush(s, settings, key), once=True)
+            event.listen(bind, "after_rollback", lambda s: s.info.pop("audit_checkpoints", None), once=True)
+        pending.append(cp)
+        return cp
+    with bind.connect() as conn:
+        database, head = read_head(conn)
+    cp = _checkpoint(database, head)
+    _append_line(settings, key, cp)
+    return cp
+
+
+def _checkpoint(database: str, head: Head) -> Checkpoint:
+    return Checkpoint(database, head.seq, head.hash_hex, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+
+
+def _flush(session: Session, settings: Settings, key: bytes) -> None:
+    for cp in session.info.pop("audit_checkpoints", []):
+        try:
+            _append_line(settings, key, cp)
+        except OSError:
+            # The action has committed; losing one checkpoint weakens tail detection until the
+            # next one, it must not turn a completed alert into an error.
+            log.exception("could not write audit checkpoint seq=%s", cp.seq)
+
+
+def _mac(key: bytes, body: dict[str, object]) -> str:
+    message = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _append_line(settings: Settings, key: bytes, cp: Checkpoint) -> None:
+    path = checkpoint_file(settings, cp.database)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    body = cp.body()
+    line = json.dumps({**body, "mac": _mac(key, body)}, ensure_ascii=False) + "\n"
+    # O_APPEND: concurrent writers (workers finishing alerts together) never interleave a line.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, line.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    log.info("audit checkpoint %s", line.strip())
+
+
+def read_checkpoints(settings: Settings, database: str) -> tuple[list[Checkpoint], list[BadLine]]:
+    """Every checkpoint recorded for `database`, and the lines that fail their signature.
+
+    No file means no checkpoints (and no key is needed). Raises ConfigError if there is a file
+    but no secret key to check it with.
+    """
+    path = checkpoint_file(settings, database)
+    if not path.exists():
+        return [], []
+    key = signing_key(settings)
+    good: list[Checkpoint] = []
+    bad: list[BadLine] = []
+    with path.open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                cp = Checkpoint(str(data["database"]), int(data["seq"]), str(data["hash"]), str(data["written_at"]))
+                mac = str(data["mac"])
+            except (ValueError, KeyError, TypeError) as exc:
+                bad.append(BadLine(line_no, f"malformed checkpoint line ({exc})"))
+                continue
+            if not hmac.compare_digest(mac, _mac(key, cp.body())):
+                bad.append(BadLine(line_no, "checkpoint signature does not match (edited or forged)"))
+            elif cp.database != database:
+                bad.append(BadLine(line_no, f"checkpoint is for database {cp.database}, not {database}"))
+            else:
+                good.append(cp)
+    return good, bad

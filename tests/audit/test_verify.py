@@ -1,0 +1,182 @@
+"""Verifying the chain: a clean trail passes; every kind of tampering is caught and named.
+
+Tampering uses a superuser connection with session_replication_role=replica, which skips the
+append-only triggers: the strongest insider the design has to catch.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, pool, text
+from sqlalchemy.engine import Engine, make_url
+
+from alerting import db as dbmod
+from alerting.db import transaction
+from alerting.settings import Settings
+from audit import verify
+from audit.actor import Actor
+from audit.checkpoints import checkpoint_file, write_checkpoint
+from audit.trail import append
+
+ANA = Actor(kind="operator", name="ana", operator_id=1, interface="console", address="10.0.0.1")
+
+
+@pytest.fixture
+def trail(committed_db: Settings, tmp_path: Path) -> Settings:
+    """A committed database holding events 1..10, with checkpoints in this test's own directory."""
+    with transaction() as session:
+        for i in range(1, 11):
+            append(session, actor=ANA, action="alert.edited", subject_type="alert", subject_id=i % 3,
+                   payload={"i": i, "text": f"línea {i}"})
+    return replace(committed_db, audit_checkpoint_dir=tmp_path / "checkpoints")
+
+
+def _superuser(base_settings: Settings, own: Settings) -> Engine:
+    url = make_url(base_settings.database_admin_url).set(database=make_url(own.database_url).database)
+    return create_engine(url, poolclass=pool.NullPool)
+
+
+def _tamper(base_settings: Settings, own: Settings, *statements: str) -> None:
+    engine = _superuser(base_settings, own)
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        for statement in statements:
+            conn.execute(text(statement))
+    engine.dispose()
+
+
+def _verify(own: Settings) -> verify.Verdict:
+    return verify.verify_chain(dbmod.engine(), own)
+
+
+def test_a_clean_trail_verifies_with_count_and_head(trail: Settings) -> None:
+    verdict = _verify(trail)
+    assert verdict.ok, verdict.problems
+    assert verdict.count == 10
+    with transaction() as session:
+        last = bytes(session.execute(text("SELECT hash FROM audit.events WHERE seq = 10")).scalar_one())
+    assert (verdict.head.seq, verdict.head.hash) == (10, last)
+
+
+def test_an_empty_trail_verifies(committed_db: Settings, tmp_path: Path) -> None:
+    verdict = _verify(replace(committed_db, audit_checkpoint_dir=tmp_path))
+    assert verdict.ok and verdict.count == 0 and verdict.head.seq == 0
+
+
+def test_a_changed_payload_is_named(trail: Settings, base_settings: Settings) -> None:
+    _tamper(base_settings, trail, """UPDATE audit.events SET payload = '{"i": 5, "text": "otra"}' WHERE seq = 5""")
+    verdict = _verify(trail)
+    assert not verdict.ok
+    assert (verdict.first.kind, verdict.first.seq) == (verify.CHANGED_CONTENT, 5)
+    assert "event 5 was changed" in verdict.first.message
+
+
+def test_a_changed_time_is_named(trail: Settings, base_settings: Settings) -> None:
+    _tamper(base_settings, trail, "UPDATE audit.events SET at = at - interval '1 hour' WHERE seq = 7")
+    assert (_verify(trail).first.kind, _verify(trail).first.seq) == (verify.CHANGED_CONTENT, 7)
+
+
+def test_a_rewritten_and_rehashed_event_breaks_the_next_link(trail: Settings, base_settings: Settings) -> None:
+    _tamper(base_settings, trail, """
+        UPDATE audit.events SET action = 'alert.viewed',
+          hash = sha256(prev_hash || convert_to(audit.canonical(seq, at, actor_kind, actor_name,
+            actor_operator_id, actor_token_id, 'alert.viewed', subject_type, subject_id, payload,
+            origin_address, origin_user_agent, origin_interface, outcome, reason), 'UTF8'))
+        WHERE seq = 4""")
+    verdict = _verify(trail)
+    assert (verdict.first.kind, verdict.first.seq) == (verify.BROKEN_LINK, 5)
+    assert "does not link to event 4" in verdict.first.message
+
+
+def test_a_deleted_middle_event_is_named(trail: Settings, base_settings: Settings) -> None:
+    _tamper(base_settings, trail, "DELETE FROM audit.events WHERE seq = 5")
+    verdict = _verify(trail)
+    assert (verdict.first.kind, verdict.first.seq) == (verify.GAP, 5)
+    assert "event 5 missing" in verdict.first.message
+
+
+def test_reordered_events_are_named(trail: Settings, base_settings: Settings) -> None:
+    _tamper(base_settings, trail,
+            "UPDATE audit.events SET seq = -3 WHERE seq = 3",
+            "UPDATE audit.events SET seq = 3 WHERE seq = 4",
+            "UPDATE audit.events SET seq = 4 WHERE seq = -3")
+    verdict = _verify(trail)
+    assert (verdict.first.kind, verdict.first.seq) == (verify.REORDERED, 3)
+    assert "event 3 is event 4 moved" in verdict.first.message
+
+
+def test_a_deleted_tail_passes_without_a_checkpoint_and_is_caught_with_one(
+    trail: Settings, base_settings: Settings
+) -> None:
+    write_checkpoint(dbmod.engine(), trail)
+    _tamper(base_settings, trail, "DELETE FROM audit.events WHERE seq >= 9")
+    verdict = _verify(trail)
+    assert (verdict.first.kind, verdict.first.seq) == (verify.MISSING_AFTER_CHECKPOINT, 9)
+    assert "events 9..10 are missing" in verdict.first.message
+    # Without the checkpoint the remaining chain is internally valid: that is why checkpoints exist.
+    checkpoint_file(trail, make_url(trail.database_url).database).unlink()
+    assert _verify(trail).ok
+
+
+def test_a_replaced_tail_mismatches_the_checkpoint(trail: Settings, base_settings: Settings) -> None:
+    write_checkpoint(dbmod.engine(), trail)
+    _tamper(base_settings, trail, "DELETE FROM audit.events WHERE seq >= 9")
+    with transaction() as session:
+        append(session, actor=ANA, action="alert.edited", payload={"i": 9})
+        append(session, actor=ANA, action="alert.edited", payload={"i": 10})
+    verdict = _verify(trail)
+    assert (verdict.first.kind, verdict.first.seq) == (verify.CHECKPOINT_MISMATCH, 10)
+
+
+def test_an_edited_checkpoint_is_reported(trail: Settings) -> None:
+    cp = write_checkpoint(dbmod.engine(), trail)
+    path = checkpoint_file(trail, cp.database)
+    line = json.loads(path.read_text())
+    line["seq"] = 8
+    path.write_text(json.dumps(line) + "\n")
+    verdict = _verify(trail)
+    assert verdict.first.kind == verify.BAD_CHECKPOINT
+    assert "signature does not match" in verdict.first.message
+
+
+def test_a_session_checkpoint_is_written_only_after_commit(trail: Settings) -> None:
+    with pytest.raises(RuntimeError), transaction() as session:
+        append(session, actor=ANA, action="alert.completed")
+        write_checkpoint(session, trail)
+        raise RuntimeError("rolled back")
+    path = checkpoint_file(trail, make_url(trail.database_url).database)
+    assert not path.exists()
+    with transaction() as session:
+        append(session, actor=ANA, action="alert.completed")
+        cp = write_checkpoint(session, trail)
+        assert not path.exists()
+    assert cp.seq == 11
+    assert json.loads(path.read_text())["seq"] == 11
+    assert _verify(trail).ok and _verify(trail).checkpoints == 1
+
+
+def test_eight_concurrent_writers_make_one_unbroken_chain(committed_db: Settings, tmp_path: Path) -> None:
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(1000):
+                with transaction() as session:
+                    append(session, actor=Actor.system(f"writer-{n}"), action="test.appended", payload={"i": i})
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    verdict = _verify(replace(committed_db, audit_checkpoint_dir=tmp_path))
+    assert verdict.ok, verdict.problems[:3]
+    assert verdict.count == 8000 and verdict.head.seq == 8000
