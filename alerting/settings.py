@@ -59,6 +59,9 @@ class Settings:
     audit_checkpoint_dir: Path = field(default_factory=lambda: _default_config_dir() / "checkpoints")
     data_dir: Path = field(default_factory=lambda: Path.home() / ".local" / "share" / "sirena")
     redis_timeout_s: float = 2.0
+    # Numbers that may receive exercise/test messages through real carriers (drill phones).
+    drill_allowlist: tuple[str, ...] = ()
+    reconcile_interval_s: float = 2.0
     log_level: str = "INFO"
 
     @classmethod
@@ -94,7 +97,7 @@ class Settings:
             ("SIRENA_DATABASE_ADMIN_URL", self.database_admin_url, ("postgresql",)),
             ("SIRENA_REDIS_URL", self.redis_url, ("redis", "rediss", "unix")),
         ):
-            if not url.split(":", 1)[0].split("+", 1)[0] in schemes:
+            if url.split(":", 1)[0].split("+", 1)[0] not in schemes:
                 raise ConfigError(f'{var}: expected a {schemes[0]}:// URL, got "{_mask_url(url)}"', variable=var)
         try:
             from zoneinfo import ZoneInfo
@@ -128,6 +131,8 @@ class Settings:
             value = getattr(self, f.name)
             if isinstance(value, timedelta):
                 text = str(int(value.total_seconds()))
+            elif isinstance(value, tuple):
+                text = ",".join(value)
             elif f.name.endswith("_url"):
                 text = _mask_url(str(value))
             else:
@@ -175,6 +180,14 @@ def _region(raw: str) -> str:
     return raw.strip().upper()
 
 
+def _numbers(raw: str) -> tuple[str, ...]:
+    numbers = tuple(n.strip() for n in raw.split(",") if n.strip())
+    for number in numbers:
+        if not (number.startswith("+") and number[1:].isdigit() and 8 <= len(number) <= 16):
+            raise ValueError(f'expected comma-separated E.164 numbers such as +56912345678, got "{number}"')
+    return numbers
+
+
 def _level(raw: str) -> str:
     level = raw.strip().upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -196,4 +209,6 @@ _PARSERS = {
     "data_dir": _path,
     "redis_timeout_s": _positive_float,
     "log_level": _level,
+    "drill_allowlist": _numbers,
+    "reconcile_interval_s": _positive_float,
 }

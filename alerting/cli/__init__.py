@@ -23,6 +23,8 @@ _MODULES = [
     "alerting.cli.smsc_sim",
     "alerting.cli.segments",
     "alerting.cli.users_cmd",
+    "alerting.cli.workers_cmd",
+    "alerting.cli.contacts_cmd",
 ]
 
 

@@ -1,0 +1,208 @@
+"""Gateway workers: long-lived processes that hold the SMPP binds and run send-batch jobs.
+
+A gateway is a non-forking RQ worker (`sirena worker`): a fork per job would share the parent's
+sockets between horses. It claims a batch in Postgres (lease), renders and encodes each message
+(mode prefix and placeholders are applied here, below any user interface), submits through the
+carrier pool, and records every outcome in one statement.
+
+Throughput limits across processes: a fixed split. Each of N gateway processes opens its share
+of every carrier's binds (and of its TPS), so the per-account bind count and TPS hold without a
+Redis round trip per PDU. A dead process leaves its share idle until it is restarted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import select, text
+
+from alerting.db import transaction, utcnow
+from alerting.models import Alert, AlertMode, AlertState, Priority, Sender, SenderKind
+from alerting.outbox import enqueue_after_commit
+from alerting.texts import has_placeholders, mode_prefix, render
+from audit import trail
+from audit.actor import Actor
+from broadcast import claims, jobs
+from broadcast.carriers import CarriersConfig
+from broadcast.encoding import ConcatReference, encode_parts
+from broadcast.pool import CarrierPool, OutboundMessage, Outcome, SubmitResult
+
+log = logging.getLogger("sirena.gateway")
+
+MAX_ATTEMPTS = 6
+CLAIM_LIMIT = 1000
+_current: Gateway | None = None
+
+
+def current() -> Gateway:
+    """The gateway of this process; send-batch jobs only run where one was started."""
+    if _current is None:
+        raise RuntimeError("send_batch needs a gateway worker (`sirena worker`): this process holds no binds")
+    return _current
+
+
+def split_config(config: CarriersConfig, index: int, count: int) -> CarriersConfig:
+    """This process's share (index of count, from 0) of every carrier's binds and TPS."""
+    if count <= 1:
+        return config
+    carriers = []
+    for carrier in config.carriers:
+        share = len(range(index, carrier.binds, count))
+        if share == 0:
+            continue
+        carriers.append(replace(carrier, binds=share, tps=carrier.tps * share / carrier.binds))
+    return replace(config, carriers=tuple(carriers))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every message of one alert shares, read once per batch."""
+
+    alert_id: int
+    reference: str
+    code: str
+    mode: AlertMode
+    priority: Priority
+    sender: str
+    texts: dict[str, str]
+    personalized: bool
+
+
+class Gateway:
+    """The carrier pool of this process plus the send-batch logic that uses it."""
+
+    def __init__(self, config: CarriersConfig, *, name: str | None = None,
+                 drill_allowlist: frozenset[str] = frozenset(), on_deliver: Any = None) -> None:
+        self.name = name or f"gw-{socket.gethostname()}-{os.getpid()}"
+        self.config = config
+        self.test_carriers = frozenset(c.name for c in config.carriers if c.test)
+        self.drill_allowlist = drill_allowlist
+        self.references = ConcatReference()
+        self.pool = CarrierPool(config, on_deliver or _ignore_deliver)
+
+    def start(self, wait_s: float = 5.0) -> None:
+        global _current
+        self.pool.start(wait_s=wait_s)
+        _current = self
+
+    def stop(self) -> None:
+        global _current
+        self.pool.stop()
+        if _current is self:
+            _current = None
+
+    def send_batch(self, alert_id: int, lo: int, hi: int) -> dict[str, Any]:
+        """Claim the batch's queued deliveries, submit them, record the outcomes. Idempotent."""
+        with transaction() as session:
+            alert = session.get(Alert, alert_id)
+            if alert is None or alert.state is not AlertState.SENDING:
+                return {"claimed": 0}
+            plan = _Plan(alert.id, alert.reference, alert.reply_code, alert.mode, alert.priority,
+                         alert.sender_name, dict(alert.texts),
+                         any(has_placeholders(t) for t in alert.texts.values()))
+            claimed = claims.claim_batch(session, alert_id, lo, hi, worker=self.name, limit=CLAIM_LIMIT,
+                                         with_contact=plan.personalized)
+        if not claimed:
+            return {"claimed": 0}
+        messages, refused = self._messages(plan, claimed)
+        results = self.pool.submit_many(messages, priority=plan.priority.rank) if messages else []
+        by_id = {c.id: c for c in claimed}
+        outcomes = refused + [self._outcome(r, by_id[r.delivery_id]) for r in results]
+        first = min((o for o in outcomes if o.state == "submitted"), default=None, key=lambda o: o.id)
+        retry = any(o.state == "queued" for o in outcomes)
+        with transaction() as session:
+            claims.record_outcomes(session, outcomes, worker=self.name)
+            if first is not None:
+                session.execute(text(
+                    "UPDATE alerts SET first_submit_at = coalesce(first_submit_at, now()), last_submit_at = now() "
+                    "WHERE id = :a"), {"a": alert_id})
+            if refused and plan.mode is not AlertMode.LIVE:
+                trail.append(session, actor=Actor.system(self.name), action="gateway.drill_refused",
+                             subject_type="alert", subject_id=alert_id, outcome="refused",
+                             reason=refused[0].error_reason, payload={"deliveries": len(refused)})
+            if retry:
+                alert = session.get(Alert, alert_id)
+                attempt = max(c.attempts for c in claimed)
+                enqueue_after_commit(session, "broadcast.jobs.send_batch", alert_id, lo, hi,
+                                     queue=alert.priority.queue_name,  # type: ignore[union-attr]
+                                     job_id=f"send-{alert_id}-{lo}-{hi}-r{attempt}-{utcnow():%H%M%S%f}")
+            completed = jobs.finish_if_done(session, alert_id)
+        return {"claimed": len(claimed), "submitted": sum(o.state == "submitted" for o in outcomes),
+                "retry": retry, "completed": completed}
+
+    def _messages(self, plan: _Plan, claimed: list[claims.Claimed]) -> tuple[list[OutboundMessage],
+                                                                            list[claims.Outcome]]:
+        ref = self.references.next_reference()
+        cache: dict[str, Any] = {}
+        messages: list[OutboundMessage] = []
+        refused: list[claims.Outcome] = []
+        live = plan.mode is AlertMode.LIVE
+        for row in claimed:
+            language = row.language if row.language in plan.texts else next(iter(plan.texts))
+            body = plan.texts[language]
+            if plan.personalized:
+                rendered = render(body, mode=plan.mode, language=language, code=plan.code,
+                                  reference=plan.reference, contact_name=row.name, attributes=row.attributes)
+            else:
+                rendered = cache.get(language) or render(body, mode=plan.mode, language=language,
+                                                         code=plan.code, reference=plan.reference)
+                cache[language] = rendered
+            if not live and not rendered.startswith(mode_prefix(plan.mode, language)):
+                refused.append(claims.Outcome(row.id, "failed", error_code="drill_unmarked",
+                                              error_reason="exercise/test text without its prefix: refused"))
+                continue
+            encoded = cache.get(("enc", rendered)) or encode_parts(rendered, ref)
+            cache[("enc", rendered)] = encoded
+            if row.attempts > MAX_ATTEMPTS:
+                refused.append(claims.Outcome(row.id, "failed", error_code="gave_up",
+                                              error_reason=f"not accepted after {MAX_ATTEMPTS} attempts"))
+                continue
+            allowed = None if live or row.msisdn in self.drill_allowlist else self.test_carriers
+            if allowed is not None and not allowed:
+                refused.append(claims.Outcome(row.id, "failed", error_code="drill_no_test_route",
+                                              error_reason="exercise/test alerts may only use test carriers; "
+                                                           "none is configured"))
+                continue
+            messages.append(OutboundMessage(
+                delivery_id=row.id, sender=plan.sender, destination=row.msisdn, parts=encoded.parts,
+                data_coding=encoded.data_coding, esm_class=0x40 if encoded.esm_class_udhi else 0,
+                allowed_carriers=allowed, avoid_carriers=frozenset()))
+        return messages, refused
+
+    @staticmethod
+    def _outcome(result: SubmitResult, row: claims.Claimed) -> claims.Outcome:
+        reason = result.reason or None
+        code = f"0x{result.error_code:02X}" if result.error_code is not None else None
+        if result.outcome is Outcome.SUBMITTED:
+            return claims.Outcome(row.id, "submitted", result.carrier, result.bind,
+                                  [i or "" for i in result.message_ids], len(result.message_ids),
+                                  possible_duplicate=result.possible_duplicate)
+        if result.outcome is Outcome.FAILED:
+            return claims.Outcome(row.id, "failed", result.carrier, result.bind, error_code=code or "failed",
+                                  error_reason=reason)
+        if result.outcome is Outcome.WAITING_ROUTE:
+            return claims.Outcome(row.id, "waiting_route", error_code="no_route", error_reason=reason)
+        return claims.Outcome(row.id, "queued", result.carrier, result.bind, error_code=code,
+                              error_reason=reason, possible_duplicate=result.outcome is Outcome.AMBIGUOUS)
+
+
+def _ignore_deliver(carrier: str, bind: str, fields: dict[str, Any]) -> None:
+    log.info("deliver_sm on %s/%s not stored: this gateway has no inbound handler", carrier, bind)
+
+
+def sync_senders(config: CarriersConfig) -> int:
+    """Mirror the carriers file's senders into the `senders` table (what compose validates against)."""
+    with transaction() as session:
+        known = {s.name: s for s in session.scalars(select(Sender))}
+        for name, cfg in config.senders.items():
+            row = known.pop(name, None) or Sender(name=name)
+            row.kind, row.address, row.keyword = SenderKind(cfg.kind), cfg.address, cfg.keyword
+            row.daily_cap, row.tps, row.active = cfg.daily_cap, cfg.tps, True
+            session.add(row)
+        for stale in known.values():
+            stale.active = False
+        return len(config.senders)

@@ -1,0 +1,140 @@
+"""Inbound deliver_sm: every PDU stored raw first, durably, before the SMSC gets its answer.
+
+The bind's reader thread calls `InboundStore.__call__` for each deliver_sm and answers the SMSC
+only when it returns; it returns once the PDU's row is committed (group commit: one INSERT and
+one COMMIT for every PDU that arrived within a few milliseconds), and raises if it could not be
+stored, so the bind answers with an error and the SMSC delivers it again. Interpretation
+(receipts → delivery states, replies → meanings) happens afterwards, from these rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg2.extras import Json, execute_values
+
+from alerting.db import transaction
+from broadcast.encoding import decode
+
+log = logging.getLogger("sirena.inbound")
+
+ESM_RECEIPT_MASK = 0x3C  # esm_class bits 2-5: message type
+ESM_UDHI = 0x40
+
+
+@dataclass
+class _Item:
+    carrier: str
+    bind: str
+    fields: dict[str, Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+def classify(fields: dict[str, Any]) -> str:
+    """receipt / mo / unknown, from esm_class and the receipt TLVs."""
+    if "malformed" in fields:
+        return "unknown"
+    tlvs = fields.get("tlvs") or {}
+    esm = int(fields.get("esm_class") or 0)
+    if esm & ESM_RECEIPT_MASK in (0x04, 0x10, 0x20) or "receipted_message_id" in tlvs:
+        return "receipt"
+    return "mo"
+
+
+def _jsonable_tlvs(tlvs: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.hex() if isinstance(v, bytes | bytearray) else v) for k, v in tlvs.items()}
+
+
+def row_of(carrier: str, bind: str, fields: dict[str, Any]) -> tuple[Any, ...]:
+    """The inbound_messages row for one deliver_sm; text decoded when possible, bytes kept as sent."""
+    kind = classify(fields)
+    payload = fields.get("short_message")
+    if payload is None and kind == "unknown":
+        payload = fields.get("raw")
+    data_coding = fields.get("data_coding")
+    text = None
+    tlvs = dict(fields.get("tlvs") or {})
+    if not payload and "message_payload" in tlvs:
+        payload = tlvs["message_payload"]
+    if payload is not None and kind != "unknown":
+        try:
+            text, _udh = decode(payload, int(data_coding or 0), bool(int(fields.get("esm_class") or 0) & ESM_UDHI))
+        except Exception:  # stored raw; shown as undecodable
+            text = None
+    if "malformed" in fields:
+        tlvs["malformed"] = fields["malformed"]
+    return (kind, carrier, bind, fields.get("source_addr", ""), fields.get("destination_addr", ""),
+            fields.get("esm_class"), data_coding, payload, text, Json(_jsonable_tlvs(tlvs)))
+
+
+class InboundStore:
+    """The `on_deliver` callback of a gateway's carrier pool, with group commit."""
+
+    def __init__(self, *, after_store: Callable[[list[int]], None] | None = None, max_batch: int = 500,
+                 wait_s: float = 10.0) -> None:
+        self._queue: queue.Queue[_Item] = queue.Queue()
+        self._after_store = after_store
+        self._max_batch = max_batch
+        self._wait_s = wait_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="inbound-store", daemon=True)
+        self._thread.start()
+        self.stored = 0
+
+    def __call__(self, carrier: str, bind: str, fields: dict[str, Any]) -> None:
+        item = _Item(carrier, bind, fields)
+        self._queue.put(item)
+        if not item.done.wait(self._wait_s):
+            raise TimeoutError("inbound message not stored in time; the SMSC will deliver it again")
+        if item.error is not None:
+            raise item.error
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batch = [self._queue.get(timeout=0.2)]
+            except queue.Empty:
+                continue
+            while len(batch) < self._max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._store(batch)
+
+    def _store(self, batch: list[_Item]) -> None:
+        ids: list[int] = []
+        try:
+            rows = [row_of(i.carrier, i.bind, i.fields) for i in batch]
+            with transaction() as session:
+                cursor = session.connection().connection.cursor()
+                result = execute_values(cursor, """
+                    INSERT INTO inbound_messages (kind, carrier, bind, source_addr, destination_addr, esm_class,
+                                                  data_coding, short_message, text, tlvs, received_at)
+                    VALUES %s RETURNING id""", rows,
+                    template="(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())", page_size=len(rows), fetch=True)
+                ids = [r[0] for r in result]
+                cursor.close()
+        except Exception as exc:
+            log.exception("could not store %d inbound messages", len(batch))
+            for item in batch:
+                item.error = exc
+        finally:
+            for item in batch:
+                item.done.set()
+        self.stored += len(ids)
+        if ids and self._after_store is not None:
+            try:
+                self._after_store(ids)
+            except Exception:
+                log.exception("after_store hook failed (the rows are stored; the reconciler processes them)")
