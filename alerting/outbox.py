@@ -37,8 +37,8 @@ def configure_outbox(redis: Redis | None, *, prefix: str = "") -> None:
 
 def redis_connection(url: str, *, timeout_s: float = 2.0) -> Redis:
     """A Redis client that fails fast: bounded timeouts, no retries (redis-py retries 10× by default)."""
-    from redis.retry import Retry
     from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     return Redis.from_url(
         url,
