@@ -25,6 +25,8 @@ _MODULES = [
     "alerting.cli.users_cmd",
     "alerting.cli.workers_cmd",
     "alerting.cli.contacts_cmd",
+    "alerting.cli.zones_cmd",
+    "alerting.cli.target_cmd",
 ]
 
 

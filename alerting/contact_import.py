@@ -1,0 +1,351 @@
+"""Contact import: a CSV streamed into TEMP staging tables with COPY, then merged with set statements.
+
+All in the caller's transaction:
+ 1. `open_contacts_csv` refuses what is not a contacts CSV; `RowChecker` checks each row in Python.
+ 2. Good rows go by COPY, in batches, into three TEMP tables (contacts, locations, group names);
+    issues go to the rejects CSV under `Settings.data_dir/imports/` as they are found.
+ 3. A number found on several rows: the last row wins, earlier ones leave staging and are reported.
+    Group names from all of its rows are kept (memberships add up).
+ 4. Merge: missing static groups created; ONE `INSERT … ON CONFLICT (msisdn) DO UPDATE` into
+    contacts; ONE statement replacing the locations with the same label; ONE INSERT of memberships.
+ 5. A ContactImport row and the audit event "contacts.imported".
+The import never touches opt-out state: a re-import cannot re-subscribe someone who opted out.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from alerting.contact_csv import CsvFile, GoodRow, Issue, RowChecker, open_contacts_csv
+from alerting.errors import InvalidInput
+from alerting.models import ContactImport, Group, GroupKind
+from alerting.settings import Settings
+from audit import trail
+from audit.actor import Actor
+
+MAX_BYTES = 2 * 1024**3
+MAX_ROWS = 10_000_000
+MAX_NEW_GROUPS = 1000
+BATCH_ROWS = 25_000
+DEFAULT_LANGUAGE = "es"
+REPORT_COLUMNS = ("row", "column", "value", "reason", "outcome")
+
+# progress(phase, done, total): phase "read" counts bytes of the file (total None for a stream of
+# unknown size); "merge" is called once when reading is over and the set statements start.
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass
+class ImportReport:
+    """What an import did (or, in a dry run, would do). Counts are rows of the file or contacts."""
+
+    filename: str
+    dry_run: bool
+    delimiter: str = ","
+    group: str | None = None
+    rows_read: int = 0
+    rejected: int = 0  # rows not imported: no usable phone number
+    warnings: int = 0  # values dropped or doubtful (non-mobile number); the row was imported
+    duplicates: int = 0  # rows superseded by a later row with the same number
+    contacts: int = 0  # distinct numbers imported
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    locations: int = 0
+    memberships: int = 0  # new group memberships
+    groups_created: list[str] = field(default_factory=list)
+    rejects_path: str | None = None  # the report of rejects, warnings and duplicates; None if none
+    import_id: int | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def import_contacts(
+    session: Session,
+    source: str | Path | IO[bytes],
+    *,
+    settings: Settings,
+    group: str | None = None,
+    dry_run: bool = False,
+    actor: Actor,
+    progress: Progress | None = None,
+    max_rows: int = MAX_ROWS,
+    max_bytes: int = MAX_BYTES,
+) -> ImportReport:
+    """Import contacts from a CSV path or binary stream; every good row, every bad row reported.
+
+    `group` adds every imported contact to that static group (created if missing). With `dry_run`
+    the file is checked and staged and the report written, but nothing in the directory changes,
+    no ContactImport row and no audit event are written. Raises InvalidInput(fields={"file": ...})
+    for a file that is not a contacts CSV or is over `max_bytes`/`max_rows` (nothing is imported),
+    and InvalidInput(fields={"group": ...}) when `group` names a dynamic group.
+    """
+    started = time.monotonic()
+    dynamic = frozenset(session.scalars(select(Group.name).where(Group.kind == GroupKind.DYNAMIC)))
+    if group is not None:
+        group = " ".join(group.split())
+        if group in dynamic:
+            raise InvalidInput(f'group: "{group}" is a dynamic group; its members come from its criterion',
+                               fields={"group": "is a dynamic group"})
+        if not group or len(group) > 100:
+            raise InvalidInput("group: a group name has 1 to 100 characters", fields={"group": "1 to 100 characters"})
+    csv_file, handle = open_contacts_csv(source, max_bytes)
+    report = ImportReport(filename=str(source) if isinstance(source, str | Path) else csv_file.name,
+                          dry_run=dry_run, delimiter=csv_file.delimiter, group=group)
+    rejects = _RejectsFile(settings.data_dir / "imports", csv_file.name)
+    session.flush()
+    stage = _Staging(session)
+    try:
+        _read(csv_file, RowChecker(csv_file.layout, settings.default_region, dynamic), stage, rejects, report,
+              max_rows, progress)
+    finally:
+        if handle is not None:
+            handle.close()
+    if progress:
+        progress("merge", 0, None)
+    report.duplicates = stage.drop_duplicates(rejects, csv_file.layout.headers[csv_file.layout.phone])
+    report.contacts = report.rows_read - report.rejected - report.duplicates
+    rejects.close(report)
+    if dry_run:
+        _estimate(session, stage, report)
+    else:
+        _merge(session, stage, report)
+        record = ContactImport(filename=report.filename[:1000], rows_read=report.rows_read,
+                               inserted=report.inserted, updated=report.updated, rejected=report.rejected,
+                               duplicates=report.duplicates, rejects_path=report.rejects_path,
+                               group_id=_group_id(session, group))
+        session.add(record)
+        session.flush()
+        report.import_id = record.id
+        report.seconds = round(time.monotonic() - started, 3)
+        trail.append(session, actor=actor, action="contacts.imported", subject_type="contact_import",
+                     subject_id=record.id, payload=_audit_payload(report))
+    stage.drop()
+    report.seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+def _read(csv_file: CsvFile, checker: RowChecker, stage: _Staging, rejects: _RejectsFile,
+          report: ImportReport, max_rows: int, progress: Progress | None) -> None:
+    """Check each record and stage the good ones in batches; report each issue as it is found."""
+    for row, cells in csv_file.records():
+        report.rows_read += 1
+        if report.rows_read > max_rows:
+            raise InvalidInput(f"file: more than the {max_rows:,} rows an import accepts; split the file",
+                               fields={"file": f"more than {max_rows:,} rows"})
+        good, issues = checker.check(row, cells)
+        for issue in issues:
+            rejects.write(issue, report)
+        if good is not None:
+            stage.add(good)
+            if stage.pending >= BATCH_ROWS:
+                stage.flush()
+                if progress:
+                    progress("read", csv_file.bytes_read, csv_file.size)
+    stage.flush()
+    if progress:
+        progress("read", csv_file.bytes_read, csv_file.size)
+
+
+class _Staging:
+    """TEMP tables filled by COPY. Dropped at commit in any case, and explicitly when done."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.cursor = session.connection().connection.cursor()
+        token = secrets.token_hex(4)
+        self.contacts, self.locations = f"import_contacts_{token}", f"import_locations_{token}"
+        self.groups, self.dups = f"import_groups_{token}", f"import_duplicates_{token}"
+        self.cursor.execute(
+            f"CREATE TEMP TABLE {self.contacts} (row_no integer NOT NULL, msisdn text NOT NULL, name text,"
+            " language text, attributes jsonb) ON COMMIT DROP;"
+            f"CREATE TEMP TABLE {self.locations} (row_no integer NOT NULL, label text NOT NULL,"
+            " lon double precision NOT NULL, lat double precision NOT NULL) ON COMMIT DROP;"
+            f"CREATE TEMP TABLE {self.groups} (msisdn text NOT NULL, name text NOT NULL) ON COMMIT DROP;"
+            f"CREATE TEMP TABLE {self.dups} (row_no integer NOT NULL, msisdn text NOT NULL,"
+            " kept_row integer NOT NULL) ON COMMIT DROP"
+        )
+        self._buffers = [io.StringIO(), io.StringIO(), io.StringIO()]
+        self._writers = [csv.writer(b, lineterminator="\n") for b in self._buffers]
+        self.pending = 0
+
+    def add(self, good: GoodRow) -> None:
+        contacts, locations, groups = self._writers
+        contacts.writerow(good[:5])
+        for label, lon, lat in good.locations:
+            locations.writerow((good.row, label, repr(lon), repr(lat)))
+        for name in good.groups:
+            groups.writerow((good.msisdn, name))
+        self.pending += 1
+
+    def flush(self) -> None:
+        for table, columns, buffer in zip(
+            (self.contacts, self.locations, self.groups),
+            ("row_no, msisdn, name, language, attributes", "row_no, label, lon, lat", "msisdn, name"),
+            self._buffers, strict=True,
+        ):
+            if buffer.tell():
+                buffer.seek(0)
+                self.cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+                buffer.seek(0)
+                buffer.truncate()
+        self.pending = 0
+
+    def drop_duplicates(self, rejects: _RejectsFile, phone_header: str) -> int:
+        """Keep the last row of each number; report the others. Returns how many rows left."""
+        cur = self.cursor
+        cur.execute(
+            f"WITH kept AS (SELECT msisdn, max(row_no) AS row_no FROM {self.contacts}"
+            "  GROUP BY msisdn HAVING count(*) > 1),"
+            f" gone AS (DELETE FROM {self.contacts} s USING kept k"
+            "  WHERE s.msisdn = k.msisdn AND s.row_no < k.row_no RETURNING s.row_no, s.msisdn, k.row_no)"
+            f" INSERT INTO {self.dups} SELECT * FROM gone"
+        )
+        count = cur.rowcount
+        if count:
+            cur.execute(f"DELETE FROM {self.locations} l USING {self.dups} d WHERE l.row_no = d.row_no")
+            named = self.session.connection().connection.cursor(name=f"{self.dups}_read")
+            named.itersize = 10_000
+            named.execute(f"SELECT row_no, msisdn, kept_row FROM {self.dups} ORDER BY row_no")
+            for row_no, msisdn, kept in named:
+                rejects.write(Issue(row_no, phone_header, msisdn,
+                                    f"same number as row {kept}, which is kept (the last row wins)", "duplicate"))
+            named.close()
+        cur.execute(f"ANALYZE {self.contacts}; ANALYZE {self.locations}; ANALYZE {self.groups}")
+        return count
+
+    def drop(self) -> None:
+        self.cursor.execute(f"DROP TABLE {self.contacts}, {self.locations}, {self.groups}, {self.dups}")
+        self.cursor.close()
+
+
+def _merge(session: Session, stage: _Staging, report: ImportReport) -> None:
+    """The set statements: groups, contacts, locations, memberships. No per-row statement."""
+    new_groups = _new_group_count(session, stage, report.group)
+    if new_groups > MAX_NEW_GROUPS:
+        raise InvalidInput(f"grupo: the file names {new_groups:,} groups that do not exist; an import creates "
+                           f"at most {MAX_NEW_GROUPS:,}", fields={"group": f"{new_groups:,} new groups"})
+    report.groups_created = sorted(session.scalars(text(
+        "INSERT INTO groups (name, kind, description, drill_allowed)"
+        f" SELECT n.name, 'static', 'created by a contact import', false FROM ({_group_names(stage)}) n"
+        " WHERE NOT EXISTS (SELECT 1 FROM groups g WHERE g.name = n.name)"
+        " ON CONFLICT (name) DO NOTHING RETURNING name"), {"extra": report.group}))
+    # The LEFT JOIN keeps what the directory has where the file leaves a name or language blank.
+    # Rows that would not change are not rewritten (no dead tuples, no index churn on re-import).
+    inserted, updated = session.execute(text(
+        "WITH up AS ("
+        " INSERT INTO contacts AS c (msisdn, name, language, attributes)"
+        " SELECT s.msisdn, COALESCE(s.name, o.name, ''), COALESCE(s.language, o.language, :language),"
+        "        COALESCE(s.attributes, '{}'::jsonb)"
+        f" FROM {stage.contacts} s LEFT JOIN contacts o ON o.msisdn = s.msisdn"
+        " ON CONFLICT (msisdn) DO UPDATE"
+        "  SET name = EXCLUDED.name, language = EXCLUDED.language,"
+        "      attributes = c.attributes || EXCLUDED.attributes, updated_at = now()"
+        "  WHERE (c.name, c.language, c.attributes)"
+        "        IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.language, c.attributes || EXCLUDED.attributes)"
+        " RETURNING xmax = 0 AS inserted)"
+        " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
+    ), {"language": DEFAULT_LANGUAGE}).one()
+    report.inserted, report.updated = int(inserted), int(updated)
+    report.unchanged = report.contacts - report.inserted - report.updated
+    # A location replaces the contact's location with the same label; other labels stay.
+    report.locations = session.execute(text(
+        "WITH new AS ("
+        " SELECT c.id AS contact_id, l.label, ST_SetSRID(ST_MakePoint(l.lon, l.lat), 4326) AS geom"
+        f" FROM {stage.locations} l JOIN {stage.contacts} s ON s.row_no = l.row_no"
+        " JOIN contacts c ON c.msisdn = s.msisdn),"
+        " gone AS (DELETE FROM contact_locations cl USING new"
+        "  WHERE cl.contact_id = new.contact_id AND cl.label = new.label)"
+        " INSERT INTO contact_locations (contact_id, label, geom) SELECT contact_id, label, geom FROM new"
+    )).rowcount
+    report.memberships = session.execute(text(
+        "INSERT INTO group_members (group_id, contact_id)"
+        " SELECT DISTINCT g.id, c.id FROM ("
+        f"  SELECT msisdn, name FROM {stage.groups}"
+        f"  UNION ALL SELECT msisdn, CAST(:extra AS text) FROM {stage.contacts} WHERE CAST(:extra AS text) IS NOT NULL"
+        " ) m JOIN groups g ON g.name = m.name AND g.kind = 'static' JOIN contacts c ON c.msisdn = m.msisdn"
+        " ON CONFLICT DO NOTHING"
+    ), {"extra": report.group}).rowcount
+
+
+def _estimate(session: Session, stage: _Staging, report: ImportReport) -> None:
+    """A dry run's counts: what the merge would insert, update and create, read-only."""
+    new, existing = session.execute(text(
+        "SELECT count(*) FILTER (WHERE c.id IS NULL), count(c.id)"
+        f" FROM {stage.contacts} s LEFT JOIN contacts c ON c.msisdn = s.msisdn"
+    )).one()
+    report.inserted, report.updated = int(new), int(existing)  # "updated" here: already in the directory
+    report.locations = int(session.execute(text(f"SELECT count(*) FROM {stage.locations}")).scalar_one())
+    report.groups_created = sorted(session.scalars(text(
+        f"SELECT n.name FROM ({_group_names(stage)}) n"
+        " WHERE NOT EXISTS (SELECT 1 FROM groups g WHERE g.name = n.name) ORDER BY 1 LIMIT :cap"
+    ), {"extra": report.group, "cap": MAX_NEW_GROUPS + 1}))
+    report.memberships = int(session.execute(text(
+        f"SELECT count(*) FROM (SELECT DISTINCT msisdn, name FROM {stage.groups}) m"
+    )).scalar_one()) + (report.contacts if report.group else 0)
+
+
+def _group_names(stage: _Staging) -> str:
+    return (f"SELECT DISTINCT name FROM {stage.groups}"
+            " UNION SELECT CAST(:extra AS text) WHERE CAST(:extra AS text) IS NOT NULL")
+
+
+def _new_group_count(session: Session, stage: _Staging, extra: str | None) -> int:
+    return int(session.execute(text(
+        f"SELECT count(*) FROM ({_group_names(stage)}) n"
+        " WHERE NOT EXISTS (SELECT 1 FROM groups g WHERE g.name = n.name)"
+    ), {"extra": extra}).scalar_one())
+
+
+def _group_id(session: Session, name: str | None) -> int | None:
+    return None if name is None else session.scalar(select(Group.id).where(Group.name == name))
+
+
+def _audit_payload(report: ImportReport) -> dict[str, Any]:
+    payload = report.as_dict()
+    payload["groups_created"] = payload["groups_created"][:50]  # the full list is in the groups table
+    return payload
+
+
+class _RejectsFile:
+    """The rejects report (CSV), opened on the first issue, readable by its owner only."""
+
+    def __init__(self, folder: Path, source_name: str) -> None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in Path(source_name).stem)[:40] or "import"
+        self.path = folder / f"{stamp}-{stem}-{secrets.token_hex(3)}-rejects.csv"
+        self._file: IO[str] | None = None
+        self._writer: Any = None
+
+    def write(self, issue: Issue, report: ImportReport | None = None) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # phone numbers: personal data
+            self._file = open(fd, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed in close())
+            self._writer = csv.writer(self._file)
+            self._writer.writerow(REPORT_COLUMNS)
+        self._writer.writerow(issue)
+        if report is not None:
+            if issue.outcome == "rejected":
+                report.rejected += 1
+            elif issue.outcome == "warning":
+                report.warnings += 1
+
+    def close(self, report: ImportReport) -> None:
+        if self._file is not None:
+            self._file.close()
+            report.rejects_path = str(self.path)
