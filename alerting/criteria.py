@@ -27,7 +27,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Numeric, and_, case, false, literal, not_, or_, true
+from sqlalchemy import Numeric, and_, case, false, func, literal, not_, or_, true
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -152,11 +152,11 @@ def _field_condition(name: str, name_path: str, op: str, value: object, path: st
     if op == "eq":
         if not isinstance(value, str):
             raise _bad(path, f"expected a string, got {_kind(value)}")
-        return column == literal(value)
+        return _definite(column == literal(value))
     if op == "in":
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise _bad(path, "expected a non-empty list of strings")
-        return column.in_([literal(v) for v in value[:MAX_IN_VALUES]])
+        return _definite(column.in_([literal(v) for v in value[:MAX_IN_VALUES]]))
     if op == "exists":
         if not isinstance(value, bool):
             raise _bad(path, f"expected true or false, got {_kind(value)}")
@@ -174,7 +174,14 @@ def _equals(name: str, value: str | int | float | bool | None) -> ColumnElement[
 
 
 def _compare(left: ColumnElement[Any], op: str, right: ColumnElement[Any]) -> ColumnElement[bool]:
-    return {"lt": left < right, "lte": left <= right, "gt": left > right, "gte": left >= right}[op]
+    result = {"lt": left < right, "lte": left <= right, "gt": left > right, "gte": left >= right}[op]
+    return _definite(result)
+
+
+def _definite(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    # Every leaf is TRUE or FALSE, never NULL, so "not" means what it says: {"not": {"attr": "age",
+    # "gt": 30}} matches a contact without an age, instead of SQL's NULL swallowing the row.
+    return func.coalesce(condition, false())
 
 
 def _scalar(value: object, path: str) -> str | int | float | bool | None:

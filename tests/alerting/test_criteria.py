@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 from sqlalchemy import func, select, text
@@ -167,3 +168,16 @@ def test_compiled_sql_never_contains_user_text(payload):
     sql = str(expr.compile(dialect=postgresql.dialect()))
     assert payload not in sql
     assert "DROP" not in sql and "DELETE" not in sql
+
+
+def test_not_of_a_numeric_comparison_matches_contacts_without_the_attribute(db, people):
+    assert matching(db, {"not": {"attr": "age", "gt": 40}}) == ids(people, "ana", "carla", "dani", "eva")
+
+
+def test_equality_uses_the_gin_index(db, people):
+    db.execute(text("SET LOCAL enable_seqscan = off"))
+    expr = compile_criterion({"attr": "district", "eq": "Centro"})
+    sql = select(Contact.id).where(expr).compile(dialect=postgresql.dialect(), compile_kwargs={})
+    params = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in sql.params.items()}
+    plan = "\n".join(r[0] for r in db.connection().exec_driver_sql("EXPLAIN " + str(sql), params))
+    assert "ix_contacts_attributes" in plan

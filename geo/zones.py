@@ -1,0 +1,336 @@
+"""Zones: GeoJSON and CAP in, versioned storage, GeoJSON out.
+
+A zone is a named MultiPolygon (lon/lat, SRID 4326). Saving a zone whose geometry changed makes
+a new version and keeps the old ones (an alert records the versions it was sent to); saving the
+same geometry again changes nothing. Each version is cut into pieces for the GiST index
+(geo.parts). Checks and their messages live in geo.validation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import shapely
+from geoalchemy2.shape import from_shape, to_shape
+from shapely.geometry import MultiPolygon, Polygon, mapping
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from alerting.errors import InvalidInput, NotFound
+from audit.actor import Actor
+from geo.models import Zone
+from geo.parts import ZonePart, subdivide_zone
+from geo.validation import (
+    EARTH_RADIUS_KM,
+    CheckedGeometry,
+    area_km2,
+    check_geometry,
+    invalid,
+    place,
+    ring_from_positions,
+)
+
+NAME_KEYS = ("name", "nombre", "NAME", "Name", "NOMBRE", "nom_comuna", "NOM_COMUNA")
+CIRCLE_SEGMENTS = 72
+MAX_CIRCLE_KM = 1000.0
+
+
+@dataclass
+class ZoneImportResult:
+    name: str
+    version: int
+    zone_id: int
+    created: bool  # False: the same geometry was already the current version
+    area_km2: float
+    vertices: int
+    warnings: list[str] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def import_geojson(
+    session: Session,
+    data: dict[str, Any] | str,
+    *,
+    name: str | None = None,
+    repair: bool = False,
+    actor: Actor | None = None,
+    region: str | None = None,
+) -> list[ZoneImportResult]:
+    """Save the zones of a GeoJSON Feature, FeatureCollection, Polygon or MultiPolygon.
+
+    Without `name`, each feature becomes the zone named by its "name" (or "nombre") property; with
+    `name`, everything in the file becomes one zone of that name. All or nothing: any bad feature
+    raises InvalidInput whose `fields` name every bad feature and why; nothing is saved then.
+    `region` (Settings.default_region) enables the swapped lat/lon warning.
+    """
+    doc = _load(data)
+    pieces = _features(doc)
+    if not pieces:
+        raise invalid("geojson", "no features")
+    errors: dict[str, str] = {}
+    named: dict[str, list[tuple[str, Any]]] = {}
+    for path, feature_geometry, props in pieces:
+        zone_name = name or _name_of(props)
+        if not zone_name:
+            errors[f"{path}.properties.name"] = "missing: give --name or a \"name\" property"
+            continue
+        if not name and zone_name in named:
+            errors[f"{path}.properties.name"] = f"\"{zone_name}\" appears more than once in the file"
+            continue
+        named.setdefault(zone_name, []).append((path, feature_geometry))
+    checked: dict[str, CheckedGeometry] = {}
+    for zone_name, parts in named.items():
+        try:
+            checked[zone_name] = _check_parts(parts, repair=repair, region=region)
+        except InvalidInput as exc:
+            errors.update(exc.details.get("fields", {}))  # type: ignore[arg-type]
+    if errors:
+        first = next(iter(errors.items()))
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise InvalidInput(f"{first[0]}: {first[1]}{more}", fields=errors)
+    results = []
+    for zone_name, geometry in checked.items():
+        zone, created = _store(session, zone_name, geometry.geometry, "geojson", actor=actor)
+        results.append(ZoneImportResult(
+            name=zone.name, version=zone.version, zone_id=zone.id, created=created,
+            area_km2=round(geometry.area_km2, 3), vertices=int(shapely.get_num_coordinates(geometry.geometry)),
+            warnings=geometry.warnings, repairs=geometry.repairs,
+        ))
+    return results
+
+
+def _load(data: dict[str, Any] | str) -> dict[str, Any]:
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError as exc:
+            raise invalid("geojson", f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or "type" not in data:
+        raise invalid("geojson", "expected a GeoJSON object with a \"type\"")
+    return data
+
+
+def _features(doc: dict[str, Any]) -> list[tuple[str, Any, dict[str, Any]]]:
+    kind = doc.get("type")
+    if kind == "FeatureCollection":
+        features = doc.get("features")
+        if not isinstance(features, list):
+            raise invalid("features", "expected a list")
+        out = []
+        for i, feature in enumerate(features):
+            if not isinstance(feature, dict) or feature.get("type") != "Feature":
+                raise invalid(f"features[{i}]", "expected a Feature")
+            out.append((f"features[{i}]", feature.get("geometry"), feature.get("properties") or {}))
+        return out
+    if kind == "Feature":
+        return [("feature", doc.get("geometry"), doc.get("properties") or {})]
+    if kind in ("Polygon", "MultiPolygon"):
+        return [("geometry", doc, {})]
+    raise invalid("type", f"expected Feature, FeatureCollection, Polygon or MultiPolygon, got {kind!r}")
+
+
+def _name_of(props: dict[str, Any]) -> str | None:
+    for key in NAME_KEYS:
+        value = props.get(key)
+        if isinstance(value, str | int) and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+def _check_parts(parts: list[tuple[str, Any]], *, repair: bool, region: str | None) -> CheckedGeometry:
+    checked = []
+    for path, geometry in parts:
+        gpath = f"{path}.geometry" if path != "geometry" else path
+        repairs: list[str] = []
+        polygons = _polygons(geometry, gpath, repair=repair, repairs=repairs)
+        merged: Any = polygons[0] if len(polygons) == 1 else MultiPolygon(polygons)
+        one = check_geometry(merged, path=gpath, repair=repair, region=region if len(parts) == 1 else None)
+        one.repairs[:0] = repairs
+        checked.append(one)
+    if len(checked) == 1:
+        return checked[0]
+    # Several features saved as one zone (--name) may touch or overlap: their union is the zone.
+    result = check_geometry(shapely.union_all([c.geometry for c in checked]), path="geojson", region=region)
+    for c in checked:
+        result.warnings[:0] = c.warnings
+        result.repairs[:0] = c.repairs
+    return result
+
+
+def _polygons(geometry: Any, path: str, *, repair: bool, repairs: list[str]) -> list[Polygon]:
+    if not isinstance(geometry, dict):
+        raise invalid(path, "missing geometry")
+    kind, coords = geometry.get("type"), geometry.get("coordinates")
+    if kind == "Polygon":
+        rings = [coords]
+    elif kind == "MultiPolygon":
+        if not isinstance(coords, list | tuple) or not coords:
+            raise invalid(f"{path}.coordinates", "expected a list of polygons")
+        rings = coords
+    else:
+        raise invalid(f"{path}.type", f"expected Polygon or MultiPolygon, got {kind!r}")
+    out = []
+    for i, poly in enumerate(rings):
+        ppath = f"{path}.coordinates" + (f"[{i}]" if kind == "MultiPolygon" else "")
+        if not isinstance(poly, list | tuple) or not poly:
+            raise invalid(ppath, "expected a list of rings")
+        checked = [ring_from_positions(r, f"{ppath}[{j}]", repair=repair, repairs=repairs) for j, r in enumerate(poly)]
+        out.append(Polygon(checked[0], checked[1:]))
+    return out
+
+
+def parse_cap_polygon(text_value: str, *, repair: bool = False) -> Polygon:
+    """A CAP 1.2 <polygon>: "lat,lon lat,lon …", at least 4 pairs, first = last. Raises InvalidInput."""
+    pairs = (text_value or "").split()
+    positions = []
+    for i, pair in enumerate(pairs):
+        lat, lon = _cap_pair(pair, f"polygon point {i + 1}")
+        positions.append([lon, lat])
+    repairs: list[str] = []
+    ring = ring_from_positions(positions, "polygon", repair=repair, repairs=repairs)
+    checked = check_geometry(Polygon(ring), path="polygon", repair=repair)
+    return checked.geometry.geoms[0] if len(checked.geometry.geoms) == 1 else checked.geometry  # type: ignore[return-value]
+
+
+def parse_cap_circle(text_value: str, *, segments: int = CIRCLE_SEGMENTS) -> Polygon:
+    """A CAP 1.2 <circle>: "lat,lon radius_km", as a polygon on the sphere (geodesic radius, not degrees).
+
+    Each vertex lies `radius_km` along a great circle from the centre. Refuses a radius outside
+    0 < r ≤ 1000 km, and circles reaching a pole or crossing the antimeridian.
+    """
+    parts = (text_value or "").split()
+    if len(parts) != 2:
+        raise invalid("circle", f"expected \"lat,lon radius_km\", got {text_value!r:.60}")
+    lat, lon = _cap_pair(parts[0], "circle centre")
+    try:
+        radius = float(parts[1])
+    except ValueError:
+        raise invalid("circle", f"radius {parts[1]!r} is not a number") from None
+    if not math.isfinite(radius) or not 0 < radius <= MAX_CIRCLE_KM:
+        raise invalid("circle", f"radius {parts[1]} km: expected more than 0 and at most {MAX_CIRCLE_KM:g} km")
+    angular = radius / EARTH_RADIUS_KM
+    phi1, lam1 = math.radians(lat), math.radians(lon)
+    ring = []
+    for k in range(segments):
+        bearing = 2 * math.pi * k / segments
+        phi2 = math.asin(math.sin(phi1) * math.cos(angular) + math.cos(phi1) * math.sin(angular) * math.cos(bearing))
+        lam2 = lam1 + math.atan2(math.sin(bearing) * math.sin(angular) * math.cos(phi1),
+                                 math.cos(angular) - math.sin(phi1) * math.sin(phi2))
+        ring.append((math.degrees(lam2), math.degrees(phi2)))
+    ring.append(ring[0])
+    if any(abs(y) >= 89.9 for _, y in ring) or any(abs(x) > 180 for x, _ in ring):
+        raise invalid("circle", f"centre {place(lon, lat)} radius {radius:g} km reaches a pole or crosses the "
+                      "antimeridian (±180° longitude); use a polygon split at ±180°")
+    return Polygon(ring)
+
+
+def _cap_pair(pair: str, what: str) -> tuple[float, float]:
+    field_name = "polygon" if "polygon" in what else "circle"
+    try:
+        lat_s, lon_s = pair.split(",")
+        lat, lon = float(lat_s), float(lon_s)
+    except ValueError:
+        raise invalid(field_name, f"{what} {pair!r:.40}: expected \"lat,lon\"") from None
+    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+        raise invalid(field_name, f"{what} {pair}: latitude must be -90..90 and longitude -180..180")
+    return lat, lon
+
+
+def save_zone(
+    session: Session,
+    name: str,
+    geometry: Polygon | MultiPolygon,
+    source: str,
+    *,
+    description: str = "",
+    expected_population: int | None = None,
+    actor: Actor | None = None,
+    region: str | None = None,
+) -> Zone:
+    """Check `geometry` and store it as the current version of zone `name`.
+
+    The same geometry as the current version returns that version unchanged. A different one
+    makes version n+1 current and keeps the older versions. Serialized per zone name with an
+    advisory lock, so two editors get versions n+1 and n+2, never a clash. Raises InvalidInput
+    (geo.validation.check_geometry) for a bad geometry or name; nothing is written then.
+    """
+    checked = check_geometry(geometry, path="polygon", region=region)
+    zone, _ = _store(session, name, checked.geometry, source, description=description,
+                     expected_population=expected_population, actor=actor)
+    return zone
+
+
+def _store(
+    session: Session, name: str, multi: MultiPolygon, source: str, *, description: str = "",
+    expected_population: int | None = None, actor: Actor | None = None,
+) -> tuple[Zone, bool]:
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise invalid("name", "expected 1 to 100 characters")
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext('sirena.zone:' || :n))"), {"n": name})
+    current = session.scalars(select(Zone).where(Zone.name == name, Zone.is_current)).first()
+    if current is not None and shapely.normalize(to_shape(current.geom)).equals_exact(shapely.normalize(multi), 0):
+        return current, False
+    last = session.scalar(select(func.max(Zone.version)).where(Zone.name == name)) or 0
+    if current is not None:
+        current.is_current = False
+        session.flush()  # the partial unique index allows one current version per name
+    zone = Zone(
+        name=name, version=last + 1, is_current=True, geom=from_shape(multi, srid=4326), source=source,
+        description=description, expected_population=expected_population,
+        created_by_id=actor.operator_id if actor else None,
+    )
+    session.add(zone)
+    session.flush()
+    subdivide_zone(session, zone.id)
+    return zone, True
+
+
+def get_zone(session: Session, name: str, version: int | None = None) -> Zone:
+    """The current (or given) version of zone `name`. Raises NotFound naming the zone."""
+    query = select(Zone).where(Zone.name == name)
+    query = query.where(Zone.version == version) if version is not None else query.where(Zone.is_current)
+    zone = session.scalars(query).first()
+    if zone is None:
+        which = f"zone \"{name}\"" + (f" version {version}" if version is not None else "")
+        raise NotFound(f"{which} does not exist", fields={"zone": f"{which} does not exist"})
+    return zone
+
+
+def zone_geojson(session: Session, name: str, version: int | None = None) -> dict[str, Any]:
+    """One zone version as a GeoJSON Feature (lon/lat), with name, version and area in properties."""
+    zone = get_zone(session, name, version)
+    geometry = to_shape(zone.geom)
+    parts = session.scalar(select(func.count()).select_from(ZonePart).where(ZonePart.zone_id == zone.id))
+    return {
+        "type": "Feature",
+        "geometry": mapping(geometry),
+        "properties": {
+            "name": zone.name, "version": zone.version, "is_current": zone.is_current,
+            "source": zone.source, "description": zone.description,
+            "area_km2": round(area_km2(geometry), 3), "parts": parts,
+            "expected_population": zone.expected_population,
+            "created_at": zone.created_at.isoformat() if zone.created_at else None,
+        },
+    }
+
+
+def list_zones(session: Session) -> list[dict[str, Any]]:
+    """Current zones with their version count, area and source, by name."""
+    versions = (select(Zone.name, func.count().label("versions")).group_by(Zone.name).subquery())
+    rows = session.execute(
+        select(Zone, versions.c.versions).join(versions, versions.c.name == Zone.name)
+        .where(Zone.is_current).order_by(Zone.name)
+    ).all()
+    return [
+        {"name": z.name, "version": z.version, "versions": n, "source": z.source,
+         "area_km2": round(area_km2(to_shape(z.geom)), 3),
+         "created_at": z.created_at.isoformat() if z.created_at else None}
+        for z, n in rows
+    ]
