@@ -53,7 +53,7 @@ WITH pick AS (SELECT id FROM deliveries
                         claimed_by = :worker, attempts = d.attempts + 1, updated_at = now()
                    FROM pick WHERE d.id = pick.id
                  RETURNING d.id, d.msisdn, d.language, d.attempts, d.carriers_tried, d.contact_id)
-SELECT claimed.id, msisdn, claimed.language, attempts, carriers_tried, c.name, c.attributes
+SELECT claimed.id, claimed.msisdn, claimed.language, claimed.attempts, claimed.carriers_tried, c.name, c.attributes
   FROM claimed LEFT JOIN contacts c ON c.id = claimed.contact_id
  ORDER BY claimed.id
 """)

@@ -79,11 +79,12 @@ def _materialize_next_chunk(session: Session, alert: Alert) -> tuple[int, bool]:
     last_contact = session.execute(text("SELECT coalesce(max(id), 0) FROM contacts")).scalar_one()
     size = FIRST_CHUNK_CONTACTS if cursor == 0 else CHUNK_CONTACTS
     upper = cursor + size
-    written = targeting.materialize_chunk(session, alert.id, spec, cursor + 1, upper,
-                                          include_opted_out=_overrides_opt_out(alert))
-    alert.fanout_cursor = upper
-    if cursor == 0:
+    if cursor == 0:  # pin the zone versions every later chunk will use
         alert.resolved = {**(alert.resolved or {}), **targeting.resolution_record(session, spec)}
+        session.flush()
+    written = targeting.materialize_chunk(session, alert.id, spec, cursor + 1, upper,
+                                          include_opted_out=_overrides_opt_out(alert) or None)
+    alert.fanout_cursor = upper
     return written, upper >= last_contact
 
 

@@ -210,3 +210,78 @@ def factories(db: Session):  # type: ignore[no-untyped-def]
     for factory_cls in f.ALL:
         factory_cls._meta.sqlalchemy_session = db
     return f
+
+
+# --- the carrier side: the project's simulator and an in-process gateway ---------------------
+
+SIM_PASSWORDS = {"alpha": "alpha-pw", "beta": "beta-pw"}  # SMPP allows 8 characters
+
+
+def carriers_toml(ports: dict[str, int], *, binds: int = 2, window: int = 50, tps: int = 20000,
+                  test: bool = True, extra: str = "") -> str:
+    """A carriers file for the simulator's alpha and beta, in the shape of the demo's."""
+    parts = ["""
+[senders.SIRENA-SC]
+kind = "short"
+address = "4242"
+
+[senders.BOMBEROS]
+kind = "shared"
+address = "5555"
+keyword = "BOMBEROS"
+"""]
+    for name, port in ports.items():
+        parts.append(f"""
+[carriers.{name}]
+host = "127.0.0.1"
+port = {port}
+system_id = "{name}"
+password_env = "SIM_{name.upper()}_PASSWORD"
+binds = {binds}
+tps = {tps}
+window = {window}
+response_timeout_s = 3
+breaker_cooldown_s = 1
+reconnect_max_s = 2
+test = {"true" if test else "false"}
+senders = ["SIRENA-SC"{', "BOMBEROS"' if name == "alpha" else ""}]
+""")
+    return "\n".join(parts) + extra
+
+
+def sim_env() -> dict[str, str]:
+    return {f"SIM_{k.upper()}_PASSWORD": v for k, v in SIM_PASSWORDS.items()}
+
+
+@pytest.fixture
+def simulator():  # type: ignore[no-untyped-def]
+    """Two simulated carriers, alpha and beta, on free ports; stopped after the test."""
+    from broadcast.smsc_sim import CarrierConfig, SimConfig, Simulator
+
+    sim = Simulator(SimConfig(carriers=[
+        CarrierConfig(name=name, port=0, system_id=name, password=pw) for name, pw in SIM_PASSWORDS.items()
+    ]))
+    sim.start_in_thread()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture
+def gateway(committed_db, redis_db, simulator):  # type: ignore[no-untyped-def]
+    """An in-process gateway (pool bound to the simulator, raw inbound stored) on a committed DB."""
+    from broadcast.carriers import parse_carriers
+    from broadcast.gateway import Gateway, sync_senders
+    from broadcast.inbound import InboundStore
+
+    config = parse_carriers(carriers_toml(simulator.ports()), sim_env())
+    sync_senders(config)
+    inbound = InboundStore()
+    gw = Gateway(config, name="gw-test", on_deliver=inbound)
+    gw.start()
+    try:
+        yield gw
+    finally:
+        gw.stop()
+        inbound.close()

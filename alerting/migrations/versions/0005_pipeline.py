@@ -72,6 +72,10 @@ def upgrade() -> None:
     op.add_column("alerts", sa.Column("fanout_done", sa.Boolean, nullable=False, server_default=sa.false()))
     op.add_column("alerts", sa.Column("first_submit_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("alerts", sa.Column("last_submit_at", sa.DateTime(timezone=True), nullable=True))
+    # Set-based writers (INSERT … SELECT, COPY) rely on these, not on Python-side defaults.
+    for column, default in (("state", "'queued'"), ("attempts", "0"), ("possible_duplicates", "0"),
+                            ("parts_delivered", "0")):
+        op.alter_column("deliveries", column, server_default=sa.text(default))
     op.execute(TRIGGERS)
 
 

@@ -1,0 +1,148 @@
+"""The pipeline end to end over real Redis, Postgres and SMPP to the simulator."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import select, text
+
+from alerting.db import transaction
+from alerting.lifecycle import AlertDraft, approve_alert, cancel_alert, compose_alert, submit_alert
+from alerting.models import Alert, AlertMode, AlertState, Priority
+from broadcast import jobs
+from tests.factories import actor_for
+
+
+def seed_people(n: int, *, group: str = "brigadas", prefix: str = "+5699", drill: bool = False) -> None:
+    """n contacts in one static group, written set-based."""
+    with transaction() as s:
+        s.execute(text("INSERT INTO groups (name, kind, description, drill_allowed) "
+                       "VALUES (:g, 'static', '', :d) ON CONFLICT (name) DO NOTHING"), {"g": group, "d": drill})
+        s.execute(text("""
+            INSERT INTO contacts (msisdn, name, language, attributes)
+            SELECT :p || lpad(i::text, 7, '0'), 'Persona ' || i, CASE WHEN i % 5 = 0 THEN 'en' ELSE 'es' END,
+                   jsonb_build_object('unidad', 'U' || (i % 7))
+              FROM generate_series(1, :n) i ON CONFLICT (msisdn) DO NOTHING"""), {"n": n, "p": prefix})
+        s.execute(text("""
+            INSERT INTO group_members (group_id, contact_id)
+            SELECT g.id, c.id FROM groups g, contacts c WHERE g.name = :g AND c.msisdn LIKE :p || '%'
+            ON CONFLICT DO NOTHING"""), {"g": group, "p": prefix})
+
+
+def operators():
+    from alerting.models import Operator
+
+    with transaction() as s:
+        composer = Operator(username="compositora", password_hash="x", roles=["composer"])
+        approver = Operator(username="aprobador", password_hash="x", roles=["approver"])
+        s.add_all([composer, approver])
+        s.flush()
+        return actor_for(composer), actor_for(approver)
+
+
+def approved_alert(texts: dict[str, str], *, group: str = "brigadas", priority: Priority = Priority.HIGH,
+                   mode: AlertMode = AlertMode.LIVE) -> int:
+    composer, approver = operators()
+    with transaction() as s:
+        alert = compose_alert(s, AlertDraft(texts=texts, mode=mode, sender_name="SIRENA-SC", priority=priority,
+                                            target={"groups": [group]}), composer)
+        submit_alert(s, alert.id, composer)
+    with transaction() as s:
+        approve_alert(s, alert.id, approver)
+        return alert.id
+
+
+def state_of(alert_id: int) -> AlertState:
+    with transaction() as s:
+        return s.scalar(select(Alert.state).where(Alert.id == alert_id))
+
+
+def test_alert_to_1000_contacts_reaches_each_phone_exactly_once(gateway, simulator, run_jobs):
+    seed_people(1000)
+    alert_id = approved_alert({"es": "Evacuar sector norte. Responda ACK {codigo}. 🚒",
+                               "en": "Evacuate the north sector. Reply ACK {codigo}."})
+    run_jobs()
+    assert state_of(alert_id) is AlertState.COMPLETED
+    got = simulator.messages_by_recipient()
+    assert len(got) == 1000
+    assert all(len(texts) == 1 for texts in got.values())
+    with transaction() as s:
+        code = s.scalar(select(Alert.reply_code).where(Alert.id == alert_id))
+        counts = jobs.counts_by_state(s, alert_id)
+    assert got["56990000005"] == [f"Evacuate the north sector. Reply ACK {code}."]
+    assert got["56990000001"] == [f"Evacuar sector norte. Responda ACK {code}. 🚒"]
+    assert counts == {"submitted": 1000}
+
+
+def test_exercise_is_prefixed_and_only_uses_test_carriers(gateway, simulator, run_jobs):
+    seed_people(20, group="simulacro", drill=True)
+    alert_id = approved_alert({"es": "Simulacro de sismo en el cuartel."}, group="simulacro",
+                              mode=AlertMode.EXERCISE)
+    run_jobs()
+    texts = [t for ts in simulator.messages_by_recipient().values() for t in ts]
+    assert len(texts) == 20 and all(t.startswith("SIMULACRO: ") for t in texts)
+    assert state_of(alert_id) is AlertState.COMPLETED
+
+
+def test_cancel_mid_send_stops_the_rest(gateway, simulator, run_jobs, redis_db):
+    seed_people(3000)
+    alert_id = approved_alert({"es": "Corte de agua programado."}, priority=Priority.NORMAL)
+    # fan-out only: materialize and queue batches, then cancel before any batch runs
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    q = Queue("normal", connection=redis_db, serializer=JSONSerializer)
+    fan = q.fetch_job(q.job_ids[0])
+    jobs.fan_out(*fan.args)
+    q.remove(fan)
+    first_batch = next(j for j in q.get_jobs() if j.func_name == "broadcast.jobs.send_batch")
+    jobs.send_batch(*first_batch.args)
+    q.remove(first_batch)
+    _, approver = operators_again()
+    with transaction() as s:
+        cancel_alert(s, alert_id, approver, "se suspendió el corte")
+    run_jobs()
+    with transaction() as s:
+        counts = jobs.counts_by_state(s, alert_id)
+    assert counts["submitted"] == simulator.submit_count() <= 1000
+    assert counts["cancelled"] == 3000 - counts["submitted"]
+
+
+def operators_again():
+    from alerting.models import Operator
+
+    with transaction() as s:
+        approver = s.scalar(select(Operator).where(Operator.username == "aprobador"))
+        return None, actor_for(approver)
+
+
+def test_flash_batches_are_sent_before_queued_routine_ones(gateway, simulator, run_jobs, redis_db):
+    seed_people(2000, group="vecinos", prefix="+5698")
+    seed_people(50, group="bomberos", prefix="+5697")
+    routine = approved_alert({"es": "Aviso de rutina."}, group="vecinos", priority=Priority.LOW)
+    composer, approver = operators_second()
+    with transaction() as s:
+        flash = compose_alert(s, AlertDraft(texts={"es": "EVACUAR YA"}, mode=AlertMode.LIVE,
+                                            sender_name="SIRENA-SC", priority=Priority.HIGH,
+                                            target={"groups": ["bomberos"]}), composer)
+        submit_alert(s, flash.id, composer)
+    with transaction() as s:
+        approve_alert(s, flash.id, approver)
+    run_jobs()
+    order = [m["dest"] for m in simulator.messages()]
+    first_routine = next(i for i, d in enumerate(order) if d.startswith("5698"))
+    flash_positions = [i for i, d in enumerate(order) if d.startswith("5697")]
+    assert len(flash_positions) == 50 and max(flash_positions) < first_routine
+    assert state_of(routine) is AlertState.COMPLETED and state_of(flash.id) is AlertState.COMPLETED
+    assert Counter(order).most_common(1)[0][1] == 1
+
+
+def operators_second():
+    from alerting.models import Operator
+
+    with transaction() as s:
+        composer = Operator(username="compositora2", password_hash="x", roles=["composer"])
+        approver = Operator(username="aprobador2", password_hash="x", roles=["approver"])
+        s.add_all([composer, approver])
+        s.flush()
+        return actor_for(composer), actor_for(approver)
