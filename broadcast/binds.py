@@ -129,7 +129,10 @@ class _Client(smpplib.client.Client):
         return data
 
     def _fill(self) -> None:
-        chunk = self._socket.recv(262144)  # type: ignore[union-attr]
+        sock = self._socket
+        if sock is None:
+            raise smpplib.exceptions.ConnectionError("closed")
+        chunk = sock.recv(262144)
         if not chunk:
             raise smpplib.exceptions.ConnectionError("connection closed by the carrier")
         self._rbuf += chunk

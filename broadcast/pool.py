@@ -259,12 +259,12 @@ class CarrierPool:
         self._sender_buckets = {s.name: TokenBucket(s.tps) for s in config.senders.values() if s.tps}
         self._sender_lock = threading.Lock()
         self._daily: dict[str, tuple[str, int]] = {}
-        self.ambiguous = 0  # messages written to a carrier without an answer: possible duplicates
+        self.possible_duplicates = 0  # messages re-sent after a write nobody answered
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self, wait_s: float = 5.0) -> None:
-        """Start every bind; wait up to `wait_s` until each carrier has one up.
+        """Start every bind; wait up to `wait_s` for all of them to be up.
 
         Raises CarrierUnavailable naming every carrier with no bind up and its last error (bad
         credentials, refused connection); the binds keep retrying in the background.
@@ -272,8 +272,8 @@ class CarrierPool:
         for route in self.routes:
             route.bind.start()
         deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and self._carriers_down():
-            time.sleep(0.02)
+        while time.monotonic() < deadline and any(r.bind.state is not BindState.UP for r in self.routes):
+            time.sleep(0.01)
         down = self._carriers_down()
         if down:
             reasons = "; ".join(self._last_error(name) for name in down)
@@ -406,8 +406,8 @@ class CarrierPool:
             call.finished += 1
             if call.finished >= call.total:
                 call.done.set()
-        if outcome is Outcome.AMBIGUOUS:
-            self.ambiguous += 1
+        if job.result.possible_duplicate:
+            self.possible_duplicates += 1
 
     # -- feeding binds -------------------------------------------------------------------------
 
@@ -619,7 +619,7 @@ class CarrierPool:
             }
         for entry in carriers.values():
             entry["up"] = any(b["state"] == "up" for b in entry["binds"].values())
-        return {"carriers": carriers, "ambiguous": self.ambiguous}
+        return {"carriers": carriers, "possible_duplicates": self.possible_duplicates}
 
     def sender_usage(self, sender: str) -> dict[str, Any]:
         """Today's use of a long number against its daily cap (this process's view)."""

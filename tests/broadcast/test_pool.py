@@ -1,0 +1,404 @@
+"""The carrier pool over real TCP against the project's SMSC simulator, and its flow-control rules."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from broadcast import encoding
+from broadcast.binds import CarrierUnavailable
+from broadcast.carriers import CarriersConfig, parse_carriers
+from broadcast.pool import Breaker, BreakerState, CarrierPool, OutboundMessage, Outcome, TokenBucket, plan_capacity
+from broadcast.smsc_sim import CarrierConfig, ReceiptConfig, SimConfig, Simulator
+
+SENDERS = """
+[senders.SC]
+kind = "short"
+address = "4242"
+[senders.BOMBEROS]
+kind = "shared"
+address = "5555"
+keyword = "BOMBEROS"
+[senders.LN]
+kind = "long"
+address = "+56900000001"
+daily_cap = 3
+tps = 5
+[senders.NAME]
+kind = "alphanumeric"
+address = "SIRENA"
+"""
+
+
+def carriers_toml(sim: Simulator, **per_carrier: str) -> str:
+    """A carriers file pointing at `sim`; extra TOML lines per carrier name."""
+    text = SENDERS
+    senders = {"alpha": '["SC", "BOMBEROS", "NAME"]', "beta": '["SC", "LN", "NAME"]'}
+    for name in ("alpha", "beta"):
+        text += f"""
+[carriers.{name}]
+host = "127.0.0.1"
+port = {sim.port(name)}
+system_id = "{name}"
+password_env = "PW"
+binds = 2
+tps = 20000
+window = 50
+response_timeout_s = 1.0
+breaker_cooldown_s = 0.5
+reconnect_max_s = 0.5
+test = {str(name == "alpha").lower()}
+senders = {senders[name]}
+{per_carrier.get(name, "")}
+"""
+    return text
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    simulator = Simulator(
+        SimConfig(carriers=[CarrierConfig(name="alpha", port=0, password="pw"),
+                            CarrierConfig(name="beta", port=0, password="pw")])
+    ).start_in_thread()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
+
+
+def make_pool(config: CarriersConfig, delivered: list | None = None) -> CarrierPool:
+    sink = delivered if delivered is not None else []
+    return CarrierPool(config, on_deliver=lambda carrier, bind, fields: sink.append((carrier, fields)))
+
+
+@pytest.fixture
+def pool(sim: Simulator) -> Iterator[CarrierPool]:
+    carrier_pool = make_pool(parse_carriers(carriers_toml(sim), {"PW": "pw"}))
+    carrier_pool.start()
+    try:
+        yield carrier_pool
+    finally:
+        carrier_pool.stop(drain_s=1.0)
+
+
+def sms(n: int, sender: str = "SC", text: str = "Alerta {i}", **kw: object) -> list[OutboundMessage]:
+    out = []
+    for i in range(n):
+        encoded = encoding.encode_parts(text.format(i=i), ref=i % 256)
+        esm = encoding.ESM_CLASS_UDHI if encoded.esm_class_udhi else 0
+        out.append(OutboundMessage(i, sender, f"+5699{i:07d}", encoded.parts, encoded.data_coding, esm, **kw))
+    return out
+
+
+def per_recipient(sim: Simulator) -> Counter[str]:
+    return Counter(m["dest"] for m in sim.messages())
+
+
+# -- over TCP ---------------------------------------------------------------------------------
+
+
+def test_a_batch_is_spread_over_every_bind_and_each_arrives_once(pool, sim):
+    results = pool.submit_many(sms(400))
+    assert {r.outcome for r in results} == {Outcome.SUBMITTED}
+    assert all(len(r.message_ids) == 1 and r.message_ids[0] for r in results)
+    assert {r.bind for r in results} == {"alpha-1", "alpha-2", "beta-1", "beta-2"}
+    assert sim.wait_for(lambda: sim.submit_count() == 400)
+    counts = per_recipient(sim)
+    assert len(counts) == 400 and set(counts.values()) == {1}
+
+
+def test_long_gsm7_with_extensions_and_ucs2_emoji_arrive_reassembled_exactly(pool, sim):
+    gsm = "Evacuar sector {i} [norte] ~ ruta 5 | 100€ {{llaves}} \\ ^ " * 6
+    ucs = "Incendio en el cerro 🔥 evacúe ya, sí: ruta 68 🚒 " * 4
+    gsm_messages = sms(3, text=gsm)
+    ucs_messages = [OutboundMessage(m.delivery_id + 10, m.sender, m.destination.replace("+5699", "+5698"),
+                                    m.parts, m.data_coding, m.esm_class) for m in sms(3, text=ucs)]
+    messages = gsm_messages + ucs_messages
+    results = pool.submit_many(messages)
+    assert {r.outcome for r in results} == {Outcome.SUBMITTED}
+    assert all(len(r.message_ids) == len(m.parts) > 1 for r, m in zip(results, messages, strict=True))
+    assert sim.wait_for(lambda: len(sim.messages()) == 6)
+    got = {(m["dest"], m["text"]) for m in sim.messages()}
+    assert got == {(f"5699{i:07d}", gsm.format(i=i)) for i in range(3)} | {
+        (f"5698{i:07d}", ucs.format(i=i)) for i in range(3)
+    }
+
+
+def test_all_parts_of_a_long_message_go_through_one_bind(pool, sim):
+    pool.submit_many(sms(40, text="x" * 400 + "{i}"))
+    assert sim.wait_for(lambda: len(sim.messages()) == 40)
+    by_message: dict[tuple[str, int], set[str]] = {}
+    for record in sim.submits():
+        by_message.setdefault((record["dest"], record["part"]["ref"]), set()).add(record["bind"])
+    assert all(len(binds) == 1 for binds in by_message.values())
+
+
+def test_throttling_slows_but_loses_nothing(pool, sim):
+    sim.set_fault("alpha", "throttle", every_nth=3)
+    sim.set_fault("beta", "throttle", every_nth=4)
+    results = pool.submit_many(sms(300))
+    assert Counter(r.outcome for r in results) == {Outcome.SUBMITTED: 300}
+    assert not any(r.possible_duplicate for r in results)
+    assert sim.wait_for(lambda: sim.submit_count() == 300)
+    assert set(per_recipient(sim).values()) == {1}  # a 0x58 is a definite "not taken": no duplicate
+    health = pool.health()["carriers"]
+    assert sum(b["throttled"] for c in health.values() for b in c["binds"].values()) > 0
+
+
+def test_dropped_bind_reconnects_and_unanswered_messages_are_retried(pool, sim):
+    sim.set_fault("alpha", "drop_after", n=60, times=2)
+    results = pool.submit_many(sms(1000))
+    assert Counter(r.outcome for r in results) == {Outcome.SUBMITTED: 1000}
+    assert sim.wait_for(lambda: len(per_recipient(sim)) == 1000)
+    counts = per_recipient(sim)
+    duplicates = sum(n - 1 for n in counts.values())
+    flagged = sum(r.possible_duplicate for r in results)
+    assert duplicates <= flagged == pool.possible_duplicates
+    assert sim.wait_for(lambda: all(b["state"] == "up" for b in pool.health()["carriers"]["alpha"]["binds"].values()))
+    assert sum(b["connects"] for b in pool.health()["carriers"]["alpha"]["binds"].values()) >= 3
+
+
+def test_dead_carrier_trips_its_breaker_and_traffic_moves_to_the_other(pool, sim):
+    sim.set_fault("beta", "black_hole")
+    results = pool.submit_many(sms(300), timeout_s=10)
+    assert Counter(r.outcome for r in results) == {Outcome.SUBMITTED: 300}
+    assert {r.carrier for r in results} == {"alpha"}
+    beta = pool.health()["carriers"]["beta"]["binds"]
+    assert all(b["breaker"] != "closed" or b["state"] != "up" for b in beta.values())
+    # What beta swallowed was re-sent elsewhere and flagged: a duplicate is possible, never a loss.
+    flagged = sum(r.possible_duplicate for r in results)
+    assert 0 < flagged == pool.possible_duplicates <= sum(b["ambiguous"] for b in beta.values())
+
+
+def test_bad_credentials_give_a_clear_error_naming_the_carrier(sim):
+    config = parse_carriers(carriers_toml(sim), {"PW": "wrong"})
+    carrier_pool = make_pool(config)
+    with pytest.raises(CarrierUnavailable) as info:
+        carrier_pool.start(wait_s=1.0)
+    carrier_pool.stop(drain_s=0)
+    assert "carrier alpha refused the bind" in info.value.message
+    assert "carrier beta refused the bind" in info.value.message
+    assert "wrong" not in info.value.message
+
+
+def test_every_route_down_means_waiting_route_and_nothing_sent(sim):
+    sim.set_fault("alpha", "refuse_bind")
+    config = parse_carriers(carriers_toml(sim), {"PW": "pw"})
+    carrier_pool = make_pool(config)
+    with pytest.raises(CarrierUnavailable, match="alpha"):
+        carrier_pool.start(wait_s=0.5)
+    try:
+        results = carrier_pool.submit_many(sms(5, sender="BOMBEROS"))
+        assert {r.outcome for r in results} == {Outcome.WAITING_ROUTE}
+        assert 'every route for "BOMBEROS" is down' in results[0].reason
+        assert sim.submit_count() == 0
+    finally:
+        carrier_pool.stop(drain_s=0)
+
+
+def test_shared_code_goes_only_where_its_keyword_is_registered(pool, sim):
+    results = pool.submit_many(sms(50, sender="BOMBEROS"))
+    assert {(r.outcome, r.carrier) for r in results} == {(Outcome.SUBMITTED, "alpha")}
+    assert {r.carrier for r in pool.submit_many(sms(20, sender="LN"))[:3]} == {"beta"}
+
+
+def test_allowed_carriers_keep_an_exercise_on_test_carriers(pool, sim):
+    results = pool.submit_many(sms(100, allowed_carriers=frozenset({"alpha"})))
+    assert {r.carrier for r in results} == {"alpha"}
+    refused = pool.submit_many(sms(2, sender="LN", allowed_carriers=frozenset({"alpha"})))
+    assert {r.outcome for r in refused} == {Outcome.FAILED}
+    assert "no carrier allowed" in refused[0].reason
+
+
+def test_avoid_carriers_sends_a_retry_elsewhere(pool, sim):
+    results = pool.submit_many(sms(50, avoid_carriers=frozenset({"alpha"})))
+    assert {r.carrier for r in results} == {"beta"}
+
+
+def test_permanent_error_fails_with_its_code_and_is_never_retried(pool, sim):
+    sim.set_fault("alpha", "reject", share=1.0, status=0x0B)
+    results = pool.submit_many(sms(20, sender="BOMBEROS"))
+    assert {(r.outcome, r.error_code) for r in results} == {(Outcome.FAILED, 0x0B)}
+    assert "Invalid Destination Address" in results[0].reason
+    submits = [p for p in sim.pdus("alpha", "submit_sm") if p["dir"] == "in"]
+    assert len(submits) == 20
+
+
+def test_queue_full_is_retried_on_another_bind(pool, sim):
+    sim.set_fault("beta", "reject", share=1.0, status=0x14)
+    results = pool.submit_many(sms(200))
+    assert Counter(r.outcome for r in results) == {Outcome.SUBMITTED: 200}
+    assert {r.carrier for r in results} == {"alpha"}
+    assert not any(r.possible_duplicate for r in results)
+
+
+def test_long_number_daily_cap_holds_and_says_why(pool, sim):
+    results = pool.submit_many(sms(5, sender="LN"))
+    assert Counter(r.outcome for r in results) == {Outcome.SUBMITTED: 3, Outcome.WAITING_ROUTE: 2}
+    waiting = next(r for r in results if r.outcome is Outcome.WAITING_ROUTE)
+    assert 'daily cap of 3 parts reached for "LN"' in waiting.reason
+    assert pool.sender_usage("LN")["left_today"] == 0
+
+
+def test_long_number_tps_is_respected(sim):
+    config = parse_carriers(carriers_toml(sim).replace("daily_cap = 3", "daily_cap = 100"), {"PW": "pw"})
+    carrier_pool = make_pool(config)
+    carrier_pool.start()
+    try:
+        started = time.monotonic()
+        results = carrier_pool.submit_many(sms(11, sender="LN"))
+        elapsed = time.monotonic() - started
+    finally:
+        carrier_pool.stop(drain_s=1)
+    assert {r.outcome for r in results} == {Outcome.SUBMITTED}
+    assert elapsed >= 1.5  # 11 parts at 5 per second, one of burst
+
+
+def test_alphanumeric_sender_goes_out_with_ton_5(pool, sim):
+    pool.submit_many(sms(4, sender="NAME"))
+    assert sim.wait_for(lambda: sim.submit_count() == 4)
+    records = [r for c in sim.carriers.values() for r in c.submits]
+    assert {(r.sm.source_addr, r.sm.source_addr_ton, r.sm.source_addr_npi) for r in records} == {("SIRENA", 5, 0)}
+
+
+def test_gsm7_data_coding_follows_the_carrier(sim):
+    config = parse_carriers(carriers_toml(sim, beta="data_coding_gsm7 = 1"), {"PW": "pw"})
+    carrier_pool = make_pool(config)
+    carrier_pool.start()
+    try:
+        carrier_pool.submit_many(sms(20, avoid_carriers=frozenset({"alpha"})))
+        carrier_pool.submit_many(sms(20, avoid_carriers=frozenset({"beta"})))
+    finally:
+        carrier_pool.stop(drain_s=1)
+    assert sim.wait_for(lambda: sim.submit_count() == 40)
+    codings = {(r["carrier"], r["data_coding"]) for r in sim.submits()}
+    assert codings == {("alpha", 0), ("beta", 1)}
+
+
+def test_receipts_reach_on_deliver_with_their_tlvs():
+    receipts_config = ReceiptConfig(style="both")
+    sim = Simulator(SimConfig(carriers=[CarrierConfig(name=n, password="pw", receipts=receipts_config)
+                                        for n in ("alpha", "beta")])).start_in_thread()
+    delivered: list = []
+    carrier_pool = make_pool(parse_carriers(carriers_toml(sim), {"PW": "pw"}), delivered)
+    carrier_pool.start()
+    try:
+        results = carrier_pool.submit_many(sms(10, sender="BOMBEROS"))
+        ids = {r.message_ids[0] for r in results}
+        assert sim.wait_for(lambda: len(delivered) >= 10)
+    finally:
+        carrier_pool.stop(drain_s=1)
+        sim.stop()
+    receipts = {f["tlvs"].get("receipted_message_id") for _c, f in delivered}
+    assert ids <= receipts
+    assert all(f["esm_class"] & 0x04 and isinstance(f["short_message"], bytes) for _c, f in delivered)
+
+
+def test_priority_call_is_served_first_by_every_bind(pool, sim):
+    import threading
+
+    sim.set_fault("alpha", "slow", delay_s=0.05)
+    sim.set_fault("beta", "slow", delay_s=0.05)
+    routine: list = []
+    thread = threading.Thread(target=lambda: routine.extend(pool.submit_many(sms(3000), priority=100)))
+    thread.start()
+    assert sim.wait_for(lambda: sim.submit_count() > 100)
+    flash_started = time.monotonic()
+    flash = pool.submit_many(sms(20, text="FLASH {i}"), priority=0)
+    flash_done = time.monotonic() - flash_started
+    thread.join()
+    assert {r.outcome for r in flash} == {Outcome.SUBMITTED}
+    assert flash_done < 1.0
+    assert Counter(r.outcome for r in routine) == {Outcome.SUBMITTED: 3000}
+
+
+def test_health_reports_every_bind(pool):
+    health = pool.health()
+    assert set(health["carriers"]) == {"alpha", "beta"}
+    bind = health["carriers"]["alpha"]["binds"]["alpha-1"]
+    assert bind["state"] == "up" and bind["breaker"] == "closed" and bind["window"] == 50
+    assert health["carriers"]["alpha"]["test"] is True and health["carriers"]["beta"]["test"] is False
+
+
+def test_plan_capacity_reports_a_long_number_over_its_cap(sim):
+    config = parse_carriers(carriers_toml(sim), {"PW": "pw"})
+    plan = plan_capacity(config, "LN", parts_total=10)
+    assert plan["exceeds_daily_cap"] and plan["tps"] == 5 and plan["seconds"] == 2
+    assert not plan_capacity(config, "SC", parts_total=10)["exceeds_daily_cap"]
+
+
+# -- flow control rules (a stand-in clock, as allowed for time) ------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_token_bucket_counts_parts_and_refills_at_its_rate():
+    clock = Clock()
+    bucket = TokenBucket(100, clock=clock)
+    assert bucket.take(50) == 5  # burst: 50 ms worth
+    assert bucket.take(1) == 0
+    clock.now += 0.025
+    assert bucket.take(10) == 2
+
+
+def test_token_bucket_slows_down_on_throttle_once_per_pause_and_recovers():
+    clock = Clock()
+    bucket = TokenBucket(100, clock=clock)
+    bucket.slow_down()
+    bucket.slow_down()  # the rest of the window's 0x58 answers
+    assert bucket.rate == 50 and bucket.take(1) == 0
+    clock.now += 1.0
+    bucket.take(1)
+    clock.now += 5.0
+    bucket.take(1)
+    assert 70 <= bucket.rate < 100
+    clock.now += 10
+    bucket.take(1)
+    assert bucket.rate == 100
+
+
+def test_token_bucket_lets_a_long_message_through_a_small_burst_in_debt():
+    clock = Clock()
+    bucket = TokenBucket(1, clock=clock)
+    assert bucket.take_all(3)
+    assert not bucket.take_all(1)
+    clock.now += 2.9
+    assert not bucket.take_all(1)
+    clock.now += 1.2
+    assert bucket.take_all(1)
+
+
+def test_breaker_opens_after_consecutive_failures_and_probes_after_cooldown():
+    clock = Clock()
+    breaker = Breaker(3, 10.0, clock=clock)
+    breaker.failure(), breaker.failure(), breaker.success(), breaker.failure(), breaker.failure()
+    assert breaker.state is BreakerState.CLOSED
+    breaker.failure()
+    assert breaker.state is BreakerState.OPEN and not breaker.allows()
+    clock.now += 10
+    assert breaker.allows() and breaker.state is BreakerState.HALF_OPEN
+    breaker.failure()
+    assert breaker.state is BreakerState.OPEN
+    clock.now += 10
+    breaker.allows()
+    breaker.success()
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_breaker_opens_on_a_lost_link_and_half_opens_on_a_new_bind():
+    breaker = Breaker(5, 60.0, clock=Clock())
+    breaker.trip()
+    assert not breaker.allows()
+    breaker.success()  # a late answer from before the loss
+    assert breaker.state is BreakerState.OPEN
+    breaker.link_up()
+    assert breaker.allows() and breaker.state is BreakerState.HALF_OPEN
