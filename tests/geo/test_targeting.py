@@ -1,0 +1,206 @@
+"""Targeting on real PostGIS: zones ∪ groups ∩ criteria − exclusions − opt-outs, one delivery per phone."""
+
+from __future__ import annotations
+
+import pytest
+from shapely.geometry import MultiPolygon, Polygon, box
+from sqlalchemy import text
+
+from alerting.errors import InvalidInput, NotFound
+from alerting.models import AlertMode
+from geo.targeting import (
+    TargetSpec,
+    contact_id_ranges,
+    materialize,
+    materialize_chunk,
+    preview,
+    require_nonempty,
+    resolution_record,
+)
+from geo.zones import save_zone
+
+CENTRO = box(-70.67, -33.46, -70.63, -33.43)
+NORTE = box(-70.65, -33.44, -70.60, -33.40)  # overlaps CENTRO in its south-west corner
+INSIDE_BOTH = (-70.64, -33.435)
+INSIDE_CENTRO = (-70.66, -33.45)
+OUTSIDE = (-70.50, -33.30)
+
+
+def everything(db, directory, alert_id, spec):
+    return sum(materialize_chunk(db, alert_id, spec, lo, hi) for lo, hi in contact_id_ranges(db, 3))
+
+
+def test_same_contact_in_two_zones_and_a_group_gets_one_delivery(db, directory):
+    save_zone(db, "Centro", CENTRO, "geojson")
+    save_zone(db, "Norte", NORTE, "geojson")
+    (both,) = directory.contacts([INSIDE_BOTH])
+    directory.locate([both], [INSIDE_CENTRO], label="work")
+    directory.group("brigadas", [both])
+    alert = directory.alert()
+    spec = TargetSpec(zones=["Centro", "Norte"], groups=["brigadas"])
+    assert materialize_chunk(db, alert.id, spec, both, both) == 1
+    assert materialize_chunk(db, alert.id, spec, both, both) == 0  # a re-run writes nothing twice
+    assert len(directory.deliveries(alert.id)) == 1
+    p = preview(db, spec)
+    assert p.total == 1
+    assert [(z["name"], z["located"]) for z in p.by_zone] == [("Centro", 1), ("Norte", 1)]
+    assert p.by_group == [{"name": "brigadas", "kind": "static", "members": 1, "recipients": 1}]
+
+
+def test_preview_and_materialization_agree_on_a_mixed_target(db, directory):
+    save_zone(db, "Centro", CENTRO, "geojson")
+    inside = directory.contacts([INSIDE_CENTRO] * 5, attributes={"role": "vecino"})
+    english = directory.contacts([INSIDE_CENTRO] * 2, language="en", attributes={"role": "vecino"})
+    opted = directory.contacts([INSIDE_CENTRO] * 3, opted_out=True)
+    outside = directory.contacts([OUTSIDE] * 4, attributes={"role": "brigadista"})
+    unlocated = directory.contacts([None, None], attributes={"role": "brigadista"})
+    directory.group("brigadas", outside[:2])
+    directory.group("todos-brigadistas", criterion={"attr": "role", "eq": "brigadista"})
+    directory.group("excluidos", [inside[0]])
+    spec = TargetSpec(zones=["Centro"], groups=["brigadas", "todos-brigadistas"], exclude_groups=["excluidos"],
+                      exclude_numbers=[_msisdn(db, inside[1])])
+    p = preview(db, spec, text="Evacúe la zona")
+    assert p.total == 3 + 2 + 4 + 2
+    assert p.excluded == 2 and p.opted_out_excluded == 3 and p.matched == 5 + 2 + 3 + 4 + 2
+    assert p.by_language == {"en": 2, "es": 9}
+    assert p.by_group[1] == {"name": "todos-brigadistas", "kind": "dynamic", "members": 6, "recipients": 6}
+    assert p.sms["total_sms"] == 11 and p.sms["parts"] == 1
+    alert = directory.alert()
+    assert everything(db, directory, alert.id, spec) == p.total
+    written = directory.deliveries(alert.id)
+    assert {r[0] for r in written} == set(inside[2:]) | set(english) | set(outside) | set(unlocated)
+    assert {r[0]: r[2] for r in written}[english[0]] == "en"
+    assert not set(opted) & {r[0] for r in written}
+
+
+def test_criteria_narrow_and_are_counted(db, directory):
+    save_zone(db, "Centro", CENTRO, "geojson")
+    directory.contacts([INSIDE_CENTRO] * 3, attributes={"unit": "B1"})
+    directory.contacts([INSIDE_CENTRO] * 2, attributes={"unit": "B2"})
+    p = preview(db, TargetSpec(zones=["Centro"], criteria={"attr": "unit", "eq": "B2"}))
+    assert (p.total, p.removed_by_criteria) == (2, 3)
+
+
+def test_opted_out_reached_only_when_policy_includes_them(db, directory):
+    save_zone(db, "Centro", CENTRO, "geojson")
+    opted = directory.contacts([INSIDE_CENTRO] * 2, opted_out=True)
+    alert = directory.alert()
+    spec = TargetSpec(zones=["Centro"], include_opted_out=True)
+    p = preview(db, spec)
+    assert (p.total, p.opted_out_included, p.opted_out_excluded) == (2, 2, 0)
+    assert materialize_chunk(db, alert.id, TargetSpec(zones=["Centro"]), opted[0], opted[-1]) == 0
+    assert materialize_chunk(db, alert.id, TargetSpec(zones=["Centro"]), opted[0], opted[-1],
+                             include_opted_out=True) == 2
+
+
+def test_location_labels_choose_which_places_count(db, directory):
+    save_zone(db, "Centro", CENTRO, "geojson")
+    (worker,) = directory.contacts([OUTSIDE])
+    directory.locate([worker], [INSIDE_CENTRO], label="work")
+    assert preview(db, TargetSpec(zones=["Centro"])).total == 1
+    assert preview(db, TargetSpec(zones=["Centro"], location_labels=["home"])).total == 0
+    assert preview(db, TargetSpec(zones=["Centro"], location_labels=["work"])).total == 1
+
+
+def test_holes_and_multipolygons(db, directory):
+    ring = Polygon(box(-70.70, -33.50, -70.60, -33.40).exterior.coords,
+                   [box(-70.67, -33.47, -70.63, -33.43).exterior.coords])
+    save_zone(db, "Anillo", MultiPolygon([ring, box(-70.50, -33.31, -70.49, -33.29)]), "geojson")
+    in_ring, _in_hole, in_second = directory.contacts([(-70.69, -33.49), (-70.65, -33.45), OUTSIDE])
+    p = preview(db, TargetSpec(zones=["Anillo"]))
+    assert p.total == 2
+    alert = directory.alert()
+    everything(db, directory, alert.id, TargetSpec(zones=["Anillo"]))
+    assert {r[0] for r in directory.deliveries(alert.id)} == {in_ring, in_second}
+
+
+def test_boundary_counts_as_inside(db, directory):
+    save_zone(db, "Centro", CENTRO, "geojson")
+    minx, miny, maxx, maxy = CENTRO.bounds
+    directory.contacts([(minx, miny), ((minx + maxx) / 2, maxy), (maxx, (miny + maxy) / 2)])
+    directory.contacts([(maxx + 1e-9, maxy)])
+    assert preview(db, TargetSpec(zones=["Centro"])).total == 3
+
+
+def test_split_antimeridian_zone_reaches_both_sides(db, directory):
+    save_zone(db, "Fiyi", MultiPolygon([box(179.0, -17.5, 180.0, -16.0), box(-180.0, -17.5, -179.0, -16.0)]),
+              "geojson")
+    directory.contacts([(179.5, -17.0), (-179.5, -17.0), (178.0, -17.0)])
+    assert preview(db, TargetSpec(zones=["Fiyi"])).total == 2
+
+
+def test_unknown_zone_and_group_are_named(db, directory):
+    save_zone(db, "Centro", CENTRO, "geojson")
+    with pytest.raises(NotFound) as info:
+        preview(db, TargetSpec(zones=["Centro", "Atlantida"], groups=["fantasmas"], exclude_groups=["x"]))
+    fields = info.value.details["fields"]
+    assert fields == {"zones": 'unknown zone "Atlantida"', "groups": 'unknown group "fantasmas"',
+                      "exclude_groups": 'unknown group "x"'}
+
+
+def test_empty_live_target_is_refused_with_the_reason(db, directory):
+    save_zone(db, "Centro", CENTRO, "geojson")
+    directory.contacts([INSIDE_CENTRO] * 2, opted_out=True)
+    p = preview(db, TargetSpec(zones=["Centro"]))
+    with pytest.raises(InvalidInput) as info:
+        require_nonempty(p, AlertMode.LIVE)
+    assert 'zone "Centro" v1: 2 located inside' in info.value.details["fields"]["target"]
+    assert "2 opted out" in info.value.details["fields"]["target"]
+    assert info.value.details["breakdown"]["total"] == 0
+    require_nonempty(p, "exercise")  # a drill to nobody is allowed (and shown)
+
+
+def test_zone_versions_are_recorded_and_pinned_across_chunks(db, directory):
+    save_zone(db, "Centro", CENTRO, "geojson")
+    first, second = directory.contacts([INSIDE_CENTRO, (-70.55, -33.35)])
+    alert = directory.alert()
+    spec = TargetSpec(zones=["Centro"])
+    assert materialize_chunk(db, alert.id, spec, first, first) == 1
+    alert.resolved = resolution_record(db, spec)
+    db.flush()
+    save_zone(db, "Centro", box(-70.70, -33.50, -70.50, -33.30), "console")  # edited mid-fan-out
+    assert materialize_chunk(db, alert.id, spec, second, second) == 0  # still version 1
+    assert alert.resolved["zone_versions"] == {"Centro": 1}
+    assert preview(db, spec).zone_versions == {"Centro": 2}
+
+
+def test_materialize_iterates_chunks_and_reports_versions(db, directory):
+    save_zone(db, "Centro", CENTRO, "geojson")
+    ids = directory.contacts([INSIDE_CENTRO] * 7)
+    alert = directory.alert()
+    chunks = list(materialize(db, alert.id, TargetSpec(zones=["Centro"]), chunk_contacts=3))
+    assert sum(c.rows for c in chunks) == 7
+    assert chunks[0].id_from <= ids[0] and chunks[-1].id_to >= ids[-1]
+    assert all(c.zone_versions == {"Centro": 1} for c in chunks)
+
+
+@pytest.mark.parametrize(("data", "field"), [
+    ({"zone": ["x"]}, "target.zone"),
+    ({"zones": "Centro"}, "target.zones"),
+    ({"groups": [""]}, "target.groups[0]"),
+    ({"exclude_numbers": ["hello"]}, "target.exclude_numbers[0]"),
+    ({"where": {"attr": "a", "like": 1}}, "target.criteria.like"),
+])
+def test_bad_spec_names_the_key(data, field):
+    with pytest.raises(InvalidInput) as info:
+        TargetSpec.from_json(data, region="CL")
+    assert field in info.value.details["fields"]
+
+
+def test_spec_round_trips_and_normalizes_numbers():
+    spec = TargetSpec.from_json({"zones": ["A"], "where": {"attr": "x", "eq": 1},
+                                 "exclude_numbers": ["9 1234 5678"]}, region="CL")
+    assert spec.exclude_numbers == ["+56912345678"]
+    assert TargetSpec.from_json(spec.to_json()) == spec
+
+
+def test_preview_writes_nothing(db, directory):
+    save_zone(db, "Centro", CENTRO, "geojson")
+    directory.contacts([INSIDE_CENTRO])
+    before = db.scalar(text("SELECT count(*) FROM deliveries"))
+    preview(db, TargetSpec(zones=["Centro"]), text="x")
+    assert db.scalar(text("SELECT count(*) FROM deliveries")) == before
+
+
+def _msisdn(db, contact_id: int) -> str:
+    return db.scalar(text("SELECT msisdn FROM contacts WHERE id = :i"), {"i": contact_id})
