@@ -47,6 +47,7 @@ class Carrier:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._rr = 0
+        self._due: list[tuple[Record, str, int]] = []
         # Ids start at a random point so two runs never hand out the same ids.
         if config.message_id_style == "hex":
             self._next_id = rng.randrange(0x10_0000_0000, 0x80_0000_0000)
@@ -207,7 +208,18 @@ class Carrier:
             return
         low, high = self.config.receipts.delay_s
         delay = low if low == high else self.rng.uniform(low, high)
-        asyncio.get_running_loop().call_later(delay, self._send_receipt, record, stat, err)
+        if delay > 0:
+            asyncio.get_running_loop().call_later(delay, self._send_receipt, record, stat, err)
+            return
+        # Immediate receipts share one loop callback: a timer per receipt costs more than the receipt.
+        if not self._due:
+            asyncio.get_running_loop().call_soon(self._send_due)
+        self._due.append((record, stat, err))
+
+    def _send_due(self) -> None:
+        due, self._due = self._due, []
+        for record, stat, err in due:
+            self._send_receipt(record, stat, err)
 
     def _fate(self) -> tuple[str, int]:
         failures = self.config.receipts.failures

@@ -9,6 +9,7 @@ One request per line, one answer per line:
     {"cmd": "send_receipt", "carrier": "alpha", "message_id": "ab12", "stat": "UNDELIV", "err": 1}
     {"cmd": "submits", "carrier": "alpha"}                   (optional "since": index)
     {"cmd": "messages", "carrier": "alpha"}
+    {"cmd": "summary", "carrier": "alpha"}                   (submits, messages, recipients, duplicates)
 →   {"ok": true, ...} or {"ok": false, "error": "...", "fields": {...}}
 
 It listens on the simulator's host (loopback by default) and has no authentication: it is a
@@ -79,10 +80,12 @@ def _run(sim: Simulator, r: dict[str, Any]) -> dict[str, Any]:
         return {}
     if cmd == "submits":
         return {"submits": sim.submits(r.get("carrier"))[int(r.get("since", 0)):]}
+    if cmd == "summary":
+        return sim.summary(r.get("carrier"))
     if cmd == "messages":
         return {"messages": sim.messages(r.get("carrier"), r.get("dest"))}
     raise InvalidInput(f"unknown command {cmd!r}", fields={
-        "cmd": "set_fault, clear_faults, status, send_mo, send_receipt, submits, messages"})
+        "cmd": "set_fault, clear_faults, status, send_mo, send_receipt, submits, messages, summary"})
 
 
 class ControlClient:

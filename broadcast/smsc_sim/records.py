@@ -60,6 +60,11 @@ class Record:
             )
             if self.part is not None:
                 out["part"] = {"ref": self.part.ref, "total": self.part.total, "index": self.part.index}
+            if sm.tlvs:
+                out["tlvs"] = {f"0x{tag:04x}": value.hex() for tag, value in sm.tlvs.items()}
+                reference = sm.tlvs.get(pdu.TAG_USER_MESSAGE_REFERENCE)
+                if reference:
+                    out["user_message_reference"] = int.from_bytes(reference, "big")
         if self.message_id is not None:
             out["message_id"] = self.message_id
         if self.note:
@@ -96,7 +101,15 @@ class Message:
             "ref": self.ref,
             "message_ids": [p.message_id for p in self.parts],
             "time": self.t,
+            "user_message_reference": self.user_message_reference,
         }
+
+    @property
+    def user_message_reference(self) -> int | None:
+        """The sender's own reference (TLV 0x0204) on the first part, if it set one."""
+        sm = self.parts[0].sm
+        raw = sm.tlvs.get(pdu.TAG_USER_MESSAGE_REFERENCE) if sm is not None else None
+        return int.from_bytes(raw, "big") if raw else None
 
 
 class PduLog:

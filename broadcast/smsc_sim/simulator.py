@@ -209,6 +209,19 @@ class Simulator:
             out.setdefault(message["dest"], []).append(message["text"])
         return out
 
+    def summary(self, carrier: str | None = None) -> dict[str, int]:
+        """Counts of what reached the air: submits (parts), whole messages, distinct recipients,
+        and duplicate messages (same recipient and text seen again)."""
+        carriers = [self._carrier(carrier)] if carrier else list(self.carriers.values())
+        messages = [m for c in carriers for m in list(c.messages)]
+        distinct = {(m.dest, m.text) for m in messages}
+        return {
+            "submits": sum(len(c.submits) for c in carriers),
+            "messages": len(messages),
+            "recipients": len({m.dest for m in messages}),
+            "duplicate_messages": len(messages) - len(distinct),
+        }
+
     def pdus(self, carrier: str | None = None, command: str | None = None) -> list[dict[str, Any]]:
         """Every logged PDU (received "in" and deliver_sm sent "out"), optionally filtered."""
         records = list(self.log.records)

@@ -14,8 +14,13 @@ GSM7_BASIC = (
 GSM7_EXTENSION = {0x0A: "\f", 0x14: "^", 0x28: "{", 0x29: "}", 0x2F: "\\", 0x3C: "[", 0x3D: "~", 0x3E: "]",
                   0x40: "|", 0x65: "€"}
 assert len(GSM7_BASIC) == 128
-_ENCODE = {ch: bytes((i,)) for i, ch in enumerate(GSM7_BASIC) if ch != "\x1b"}
-_ENCODE.update({ch: bytes((0x1B, code)) for code, ch in GSM7_EXTENSION.items()})
+# str.translate tables: C-speed coding. Encoding maps every GSM character to its octet(s) and
+# every other ASCII character to 0x80, so "result is ASCII" means "everything was encodable".
+_ENCODE: dict[int, str] = {c: "\x80" for c in range(128)}
+_ENCODE.update({ord(ch): chr(i) for i, ch in enumerate(GSM7_BASIC) if ch != "\x1b"})
+_ENCODE.update({ord(ch): "\x1b" + chr(code) for code, ch in GSM7_EXTENSION.items()})
+_DECODE: dict[int, str] = {i: ch for i, ch in enumerate(GSM7_BASIC)}
+_DECODE.update({i + 128: ch for i, ch in enumerate(GSM7_BASIC)})  # some senders set the 8th bit
 
 DC_GSM7 = 0
 DC_LATIN1 = 3
@@ -25,6 +30,8 @@ DC_UCS2 = 8
 
 def decode_gsm7(octets: bytes) -> str:
     """Unpacked GSM-7 octets to text; an unknown escape shows as a space, as handsets do."""
+    if 0x1B not in octets and 0x9B not in octets:
+        return octets.decode("latin-1").translate(_DECODE)
     out: list[str] = []
     escape = False
     for octet in octets:
@@ -41,10 +48,10 @@ def decode_gsm7(octets: bytes) -> str:
 
 def encode_gsm7(text: str) -> bytes | None:
     """Unpacked GSM-7 octets, or None when the text has a character outside GSM 03.38."""
-    try:
-        return b"".join(_ENCODE[ch] for ch in text)
-    except KeyError:
+    septets = text.translate(_ENCODE)
+    if not septets.isascii():
         return None
+    return septets.encode("ascii")
 
 
 def decode_text(octets: bytes, data_coding: int, gsm7_codings: tuple[int, ...] = (0, 1)) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import socket
 import struct
@@ -20,6 +21,7 @@ from alerting.errors import ConfigError, InvalidInput
 from broadcast.encoding import encode_parts
 from broadcast.smsc_sim import CarrierConfig, HandsetConfig, ReceiptConfig, SimConfig, Simulator, load_config, pdu
 from broadcast.smsc_sim.control import ControlClient
+from broadcast.smsc_sim.handsets import Handsets
 
 PASSWORD = "s3cret"
 RECEIPT_RE = re.compile(
@@ -503,3 +505,55 @@ def test_cli_runs_one_default_carrier_on_the_given_port(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
+
+
+def test_drop_at_drops_every_connection_of_the_carrier(sim: Simulator) -> None:
+    first, second = Esme(sim), Esme(sim, kind="receiver")
+    sim.set_fault("alpha", "drop_at", in_s=0.2)
+    for esme in (first, second):
+        with pytest.raises(smpplib.exceptions.ConnectionError):
+            esme.client.read_pdu()
+        esme.client.disconnect()
+    Esme(sim).close()  # the listener stays open
+
+
+def test_summary_counts_duplicates_and_keeps_the_senders_reference(sim: Simulator) -> None:
+    esme = Esme(sim)
+    esme.submit("Alerta 1", user_message_reference=77)
+    esme.submit("Alerta 1", user_message_reference=77)  # a re-send after a lost resp
+    esme.submit("Alerta 1", dest="56900000001")
+    esme.read_until(lambda: len(esme.sent) == 3)
+    assert sim.summary("alpha") == {"submits": 3, "messages": 3, "recipients": 2, "duplicate_messages": 1}
+    assert sim.messages("alpha", dest="56911112222")[0]["user_message_reference"] == 77
+    assert sim.submits("alpha")[0]["user_message_reference"] == 77
+    esme.close()
+
+
+def test_injected_receipt_for_a_known_id_goes_back_to_its_sender(sim: Simulator) -> None:
+    esme = Esme(sim)
+    esme.submit("hola", dest="56977778888")
+    esme.read_until(lambda: esme.sent)
+    message_id = esme.sent[0].message_id.decode()
+    sim.send_receipt("alpha", message_id, "REJECTD", err=2)
+    esme.read_until(lambda: esme.received)
+    receipt = esme.received[0]
+    assert receipt.source_addr == b"56977778888" and receipt.destination_addr == b"2000"
+    fields = RECEIPT_RE.match(receipt.short_message.decode())
+    assert (fields["id"], fields["stat"], fields["err"], fields["text"]) == (message_id, "REJECTD", "002", "hola")
+    with pytest.raises(InvalidInput):
+        sim.send_receipt("alpha", message_id, "LOST")
+    esme.close()
+
+
+def test_handset_texts_quote_the_code_a_wrong_code_or_none() -> None:
+    config = HandsetConfig(reply_share=1.0, delay_s=(1.0, 2.0),
+                           texts=[("ACK {code}", 1.0), ("ACK {wrong_code}", 1.0), ("SI", 1.0)])
+    handsets = Handsets(config, random.Random(3))
+    replies = [handsets.reply_to("Simulacro. Responda ACK 4821") for _ in range(300)]
+    texts = {text for _, text in replies}  # type: ignore[misc]
+    assert {"ACK 4821", "SI"} <= texts
+    wrong = [t for t in texts if t.startswith("ACK ") and t != "ACK 4821"]
+    assert wrong and all(re.fullmatch(r"ACK \d{4}", t) for t in wrong)
+    assert all(1.0 <= delay <= 2.0 for delay, _ in replies)  # type: ignore[misc]
+    assert handsets.reply_to("Sin código aquí")[1] in ("ACK", "SI")  # type: ignore[index]
+    assert Handsets(HandsetConfig(reply_share=0.0), random.Random(1)).reply_to("ACK 4821") is None
