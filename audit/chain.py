@@ -41,6 +41,13 @@ FIELDS = (
     "reason",
 )
 
+# Fields that may be NULL. append_event stores NULL, never '', in them, so an empty CSV cell
+# in one of these columns means NULL without ambiguity.
+NULLABLE = frozenset({
+    "actor_operator_id", "actor_token_id", "subject_type", "subject_id", "origin_address",
+    "origin_user_agent", "origin_interface", "reason",
+})
+
 # The SELECT list giving FIELDS as text exactly as hashed, then prev_hash and hash.
 SELECT_CANONICAL_COLUMNS = """seq::text AS seq,
   to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at,

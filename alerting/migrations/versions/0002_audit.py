@@ -130,6 +130,13 @@ BEGIN
   -- Taken after the lock, so time never goes backwards along the chain (barring clock steps).
   v_at := date_trunc('microseconds', clock_timestamp());
   p_payload := coalesce(p_payload, '{}'::jsonb);
+  -- Optional fields hold NULL, never '': a CSV export can then tell "absent" from "empty".
+  p_subject_type := nullif(p_subject_type, '');
+  p_subject_id := nullif(p_subject_id, '');
+  p_origin_address := nullif(p_origin_address, '');
+  p_origin_user_agent := nullif(p_origin_user_agent, '');
+  p_origin_interface := nullif(p_origin_interface, '');
+  p_reason := nullif(p_reason, '');
   v_hash := sha256(v_prev || convert_to(audit.canonical(
     v_seq, v_at, p_actor_kind, p_actor_name, p_actor_operator_id, p_actor_token_id, p_action,
     p_subject_type, p_subject_id, p_payload, p_origin_address, p_origin_user_agent, p_origin_interface,
