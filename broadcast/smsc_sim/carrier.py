@@ -48,6 +48,7 @@ class Carrier:
         self._tasks: set[asyncio.Task[None]] = set()
         self._rr = 0
         self._due: list[tuple[Record, str, int]] = []
+        self._by_id: dict[str, Record] = {}
         # Ids start at a random point so two runs never hand out the same ids.
         if config.message_id_style == "hex":
             self._next_id = rng.randrange(0x10_0000_0000, 0x80_0000_0000)
@@ -154,6 +155,7 @@ class Carrier:
         self.counts["accepted"] += 1
         if self.log.keep:
             self.submits.append(record)
+            self._by_id[message_id] = record
         self._assemble(record)
         wants = sm.registered_delivery & 0x03
         if wants in (1, 2):
@@ -256,10 +258,7 @@ class Carrier:
             self.enqueue(delivery)
 
     def find_submit(self, message_id: str) -> Record | None:
-        for record in reversed(self.submits):
-            if record.message_id == message_id:
-                return record
-        return None
+        return self._by_id.get(message_id)
 
     def enqueue(self, delivery: Delivery) -> None:
         if delivery.kind == "mo" and delivery.attempts == 0:
@@ -268,10 +267,17 @@ class Carrier:
         self.pump()
 
     def pump(self) -> None:
-        """Hand pending deliver_sm to the bound receivers, round robin."""
+        """Hand pending deliver_sm to the bound receivers, round robin, within each one's window."""
+        window = self.config.deliver_window
         while self.pending and self.receivers:
-            self._rr = (self._rr + 1) % len(self.receivers)
-            self.receivers[self._rr].deliver(self.pending.popleft())
+            if window:
+                open_ = [s for s in self.receivers if len(s.outstanding) < window]
+                if not open_:
+                    return  # resumed by the next deliver_sm_resp
+            else:
+                open_ = self.receivers
+            self._rr = (self._rr + 1) % len(open_)
+            open_[self._rr].deliver(self.pending.popleft())
 
     def retry_delivery(self, delivery: Delivery) -> None:
         """The ESME refused a deliver_sm: try again later, as SMSCs do, up to a limit."""

@@ -10,6 +10,7 @@ A carrier in the file:
     system_type = ""            # if set, binds must present it
     max_binds = 4
     message_id_style = "hex"    # or "decimal"
+    deliver_window = 10         # deliver_sm outstanding per receiver (0 = no limit)
     [carriers.receipts]
     style = "text"              # "text" (appendix B), "tlv" (TLVs only), "both"
     id_style = "same"           # receipt shows the id: "same", "decimal", "upper", "padded"
@@ -114,6 +115,7 @@ class CarrierConfig:
     handsets: HandsetConfig = field(default_factory=HandsetConfig)
     faults: list[FaultSpec] = field(default_factory=list)
     gsm7_codings: tuple[int, ...] = (0, 1)
+    deliver_window: int = 0  # deliver_sm outstanding per receiver bind; 0 = no limit
 
     def __post_init__(self) -> None:
         if not self.system_id:
@@ -125,6 +127,8 @@ class CarrierConfig:
             raise ConfigError("carriers: every carrier needs a name")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"{where}.port: expected 0..65535, got {self.port}")
+        if self.deliver_window < 0:
+            raise ConfigError(f"{where}.deliver_window: expected >= 0, got {self.deliver_window}")
         if self.max_binds < 1:
             raise ConfigError(f"{where}.max_binds: expected >= 1, got {self.max_binds}")
         _one_of(where, "message_id_style", self.message_id_style, MESSAGE_ID_STYLES)
@@ -172,7 +176,7 @@ def _range(where: str, key: str, value: tuple[float, float]) -> None:
 # ---- TOML -------------------------------------------------------------------------------
 _TOP_KEYS = {"carriers", "host", "control_port", "log", "keep_records", "seed"}
 _CARRIER_KEYS = {"name", "port", "system_id", "password", "password_env", "system_type", "max_binds",
-                 "message_id_style", "receipts", "handsets", "faults", "gsm7_codings"}
+                 "message_id_style", "receipts", "handsets", "faults", "gsm7_codings", "deliver_window"}
 _RECEIPT_KEYS = {"style", "id_style", "delay_s", "failures", "errors"}
 _HANDSET_KEYS = {"reply_share", "delay_s", "texts", "code_regex"}
 
@@ -254,6 +258,7 @@ def _carrier(where: str, raw: Mapping[str, Any], env: Mapping[str, str]) -> Carr
         handsets=handsets,
         faults=faults,
         gsm7_codings=tuple(raw.get("gsm7_codings", (0, 1))),
+        deliver_window=int(raw.get("deliver_window", 0)),
     )
 
 

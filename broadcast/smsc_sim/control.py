@@ -6,7 +6,9 @@ One request per line, one answer per line:
     {"cmd": "clear_faults", "carrier": "alpha"}              (optional "kind")
     {"cmd": "status"}
     {"cmd": "send_mo", "carrier": "alpha", "source": "56911112222", "dest": "2000", "text": "ACK 4821"}
+    {"cmd": "send_mo_batch", "carrier": "alpha", "messages": [{"source": ..., "dest": ..., "text": ...}]}
     {"cmd": "send_receipt", "carrier": "alpha", "message_id": "ab12", "stat": "UNDELIV", "err": 1}
+    {"cmd": "send_receipt_batch", "carrier": "alpha", "message_ids": ["ab12", ...], "stat": "DELIVRD"}
     {"cmd": "submits", "carrier": "alpha"}                   (optional "since": index)
     {"cmd": "messages", "carrier": "alpha"}
     {"cmd": "summary", "carrier": "alpha"}                   (submits, messages, recipients, duplicates)
@@ -43,7 +45,7 @@ async def serve_control(sim: Simulator, host: str, port: int) -> asyncio.Server:
         finally:
             writer.close()
 
-    return await asyncio.start_server(handle, host, port, limit=1 << 20)
+    return await asyncio.start_server(handle, host, port, limit=1 << 24)
 
 
 def _answer(sim: Simulator, line: bytes) -> dict[str, Any]:
@@ -61,6 +63,10 @@ def _answer(sim: Simulator, line: bytes) -> dict[str, Any]:
         return {"ok": False, "error": f"bad request: {exc!r}"}
 
 
+COMMANDS = ("set_fault", "clear_faults", "status", "send_mo", "send_mo_batch", "send_receipt",
+            "send_receipt_batch", "submits", "messages", "summary")
+
+
 def _run(sim: Simulator, r: dict[str, Any]) -> dict[str, Any]:
     cmd = r.get("cmd")
     if cmd == "set_fault":
@@ -74,18 +80,23 @@ def _run(sim: Simulator, r: dict[str, Any]) -> dict[str, Any]:
     if cmd == "send_mo":
         sim.send_mo(r["carrier"], r["source"], r["dest"], r["text"], r.get("data_coding"))
         return {}
+    if cmd == "send_mo_batch":
+        count = sim.send_mo_batch(r["carrier"], [(m["source"], m["dest"], m["text"]) for m in r["messages"]])
+        return {"sent": count}
     if cmd == "send_receipt":
         sim.send_receipt(r["carrier"], r["message_id"], r.get("stat", "DELIVRD"), int(r.get("err", 0)),
                          source=r.get("source"), dest=r.get("dest"), style=r.get("style"), text=r.get("text", ""))
         return {}
+    if cmd == "send_receipt_batch":
+        count = sim.send_receipt_batch(r["carrier"], r["message_ids"], r.get("stat", "DELIVRD"), int(r.get("err", 0)))
+        return {"sent": count}
     if cmd == "submits":
         return {"submits": sim.submits(r.get("carrier"))[int(r.get("since", 0)):]}
     if cmd == "summary":
         return sim.summary(r.get("carrier"))
     if cmd == "messages":
         return {"messages": sim.messages(r.get("carrier"), r.get("dest"))}
-    raise InvalidInput(f"unknown command {cmd!r}", fields={
-        "cmd": "set_fault, clear_faults, status, send_mo, send_receipt, submits, messages, summary"})
+    raise InvalidInput(f"unknown command {cmd!r}", fields={"cmd": ", ".join(COMMANDS)})
 
 
 class ControlClient:

@@ -122,6 +122,7 @@ class Session(asyncio.Protocol):
             return
         self._flush()
         self._closing = True
+        self.carrier.unregister(self)  # nothing more is handed to a closing connection
         self.carrier.log.event(self.carrier.name, "dropped", bind=self.id, reason=reason)
         if rst:
             self.transport.abort()
@@ -211,6 +212,8 @@ class Session(asyncio.Protocol):
                      note=None if delivery else {"unexpected": True})
         if delivery is not None and status != pdu.ESME_ROK:
             self.carrier.retry_delivery(delivery)
+        if self.carrier.pending and self.carrier.config.deliver_window:
+            self.carrier.pump()
 
     def _answer(self, resp_id: int, seq: int, status: int, command_id: int) -> None:
         self._record("in", command_id, seq, status)

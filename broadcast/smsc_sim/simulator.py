@@ -17,10 +17,10 @@ import concurrent.futures
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from alerting.errors import NotFound
+from alerting.errors import InvalidInput, NotFound
 from broadcast.smsc_sim import pdu
 from broadcast.smsc_sim.carrier import Carrier
 from broadcast.smsc_sim.config import SimConfig
@@ -238,33 +238,52 @@ class Simulator:
         target = self._carrier(carrier)
         self._call(lambda: target.enqueue(build_mo(source, dest, text, data_coding)))
 
+    def send_mo_batch(self, carrier: str, messages: Iterable[tuple[str, str, str]]) -> int:
+        """Inject many MOs, each (source, dest, text), in one hop to the loop; returns how many."""
+        target = self._carrier(carrier)
+        deliveries = [build_mo(source, dest, text) for source, dest, text in messages]
+
+        def send() -> None:
+            for delivery in deliveries:
+                target.enqueue(delivery)
+
+        self._call(send)
+        return len(deliveries)
+
     def send_receipt(self, carrier: str, message_id: str, stat: str = "DELIVRD", err: int = 0, *,
                      source: str | None = None, dest: str | None = None, style: str | None = None,
                      text: str = "") -> None:
         """Inject a receipt, for a known id (addresses from its submit_sm) or any other id.
 
         `stat` is an appendix-B word (DELIVRD, EXPIRED, UNDELIV, REJECTD, ENROUTE, ACCEPTD ...).
-        Raises NotFound for an unknown carrier.
+        Raises NotFound for an unknown carrier, InvalidInput for an unknown state.
         """
-        if stat not in pdu.MESSAGE_STATES:
-            from alerting.errors import InvalidInput
+        self.send_receipt_batch(carrier, [message_id], stat, err, source=source, dest=dest, style=style, text=text)
 
+    def send_receipt_batch(self, carrier: str, message_ids: Iterable[str], stat: str = "DELIVRD", err: int = 0,
+                           *, source: str | None = None, dest: str | None = None, style: str | None = None,
+                           text: str = "") -> int:
+        """Inject a receipt for each id in one hop to the loop (see send_receipt); returns how many."""
+        if stat not in pdu.MESSAGE_STATES:
             raise InvalidInput(f"unknown receipt state {stat!r}", fields={"stat": ", ".join(pdu.MESSAGE_STATES)})
         target = self._carrier(carrier)
+        ids = list(message_ids)
 
         def send() -> None:
-            record = target.find_submit(message_id)
-            sm = record.sm if record else None
-            target.send_receipt(
-                message_id, stat, err,
-                source=source or (sm.destination_addr if sm else "0"),
-                dest=dest or (sm.source_addr if sm else "0"),
-                submitted=record.t if record else time.time(),
-                text=text or (record.text if record else ""),
-                style=style,
-            )
+            for message_id in ids:
+                record = target.find_submit(message_id)
+                sm = record.sm if record else None
+                target.send_receipt(
+                    message_id, stat, err,
+                    source=source or (sm.destination_addr if sm else "0"),
+                    dest=dest or (sm.source_addr if sm else "0"),
+                    submitted=record.t if record else time.time(),
+                    text=text or (record.text if record else ""),
+                    style=style,
+                )
 
-        self._call(send)
+        self._call(send, timeout_s=30.0)
+        return len(ids)
 
     def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 5.0, poll_s: float = 0.01) -> bool:
         """Poll `predicate` until it is true or the timeout passes; returns its last value."""

@@ -557,3 +557,38 @@ def test_handset_texts_quote_the_code_a_wrong_code_or_none() -> None:
     assert all(1.0 <= delay <= 2.0 for delay, _ in replies)  # type: ignore[misc]
     assert handsets.reply_to("Sin código aquí")[1] in ("ACK", "SI")  # type: ignore[index]
     assert Handsets(HandsetConfig(reply_share=0.0), random.Random(1)).reply_to("ACK 4821") is None
+
+
+def test_deliver_window_holds_back_deliver_sm_until_answered(sim_factory) -> None:  # type: ignore[no-untyped-def]
+    sim = sim_factory(_carrier(deliver_window=2))
+    sock = _raw_bind(sim.port("alpha"), command_id=pdu.BIND_RECEIVER)
+    sim.send_mo_batch("alpha", [("5691000000" + str(i), "2000", f"SI {i}") for i in range(5)])
+    first = [_read_raw(sock) for _ in range(2)]
+    assert sim.wait_for(lambda: sim.status()["carriers"]["alpha"]["pending_deliveries"] == 3)
+    for command_id, _, seq, _ in first:
+        assert command_id == pdu.DELIVER_SM
+        sock.sendall(pdu.encode_pdu(pdu.DELIVER_SM | pdu.RESP, seq, 0, b"\0"))
+    for batch in (2, 1):
+        rest = [_read_raw(sock) for _ in range(batch)]
+        sock.sendall(b"".join(pdu.encode_pdu(pdu.DELIVER_SM | pdu.RESP, seq, 0, b"\0") for _, _, seq, _ in rest))
+    assert sim.wait_for(lambda: sim.status()["carriers"]["alpha"]["outstanding_deliveries"] == 0)
+    sock.close()
+
+
+def test_batches_of_replies_and_receipts_through_the_control_port(sim_factory) -> None:  # type: ignore[no-untyped-def]
+    sim = sim_factory(_carrier(), control_port=0)
+    esme = Esme(sim)
+    for i in range(5):
+        esme.submit(f"m{i}", dest=f"5698888000{i}")
+    esme.read_until(lambda: len(esme.sent) == 5)
+    ids = [p.message_id.decode() for p in esme.sent]
+    with ControlClient("127.0.0.1", sim.control_port) as control:
+        mos = [{"source": f"5698888000{i}", "dest": "2000", "text": "ACK"} for i in range(5)]
+        assert control.request("send_mo_batch", carrier="alpha", messages=mos)["sent"] == 5
+        assert control.request("send_receipt_batch", carrier="alpha", message_ids=ids, stat="DELIVRD")["sent"] == 5
+        assert control.request("summary", carrier="alpha")["recipients"] == 5
+    esme.read_until(lambda: len(esme.received) == 10)
+    receipts = [r for r in esme.received if r.esm_class == 0x04]
+    assert sorted(RECEIPT_RE.match(r.short_message.decode())["id"] for r in receipts) == sorted(ids)
+    assert {r.source_addr.decode() for r in receipts} == {f"5698888000{i}" for i in range(5)}
+    esme.close()
