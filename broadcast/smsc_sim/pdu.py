@@ -195,7 +195,7 @@ def encode_fields(command_id: int, fields: dict[str, object]) -> bytes:
         if kind == "c":
             out += (str(value) if value is not None else "").encode("latin-1") + b"\0"
         else:
-            out.append(int(value or 0))
+            out.append(int(value) if isinstance(value, int) else 0)
     return bytes(out)
 
 

@@ -592,3 +592,17 @@ def test_batches_of_replies_and_receipts_through_the_control_port(sim_factory) -
     assert sorted(RECEIPT_RE.match(r.short_message.decode())["id"] for r in receipts) == sorted(ids)
     assert {r.source_addr.decode() for r in receipts} == {f"5698888000{i}" for i in range(5)}
     esme.close()
+
+
+def test_demo_config_matches_the_demo_carriers_file() -> None:
+    import tomllib
+
+    env = {"SIRENA_CARRIER_ALPHA_PASSWORD": "a", "SIRENA_CARRIER_BETA_PASSWORD": "b"}
+    root = Path(__file__).resolve().parents[2]
+    config = load_config(root / "broadcast" / "smsc_sim" / "demo.toml", env=env)
+    carriers = tomllib.loads((root / "broadcast" / "carriers.demo.toml").read_text())["carriers"]
+    for carrier in config.carriers:
+        side = carriers[carrier.name]
+        assert (carrier.port, carrier.system_id) == (side["port"], side["system_id"])
+        assert carrier.password == env[side["password_env"]]
+        assert carrier.handsets.reply_share > 0
