@@ -1,0 +1,102 @@
+"""Liveness, readiness and Prometheus metrics (no token: scraped and probed from inside the network)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Response, current_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import text
+
+from alerting.api import api_bp
+from alerting.api.framework import operation
+from alerting.api.schemas import HealthSchema
+from alerting.db import transaction
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+API_REQUESTS = Counter("sirena_api_requests", "API requests by endpoint and status",
+                       ["endpoint", "status"], registry=REGISTRY)
+
+
+class _StateCollector(Collector):
+    """Alerts by state and deliveries by state, read from Postgres at scrape time (counters, no scans)."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        alerts = GaugeMetricFamily("sirena_alerts", "Alerts by state", labels=["state"])
+        deliveries = GaugeMetricFamily("sirena_deliveries", "Deliveries of open alerts by state",
+                                       labels=["state"])
+        try:
+            with transaction() as session:
+                for state, n in session.execute(text("SELECT state, count(*) FROM alerts GROUP BY state")):
+                    alerts.add_metric([state], n)
+                for state, n in session.execute(text(
+                        "SELECT c.state, sum(c.n) FROM alert_counters c JOIN alerts a ON a.id = c.alert_id "
+                        "WHERE a.state IN ('sending', 'approved', 'scheduled') GROUP BY c.state")):
+                    deliveries.add_metric([state], float(n))
+        except Exception:  # a scrape must not fail because Postgres is down; readyz says that
+            return
+        yield alerts
+        yield deliveries
+
+
+REGISTRY.register(_StateCollector())
+
+
+@api_bp.after_request
+def _count(response: Response) -> Response:
+    from flask import request
+
+    API_REQUESTS.labels(request.endpoint or "unknown", str(response.status_code)).inc()
+    return response
+
+
+@operation(api_bp, "GET", "/healthz", summary="Liveness: the process answers", tag="health",
+           response=HealthSchema, public=True, errors=())
+def healthz() -> dict[str, Any]:
+    return {"status": "ok", "checks": {}}
+
+
+def _check_postgres() -> dict[str, Any]:
+    started = time.monotonic()
+    with transaction() as session:
+        postgis = session.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'postgis'")).scalar()
+    return {"ok": postgis is not None, "postgis": postgis, "ms": round((time.monotonic() - started) * 1000, 1)}
+
+
+def _check_redis() -> dict[str, Any]:
+    from alerting.outbox import redis_connection
+
+    settings = current_app.config["SIRENA_SETTINGS"]
+    started = time.monotonic()
+    conn = redis_connection(settings.redis_url, timeout_s=1.0)
+    try:
+        conn.ping()
+    finally:
+        conn.close()
+    return {"ok": True, "ms": round((time.monotonic() - started) * 1000, 1)}
+
+
+@operation(api_bp, "GET", "/readyz", summary="Readiness: PostgreSQL+PostGIS and Redis answer", tag="health",
+           response=HealthSchema, public=True, errors=(503,),
+           description="Bind health lives in the gateway workers' memory and is not published yet, so it is "
+                       "reported as unknown.")
+def readyz() -> tuple[dict[str, Any], int]:
+    checks: dict[str, dict[str, Any]] = {}
+    for name, check in (("postgres", _check_postgres), ("redis", _check_redis)):
+        try:
+            checks[name] = check()
+        except Exception as exc:
+            checks[name] = {"ok": False, "error": str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}
+    checks["binds"] = {"ok": True, "state": "unknown", "why": "gateway workers do not publish bind health yet"}
+    ready = all(c["ok"] for c in checks.values())
+    return {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503
+
+
+@operation(api_bp, "GET", "/metrics", summary="Prometheus metrics", tag="health", public=True, errors=(),
+           produces="text/plain")
+def metrics() -> Response:
+    return Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,274 @@
+"""Request and response schemas of the API: they validate requests and generate the OpenAPI document."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from alerting.models import AlertKind, AlertMode, AlertState, DeliveryState, Priority
+
+NAME = validate.Length(min=1, max=100)
+INT32 = validate.Range(min=1, max=2**31 - 1)
+
+
+def _values(enum_cls: type) -> list[str]:
+    return [m.value for m in enum_cls]  # type: ignore[attr-defined]
+
+
+class TargetSchema(Schema):
+    zones = fields.List(fields.String(validate=NAME), validate=validate.Length(max=200))
+    groups = fields.List(fields.String(validate=NAME), validate=validate.Length(max=200))
+    criteria = fields.Dict(allow_none=True, metadata={"description": "criterion language, see alerting/criteria.py"})
+    exclude_groups = fields.List(fields.String(validate=NAME), validate=validate.Length(max=200))
+    exclude_numbers = fields.List(fields.String(validate=validate.Length(min=1, max=32)),
+                                  validate=validate.Length(max=10000))
+    location_labels = fields.List(fields.String(validate=validate.Length(min=1, max=32)), allow_none=True)
+    include_opted_out = fields.Boolean()
+
+
+class AlertCreateSchema(Schema):
+    texts = fields.Dict(keys=fields.String(validate=validate.OneOf(["es", "en"])),
+                        values=fields.String(validate=validate.Length(min=1, max=255 * 153)), required=True,
+                        metadata={"description": "text per language (es, en), without the EXERCISE/TEST prefix"})
+    mode = fields.String(required=True, validate=validate.OneOf(_values(AlertMode)))
+    sender = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    priority = fields.String(load_default="normal", validate=validate.OneOf(_values(Priority)))
+    title = fields.String(load_default="", validate=validate.Length(max=200))
+    target = fields.Nested(TargetSchema, load_default=dict)
+    scheduled_at = fields.AwareDateTime(allow_none=True, metadata={"description": "ISO 8601 with an offset"})
+    ack_deadline_s = fields.Integer(allow_none=True, validate=validate.Range(min=60, max=7 * 86400))
+    poll_options = fields.List(fields.String(validate=validate.Length(min=1, max=64)), allow_none=True,
+                               validate=validate.Length(max=9))
+
+
+class ApproveSchema(Schema):
+    seen_hash = fields.String(validate=validate.Length(equal=64),
+                              metadata={"description": "the approval_hash the approver reviewed"})
+    override_reason = fields.String(validate=validate.Length(min=1, max=2000))
+
+
+class ReasonSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class AlertSchema(Schema):
+    id = fields.Integer(required=True)
+    reference = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(_values(AlertKind)))
+    mode = fields.String(required=True, validate=validate.OneOf(_values(AlertMode)))
+    priority = fields.String(required=True, validate=validate.OneOf(_values(Priority)))
+    state = fields.String(required=True, validate=validate.OneOf(_values(AlertState)))
+    title = fields.String(required=True)
+    sender = fields.String(required=True)
+    texts = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    target = fields.Dict(required=True)
+    reply_code = fields.String(required=True)
+    origin = fields.String(required=True)
+    approval_hash = fields.String(allow_none=True)
+    scheduled_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime(allow_none=True)
+    corrects_alert_id = fields.Integer(allow_none=True)
+    reason = fields.String(allow_none=True)
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
+                         metadata={"description": "live delivery counts by state"})
+    counts_by_carrier = fields.Dict(keys=fields.String(), values=fields.Dict(keys=fields.String(),
+                                                                                values=fields.Integer()))
+
+
+class PageQuerySchema(Schema):
+    cursor = fields.String(validate=validate.Length(max=40),
+                           metadata={"description": "next_cursor of the previous page"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class DeliveryQuerySchema(PageQuerySchema):
+    state = fields.String(validate=validate.OneOf(_values(DeliveryState)))
+
+
+class DeliverySchema(Schema):
+    id = fields.Integer(required=True)
+    msisdn = fields.String(required=True)
+    state = fields.String(required=True)
+    language = fields.String(required=True)
+    carrier = fields.String(allow_none=True)
+    parts = fields.Integer(allow_none=True)
+    attempts = fields.Integer(required=True)
+    error_code = fields.String(allow_none=True)
+    submitted_at = fields.DateTime(allow_none=True)
+    delivered_at = fields.DateTime(allow_none=True)
+    updated_at = fields.DateTime(allow_none=True)
+
+
+class DeliveryPageSchema(Schema):
+    items = fields.List(fields.Nested(DeliverySchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+class ReplySchema(Schema):
+    id = fields.Integer(required=True)
+    msisdn = fields.String(required=True)
+    meaning = fields.String(required=True)
+    poll_answer = fields.String(allow_none=True)
+    text = fields.String(allow_none=True)
+    delivery_id = fields.Integer(allow_none=True)
+    created_at = fields.DateTime(allow_none=True)
+
+
+class ReplyPageSchema(Schema):
+    items = fields.List(fields.Nested(ReplySchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+class PreviewRequestSchema(Schema):
+    target = fields.Nested(TargetSchema, required=True)
+    text = fields.String(validate=validate.Length(min=1, max=255 * 153))
+    texts = fields.Dict(keys=fields.String(validate=validate.OneOf(["es", "en"])),
+                        values=fields.String(validate=validate.Length(min=1, max=255 * 153)))
+
+
+class PreviewSchema(Schema):
+    total = fields.Integer(required=True)
+    matched = fields.Integer(required=True)
+    removed_by_criteria = fields.Integer(required=True)
+    excluded = fields.Integer(required=True)
+    opted_out_excluded = fields.Integer(required=True)
+    opted_out_included = fields.Integer(required=True)
+    include_opted_out = fields.Boolean(required=True)
+    by_zone = fields.List(fields.Dict(), required=True)
+    by_group = fields.List(fields.Dict(), required=True)
+    by_language = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    zone_versions = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    sms = fields.Dict(allow_none=True)
+
+
+class ContactCreateSchema(Schema):
+    msisdn = fields.String(required=True, validate=validate.Length(min=3, max=32))
+    name = fields.String(load_default="", validate=validate.Length(max=200))
+    language = fields.String(load_default="es", validate=validate.Length(min=2, max=8))
+    attributes = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)), load_default=dict)
+    groups = fields.List(fields.String(validate=NAME), load_default=list, validate=validate.Length(max=100))
+
+
+class ContactUpdateSchema(Schema):
+    name = fields.String(validate=validate.Length(max=200))
+    language = fields.String(validate=validate.Length(min=2, max=8))
+    attributes = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)))
+    opted_out = fields.Boolean()
+    opt_out_reason = fields.String(validate=validate.Length(min=1, max=500))
+
+
+class ContactSchema(Schema):
+    id = fields.Integer(required=True)
+    msisdn = fields.String(required=True)
+    name = fields.String(required=True)
+    language = fields.String(required=True)
+    attributes = fields.Dict(required=True)
+    opted_out = fields.Boolean(required=True)
+    groups = fields.List(fields.String(), required=True)
+
+
+class ContactPageSchema(Schema):
+    items = fields.List(fields.Nested(ContactSchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+class ImportReportSchema(Schema):
+    filename = fields.String(required=True)
+    dry_run = fields.Boolean(required=True)
+    rows_read = fields.Integer(required=True)
+    rejected = fields.Integer(required=True)
+    warnings = fields.Integer(required=True)
+    duplicates = fields.Integer(required=True)
+    contacts = fields.Integer(required=True)
+    inserted = fields.Integer(required=True)
+    updated = fields.Integer(required=True)
+    unchanged = fields.Integer(required=True)
+    memberships = fields.Integer(required=True)
+    groups_created = fields.List(fields.String(), required=True)
+    import_id = fields.Integer(allow_none=True)
+    rejects = fields.List(fields.Dict(), required=True,
+                          metadata={"description": "the first rejected or doubtful rows with column and reason"})
+
+
+class ImportQuerySchema(Schema):
+    group = fields.String(validate=NAME)
+    dry_run = fields.Boolean(load_default=False)
+
+
+class GroupCreateSchema(Schema):
+    name = fields.String(required=True, validate=NAME)
+    kind = fields.String(load_default="static", validate=validate.OneOf(["static", "dynamic"]))
+    criterion = fields.Dict(allow_none=True)
+    drill_allowed = fields.Boolean(load_default=False)
+    description = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class GroupSchema(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    kind = fields.String(required=True)
+    criterion = fields.Dict(allow_none=True)
+    drill_allowed = fields.Boolean(required=True)
+    description = fields.String(required=True)
+    members = fields.Integer(required=True)
+
+
+class MembersSchema(Schema):
+    msisdns = fields.List(fields.String(validate=validate.Length(min=3, max=32)), required=True,
+                          validate=validate.Length(min=1, max=10000))
+
+
+class MembersAddedSchema(Schema):
+    added = fields.Integer(required=True)
+
+
+class ZoneCreateSchema(Schema):
+    name = fields.String(validate=NAME, metadata={"description": "one zone of this name from the whole GeoJSON"})
+    geojson = fields.Dict(required=True, metadata={"description": "Feature, FeatureCollection, Polygon, MultiPolygon"})
+    repair = fields.Boolean(load_default=False)
+
+
+class ZoneResultSchema(Schema):
+    name = fields.String(required=True)
+    version = fields.Integer(required=True)
+    zone_id = fields.Integer(required=True)
+    created = fields.Boolean(required=True)
+    area_km2 = fields.Float(required=True)
+    vertices = fields.Integer(required=True)
+    warnings = fields.List(fields.String(), required=True)
+    repairs = fields.List(fields.String(), required=True)
+
+
+class ZoneSummarySchema(Schema):
+    name = fields.String(required=True)
+    version = fields.Integer(required=True)
+    versions = fields.Integer(required=True)
+    source = fields.String(required=True)
+    area_km2 = fields.Float(required=True)
+    created_at = fields.String(allow_none=True)
+
+
+class ZoneFeatureSchema(Schema):
+    type = fields.String(required=True)
+    geometry = fields.Dict(required=True)
+    properties = fields.Dict(required=True)
+
+
+class DeletedSchema(Schema):
+    deleted = fields.Boolean(required=True)
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+    checks = fields.Dict(keys=fields.String(), values=fields.Dict())
+
+
+class CapImportedSchema(Schema):
+    alert_id = fields.Integer(allow_none=True)
+    reference = fields.String(allow_none=True)
+    state = fields.String(allow_none=True)
+    action = fields.String(required=True, metadata={"description": "drafted / cancel_drafted / correction_drafted / "
+                                                                   "duplicate"})
+    mode = fields.String(allow_none=True)
+    zones = fields.List(fields.String(), required=True)
+    signed_by = fields.String(allow_none=True)
+    warnings = fields.List(fields.String(), required=True)

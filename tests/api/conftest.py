@@ -1,0 +1,101 @@
+"""The API under test: the real blueprint on a Flask app, against the test's Postgres and Redis.
+
+Until the console's app factory (alerting.web.create_app) exists, a minimal app registers api_bp
+the way the factory will: Settings in app.config["SIRENA_SETTINGS"].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from alerting.accounts import SCOPES, create_token
+from alerting.settings import Settings
+from audit.actor import Actor
+
+
+def make_app(settings: Settings) -> Flask:
+    try:
+        from alerting.web import create_app
+
+        app = create_app(settings, configure_services=False)
+    except ImportError:  # the console is not there (yet): register the blueprint as the factory does
+        from alerting.api import api_bp
+
+        app = Flask("sirena-api-test")
+        app.config["SIRENA_SETTINGS"] = settings
+        app.register_blueprint(api_bp)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def app(settings: Settings, db: Session, redis_db: object) -> Flask:
+    return make_app(settings)
+
+
+@pytest.fixture
+def client(app: Flask):  # type: ignore[no-untyped-def]
+    return app.test_client()
+
+
+@dataclass
+class Who:
+    operator_id: int
+    username: str
+    token: str
+    token_id: int
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+def make_token(db: Session, factories):  # type: ignore[no-untyped-def]
+    def make(roles: tuple[str, ...] = ("composer",), scopes: tuple[str, ...] = tuple(SCOPES),
+             operator=None) -> Who:  # type: ignore[no-untyped-def]
+        op = operator or factories.OperatorFactory(roles=list(roles))
+        row, token = create_token(db, op.username, list(scopes), Actor.system("test"))
+        return Who(op.id, op.username, token, row.id)
+
+    return make
+
+
+@pytest.fixture
+def sender(factories):  # type: ignore[no-untyped-def]
+    return factories.SenderFactory(name="SIRENA-SC")
+
+
+@pytest.fixture
+def composer(make_token) -> Who:  # type: ignore[no-untyped-def]
+    return make_token(("composer",))
+
+
+@pytest.fixture
+def approver(make_token) -> Who:  # type: ignore[no-untyped-def]
+    return make_token(("approver", "composer"))
+
+
+def live_alert_body(**overrides: object) -> dict[str, object]:
+    body: dict[str, object] = {"texts": {"es": "Corte de agua en Zona Norte hasta las 18:00"}, "mode": "live",
+                               "sender": "SIRENA-SC", "priority": "normal", "target": {"groups": ["vecinos"]}}
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def committed(committed_db: Settings) -> Settings:
+    """committed_db, with the session factory's join mode reset.
+
+    tests/conftest.py's `db` teardown rebinds with join_transaction_mode="conservative_savepoint",
+    which SQLAlchemy 2.1 rejects ("conditional_savepoint" is the name), so any transaction() after a
+    `db` test in the same worker fails; reported to the lead, worked around here.
+    """
+    from alerting import db as dbmod
+
+    dbmod.bind_sessions(dbmod.engine(), join_transaction_mode="conditional_savepoint")
+    return committed_db

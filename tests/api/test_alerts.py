@@ -1,0 +1,119 @@
+"""Alerts over the API: compose, submit, approve under the two-person rule, cancel, counts, pages."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, text
+
+from alerting.models import Alert, AlertState, Delivery, DeliveryState
+from tests.api.conftest import live_alert_body
+
+
+def _draft(client, who, **overrides):  # type: ignore[no-untyped-def]
+    response = client.post("/api/v1/alerts", json=live_alert_body(**overrides), headers=who.headers)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def test_a_token_composes_a_draft_that_is_never_sent_without_approval(client, composer, sender, db):
+    alert = _draft(client, composer)
+    assert alert["state"] == "draft" and alert["origin"] == "api" and alert["counts"] == {}
+    assert db.get(Alert, alert["id"]).composed_by_id == composer.operator_id
+
+
+def test_the_composers_token_cannot_approve_its_own_alert(client, approver, sender, db):
+    alert = _draft(client, approver)
+    assert client.post(f"/api/v1/alerts/{alert['id']}/submit", headers=approver.headers).status_code == 200
+    response = client.post(f"/api/v1/alerts/{alert['id']}/approve", json={}, headers=approver.headers)
+    assert response.status_code == 403
+    problem = response.get_json()
+    assert response.mimetype == "application/problem+json"
+    assert problem["code"] == "two_person_rule" and "cannot approve" in problem["detail"]
+    assert db.get(Alert, alert["id"]).state is AlertState.PENDING_APPROVAL
+    refused = db.execute(text("SELECT count(*) FROM audit.events WHERE outcome = 'refused' "
+                              "AND action = 'api.api.approve_alert'")).scalar_one()
+    assert refused == 1
+
+
+def test_a_second_operators_token_approves_and_the_fan_out_is_queued(client, composer, approver, sender, db,
+                                                                     redis_db):
+    alert = _draft(client, composer)
+    submitted = client.post(f"/api/v1/alerts/{alert['id']}/submit", headers=composer.headers).get_json()
+    response = client.post(f"/api/v1/alerts/{alert['id']}/approve", json={"seen_hash": submitted["approval_hash"]},
+                           headers=approver.headers)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["state"] == "approved"
+
+
+def test_approving_without_the_approve_scope_is_refused_and_audited(client, make_token, composer, sender, db):
+    reader = make_token(("approver",), scopes=("read",))
+    alert = _draft(client, composer)
+    client.post(f"/api/v1/alerts/{alert['id']}/submit", headers=composer.headers)
+    response = client.post(f"/api/v1/alerts/{alert['id']}/approve", json={}, headers=reader.headers)
+    assert response.status_code == 403
+    assert response.get_json()["errors"] == [{"field": "scope", "reason": "alerts:approve required"}]
+    assert db.get(Alert, alert["id"]).state is AlertState.PENDING_APPROVAL
+
+
+def test_reject_needs_a_reason_and_names_the_field(client, composer, approver, sender):
+    alert = _draft(client, composer)
+    client.post(f"/api/v1/alerts/{alert['id']}/submit", headers=composer.headers)
+    response = client.post(f"/api/v1/alerts/{alert['id']}/reject", json={}, headers=approver.headers)
+    assert response.status_code == 422
+    assert response.get_json()["errors"][0]["field"] == "reason"
+    ok = client.post(f"/api/v1/alerts/{alert['id']}/reject", json={"reason": "texto ambiguo"},
+                     headers=approver.headers)
+    assert ok.get_json()["state"] == "rejected" and ok.get_json()["reason"] == "texto ambiguo"
+
+
+def test_bad_fields_are_named_with_their_reason(client, composer, sender):
+    response = client.post("/api/v1/alerts", json={"texts": {"fr": "x"}, "mode": "loud", "sender": "SIRENA-SC"},
+                           headers=composer.headers)
+    assert response.status_code == 422
+    fields = {e["field"] for e in response.get_json()["errors"]}
+    assert "mode" in fields and any(f.startswith("texts") for f in fields)
+
+
+def test_an_unknown_sender_is_refused_by_the_service_naming_the_field(client, composer, sender):
+    response = client.post("/api/v1/alerts", json=live_alert_body(sender="NOPE"), headers=composer.headers)
+    assert response.status_code == 422
+    assert {"field": "sender", "reason": 'unknown or inactive sender "NOPE"'} in response.get_json()["errors"]
+
+
+def test_malformed_json_is_a_422_naming_the_body(client, composer):
+    response = client.post("/api/v1/alerts", data=b"{not json", content_type="application/json",
+                           headers=composer.headers)
+    assert response.status_code == 422 and response.get_json()["errors"][0]["field"] == "body"
+
+
+def test_cancel_stops_unsent_deliveries_and_counts_show_it(client, composer, approver, sender, factories, db):
+    alert = factories.AlertFactory(state=AlertState.SENDING, composed_by_id=composer.operator_id)
+    for i in range(3):
+        db.add(Delivery(alert_id=alert.id, msisdn=f"+5691000000{i}"))
+    db.flush()
+    response = client.post(f"/api/v1/alerts/{alert.id}/cancel", json={"reason": "falsa alarma"},
+                           headers=approver.headers)
+    assert response.status_code == 200
+    body = client.get(f"/api/v1/alerts/{alert.id}", headers=approver.headers).get_json()
+    assert body["state"] == "cancelled" and body["counts"] == {"cancelled": 3}
+
+
+def test_deliveries_are_paged_with_a_cursor_until_exhausted(client, composer, factories, db):
+    alert = factories.AlertFactory(state=AlertState.SENDING, composed_by_id=composer.operator_id)
+    for i in range(5):
+        db.add(Delivery(alert_id=alert.id, msisdn=f"+5692000000{i}", state=DeliveryState.SUBMITTED))
+    db.flush()
+    seen, cursor = [], None
+    while True:
+        url = f"/api/v1/alerts/{alert.id}/deliveries?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(url, headers=composer.headers).get_json()
+        seen += [d["msisdn"] for d in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 5 == len(set(seen))
+    assert db.scalar(select(func.count()).select_from(Delivery).where(Delivery.alert_id == alert.id)) == 5
+
+
+def test_an_unknown_alert_is_a_404_problem(client, composer):
+    response = client.get("/api/v1/alerts/999999", headers=composer.headers)
+    assert response.status_code == 404 and response.get_json()["code"] == "not_found"
