@@ -75,6 +75,7 @@ class CarrierConfig:
     breaker_failures: int = 5
     breaker_cooldown_s: float = 10.0
     reconnect_max_s: float = 30.0
+    receipt_id_style: str = "string"  # how ids compare: string|hex|decimal|hex:decimal|decimal:hex (receipts.py)
 
     @property
     def bind_tps(self) -> float:
@@ -134,6 +135,7 @@ _CARRIER_KEYS: dict[str, type | tuple[type, ...]] = {
     "breaker_failures": int,
     "breaker_cooldown_s": (int, float),
     "reconnect_max_s": (int, float),
+    "receipt_id_style": str,
 }
 _CARRIER_REQUIRED = ("host", "port", "system_id", "password_env", "senders")
 _SENDER_KEYS: dict[str, type | tuple[type, ...]] = {

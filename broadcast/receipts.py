@@ -1,0 +1,314 @@
+"""Delivery receipts: parsed, stored, matched to the messages they report on, in sets.
+
+A receipt names a message by the id the carrier gave in submit_sm_resp, but carriers spell it
+differently in receipts (upper case, zero-padded, decimal for a hex id). Each carrier declares how
+in the carriers file (`receipt_id_style`):
+
+| style          | submit_sm_resp id | receipt id |
+|----------------|-------------------|------------|
+| `string`       | any text          | same text, any case, any leading zeros (default) |
+| `hex`          | hex               | hex        |
+| `decimal`      | decimal           | decimal    |
+| `hex:decimal`  | hex               | decimal (Kannel's msg-id-type 0x02 case) |
+| `decimal:hex`  | decimal           | hex        |
+
+The canonical key of a message part is the submit spelling, lower case, without leading zeros
+(`sirena_message_key` in SQL); a receipt id is converted into that spelling here. Deliveries are
+found through the GIN index on `sirena_message_keys(message_ids)` (migration 0006_inbound).
+
+Every receipt is stored (`receipts`, one per inbound row), matched or not; a receipt whose id is
+not recorded yet (it overtook its submit_sm_resp) waits and is matched by a later pass. States:
+the first final receipt of a part decides that part; a message is delivered when every part is,
+failed/expired as soon as one part finally fails; intermediate states change nothing; a final
+state is never overwritten by a later receipt (stored all the same, as evidence).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg2.extras import execute_values
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from alerting.errors import ConfigError
+
+STYLES = ("string", "hex", "decimal", "hex:decimal", "decimal:hex")
+FINAL_STATES = frozenset({"DELIVRD", "EXPIRED", "DELETED", "UNDELIV", "REJECTD"})
+# SMPP 3.4 §5.3.2.35 message_state values.
+MESSAGE_STATES = {1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV", 6: "ACCEPTD",
+                  7: "UNKNOWN", 8: "REJECTD"}
+_STAT_PREFIXES = {"DELIV": "DELIVRD", "UNDEL": "UNDELIV", "EXPIR": "EXPIRED", "REJEC": "REJECTD",
+                  "ACCEP": "ACCEPTD", "ENROU": "ENROUTE", "DELET": "DELETED", "UNKNO": "UNKNOWN"}
+_PAD_WIDTHS = (8, 10, 12, 16, 20, 24, 32)
+_ID = re.compile(r"(?i)\bid:\s*([^\s]+)")
+_STAT = re.compile(r"(?i)\bstat:\s*([A-Za-z]+)")
+_ERR = re.compile(r"(?i)\berr:\s*([0-9A-Za-z]+)")
+_DONE = re.compile(r"(?i)\bdone\s+date:\s*(\d{10})(\d{2})?")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedReceipt:
+    raw_id: str
+    stat: str
+    error_code: str | None
+    done_at: datetime | None
+
+    @property
+    def final(self) -> bool:
+        return self.stat in FINAL_STATES
+
+
+def _stat_word(word: str) -> str:
+    word = word.upper()
+    return word if word in FINAL_STATES or word in MESSAGE_STATES.values() else _STAT_PREFIXES.get(word[:5], word[:8])
+
+
+def parse_receipt(tlvs: Mapping[str, Any] | None, body: str | None) -> ParsedReceipt | None:
+    """The id, state, error code and done time of a receipt; None when it names no message.
+
+    TLVs (`receipted_message_id`, `message_state`, `network_error_code`) win over the appendix-B
+    text (`id:… sub:… dlvrd:… submit date:… done date:… stat:… err:… text:…`) field by field.
+    """
+    tlvs = tlvs or {}
+    body = body or ""
+    raw_id = str(tlvs.get("receipted_message_id") or "").strip()
+    if not raw_id and (m := _ID.search(body)):
+        raw_id = m.group(1)
+    if not raw_id:
+        return None
+    stat = MESSAGE_STATES.get(int(tlvs["message_state"])) if isinstance(tlvs.get("message_state"), int) else None
+    if stat is None:
+        m = _STAT.search(body)
+        stat = _stat_word(m.group(1)) if m else "UNKNOWN"
+    error_code = None
+    network = tlvs.get("network_error_code")
+    if isinstance(network, str) and len(network) == 6:  # bytes kept as hex: type (1) + code (2)
+        try:
+            error_code = f"{int(network[2:], 16):03d}"
+        except ValueError:
+            error_code = network
+    if error_code is None and (m := _ERR.search(body)):
+        error_code = m.group(1)
+    done_at = None
+    if m := _DONE.search(body):
+        try:
+            done_at = datetime.strptime(m.group(1) + (m.group(2) or "00"), "%y%m%d%H%M%S").replace(tzinfo=UTC)
+        except ValueError:
+            done_at = None
+    return ParsedReceipt(raw_id[:80], stat, error_code, done_at)
+
+
+def check_style(style: str, carrier: str = "?") -> tuple[str | None, str | None]:
+    """(submit base, receipt base) of a style. Raises ConfigError naming the carrier's key."""
+    if style not in STYLES:
+        raise ConfigError(f"carriers.{carrier}.receipt_id_style: expected one of {', '.join(STYLES)}, "
+                          f"got {style!r}", key=f"carriers.{carrier}.receipt_id_style")
+    if style == "string":
+        return None, None
+    submit, _, receipt = style.partition(":")
+    return submit, receipt or submit
+
+
+def submit_key(message_id: str) -> str:
+    """The canonical key of an id as submit_sm_resp gave it (same as SQL `sirena_message_key`)."""
+    return message_id.lower().lstrip("0") or "0"
+
+
+def receipt_keys(style: str, raw_id: str) -> tuple[str, list[str]]:
+    """(canonical key, index look-up spellings) of a receipt's id under a carrier's style.
+
+    The look-up spellings cover submit ids the carrier itself padded with zeros; the canonical key
+    decides the match. An id that is not a number in the declared base is compared as text.
+    """
+    submit_base, receipt_base = check_style(style)
+    key = submit_key(raw_id)
+    if submit_base is not None:
+        try:
+            value = int(raw_id, 16 if receipt_base == "hex" else 10)
+            key = format(value, "x" if submit_base == "hex" else "d")
+        except ValueError:
+            pass
+    lookup = [key, raw_id.lower(), *(key.zfill(w) for w in _PAD_WIDTHS if w > len(key))]
+    return key, list(dict.fromkeys(lookup))
+
+
+@dataclass(slots=True)
+class ReceiptReport:
+    stored: int = 0
+    unparsable: int = 0
+    matched: int = 0
+    changed: int = 0
+
+
+def ingest_receipts(session: Session, rows: Iterable[tuple[int, str, Mapping[str, Any] | None, str | None, datetime]],
+                    styles: Mapping[str, str]) -> tuple[list[int], list[int], ReceiptReport]:
+    """Store receipts from inbound rows (inbound id, carrier, tlvs, text, received at) in one INSERT.
+
+    Returns (ids of receipts stored now, inbound ids that named no message, report). Idempotent:
+    an inbound row already stored as a receipt is skipped.
+    """
+    report = ReceiptReport()
+    values, unparsable = [], []
+    for inbound_id, carrier, tlvs, body, received_at in rows:
+        parsed = parse_receipt(tlvs, body)
+        if parsed is None:
+            unparsable.append(inbound_id)
+            continue
+        key, lookup = receipt_keys(styles.get(carrier, "string"), parsed.raw_id)
+        values.append((inbound_id, carrier or "", parsed.raw_id, key, lookup, parsed.stat, parsed.final,
+                       parsed.error_code, parsed.done_at, received_at))
+    report.unparsable = len(unparsable)
+    if not values:
+        return [], unparsable, report
+    cursor = session.connection().connection.cursor()
+    try:
+        stored = execute_values(cursor, """
+            INSERT INTO receipts (inbound_id, carrier, raw_id, msg_key, lookup_keys, stat, final, error_code,
+                                  done_at, received_at)
+            VALUES %s ON CONFLICT (inbound_id) DO NOTHING RETURNING id""", values,
+            template="(%s, %s, %s, %s, %s::text[], %s, %s, %s, %s, %s)", page_size=len(values), fetch=True)
+    finally:
+        cursor.close()
+    ids = [r[0] for r in stored]
+    report.stored = len(ids)
+    return ids, unparsable, report
+
+
+# The pending receipts of this pass find their message parts through the GIN index in one statement.
+_MATCH = """
+WITH p AS (SELECT id, carrier, msg_key, lookup_keys FROM receipts
+            WHERE matched_at IS NULL AND {which}
+            ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED),
+     k AS (SELECT coalesce(array_agg(DISTINCT x), '{{}}') AS keys FROM p, unnest(p.lookup_keys) x),
+     hit AS (SELECT DISTINCT ON (p.id) p.id AS rid, t.id AS tid, m.n::smallint AS part
+               FROM {table} t CROSS JOIN LATERAL unnest(t.message_ids) WITH ORDINALITY AS m(mid, n)
+               JOIN p ON p.carrier = t.carrier AND p.msg_key = sirena_message_key(m.mid)
+              WHERE sirena_message_keys(t.message_ids) && (SELECT keys FROM k)
+              ORDER BY p.id, t.id DESC)
+UPDATE receipts r SET {column} = hit.tid, part_no = hit.part, matched_at = now()
+  FROM hit WHERE r.id = hit.rid
+RETURNING r.{column}
+"""
+
+# Recomputed from every receipt of the message, so a duplicate or a replay changes nothing.
+_APPLY = """
+WITH firsts AS (SELECT DISTINCT ON ({column}, part_no) {column} AS tid, part_no, stat, error_code,
+                       coalesce(done_at, received_at) AS at
+                  FROM receipts WHERE {column} = ANY(:ids) AND final ORDER BY {column}, part_no, id),
+     agg AS (SELECT tid, count(*) FILTER (WHERE stat = 'DELIVRD') AS ok_parts,
+                    max(at) FILTER (WHERE stat = 'DELIVRD') AS ok_at,
+                    (array_agg(stat ORDER BY at, part_no) FILTER (WHERE stat <> 'DELIVRD'))[1] AS bad,
+                    (array_agg(error_code ORDER BY at, part_no) FILTER (WHERE stat <> 'DELIVRD'))[1] AS bad_code,
+                    min(at) FILTER (WHERE stat <> 'DELIVRD') AS bad_at
+               FROM firsts GROUP BY tid),
+     next AS (SELECT t.id, agg.*, CASE
+                WHEN t.state <> 'submitted' THEN t.state
+                WHEN agg.bad = 'EXPIRED' THEN 'expired'
+                WHEN agg.bad IS NOT NULL THEN 'failed'
+                WHEN agg.ok_parts >= coalesce(t.parts, 1) THEN 'delivered'
+                ELSE t.state END AS new_state
+                FROM {table} t JOIN agg ON agg.tid = t.id)
+UPDATE {table} t
+   SET parts_delivered = least(next.ok_parts, 32767),
+       state = next.new_state,
+       delivered_at = CASE WHEN next.new_state = 'delivered' AND t.state <> 'delivered' THEN next.ok_at
+                           ELSE t.delivered_at END,
+       failed_at = CASE WHEN next.new_state IN ('failed', 'expired') AND t.state <> next.new_state
+                        THEN next.bad_at ELSE t.failed_at END,
+       error_code = CASE WHEN next.new_state IN ('failed', 'expired') AND t.state <> next.new_state
+                         THEN coalesce(next.bad_code, next.bad) ELSE t.error_code END,
+       error_reason = CASE WHEN next.new_state IN ('failed', 'expired') AND t.state <> next.new_state
+                           THEN 'receipt ' || next.bad || coalesce(', carrier error ' || next.bad_code, '')
+                           ELSE t.error_reason END,
+       updated_at = now()
+  FROM next
+ WHERE t.id = next.id AND (t.state <> next.new_state OR t.parts_delivered <> least(next.ok_parts, 32767))
+RETURNING t.id
+"""
+
+
+def match_receipts(session: Session, receipt_ids: list[int] | None = None, *, limit: int = 20000) -> ReceiptReport:
+    """Match pending receipts (these ids, or the oldest `limit` pending) and apply them. Idempotent.
+
+    One statement matches against deliveries, one against follow-up messages, one applies each;
+    rows other passes hold are skipped (SKIP LOCKED) and picked up by the next pass.
+    """
+    report = ReceiptReport()
+    which = "id = ANY(:ids)" if receipt_ids is not None else "received_at > now() - interval '30 days'"
+    params: dict[str, Any] = {"limit": limit}
+    if receipt_ids is not None:
+        params["ids"] = receipt_ids
+    for table, column in (("deliveries", "delivery_id"), ("followups", "followup_id")):
+        ids = session.execute(text(_MATCH.format(which=which, table=table, column=column)), params).scalars().all()
+        report.matched += len(ids)
+        if ids:
+            changed = session.execute(text(_APPLY.format(table=table, column=column)),
+                                      {"ids": sorted(set(ids))}).scalars().all()
+            report.changed += len(changed)
+    return report
+
+
+def pending_count(session: Session) -> int:
+    """Receipts kept but not (yet) matched to any message: shown to the operator, never dropped."""
+    return int(session.execute(text("SELECT count(*) FROM receipts WHERE matched_at IS NULL")).scalar_one())
+
+
+@dataclass(frozen=True, slots=True)
+class CarrierHealth:
+    carrier: str
+    finals: int
+    delivered: int
+    failed: int
+    failure_rate: float
+    latency_p50_s: float | None
+    latency_p90_s: float | None
+    degraded: bool
+    reason: str
+
+
+def carrier_health_from_receipts(session: Session, window: timedelta, *, min_finals: int = 20,
+                                 now: datetime | None = None) -> dict[str, CarrierHealth]:
+    """Per carrier, over receipts received in the last `window`: failure rate, receipt latency, and
+    whether it is degraded: a failure rate above 20 % and twice the others' median (+5 points), or
+    a p90 latency above 60 s and three times the others' median p90. Needs `min_finals` receipts.
+    """
+    rows = session.execute(text("""
+        SELECT r.carrier, count(*) FILTER (WHERE r.final),
+               count(*) FILTER (WHERE r.stat = 'DELIVRD'),
+               count(*) FILTER (WHERE r.final AND r.stat <> 'DELIVRD'),
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.received_at - d.submitted_at))
+                 FILTER (WHERE r.final AND d.submitted_at IS NOT NULL),
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM r.received_at - d.submitted_at))
+                 FILTER (WHERE r.final AND d.submitted_at IS NOT NULL)
+          FROM receipts r LEFT JOIN deliveries d ON d.id = r.delivery_id
+         WHERE r.received_at > coalesce(CAST(:now AS timestamptz), now()) - make_interval(secs => :window)
+         GROUP BY r.carrier
+    """), {"window": window.total_seconds(), "now": now}).all()
+    stats = {r[0]: (int(r[1]), int(r[2]), int(r[3]), r[4], r[5]) for r in rows}
+    out: dict[str, CarrierHealth] = {}
+    for name, (finals, delivered, failed, p50, p90) in stats.items():
+        rate = failed / finals if finals else 0.0
+        others = [s for n, s in stats.items() if n != name and s[0] >= min_finals]
+        other_rate = _median([s[2] / s[0] for s in others]) if others else 0.0
+        other_p90 = _median([s[4] for s in others if s[4] is not None])
+        reason = ""
+        if finals >= min_finals:
+            if rate > 0.2 and rate > 2 * other_rate + 0.05:
+                reason = f"{rate:.0%} of receipts failed (others {other_rate:.0%})"
+            elif p90 is not None and other_p90 is not None and p90 > 60 and p90 > 3 * other_p90:
+                reason = f"receipts arrive after {p90:.0f} s (p90; others {other_p90:.0f} s)"
+        out[name] = CarrierHealth(name, finals, delivered, failed, rate, p50, p90, bool(reason), reason)
+    return out
+
+
+def _median(values: list[float]) -> float | None:
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2

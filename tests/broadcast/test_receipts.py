@@ -1,0 +1,183 @@
+"""Delivery receipts over real SMPP: both forms, every id spelling, early, duplicated, multipart."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from alerting.db import transaction
+from broadcast import receipts
+from tests.broadcast.inbound_rig import deliveries, inbound_rig, process_all, seed_alert, send, wait_inbound
+
+
+def test_receipt_text_and_tlvs_parse_to_the_same_facts():
+    body = "id:0A1B2C sub:001 dlvrd:000 submit date:2611271500 done date:2611271502 stat:UNDELIV err:034 text:Hola"
+    from_text = receipts.parse_receipt({}, body)
+    from_tlvs = receipts.parse_receipt({"receipted_message_id": "0A1B2C", "message_state": 5,
+                                        "network_error_code": "030022"}, "")
+    assert (from_text.raw_id, from_text.stat, from_text.error_code) == ("0A1B2C", "UNDELIV", "034")
+    assert (from_tlvs.raw_id, from_tlvs.stat, from_tlvs.error_code) == ("0A1B2C", "UNDELIV", "034")
+    assert from_text.done_at.isoformat() == "2026-11-27T15:02:00+00:00"
+    assert receipts.parse_receipt({}, "no id here stat:DELIVRD") is None
+
+
+@pytest.mark.parametrize(("style", "submit_id", "receipt_id"), [
+    ("hex", "0a1b2c3d4e", "0A1B2C3D4E"), ("hex", "a1b2c3d4e", "00000000000a1b2c3d4e"),
+    ("decimal", "1234567890", "00001234567890"), ("hex:decimal", "1f", "31"), ("decimal:hex", "31", "1F"),
+    ("string", "AbC-42", "abc-42"),
+])
+def test_every_id_style_gives_submit_and_receipt_the_same_key(style, submit_id, receipt_id):
+    key, lookup = receipts.receipt_keys(style, receipt_id)
+    assert key == receipts.submit_key(submit_id)
+    assert submit_id.lower() in lookup or receipts.submit_key(submit_id) in lookup
+
+
+def test_an_unknown_style_is_refused_naming_the_key():
+    from alerting.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="receipt_id_style"):
+        receipts.check_style("octal", "alpha")
+
+
+@pytest.mark.parametrize("sender", ["ALPHA-SC", "BETA-SC", "GAMMA-SC"])
+def test_receipts_in_every_form_and_spelling_mark_deliveries_delivered(committed_db, redis_db, sender):
+    numbers = [f"+5697{sender[0] == 'A'}{i:06d}" for i in range(30)]
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(numbers, sender=sender)
+        assert send(gateway, alert_id)["submitted"] == 30
+        wait_inbound(sim, 30)
+        process_all()
+    got = deliveries(alert_id)
+    assert {d["state"] for d in got.values()} == {"delivered"}
+    assert all(d["parts_delivered"] == 1 and d["delivered_at"] is not None for d in got.values())
+    with transaction() as s:
+        assert receipts.pending_count(s) == 0
+        counts = dict(s.execute(text("SELECT state, n FROM alert_counters WHERE alert_id = :a AND n <> 0"),
+                                {"a": alert_id}).all())
+    assert counts == {"delivered": 30}
+
+
+def test_a_receipt_before_its_id_waits_and_matches_when_the_id_lands(committed_db, redis_db):
+    numbers = ["+56971000001", "+56971000002"]
+    with inbound_rig(receipts=False) as (sim, gateway):
+        alert_id = seed_alert(numbers, sender="GAMMA-SC")
+        send(gateway, alert_id)
+        ids = {n: d["message_ids"] for n, d in deliveries(alert_id).items()}
+        with transaction() as s:  # as it is between submit_sm_resp and the gateway's record statement
+            s.execute(text("UPDATE deliveries SET message_ids = NULL, state = 'submitting' WHERE alert_id = :a"),
+                      {"a": alert_id})
+        for message_ids in ids.values():
+            sim.send_receipt("gamma", message_ids[0], "DELIVRD")
+        wait_inbound(sim, 2)
+        process_all()
+        with transaction() as s:
+            assert receipts.pending_count(s) == 2
+        assert {d["state"] for d in deliveries(alert_id).values()} == {"submitting"}
+        with transaction() as s:  # the ids land
+            for number, message_ids in ids.items():
+                s.execute(text("UPDATE deliveries SET message_ids = :m, state = 'submitted' WHERE msisdn = :n"),
+                          {"m": message_ids, "n": number})
+        assert process_all()["receipts_matched"] == 2
+    with transaction() as s:
+        assert receipts.pending_count(s) == 0
+    assert {d["state"] for d in deliveries(alert_id).values()} == {"delivered"}
+
+
+def test_receipts_sent_before_submit_sm_resp_end_up_matched(committed_db, redis_db):
+    with inbound_rig() as (sim, gateway):
+        sim.set_fault("alpha", "dlr_before_resp")
+        alert_id = seed_alert([f"+5697100{i:04d}" for i in range(20)])
+        send(gateway, alert_id)
+        wait_inbound(sim, 20)
+        process_all()
+    assert {d["state"] for d in deliveries(alert_id).values()} == {"delivered"}
+
+
+def test_duplicate_and_late_receipts_change_nothing(committed_db, redis_db):
+    with inbound_rig() as (sim, gateway):
+        sim.set_fault("alpha", "duplicate_receipts", share=1.0)
+        alert_id = seed_alert([f"+5697200{i:04d}" for i in range(10)])
+        send(gateway, alert_id)
+        wait_inbound(sim, 20)
+        process_all()
+        first = deliveries(alert_id)
+        ids = [d["message_ids"][0] for d in first.values()]
+        sim.clear_faults("alpha")
+        for message_id in ids[:5]:  # a final failure after the final success: kept, but never wins
+            sim.send_receipt("alpha", message_id, "UNDELIV", 1)
+        for message_id in ids[5:]:  # an intermediate state after the final one
+            sim.send_receipt("alpha", message_id, "ENROUTE")
+        wait_inbound(sim, 30)
+        process_all()
+    after = deliveries(alert_id)
+    assert {d["state"] for d in after.values()} == {"delivered"}
+    assert [d["delivered_at"] for d in after.values()] == [d["delivered_at"] for d in first.values()]
+    with transaction() as s:
+        stored = s.execute(text("SELECT count(*), count(DISTINCT delivery_id) FROM receipts")).one()
+    assert tuple(stored) == (30, 10)  # every receipt kept as evidence
+
+
+def test_final_failures_record_state_and_the_carriers_error_code(committed_db, redis_db):
+    with inbound_rig(receipts=False) as (sim, gateway):
+        alert_id = seed_alert(["+56973000001", "+56973000002", "+56973000003"], sender="BETA-SC")
+        send(gateway, alert_id)
+        sent = deliveries(alert_id)
+        fates = {"+56973000001": ("UNDELIV", 13), "+56973000002": ("EXPIRED", 0), "+56973000003": ("REJECTD", 2)}
+        for number, (stat, err) in fates.items():
+            sim.send_receipt("beta", sent[number]["message_ids"][0], "ACCEPTD")
+            sim.send_receipt("beta", sent[number]["message_ids"][0], stat, err)
+        wait_inbound(sim, 6)
+        process_all()
+    got = deliveries(alert_id)
+    assert got["+56973000001"]["state"] == "failed" and got["+56973000001"]["error_code"] == "013"
+    assert got["+56973000002"]["state"] == "expired"
+    assert got["+56973000003"]["state"] == "failed" and "REJECTD" in got["+56973000003"]["error_reason"]
+
+
+def test_multipart_is_delivered_only_when_every_part_is(committed_db, redis_db):
+    long_text = "Evacuación inmediata del sector ribereño por crecida del río. " * 3  # UCS-2: 3+ parts
+    with inbound_rig(receipts=False) as (sim, gateway):
+        alert_id = seed_alert(["+56974000001"], texts={"es": long_text})
+        send(gateway, alert_id)
+        ids = deliveries(alert_id)["+56974000001"]["message_ids"]
+        assert len(ids) >= 3
+        for message_id in ids[:-1]:
+            sim.send_receipt("alpha", message_id, "DELIVRD")
+        wait_inbound(sim, len(ids) - 1)
+        process_all()
+        partial = deliveries(alert_id)["+56974000001"]
+        sim.send_receipt("alpha", ids[-1], "DELIVRD")
+        wait_inbound(sim, len(ids))
+        process_all()
+    assert (partial["state"], partial["parts_delivered"]) == ("submitted", len(ids) - 1)
+    done = deliveries(alert_id)["+56974000001"]
+    assert (done["state"], done["parts_delivered"]) == ("delivered", len(ids))
+
+
+def test_a_receipt_for_an_unknown_id_is_kept_and_counted(committed_db, redis_db):
+    with inbound_rig() as (sim, _gateway):
+        sim.send_receipt("alpha", "deadbeef99", "DELIVRD")
+        wait_inbound(sim, 1)
+        process_all()
+    with transaction() as s:
+        assert receipts.pending_count(s) == 1
+        assert s.execute(text("SELECT outcome FROM inbound_messages")).scalar_one() == "receipt"
+
+
+def test_carrier_health_flags_the_carrier_whose_receipts_fail(committed_db, redis_db):
+    from datetime import timedelta
+
+    with inbound_rig(receipts=False) as (sim, gateway):
+        alpha = seed_alert([f"+5697500{i:04d}" for i in range(40)], sender="ALPHA-SC")
+        beta = seed_alert([f"+5697600{i:04d}" for i in range(40)], sender="BETA-SC")
+        send(gateway, alpha), send(gateway, beta)
+        for i, d in enumerate(deliveries(alpha).values()):
+            sim.send_receipt("alpha", d["message_ids"][0], "UNDELIV" if i % 2 else "DELIVRD", 1)
+        for d in deliveries(beta).values():
+            sim.send_receipt("beta", d["message_ids"][0], "DELIVRD")
+        wait_inbound(sim, 80)
+        process_all()
+    with transaction() as s:
+        health = receipts.carrier_health_from_receipts(s, timedelta(minutes=15))
+    assert health["alpha"].degraded and "50%" in health["alpha"].reason
+    assert not health["beta"].degraded and health["beta"].failure_rate == 0
