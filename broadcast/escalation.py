@@ -1,0 +1,213 @@
+"""Escalation: chase those who did not answer, and raise HELP at once.
+
+Per alert, `ack_deadline_s` and a policy in `alerts.escalation` (all keys optional):
+
+    {"resend": true,                 # at the deadline, re-send the alert to non-responders
+     "resend_carrier": "beta",       # ... only through this carrier, or
+     "resend_other_carrier": true,   # ... avoiding the carrier that carried it the first time
+     "supervisors": "supervisores",  # the group told the list of non-responders
+     "supervisors_after_s": 300,     # after the re-send (default: at the deadline when no re-send)
+     "verification": false}          # a "reply SI to confirm" campaign: at the deadline non-responders
+                                     # become unverified instead
+
+`escalate_due(session, now)` is called by the reconciler/scheduler each pass with the time passed in
+(tests control the clock). Each stage is recorded once in `escalations` (unique per alert and
+stage), audited, and its messages are follow-ups sent by a job on the alert's priority queue
+(broadcast/followups.py). HELP replies are raised by `raise_help_now` from the reply pass itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from alerting.errors import InvalidTransition, NotFound
+from alerting.models import Alert, AlertMode, AlertState
+from alerting.phones import mask_msisdn
+from alerting.texts import render
+from audit import trail
+from audit.actor import Actor
+from broadcast.followups import FollowupDraft, create_followups, queue_pending
+from broadcast.replies import ANSWERED
+
+log = logging.getLogger("sirena.escalation")
+
+SYSTEM = Actor.system("escalation")
+LOOKBACK = timedelta(days=7)
+LIST_IN_SMS = 10
+
+
+@dataclass(frozen=True)
+class Policy:
+    resend: bool = True
+    resend_carrier: str | None = None
+    resend_other_carrier: bool = False
+    supervisors: str | None = None
+    supervisors_after_s: int | None = None
+    verification: bool = False
+
+    @classmethod
+    def of(cls, alert: Alert) -> Policy:
+        raw: dict[str, Any] = dict(alert.escalation or {})
+        return cls(resend=bool(raw.get("resend", True)), resend_carrier=raw.get("resend_carrier"),
+                   resend_other_carrier=bool(raw.get("resend_other_carrier", False)),
+                   supervisors=raw.get("supervisors"), supervisors_after_s=raw.get("supervisors_after_s"),
+                   verification=bool(raw.get("verification", False)))
+
+    def stages(self, deadline: datetime, ack_deadline_s: int) -> list[tuple[str, datetime]]:
+        """(stage, when) in order."""
+        if self.verification:
+            return [("verify_close", deadline)]
+        out = [("resend", deadline)] if self.resend else []
+        if self.supervisors:
+            after = self.supervisors_after_s if self.supervisors_after_s is not None else (
+                ack_deadline_s if self.resend else 0)
+            out.append(("supervisors", deadline + timedelta(seconds=after)))
+        return out
+
+
+def escalate_due(session: Session, now: datetime) -> list[dict[str, Any]]:
+    """Run every escalation stage due at `now`; returns what was done. Idempotent per stage.
+
+    Also queues the sending of follow-ups whose job was lost (Redis flushed).
+    """
+    alerts = session.scalars(select(Alert).where(
+        Alert.ack_deadline_s.is_not(None), Alert.sending_at.is_not(None),
+        Alert.state.in_([AlertState.SENDING, AlertState.COMPLETED]),
+        Alert.sending_at > now - LOOKBACK).order_by(Alert.id)).all()
+    done: list[dict[str, Any]] = []
+    for alert in alerts:
+        deadline = alert.sending_at + timedelta(seconds=alert.ack_deadline_s)  # type: ignore[operator]
+        if deadline > now:
+            continue
+        for stage, when in Policy.of(alert).stages(deadline, alert.ack_deadline_s):  # type: ignore[arg-type]
+            if when <= now:
+                result = run_stage(session, alert, stage, SYSTEM)
+                if result is not None:
+                    done.append(result)
+    queue_pending(session)
+    return done
+
+
+def escalate_now(session: Session, alert_id: int, actor: Actor) -> list[dict[str, Any]]:
+    """The console's "escalate now": every stage not yet run, at once. Raises NotFound, InvalidTransition."""
+    alert = session.get(Alert, alert_id, with_for_update=True)
+    if alert is None:
+        raise NotFound(f"alert {alert_id} does not exist", alert_id=alert_id)
+    if alert.state not in (AlertState.SENDING, AlertState.COMPLETED):
+        raise InvalidTransition(f"alert is {alert.state}: only a sent alert can be escalated", alert_id=alert_id)
+    policy = Policy.of(alert)
+    stages = policy.stages(alert.sending_at or alert.created_at, alert.ack_deadline_s or 0)
+    return [r for stage, _ in stages if (r := run_stage(session, alert, stage, actor)) is not None]
+
+
+def run_stage(session: Session, alert: Alert, stage: str, actor: Actor) -> dict[str, Any] | None:
+    """Run one stage unless it ran already (the unique row decides, so two passes never both run it)."""
+    claimed = session.execute(text("""
+        INSERT INTO escalations (alert_id, stage) VALUES (:a, :s)
+        ON CONFLICT (alert_id, stage, coalesce(reply_id, 0)) DO NOTHING RETURNING id
+    """), {"a": alert.id, "s": stage}).scalar_one_or_none()
+    if claimed is None:
+        return None
+    policy = Policy.of(alert)
+    silent = _non_responders(session, alert.id)
+    if stage == "resend":
+        count = _resend(session, alert, policy, silent)
+    elif stage == "supervisors":
+        count = _notify_supervisors(session, alert, policy, silent)
+    else:
+        count = session.execute(text("""
+            UPDATE contacts SET verification_state = 'unverified', verified_at = now(), updated_at = now()
+             WHERE id = ANY(:ids)"""), {"ids": [r["contact_id"] for r in silent if r["contact_id"]]}).rowcount
+    details = {"non_responders": len(silent), "messages": count}
+    session.execute(text("UPDATE escalations SET recipients = :n, details = CAST(:d AS jsonb) WHERE id = :id"),
+                    {"n": count, "d": _json(details), "id": claimed})
+    trail.append(session, actor=actor, action=f"alert.escalated.{stage}", subject_type="alert", subject_id=alert.id,
+                 payload={**details, "deliveries": [r["delivery_id"] for r in silent]})
+    log.info("alert %s escalation %s: %d non-responders, %d messages", alert.id, stage, len(silent), count)
+    return {"alert_id": alert.id, "stage": stage, **details}
+
+
+def _json(value: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def _non_responders(session: Session, alert_id: int) -> list[dict[str, Any]]:
+    rows = session.execute(text("""
+        SELECT d.id AS delivery_id, d.msisdn, d.language, d.carrier, d.contact_id, c.name, c.attributes
+          FROM deliveries d LEFT JOIN contacts c ON c.id = d.contact_id
+         WHERE d.alert_id = :a AND d.state IN ('submitted', 'delivered', 'failed', 'expired')
+           AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.delivery_id = d.id AND r.meaning = ANY(:answered))
+         ORDER BY d.id
+    """), {"a": alert_id, "answered": list(ANSWERED)}).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def _resend(session: Session, alert: Alert, policy: Policy, silent: list[dict[str, Any]]) -> int:
+    drafts = []
+    for row in silent:
+        language = row["language"] if row["language"] in alert.texts else next(iter(alert.texts))
+        body = render(alert.texts[language], mode=alert.mode, language=language, code=alert.reply_code,
+                      reference=alert.reference, contact_name=row["name"], attributes=row["attributes"])
+        drafts.append(FollowupDraft(
+            row["msisdn"], "resend", alert.sender_name, body, alert_id=alert.id, delivery_id=row["delivery_id"],
+            contact_id=row["contact_id"], test_only=alert.mode is not AlertMode.LIVE,
+            allowed_carriers=(policy.resend_carrier,) if policy.resend_carrier else None,
+            avoid_carriers=(row["carrier"],) if policy.resend_other_carrier and row["carrier"] else None))
+    create_followups(session, drafts, created_by="escalation", queue=alert.priority.queue_name)
+    return len(drafts)
+
+
+def _supervisors(session: Session, group: str) -> list[tuple[int, str, str]]:
+    return [tuple(r) for r in session.execute(text("""
+        SELECT c.id, c.msisdn, c.language FROM groups g JOIN group_members gm ON gm.group_id = g.id
+          JOIN contacts c ON c.id = gm.contact_id WHERE g.name = :g ORDER BY c.id
+    """), {"g": group}).all()]  # type: ignore[misc]
+
+
+def _notify_supervisors(session: Session, alert: Alert, policy: Policy, silent: list[dict[str, Any]]) -> int:
+    if not policy.supervisors:
+        return 0
+    names = [r["name"] or mask_msisdn(r["msisdn"]) for r in silent[:LIST_IN_SMS]]
+    more = f" y {len(silent) - LIST_IN_SMS} mas" if len(silent) > LIST_IN_SMS else ""
+    body = (f"SIRENA {alert.reference}: {len(silent)} sin responder: {', '.join(names)}{more}. Ver consola."
+            if silent else f"SIRENA {alert.reference}: todos respondieron.")
+    drafts = [FollowupDraft(msisdn, "supervisor_notice", alert.sender_name, body, alert_id=alert.id,
+                            contact_id=contact_id, test_only=alert.mode is not AlertMode.LIVE)
+              for contact_id, msisdn, _ in _supervisors(session, policy.supervisors)]
+    create_followups(session, drafts, created_by="escalation", queue=alert.priority.queue_name)
+    return len(drafts)
+
+
+def raise_help_now(session: Session, helps: list[tuple[int, int | None, str, str | None]]) -> None:
+    """HELP replies (reply id, alert id, number, text): audited and, where the alert names a
+    supervisors' group, told to it by SMS at flash priority, in the reply's own transaction."""
+    alert_ids = {a for _, a, _, _ in helps if a is not None}
+    alerts = {a.id: a for a in session.scalars(select(Alert).where(Alert.id.in_(alert_ids)))} if alert_ids else {}
+    drafts = []
+    for reply_id, alert_id, msisdn, body in helps:
+        trail.append(session, actor=SYSTEM, action="reply.help", subject_type="alert", subject_id=alert_id,
+                     payload={"reply_id": reply_id, "from": mask_msisdn(msisdn), "text": body})
+        alert = alerts.get(alert_id) if alert_id is not None else None
+        if alert is None:
+            continue
+        claimed = session.execute(text("""
+            INSERT INTO escalations (alert_id, stage, reply_id) VALUES (:a, 'help', :r)
+            ON CONFLICT (alert_id, stage, coalesce(reply_id, 0)) DO NOTHING RETURNING id
+        """), {"a": alert_id, "r": reply_id}).scalar_one_or_none()
+        policy = Policy.of(alert)
+        if claimed is None or not policy.supervisors:
+            continue
+        notice = f"SIRENA {alert.reference}: AYUDA de {mask_msisdn(msisdn)}: {(body or '')[:80]}"
+        drafts += [FollowupDraft(m, "help_notice", alert.sender_name, notice, alert_id=alert.id, contact_id=c,
+                                 reply_id=reply_id, test_only=alert.mode is not AlertMode.LIVE)
+                   for c, m, _ in _supervisors(session, policy.supervisors)]
+    if drafts:
+        create_followups(session, drafts, created_by="help", queue="flash")

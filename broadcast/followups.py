@@ -1,0 +1,207 @@
+"""Follow-up messages: one-off SMS that belong to an alert (or to a reply) but are not broadcasts.
+
+Re-sends to those who did not acknowledge, notices to supervisors, opt-out/opt-in confirmations,
+HELP notices and an operator's direct answer to one responder. They are not alerts: the two-person
+rule guards what a whole population receives, and each follow-up either repeats an approved
+alert's text to people it already reached, goes to the alert's own supervisors, or answers one
+person who wrote to us (audited). They are not deliveries either: `deliveries` holds one row per
+(alert, number), the broadcast itself, whose counters must not move when a follow-up is sent.
+
+So they live in `followups`, are claimed with a lease like deliveries, go through the gateway's
+carrier pool (`broadcast.gateway.current().pool.submit_many`) in the job `send_followups`, and
+get receipts like deliveries (broadcast/receipts.py matches both). A follow-up of an exercise or
+test alert may only use test carriers, as the alert itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg2.extras import execute_values
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from alerting.db import transaction
+from alerting.errors import InvalidInput, NotFound
+from alerting.outbox import enqueue_after_commit
+from audit import trail
+from audit.actor import Actor
+from broadcast.encoding import encode_parts, next_reference
+from broadcast.pool import OutboundMessage, Outcome
+
+log = logging.getLogger("sirena.followups")
+
+KINDS = ("resend", "supervisor_notice", "help_notice", "optout_confirm", "optin_confirm", "direct_reply")
+LEASE_S = 30
+BATCH = 500
+PENDING_GRACE_S = 5
+
+
+@dataclass(frozen=True, slots=True)
+class FollowupDraft:
+    msisdn: str
+    kind: str
+    sender_name: str
+    text: str
+    alert_id: int | None = None
+    delivery_id: int | None = None
+    contact_id: int | None = None
+    reply_id: int | None = None
+    test_only: bool = False  # a follow-up of an exercise/test alert: test carriers only
+    allowed_carriers: tuple[str, ...] | None = None
+    avoid_carriers: tuple[str, ...] | None = None
+
+
+def create_followups(session: Session, drafts: Sequence[FollowupDraft], *, created_by: str,
+                     queue: str = "high") -> list[int]:
+    """Insert the follow-ups in one statement and queue their sending after commit; returns their ids."""
+    if not drafts:
+        return []
+    for d in drafts:
+        if d.kind not in KINDS:
+            raise ValueError(f"unknown follow-up kind {d.kind!r}")
+    rows = [(d.alert_id, d.delivery_id, d.contact_id, d.reply_id, d.msisdn, d.kind, d.sender_name, d.text,
+             d.test_only, list(d.allowed_carriers) if d.allowed_carriers is not None else None,
+             list(d.avoid_carriers) if d.avoid_carriers else None, created_by[:64]) for d in drafts]
+    cursor = session.connection().connection.cursor()
+    try:
+        ids = [r[0] for r in execute_values(cursor, """
+            INSERT INTO followups (alert_id, delivery_id, contact_id, reply_id, msisdn, kind, sender_name, text,
+                                   test_only, allowed_carriers, avoid_carriers, created_by)
+            VALUES %s RETURNING id""", rows,
+            template="(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::varchar[], %s::varchar[], %s)",
+            page_size=len(rows), fetch=True)]
+    finally:
+        cursor.close()
+    enqueue_after_commit(session, "broadcast.followups.send_followups", queue=queue,
+                         job_id=f"followups-{min(ids)}-{max(ids)}", timeout_s=120)
+    return ids
+
+
+def queue_pending(session: Session, *, queue: str = "high") -> int:
+    """Queue a sending job when queued (or lease-expired) follow-ups wait longer than a few seconds.
+
+    Called by every escalation pass, so a follow-up whose job Redis lost is still sent.
+    """
+    waiting = session.execute(text("""
+        SELECT count(*), max(id) FROM followups
+         WHERE (state = 'queued' AND updated_at < now() - make_interval(secs => :grace))
+            OR (state = 'submitting' AND lease_until < now())
+    """), {"grace": PENDING_GRACE_S}).one()
+    if waiting[0]:
+        enqueue_after_commit(session, "broadcast.followups.send_followups", queue=queue,
+                             job_id=f"followups-pending-{waiting[1]}", timeout_s=120)
+    return int(waiting[0])
+
+
+def direct_reply(session: Session, reply_id: int, body: str, actor: Actor) -> int:
+    """An operator answers one responder, from the sender their reply reached. Audited. Raises NotFound,
+    InvalidInput."""
+    if not body.strip():
+        raise InvalidInput("the answer is empty", fields={"text": "write the answer to send"})
+    row = session.execute(text("""
+        SELECT r.id, r.msisdn, r.alert_id, r.delivery_id, r.contact_id, a.sender_name, a.mode
+          FROM replies r LEFT JOIN alerts a ON a.id = r.alert_id WHERE r.id = :id
+    """), {"id": reply_id}).one_or_none()
+    if row is None:
+        raise NotFound(f"reply {reply_id} does not exist", reply_id=reply_id)
+    if row.sender_name is None:
+        raise InvalidInput("this reply matched no alert, so no sender can answer it",
+                           fields={"reply_id": "unmatched reply"})
+    [followup_id] = create_followups(session, [FollowupDraft(
+        row.msisdn, "direct_reply", row.sender_name, body, alert_id=row.alert_id, delivery_id=row.delivery_id,
+        contact_id=row.contact_id, reply_id=reply_id, test_only=row.mode != "live")],
+        created_by=actor.name, queue="flash")
+    trail.append(session, actor=actor, action="reply.answered", subject_type="alert", subject_id=row.alert_id,
+                 payload={"reply_id": reply_id, "followup_id": followup_id, "to": "…" + row.msisdn[-4:],
+                          "text": body})
+    return followup_id
+
+
+_CLAIM = text("""
+UPDATE followups f SET state = 'submitting', lease_until = now() + make_interval(secs => :lease),
+       attempts = f.attempts + 1, updated_at = now()
+ WHERE f.id IN (SELECT id FROM followups
+                 WHERE state = 'queued' OR (state = 'submitting' AND lease_until < now())
+                 ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED)
+RETURNING f.id, f.msisdn, f.sender_name, f.text, f.test_only, f.allowed_carriers, f.avoid_carriers, f.attempts
+""")
+
+_RECORD = """
+UPDATE followups f SET state = v.state, carrier = v.carrier, bind = v.bind, message_ids = v.message_ids,
+       parts = v.parts, error_code = v.error_code, error_reason = v.error_reason, lease_until = NULL,
+       submitted_at = CASE WHEN v.state = 'submitted' THEN now() ELSE f.submitted_at END,
+       failed_at = CASE WHEN v.state = 'failed' THEN now() ELSE f.failed_at END, updated_at = now()
+  FROM (VALUES %s) AS v(id, state, carrier, bind, message_ids, parts, error_code, error_reason)
+ WHERE f.id = v.id AND f.state = 'submitting'
+"""
+
+
+def send_followups(limit: int = BATCH) -> dict[str, int]:
+    """Job: claim queued follow-ups, submit them through this gateway's pool, record the outcomes.
+
+    Runs only in a gateway worker. One transaction to claim, none during SMPP, one to record; a
+    crash in between leaves leases that the next run (or `queue_pending`) takes again.
+    """
+    from broadcast import gateway as gw_module
+
+    gateway = gw_module.current()
+    sent = 0
+    for _ in range(20):  # bounded: a flood of follow-ups yields to other jobs between runs
+        with transaction() as session:
+            claimed = session.execute(_CLAIM, {"lease": LEASE_S, "limit": limit}).all()
+        if not claimed:
+            break
+        messages, outcomes = [], []
+        for row in claimed:
+            if row.attempts > 6:
+                outcomes.append((row.id, "failed", None, None, None, None, "gave_up", "not accepted after 6 attempts"))
+                continue
+            encoded = encode_parts(row.text, next_reference())
+            allowed = frozenset(row.allowed_carriers) if row.allowed_carriers else None
+            if row.test_only and row.msisdn not in gateway.drill_allowlist:
+                allowed = gateway.test_carriers if allowed is None else allowed & gateway.test_carriers
+            if allowed is not None and not allowed:
+                outcomes.append((row.id, "failed", None, None, None, None, "drill_no_test_route",
+                                 "exercise/test follow-ups may only use test carriers"))
+                continue
+            messages.append(OutboundMessage(
+                delivery_id=row.id, sender=row.sender_name, destination=row.msisdn, parts=encoded.parts,
+                data_coding=encoded.data_coding, esm_class=0x40 if encoded.esm_class_udhi else 0,
+                allowed_carriers=allowed, avoid_carriers=frozenset(row.avoid_carriers or ())))
+        results = gateway.pool.submit_many(messages, priority=0) if messages else []
+        for r in results:
+            code = f"0x{r.error_code:02X}" if r.error_code is not None else None
+            state = {Outcome.SUBMITTED: "submitted", Outcome.FAILED: "failed"}.get(r.outcome, "queued")
+            outcomes.append((r.delivery_id, state, r.carrier, r.bind,
+                             [i or "" for i in r.message_ids] if state == "submitted" else None,
+                             len(r.message_ids) if state == "submitted" else None,
+                             code if state != "submitted" else None, r.reason or None))
+            sent += state == "submitted"
+        with transaction() as session:
+            _record(session, outcomes)
+    return {"submitted": sent}
+
+
+def _record(session: Session, outcomes: list[tuple[Any, ...]]) -> None:
+    if not outcomes:
+        return
+    cursor = session.connection().connection.cursor()
+    try:
+        execute_values(cursor, _RECORD, outcomes, page_size=len(outcomes),
+                       template="(%s::bigint, %s::varchar, %s::varchar, %s::varchar, %s::varchar[], %s::smallint, "
+                                "%s::varchar, %s::text)")
+    finally:
+        cursor.close()
+
+
+def followups_of(session: Session, alert_id: int) -> list[dict[str, Any]]:
+    """The alert's follow-ups, newest first, numbers shown by their last 4 digits (console timeline)."""
+    rows = session.execute(text("""
+        SELECT id, kind, msisdn, state, carrier, created_by, created_at, delivered_at, error_reason
+          FROM followups WHERE alert_id = :a ORDER BY id DESC LIMIT 500
+    """), {"a": alert_id}).mappings().all()
+    return [{**r, "msisdn": "…" + r["msisdn"][-4:]} for r in rows]

@@ -1,0 +1,328 @@
+"""Interpreting inbound messages: receipts → delivery states, replies → meanings and actions.
+
+Every deliver_sm is already stored raw (broadcast/inbound.py) when this runs; nothing here can lose
+one. `process_inbound(min_id, max_id)` is the job the inbound store queues after each commit, and
+`sweep()` takes whatever rows are still unprocessed (Redis lost the job, a worker died), so nothing
+depends on Redis. Both work in sets: one transaction per batch, one statement per step.
+
+A reply is matched by its sender's number (through `contacts`) to their open deliveries: an alert
+sending or completed within REPLY_WINDOW_S whose message was handed to a carrier. With several
+open, the one whose reply code the text quotes (`ACK 4821`) wins, else the most recent. On a shared
+short code the first word must be one of its keywords (`BOMBEROS ACK 4821`), and only that
+sender's alerts match. A reply nobody can match is kept with the reason (`unmatched_sender`,
+`no_open_alert`, `unknown_keyword`). Opt-out (STOP/BAJA/ALTO) and opt-in (START/ALTA) apply to
+the contact whatever matched, and are confirmed by SMS; HELP is raised at once (an escalation job
+and an audit event). A verification campaign (an alert whose `escalation` has `"verification":
+true`) marks a contact verified on a yes and unverified on a no.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg2.extras import execute_values
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from alerting.db import transaction
+from alerting.models import ReplyMeaning
+from alerting.phones import mask_msisdn
+from audit import trail
+from audit.actor import Actor
+from broadcast import receipts
+from broadcast.followups import FollowupDraft, create_followups
+from broadcast.vocabulary import DEFAULT, Vocabulary
+
+log = logging.getLogger("sirena.replies")
+
+REPLY_WINDOW_S = 3 * 86400
+BATCH = 5000
+SYSTEM = Actor.system("inbound")
+ANSWERED = ("ack", "no", "help", "poll", "verify_yes")
+
+CONFIRMATIONS = {
+    ("stop", "es"): "Sirena: no recibira mas mensajes de este servicio (las alertas vitales pueden llegar igual). "
+                    "Para volver responda ALTA.",
+    ("stop", "en"): "Sirena: you will get no more messages from this service (life-safety alerts may still "
+                    "reach you). Reply START to come back.",
+    ("start", "es"): "Sirena: volvera a recibir los mensajes de este servicio. Para darse de baja responda BAJA.",
+    ("start", "en"): "Sirena: you will get this service's messages again. Reply STOP to leave.",
+}
+
+
+@dataclass
+class InboundReport:
+    receipts: int = 0
+    receipts_matched: int = 0
+    replies: int = 0
+    unmatched: dict[str, int] = field(default_factory=dict)
+    meanings: dict[str, int] = field(default_factory=dict)
+
+
+def _styles() -> dict[str, str]:
+    """Each carrier's receipt id style, from this process's gateway (receipts need a gateway worker)."""
+    from broadcast import gateway
+
+    try:
+        config = gateway.current().config
+    except RuntimeError:
+        return dict(_configured)
+    return {c.name: c.receipt_id_style for c in config.carriers}
+
+
+_configured: dict[str, str] = {}
+
+
+def configure_styles(styles: Mapping[str, str]) -> None:
+    """For processes without a gateway (scheduler, benchmarks): carrier name → receipt_id_style."""
+    _configured.clear()
+    _configured.update(styles)
+
+
+def process_inbound(min_id: int, max_id: int) -> dict[str, Any]:
+    """Job: interpret the unprocessed inbound rows with ids in [min_id, max_id]. Idempotent."""
+    with transaction() as session:
+        report = process_batch(session, f"id BETWEEN {int(min_id)} AND {int(max_id)}", _styles())
+    return report.__dict__
+
+
+def sweep(limit: int = BATCH, min_age_s: float = 1.0) -> dict[str, Any]:
+    """Job/periodic pass: interpret unprocessed rows older than `min_age_s` (younger ones have a job
+    on the way), then match receipts still waiting for their message id. Idempotent."""
+    total = InboundReport()
+    with transaction() as session:
+        report = process_batch(session, f"received_at <= now() - make_interval(secs => {float(min_age_s)})",
+                               _styles(), limit=limit)
+        total.receipts, total.replies = report.receipts, report.replies
+    with transaction() as session:
+        total.receipts_matched = receipts.match_receipts(session).matched
+    return total.__dict__
+
+
+def process_batch(session: Session, where: str, styles: Mapping[str, str], *, limit: int = BATCH,
+                  vocabulary: Vocabulary = DEFAULT) -> InboundReport:
+    """Interpret unprocessed inbound rows matching `where` (an SQL condition built by this module).
+
+    Locks them (SKIP LOCKED: a concurrent pass takes others), stores receipts and matches them,
+    interprets replies, marks every row processed with its outcome, all in `session`'s transaction.
+    """
+    rows = session.execute(text(f"""
+        SELECT id, kind, carrier, source_addr, destination_addr, text, tlvs, received_at FROM inbound_messages
+         WHERE processed_at IS NULL AND {where} ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
+    """), {"limit": limit}).all()
+    report = InboundReport()
+    outcomes: dict[int, str] = {}
+    receipt_rows = [(r.id, r.carrier, r.tlvs, r.text, r.received_at) for r in rows if r.kind == "receipt"]
+    if receipt_rows:
+        ids, unparsable, _ = receipts.ingest_receipts(session, receipt_rows, styles)
+        report.receipts = len(ids)
+        report.receipts_matched = receipts.match_receipts(session, ids).matched if ids else 0
+        outcomes.update({r[0]: "receipt" for r in receipt_rows})
+        outcomes.update({i: "unparsable_receipt" for i in unparsable})
+    mo_rows = [r for r in rows if r.kind == "mo"]
+    if mo_rows:
+        outcomes.update(interpret_replies(session, mo_rows, vocabulary, report))
+    outcomes.update({r.id: "stored_raw" for r in rows if r.kind not in ("receipt", "mo")})
+    if outcomes:
+        session.execute(text("""
+            UPDATE inbound_messages m SET processed_at = now(), outcome = v.outcome
+              FROM unnest(CAST(:ids AS bigint[]), CAST(:outcomes AS varchar[])) AS v(id, outcome) WHERE m.id = v.id
+        """), {"ids": list(outcomes), "outcomes": list(outcomes.values())})
+    return report
+
+
+def _e164(source: str) -> str:
+    digits = source.strip()
+    if digits.startswith("+"):
+        return digits
+    if digits.startswith("00"):
+        return "+" + digits[2:]
+    return "+" + digits if digits.isdigit() and len(digits) >= 10 else digits
+
+
+_MATCH = text("""
+WITH m AS (SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:msisdns AS varchar[]), CAST(:senders AS text[]),
+                                CAST(:codes AS varchar[])) AS m(inbound_id, msisdn, senders, code))
+SELECT m.inbound_id, c.id AS contact_id, c.language, pick.*
+  FROM m LEFT JOIN contacts c ON c.msisdn = m.msisdn
+  LEFT JOIN LATERAL (
+       SELECT d.id AS delivery_id, a.id AS alert_id, a.poll_options, a.escalation, a.sender_name, a.mode
+         FROM deliveries d JOIN alerts a ON a.id = d.alert_id
+        WHERE d.contact_id = c.id AND a.state IN ('sending', 'completed')
+          AND coalesce(a.sending_at, a.approved_at) > now() - make_interval(secs => :window)
+          AND d.state IN ('submitting', 'submitted', 'delivered', 'failed', 'expired')
+          AND (m.senders IS NULL OR a.sender_name = ANY(string_to_array(m.senders, ',')))
+        ORDER BY (a.reply_code = m.code) IS TRUE DESC, coalesce(a.sending_at, a.approved_at) DESC, a.id DESC
+        LIMIT 1) pick ON true
+""")
+
+
+def _senders(session: Session) -> dict[str, list[tuple[str, str, str | None]]]:
+    """address → [(sender name, kind, keyword)] of the active senders."""
+    out: dict[str, list[tuple[str, str, str | None]]] = {}
+    for name, kind, address, keyword in session.execute(text(
+            "SELECT name, kind, address, keyword FROM senders WHERE active")).all():
+        out.setdefault(address.lstrip("+"), []).append((name, kind, keyword))
+    return out
+
+
+def interpret_replies(session: Session, rows: list[Any], vocabulary: Vocabulary,
+                      report: InboundReport) -> dict[int, str]:
+    """Match, classify and store replies for inbound MO rows; act on STOP/START/HELP/verification.
+
+    Returns {inbound id: outcome}. One statement matches all, one inserts all replies.
+    """
+    by_address = _senders(session)
+    prepared = []
+    for row in rows:
+        senders = by_address.get(row.destination_addr.lstrip("+"), [])
+        keywords = [k for _, kind, k in senders if kind == "shared" and k]
+        reading = vocabulary.read(row.text or "", keywords=keywords)
+        if keywords:
+            names = [n for n, _, k in senders if k == reading.keyword] if reading.keyword else []
+        else:
+            names = [n for n, _, _ in senders]
+        prepared.append((row, reading, keywords, names))
+    matched = {r.inbound_id: r for r in session.execute(_MATCH, {
+        "ids": [p[0].id for p in prepared], "msisdns": [_e164(p[0].source_addr) for p in prepared],
+        "senders": [",".join(p[3]) if p[3] else None for p in prepared],
+        "codes": [p[1].code for p in prepared], "window": REPLY_WINDOW_S})}
+    values, acts, outcomes = [], [], {}
+    for row, reading, keywords, names in prepared:
+        hit = matched[row.id]
+        if keywords and not names:
+            reason, hit_alert = "unknown_keyword", None
+        elif hit.contact_id is None:
+            reason, hit_alert = "unmatched_sender", None
+        elif hit.delivery_id is None:
+            reason, hit_alert = "no_open_alert", None
+        else:
+            reason, hit_alert = None, hit
+        if hit_alert is not None and hit_alert.poll_options:
+            reading = vocabulary.read(row.text or "", keywords=keywords, poll_options=hit_alert.poll_options)
+        meaning = reading.meaning
+        verification = bool(hit_alert is not None and (hit_alert.escalation or {}).get("verification"))
+        if verification and meaning is ReplyMeaning.ACK:
+            meaning = ReplyMeaning.VERIFY_YES
+        sender = hit_alert.sender_name if hit_alert is not None else (names[0] if names else None)
+        values.append((row.id, hit_alert.delivery_id if hit_alert else None, hit_alert.alert_id if hit_alert else None,
+                       hit.contact_id, _e164(row.source_addr), meaning.value, reading.poll_answer, row.text, reason))
+        acts.append((meaning, hit, hit_alert, sender, verification))
+        outcomes[row.id] = reason or "matched"
+        report.unmatched[reason or "matched"] = report.unmatched.get(reason or "matched", 0) + 1
+        report.meanings[meaning.value] = report.meanings.get(meaning.value, 0) + 1
+    cursor = session.connection().connection.cursor()
+    try:
+        reply_ids = [r[0] for r in execute_values(cursor, """
+            INSERT INTO replies (inbound_id, delivery_id, alert_id, contact_id, msisdn, meaning, poll_answer, text,
+                                 unmatched_reason) VALUES %s RETURNING id""", values,
+            page_size=len(values), fetch=True)]
+    finally:
+        cursor.close()
+    report.replies = len(reply_ids)
+    _act(session, list(zip(reply_ids, values, acts, strict=True)))
+    return outcomes
+
+
+def _act(session: Session, replies: list[tuple[int, tuple[Any, ...], tuple[Any, ...]]]) -> None:
+    """The consequences of a batch of replies, in sets: opt-out/in, verification, HELP."""
+    by_meaning: dict[ReplyMeaning, list[tuple[int, tuple[Any, ...], tuple[Any, ...]]]] = {}
+    for item in replies:
+        by_meaning.setdefault(item[2][0], []).append(item)
+    confirmations: list[FollowupDraft] = []
+    for meaning, column_value, word in ((ReplyMeaning.STOP, "now()", "stop"), (ReplyMeaning.START, "NULL", "start")):
+        items = [i for i in by_meaning.get(meaning, []) if i[2][1].contact_id is not None]
+        if not items:
+            continue
+        contact_ids = sorted({i[2][1].contact_id for i in items})
+        session.execute(text(f"""
+            UPDATE contacts SET opted_out_at = {column_value},
+                   opted_out_reason = CASE WHEN :stop THEN 'replied ' || :word ELSE NULL END, updated_at = now()
+             WHERE id = ANY(:ids)"""), {"ids": contact_ids, "stop": meaning is ReplyMeaning.STOP, "word": word})
+        trail.append(session, actor=SYSTEM, action=f"contact.opted_{'out' if word == 'stop' else 'in'}",
+                     subject_type="contact", subject_id=contact_ids[0] if len(contact_ids) == 1 else None,
+                     payload={"contacts": contact_ids, "replies": [i[0] for i in items]})
+        for reply_id, value, (_, hit, _alert, sender, _) in items:
+            if sender is None:
+                log.warning("no sender to confirm %s to %s", word, mask_msisdn(value[4]))
+                continue
+            language = hit.language if (word, hit.language) in CONFIRMATIONS else "es"
+            confirmations.append(FollowupDraft(value[4], f"opt{'out' if word == 'stop' else 'in'}_confirm", sender,
+                                               CONFIRMATIONS[(word, language)], alert_id=value[2],
+                                               contact_id=hit.contact_id, reply_id=reply_id))
+    if confirmations:
+        create_followups(session, confirmations, created_by="inbound", queue="high")
+    verified = [i[2][1].contact_id for i in by_meaning.get(ReplyMeaning.VERIFY_YES, [])]
+    refuted = [i[2][1].contact_id for i in by_meaning.get(ReplyMeaning.NO, []) if i[2][4]]
+    for ids, state in ((verified, "verified"), (refuted, "unverified")):
+        if ids:
+            session.execute(text("""UPDATE contacts SET verification_state = :state, verified_at = now(),
+                                    updated_at = now() WHERE id = ANY(:ids)"""), {"ids": ids, "state": state})
+    helps = by_meaning.get(ReplyMeaning.HELP, [])
+    if helps:
+        from broadcast.escalation import raise_help_now
+
+        raise_help_now(session, [(reply_id, value[2], value[4], value[7]) for reply_id, value, _ in helps])
+
+
+# ---- the live view ------------------------------------------------------------------------------
+
+def alert_reply_counts(session: Session, alert_id: int) -> dict[str, Any]:
+    """Live reply counts of an alert: each recipient counted once, by their latest answer (HELP counts
+    whoever ever asked), poll results by option, free texts, and replies since it began that
+    matched nobody. Delivery counts come from the trigger-kept counters (broadcast.jobs)."""
+    rows = session.execute(text("""
+        WITH latest AS (SELECT DISTINCT ON (delivery_id) delivery_id, meaning, poll_answer FROM replies
+                         WHERE alert_id = :a AND delivery_id IS NOT NULL AND meaning = ANY(:answered)
+                         ORDER BY delivery_id, id DESC)
+        SELECT meaning, poll_answer, count(*) FROM latest GROUP BY 1, 2
+    """), {"a": alert_id, "answered": list(ANSWERED)}).all()
+    counts: dict[str, Any] = {"ack": 0, "no": 0, "help": 0, "poll": {}, "verified": 0}
+    for meaning, answer, n in rows:
+        if meaning == "poll":
+            counts["poll"][answer] = counts["poll"].get(answer, 0) + int(n)
+        elif meaning == "verify_yes":
+            counts["verified"] += int(n)
+        elif meaning != "help":
+            counts[meaning] += int(n)
+    extra = session.execute(text("""
+        SELECT count(DISTINCT delivery_id) FILTER (WHERE meaning = 'help'),
+               count(*) FILTER (WHERE meaning = 'free_text'), count(DISTINCT delivery_id)
+          FROM replies WHERE alert_id = :a
+    """), {"a": alert_id}).one()
+    counts["help"], counts["free_text"], counts["responders"] = int(extra[0]), int(extra[1]), int(extra[2])
+    counts["unmatched"] = int(session.execute(text("""
+        SELECT count(*) FROM replies r WHERE r.delivery_id IS NULL
+           AND r.created_at >= (SELECT coalesce(sending_at, approved_at, created_at) FROM alerts WHERE id = :a)
+    """), {"a": alert_id}).scalar_one())
+    return counts
+
+
+def non_responders(session: Session, alert_id: int, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    """Recipients handed to a carrier who have not answered (ack, no, help, poll), in delivery order."""
+    rows = session.execute(text("""
+        SELECT d.id AS delivery_id, d.msisdn, d.state, d.contact_id, c.name
+          FROM deliveries d LEFT JOIN contacts c ON c.id = d.contact_id
+         WHERE d.alert_id = :a AND d.state IN ('submitted', 'delivered', 'failed', 'expired')
+           AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.delivery_id = d.id AND r.meaning = ANY(:answered))
+         ORDER BY d.id LIMIT :limit OFFSET :offset
+    """), {"a": alert_id, "answered": list(ANSWERED), "limit": limit, "offset": offset}).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def events_since(session: Session, alert_id: int, after_id: int, limit: int = 200) -> dict[str, Any]:
+    """The alert's replies after reply id `after_id` (oldest first) and its current counts: one SSE
+    or long-poll step. The client sends back `last_id`."""
+    rows = session.execute(text("""
+        SELECT r.id, r.meaning, r.poll_answer, r.text, r.msisdn, r.created_at, r.delivery_id, c.name
+          FROM replies r LEFT JOIN contacts c ON c.id = r.contact_id
+         WHERE r.alert_id = :a AND r.id > :after ORDER BY r.id LIMIT :limit
+    """), {"a": alert_id, "after": after_id, "limit": limit}).mappings().all()
+    events = [{"type": "reply", "id": r["id"], "meaning": r["meaning"], "poll_answer": r["poll_answer"],
+               "text": r["text"], "msisdn": r["msisdn"], "name": r["name"], "delivery_id": r["delivery_id"],
+               "at": r["created_at"].isoformat()} for r in rows]
+    return {"events": events, "last_id": events[-1]["id"] if events else after_id,
+            "counts": alert_reply_counts(session, alert_id)}
