@@ -114,7 +114,7 @@ class Vocabulary:
         near: set[ReplyMeaning] = set()
         close: set[ReplyMeaning] = set()
         for meaning, words in self.words.items():
-            distance = min(edit_distance(word, fold(w)) for w in words)
+            distance = min(edit_distance(word, fold(w), limit=allowed + 2) for w in words)
             if meaning in EXACT_ONLY:
                 if distance <= allowed + 1:
                     return None  # close to an opt-out/opt-in word: never guess

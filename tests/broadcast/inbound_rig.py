@@ -136,3 +136,15 @@ def deliveries(alert_id: int) -> dict[str, dict]:
     with transaction() as s:
         rows = s.execute(text("SELECT * FROM deliveries WHERE alert_id = :a"), {"a": alert_id}).mappings().all()
     return {r["msisdn"]: dict(r) for r in rows}
+
+
+def add_group(name: str, numbers: list[str]) -> None:
+    with transaction() as s:
+        s.execute(text("INSERT INTO groups (name, kind, description, drill_allowed) VALUES (:g, 'static', '', false)"),
+                  {"g": name})
+        s.execute(text("""INSERT INTO contacts (msisdn, name, language, attributes)
+                          SELECT n, 'Supervisor ' || right(n, 4), 'es', '{}' FROM unnest(CAST(:nums AS varchar[])) n
+                          ON CONFLICT (msisdn) DO NOTHING"""), {"nums": numbers})
+        s.execute(text("""INSERT INTO group_members (group_id, contact_id)
+                          SELECT g.id, c.id FROM groups g, contacts c WHERE g.name = :g AND c.msisdn = ANY(:nums)"""),
+                  {"g": name, "nums": numbers})

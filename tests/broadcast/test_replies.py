@@ -1,0 +1,235 @@
+"""Replies over real SMPP: vocabulary, matching, keywords, opt-out, HELP, polls, verification, live view."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from alerting.db import transaction
+from broadcast import replies
+from broadcast.vocabulary import DEFAULT, DEFAULT_WORDS, Vocabulary
+from tests.broadcast.inbound_rig import inbound_rig, process_all, seed_alert, send, wait_inbound
+
+SPANISH = {"ack": ["ACK", "ok", "Recibido", "enterado", "Sí", "si", "confirmo", "listo", "👍"],
+           "no": ["NO", "negativo"], "help": ["AYUDA", "auxilio", "socorro"], "stop": ["BAJA", "alto"],
+           "start": ["ALTA"]}
+ENGLISH = {"ack": ["ack", "OK", "okay", "yes", "received", "roger", "👍🏽"], "no": ["no", "nope"],
+           "help": ["HELP", "sos", "🆘"], "stop": ["STOP", "unsubscribe"], "start": ["START", "subscribe"]}
+
+
+def reply_rows() -> dict[str, dict]:
+    with transaction() as s:
+        rows = s.execute(text("SELECT * FROM replies ORDER BY id")).mappings().all()
+    return {r["msisdn"]: dict(r) for r in rows}
+
+
+def mo(sim, number: str, body: str, to: str = "4242", carrier: str = "alpha") -> None:  # type: ignore[no-untyped-def]
+    sim.send_mo(carrier, number.lstrip("+"), to, body)
+
+
+@pytest.mark.parametrize("language,words", [("es", SPANISH), ("en", ENGLISH)])
+def test_every_vocabulary_word_is_understood_over_smpp(committed_db, redis_db, language, words):
+    cases = [(meaning, word) for meaning, ws in words.items() for word in ws]
+    numbers = [f"+569780{i:05d}" for i in range(len(cases))]
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(numbers, language=language)
+        send(gateway, alert_id)
+        for number, (_, word) in zip(numbers, cases, strict=True):
+            mo(sim, number, word)
+        wait_inbound(sim, 2 * len(cases))
+        process_all()
+    got = reply_rows()
+    assert {n: got[n]["meaning"] for n in numbers} == {n: m for n, (m, _) in zip(numbers, cases, strict=True)}
+    assert all(got[n]["alert_id"] == alert_id for n in numbers)
+
+
+def test_every_default_word_maps_to_its_own_meaning():
+    for meaning, words in DEFAULT_WORDS.items():
+        for word in words:
+            assert DEFAULT.read(word).meaning is meaning, word
+
+
+@pytest.mark.parametrize("typo,meaning", [("recibdo", "ack"), ("ENTERDAO", "ack"), ("recivido", "ack"),
+                                          ("auxlio", "help"), ("confrimo", "ack")])
+def test_small_typos_are_tolerated(typo, meaning):
+    assert DEFAULT.read(typo).meaning.value == meaning
+
+
+@pytest.mark.parametrize("word", ["stpo", "bajaa", "altaa", "oj", "sii", "noo", "hola", "yess"])
+def test_typos_are_never_guessed_for_short_words_or_opt_out(word):
+    assert DEFAULT.read(word).meaning.value == "free_text"
+
+
+def test_a_word_close_to_two_meanings_is_kept_as_free_text():
+    vocabulary = Vocabulary.from_toml('ack = ["copiado"]\nno = ["copiada"]')
+    assert vocabulary.read("copiadx").meaning.value == "free_text"
+    assert vocabulary.read("copiado").meaning.value == "ack"
+
+
+def test_help_anywhere_wins_and_a_long_text_is_not_an_opt_out():
+    assert DEFAULT.read("estamos bien pero necesito ayuda").meaning.value == "help"
+    assert DEFAULT.read("alto el fuego en el cerro, vengan").meaning.value == "free_text"
+
+
+def test_two_open_alerts_are_told_apart_by_the_code_else_the_latest_wins(committed_db, redis_db):
+    number, other = "+56979000001", "+56979000002"
+    with inbound_rig() as (sim, gateway):
+        older = seed_alert([number, other], reply_code="1111", sent_ago_s=600)
+        newer = seed_alert([number, other], reply_code="2222")
+        send(gateway, older), send(gateway, newer)
+        mo(sim, number, "ACK 1111")
+        mo(sim, other, "ok")
+        wait_inbound(sim, 6)
+        process_all()
+    got = reply_rows()
+    assert (got[number]["alert_id"], got[number]["meaning"]) == (older, "ack")
+    assert (got[other]["alert_id"], got[other]["meaning"]) == (newer, "ack")
+
+
+def test_shared_short_code_routes_by_keyword_first(committed_db, redis_db):
+    a, b, c = "+56979100001", "+56979100002", "+56979100003"
+    with inbound_rig() as (sim, gateway):
+        bomberos = seed_alert([a, c], sender="BOMBEROS", reply_code="4821")
+        salud = seed_alert([b, c], sender="SALUD", reply_code="5932")
+        send(gateway, bomberos), send(gateway, salud)
+        mo(sim, a, "BOMBEROS ACK 4821", to="5555")
+        mo(sim, b, "salud sí", to="5555")
+        mo(sim, c, "Bomberos no", to="5555")  # the later SALUD alert is not this keyword's
+        wait_inbound(sim, 4 + 3)
+        mo(sim, "+56979100009", "ACK 4821", to="5555")
+        wait_inbound(sim, 8)
+        process_all()
+    got = reply_rows()
+    assert (got[a]["alert_id"], got[a]["meaning"]) == (bomberos, "ack")
+    assert (got[b]["alert_id"], got[b]["meaning"]) == (salud, "ack")
+    assert (got[c]["alert_id"], got[c]["meaning"]) == (bomberos, "no")
+    assert got["+56979100009"]["unmatched_reason"] == "unknown_keyword"
+
+
+def test_unmatched_replies_are_kept_with_their_reason(committed_db, redis_db):
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(["+56979200001"])
+        send(gateway, alert_id)
+        seed_alert(["+56979200002"])  # a contact whose delivery never went out: nothing open for it
+        mo(sim, "+56979200099", "ACK")
+        mo(sim, "+56979200002", "ACK")
+        mo(sim, "+56979200001", "¿Qué hago con los animales?")
+        wait_inbound(sim, 4)
+        process_all()
+    got = reply_rows()
+    assert got["+56979200099"]["unmatched_reason"] == "unmatched_sender"
+    assert got["+56979200002"]["unmatched_reason"] == "no_open_alert"
+    assert (got["+56979200001"]["meaning"], got["+56979200001"]["text"]) == ("free_text",
+                                                                            "¿Qué hago con los animales?")
+    with transaction() as s:
+        outcomes = dict(s.execute(text("SELECT outcome, count(*) FROM inbound_messages WHERE kind = 'mo' "
+                                       "GROUP BY 1")).all())
+    assert outcomes == {"unmatched_sender": 1, "no_open_alert": 1, "matched": 1}
+
+
+def test_stop_opts_out_with_a_confirmation_and_start_opts_back_in(committed_db, redis_db, run_jobs):
+    number = "+56979300001"
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert([number])
+        send(gateway, alert_id)
+        mo(sim, number, "BAJA")
+        wait_inbound(sim, 2)
+        process_all()
+        with transaction() as s:
+            opted = s.execute(text("SELECT opted_out_at FROM contacts WHERE msisdn = :n"), {"n": number}).scalar()
+        run_jobs()
+        confirmation = sim.messages(dest=number.lstrip("+"))[-1]["text"]
+        mo(sim, number, "ALTA")
+        wait_inbound(sim, 4)
+        process_all()
+        run_jobs()
+        back = sim.messages(dest=number.lstrip("+"))[-1]["text"]
+    assert opted is not None
+    assert "ALTA" in confirmation and "no recibira" in confirmation
+    with transaction() as s:
+        assert s.execute(text("SELECT opted_out_at FROM contacts WHERE msisdn = :n"), {"n": number}).scalar() is None
+        actions = s.execute(text("SELECT action FROM audit.events WHERE action LIKE 'contact.opted%' "
+                                 "ORDER BY seq")).scalars().all()
+    assert "BAJA" in back
+    assert actions == ["contact.opted_out", "contact.opted_in"]
+
+
+def test_help_is_audited_and_told_to_the_supervisors_at_once(committed_db, redis_db, run_jobs):
+    from tests.broadcast.inbound_rig import add_group
+
+    add_group("supervisores", ["+56979400100"])
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(["+56979400001"], escalation={"supervisors": "supervisores"})
+        send(gateway, alert_id)
+        mo(sim, "+56979400001", "AYUDA estoy atrapado")
+        wait_inbound(sim, 2)
+        process_all()
+        run_jobs(("flash",))
+        notice = sim.messages(dest="56979400100")
+    assert len(notice) == 1 and "AYUDA" in notice[0]["text"] and "0001" in notice[0]["text"]
+    with transaction() as s:
+        assert s.execute(text("SELECT count(*) FROM audit.events WHERE action = 'reply.help'")).scalar() == 1
+        assert s.execute(text("SELECT stage FROM escalations WHERE alert_id = :a"), {"a": alert_id}).scalar() == "help"
+
+
+def test_poll_answers_by_number_or_option_word(committed_db, redis_db):
+    numbers = [f"+56979500{i:03d}" for i in range(5)]
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(numbers, poll_options=["Sí, puedo", "No puedo", "Tal vez"])
+        send(gateway, alert_id)
+        for number, body in zip(numbers, ["1", "2", "3", "tal vez", "no puedo"], strict=True):
+            mo(sim, number, body)
+        wait_inbound(sim, 10)
+        process_all()
+        with transaction() as s:
+            counts = replies.alert_reply_counts(s, alert_id)
+    assert counts["poll"] == {"Sí, puedo": 1, "No puedo": 2, "Tal vez": 2}
+
+
+def test_verification_campaign_marks_contacts_verified_or_not(committed_db, redis_db):
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(["+56979600001", "+56979600002"], escalation={"verification": True},
+                              texts={"es": "Responda SI para confirmar que este sigue siendo su numero"})
+        send(gateway, alert_id)
+        mo(sim, "+56979600001", "SI")
+        mo(sim, "+56979600002", "no")
+        wait_inbound(sim, 4)
+        process_all()
+    with transaction() as s:
+        states = dict(s.execute(text("SELECT msisdn, verification_state FROM contacts WHERE verified_at IS NOT NULL"))
+                      .all())
+    assert states == {"+56979600001": "verified", "+56979600002": "unverified"}
+    assert reply_rows()["+56979600001"]["meaning"] == "verify_yes"
+
+
+def test_live_counts_non_responders_and_event_stream(committed_db, redis_db):
+    numbers = [f"+56979700{i:03d}" for i in range(6)]
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(numbers)
+        send(gateway, alert_id)
+        for number, body in zip(numbers, ["ACK", "si", "no", "ayuda"], strict=False):
+            mo(sim, number, body)
+        mo(sim, numbers[0], "ACK de nuevo")  # a second ack from the same person counts once
+        wait_inbound(sim, 6 + 5)
+        process_all()
+        with transaction() as s:
+            counts = replies.alert_reply_counts(s, alert_id)
+            silent = replies.non_responders(s, alert_id)
+            first = replies.events_since(s, alert_id, 0, limit=3)
+            rest = replies.events_since(s, alert_id, first["last_id"])
+    assert (counts["ack"], counts["no"], counts["help"], counts["responders"]) == (2, 1, 1, 4)
+    assert [r["msisdn"] for r in silent] == numbers[4:]
+    assert len(first["events"]) == 3 and len(rest["events"]) == 2
+    assert rest["events"][-1]["text"] == "ACK de nuevo"
+
+
+def test_process_inbound_job_is_idempotent(committed_db, redis_db):
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(["+56979800001"])
+        send(gateway, alert_id)
+        mo(sim, "+56979800001", "ok")
+        wait_inbound(sim, 2)
+        first = replies.process_inbound(0, 10**9)
+        again = replies.process_inbound(0, 10**9)
+    assert first["replies"] == 1 and again["replies"] == 0
+    assert len(reply_rows()) == 1
