@@ -6,7 +6,7 @@ Kinds and their parameters (every kind also takes `for_s`: the fault clears itse
 |---|---|---|
 | refuse_bind | mode="nack"|"close", status=0x0D, times=0 | binds refused (error or TCP close); 0 = until cleared |
 | wrong_password | times=0 | binds refused with ESME_RINVPASWD even with the right password |
-| drop_after | n, times=1, rst=False | a connection dropped after n PDUs, bind included (answered) |
+| drop_after | n, times=1, rst=False | a connection dropped after n more PDUs (answered; a bind counts) |
 | drop_at | at (unix time) or in_s | every connection of the carrier is dropped at that moment (one shot) |
 | throttle | every_nth or above_tps, status=0x58 | that submit_sm answered ESME_RTHROTTLED (or `status`) |
 | slow | delay_s (seconds or [min, max]) | every response delayed |

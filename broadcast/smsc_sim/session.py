@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from broadcast.smsc_sim import pdu
+from broadcast.smsc_sim.faults import Fault
 from broadcast.smsc_sim.receipts import Delivery
 from broadcast.smsc_sim.records import Record
 
@@ -42,6 +43,8 @@ class Session(asyncio.Protocol):
         self._flush_pending = False
         self._closing = False
         self._pdus = 0
+        self._drop_fault: Fault | None = None
+        self._drop_base = 0
         self._seq = 0
 
     # ---- asyncio.Protocol ---------------------------------------------------------------
@@ -86,12 +89,18 @@ class Session(asyncio.Protocol):
             pos += length
             self._pdus += 1
             drop = self.carrier.faults.drop_threshold() if self.carrier.faults.faults else None
-            if drop is not None and self._pdus >= int(drop.params["n"]):
+            if drop is not None and self._drop_reached(drop):
                 self.carrier.faults.dropped(drop)
                 self.drop(f"drop_after {drop.params['n']} PDUs", rst=bool(drop.params["rst"]))
                 return
         self._buf = buf[pos:]
         self._flush()
+
+    def _drop_reached(self, fault: Fault) -> bool:
+        # n counts from when the fault was set: a bind that was up before it gets n more PDUs.
+        if self._drop_fault is not fault:
+            self._drop_fault, self._drop_base = fault, self._pdus - 1
+        return self._pdus - self._drop_base >= int(fault.params["n"])
 
     # ---- output -------------------------------------------------------------------------
     def send(self, data: bytes, delay_s: float = 0.0) -> None:

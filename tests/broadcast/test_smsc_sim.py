@@ -627,3 +627,36 @@ def test_the_simulator_reads_back_whatever_the_sender_encodes(text: str) -> None
         assert (part is not None) == (len(encoded.parts) > 1)
         octets += body
     assert decode_text(octets, encoded.data_coding) == text
+
+
+def test_concatenation_is_read_from_16_bit_udh_and_from_sar_tlvs() -> None:
+    udh16 = bytes((6, 0x08, 4, 0x12, 0x34, 3, 2))
+    _, body, part = pdu.split_udh(udh16 + b"hola", 0x40, {})
+    assert (body, part) == (b"hola", pdu.PartInfo(0x1234, 3, 2))
+    sar = {pdu.TAG_SAR_MSG_REF_NUM: b"\x00\x09", pdu.TAG_SAR_TOTAL_SEGMENTS: b"\x02",
+           pdu.TAG_SAR_SEGMENT_SEQNUM: b"\x01"}
+    assert pdu.split_udh(b"hola", 0, sar)[2] == pdu.PartInfo(9, 2, 1)
+    # A header that claims more octets than there are is text, not a crash.
+    assert pdu.split_udh(b"\x09ab", 0x40, {}) == (b"", b"\x09ab", None)
+
+
+def test_message_payload_round_trips_through_the_codec() -> None:
+    long_text = ("x" * 300).encode()
+    body = pdu.encode_sm(pdu.ShortMessage("2000", "56911112222", short_message=long_text))
+    decoded = pdu.decode_sm(body, 0, len(body))
+    assert decoded.short_message == b"" and pdu.payload_of(decoded) == long_text
+
+
+def test_drop_after_counts_from_when_the_fault_is_set_on_a_live_bind(sim: Simulator) -> None:
+    esme = Esme(sim)
+    for i in range(5):
+        esme.submit(f"before {i}")
+    esme.read_until(lambda: len(esme.sent) == 5)
+    sim.set_fault("alpha", "drop_after", n=2)
+    esme.submit("after 1")
+    esme.read_until(lambda: len(esme.sent) == 6)  # 1 of 2: still up
+    esme.submit("after 2")
+    with pytest.raises(smpplib.exceptions.ConnectionError):
+        esme.read_until(lambda: len(esme.sent) == 8)
+    assert len(esme.sent) == 7  # the second was answered, then the line went down
+    esme.client.disconnect()
