@@ -27,11 +27,12 @@ CARRIERS = {
 
 def carriers_file(ports: dict[str, int]) -> str:
     out = ['[senders.BOMBEROS]\nkind = "shared"\naddress = "5555"\nkeyword = "BOMBEROS"\n',
-           '[senders.SALUD]\nkind = "shared"\naddress = "5555"\nkeyword = "SALUD"\n']
+           '[senders.SALUD]\nkind = "shared"\naddress = "5555"\nkeyword = "SALUD"\n',
+           '[senders.MULTI-SC]\nkind = "short"\naddress = "4545"\n']
     for _, _, _, _, sender, code in CARRIERS.values():
         out.append(f'[senders.{sender}]\nkind = "short"\naddress = "{code}"\n')
     for name, (_, _, _, style, sender, _) in CARRIERS.items():
-        extra = ', "BOMBEROS", "SALUD"' if name == "alpha" else ""
+        extra = {"alpha": ', "BOMBEROS", "SALUD", "MULTI-SC"', "beta": ', "MULTI-SC"'}.get(name, "")
         out.append(f"""[carriers.{name}]
 host = "127.0.0.1"
 port = {ports[name]}

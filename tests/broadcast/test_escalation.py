@@ -1,0 +1,112 @@
+"""Escalation at the ACK deadline with the clock in the test's hands (never slept)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import text
+
+from alerting.db import transaction
+from broadcast import escalation
+from tests.broadcast.inbound_rig import add_group, inbound_rig, process_all, seed_alert, send, wait_inbound
+
+
+def sending_at(alert_id: int):  # type: ignore[no-untyped-def]
+    with transaction() as s:
+        return s.execute(text("SELECT sending_at FROM alerts WHERE id = :a"), {"a": alert_id}).scalar_one()
+
+
+def escalate(now) -> list[dict]:  # type: ignore[no-untyped-def]
+    with transaction() as s:
+        return escalation.escalate_due(s, now)
+
+
+def test_resend_to_non_responders_at_the_deadline_then_supervisors_get_the_list(committed_db, redis_db, run_jobs):
+    numbers = [f"+56980000{i:03d}" for i in range(4)]
+    add_group("jefes", ["+56980000900"])
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(numbers, ack_deadline_s=600, texts={"es": "Incendio: responda ACK {codigo}"},
+                              escalation={"supervisors": "jefes", "supervisors_after_s": 300})
+        send(gateway, alert_id)
+        sim.send_mo("alpha", numbers[0].lstrip("+"), "4242", "ACK 4821")
+        sim.send_mo("alpha", numbers[1].lstrip("+"), "4242", "no")
+        wait_inbound(sim, 6)
+        process_all()
+        t0 = sending_at(alert_id)
+        assert escalate(t0 + timedelta(seconds=599)) == []
+        resend = escalate(t0 + timedelta(seconds=600))
+        assert escalate(t0 + timedelta(seconds=601)) == []  # a stage runs once
+        run_jobs()
+        got = sim.messages_by_recipient()
+        notice_early = escalate(t0 + timedelta(seconds=899))
+        notice = escalate(t0 + timedelta(seconds=900))
+        run_jobs()
+        supervisor = sim.messages(dest="56980000900")
+    assert [(r["stage"], r["non_responders"], r["messages"]) for r in resend] == [("resend", 2, 2)]
+    assert [len(got[n.lstrip("+")]) for n in numbers] == [1, 1, 2, 2]
+    assert got[numbers[3].lstrip("+")][1] == "Incendio: responda ACK 4821"
+    assert notice_early == [] and [r["stage"] for r in notice] == ["supervisors"]
+    assert len(supervisor) == 1 and "2 sin responder" in supervisor[0]["text"]
+    with transaction() as s:
+        actions = s.execute(text("SELECT action FROM audit.events WHERE action LIKE 'alert.escalated%' ORDER BY seq"))
+        assert actions.scalars().all() == ["alert.escalated.resend", "alert.escalated.supervisors"]
+
+
+def test_resend_goes_through_another_carrier_when_the_policy_says_so(committed_db, redis_db, run_jobs):
+    numbers = [f"+56980100{i:03d}" for i in range(6)]
+    with inbound_rig() as (_sim, gateway):
+        alert_id = seed_alert(numbers, sender="MULTI-SC", ack_deadline_s=60,
+                              escalation={"resend_other_carrier": True})
+        send(gateway, alert_id)
+        escalate(sending_at(alert_id) + timedelta(seconds=60))
+        run_jobs()
+    with transaction() as s:
+        pairs = s.execute(text("""SELECT d.carrier, f.carrier, f.state FROM followups f
+                                  JOIN deliveries d ON d.id = f.delivery_id WHERE f.alert_id = :a"""),
+                          {"a": alert_id}).all()
+    assert len(pairs) == 6
+    assert all(first != second and state == "submitted" for first, second, state in pairs)
+
+
+def test_receipts_of_follow_ups_are_matched_too(committed_db, redis_db, run_jobs):
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(["+56980200001"], sender="BETA-SC", ack_deadline_s=60)
+        send(gateway, alert_id)
+        escalate(sending_at(alert_id) + timedelta(seconds=60))
+        run_jobs()
+        wait_inbound(sim, 2)  # the alert's receipt and the re-send's
+        process_all()
+    with transaction() as s:
+        assert s.execute(text("SELECT state FROM followups")).scalar_one() == "delivered"
+
+
+def test_verification_campaign_marks_the_silent_unverified_at_the_deadline(committed_db, redis_db):
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(["+56980300001", "+56980300002"], ack_deadline_s=3600,
+                              escalation={"verification": True})
+        send(gateway, alert_id)
+        sim.send_mo("alpha", "56980300001", "4242", "si")
+        wait_inbound(sim, 3)
+        process_all()
+        done = escalate(sending_at(alert_id) + timedelta(hours=1))
+    assert [r["stage"] for r in done] == ["verify_close"]
+    with transaction() as s:
+        states = dict(s.execute(text("SELECT msisdn, verification_state FROM contacts")).all())
+    assert states == {"+56980300001": "verified", "+56980300002": "unverified"}
+
+
+def test_escalate_now_runs_the_stages_before_the_deadline_and_only_once(committed_db, redis_db):
+    from tests.factories import actor_for
+
+    with inbound_rig() as (_sim, gateway):
+        alert_id = seed_alert(["+56980400001"], ack_deadline_s=3600)
+        send(gateway, alert_id)
+        with transaction() as s:
+            from alerting.models import Operator
+
+            operator = s.query(Operator).first()
+            first = escalation.escalate_now(s, alert_id, actor_for(operator))
+        with transaction() as s:
+            again = escalation.escalate_now(s, alert_id, actor_for(operator))
+        later = escalate(sending_at(alert_id) + timedelta(hours=2))
+    assert [r["stage"] for r in first] == ["resend"] and again == [] and later == []
