@@ -27,6 +27,7 @@ _MODULES = [
     "alerting.cli.contacts_cmd",
     "alerting.cli.zones_cmd",
     "alerting.cli.target_cmd",
+    "alerting.cli.web_cmd",
     "alerting.cli.audit_cmd",
 ]
 

@@ -1,0 +1,117 @@
+"""The Flask application: the hardened operator console, plus the REST API when it is installed.
+
+`create_app(settings)` is the only way to build it (the `sirena web` command, gunicorn and the
+tests all call it). Everything it serves, including the map and chart code, comes from the app
+itself: no CDN, so the console keeps working when the operations centre's internet link is down.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, g
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from alerting.settings import Settings
+from alerting.web import errors, security
+from alerting.web.i18n import gettext, language, localtime
+from alerting.web.sessions import ServerSessionInterface
+from alerting.web.signin import Throttle
+
+log = logging.getLogger("sirena.web")
+
+MAX_UPLOAD_BYTES = 64 * 1024 * 1024  # contact CSVs and GeoJSON; bigger imports go through the CLI
+
+
+def create_app(
+    settings: Settings,
+    *,
+    configure_services: bool = True,
+    tile_url: str | None = None,
+    proxy_hops: int = 0,
+    idle_timeout: timedelta = timedelta(minutes=30),
+    absolute_timeout: timedelta = timedelta(hours=12),
+) -> Flask:
+    """Build the console app.
+
+    `configure_services` binds the database and the job outbox (False when the caller already did,
+    as the tests do). `tile_url` is a base-map tile template (`https://host/{z}/{x}/{y}.png`); with
+    none, maps draw the zones on a plain background. `proxy_hops` trusts that many reverse proxies'
+    X-Forwarded-* headers (TLS is terminated there: HSTS and Secure cookies follow from it).
+    Timeouts: ASVS 3.3.2 level 2 (30 minutes idle, 12 hours absolute).
+    """
+    app = Flask(__name__, static_folder="static", template_folder="templates")
+    tile_url = tile_url if tile_url is not None else getattr(settings, "tile_url", None)
+    app.config.update(
+        SECRET_KEY=settings.secret_key().reveal(),
+        MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
+        SIRENA_SETTINGS=settings,
+        SIRENA_TIMEZONE=settings.timezone,
+        SIRENA_TILE_URL=tile_url or "",
+        SIRENA_IDLE_TIMEOUT=idle_timeout,
+        SIRENA_ABSOLUTE_TIMEOUT=absolute_timeout,
+        TEMPLATES_AUTO_RELOAD=False,
+        DEBUG=False,
+        PROPAGATE_EXCEPTIONS=False,
+    )
+    if proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops, x_host=proxy_hops)  # type: ignore[method-assign]
+    redis = _services(settings) if configure_services else _redis(settings)
+    app.extensions["sirena_throttle"] = Throttle(redis)
+    app.session_interface = ServerSessionInterface()
+    security.install(app, redis_url=settings.redis_url, tile_url=tile_url)
+    errors.register(app)
+    _templates(app)
+    _blueprints(app)
+    return app
+
+
+def _redis(settings: Settings) -> Any:
+    from alerting.outbox import redis_connection
+
+    return redis_connection(settings.redis_url, timeout_s=settings.redis_timeout_s)
+
+
+def _services(settings: Settings) -> Any:
+    from alerting.db import configure_db
+    from alerting.outbox import configure_outbox
+
+    configure_db(settings, application_name="sirena-web")
+    redis = _redis(settings)
+    configure_outbox(redis)
+    return redis
+
+
+def _templates(app: Flask) -> None:
+    from alerting.models import AlertMode
+
+    app.jinja_env.globals.update(_=gettext, AlertMode=AlertMode)
+    app.jinja_env.filters["localtime"] = localtime
+    app.jinja_env.filters["thousands"] = lambda n: f"{int(n or 0):,}"
+
+    @app.context_processor
+    def _context() -> dict[str, Any]:
+        operator = g.get("operator")
+        roles = set(operator.roles or []) if operator is not None else set()
+        return {"operator": operator, "roles": roles, "can": lambda *names: bool(roles & set(names)),
+                "lang": language(),
+                "tile_url": app.config["SIRENA_TILE_URL"]}
+
+
+def _blueprints(app: Flask) -> None:
+    from alerting.web.console import admin, alerts, audit_pages, auth, dashboard, directory
+
+    for module in (auth, dashboard, alerts, directory, admin, audit_pages):
+        app.register_blueprint(module.bp)
+    if importlib.util.find_spec("alerting.api") is not None:
+        try:
+            from alerting.api import api_bp  # type: ignore[attr-defined]
+        except ImportError as exc:  # the API package exists but is not finished: the console still runs
+            log.warning("REST API not registered: %s", exc)
+        else:
+            security.csrf.exempt(api_bp)  # bearer tokens, no cookies: CSRF cannot ride on them
+            app.register_blueprint(api_bp)
+            app.config["SIRENA_SELF_AUTH_BLUEPRINTS"].add(api_bp.name)

@@ -1,0 +1,106 @@
+"""Admin pages: operators and their roles, sign-in unlocks, API tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from alerting import accounts
+from alerting.db import transaction, utcnow
+from alerting.errors import NotFound
+from alerting.models import ApiToken, Operator, Role
+from alerting.web.errors import on_invalid
+from alerting.web.security import current_actor, requires_role
+from alerting.web.sessions import revoke_operator_sessions
+from audit import trail
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def _render_operators(errors: dict[str, str], created: Any = None) -> str:
+    with transaction() as db:
+        operators = list(db.scalars(select(Operator).order_by(Operator.username)))
+    return render_template("admin/operators.html", operators=operators, errors=errors, created=created,
+                           v=request.form, all_roles=[r.value for r in Role])
+
+
+@bp.get("/operators")
+@requires_role(Role.ADMIN)
+def operators() -> str:
+    return _render_operators({})
+
+
+@bp.post("/operators")
+@requires_role(Role.ADMIN)
+@on_invalid(_render_operators)
+def create_operator() -> str:
+    settings = current_app.config["SIRENA_SETTINGS"]
+    with transaction() as db:
+        new = accounts.create_operator(db, request.form.get("username", ""), request.form.getlist("roles"),
+                                       settings.secret_key(), current_actor(),
+                                       display_name=request.form.get("display_name", ""))
+    return _render_operators({}, created={"username": new.operator.username, "password": new.password,
+                                          "totp_uri": new.totp_uri})
+
+
+@bp.post("/operators/<int:operator_id>/unlock")
+@requires_role(Role.ADMIN)
+def unlock(operator_id: int) -> Any:
+    with transaction() as db:
+        operator = db.get(Operator, operator_id)
+        if operator is None:
+            raise NotFound(f"operator {operator_id} does not exist")
+        current_app.extensions["sirena_throttle"].unlock(operator.username)
+        trail.append(db, actor=current_actor(), action="operator.unlocked", subject_type="operator",
+                     subject_id=operator_id)
+    flash(f"{operator.username} may sign in again.", "ok")
+    return redirect(url_for("admin.operators"), 303)
+
+
+@bp.post("/operators/<int:operator_id>/disable")
+@requires_role(Role.ADMIN)
+def disable(operator_id: int) -> Any:
+    with transaction() as db:
+        operator = db.get(Operator, operator_id, with_for_update=True)
+        if operator is None:
+            raise NotFound(f"operator {operator_id} does not exist")
+        operator.disabled = request.form.get("disabled", "1") == "1"
+        revoked = revoke_operator_sessions(db, operator_id) if operator.disabled else 0
+        trail.append(db, actor=current_actor(), action="operator.disabled" if operator.disabled else "operator.enabled",
+                     subject_type="operator", subject_id=operator_id, payload={"sessions_revoked": revoked})
+    return redirect(url_for("admin.operators"), 303)
+
+
+def _render_tokens(errors: dict[str, str], created: str | None = None) -> str:
+    with transaction() as db:
+        rows = db.execute(select(ApiToken, Operator.username).join(Operator, Operator.id == ApiToken.operator_id)
+                          .order_by(ApiToken.id.desc())).all()
+    return render_template("admin/tokens.html", tokens=rows, errors=errors, created=created, v=request.form,
+                           scopes=sorted(accounts.SCOPES), now=utcnow())
+
+
+@bp.get("/tokens")
+@requires_role(Role.ADMIN)
+def tokens() -> str:
+    return _render_tokens({})
+
+
+@bp.post("/tokens")
+@requires_role(Role.ADMIN)
+@on_invalid(_render_tokens)
+def create_token() -> str:
+    with transaction() as db:
+        _, token = accounts.create_token(db, request.form.get("username", ""), request.form.getlist("scopes"),
+                                         current_actor(), name=request.form.get("name", ""))
+    return _render_tokens({}, created=token)
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+@requires_role(Role.ADMIN)
+def revoke_token(token_id: int) -> Any:
+    with transaction() as db:
+        accounts.revoke_token(db, token_id, current_actor())
+    flash("Token revoked.", "ok")
+    return redirect(url_for("admin.tokens"), 303)

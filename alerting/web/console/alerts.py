@@ -1,0 +1,405 @@
+"""Alerts in the console: compose on a map, submit, review and approve, watch live, cancel, correct."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
+from shapely.geometry import shape
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from alerting import corrections, lifecycle
+from alerting.db import transaction
+from alerting.errors import InvalidInput
+from alerting.models import Alert, AlertKind, AlertMode, AlertState, Group, Priority, Reply, Role, Sender
+from alerting.web import review
+from alerting.web.errors import on_invalid
+from alerting.web.security import current_actor, limiter, requires_login, requires_role
+from broadcast import jobs
+from broadcast.encoding import analyze
+from geo import targeting, zones
+
+bp = Blueprint("alerts", __name__)
+
+COMPOSERS = (Role.COMPOSER,)
+WATCHERS = (Role.COMPOSER, Role.APPROVER, Role.ADMIN, Role.AUDITOR)
+CANCELLERS = (Role.COMPOSER, Role.APPROVER, Role.ADMIN)
+CORRECTORS = (Role.APPROVER, Role.ADMIN)
+ACTION_LIMIT = "30 per minute"  # ASVS 11.1.4: business actions are rate limited too
+
+
+# --- compose ----------------------------------------------------------------------------------------
+
+
+def _form_values(alert: Alert | None = None, prearmed: corrections.PrearmedTexts | None = None) -> dict[str, Any]:
+    """What the compose form shows: what was typed (after an error), else the alert, else defaults."""
+    form = request.form
+    if form:
+        values: dict[str, Any] = {k: form.get(k, "") for k in form}
+        for key in ("zones", "groups", "exclude_groups"):
+            values[key] = form.getlist(key)
+        return values
+    if alert is None:
+        correction, cancel = corrections.default_texts(["es", "en"])
+        return {"mode": "", "priority": "normal", "zones": [], "groups": [], "exclude_groups": [],
+                "correction_es": correction["es"], "correction_en": correction["en"],
+                "cancel_es": cancel["es"], "cancel_en": cancel["en"]}
+    target = alert.target or {}
+    tz = ZoneInfo(current_app.config["SIRENA_TIMEZONE"])
+    correction = prearmed.correction_texts if prearmed else corrections.default_texts(["es", "en"])[0]
+    cancel = prearmed.cancel_texts if prearmed else corrections.default_texts(["es", "en"])[1]
+    return {
+        "mode": alert.mode.value, "title": alert.title, "priority": alert.priority.value, "sender": alert.sender_name,
+        "text_es": alert.texts.get("es", ""), "text_en": alert.texts.get("en", ""),
+        "zones": list(target.get("zones") or []), "groups": list(target.get("groups") or []),
+        "exclude_groups": list(target.get("exclude_groups") or []),
+        "criteria": json.dumps(target["criteria"], ensure_ascii=False) if target.get("criteria") else "",
+        "scheduled_at": alert.scheduled_at.astimezone(tz).strftime("%Y-%m-%dT%H:%M") if alert.scheduled_at else "",
+        "ack_deadline_s": alert.ack_deadline_s or "",
+        "correction_es": correction.get("es", ""), "correction_en": correction.get("en", ""),
+        "cancel_es": cancel.get("es", ""), "cancel_en": cancel.get("en", ""),
+    }
+
+
+def _choices(db: Session) -> dict[str, Any]:
+    return {
+        "zone_list": zones.list_zones(db),
+        "group_list": list(db.scalars(select(Group).order_by(Group.name))),
+        "senders": list(db.scalars(select(Sender).where(Sender.active).order_by(Sender.name))),
+        "priorities": [p.value for p in Priority],
+    }
+
+
+def _render_compose(errors: dict[str, str], alert_id: int | None = None) -> str:
+    with transaction() as db:
+        alert = db.get(Alert, alert_id) if alert_id else None
+        prearmed = corrections.prearmed(db, alert_id) if alert_id else None
+        return render_template("alerts/compose.html", v=_form_values(alert, prearmed), errors=errors, alert=alert,
+                               **_choices(db))
+
+
+def _render_compose_again(errors: dict[str, str]) -> str:
+    return _render_compose(errors, (request.view_args or {}).get("alert_id"))
+
+
+def _texts(form: Any, prefix: str) -> dict[str, str]:
+    return {lang: form.get(f"{prefix}_{lang}", "").strip() for lang in ("es", "en")
+            if form.get(f"{prefix}_{lang}", "").strip()}
+
+
+def _parse(db: Session) -> tuple[lifecycle.AlertDraft, dict[str, str], dict[str, str]]:
+    """The form as a draft, its correction and cancellation texts. Raises InvalidInput by field."""
+    form, problems = request.form, {}
+    try:
+        mode = AlertMode(form.get("mode", ""))
+    except ValueError:
+        problems["mode"] = "choose live, exercise or test first"
+        mode = AlertMode.TEST
+    try:
+        priority = Priority(form.get("priority", "normal"))
+    except ValueError:
+        problems["priority"] = "unknown priority"
+        priority = Priority.NORMAL
+    target: dict[str, Any] = {key: form.getlist(key) for key in ("zones", "groups", "exclude_groups")
+                              if form.getlist(key)}
+    if form.get("criteria", "").strip():
+        try:
+            target["criteria"] = json.loads(form["criteria"])
+        except ValueError as exc:
+            problems["criteria"] = f"not valid JSON: {exc}"
+    scheduled = None
+    if form.get("scheduled_at", "").strip():
+        try:
+            local = datetime.fromisoformat(form["scheduled_at"])
+            scheduled = local.replace(tzinfo=ZoneInfo(current_app.config["SIRENA_TIMEZONE"]))
+        except ValueError:
+            problems["scheduled_at"] = "expected a date and time"
+    ack = None
+    if form.get("ack_deadline_s", "").strip():
+        if form["ack_deadline_s"].strip().isdigit():
+            ack = int(form["ack_deadline_s"])
+        else:
+            problems["ack_deadline_s"] = "whole seconds"
+    if form.get("drawn_geojson", "").strip():
+        _save_drawn(db, form, target, problems)
+    if problems:
+        raise InvalidInput("the alert cannot be saved as given", fields=problems)
+    draft = lifecycle.AlertDraft(texts=_texts(form, "text"), mode=mode, sender_name=form.get("sender", ""),
+                                 priority=priority, title=form.get("title", "").strip()[:200], target=target,
+                                 scheduled_at=scheduled, ack_deadline_s=ack, origin="console")
+    return draft, _texts(form, "correction"), _texts(form, "cancel")
+
+
+def _save_drawn(db: Session, form: Any, target: dict[str, Any], problems: dict[str, str]) -> None:
+    name = " ".join(form.get("drawn_name", "").split())
+    if not name:
+        problems["drawn_name"] = "name the zone you drew"
+        return
+    try:
+        geometry = shape(json.loads(form["drawn_geojson"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        problems["drawn_geojson"] = f"the drawn shape is not a polygon: {exc}"
+        return
+    settings = current_app.config["SIRENA_SETTINGS"]
+    zone = zones.save_zone(db, name, geometry, "console", actor=current_actor(), region=settings.default_region)
+    target.setdefault("zones", [])
+    if zone.name not in target["zones"]:
+        target["zones"].append(zone.name)
+
+
+def _confirm_live(db: Session, draft: lifecycle.AlertDraft) -> None:
+    """A live alert is saved only after typing its summary ("LIVE 48,213"): never a bare "OK"."""
+    if draft.mode is not AlertMode.LIVE:
+        return
+    total = targeting.preview(db, targeting.TargetSpec.from_json(draft.target)).total
+    typed = request.form.get("confirm_live", "").upper().replace(",", "").replace(".", "").split()
+    if typed not in (["LIVE", str(total)], ["REAL", str(total)]):
+        raise InvalidInput("confirm the live alert", fields={
+            "confirm_live": f'type "LIVE {total:,}" to save a LIVE alert that reaches {total:,} phones'})
+
+
+@bp.get("/alerts/new")
+@requires_role(*COMPOSERS)
+def new() -> str:
+    return _render_compose({})
+
+
+@bp.post("/alerts")
+@requires_role(*COMPOSERS)
+@on_invalid(_render_compose_again)
+@limiter.limit(ACTION_LIMIT)
+def create() -> Any:
+    with transaction() as db:
+        draft, correction, cancel = _parse(db)
+        _confirm_live(db, draft)
+        alert = lifecycle.compose_alert(db, draft, current_actor())
+        corrections.set_prearmed_texts(db, alert.id, correction, cancel, current_actor())
+        if request.form.get("action") == "submit":
+            review.submit_for_approval(db, alert.id, current_actor())
+    flash(f"Alert {alert.reference} saved ({alert.state.value}).", "ok")
+    return redirect(url_for("alerts.detail", alert_id=alert.id), 303)
+
+
+@bp.get("/alerts/<int:alert_id>/edit")
+@requires_role(*COMPOSERS)
+def edit(alert_id: int) -> str:
+    with transaction() as db:
+        lifecycle.get_alert(db, alert_id)
+    return _render_compose({}, alert_id)
+
+
+@bp.post("/alerts/<int:alert_id>/edit")
+@requires_role(*COMPOSERS)
+@on_invalid(_render_compose_again)
+@limiter.limit(ACTION_LIMIT)
+def update(alert_id: int) -> Any:
+    with transaction() as db:
+        draft, correction, cancel = _parse(db)
+        _confirm_live(db, draft)
+        changes = {"texts": draft.texts, "mode": draft.mode, "sender_name": draft.sender_name,
+                   "priority": draft.priority, "title": draft.title, "target": draft.target,
+                   "scheduled_at": draft.scheduled_at, "ack_deadline_s": draft.ack_deadline_s}
+        alert = lifecycle.update_draft(db, alert_id, changes, current_actor())
+        corrections.set_prearmed_texts(db, alert_id, correction, cancel, current_actor())
+        if request.form.get("action") == "submit":
+            review.submit_for_approval(db, alert_id, current_actor())
+    flash(f"Alert {alert.reference} saved; any approval it had is void.", "ok")
+    return redirect(url_for("alerts.detail", alert_id=alert_id), 303)
+
+
+@bp.post("/alerts/<int:alert_id>/submit")
+@requires_role(*COMPOSERS)
+@limiter.limit(ACTION_LIMIT)
+def submit(alert_id: int) -> Any:
+    with transaction() as db:
+        alert = review.submit_for_approval(db, alert_id, current_actor())
+    flash(f"Alert {alert.reference} is waiting for a second operator's approval.", "ok")
+    return redirect(url_for("alerts.detail", alert_id=alert_id), 303)
+
+
+# --- approve ---------------------------------------------------------------------------------------
+
+
+def _review_context(db: Session, alert_id: int) -> dict[str, Any]:
+    alert = lifecycle.get_alert(db, alert_id)
+    preview = review.preview_alert(db, alert)
+    return {"alert": alert, "phones": review.phone_texts(alert), "preview": preview,
+            "radius": review.blast_radius(db, alert, preview), "prearmed": corrections.prearmed(db, alert_id),
+            "approvals": _approvals(db, alert_id)}
+
+
+def _approvals(db: Session, alert_id: int) -> list[Any]:
+    return db.execute(text("SELECT o.username, a.created_at, a.override_reason FROM alert_approvals a "
+                           "JOIN operators o ON o.id = a.operator_id WHERE a.alert_id = :a ORDER BY a.id"),
+                      {"a": alert_id}).all()
+
+
+def _render_review(errors: dict[str, str]) -> str:
+    alert_id = (request.view_args or {})["alert_id"]
+    with transaction() as db:
+        return render_template("alerts/review.html", errors=errors, v=request.form, **_review_context(db, alert_id))
+
+
+@bp.get("/approvals")
+@requires_role(Role.APPROVER)
+def approvals() -> str:
+    with transaction() as db:
+        pending = list(db.scalars(select(Alert).where(Alert.state == AlertState.PENDING_APPROVAL)
+                                  .order_by(Alert.submitted_at)))
+    return render_template("alerts/approvals.html", pending=pending)
+
+
+@bp.get("/alerts/<int:alert_id>/review")
+@requires_role(Role.APPROVER)
+def review_page(alert_id: int) -> str:
+    return _render_review({})
+
+
+@bp.post("/alerts/<int:alert_id>/approve")
+@requires_role(Role.APPROVER)
+@on_invalid(_render_review)
+@limiter.limit(ACTION_LIMIT)
+def approve(alert_id: int) -> Any:
+    with transaction() as db:
+        alert = review.approve_reviewed(db, alert_id, current_actor(), seen_hash=request.form.get("seen_hash", ""),
+                                        override_reason=request.form.get("override_reason"))
+    if alert.state is AlertState.PENDING_APPROVAL:
+        flash(f"Approval recorded; {alert.reference} needs {alert.required_approvals} approvals.", "ok")
+    else:
+        flash(f"Alert {alert.reference} approved ({alert.state.value}). Its correction is armed.", "ok")
+    return redirect(url_for("alerts.detail", alert_id=alert_id), 303)
+
+
+@bp.post("/alerts/<int:alert_id>/reject")
+@requires_role(Role.APPROVER)
+@on_invalid(_render_review)
+def reject(alert_id: int) -> Any:
+    with transaction() as db:
+        alert = lifecycle.reject_alert(db, alert_id, current_actor(), request.form.get("reason", ""))
+    flash(f"Alert {alert.reference} rejected.", "ok")
+    return redirect(url_for("alerts.detail", alert_id=alert_id), 303)
+
+
+# --- during and after the send -------------------------------------------------------------------
+
+
+@bp.post("/alerts/<int:alert_id>/cancel")
+@requires_role(*CANCELLERS)
+def cancel(alert_id: int) -> Any:
+    reason = request.form.get("reason", "").strip()
+    if not reason:
+        raise InvalidInput("say why the send is stopped", fields={"reason": "required"})
+    with transaction() as db:
+        alert = lifecycle.cancel_alert(db, alert_id, current_actor(), reason)
+    # Stopping is not informing (FIELD.md req. 13): the detail page now offers the correction first.
+    flash(f"Alert {alert.reference} stopped. People already reached have NOT been told: send the correction.",
+          "error")
+    return redirect(url_for("alerts.detail", alert_id=alert_id), 303)
+
+
+@bp.post("/alerts/<int:alert_id>/correction")
+@requires_role(*CORRECTORS)
+@limiter.limit(ACTION_LIMIT)
+def correction(alert_id: int) -> Any:
+    kind = request.form.get("kind", "correction")
+    typed = request.form.get("text", "").strip() or None
+    with transaction() as db:
+        fire = corrections.fire_cancel_notice if kind == "cancel" else corrections.fire_correction
+        fixed = fire(db, alert_id, current_actor(), typed)
+    flash(f"{fixed.reference} is going out at flash priority to everyone the original reached.", "ok")
+    return redirect(url_for("alerts.detail", alert_id=fixed.id), 303)
+
+
+@bp.get("/alerts")
+@requires_role(*WATCHERS)
+def index() -> str:
+    with transaction() as db:
+        rows = list(db.scalars(select(Alert).order_by(Alert.id.desc()).limit(200)))
+    return render_template("alerts/index.html", alerts=rows)
+
+
+@bp.get("/alerts/<int:alert_id>")
+@requires_role(*WATCHERS)
+def detail(alert_id: int) -> str:
+    with transaction() as db:
+        alert = lifecycle.get_alert(db, alert_id)
+        context = {
+            "alert": alert, "phones": review.phone_texts(alert), "prearmed": corrections.prearmed(db, alert_id),
+            "approvals": _approvals(db, alert_id), "live": _live(db, alert),
+            "timeline": db.execute(text(
+                "SELECT seq, at, actor_name, action, outcome, reason FROM audit.events "
+                "WHERE subject_type = 'alert' AND subject_id = :a ORDER BY seq"), {"a": str(alert_id)}).all(),
+            "original": db.get(Alert, alert.corrects_alert_id) if alert.corrects_alert_id else None,
+            "fireable": alert.state in corrections.FIREABLE,
+        }
+    return render_template("alerts/detail.html", **context)
+
+
+def _live(db: Session, alert: Alert) -> dict[str, Any]:
+    replies = dict(db.execute(select(Reply.meaning, text("count(*)")).where(Reply.alert_id == alert.id)
+                              .group_by(Reply.meaning)).all())
+    timing = corrections.correction_timing(db, alert) if alert.kind is not AlertKind.ALERT else None
+    return {"state": alert.state.value, "counts": jobs.counts_by_state(db, alert.id),
+            "carriers": jobs.counts_by_carrier(db, alert.id),
+            "replies": {str(getattr(k, "value", k)): int(v) for k, v in replies.items()},
+            "first_submit_at": alert.first_submit_at.isoformat() if alert.first_submit_at else None,
+            "correction_seconds": timing["seconds"] if timing else None,
+            "done": alert.state in (AlertState.COMPLETED, AlertState.CANCELLED, AlertState.SUPERSEDED,
+                                    AlertState.REJECTED)}
+
+
+@bp.get("/alerts/<int:alert_id>/live.json")
+@requires_role(*WATCHERS)
+def live(alert_id: int) -> Any:
+    with transaction() as db:
+        return jsonify(_live(db, lifecycle.get_alert(db, alert_id)))
+
+
+# --- helpers the compose page calls --------------------------------------------------------------
+
+
+@bp.post("/compose/segments")
+@requires_role(Role.COMPOSER, Role.APPROVER)
+def segments() -> Any:
+    """The live segment counter: encoding, parts, characters left, for each language's text."""
+    body = request.get_json(silent=True) or {}
+    mode = AlertMode(body.get("mode")) if body.get("mode") in {m.value for m in AlertMode} else AlertMode.LIVE
+    from alerting.texts import mode_prefix
+
+    out = {}
+    for lang, value in dict(body.get("texts") or {}).items():
+        if lang not in ("es", "en") or not isinstance(value, str):
+            continue
+        info = analyze(mode_prefix(mode, lang) + value)
+        out[lang] = {"encoding": info.encoding, "parts": info.parts, "left": info.units_left_in_last,
+                     "chars": info.chars, "non_gsm": info.non_gsm_chars[:20]}
+    return jsonify(out)
+
+
+@bp.post("/compose/preview")
+@requires_role(Role.COMPOSER, Role.APPROVER)
+def preview() -> Any:
+    """Recipients now, with the breakdown and the SMS cost (recipients × parts per language)."""
+    body = request.get_json(silent=True) or {}
+    mode = AlertMode(body.get("mode")) if body.get("mode") in {m.value for m in AlertMode} else AlertMode.LIVE
+    from alerting.texts import mode_prefix
+
+    texts = {lang: mode_prefix(mode, lang) + t for lang, t in dict(body.get("texts") or {}).items()
+             if lang in ("es", "en") and isinstance(t, str) and t}
+    with transaction() as db:
+        result = targeting.preview(db, targeting.TargetSpec.from_json(body.get("target") or {}),
+                                   languages=texts or None)
+    return jsonify(result.to_json())
+
+
+@bp.get("/zones.geojson")
+@requires_login
+def zones_geojson() -> Any:
+    """Every current zone as one FeatureCollection, for the console's maps."""
+    with transaction() as db:
+        features = [zones.zone_geojson(db, z["name"]) for z in zones.list_zones(db)]
+    return jsonify({"type": "FeatureCollection", "features": features})

@@ -1,0 +1,71 @@
+"""Auditor pages: the trail (overall or per alert), chain verification, export. Read-only."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from flask import Blueprint, Response, current_app, render_template, request
+from sqlalchemy import text
+
+from alerting.db import engine, transaction
+from alerting.errors import InvalidInput
+from alerting.models import Role
+from alerting.web.security import requires_role
+
+bp = Blueprint("audit", __name__, url_prefix="/audit")
+
+AUDITORS = (Role.AUDITOR, Role.ADMIN)
+PAGE = 200
+
+
+def _alert_id() -> int | None:
+    raw = request.args.get("alert", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise InvalidInput("alert must be an id", fields={"alert": "a number"})
+    return int(raw)
+
+
+@bp.get("/timeline")
+@requires_role(*AUDITORS)
+def timeline() -> str:
+    alert_id = _alert_id()
+    where, params = "", {"limit": PAGE}
+    if alert_id is not None:
+        where = ("WHERE (subject_type = 'alert' AND subject_id = :a) "
+                 "OR (payload ? 'alert_id' AND payload ->> 'alert_id' = :a)")
+        params["a"] = str(alert_id)
+    with transaction() as db:
+        events = db.execute(text(
+            f"SELECT seq, at, actor_kind, actor_name, origin_interface, origin_address, action, subject_type, "
+            f"subject_id, outcome, reason FROM audit.events {where} ORDER BY seq DESC LIMIT :limit"), params).all()
+    return render_template("audit/timeline.html", events=events, alert_id=alert_id)
+
+
+@bp.get("/verify")
+@requires_role(*AUDITORS)
+def verify() -> str:
+    from audit.verify import verify_chain
+
+    verdict = verify_chain(engine(), current_app.config["SIRENA_SETTINGS"])
+    return render_template("audit/verify.html", verdict=verdict.as_dict(), ok=verdict.ok)
+
+
+@bp.get("/export")
+@requires_role(*AUDITORS)
+def export() -> Any:
+    from audit.checkpoints import signing_key
+    from audit.export import Scope, write_export
+
+    fmt = request.args.get("format", "json")
+    alert_id = _alert_id()
+    scope = Scope(alert_ids=(alert_id,) if alert_id is not None else ())
+    out = io.StringIO()
+    with transaction() as db:
+        write_export(db, scope, fmt, out, key=signing_key(current_app.config["SIRENA_SETTINGS"]))
+    name = f"sirena-audit-{alert_id or 'all'}.{fmt}"
+    mimetype = "text/csv" if fmt == "csv" else "application/json"
+    return Response(out.getvalue(), mimetype=mimetype,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -1,0 +1,38 @@
+"""The dashboard: alerts in progress with live counts, approvals waiting, carriers, HELP replies."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+from sqlalchemy import select, text
+
+from alerting.db import transaction
+from alerting.models import Alert, AlertState, Reply, ReplyMeaning, Role
+from alerting.web.security import requires_role
+from broadcast import jobs
+
+bp = Blueprint("console", __name__)
+
+IN_PROGRESS = (AlertState.APPROVED, AlertState.SCHEDULED, AlertState.SENDING)
+
+
+@bp.get("/")
+@requires_role(Role.COMPOSER, Role.APPROVER, Role.ADMIN, Role.AUDITOR)
+def dashboard() -> str:
+    with transaction() as db:
+        running = list(db.scalars(select(Alert).where(Alert.state.in_(IN_PROGRESS)).order_by(Alert.id.desc())))
+        counts = {a.id: jobs.counts_by_state(db, a.id) for a in running}
+        pending = list(db.scalars(select(Alert).where(Alert.state == AlertState.PENDING_APPROVAL)
+                                  .order_by(Alert.submitted_at)))
+        help_replies = list(db.scalars(select(Reply).where(Reply.meaning == ReplyMeaning.HELP)
+                                       .order_by(Reply.id.desc()).limit(20)))
+        carriers = db.execute(text(
+            "SELECT c.carrier, c.state, sum(c.n) FROM alert_counters c JOIN alerts a ON a.id = c.alert_id "
+            "WHERE a.state IN ('approved', 'scheduled', 'sending') AND c.carrier <> '' "
+            "GROUP BY c.carrier, c.state HAVING sum(c.n) <> 0 ORDER BY 1, 2")).all()
+        recent = list(db.scalars(select(Alert).where(Alert.state.not_in(IN_PROGRESS))
+                                 .order_by(Alert.id.desc()).limit(10)))
+    by_carrier: dict[str, dict[str, int]] = {}
+    for carrier, state, n in carriers:
+        by_carrier.setdefault(carrier, {})[state] = int(n)
+    return render_template("dashboard.html", running=running, counts=counts, pending=pending,
+                           help_replies=help_replies, carriers=by_carrier, recent=recent)

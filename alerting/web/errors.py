@@ -1,0 +1,141 @@
+"""The console's error boundary: domain errors become pages, once, as STYLE §5 maps them.
+
+| raised | console |
+|---|---|
+| NotFound | 404 page |
+| InvalidInput | the form again with a message by each field (views declare `on_invalid`), else a 422 page |
+| InvalidTransition | flash and back to the page it came from |
+| Refused | 403 page; the refusal audited in a fresh transaction (the action's own rolled back) |
+| anything else | 500 page with an error id; the traceback in the log |
+
+The API blueprint registers its own handlers, which Flask prefers for errors raised in it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, Response, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from alerting.errors import InvalidInput, InvalidTransition, NotFound, Refused, SirenaError
+from alerting.web.security import SignInRequired, current_actor, safe_next
+from audit.trail import audit_refusal
+
+log = logging.getLogger("sirena.web")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def on_invalid(render: Callable[[dict[str, str]], Any]) -> Callable[[F], F]:
+    """Declare how a form view shows itself again after InvalidInput: `render(field_errors)`.
+
+    The renderer reads what the operator typed from `request.form`, so nothing typed is lost.
+    """
+    def decorate(view: F) -> F:
+        view._on_invalid = render  # type: ignore[attr-defined]
+        return view
+
+    return decorate
+
+
+def _page(status: int, title: str, message: str, **extra: Any) -> Any:
+    if request.is_json:  # the console's own fetch calls get the API's shape
+        return jsonify({"code": title.lower().replace(" ", "_"), "message": message, "details": extra}), status
+    try:
+        return render_template("error.html", status=status, title=title, message=message, **extra), status
+    except Exception:  # a broken template must not hide the original error
+        log.exception("error page could not be rendered")
+        return f"{status} {title}: {message}", status
+
+
+def _subject() -> tuple[str | None, Any]:
+    args = request.view_args or {}
+    for key in ("alert_id", "operator_id", "token_id", "group_id"):
+        if key in args:
+            return key.removesuffix("_id"), args[key]
+    return None, None
+
+
+def handle_refused(exc: Refused) -> Any:
+    subject_type, subject_id = _subject()
+    audit_refusal(current_actor(), f"console.{request.endpoint or 'unknown'}", subject_type, subject_id,
+                  exc.message, payload={"code": exc.code, "method": request.method, "path": request.path})
+    return _page(403, "Refused", exc.message)
+
+
+def handle_not_found(exc: NotFound) -> Any:
+    return _page(404, "Not found", exc.message)
+
+
+def handle_invalid(exc: InvalidInput) -> Any:
+    fields = {str(k): str(v) for k, v in dict(exc.details.get("fields") or {}).items()}  # type: ignore[call-overload]
+    view = current_app.view_functions.get(request.endpoint or "")
+    render = getattr(view, "_on_invalid", None)
+    if render is not None:
+        flash(exc.message, "error")
+        body = render(fields or {"form": exc.message})
+        return (body, 422) if isinstance(body, str) else body
+    return _page(422, "Invalid input", exc.message, fields=fields)
+
+
+def handle_transition(exc: InvalidTransition) -> Response:
+    flash(exc.message, "error")
+    back = safe_next(request.form.get("back") or _same_site_referrer()) or url_for("console.dashboard")
+    return redirect(back, 303)  # type: ignore[return-value]
+
+
+def _same_site_referrer() -> str | None:
+    ref = request.referrer or ""
+    host = request.host_url.rstrip("/")
+    return ref[len(host):] if ref.startswith(host + "/") else None
+
+
+def handle_sign_in(_exc: SignInRequired) -> Any:
+    if request.method in ("GET", "HEAD"):
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")), 302)
+    audit_refusal(current_actor(), f"console.{request.endpoint or 'unknown'}", None, None,
+                  "not signed in", payload={"method": request.method, "path": request.path})
+    return _page(401, "Sign in first", "Your session has ended. Sign in again; nothing was done.")
+
+
+def handle_csrf(exc: CSRFError) -> Any:
+    audit_refusal(current_actor(), f"console.{request.endpoint or 'unknown'}", None, None,
+                  f"CSRF check failed: {exc.description}", payload={"method": request.method, "path": request.path})
+    return _page(400, "Form expired", "The form was missing its security token or it expired. Reload the page "
+                                      "and try again; nothing was done.")
+
+
+def handle_http(exc: HTTPException) -> Any:
+    if exc.code is not None and exc.code < 400:
+        return exc
+    return _page(exc.code or 500, exc.name, exc.description or "")
+
+
+def handle_sirena(exc: SirenaError) -> Any:
+    error_id = uuid.uuid4().hex[:12]
+    log.error("error %s (%s): %s", error_id, exc.code, exc.message)
+    return _page(exc.http_status, "Not done", exc.message, error_id=error_id)
+
+
+def handle_unexpected(exc: Exception) -> Any:
+    error_id = uuid.uuid4().hex[:12]
+    log.exception("unexpected error %s on %s %s", error_id, request.method, request.path, exc_info=exc)
+    return _page(500, "Internal error", "Something failed on our side; nothing you did caused it. "
+                                        "Give this id to the on-call team.", error_id=error_id)
+
+
+def register(app: Flask) -> None:
+    """Register the mapping once (STYLE §5)."""
+    app.register_error_handler(Refused, handle_refused)
+    app.register_error_handler(NotFound, handle_not_found)
+    app.register_error_handler(InvalidInput, handle_invalid)
+    app.register_error_handler(InvalidTransition, handle_transition)
+    app.register_error_handler(SirenaError, handle_sirena)
+    app.register_error_handler(SignInRequired, handle_sign_in)
+    app.register_error_handler(CSRFError, handle_csrf)
+    app.register_error_handler(HTTPException, handle_http)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,126 @@
+/* Compose: mode first, live segment counter, recipients preview, zones on the map, autosave. */
+"use strict";
+(function () {
+  var form = document.getElementById("compose");
+  if (!form) { return; }
+  var token = document.querySelector('meta[name="csrf-token"]').content;
+  var key = "sirena-draft-" + form.dataset.autosave;
+
+  function post(url, body) {
+    return fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": token },
+      body: JSON.stringify(body)
+    }).then(function (r) { return r.json().then(function (data) { return { ok: r.ok, data: data }; }); });
+  }
+  function mode() { var m = form.querySelector('input[name="mode"]:checked'); return m ? m.value : ""; }
+  function checked(name) {
+    return Array.prototype.map.call(form.querySelectorAll('input[name="' + name + '"]:checked'), function (i) { return i.value; });
+  }
+  function texts() {
+    var out = {};
+    ["es", "en"].forEach(function (l) { var v = form.elements["text_" + l].value; if (v) { out[l] = v; } });
+    return out;
+  }
+  function target() {
+    var t = { zones: checked("zones"), groups: checked("groups"), exclude_groups: checked("exclude_groups") };
+    var c = form.elements.criteria.value.trim();
+    if (c) { try { t.criteria = JSON.parse(c); } catch (e) { /* the server names the field on save */ } }
+    return t;
+  }
+
+  var explain = {
+    live: "LIVE: real phones. A second operator must approve.",
+    exercise: "EXERCISE: drill groups only; every SMS starts with SIMULACRO/EXERCISE.",
+    test: "TEST: drill groups only; every SMS starts with PRUEBA/TEST."
+  };
+  function showMode() {
+    var m = mode();
+    document.body.classList.remove("mode-live", "mode-exercise", "mode-test");
+    if (m) { document.body.classList.add("mode-" + m); }
+    document.getElementById("mode-explain").textContent = explain[m] || "Choose the mode first.";
+    document.getElementById("confirm-live-box").classList.toggle("hidden", m !== "live");
+  }
+
+  var segTimer = null;
+  function segments() {
+    clearTimeout(segTimer);
+    segTimer = setTimeout(function () {
+      post("/compose/segments", { mode: mode() || "live", texts: texts() }).then(function (res) {
+        ["es", "en"].forEach(function (l) {
+          var out = document.getElementById("segments-" + l);
+          var s = res.data[l];
+          out.textContent = s ? (s.encoding + " · " + s.parts + " SMS · " + s.left + " left in the last part" +
+            (s.non_gsm.length ? " · not GSM: " + s.non_gsm.join(" ") : "")) : "";
+        });
+      });
+    }, 200);
+  }
+
+  function preview() {
+    var out = document.getElementById("preview-out");
+    out.textContent = "…";
+    post("/compose/preview", { mode: mode() || "live", texts: texts(), target: target() }).then(function (res) {
+      if (!res.ok) { out.textContent = res.data.message || "preview failed"; return; }
+      var p = res.data;
+      var sms = p.sms ? " · " + p.sms.total_sms.toLocaleString("en") + " SMS" : "";
+      out.textContent = p.total.toLocaleString("en") + " recipients" + sms + " (matched " + p.matched +
+        ", criteria −" + p.removed_by_criteria + ", excluded −" + p.excluded + ", opted out −" + p.opted_out_excluded + ")";
+      document.getElementById("confirm-phrase").textContent = "LIVE " + p.total.toLocaleString("en");
+    });
+  }
+
+  function save() {
+    var data = {};
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (!el.name || el.name === "csrf_token" || el.type === "submit") { return; }
+      if (el.type === "checkbox" || el.type === "radio") { if (el.checked) { (data[el.name] = data[el.name] || []).push(el.value); } }
+      else { data[el.name] = el.value; }
+    });
+    try { localStorage.setItem(key, JSON.stringify(data)); } catch (e) { /* private mode: no autosave */ }
+  }
+  function restore() {
+    if (document.getElementById("form-errors")) { return; }  // the server already kept what was typed
+    var raw = null;
+    try { raw = localStorage.getItem(key); } catch (e) { return; }
+    if (!raw) { return; }
+    var data = JSON.parse(raw);
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (!el.name || !(el.name in data) || el.name === "csrf_token") { return; }
+      if (el.type === "checkbox" || el.type === "radio") { el.checked = data[el.name].indexOf(el.value) >= 0; }
+      else if (el.type !== "submit" && el.type !== "hidden") { el.value = data[el.name]; }
+    });
+  }
+
+  restore();
+  form.addEventListener("change", function () { showMode(); save(); });
+  form.addEventListener("input", function (e) { save(); if (e.target.dataset.lang) { segments(); } });
+  form.addEventListener("submit", function () { try { localStorage.removeItem(key); } catch (e) { /* ignore */ } });
+  document.getElementById("preview-button").addEventListener("click", preview);
+  showMode();
+  segments();
+
+  var mapEl = document.getElementById("map");
+  var map = window.SirenaMaps.open(mapEl, {
+    onZoneClick: function (name) {
+      var box = form.querySelector('input[name="zones"][value="' + CSS.escape(name) + '"]');
+      if (box) { box.checked = !box.checked; map.restyle(checked("zones")); save(); }
+    }
+  });
+  map.restyle(checked("zones"));
+  form.addEventListener("change", function () { map.restyle(checked("zones")); });
+  if (window.L && L.Control && L.Control.Draw) {
+    var drawn = new L.FeatureGroup().addTo(map.map);
+    map.map.addControl(new L.Control.Draw({
+      edit: { featureGroup: drawn },
+      draw: { polygon: { allowIntersection: false, showArea: false }, rectangle: true, circle: false,
+              circlemarker: false, marker: false, polyline: false }
+    }));
+    map.map.on(L.Draw.Event.CREATED, function (e) {
+      drawn.clearLayers();
+      drawn.addLayer(e.layer);
+      document.getElementById("drawn_geojson").value = JSON.stringify(e.layer.toGeoJSON().geometry);
+      save();
+    });
+  }
+})();

@@ -1,0 +1,52 @@
+/* Alert detail: counts refresh every 2 s without a reload, and a chart of them over time. */
+"use strict";
+(function () {
+  var box = document.getElementById("live");
+  if (!box) { return; }
+  var series = [];
+  var lines = { submitted: ["submitted", "delivered", "failed"], delivered: ["delivered"], failed: ["failed", "expired"] };
+
+  function fill(id, values) {
+    var dl = document.getElementById(id);
+    while (dl.firstChild) { dl.removeChild(dl.firstChild); }
+    Object.keys(values).sort().forEach(function (k) {
+      var dt = document.createElement("dt"); dt.textContent = k;
+      var dd = document.createElement("dd");
+      var v = values[k];
+      dd.textContent = typeof v === "object" ? Object.keys(v).map(function (s) { return s + " " + v[s]; }).join(", ") : String(v);
+      dl.appendChild(dt); dl.appendChild(dd);
+    });
+  }
+  function sum(counts, names) { return names.reduce(function (a, n) { return a + (counts[n] || 0); }, 0); }
+  function draw() {
+    var svg = document.getElementById("chart");
+    while (svg.firstChild) { svg.removeChild(svg.firstChild); }
+    if (series.length < 2) { return; }
+    var max = 1;
+    series.forEach(function (p) { Object.keys(p).forEach(function (k) { if (k !== "t") { max = Math.max(max, p[k]); } }); });
+    ["submitted", "delivered", "failed", "ack"].forEach(function (name) {
+      var pts = series.map(function (p, i) {
+        return (i * 600 / (series.length - 1)).toFixed(1) + "," + (155 - p[name] * 150 / max).toFixed(1);
+      }).join(" ");
+      var line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+      line.setAttribute("points", pts);
+      line.setAttribute("class", name);
+      svg.appendChild(line);
+    });
+  }
+  function tick() {
+    fetch(box.dataset.url, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (d) {
+      document.getElementById("alert-state").textContent = d.state;
+      fill("counts", d.counts); fill("carriers", d.carriers); fill("replies", d.replies);
+      var c = d.counts;
+      series.push({ submitted: sum(c, lines.submitted), delivered: sum(c, lines.delivered),
+                    failed: sum(c, lines.failed), ack: d.replies.ack || 0 });
+      if (series.length > 300) { series.shift(); }
+      draw();
+      var secs = document.getElementById("correction-seconds");
+      if (secs && d.correction_seconds !== null) { secs.textContent = d.correction_seconds.toFixed(1); }
+      if (!d.done) { setTimeout(tick, 2000); }
+    }).catch(function () { setTimeout(tick, 5000); });
+  }
+  tick();
+})();

@@ -1,0 +1,41 @@
+/* Zone maps: a configurable tile layer, or (offline) the zones alone on a plain background. */
+"use strict";
+window.SirenaMaps = (function () {
+  function styleFor(selected) {
+    return function (feature) {
+      var on = selected.indexOf(feature.properties.name) >= 0;
+      return { color: on ? "#b00020" : "#455a64", weight: on ? 3 : 1, fillOpacity: on ? 0.35 : 0.1 };
+    };
+  }
+  function open(el, options) {
+    options = options || {};
+    var map = L.map(el, { zoomSnap: 0.25, attributionControl: !!el.dataset.tiles });
+    if (el.dataset.tiles) {
+      L.tileLayer(el.dataset.tiles, { maxZoom: 18, attribution: "base map" }).addTo(map);
+    }
+    map.setView([-33.45, -70.65], 10);
+    var selected = (el.dataset.selected || "").split("|").filter(Boolean);
+    var state = { map: map, layer: null, selected: selected, features: [] };
+    fetch(el.dataset.zones, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (fc) {
+      state.features = fc.features || [];
+      state.layer = L.geoJSON(fc, {
+        style: styleFor(state.selected),
+        onEachFeature: function (feature, layer) {
+          layer.bindTooltip(feature.properties.name + " v" + feature.properties.version);
+          if (options.onZoneClick) { layer.on("click", function () { options.onZoneClick(feature.properties.name); }); }
+        }
+      }).addTo(map);
+      if (state.features.length) { map.fitBounds(state.layer.getBounds(), { padding: [10, 10] }); }
+    });
+    state.restyle = function (names) {
+      state.selected = names;
+      if (state.layer) { state.layer.setStyle(styleFor(names)); }
+    };
+    return state;
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var el = document.getElementById("map");
+    if (el && !document.getElementById("compose")) { open(el); }
+  });
+  return { open: open };
+})();
