@@ -70,7 +70,11 @@ class Esme:
         # smpplib also passes an error submit_sm_resp to the sent handler: record it only there.
         self.client.set_error_pdu_handler(lambda pdu: None)
         self.client.connect()
-        getattr(self.client, f"bind_{kind}")(system_id=carrier, password=password)
+        try:
+            getattr(self.client, f"bind_{kind}")(system_id=carrier, password=password)
+        except Exception:
+            self.client.disconnect()
+            raise
 
     def submit(self, text: str | bytes = "Alerta: responda ACK 4821", dest: str = "56911112222",
                **kw: object) -> None:
