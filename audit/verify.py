@@ -1,45 +1,46 @@
 """Verify the whole chain, streamed in constant memory, against the checkpoints kept outside.
 
-Every event's hash is recomputed in Python from its stored columns (audit/chain.py), its link to
-the previous event checked, the sequence checked for gaps, and every signed checkpoint must still
-be in the chain with the same hash. The verdict names the first bad event and what is wrong.
+Every event's hash is recomputed in Python from its stored columns (audit/chain.py, audit/scan.py),
+its link to the previous event checked, the sequence checked for gaps, and every signed checkpoint
+must still be in the chain with the same hash. The verdict names the first bad event and what is
+wrong. A large trail is checked in seq ranges by worker processes that share one snapshot
+(pg_export_snapshot), then the ranges are stitched together.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from alerting.settings import Settings
-from audit import chain
 from audit.chain import GENESIS, Head
-from audit.checkpoints import Checkpoint, read_checkpoints
+from audit.checkpoints import read_checkpoints
+from audit.scan import (
+    BROKEN_LINK,
+    CHANGED_CONTENT,
+    CHECKPOINT_MISMATCH,
+    GAP,
+    REORDERED,
+    Problem,
+    RangeResult,
+    chain_gap,
+    scan_range,
+    scan_range_in_snapshot,
+)
 
-# Kinds of problem, stable names for scripts (`--json`) and tests.
-CHANGED_CONTENT = "changed_content"
-BROKEN_LINK = "broken_link"
-GAP = "gap"
-REORDERED = "reordered"
 MISSING_AFTER_CHECKPOINT = "missing_after_checkpoint"
-CHECKPOINT_MISMATCH = "checkpoint_mismatch"
 BAD_CHECKPOINT = "bad_checkpoint"
+__all__ = ["BAD_CHECKPOINT", "BROKEN_LINK", "CHANGED_CONTENT", "CHECKPOINT_MISMATCH", "GAP",
+           "MISSING_AFTER_CHECKPOINT", "REORDERED", "Problem", "Verdict", "verify_chain"]
 
-_BATCH = 20_000
 _MAX_PROBLEMS = 100  # keep scanning after the first (context for the auditor), within bounds
-_REORDER_WINDOW = 64
-
-
-@dataclass(frozen=True)
-class Problem:
-    kind: str
-    seq: int | None  # the event concerned (None for a bad checkpoint line)
-    message: str
-
-    def as_dict(self) -> dict[str, object]:
-        return {"kind": self.kind, "seq": self.seq, "message": self.message}
+MIN_EVENTS_PER_WORKER = 250_000  # below this, starting processes costs more than it saves
 
 
 @dataclass
@@ -50,6 +51,8 @@ class Verdict:
     problems: list[Problem] = field(default_factory=list)
     more_problems: bool = False
     elapsed_s: float = 0.0
+    workers: int = 1
+    rechecked: int = 0
 
     @property
     def ok(self) -> bool:
@@ -65,6 +68,13 @@ class Verdict:
         else:
             self.more_problems = True
 
+    def finish(self) -> None:
+        """Order problems by event (the first bad event first), those about no event last."""
+        self.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
+        if len(self.problems) > _MAX_PROBLEMS:
+            del self.problems[_MAX_PROBLEMS:]
+            self.more_problems = True
+
     def as_dict(self) -> dict[str, Any]:
         first = self.first
         return {
@@ -78,16 +88,20 @@ class Verdict:
             "problems": [p.as_dict() for p in self.problems],
             "more_problems": self.more_problems,
             "elapsed_s": round(self.elapsed_s, 3),
+            "workers": self.workers,
         }
 
 
-def verify_chain(engine: Engine, settings: Settings) -> Verdict:
+def verify_chain(engine: Engine, settings: Settings, *, workers: int | None = None,
+                 min_events_per_worker: int = MIN_EVENTS_PER_WORKER) -> Verdict:
     """Recompute the chain in `engine`'s database and check it against its checkpoints.
 
-    Reads one consistent snapshot (REPEATABLE READ, read only), streamed with a server-side
-    cursor: memory does not grow with the trail. Checkpoints are read before the snapshot, so
-    each names an event the snapshot must hold. Raises ConfigError if checkpoints exist but the
-    secret key to authenticate them does not. Never raises for a bad chain: see Verdict.problems.
+    Reads one consistent snapshot (REPEATABLE READ, read only), streamed by COPY: memory does not
+    grow with the trail. Checkpoints are read before the snapshot, so each names an event the
+    snapshot must hold. `workers` (default: up to 4, one per CPU) processes share the snapshot
+    when the trail has at least `min_events_per_worker` events per worker. Raises ConfigError if
+    checkpoints exist but the secret key to authenticate them does not; never raises for a bad
+    chain: see Verdict.problems.
     """
     started = time.perf_counter()
     raw = engine.raw_connection()
@@ -95,90 +109,90 @@ def verify_chain(engine: Engine, settings: Settings) -> Verdict:
         cur = raw.cursor()
         cur.execute("SELECT current_database()")
         database = cur.fetchone()[0]
-        cur.close()
         raw.rollback()
         checkpoints, bad_lines = read_checkpoints(settings, database)
+        expected: dict[int, str] = {}
+        for cp in checkpoints:
+            expected.setdefault(cp.seq, cp.hash_hex)
         raw.set_session(isolation_level="REPEATABLE READ", readonly=True)
         try:
-            verdict = _scan(raw, checkpoints)
+            cur = raw.cursor()
+            cur.execute("SELECT pg_export_snapshot(), min(seq), max(seq) FROM audit.events")
+            snapshot, lo, hi = cur.fetchone()
+            ranges = _ranges(lo, hi, workers, min_events_per_worker)
+            if len(ranges) <= 1:
+                results = [scan_range(raw.dbapi_connection, lo or 1, hi or 0, first=True, expected=expected)]
+            else:
+                dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+                results = _scan_parallel(dsn, snapshot, ranges, expected)
         finally:
             raw.rollback()
             raw.set_session(isolation_level="READ COMMITTED", readonly=False)
     finally:
         raw.close()
+    verdict = _stitch(results)
+    verdict.workers = len(ranges)
+    verdict.checkpoints = len(checkpoints)
+    _check_tail(verdict, expected)
     for bad in bad_lines:
         verdict.add(Problem(BAD_CHECKPOINT, None, f"checkpoint file line {bad.line_no}: {bad.reason}"))
+    verdict.finish()
     verdict.elapsed_s = time.perf_counter() - started
     return verdict
 
 
-def _scan(raw: Any, checkpoints: list[Checkpoint]) -> Verdict:
-    verdict = Verdict(checkpoints=len(checkpoints))
-    expected_at: dict[int, str] = {}
-    for cp in checkpoints:
-        expected_at.setdefault(cp.seq, cp.hash_hex)
-    cur = raw.cursor(name="sirena_audit_verify")
-    cur.itersize = _BATCH
-    # ORDER BY e.seq, not seq: the select list renames seq::text to seq, which would sort as text.
-    cur.execute(f"SELECT {chain.SELECT_CANONICAL_COLUMNS} FROM audit.events e ORDER BY e.seq")
-    prev_seq, prev_hash = 0, GENESIS
-    event_hash = chain.event_hash
-    try:
-        while True:
-            rows = cur.fetchmany(_BATCH)
-            if not rows:
-                break
-            for row in rows:
-                values = row[:-2]
-                stored_prev, stored = bytes(row[-2]), bytes(row[-1])
-                seq = int(values[0])
-                gap = seq != prev_seq + 1
-                if gap:
-                    verdict.add(Problem(GAP, min(seq, prev_seq + 1), _gap_message(prev_seq, seq)))
-                if event_hash(stored_prev, values) != stored:
-                    verdict.add(_content_problem(seq, values, stored_prev, stored))
-                elif stored_prev != prev_hash and not gap:  # after a gap the link is broken by definition
-                    verdict.add(Problem(BROKEN_LINK, seq, (
-                        f"event {seq} does not link to event {prev_seq}: its prev_hash is "
-                        f"{stored_prev.hex()[:16]}…, event {prev_seq}'s hash is {prev_hash.hex()[:16]}… "
-                        f"(event {prev_seq} was rewritten, or events between them removed)")))
-                want = expected_at.pop(seq, None)
-                if want is not None and want != stored.hex():
-                    verdict.add(Problem(CHECKPOINT_MISMATCH, seq, (
-                        f"event {seq} has hash {stored.hex()[:16]}… but a checkpoint recorded "
-                        f"{want[:16]}… (the chain was rewritten from here or earlier)")))
-                prev_seq, prev_hash = seq, stored
-                verdict.count += 1
-    finally:
-        cur.close()
-    verdict.head = Head(prev_seq, prev_hash)
-    expected_at.pop(0, None)
-    # Checkpoints beyond the end: the tail was cut. Name the first missing event.
-    beyond = sorted(s for s in expected_at if s > prev_seq)
-    if beyond:
-        verdict.add(Problem(MISSING_AFTER_CHECKPOINT, prev_seq + 1, (
-            f"events {prev_seq + 1}..{beyond[-1]} are missing: a checkpoint recorded event {beyond[-1]} "
-            f"but the chain ends at {prev_seq} (its tail was deleted)")))
-    for seq in sorted(s for s in expected_at if s <= prev_seq):
-        verdict.add(Problem(GAP, seq, f"event {seq}, recorded by a checkpoint, is missing"))
-    verdict.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
+def _ranges(lo: int | None, hi: int | None, workers: int | None, per_worker: int) -> list[tuple[int, int]]:
+    if lo is None or hi is None:
+        return [(1, 0)]
+    lo = min(lo, 1)
+    n = workers if workers is not None else min(4, os.cpu_count() or 1)
+    n = max(1, min(n, (hi - lo + 1) // max(1, per_worker)))
+    step = -(-(hi - lo + 1) // n)
+    return [(a, min(hi, a + step - 1)) for a in range(lo, hi + 1, step)]
+
+
+def _scan_parallel(dsn: str, snapshot: str, ranges: list[tuple[int, int]],
+                   expected: dict[int, str]) -> list[RangeResult]:
+    # spawn, not fork: a forked child would share (and on exit, close) the parent's connections.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=len(ranges), mp_context=context) as pool:
+        futures = [pool.submit(scan_range_in_snapshot, dsn, snapshot, a, b, i == 0,
+                               {s: h for s, h in expected.items() if a <= s <= b})
+                   for i, (a, b) in enumerate(ranges)]
+        return [f.result() for f in futures]
+
+
+def _stitch(results: list[RangeResult]) -> Verdict:
+    """Join the ranges: each must start right after the previous one ends, linking to its hash."""
+    verdict = Verdict()
+    prev: RangeResult | None = None
+    for r in results:
+        for problem in r.problems:
+            verdict.add(problem)
+        verdict.more_problems |= r.truncated
+        verdict.rechecked += r.rechecked
+        if r.count == 0:
+            continue
+        if prev is not None:
+            assert prev.last_seq is not None and r.first_seq is not None
+            if r.first_seq != prev.last_seq + 1:
+                verdict.add(chain_gap(prev.last_seq, r.first_seq))
+            elif r.first_prev_hash != prev.last_hash:
+                verdict.add(Problem(BROKEN_LINK, r.first_seq, (
+                    f"event {r.first_seq} does not link to event {prev.last_seq} "
+                    f"(event {prev.last_seq} was rewritten)")))
+        verdict.count += r.count
+        prev = r
+    if prev is not None and prev.last_seq is not None and prev.last_hash is not None:
+        verdict.head = Head(prev.last_seq, prev.last_hash)
     return verdict
 
 
-def _gap_message(prev_seq: int, seq: int) -> str:
-    if seq > prev_seq + 1:
-        missing = f"event {prev_seq + 1}" if seq == prev_seq + 2 else f"events {prev_seq + 1}..{seq - 1}"
-        return f"{missing} missing: the chain jumps from {prev_seq} to {seq} (deleted)"
-    return f"event {seq} follows event {prev_seq}: sequence numbers out of order or repeated"
-
-
-def _content_problem(seq: int, values: tuple, stored_prev: bytes, stored: bytes) -> Problem:
-    """A hash mismatch: say whether the event was moved (its content hashes under another seq)."""
-    for delta in range(1, _REORDER_WINDOW + 1):
-        for other in (seq - delta, seq + delta):
-            if other > 0 and chain.event_hash(stored_prev, (str(other), *values[1:])) == stored:
-                return Problem(REORDERED, seq, (
-                    f"event {seq} is event {other} moved: its content was written as event {other} "
-                    "(events reordered)"))
-    return Problem(CHANGED_CONTENT, seq, (
-        f"event {seq} was changed: its content no longer matches its hash {stored.hex()[:16]}…"))
+def _check_tail(verdict: Verdict, expected: dict[int, str]) -> None:
+    """Checkpoints beyond the end of the chain: its tail was cut. Name the first missing event."""
+    head = verdict.head.seq
+    beyond = sorted(s for s in expected if s > head)
+    if beyond:
+        verdict.add(Problem(MISSING_AFTER_CHECKPOINT, head + 1, (
+            f"events {head + 1}..{beyond[-1]} are missing: a checkpoint recorded event {beyond[-1]} "
+            f"but the chain ends at {head} (its tail was deleted)")))

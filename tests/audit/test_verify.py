@@ -32,7 +32,8 @@ def trail(committed_db: Settings, tmp_path: Path) -> Settings:
     with transaction() as session:
         for i in range(1, 11):
             append(session, actor=ANA, action="alert.edited", subject_type="alert", subject_id=i % 3,
-                   payload={"i": i, "text": f"línea {i}"})
+                   payload={"i": i, "text": f"línea {i}", "raw": "tab\tnl\nback\\slash \u00e9 \U0001f525"},
+                   reason="motivo\tcon\ttabs\r\ny \\N barra" if i == 3 else None)
     return replace(committed_db, audit_checkpoint_dir=tmp_path / "checkpoints")
 
 
@@ -58,6 +59,7 @@ def test_a_clean_trail_verifies_with_count_and_head(trail: Settings) -> None:
     verdict = _verify(trail)
     assert verdict.ok, verdict.problems
     assert verdict.count == 10
+    assert verdict.rechecked == 0  # the COPY fast path confirmed every event by itself
     with transaction() as session:
         last = bytes(session.execute(text("SELECT hash FROM audit.events WHERE seq = 10")).scalar_one())
     assert (verdict.head.seq, verdict.head.hash) == (10, last)
@@ -180,3 +182,34 @@ def test_eight_concurrent_writers_make_one_unbroken_chain(committed_db: Settings
     verdict = _verify(replace(committed_db, audit_checkpoint_dir=tmp_path))
     assert verdict.ok, verdict.problems[:3]
     assert verdict.count == 8000 and verdict.head.seq == 8000
+
+
+REWRITE_4 = """
+    UPDATE audit.events SET action = 'alert.viewed',
+      hash = sha256(prev_hash || convert_to(audit.canonical(seq, at, actor_kind, actor_name,
+        actor_operator_id, actor_token_id, 'alert.viewed', subject_type, subject_id, payload,
+        origin_address, origin_user_agent, origin_interface, outcome, reason), 'UTF8'))
+    WHERE seq = 4"""
+
+
+@pytest.mark.parametrize(("tamper", "kind", "seq"), [
+    (None, None, None),
+    ("DELETE FROM audit.events WHERE seq = 5", verify.GAP, 5),  # first event of the 2nd range
+    (REWRITE_4, verify.BROKEN_LINK, 5),  # last event of the 1st range rewritten
+    ("""UPDATE audit.events SET payload = '{"i": 0}' WHERE seq = 6""", verify.CHANGED_CONTENT, 6),
+    ("DELETE FROM audit.events WHERE seq <= 2", verify.GAP, 1),
+])
+def test_worker_processes_sharing_a_snapshot_reach_the_same_verdict(
+    trail: Settings, base_settings: Settings, tamper: str | None, kind: str | None, seq: int | None
+) -> None:
+    if tamper:
+        _tamper(base_settings, trail, tamper)
+    single = verify.verify_chain(dbmod.engine(), trail, workers=1)
+    parallel = verify.verify_chain(dbmod.engine(), trail, workers=3, min_events_per_worker=1)
+    assert parallel.workers == 3
+    assert (parallel.count, parallel.head) == (single.count, single.head)
+    assert [(p.kind, p.seq) for p in parallel.problems][:1] == [(p.kind, p.seq) for p in single.problems][:1]
+    if kind is None:
+        assert parallel.ok
+    else:
+        assert (parallel.first.kind, parallel.first.seq) == (kind, seq)

@@ -1,0 +1,201 @@
+"""Recompute the hashes of one range of the chain: the inner loop of `verify`, kept light so it can
+run in worker processes (it imports only psycopg2, the standard library and audit.chain).
+
+Fast path: the rows arrive by COPY in PostgreSQL's text format, their time as ISO timestamptz
+text in UTC (cheaper for the server than to_char), each hash computed from the previous event's
+hash; a match proves both the content and the link. Any row that does not match is re-read with
+the authoritative canonical SELECT (audit/chain.py) after the COPY and diagnosed, so the fast
+path can only cost time, never a wrong verdict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from audit import chain
+
+CHANGED_CONTENT = "changed_content"
+BROKEN_LINK = "broken_link"
+GAP = "gap"
+REORDERED = "reordered"
+CHECKPOINT_MISMATCH = "checkpoint_mismatch"
+
+MAX_SUSPECTS = 1_000
+_REORDER_WINDOW = 64
+
+_COPY_COLUMNS = ("seq, at, actor_kind, actor_name, actor_operator_id, actor_token_id, action, subject_type, "
+                 "subject_id, payload, origin_address, origin_user_agent, origin_interface, outcome, reason, hash")
+_ESCAPE = re.compile(r"\\(.)")
+_UNESCAPE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str
+    seq: int | None  # the event concerned (None: not about one event, e.g. a bad checkpoint line)
+    message: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"kind": self.kind, "seq": self.seq, "message": self.message}
+
+
+@dataclass
+class RangeResult:
+    """What one range holds: its ends (to stitch ranges together) and its problems."""
+
+    count: int = 0
+    first_seq: int | None = None
+    first_prev_hash: bytes | None = None
+    last_seq: int | None = None
+    last_hash: bytes | None = None
+    problems: list[Problem] = field(default_factory=list)
+    truncated: bool = False
+    rechecked: int = 0  # rows the fast path could not confirm, re-read with the canonical SELECT
+
+
+def _unescape(value: str) -> str:
+    return _ESCAPE.sub(lambda m: _UNESCAPE.get(m.group(1), m.group(1)), value)
+
+
+def _iso_utc(text: str) -> str:
+    """'2026-11-27 14:00:00.12+00' (DateStyle ISO, TimeZone UTC) → '2026-11-27T14:00:00.120000Z'."""
+    if len(text) == 22:
+        return f"{text[:10]}T{text[11:19]}.000000Z"
+    return f"{text[:10]}T{text[11:-3].ljust(15, '0')}Z"
+
+
+class _Sink:
+    """Receives one COPY row per write() and checks it against the running chain."""
+
+    def __init__(self, first_prev: bytes, prev_seq: int | None, expected: dict[int, str]) -> None:
+        self.result = RangeResult()
+        self.prev_hash = first_prev
+        self.prev_seq = prev_seq
+        self.expected = expected
+        self.suspects: list[tuple[int, bytes, bool]] = []  # (seq, previous row's hash, after a gap)
+        self._sha = hashlib.sha256
+
+    def write(self, data: bytes | str) -> None:
+        line = data.decode() if isinstance(data, bytes) else data
+        cut = line.rfind("\t")
+        fields = line[:cut].split("\t")
+        stored_hex = line[cut + 4:].rstrip("\n")  # the hash column is '\\x<hex>' in COPY text
+        seq = int(fields[0])
+        fields[1] = _iso_utc(fields[1])
+        parts = [chain.VERSION_TAG]
+        for v in fields:
+            if v == "\\N":
+                parts.append("~")
+            else:
+                if "\\" in v:
+                    v = _unescape(v)
+                parts.append(f"{len(v)}:{v}")
+        digest = self._sha(self.prev_hash + "\n".join(parts).encode()).digest()
+        r = self.result
+        gap = self.prev_seq is not None and seq != self.prev_seq + 1
+        if gap:
+            self._add(chain_gap(self.prev_seq, seq))  # type: ignore[arg-type]
+        if digest.hex() != stored_hex:
+            if len(self.suspects) < MAX_SUSPECTS:
+                self.suspects.append((seq, self.prev_hash, gap))
+            else:
+                r.truncated = True
+            digest = bytes.fromhex(stored_hex)
+        want = self.expected.get(seq)
+        if want is not None and want != stored_hex:
+            self._add(Problem(CHECKPOINT_MISMATCH, seq, (
+                f"event {seq} has hash {stored_hex[:16]}… but a checkpoint recorded {want[:16]}… "
+                "(the chain was rewritten from here or earlier)")))
+        if r.count == 0:
+            r.first_seq = seq
+        r.count += 1
+        r.last_seq, r.last_hash = seq, digest
+        self.prev_seq, self.prev_hash = seq, digest
+
+    def _add(self, problem: Problem) -> None:
+        if len(self.result.problems) < MAX_SUSPECTS:
+            self.result.problems.append(problem)
+        else:
+            self.result.truncated = True
+
+
+def chain_gap(prev_seq: int, seq: int) -> Problem:
+    if seq > prev_seq + 1:
+        missing = f"event {prev_seq + 1}" if seq == prev_seq + 2 else f"events {prev_seq + 1}..{seq - 1}"
+        return Problem(GAP, prev_seq + 1, f"{missing} missing: the chain jumps from {prev_seq} to {seq} (deleted)")
+    return Problem(GAP, seq, f"event {seq} follows event {prev_seq}: sequence numbers out of order or repeated")
+
+
+def scan_range(conn: Any, lo: int, hi: int, *, first: bool, expected: dict[int, str]) -> RangeResult:
+    """Check events lo..hi on `conn` (a psycopg2 connection inside the snapshot to verify).
+
+    `first`: this range starts the chain (its first event must be 1 and link to GENESIS);
+    otherwise the caller stitches it to the previous range with first_seq/first_prev_hash.
+    `expected` maps checkpointed seqs to their hashes (hex).
+    """
+    cur = conn.cursor()
+    cur.execute("SET LOCAL timezone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'")
+    first_prev = chain.GENESIS
+    if not first:
+        cur.execute("SELECT prev_hash FROM audit.events WHERE seq >= %s AND seq <= %s ORDER BY seq LIMIT 1", (lo, hi))
+        row = cur.fetchone()
+        if row is None:
+            return RangeResult()
+        first_prev = bytes(row[0])
+    sink = _Sink(first_prev, 0 if first else None, expected)
+    cur.copy_expert(f"COPY (SELECT {_COPY_COLUMNS} FROM audit.events WHERE seq >= {int(lo)} AND seq <= {int(hi)} "
+                    "ORDER BY seq) TO STDOUT", sink)
+    result = sink.result
+    result.first_prev_hash = first_prev if result.count else None
+    result.rechecked = len(sink.suspects)
+    for seq, prev_hash, after_gap in sink.suspects:
+        problem = _diagnose(cur, seq, prev_hash, after_gap or (not first and seq == result.first_seq))
+        if problem is not None:
+            result.problems.append(problem)
+    cur.close()
+    return result
+
+
+def _diagnose(cur: Any, seq: int, expected_prev: bytes, skip_link: bool) -> Problem | None:
+    """Re-read one event with the authoritative canonical SELECT and say what is wrong with it."""
+    cur.execute(f"SELECT {chain.SELECT_CANONICAL_COLUMNS} FROM audit.events e WHERE e.seq = %s", (seq,))
+    row = cur.fetchone()
+    values, stored_prev, stored = row[:-2], bytes(row[-2]), bytes(row[-1])
+    if chain.event_hash(stored_prev, values) != stored:
+        return _content_problem(seq, values, stored_prev, stored)
+    if stored_prev != expected_prev and not skip_link:
+        return Problem(BROKEN_LINK, seq, (
+            f"event {seq} does not link to event {seq - 1}: its prev_hash is {stored_prev.hex()[:16]}…, "
+            f"event {seq - 1}'s hash is {expected_prev.hex()[:16]}… (event {seq - 1} was rewritten)"))
+    return None
+
+
+def _content_problem(seq: int, values: tuple, stored_prev: bytes, stored: bytes) -> Problem:
+    """A hash mismatch: say whether the event was moved (its content hashes under another seq)."""
+    for delta in range(1, _REORDER_WINDOW + 1):
+        for other in (seq - delta, seq + delta):
+            if other > 0 and chain.event_hash(stored_prev, (str(other), *values[1:])) == stored:
+                return Problem(REORDERED, seq, (
+                    f"event {seq} is event {other} moved: its content was written as event {other} "
+                    "(events reordered)"))
+    return Problem(CHANGED_CONTENT, seq, (
+        f"event {seq} was changed: its content no longer matches its hash {stored.hex()[:16]}…"))
+
+
+def scan_range_in_snapshot(dsn: str, snapshot: str, lo: int, hi: int, first: bool,
+                           expected: dict[int, str]) -> RangeResult:
+    """scan_range in a worker process, on its own connection, inside the parent's exported snapshot."""
+    import psycopg2
+
+    conn = psycopg2.connect(dsn, application_name="sirena-audit-verify")
+    try:
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        with conn.cursor() as cur:
+            cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
+        return scan_range(conn, lo, hi, first=first, expected=expected)
+    finally:
+        conn.rollback()
+        conn.close()

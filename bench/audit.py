@@ -1,0 +1,207 @@
+"""Audit trail benchmark: appends/s under concurrent writers, and verify speed over 1,000,000 events.
+
+    .venv/bin/python bench/audit.py [--writers 8] [--appends 2000] [--events 1000000] [--keep]
+
+Runs in a database of its own, `sirena_bench_audit` (created with the setup functions, migrated,
+dropped at the start and, unless --keep, at the end); the user's `sirena` database is never touched.
+
+1. appends: `--writers` threads, each appending `--appends` events through audit.trail.append as the
+   application role, one transaction per event (as one privileged action each), all on one chain.
+2. fill: the trail is extended to `--events` events in ONE set-based SQL statement (a recursive CTE
+   that chains the hashes with the same audit.canonical() the append function uses), as the owner.
+3. verify: audit.verify.verify_chain over the whole trail, as `sirena audit verify` does, with a
+   checkpoint written first; reports events/s and this process's peak RSS growth.
+
+Targets (issue 8): >= 2,000 appends/s with 8 writers, >= 200,000 verified events/s.
+The last line is one JSON object {"bench": "audit", ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from sqlalchemy import create_engine, pool, text
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from alerting import db as dbmod
+from alerting import migrate
+from alerting.provision import SetupReport, ensure_database
+from alerting.settings import Settings
+from audit.actor import Actor
+from audit.checkpoints import write_checkpoint
+from audit.trail import append
+from audit.verify import verify_chain
+
+DATABASE = "sirena_bench_audit"
+APPEND_LOCK_KEY = 0x534952415544  # migration 0002_audit's: no append may interleave with the fill
+
+# Extends the chain from its head to :target events in one statement. Payloads, actors and
+# actions vary so the rows look like a year of an agency's trail (about 250 bytes each).
+FILL_SQL = """
+SELECT pg_advisory_xact_lock(%(lock)s);
+INSERT INTO audit.events (seq, at, actor_kind, actor_name, actor_operator_id, actor_token_id, action,
+  subject_type, subject_id, payload, origin_address, origin_user_agent, origin_interface, outcome, reason,
+  prev_hash, hash)
+WITH RECURSIVE gen AS (
+  SELECT coalesce(max(e.seq), 0) AS seq, clock_timestamp() AS at, NULL::text AS kind, NULL::text AS name,
+         NULL::bigint AS op, NULL::text AS action, NULL::text AS subject_id, NULL::jsonb AS payload,
+         NULL::text AS addr, NULL::text AS iface, NULL::text AS outcome, NULL::text AS reason,
+         NULL::bytea AS prev,
+         coalesce((SELECT hash FROM audit.events ORDER BY seq DESC LIMIT 1),
+                  '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea) AS hash
+  FROM audit.events e
+  UNION ALL
+  SELECT n.seq, n.at, n.kind, n.name, n.op, n.action, n.subject_id, n.payload, n.addr, n.iface, n.outcome,
+         n.reason, g.hash,
+         sha256(g.hash || convert_to(audit.canonical(n.seq, n.at, n.kind, n.name, n.op, NULL, n.action, 'alert',
+           n.subject_id, n.payload, n.addr, 'Mozilla/5.0 (bench)', n.iface, n.outcome, n.reason), 'UTF8'))
+  FROM gen g
+  CROSS JOIN LATERAL (
+    SELECT g.seq + 1 AS seq,
+           g.at + interval '31 ms' AS at,
+           CASE WHEN g.seq %% 10 = 0 THEN 'system' ELSE 'operator' END AS kind,
+           CASE WHEN g.seq %% 10 = 0 THEN 'fan-out' ELSE 'operador' || (g.seq %% 40) END AS name,
+           CASE WHEN g.seq %% 10 = 0 THEN NULL ELSE g.seq %% 40 END AS op,
+           (ARRAY['alert.composed', 'alert.submitted', 'alert.approved', 'alert.sending_started',
+                  'alert.completed', 'login.ok', 'zone.edited', 'contacts.imported'])[1 + g.seq %% 8] AS action,
+           ((g.seq + 1) %% 5000)::text AS subject_id,
+           jsonb_build_object('alert_id', (g.seq + 1) %% 5000, 'counts', jsonb_build_object(
+                              'delivered', g.seq %% 997, 'failed', g.seq %% 13),
+                              'note', 'evento de prueba ' || g.seq) AS payload,
+           '10.0.' || (g.seq %% 250) || '.' || (g.seq %% 200) AS addr,
+           (ARRAY['console', 'api', 'cli', 'cap'])[1 + g.seq %% 4] AS iface,
+           CASE WHEN g.seq %% 50 = 0 THEN 'refused' ELSE 'done' END AS outcome,
+           CASE WHEN g.seq %% 50 = 0 THEN 'the composer cannot approve' END AS reason
+  ) n
+  WHERE g.seq < %(target)s
+)
+SELECT seq, at, kind, name, op, NULL, action, 'alert', subject_id, payload, addr, 'Mozilla/5.0 (bench)', iface,
+       outcome, reason, prev, hash
+FROM gen
+WHERE prev IS NOT NULL;
+"""
+
+
+def bench_settings(checkpoints: Path) -> Settings:
+    """Settings for a fresh, migrated bench database, with checkpoints in a temporary directory."""
+    env = Settings.from_env()
+    drop(env)
+    ensure_database(env, DATABASE, SetupReport(), lambda _m: None)
+    owner = make_url(env.database_owner_url).set(database=DATABASE).render_as_string(hide_password=False)
+    migrate.upgrade(owner)
+    app = make_url(env.database_url).set(database=DATABASE).render_as_string(hide_password=False)
+    return replace(env, database_url=app, database_owner_url=owner, audit_checkpoint_dir=checkpoints)
+
+
+def drop(env: Settings) -> None:
+    admin = create_engine(env.database_admin_url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def bench_appends(writers: int, per_writer: int) -> tuple[float, int]:
+    """(appends/s, errors) for `writers` threads appending `per_writer` events each."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(writers + 1)
+
+    def writer(n: int) -> None:
+        actor = Actor(kind="operator", name=f"bench-{n}", operator_id=n, interface="api", address="127.0.0.1")
+        start.wait()
+        try:
+            for i in range(per_writer):
+                with dbmod.transaction() as session:
+                    append(session, actor=actor, action="alert.edited", subject_type="alert", subject_id=i % 100,
+                           payload={"before": {"title": f"t{i}"}, "after": {"title": f"t{i + 1}"}})
+        except BaseException as exc:  # counted and printed below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    for exc in errors[:3]:
+        print(f"append error: {exc!r}", file=sys.stderr)
+    return (writers * per_writer - len(errors)) / elapsed, len(errors)
+
+
+def fill(settings: Settings, target: int) -> float:
+    """Extend the chain to `target` events in one statement (as the owner); returns seconds."""
+    engine = create_engine(settings.database_owner_url, poolclass=pool.NullPool)
+    t0 = time.perf_counter()
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute(FILL_SQL, {"lock": APPEND_LOCK_KEY, "target": target})
+        raw.commit()
+    finally:
+        raw.close()
+    engine.dispose()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--writers", type=int, default=8)
+    parser.add_argument("--appends", type=int, default=2000, help="appends per writer")
+    parser.add_argument("--events", type=int, default=1_000_000, help="trail size for the verify run")
+    parser.add_argument("--keep", action="store_true", help="keep the bench database")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = bench_settings(Path(tmp))
+        # A pooled connection per writer: overflow connections would be closed and reopened each time.
+        engine = dbmod.make_engine(settings.database_url, application_name="sirena-bench-audit",
+                                   pool_size=max(5, args.writers))
+        dbmod.bind_sessions(engine)
+        try:
+            rate, errors = bench_appends(args.writers, args.appends)
+            print(f"appends: {args.writers} writers x {args.appends}: {rate:,.0f} appends/s, {errors} errors")
+            fill_s = fill(settings, args.events)
+            print(f"fill: chain extended to {args.events:,} events in one statement in {fill_s:.1f} s")
+            write_checkpoint(engine, settings)
+            rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            verdict = verify_chain(engine, settings)
+            rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            per_s = verdict.count / verdict.elapsed_s
+            print(f"verify: {verdict.count:,} events in {verdict.elapsed_s:.2f} s = {per_s:,.0f} events/s, "
+                  f"ok={verdict.ok}, peak RSS {rss_after / 1024:.0f} MB (+{(rss_after - rss_before) / 1024:.0f} MB)")
+            if not verdict.ok:
+                print(f"verify problem: {verdict.first}", file=sys.stderr)
+            print(json.dumps({
+                "bench": "audit",
+                "writers": args.writers,
+                "appends": args.writers * args.appends,
+                "appends_per_s": round(rate, 1),
+                "append_errors": errors,
+                "fill_s": round(fill_s, 2),
+                "verify_events": verdict.count,
+                "verify_s": round(verdict.elapsed_s, 3),
+                "verify_events_per_s": round(per_s),
+                "verify_ok": verdict.ok,
+                "peak_rss_mb": round(rss_after / 1024, 1),
+                "verify_rss_growth_mb": round((rss_after - rss_before) / 1024, 1),
+                "targets": {"appends_per_s": 2000, "verify_events_per_s": 200000},
+            }))
+        finally:
+            engine.dispose()
+            if not args.keep:
+                drop(settings)
+
+
+if __name__ == "__main__":
+    main()
