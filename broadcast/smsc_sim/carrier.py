@@ -12,6 +12,7 @@ import time
 from collections import deque
 from typing import Any
 
+from alerting.errors import ConfigError
 from broadcast.smsc_sim import pdu
 from broadcast.smsc_sim.config import CarrierConfig
 from broadcast.smsc_sim.faults import FaultSet, SubmitVerdict, check_fault
@@ -60,7 +61,11 @@ class Carrier:
     async def start(self) -> None:
         """Listen on the configured port (0: a free one, kept across restarts)."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: Session(self), self.host, self.port)
+        try:
+            self._server = await loop.create_server(lambda: Session(self), self.host, self.port)
+        except OSError as exc:
+            raise ConfigError(f"carriers.{self.name}.port: cannot listen on {self.host}:{self.port} "
+                              f"({exc.strerror})") from exc
         self.port = self._server.sockets[0].getsockname()[1]
         for spec in self.config.faults:
             self.apply_fault(spec.kind, spec.params)

@@ -208,7 +208,10 @@ def config_from_dict(data: Mapping[str, Any], env: Mapping[str, str], source: st
         keep_records=bool(data.get("keep_records", True)),
         seed=data.get("seed"),
     )
-    config.validate()
+    try:
+        config.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc.message}") from exc
     return config
 
 

@@ -664,3 +664,13 @@ def test_drop_after_counts_from_when_the_fault_is_set_on_a_live_bind(sim: Simula
         esme.read_until(lambda: len(esme.sent) == 8)
     assert len(esme.sent) == 7  # the second was answered, then the line went down
     esme.client.disconnect()
+
+
+def test_cli_refuses_a_bad_config_or_a_busy_port_naming_it(tmp_path: Path, sim: Simulator) -> None:
+    cli = [sys.executable, "-c", "from alerting.cli import main; main()", "smsc-sim"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[carriers]]\nname = "a"\nreceipts = { style = "smoke" }\n')
+    result = subprocess.run([*cli, "--config", str(bad)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and f"{bad}: carriers.a.receipts.style" in result.stderr
+    busy = subprocess.run([*cli, "--port", str(sim.port("alpha"))], capture_output=True, text=True, timeout=30)
+    assert busy.returncode == 2 and f"cannot listen on 127.0.0.1:{sim.port('alpha')}" in busy.stderr
