@@ -1,0 +1,160 @@
+"""Alerts through the console: live confirmation, two-person rule, exercise marking, corrections."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select, text
+
+from alerting import corrections
+from alerting.models import Alert, AlertKind, AlertMode, AlertState, Delivery, DeliveryState, Priority
+from broadcast import jobs
+from tests.factories import add_member
+from tests.web.conftest import csrf_of, sign_in
+
+
+@pytest.fixture
+def town(db, factories):
+    sender = factories.SenderFactory(name="SIRENA-SC")
+    brigade = factories.GroupFactory(name="bomberos")
+    drill = factories.GroupFactory(name="simulacro", drill_allowed=True)
+    contacts = [factories.ContactFactory() for _ in range(3)]
+    for c in contacts:
+        add_member(db, brigade, c)
+    add_member(db, drill, contacts[0])
+    return {"sender": sender, "contacts": contacts}
+
+
+def _compose(client, **fields):
+    token = csrf_of(client, "/alerts/new")
+    data = {"csrf_token": token, "sender": "SIRENA-SC", "priority": "high", "title": "Incendio",
+            "text_es": "Incendio forestal en el sector norte. Responda ACK {codigo}.", **fields}
+    return client.post("/alerts", data=data)
+
+
+def _alert_id(response) -> int:
+    return int(re.search(r"/alerts/(\d+)$", response.headers["Location"]).group(1))
+
+
+def test_live_alert_needs_its_summary_typed(app, db, people, town):
+    client = app.test_client()
+    sign_in(client, people("c1", "composer"), db)
+    r = _compose(client, mode="live", groups="bomberos", confirm_live="OK")
+    assert r.status_code == 422
+    page = r.get_data(as_text=True)
+    assert "confirm_live" in page and "LIVE 3" in page
+    assert "Incendio forestal" in page  # what was typed is kept
+    r = _compose(client, mode="live", groups="bomberos", confirm_live="LIVE 3")
+    assert r.status_code == 303
+
+
+def test_two_person_rule_through_the_console(app, db, people, town, redis_db):
+    both = people("solo", "composer", "approver")
+    other = people("segunda", "approver")
+    composer = app.test_client()
+    sign_in(composer, both, db)
+    r = _compose(composer, mode="live", groups="bomberos", confirm_live="LIVE 3", action="submit")
+    alert_id = _alert_id(r)
+    assert db.get(Alert, alert_id).state is AlertState.PENDING_APPROVAL
+    review = composer.get(f"/alerts/{alert_id}/review").get_data(as_text=True)
+    seen = re.search(r'name="seen_hash" value="([0-9a-f]{64})"', review).group(1)
+    token = csrf_of(composer, f"/alerts/{alert_id}/review")
+    refused = composer.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "seen_hash": seen})
+    assert refused.status_code == 403
+    assert db.get(Alert, alert_id).state is AlertState.PENDING_APPROVAL
+    audited = db.execute(text("SELECT reason FROM audit.events WHERE action = 'console.alerts.approve' "
+                              "AND outcome = 'refused' AND subject_id = :a"), {"a": str(alert_id)}).scalar_one()
+    assert "cannot approve" in audited
+
+    approver = app.test_client()
+    sign_in(approver, other, db)
+    page = approver.get(f"/alerts/{alert_id}/review").get_data(as_text=True)
+    assert "3 phones" in page and "Are you sure" not in page
+    token = csrf_of(approver, f"/alerts/{alert_id}/review")
+    ok = approver.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "seen_hash": seen})
+    assert ok.status_code == 303
+    db.expire_all()
+    alert = db.get(Alert, alert_id)
+    assert alert.state is AlertState.APPROVED
+    armed = corrections.prearmed(db, alert_id)
+    assert armed is not None and armed.armed_at is not None  # the correction was approved with it
+
+
+def test_an_edit_after_submission_voids_the_shown_hash(app, db, people, town):
+    writer, checker = people("w", "composer"), people("k", "approver")
+    composer = app.test_client()
+    sign_in(composer, writer, db)
+    alert_id = _alert_id(_compose(composer, mode="live", groups="bomberos", confirm_live="LIVE 3", action="submit"))
+    approver = app.test_client()
+    sign_in(approver, checker, db)
+    seen = re.search(r'name="seen_hash" value="([0-9a-f]{64})"',
+                     approver.get(f"/alerts/{alert_id}/review").get_data(as_text=True)).group(1)
+    token = csrf_of(composer, f"/alerts/{alert_id}/edit")
+    composer.post(f"/alerts/{alert_id}/edit", data={
+        "csrf_token": token, "mode": "live", "sender": "SIRENA-SC", "priority": "high", "groups": "bomberos",
+        "text_es": "Texto cambiado", "confirm_live": "LIVE 3", "action": "submit"})
+    token = csrf_of(approver, "/")
+    r = approver.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "seen_hash": seen})
+    assert r.status_code == 403 and "changed since it was shown" in r.get_data(as_text=True)
+
+
+def test_exercise_shows_its_band_and_prefix_and_reaches_only_drill_groups(app, db, people, town):
+    client = app.test_client()
+    sign_in(client, people("ex", "composer"), db)
+    refused = _compose(client, mode="exercise", groups="bomberos")
+    assert refused.status_code == 422 and "not marked for drills" in refused.get_data(as_text=True)
+    alert_id = _alert_id(_compose(client, mode="exercise", groups="simulacro"))
+    page = client.get(f"/alerts/{alert_id}").get_data(as_text=True)
+    assert 'class="band band-exercise"' in page
+    assert re.search(r'<pre class="phone-text">SIMULACRO: Incendio forestal', page)
+    assert "band-live" not in page
+
+
+def test_correction_goes_at_flash_to_everyone_the_original_reached(app, db, people, town, factories, redis_db):
+    writer, checker = people("cw", "composer"), people("ca", "approver")
+    composer, approver = app.test_client(), app.test_client()
+    sign_in(composer, writer, db)
+    alert_id = _alert_id(_compose(composer, mode="live", groups="bomberos", confirm_live="LIVE 3", action="submit"))
+    sign_in(approver, checker, db)
+    seen = re.search(r'name="seen_hash" value="([0-9a-f]{64})"',
+                     approver.get(f"/alerts/{alert_id}/review").get_data(as_text=True)).group(1)
+    token = csrf_of(approver, "/")
+    approver.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "seen_hash": seen})
+    jobs.fan_out(alert_id)  # materializes the deliveries (the send batches stay queued: no gateway here)
+    deliveries = list(db.scalars(select(Delivery).where(Delivery.alert_id == alert_id).order_by(Delivery.id)))
+    assert len(deliveries) == 3
+    deliveries[0].state = DeliveryState.DELIVERED  # one already reached a phone
+    db.flush()
+    detail = approver.get(f"/alerts/{alert_id}").get_data(as_text=True)
+    assert 'id="fire-correction"' in detail
+    token = csrf_of(approver, f"/alerts/{alert_id}")
+    r = approver.post(f"/alerts/{alert_id}/correction", data={"csrf_token": token, "kind": "correction"})
+    assert r.status_code == 303
+    fix_id = _alert_id(r)
+    db.expire_all()
+    original, fix = db.get(Alert, alert_id), db.get(Alert, fix_id)
+    assert original.state is AlertState.SUPERSEDED and original.superseded_by_id == fix_id
+    assert fix.kind is AlertKind.CORRECTION and fix.priority is Priority.FLASH and fix.state is AlertState.APPROVED
+    assert fix.mode is AlertMode.LIVE and fix.texts["es"].startswith("CORRECCIÓN")
+    assert original.reference in fix.texts["es"]
+    states = {d.state for d in db.scalars(select(Delivery).where(Delivery.alert_id == alert_id))}
+    assert DeliveryState.QUEUED not in states  # the unsent were purged
+    jobs.fan_out(fix_id)
+    assert db.scalar(select(text("count(*)")).select_from(Delivery).where(Delivery.alert_id == fix_id)) == 3
+
+
+def test_a_composer_alone_cannot_fire_a_correction(app, db, people, town):
+    client = app.test_client()
+    sign_in(client, people("only", "composer"), db)
+    token = csrf_of(client, "/")
+    assert client.post("/alerts/1/correction", data={"csrf_token": token}).status_code == 403
+
+
+def test_segment_counter_counts_the_prefix(app, db, people):
+    client = app.test_client()
+    sign_in(client, people("seg", "composer"), db)
+    token = csrf_of(client, "/")
+    r = client.post("/compose/segments", json={"mode": "exercise", "texts": {"es": "x" * 150}},
+                    headers={"X-CSRFToken": token})
+    assert r.get_json()["es"]["parts"] == 2  # "SIMULACRO: " pushes 150 characters past one SMS

@@ -1,0 +1,192 @@
+"""Hardening: the RBAC matrix over every console route, CSRF, default deny, headers on every response."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask
+
+from alerting.accounts import create_token
+from alerting.models import AlertState
+from alerting.web.security import public
+from audit.actor import Actor
+from tests.web.conftest import csrf_of, sign_in
+
+ROLES = ("composer", "approver", "admin", "auditor")
+ALL = frozenset(ROLES)
+WATCHERS = ALL
+# Expected access per console endpoint: the roles that may use it. Every console route must be here.
+EXPECTED: dict[str, frozenset[str] | None] = {
+    "console.dashboard": ALL,
+    "auth.login": None, "auth.code": None, "auth.enrol_qr": None,  # None: public
+    "auth.logout": ALL, "auth.password_form": ALL, "auth.password_change": ALL, "auth.set_language": ALL,
+    "alerts.index": WATCHERS, "alerts.detail": WATCHERS, "alerts.live": WATCHERS, "alerts.zones_geojson": ALL,
+    "alerts.new": frozenset({"composer"}), "alerts.create": frozenset({"composer"}),
+    "alerts.edit": frozenset({"composer"}), "alerts.update": frozenset({"composer"}),
+    "alerts.submit": frozenset({"composer"}),
+    "alerts.approvals": frozenset({"approver"}), "alerts.review_page": frozenset({"approver"}),
+    "alerts.approve": frozenset({"approver"}), "alerts.reject": frozenset({"approver"}),
+    "alerts.cancel": frozenset({"composer", "approver", "admin"}),
+    "alerts.correction": frozenset({"approver", "admin"}),
+    "alerts.segments": frozenset({"composer", "approver"}), "alerts.preview": frozenset({"composer", "approver"}),
+    "directory.contacts": frozenset({"composer", "approver", "admin"}),
+    "directory.groups": frozenset({"composer", "approver", "admin"}),
+    "directory.zone_list": frozenset({"composer", "approver", "admin"}),
+    "directory.import_form": frozenset({"admin"}), "directory.import_upload": frozenset({"admin"}),
+    "directory.opt_out": frozenset({"admin"}), "directory.create_group": frozenset({"admin"}),
+    "directory.zone_import": frozenset({"admin"}),
+    "admin.operators": frozenset({"admin"}), "admin.create_operator": frozenset({"admin"}),
+    "admin.unlock": frozenset({"admin"}), "admin.disable": frozenset({"admin"}),
+    "admin.tokens": frozenset({"admin"}), "admin.create_token": frozenset({"admin"}),
+    "admin.revoke_token": frozenset({"admin"}),
+    "audit.timeline": frozenset({"auditor", "admin"}), "audit.verify": frozenset({"auditor", "admin"}),
+    "audit.export": frozenset({"auditor", "admin"}),
+}
+ROLE_REFUSAL = "may not use this page"
+HEADERS = ("Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy", "Cache-Control")
+
+
+def _console_rules(app: Flask) -> list:
+    return [r for r in app.url_map.iter_rules()
+            if r.endpoint != "static" and r.endpoint.split(".")[0] not in app.config["SIRENA_SELF_AUTH_BLUEPRINTS"]]
+
+
+def _url(rule, ids: dict[str, int]) -> str:
+    return re.sub(r"<(?:int:)?(\w+)>", lambda m: str(ids[m.group(1)]), rule.rule)
+
+
+def _assert_headers(response) -> None:
+    for name in HEADERS:
+        assert name in response.headers, f"{name} missing on {response.status_code}"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_every_console_route_has_an_expected_access(app):
+    endpoints = {r.endpoint for r in _console_rules(app)}
+    missing, stale = endpoints - set(EXPECTED), set(EXPECTED) - endpoints
+    assert not missing and not stale, f"add to EXPECTED: {missing}; stale: {stale}"
+
+
+@pytest.fixture
+def world(db, factories, people):
+    victim = people("victim", "composer")
+    composer = factories.OperatorFactory(roles=["composer"])
+    alert = factories.AlertFactory(state=AlertState.PENDING_APPROVAL, composed_by_id=composer.id)
+    _, _ = create_token(db, "victim", ["read"], Actor.system("test"))
+    from alerting.models import ApiToken
+
+    token_id = db.query(ApiToken.id).first()[0]
+    return {"alert_id": alert.id, "operator_id": victim.operator.id, "token_id": token_id}
+
+
+@pytest.mark.parametrize("role", [None, *ROLES])
+def test_rbac_matrix(app, db, people, world, role):
+    client = app.test_client()
+    if role is not None:
+        sign_in(client, people(f"m-{role}", role), db)
+    token = csrf_of(client, "/" if role else "/login")
+    rules = sorted(_console_rules(app), key=lambda r: r.endpoint == "auth.logout")  # sign out last
+    for rule in rules:
+        allowed = EXPECTED[rule.endpoint]
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            url = _url(rule, world)
+            if method == "GET":
+                r = client.get(url)
+            else:
+                r = client.post(url, data={"csrf_token": token}, headers={"Referer": "http://localhost/"})
+            where = f"{role} {method} {url} → {r.status_code}"
+            _assert_headers(r)
+            body = r.get_data(as_text=True)
+            if allowed is None:
+                assert r.status_code < 500 and r.status_code != 403, where
+            elif role is None:
+                assert r.status_code == (302 if method == "GET" else 401), where
+            elif role not in allowed:
+                assert r.status_code == 403 and ROLE_REFUSAL in body, where
+            else:
+                assert r.status_code not in (401, 500), where
+                assert not (r.status_code == 403 and ROLE_REFUSAL in body), where
+                if method == "GET":
+                    assert r.status_code == 200, where
+
+
+def test_role_refusals_are_audited(app, db, people):
+    client = app.test_client()
+    sign_in(client, people("aud", "auditor"), db)
+    assert client.get("/alerts/new").status_code == 403
+    from sqlalchemy import text
+
+    row = db.execute(text("SELECT action, outcome, actor_name FROM audit.events WHERE outcome = 'refused' "
+                          "ORDER BY seq DESC LIMIT 1")).one()
+    assert row == ("console.alerts.new", "refused", "aud")
+
+
+def test_post_without_csrf_token_is_refused_with_400(app, db, people):
+    client = app.test_client()
+    sign_in(client, people("cs", "composer"), db)
+    r = client.post("/alerts", data={"mode": "test", "text_es": "hola"})
+    assert r.status_code == 400
+    _assert_headers(r)
+
+
+def test_json_call_without_csrf_header_is_refused(app, db, people):
+    client = app.test_client()
+    sign_in(client, people("cj", "composer"), db)
+    assert client.post("/compose/segments", json={"texts": {"es": "hola"}}).status_code == 400
+    token = csrf_of(client, "/")
+    r = client.post("/compose/segments", json={"texts": {"es": "hola"}}, headers={"X-CSRFToken": token})
+    assert r.status_code == 200 and r.get_json()["es"]["encoding"] == "gsm7"
+
+
+def test_a_route_without_an_access_rule_is_denied(app, db, people):
+    app.add_url_rule("/undeclared", "undeclared", lambda: "secret")
+    client = app.test_client()
+    sign_in(client, people("dd", "admin"), db)
+    r = client.get("/undeclared")
+    assert r.status_code == 403 and "secret" not in r.get_data(as_text=True)
+
+
+def test_headers_on_404_405_and_500(app):
+    def boom() -> str:
+        raise RuntimeError("kaboom")
+
+    app.add_url_rule("/boom", "boom", public(boom))
+    client = app.test_client()
+    for r, status in ((client.get("/no-such-page"), 404), (client.put("/login"), 405), (client.get("/boom"), 500)):
+        assert r.status_code == status
+        _assert_headers(r)
+        assert r.headers["Cache-Control"] == "no-store"
+    page = client.get("/boom").get_data(as_text=True)
+    assert "Error id" in page and "kaboom" not in page and "Traceback" not in page
+
+
+def test_hsts_and_secure_cookie_behind_tls(app, db):
+    client = app.test_client()
+    r = client.get("/login", base_url="https://console.example")
+    assert r.headers["Strict-Transport-Security"].startswith("max-age=")
+    cookie = r.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-sirena=") and "Secure" in cookie and "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
+    assert "Strict-Transport-Security" not in client.get("/login").headers
+
+
+def test_static_assets_are_served_by_the_app(client):
+    for path in ("/static/vendor/leaflet/leaflet.js", "/static/vendor/leaflet-draw/leaflet.draw.js",
+                 "/static/js/compose.js", "/static/css/console.css"):
+        r = client.get(path)
+        assert r.status_code == 200, path
+        _assert_headers(r)
+
+
+def test_open_redirects_are_refused(client, people, db):
+    person = people("nx", "composer")
+    token = csrf_of(client)
+    client.post("/login", data={"csrf_token": token, "username": "nx", "password": person.password,
+                                "next": "//evil.example/"})
+    token = csrf_of(client, "/login/code")
+    db.refresh(person.operator)
+    r = client.post("/login/code", data={"csrf_token": token, "code": person.code()})
+    assert r.headers["Location"] == "/"
