@@ -307,4 +307,12 @@ class Carrier:
             "pending_deliveries": len(self.pending),
             "outstanding_deliveries": sum(len(s.outstanding) for s in self.sessions),
             "faults": self.faults.describe(),
+            "incomplete_messages": len(self._parts),
         }
+
+    def incomplete(self) -> list[dict[str, Any]]:
+        """Concatenated messages with parts still missing: what a handset could not show."""
+        return [{"carrier": self.name, "source": source, "dest": dest, "ref": ref,
+                 "total": next(iter(parts.values())).part.total,  # type: ignore[union-attr]
+                 "have": sorted(parts)}
+                for (source, dest, ref), parts in list(self._parts.items())]

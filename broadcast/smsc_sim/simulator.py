@@ -209,6 +209,11 @@ class Simulator:
             out.setdefault(message["dest"], []).append(message["text"])
         return out
 
+    def incomplete(self, carrier: str | None = None) -> list[dict[str, Any]]:
+        """Concatenated messages still missing parts (source, dest, ref, total, parts held)."""
+        carriers = [self._carrier(carrier)] if carrier else list(self.carriers.values())
+        return self._call(lambda: [m for c in carriers for m in c.incomplete()])
+
     def summary(self, carrier: str | None = None) -> dict[str, int]:
         """Counts of what reached the air: submits (parts), whole messages, distinct recipients,
         and duplicate messages (same recipient and text seen again)."""

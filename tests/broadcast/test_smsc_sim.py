@@ -432,6 +432,7 @@ def test_concatenated_message_is_reassembled_and_each_part_has_its_own_id_and_re
         esme.submit(part, esm_class=0x40, data_coding=encoded.data_coding, registered_delivery=1)
     n = len(encoded.parts)
     esme.read_until(lambda: len(esme.sent) == n and len(esme.received) == n)
+    assert sim.incomplete("alpha") == []
     [message] = sim.messages("alpha")
     assert message["text"] == text
     assert message["parts"] == n and message["ref"] == 42
@@ -674,3 +675,16 @@ def test_cli_refuses_a_bad_config_or_a_busy_port_naming_it(tmp_path: Path, sim: 
     assert result.returncode == 2 and f"{bad}: carriers.a.receipts.style" in result.stderr
     busy = subprocess.run([*cli, "--port", str(sim.port("alpha"))], capture_output=True, text=True, timeout=30)
     assert busy.returncode == 2 and f"cannot listen on 127.0.0.1:{sim.port('alpha')}" in busy.stderr
+
+
+def test_a_message_missing_a_part_is_reported_incomplete(sim: Simulator) -> None:
+    encoded = encode_parts("Evacúe la zona costera de inmediato. " * 4, ref=9)
+    esme = Esme(sim)
+    for part in encoded.parts[:-1]:
+        esme.submit(part, esm_class=0x40, data_coding=encoded.data_coding)
+    esme.read_until(lambda: len(esme.sent) == len(encoded.parts) - 1)
+    assert sim.messages("alpha") == []
+    [partial] = sim.incomplete("alpha")
+    assert (partial["ref"], partial["total"]) == (9, len(encoded.parts))
+    assert partial["have"] == list(range(1, len(encoded.parts)))
+    esme.close()
