@@ -102,8 +102,9 @@ class Simulator:
             try:
                 loop.run_until_complete(self.start())
             except BaseException as exc:
-                ready.set_exception(exc)
+                loop.run_until_complete(self.aclose())  # close the ports that did open
                 loop.close()
+                ready.set_exception(exc)
                 return
             ready.set_result(None)
             assert self._stopped is not None
