@@ -1,0 +1,184 @@
+"""The SQL of targeting: which contacts a resolved target reaches, as composable SELECTs.
+
+Inside a zone means ST_Intersects(zone, point): the boundary counts as inside. The zone is sent
+as a constant (its EWKB as a bound value), for two reasons measured on 1M contacts:
+- PostGIS prepares a constant polygon once per statement (an edge index), so each point test is
+  O(log vertices) instead of a scan of all 1,000 edges;
+- the planner then knows the zone, reads PostGIS's column statistics and chooses between the
+  GiST index and a sequential scan with a true selectivity (a joined geometry gets a guess).
+
+Whole-table scans (preview) find candidates through the zone's ST_Subdivide pieces (geo.parts):
+their tight boxes keep the GiST search to the zone's surroundings instead of its whole bounding
+box. The exact test is always the one above, against the whole zone, so pieces, preview and
+materialization can never disagree. Chunk scans (materialization) start from the contact id
+range instead, and test each located point of the range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    LargeBinary,
+    Select,
+    case,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union,
+    union_all,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from alerting.criteria import compile_criterion
+from alerting.models import Contact, ContactLocation, GroupKind, GroupMember
+from geo.parts import ZonePart
+
+MASK_BITS = 62  # sources per bigint mask column in the preview
+
+
+@dataclass(frozen=True)
+class ZoneRef:
+    name: str
+    version: int
+    zone_id: int
+    ewkb: bytes
+
+
+@dataclass(frozen=True)
+class GroupRef:
+    name: str
+    group_id: int
+    kind: str
+    criterion: dict[str, Any] | None
+
+    @property
+    def dynamic(self) -> bool:
+        return self.kind == GroupKind.DYNAMIC.value
+
+    def condition(self, path: str) -> ColumnElement[bool]:
+        """A dynamic group's criterion over contacts."""
+        return compile_criterion(self.criterion or {}, path=f"{path}.{self.name}.criterion")
+
+
+def zone_constant(zone: ZoneRef) -> ColumnElement[Any]:
+    return func.ST_GeomFromEWKB(literal(zone.ewkb, LargeBinary))
+
+
+def _labels(labels: list[str] | None) -> ColumnElement[bool]:
+    return true() if labels is None else ContactLocation.label.in_(labels)
+
+
+def zone_hits_everywhere(zone: ZoneRef, labels: list[str] | None) -> Select[Any]:
+    """contact_id of every located point in `zone` (a contact may repeat), found through its pieces."""
+    return (select(ContactLocation.contact_id)
+            .join(ZonePart, ZonePart.geom.op("&&")(ContactLocation.geom))
+            .where(ZonePart.zone_id == zone.zone_id, _labels(labels),
+                   func.ST_Intersects(zone_constant(zone), ContactLocation.geom)))
+
+
+def zone_hits_in_range(zone: ZoneRef, labels: list[str] | None, id_from: int, id_to: int) -> Select[Any]:
+    """contact_id of located points in `zone` among contacts id_from..id_to."""
+    return (select(ContactLocation.contact_id)
+            .where(ContactLocation.contact_id.between(id_from, id_to), _labels(labels),
+                   func.ST_Intersects(zone_constant(zone), ContactLocation.geom)))
+
+
+def static_members(groups: list[GroupRef], id_from: int | None = None, id_to: int | None = None) -> Select[Any]:
+    ids = [g.group_id for g in groups if not g.dynamic]
+    query = select(GroupMember.contact_id).where(GroupMember.group_id.in_(ids))
+    if id_from is not None:
+        query = query.where(GroupMember.contact_id.between(id_from, id_to))
+    return query
+
+
+def dynamic_members(group: GroupRef, id_from: int | None = None, id_to: int | None = None) -> Select[Any]:
+    query = select(Contact.id.label("contact_id")).where(group.condition("groups"))
+    if id_from is not None:
+        query = query.where(Contact.id.between(id_from, id_to))
+    return query
+
+
+def excluded(exclude_groups: list[GroupRef], exclude_numbers: list[str]) -> ColumnElement[bool]:
+    """True for a contact the target leaves out by group or by number."""
+    parts: list[ColumnElement[bool]] = []
+    static = [g.group_id for g in exclude_groups if not g.dynamic]
+    if static:
+        parts.append(Contact.id.in_(select(GroupMember.contact_id).where(GroupMember.group_id.in_(static))))
+    parts += [g.condition("exclude_groups") for g in exclude_groups if g.dynamic]
+    if exclude_numbers:
+        parts.append(Contact.msisdn.in_(exclude_numbers))
+    return or_(false(), *parts) if parts else false()
+
+
+def criteria(criterion: dict[str, Any] | None) -> ColumnElement[bool]:
+    return true() if criterion is None else compile_criterion(criterion, path="target.criteria")
+
+
+def reached_in_range(zones: list[ZoneRef], groups: list[GroupRef], labels: list[str] | None,
+                     id_from: int, id_to: int) -> Select[Any]:
+    """SELECT contact_id (distinct) reached by the zones ∪ groups among contacts id_from..id_to."""
+    selects = [zone_hits_in_range(z, labels, id_from, id_to) for z in zones]
+    if any(not g.dynamic for g in groups):
+        selects.append(static_members(groups, id_from, id_to))
+    selects += [dynamic_members(g, id_from, id_to) for g in groups if g.dynamic]
+    if not selects:
+        return select(Contact.id.label("contact_id")).where(false())
+    return selects[0].distinct() if len(selects) == 1 else select(union(*selects).subquery().c.contact_id)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One zone or group of the preview, and where its bit sits in the per-contact masks."""
+
+    kind: str  # "zone" | "group"
+    ref: ZoneRef | GroupRef
+    column: int
+    bit: int
+
+
+def sources(zones: list[ZoneRef], groups: list[GroupRef]) -> list[Source]:
+    refs: list[tuple[str, ZoneRef | GroupRef]] = [("zone", z) for z in zones] + [("group", g) for g in groups]
+    return [Source(kind, ref, i // MASK_BITS, i % MASK_BITS) for i, (kind, ref) in enumerate(refs)]
+
+
+def preview_statement(srcs: list[Source], labels: list[str] | None, crit: dict[str, Any] | None,
+                      exclusion: ColumnElement[bool], include_opted_out: bool) -> Select[Any]:
+    """One row per (status, opted_out, language) with a count and, per source, how many it reached.
+
+    Each hit carries its source's bit; bit_or per contact de-duplicates contacts reached several
+    times (two zones, two locations, a zone and a group) while remembering every source.
+    """
+    columns = max((s.column for s in srcs), default=0) + 1
+    hits = []
+    for s in srcs:
+        if s.kind == "zone":
+            query = zone_hits_everywhere(s.ref, labels)  # type: ignore[arg-type]
+        elif s.ref.dynamic:  # type: ignore[union-attr]
+            query = dynamic_members(s.ref)  # type: ignore[arg-type]
+        else:
+            query = static_members([s.ref])  # type: ignore[list-item]
+        sub = query.subquery()
+        masks = [literal(1 << s.bit if c == s.column else 0, BigInteger).label(f"m{c}") for c in range(columns)]
+        hits.append(select(sub.c.contact_id, *masks))
+    src = union_all(*hits).subquery("src") if len(hits) > 1 else hits[0].subquery("src")
+    opted_out = Contact.opted_out_at.is_not(None)
+    status_whens: list[tuple[ColumnElement[bool], str]] = [(~criteria(crit), "criteria"), (exclusion, "excluded")]
+    if not include_opted_out:
+        status_whens.append((opted_out, "opted_out"))
+    people = (
+        select(Contact.id, Contact.language, case(*status_whens, else_=literal("recipient")).label("status"),
+               opted_out.label("opted_out"), *[func.bit_or(src.c[f"m{c}"]).label(f"m{c}") for c in range(columns)])
+        .join(src, src.c.contact_id == Contact.id)
+        .group_by(Contact.id)
+        .subquery("people")
+    )
+    per_source = [func.count().filter(people.c[f"m{s.column}"].op("&")(literal(1 << s.bit, BigInteger)) != 0)
+                  for s in srcs]
+    return (select(people.c.status, people.c.opted_out, people.c.language, func.count(), *per_source)
+            .group_by(people.c.status, people.c.opted_out, people.c.language))
