@@ -39,9 +39,10 @@ def zones_import(ctx: Context, file: Path, name: str | None, repair: bool, as_js
         state = f"saved as version {r.version}" if r.created else f"unchanged (version {r.version})"
         lines.append(f"zone \"{r.name}\": {state}, {r.area_km2} km², {r.vertices} vertices")
         lines += [f"  repaired: {m}" for m in r.repairs] + [f"  warning: {m}" for m in r.warnings]
-    for r in results:
-        for message in r.warnings:
-            click.echo(f"warning: {message}", err=True)
+    if as_json:  # the JSON carries them too; a person reading the terminal should still see them
+        for r in results:
+            for message in r.warnings:
+                click.echo(f"warning: {message}", err=True)
     emit(as_json, {"zones": [r.to_json() for r in results]}, "\n".join(lines))
 
 

@@ -1,0 +1,86 @@
+"""`sirena zones …` and `sirena target preview` through the real command group, on the test database."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from shapely.geometry import box, mapping
+
+import alerting.cli
+from alerting.cli.app import Context
+from alerting.errors import InvalidInput, NotFound
+
+CENTRO = box(-70.67, -33.46, -70.63, -33.43)
+
+
+@pytest.fixture
+def sirena(db, settings):
+    """Invoke `sirena ARGS…` in-process; its transactions join the test's rolled-back one."""
+    group = alerting.cli._load()
+
+    def invoke(*args: str):
+        ctx = Context()
+        ctx._settings = settings
+        ctx._db_ready = True
+        return CliRunner().invoke(group, list(args), obj=ctx)
+
+    return invoke
+
+
+def last_json(output: str) -> dict:
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def test_commands_are_registered():
+    assert {"alerting.cli.zones_cmd", "alerting.cli.target_cmd"} <= set(alerting.cli._MODULES)
+    commands = alerting.cli._load().commands
+    assert {"import", "export", "list"} <= set(commands["zones"].commands)
+    assert "preview" in commands["target"].commands
+
+
+def test_import_list_export_and_preview(sirena, directory, tmp_path):
+    path = tmp_path / "centro.geojson"
+    path.write_text(json.dumps({"type": "Feature", "geometry": mapping(CENTRO), "properties": {"name": "Centro"}}))
+    result = sirena("zones", "import", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    assert last_json(result.output)["zones"][0]["name"] == "Centro"
+
+    listed = sirena("zones", "list", "--json")
+    assert [z["name"] for z in last_json(listed.output)["zones"]] == ["Centro"]
+    exported = sirena("zones", "export", "Centro")
+    assert json.loads(exported.output)["properties"]["version"] == 1
+
+    directory.contacts([(-70.65, -33.45)] * 3, attributes={"role": "vecino"})
+    directory.group("brigadas", directory.contacts([(-70.5, -33.3)]))
+    preview = sirena("target", "preview", "--zone", "Centro", "--group", "brigadas",
+                     "--where", '{"attr": "role", "eq": "vecino"}', "--text", "Evacúe", "--json")
+    assert preview.exit_code == 0, preview.output
+    report = last_json(preview.output)
+    assert report["total"] == 3 and report["removed_by_criteria"] == 1 and report["sms"]["total_sms"] == 3
+    human = sirena("target", "preview", "--zone", "Centro")
+    assert "recipients: 3" in human.output
+
+
+def test_invalid_polygon_is_refused_naming_where(sirena, tmp_path):
+    path = tmp_path / "bowtie.geojson"
+    path.write_text(json.dumps({"type": "Polygon", "coordinates": [[[-70.7, -33.5], [-70.6, -33.4],
+                                                                    [-70.6, -33.5], [-70.7, -33.4], [-70.7, -33.5]]]}))
+    result = sirena("zones", "import", str(path), "--name", "Mala")
+    assert isinstance(result.exception, InvalidInput) and result.exception.exit_code == 2
+    assert "self-intersection at -33.4500, -70.6500" in result.exception.details["fields"]["geometry"]
+    repaired = sirena("zones", "import", str(path), "--name", "Mala", "--repair")
+    assert repaired.exit_code == 0 and "repaired: geometry: self-intersection" in repaired.output
+
+
+def test_unknown_zone_is_not_found(sirena):
+    result = sirena("target", "preview", "--zone", "Atlantida")
+    assert isinstance(result.exception, NotFound) and result.exception.exit_code == 3
+    assert 'unknown zone "Atlantida"' in str(result.exception)
+
+
+def test_bad_where_is_refused_naming_the_key(sirena):
+    result = sirena("target", "preview", "--group", "x", "--where", '{"attr": "a", "like": 1}')
+    assert isinstance(result.exception, InvalidInput)
+    assert "target.criteria.like" in result.exception.details["fields"]
