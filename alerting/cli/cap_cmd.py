@@ -1,0 +1,74 @@
+"""`sirena cap import FILE` and `sirena cap export ALERT_ID`: CAP 1.2 in and out."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from alerting.cli.app import Context, cli, emit, json_option, pass_ctx
+
+
+@cli.group("cap")
+def cap_group() -> None:
+    """CAP 1.2 alerts in and out (the OASIS schema is checked both ways)."""
+
+
+@cap_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--as", "username", required=True, help="The composer the draft is composed by.")
+@json_option
+@pass_ctx
+def cap_import_cmd(ctx: Context, file: Path, username: str, as_json: bool) -> None:
+    """Import a CAP 1.2 file as an alert pending approval (never a send).
+
+    Update and Cancel messages become a correction or a cancel notice of the alert they reference;
+    Test and Exercise never become live. A refused file is kept for review.
+    """
+    from alerting.accounts import actor_of, get_operator
+    from alerting.db import transaction
+    from alerting.errors import SirenaError
+    from alerting.intake.cap_import import import_cap
+    from alerting.intake.config import IntakeConfig
+    from alerting.intake.review import keep_for_review, record
+
+    ctx.db()
+    config = IntakeConfig.from_env(os.environ)
+    data = file.read_bytes()
+    try:
+        with transaction() as session:
+            actor = actor_of(get_operator(session, username), interface="cli")
+            result = import_cap(session, data, actor=actor, config=config)
+            record(session, "cap-file", sender=username, subject=file.name, raw=data,
+                   outcome="duplicate" if result.action == "duplicate" else "draft_created", alert_id=result.alert_id)
+    except SirenaError as exc:
+        keep_for_review("cap-file", sender=username, subject=file.name, raw=data, outcome="refused",
+                        reason=exc.message)
+        raise
+    lines = [f"{result.action}: {result.reference or '-'} ({result.mode or '-'}, {result.state or '-'})"]
+    lines += [f"zone: {z}" for z in result.zones] + [f"warning: {w}" for w in result.warnings]
+    if result.signed_by:
+        lines.append(f"signature verified: {result.signed_by}")
+    emit(as_json, result.as_dict(), "\n".join(lines))
+
+
+@cap_group.command("export")
+@click.argument("alert_id", type=int)
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE, not stdout.")
+@pass_ctx
+def cap_export_cmd(ctx: Context, alert_id: int, out: Path | None) -> None:
+    """Print an alert as a CAP 1.2 document (schema-validated)."""
+    from alerting.db import transaction
+    from alerting.intake.cap_export import export_alert
+    from alerting.intake.config import IntakeConfig
+
+    ctx.db()
+    config = IntakeConfig.from_env(os.environ)
+    with transaction() as session:
+        data = export_alert(session, alert_id, config)
+    if out is None:
+        click.echo(data.decode())
+    else:
+        out.write_bytes(data)
+        click.echo(f"wrote {out} ({len(data)} bytes)", err=True)
