@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -111,7 +112,8 @@ def drop(env: Settings) -> None:
 
 
 def bench_appends(writers: int, per_writer: int) -> tuple[float, int]:
-    """(appends/s, errors) for `writers` threads appending `per_writer` events each."""
+    """(appends/s, errors) for `writers` threads appending `per_writer` events each, through the
+    session factory (bound by the caller), one transaction per event."""
     errors: list[BaseException] = []
     start = threading.Barrier(writers + 1)
 
@@ -139,6 +141,39 @@ def bench_appends(writers: int, per_writer: int) -> tuple[float, int]:
     return (writers * per_writer - len(errors)) / elapsed, len(errors)
 
 
+def serial_commit_ceiling(settings: Settings, n: int = 500) -> float:
+    """Commits/s of one connection committing a one-row INSERT at a time: the WAL flush rate, which
+    bounds any design whose appends are serialized up to COMMIT (ours: the lock is held to COMMIT)."""
+    engine = create_engine(settings.database_owner_url, poolclass=pool.NullPool)
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute("CREATE TABLE IF NOT EXISTS bench_commits (x int)")
+        raw.commit()
+        t0 = time.perf_counter()
+        for i in range(n):
+            cur.execute("INSERT INTO bench_commits VALUES (%s)", (i,))
+            raw.commit()
+        return n / (time.perf_counter() - t0)
+    finally:
+        raw.close()
+        engine.dispose()
+
+
+def appends_with(settings: Settings, writers: int, per_writer: int, *, fsync: bool) -> tuple[float, int]:
+    """bench_appends on a pool of `writers` connections; fsync=False sets synchronous_commit=off
+    (the CPU ceiling of the append path, not a durable configuration)."""
+    options = "-c timezone=UTC" + ("" if fsync else " -c synchronous_commit=off")
+    # A pooled connection per writer: overflow connections would be closed and reopened each time.
+    engine = create_engine(settings.database_url, pool_pre_ping=True, pool_size=max(5, writers), max_overflow=0,
+                           connect_args={"application_name": "sirena-bench-audit", "options": options})
+    dbmod.bind_sessions(engine)
+    try:
+        return bench_appends(writers, per_writer)
+    finally:
+        engine.dispose()
+
+
 def fill(settings: Settings, target: int) -> float:
     """Extend the chain to `target` events in one statement (as the owner); returns seconds."""
     engine = create_engine(settings.database_owner_url, poolclass=pool.NullPool)
@@ -159,48 +194,61 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--appends", type=int, default=2000, help="appends per writer")
     parser.add_argument("--events", type=int, default=1_000_000, help="trail size for the verify run")
+    parser.add_argument("--workers", type=int, default=None, help="verify processes (default: up to 4, per CPU)")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
+    parser.add_argument("--reuse", action="store_true", help="only verify the database a --keep run left")
     args = parser.parse_args()
 
+    figures: dict[str, object] = {"bench": "audit", "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as tmp:
-        settings = bench_settings(Path(tmp))
-        # A pooled connection per writer: overflow connections would be closed and reopened each time.
-        engine = dbmod.make_engine(settings.database_url, application_name="sirena-bench-audit",
-                                   pool_size=max(5, args.writers))
-        dbmod.bind_sessions(engine)
+        settings = reuse_settings(Path(tmp)) if args.reuse else bench_settings(Path(tmp))
         try:
-            rate, errors = bench_appends(args.writers, args.appends)
-            print(f"appends: {args.writers} writers x {args.appends}: {rate:,.0f} appends/s, {errors} errors")
-            fill_s = fill(settings, args.events)
-            print(f"fill: chain extended to {args.events:,} events in one statement in {fill_s:.1f} s")
+            if not args.reuse:
+                ceiling = serial_commit_ceiling(settings)
+                print(f"serial commits (WAL flush rate, the ceiling of a serialized append): {ceiling:,.0f}/s")
+                rate, errors = appends_with(settings, args.writers, args.appends, fsync=True)
+                print(f"appends: {args.writers} writers x {args.appends}: {rate:,.0f} appends/s, {errors} errors")
+                nosync, _ = appends_with(settings, args.writers, args.appends // 4, fsync=False)
+                print(f"appends with synchronous_commit=off (CPU ceiling, not durable): {nosync:,.0f}/s")
+                fill_s = fill(settings, args.events)
+                print(f"fill: chain extended to {args.events:,} events in one statement in {fill_s:.1f} s")
+                figures.update(writers=args.writers, appends=args.writers * args.appends,
+                               appends_per_s=round(rate, 1), append_errors=errors,
+                               serial_commits_per_s=round(ceiling, 1), appends_per_s_sync_off=round(nosync, 1),
+                               fill_s=round(fill_s, 2))
+            engine = dbmod.make_engine(settings.database_url, application_name="sirena-bench-audit")
             write_checkpoint(engine, settings)
-            rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            verdict = verify_chain(engine, settings)
-            rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            cpu_before = _cpu_s()
+            verdict = verify_chain(engine, settings, workers=args.workers)
+            cpu = _cpu_s() - cpu_before
+            engine.dispose()
+            rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             per_s = verdict.count / verdict.elapsed_s
-            print(f"verify: {verdict.count:,} events in {verdict.elapsed_s:.2f} s = {per_s:,.0f} events/s, "
-                  f"ok={verdict.ok}, peak RSS {rss_after / 1024:.0f} MB (+{(rss_after - rss_before) / 1024:.0f} MB)")
+            print(f"verify: {verdict.count:,} events in {verdict.elapsed_s:.2f} s = {per_s:,.0f} events/s "
+                  f"({verdict.workers} processes, {cpu:.1f} s client CPU, rechecked {verdict.rechecked}), "
+                  f"ok={verdict.ok}, peak RSS of this process {rss_mb:.0f} MB")
             if not verdict.ok:
                 print(f"verify problem: {verdict.first}", file=sys.stderr)
-            print(json.dumps({
-                "bench": "audit",
-                "writers": args.writers,
-                "appends": args.writers * args.appends,
-                "appends_per_s": round(rate, 1),
-                "append_errors": errors,
-                "fill_s": round(fill_s, 2),
-                "verify_events": verdict.count,
-                "verify_s": round(verdict.elapsed_s, 3),
-                "verify_events_per_s": round(per_s),
-                "verify_ok": verdict.ok,
-                "peak_rss_mb": round(rss_after / 1024, 1),
-                "verify_rss_growth_mb": round((rss_after - rss_before) / 1024, 1),
-                "targets": {"appends_per_s": 2000, "verify_events_per_s": 200000},
-            }))
+            figures.update(verify_events=verdict.count, verify_s=round(verdict.elapsed_s, 3),
+                           verify_events_per_s=round(per_s), verify_workers=verdict.workers,
+                           verify_client_cpu_s=round(cpu, 2), verify_ok=verdict.ok, peak_rss_mb=round(rss_mb, 1),
+                           targets={"appends_per_s": 2000, "verify_events_per_s": 200000})
+            print(json.dumps(figures))
         finally:
-            engine.dispose()
             if not args.keep:
                 drop(settings)
+
+
+def _cpu_s() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def reuse_settings(checkpoints: Path) -> Settings:
+    env = Settings.from_env()
+    app = make_url(env.database_url).set(database=DATABASE).render_as_string(hide_password=False)
+    owner = make_url(env.database_owner_url).set(database=DATABASE).render_as_string(hide_password=False)
+    return replace(env, database_url=app, database_owner_url=owner, audit_checkpoint_dir=checkpoints)
 
 
 if __name__ == "__main__":
