@@ -1,0 +1,151 @@
+"""What the benchmarks share: a database of their own, child processes, CPU and memory sampling."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import psutil
+from sqlalchemy import create_engine, pool, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from alerting import migrate  # noqa: E402
+from alerting.provision import SetupReport, ensure_database  # noqa: E402
+from alerting.settings import Settings  # noqa: E402
+
+
+def bench_settings(database: str, *, redis_db: int = 14) -> Settings:
+    """Settings for a fresh, migrated database `database` (dropped first) and its own Redis db."""
+    base = Settings.from_env()
+    admin = create_engine(base.database_admin_url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    admin.dispose()
+    ensure_database(base, database, SetupReport(), lambda _m: None)
+    owner = make_url(base.database_owner_url).set(database=database).render_as_string(hide_password=False)
+    migrate.upgrade(owner)
+    app = make_url(base.database_url).set(database=database).render_as_string(hide_password=False)
+    redis = base.redis_url.rsplit("/", 1)[0] + f"/{redis_db}"
+    return replace(base, database_url=app, database_owner_url=owner, redis_url=redis)
+
+
+def drop_database(settings: Settings) -> None:
+    admin = create_engine(settings.database_admin_url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(settings.database_url).database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def env_for(settings: Settings, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"SIRENA_DATABASE_URL": settings.database_url, "SIRENA_DATABASE_OWNER_URL": settings.database_owner_url,
+                "SIRENA_REDIS_URL": settings.redis_url, "SIRENA_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")})
+    env.update(extra)
+    return env
+
+
+_children: list[subprocess.Popen[bytes]] = []
+
+
+def _cleanup(*_: object) -> None:
+    stop(*_children, timeout_s=3)
+    if _:
+        raise SystemExit(143)
+
+
+atexit.register(_cleanup)
+signal.signal(signal.SIGTERM, _cleanup)
+
+
+def sirena(*args: str, env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
+    """A `sirena` command as a child process, stopped when the benchmark exits however it exits."""
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "sirena"), *args], env=env, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    _children.append(proc)
+    return proc
+
+
+def start_simulator(config: Path, env: dict[str, str], log_file: Path | None = None,
+                    *, timeout_s: float = 15.0) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+    """`sirena smsc-sim --config FILE` as a child; returns it and its ports once it listens."""
+    args = [str(ROOT / ".venv" / "bin" / "sirena"), "smsc-sim", "--config", str(config), "--no-records"]
+    if log_file:
+        args += ["--log", str(log_file)]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    _children.append(proc)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            break
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        if data.get("smsc_sim") == "listening":
+            return proc, data["ports"]
+    proc.kill()
+    raise RuntimeError("the simulator did not start")
+
+
+def stop(*procs: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@dataclass
+class Sampler:
+    """Samples peak RSS of named processes (and their children) every `period_s`."""
+
+    procs: dict[str, int]
+    period_s: float = 0.2
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name, pid in self.procs.items():
+                try:
+                    rss = psutil.Process(pid).memory_info().rss / 2**20
+                except psutil.Error:
+                    continue
+                self.peak_rss_mb[name] = round(max(self.peak_rss_mb.get(name, 0.0), rss), 1)
+            self._stop.wait(self.period_s)
+
+    def close(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_rss_mb
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total

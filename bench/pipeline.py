@@ -1,0 +1,197 @@
+"""Pipeline benchmark: approval → every submit_sm_resp recorded, through real processes.
+
+    .venv/bin/python bench/pipeline.py [--n 100000] [--workers 2] [--keep]
+
+A database of its own (`sirena_bench_pipeline`), `sirena smsc-sim` as a child process with two
+carriers, N contacts in one group, gateway workers as child processes (`sirena worker --share K/W`,
+4 binds in all over the 2 carriers), one live alert composed, submitted and approved through the
+lifecycle service. Measured from the approval's commit to the last submit recorded in Postgres.
+Losses and duplicates are counted against the simulator's PDU log (the ground truth of the air).
+CPU: the whole machine's CPU time during the run (workers, simulator, PostgreSQL, Redis — and
+anything else running, so run it on a quiet machine), and the workers' and simulator's own.
+Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import psutil
+from common import Sampler, bench_settings, cpu_seconds, drop_database, env_for, sirena, start_simulator, stop
+from sqlalchemy import select, text
+
+from alerting import db as dbmod
+from alerting.db import transaction
+from alerting.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+from alerting.models import Alert, AlertMode, AlertState, Operator, Priority
+from alerting.outbox import configure_outbox, redis_connection
+from audit.actor import Actor
+
+PASSWORDS = {"SIM_ALPHA_PW": "alphapw", "SIM_BETA_PW": "betapw"}
+
+
+def sim_config(path: Path, receipts: bool) -> None:
+    delay = "[1.0, 3.0]" if receipts else "[0.0, 0.0]"
+    path.write_text("".join(f"""
+[[carriers]]
+name = "{name}"
+port = 0
+system_id = "{name}"
+password_env = "SIM_{name.upper()}_PW"
+max_binds = 8
+message_id_style = "{'hex' if name == 'alpha' else 'decimal'}"
+[carriers.receipts]
+style = "both"
+delay_s = {delay}
+""" for name in ("alpha", "beta")))
+
+
+def carriers_file(path: Path, ports: dict[str, int], window: int) -> None:
+    path.write_text("""
+[senders.SIRENA-SC]
+kind = "short"
+address = "4242"
+""" + "".join(f"""
+[carriers.{name}]
+host = "127.0.0.1"
+port = {port}
+system_id = "{name}"
+password_env = "SIM_{name.upper()}_PW"
+binds = 2
+tps = 50000
+window = {window}
+registered_delivery = 1
+test = true
+senders = ["SIRENA-SC"]
+""" for name, port in ports.items()))
+
+
+def seed(n: int) -> tuple[Actor, Actor]:
+    with transaction() as s:
+        s.execute(text("INSERT INTO groups (name, kind, description, drill_allowed) "
+                       "VALUES ('todos', 'static', '', false)"))
+        s.execute(text("""
+            INSERT INTO contacts (msisdn, name, language, attributes)
+            SELECT '+5699' || lpad(i::text, 7, '0'), 'Persona ' || i, 'es', '{}'::jsonb
+              FROM generate_series(1, :n) i
+        """), {"n": n})
+        s.execute(text("INSERT INTO group_members (group_id, contact_id) SELECT g.id, c.id FROM groups g, contacts c"))
+        ops = [Operator(username=u, password_hash="x", roles=[r])
+               for u, r in (("comp", "composer"), ("apro", "approver"))]
+        s.add_all(ops)
+        s.flush()
+        return tuple(Actor(kind="operator", name=o.username, operator_id=o.id, roles=frozenset(o.roles))
+                     for o in ops)  # type: ignore[return-value]
+
+
+def lost_and_duplicates(log: Path, n: int) -> tuple[int, int, int]:
+    per_dest: Counter[str] = Counter()
+    with log.open(encoding="utf-8") as fh:
+        for line in fh:
+            if '"submit_sm"' not in line:
+                continue
+            rec = json.loads(line)
+            if rec.get("command") == "submit_sm" and rec.get("dir") == "in" and rec.get("status") == 0:
+                per_dest[rec["dest"]] += 1
+    lost = n - len(per_dest)
+    dup = sum(c - 1 for c in per_dest.values() if c > 1)
+    return lost, dup, sum(per_dest.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--window", type=int, default=100)
+    parser.add_argument("--no-receipts", action="store_true", help="simulator sends no delivery receipts")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args()
+
+    settings = bench_settings("sirena_bench_pipeline")
+    dbmod.configure_db(settings, application_name="bench-pipeline")
+    redis = redis_connection(settings.redis_url)
+    redis.flushdb()
+    configure_outbox(redis)
+    tmp = Path(tempfile.mkdtemp(prefix="sirena-bench-"))
+    env = env_for(settings, **PASSWORDS, SIRENA_CARRIERS_FILE=str(tmp / "carriers.toml"))
+    os.environ.update(PASSWORDS)
+    sim_config(tmp / "sim.toml", receipts=not args.no_receipts)
+    sim, ports = start_simulator(tmp / "sim.toml", env, tmp / "pdus.jsonl")
+    carriers_file(tmp / "carriers.toml", ports, args.window)
+    from broadcast.carriers import load_carriers
+    from broadcast.gateway import sync_senders
+
+    sync_senders(load_carriers(tmp / "carriers.toml", env))
+    composer, approver = seed(args.n)
+    with transaction() as s:
+        alert = compose_alert(s, AlertDraft(texts={"es": "Alerta de evacuación por inundación en su sector. "
+                                                         "Responda ACK {codigo}."},
+                                            mode=AlertMode.LIVE, sender_name="SIRENA-SC", priority=Priority.HIGH,
+                                            target={"groups": ["todos"]}), composer)
+        submit_alert(s, alert.id, composer)
+    workers = [sirena("worker", "--share", f"{k}/{args.workers}", "--name", f"bench-gw-{os.getpid()}-{k}", env=env,
+                      log=tmp / f"worker{k}.log") for k in range(1, args.workers + 1)]
+    scheduler = sirena("scheduler", env=env, log=tmp / "scheduler.log")
+    from rq import Worker
+
+    deadline = time.monotonic() + 30
+    while len(Worker.all(connection=redis)) < args.workers and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # binds up
+    procs = {f"worker{k + 1}": w.pid for k, w in enumerate(workers)} | {"simulator": sim.pid, "bench": os.getpid()}
+    sampler = Sampler(procs)
+    own0 = cpu_seconds([w.pid for w in workers] + [sim.pid])
+    machine0 = psutil.cpu_times()
+    wall0 = time.monotonic()
+    with transaction() as s:
+        approve_alert(s, alert.id, approver)
+    state = None
+    while time.monotonic() - wall0 < 3600:
+        with transaction() as s:
+            state = s.scalar(select(Alert.state).where(Alert.id == alert.id))
+        if state in (AlertState.COMPLETED, AlertState.CANCELLED):
+            break
+        time.sleep(0.05)
+    own = cpu_seconds([w.pid for w in workers] + [sim.pid]) - own0
+    machine1 = psutil.cpu_times()
+    cpu = sum(getattr(machine1, f) - getattr(machine0, f) for f in ("user", "system", "nice", "softirq", "irq"))
+    with transaction() as s:
+        row = s.execute(text("SELECT extract(epoch FROM last_submit_at - approved_at), "
+                             "extract(epoch FROM first_submit_at - approved_at) FROM alerts WHERE id = :a"),
+                        {"a": alert.id}).one()
+        counts = dict(s.execute(text("SELECT state, sum(n) FROM alert_counters WHERE alert_id = :a GROUP BY 1"),
+                                {"a": alert.id}).all())
+        possible_dup = s.execute(text("SELECT coalesce(sum(possible_duplicates), 0) FROM deliveries "
+                                      "WHERE alert_id = :a"), {"a": alert.id}).scalar_one()
+    seconds, first_s = float(row[0]), float(row[1])
+    peak = sampler.close()
+    time.sleep(1.5)  # the simulator flushes its PDU log every second
+    stop(*workers, scheduler, sim)
+    lost, dup, air = lost_and_duplicates(tmp / "pdus.jsonl", args.n)
+    result = {
+        "bench": "pipeline", "n": args.n, "workers": args.workers, "binds": 4, "window": args.window,
+        "receipts": not args.no_receipts, "state": str(state), "seconds": round(seconds, 2),
+        "first_submit_s": round(first_s, 3), "msgs_per_s": round(args.n / seconds),
+        "cpu_s": round(cpu, 2), "cpu_ms_per_1k": round(cpu * 1e6 / args.n, 1),
+        "cpu_us_per_msg": round(cpu * 1e6 / args.n, 1),
+        "workers_sim_cpu_us_per_msg": round(own * 1e6 / args.n, 1), "peak_rss_mb": peak,
+        "lost": lost, "dup": dup, "possible_dup_counted": int(possible_dup), "air_submits": air,
+        "counts": {k: int(v) for k, v in counts.items() if v},
+    }
+    print(f"{args.n:,} recipients, {args.workers} workers, 4 binds: {result['msgs_per_s']:,} msg/s "
+          f"({seconds:.2f} s; first submit after {first_s * 1000:.0f} ms); machine CPU {result['cpu_us_per_msg']} µs/msg "
+          f"(workers + simulator alone {result['workers_sim_cpu_us_per_msg']} µs/msg); lost {lost}, duplicates {dup}; "
+          f"peak RSS {peak}")
+    if not args.keep:
+        drop_database(settings)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
