@@ -49,8 +49,10 @@ def drop_database(settings: Settings) -> None:
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"SIRENA_DATABASE_URL": settings.database_url, "SIRENA_DATABASE_OWNER_URL": settings.database_owner_url,
-                "SIRENA_REDIS_URL": settings.redis_url, "SIRENA_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")})
+    env.update({"SIRENA_DATABASE_URL": settings.database_url,
+                "SIRENA_DATABASE_OWNER_URL": settings.database_owner_url,
+                "SIRENA_REDIS_URL": settings.redis_url,
+                "SIRENA_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")})
     env.update(extra)
     return env
 

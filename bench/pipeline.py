@@ -185,7 +185,8 @@ def main() -> None:
         "counts": {k: int(v) for k, v in counts.items() if v},
     }
     print(f"{args.n:,} recipients, {args.workers} workers, 4 binds: {result['msgs_per_s']:,} msg/s "
-          f"({seconds:.2f} s; first submit after {first_s * 1000:.0f} ms); machine CPU {result['cpu_us_per_msg']} µs/msg "
+          f"({seconds:.2f} s; first submit after {first_s * 1000:.0f} ms); "
+          f"machine CPU {result['cpu_us_per_msg']} µs/msg "
           f"(workers + simulator alone {result['workers_sim_cpu_us_per_msg']} µs/msg); lost {lost}, duplicates {dup}; "
           f"peak RSS {peak}")
     if not args.keep:
