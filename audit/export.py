@@ -60,7 +60,8 @@ class Scope:
         return cls(tuple(int(a) for a in data.get("alert_ids") or ()), when(data.get("since")), when(data.get("until")))
 
     def sql(self) -> tuple[str, dict[str, Any]]:
-        where, params = ["e.seq <= :head"], {}
+        where: list[str] = ["e.seq <= :head"]
+        params: dict[str, Any] = {}
         if self.alert_ids:
             ids = [str(a) for a in self.alert_ids]
             where.append("((e.subject_type = 'alert' AND e.subject_id = ANY(:aids)) "

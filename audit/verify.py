@@ -108,7 +108,7 @@ def verify_chain(engine: Engine, settings: Settings, *, workers: int | None = No
     try:
         cur = raw.cursor()
         cur.execute("SELECT current_database()")
-        database = cur.fetchone()[0]
+        database = _one(cur)[0]
         raw.rollback()
         checkpoints, bad_lines = read_checkpoints(settings, database)
         expected: dict[int, str] = {}
@@ -118,7 +118,7 @@ def verify_chain(engine: Engine, settings: Settings, *, workers: int | None = No
         try:
             cur = raw.cursor()
             cur.execute("SELECT pg_export_snapshot(), min(seq), max(seq) FROM audit.events")
-            snapshot, lo, hi = cur.fetchone()
+            snapshot, lo, hi = _one(cur)
             ranges = _ranges(lo, hi, workers, min_events_per_worker)
             if len(ranges) <= 1:
                 results = [scan_range(raw.dbapi_connection, lo or 1, hi or 0, first=True, expected=expected)]
@@ -139,6 +139,13 @@ def verify_chain(engine: Engine, settings: Settings, *, workers: int | None = No
     verdict.finish()
     verdict.elapsed_s = time.perf_counter() - started
     return verdict
+
+
+def _one(cur: Any) -> tuple[Any, ...]:
+    row = cur.fetchone()
+    if row is None:  # an aggregate SELECT always returns a row
+        raise RuntimeError("expected one row")
+    return tuple(row)
 
 
 def _ranges(lo: int | None, hi: int | None, workers: int | None, per_worker: int) -> list[tuple[int, int]]:

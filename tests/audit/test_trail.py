@@ -124,3 +124,20 @@ def test_audit_refusal_commits_on_its_own(committed_db) -> None:
     with transaction() as session:
         row = session.execute(text("SELECT outcome, reason FROM audit.events WHERE seq = 1")).one()
     assert tuple(row) == ("refused", "not allowed to cancel")
+
+
+def test_an_action_whose_event_cannot_be_written_does_not_commit(committed_db) -> None:
+    from alerting.models import Operator
+
+    owner = create_engine(committed_db.database_owner_url, poolclass=pool.NullPool)
+    with owner.begin() as conn:  # the trail becomes unwritable for the app
+        conn.execute(text("REVOKE EXECUTE ON FUNCTION audit.append_event(text, text, bigint, bigint, text, "
+                          "text, text, jsonb, text, text, text, text, text) FROM sirena_app"))
+    owner.dispose()
+    refused = r"could not record operator\.created, so the action was not done"
+    with pytest.raises(AuditWriteFailed, match=refused), transaction() as session:
+        session.add(Operator(username="mallory", password_hash="x", roles=["admin"]))
+        session.flush()
+        append(session, actor=OPERATOR, action="operator.created", subject_type="operator")
+    with transaction() as session:
+        assert session.execute(text("SELECT count(*) FROM operators WHERE username = 'mallory'")).scalar() == 0
