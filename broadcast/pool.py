@@ -264,7 +264,7 @@ class CarrierPool:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self, wait_s: float = 5.0) -> None:
-        """Start every bind; wait up to `wait_s` for all of them to be up.
+        """Start every bind; wait up to `wait_s` for each to be up or to have failed once.
 
         Raises CarrierUnavailable naming every carrier with no bind up and its last error (bad
         credentials, refused connection); the binds keep retrying in the background.
@@ -272,12 +272,15 @@ class CarrierPool:
         for route in self.routes:
             route.bind.start()
         deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and any(r.bind.state is not BindState.UP for r in self.routes):
+        # Until every bind is up or has failed once: a refused password need not wait `wait_s`.
+        while time.monotonic() < deadline and any(
+            r.bind.state is not BindState.UP and not r.bind.stats.connect_failures for r in self.routes
+        ):
             time.sleep(0.01)
         down = self._carriers_down()
         if down:
             reasons = "; ".join(self._last_error(name) for name in down)
-            raise CarrierUnavailable(f"no bind up after {wait_s:g} s: {reasons}", carriers=down)
+            raise CarrierUnavailable(f"no bind up to {', '.join(down)}: {reasons}", carriers=down)
 
     def stop(self, drain_s: float = 5.0) -> None:
         """Finish what is in flight (up to `drain_s`), unbind every bind cleanly."""

@@ -29,6 +29,7 @@ _MODULES = [
     "alerting.cli.target_cmd",
     "alerting.cli.web_cmd",
     "alerting.cli.audit_cmd",
+    "alerting.cli.send_test",
     "alerting.cli.cap_cmd",
 ]
 

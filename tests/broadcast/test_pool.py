@@ -330,6 +330,36 @@ def test_plan_capacity_reports_a_long_number_over_its_cap(sim):
     assert not plan_capacity(config, "SC", parts_total=10)["exceeds_daily_cap"]
 
 
+def test_send_test_command_prints_the_message_id_and_the_receipt(sim, tmp_path, monkeypatch, capsys):
+    import json
+
+    from alerting.cli import main
+
+    carriers_file = tmp_path / "carriers.toml"
+    carriers_file.write_text(carriers_toml(sim))
+    monkeypatch.setenv("SIRENA_CARRIERS_FILE", str(carriers_file))
+    monkeypatch.setenv("PW", "pw")
+    main(["send-test", "--carrier", "beta", "--to", "+56991234567", "--wait-s", "5", "--json", "Prueba €"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["carrier"] == "beta" and out["encoding"] == "gsm7" and out["to"] == "+56991234567"
+    assert out["receipts"][0]["message_id"] == out["message_ids"][0]
+    assert out["receipts"][0]["stat"] == "DELIVRD"
+    assert [m["text"] for m in sim.messages("beta")] == ["Prueba €"]
+
+
+def test_send_test_with_a_wrong_password_names_the_carrier(sim, tmp_path, monkeypatch, capsys):
+    from alerting.cli import main
+
+    carriers_file = tmp_path / "carriers.toml"
+    carriers_file.write_text(carriers_toml(sim))
+    monkeypatch.setenv("SIRENA_CARRIERS_FILE", str(carriers_file))
+    monkeypatch.setenv("PW", "nope")
+    with pytest.raises(SystemExit) as done:
+        main(["send-test", "--carrier", "alpha", "--to", "+56991234567", "x"])
+    assert done.value.code == 7
+    assert "carrier alpha refused the bind: Invalid Password" in capsys.readouterr().err
+
+
 # -- flow control rules (a stand-in clock, as allowed for time) ------------------------------------
 
 
