@@ -31,6 +31,7 @@ _MODULES = [
     "alerting.cli.audit_cmd",
     "alerting.cli.send_test",
     "alerting.cli.cap_cmd",
+    "alerting.cli.intake_cmd",
 ]
 
 

@@ -1,0 +1,191 @@
+"""The SMTP intake over real SMTP: allowlist + token, always a draft pending approval, reply mail,
+refused and malformed mail kept, size cap. Replies are captured by a second aiosmtpd server."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import time
+from dataclasses import replace
+from email.message import EmailMessage
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from alerting.db import transaction
+from alerting.intake import smtp
+from alerting.intake.config import IntakeConfig
+from alerting.intake.mailbox import add_sender
+from alerting.intake.models import IntakeMessage
+from alerting.models import Alert, AlertState, Contact, Group, GroupKind, Operator, Sender, SenderKind
+from audit.actor import Actor
+from tests.intake.conftest import cap_file
+
+INTAKE = "alertas@sirena.localhost"
+SENDER = "jefe.turno@municipio.cl"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Capture:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+    def wait(self, count: int = 1, timeout_s: float = 10) -> list[bytes]:
+        deadline = time.monotonic() + timeout_s
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return [m[2] for m in self.messages]
+
+
+@pytest.fixture
+def mail(committed, redis_db):  # type: ignore[no-untyped-def]
+    """Intake server + reply capture on free ports, one allowed sender; yields (config, token, capture)."""
+    with transaction() as session:
+        session.add(Sender(name="SIRENA-SC", kind=SenderKind.SHORT, address="4242", active=True))
+        session.add(Operator(username="jefe", password_hash="x", roles=["composer"]))
+        session.add(Group(name="bomberos", kind=GroupKind.STATIC, drill_allowed=True, description=""))
+        session.flush()
+        token = add_sender(session, SENDER, "jefe", Actor.system("test"))
+    capture = _Capture()
+    relay = Controller(capture, hostname="127.0.0.1", port=_free_port())
+    relay.start()
+    config = replace(IntakeConfig(), smtp_port=_free_port(), relay_port=relay.port, intake_address=INTAKE,
+                     max_message_bytes=200_000)
+    server = smtp.start(config, committed)
+    try:
+        yield config, token, capture
+    finally:
+        server.stop()
+        relay.stop()
+
+
+def _send(config: IntakeConfig, message: EmailMessage, *, envelope_from: str = SENDER,
+          to: str = INTAKE) -> None:
+    with smtplib.SMTP(config.smtp_host, config.smtp_port, timeout=30) as client:
+        client.send_message(message, from_addr=envelope_from, to_addrs=[to])
+
+
+def _message(subject: str, body: str, *, sender: str = SENDER, message_id: str = "<m1@municipio.cl>") -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = INTAKE
+    message["Subject"] = subject
+    message["Message-ID"] = message_id
+    message.set_content(body)
+    return message
+
+
+def _alerts() -> list[Alert]:
+    with transaction() as session:
+        return list(session.scalars(select(Alert).order_by(Alert.id)))
+
+
+def test_a_mail_with_token_groups_and_numbers_becomes_a_draft_pending_approval(mail):
+    config, token, capture = mail
+    body = ("Modo: real\nPrioridad: alta\nGrupos: bomberos\nPara: +56912345678, 987654321\n\n"
+            "Corte de agua hasta las 18:00.")
+    _send(config, _message(f"[{token}] Corte de agua", body))
+    reply = capture.wait()[0].decode()
+    alerts = _alerts()
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert alert.state is AlertState.PENDING_APPROVAL and alert.origin == "email"
+    assert alert.texts == {"es": "Corte de agua hasta las 18:00."} and alert.priority.value == "high"
+    assert "bomberos" in alert.target["groups"] and len(alert.target["groups"]) == 2
+    assert alert.reference in reply and "PENDING APPROVAL" in reply and f"To: {SENDER}" in reply
+    with transaction() as session:
+        assert session.scalar(select(Contact).where(Contact.msisdn == "+56987654321")) is not None
+        outcome = session.scalar(select(IntakeMessage.outcome).where(IntakeMessage.alert_id == alert.id))
+        assert outcome == "draft_created"
+
+
+def test_the_same_mail_delivered_twice_makes_one_alert(mail):
+    config, token, capture = mail
+    message = _message(f"[{token}] Aviso", "Modo: simulacro\nGrupos: bomberos\n\nSimulacro de evacuación 10:00")
+    _send(config, message)
+    _send(config, message)
+    replies = capture.wait(2)
+    assert len(_alerts()) == 1 and "Already received" in replies[1].decode()
+
+
+def test_a_wrong_token_is_refused_replied_kept_and_audited(mail):
+    config, _token, capture = mail
+    _send(config, _message("[mail_0000000000000000000000000000] Aviso", "Modo: real\nGrupos: bomberos\n\nx"))
+    reply = capture.wait()[0].decode()
+    assert "did NOT create" in reply and "Subject" in reply
+    assert _alerts() == []
+    with transaction() as session:
+        kept = session.scalar(select(IntakeMessage).where(IntakeMessage.outcome == "refused"))
+        assert kept is not None and b"Modo: real" in kept.raw
+        from sqlalchemy import text
+
+        assert session.execute(text("SELECT count(*) FROM audit.events WHERE action = 'intake.mail' "
+                                    "AND outcome = 'refused'")).scalar_one() == 1
+
+
+def test_an_unknown_sender_is_refused_at_smtp_kept_and_gets_no_reply(mail):
+    config, token, capture = mail
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        _send(config, _message(f"[{token}] x", "Modo: real\n\nx", sender="intruso@evil.example"),
+              envelope_from="intruso@evil.example")
+    assert refused.value.smtp_code == 550
+    time.sleep(0.3)
+    assert capture.messages == []
+    with transaction() as session:
+        kept = session.scalar(select(IntakeMessage).where(IntakeMessage.outcome == "unknown_sender"))
+        assert kept.sender == "intruso@evil.example"
+
+
+def test_mail_for_another_address_is_refused_at_rcpt(mail):
+    config, token, _capture = mail
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        _send(config, _message(f"[{token}] x", "x"), to="otro@sirena.localhost")
+
+
+def test_a_mail_without_mode_is_refused_naming_the_field_and_kept(mail):
+    config, token, capture = mail
+    _send(config, _message(f"[{token}] Aviso", "Grupos: bomberos\n\nAlgo pasa"))
+    reply = capture.wait()[0].decode()
+    assert "mode:" in reply and _alerts() == []
+
+
+def test_an_attached_cap_file_is_imported_as_cap(mail):
+    config, token, capture = mail
+    message = _message(f"[{token}] CAP", "Adjunto CAP.")
+    message.add_attachment(cap_file("australia-circle.xml"), maintype="application", subtype="cap+xml",
+                           filename="alerta.xml")
+    _send(config, message)
+    reply = capture.wait()[0].decode()
+    alerts = _alerts()
+    assert len(alerts) == 1 and alerts[0].origin == "cap" and alerts[0].state is AlertState.PENDING_APPROVAL
+    assert "CAP drafted" in reply
+
+
+def test_an_attached_txt_gives_recipients(mail):
+    config, token, capture = mail
+    message = _message(f"[{token}] Lista", "Modo: real\n\nReunión de brigadas a las 20:00")
+    message.add_attachment("+56911111111\n+56922222222\ngrupo:bomberos\n", filename="destinatarios.txt")
+    _send(config, message)
+    capture.wait()
+    alert = _alerts()[0]
+    assert "bomberos" in alert.target["groups"]
+    with transaction() as session:
+        adhoc = next(g for g in alert.target["groups"] if g != "bomberos")
+        assert session.scalar(select(Group).where(Group.name == adhoc)) is not None
+
+
+def test_a_mail_over_the_size_cap_is_refused_by_smtp(mail):
+    config, token, _capture = mail
+    with pytest.raises(smtplib.SMTPException) as refused:
+        _send(config, _message(f"[{token}] big", "Modo: real\n\n" + "x" * 300_000))
+    assert "552" in str(refused.value) or getattr(refused.value, "smtp_code", None) == 552
