@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+import psutil  # noqa: E402
 import shapely  # noqa: E402
 from shapely.geometry import Polygon  # noqa: E402
 from sqlalchemy import create_engine, event, pool, text  # noqa: E402
@@ -218,16 +219,18 @@ def main() -> None:
         print(f"zone: 1,000 vertices, {shapely.intersects_xy(zone, xs[home], ys[home]).mean():.1%} of homes inside")
 
         statements = capture_statements()
-        times = []
+        times, cpus = [], []
         for _ in range(3):
             with dbmod.transaction() as s:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), backend_cpu_s(s)
                 result = preview(s, spec, text=TEXT)
                 times.append(time.perf_counter() - t0)
+                cpus.append(backend_cpu_s(s) - c0)
         preview_statement = statements[-1]
         preview_s = statistics.median(times)
-        print(f"preview: {result.total:,} recipients in {preview_s:.3f} s (runs: "
-              + ", ".join(f"{t:.3f}" for t in times) + ")")
+        preview_cpu_s = statistics.median(cpus)
+        print(f"preview: {result.total:,} recipients in {preview_s:.3f} s, PostgreSQL CPU {preview_cpu_s:.3f} s "
+              "(runs: " + ", ".join(f"{t:.3f}" for t in times) + ")")
         print(f"  by zone {result.by_zone}; by group {result.by_group}")
         print(f"  by language {result.by_language}; opted out left out {result.opted_out_excluded:,}; "
               f"SMS {result.sms['total_sms']:,} ({result.sms['parts']} part(s) each)")
@@ -239,18 +242,21 @@ def main() -> None:
         with dbmod.transaction() as s:
             first = contact_id_ranges(s, args.first_chunk)[0]
             ranges = [first, *contact_id_ranges_after(s, first[1], args.chunk)]
+        materialize_cpu_s = 0.0
         for i, (lo, hi) in enumerate(ranges):
             with dbmod.transaction() as s:
+                c0 = backend_cpu_s(s)
                 rows += materialize_chunk(s, alert_id, spec, lo, hi)
                 if i == 0:
                     s.get(Alert, alert_id).resolved = resolution_record(s, spec)
+                materialize_cpu_s += backend_cpu_s(s) - c0
             if first_chunk_s is None:
                 first_chunk_s = time.perf_counter() - started
         materialize_s = time.perf_counter() - started
         chunk_insert = next(st for st in statements if st[0].lstrip().startswith("INSERT INTO deliveries"))
         print(f"materialize: {rows:,} deliveries in {materialize_s:.3f} s, {len(ranges)} chunks (first "
               f"{args.first_chunk:,} contact ids, then {args.chunk:,}); first chunk committed after "
-              f"{first_chunk_s:.3f} s")
+              f"{first_chunk_s:.3f} s; PostgreSQL CPU {materialize_cpu_s:.3f} s")
 
         t0 = time.perf_counter()
         in_zone = shapely.intersects_xy(zone, xs, ys)
@@ -271,12 +277,19 @@ def main() -> None:
             "bench": "targeting", "contacts": args.contacts, "recipients": rows,
             "preview_s": round(preview_s, 3), "materialize_s": round(materialize_s, 3),
             "first_chunk_s": round(first_chunk_s or 0.0, 3), "shapely_s": round(shapely_s, 3),
-            "counts_agree": counts_agree,
+            "counts_agree": counts_agree, "preview_cpu_s": round(preview_cpu_s, 3),
+            "materialize_cpu_s": round(materialize_cpu_s, 3), "load_avg": round(os.getloadavg()[0], 1),
         }))
     finally:
         dbmod.engine().dispose()
         if not args.keep and not args.reuse:
             drop_database(settings)
+
+
+def backend_cpu_s(session: Any) -> float:
+    """CPU seconds used so far by this session's PostgreSQL backend (steadier than wall-clock on a busy box)."""
+    cpu = psutil.Process(session.execute(text("SELECT pg_backend_pid()")).scalar_one()).cpu_times()
+    return cpu.user + cpu.system
 
 
 def contact_id_ranges_after(session: Any, after: int, width: int) -> list[tuple[int, int]]:

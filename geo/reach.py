@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
+    Column,
     LargeBinary,
     Select,
     case,
@@ -31,15 +31,14 @@ from sqlalchemy import (
     select,
     true,
     union,
-    union_all,
 )
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.util import ClauseAdapter
+from sqlalchemy.sql.visitors import iterate
 
 from alerting.criteria import compile_criterion
 from alerting.models import Contact, ContactLocation, GroupKind, GroupMember
 from geo.parts import ZonePart
-
-MASK_BITS = 62  # sources per bigint mask column in the preview
 
 
 @dataclass(frozen=True)
@@ -66,6 +65,9 @@ class GroupRef:
         return compile_criterion(self.criterion or {}, path=f"{path}.{self.name}.criterion")
 
 
+_INTERSECTS_NO_INDEX = getattr(func, "_ST_Intersects")  # noqa: B009  (func._x reads as private)
+
+
 def zone_constant(zone: ZoneRef) -> ColumnElement[Any]:
     return func.ST_GeomFromEWKB(literal(zone.ewkb, LargeBinary))
 
@@ -83,10 +85,14 @@ def zone_hits_everywhere(zone: ZoneRef, labels: list[str] | None) -> Select[Any]
 
 
 def zone_hits_in_range(zone: ZoneRef, labels: list[str] | None, id_from: int, id_to: int) -> Select[Any]:
-    """contact_id of located points in `zone` among contacts id_from..id_to."""
+    """contact_id of located points in `zone` among contacts id_from..id_to.
+
+    _ST_Intersects is ST_Intersects without its index hook: the id range is the selective part,
+    and a GiST bitmap of the zone's whole box (half a city) would cost more than the chunk itself.
+    """
     return (select(ContactLocation.contact_id)
             .where(ContactLocation.contact_id.between(id_from, id_to), _labels(labels),
-                   func.ST_Intersects(zone_constant(zone), ContactLocation.geom)))
+                   _INTERSECTS_NO_INDEX(zone_constant(zone), ContactLocation.geom)))
 
 
 def static_members(groups: list[GroupRef], id_from: int | None = None, id_to: int | None = None) -> Select[Any]:
@@ -134,51 +140,54 @@ def reached_in_range(zones: list[ZoneRef], groups: list[GroupRef], labels: list[
 
 @dataclass(frozen=True)
 class Source:
-    """One zone or group of the preview, and where its bit sits in the per-contact masks."""
+    """One zone or group of the preview, in the order it is counted."""
 
     kind: str  # "zone" | "group"
     ref: ZoneRef | GroupRef
-    column: int
-    bit: int
 
 
 def sources(zones: list[ZoneRef], groups: list[GroupRef]) -> list[Source]:
-    refs: list[tuple[str, ZoneRef | GroupRef]] = [("zone", z) for z in zones] + [("group", g) for g in groups]
-    return [Source(kind, ref, i // MASK_BITS, i % MASK_BITS) for i, (kind, ref) in enumerate(refs)]
+    return [Source("zone", z) for z in zones] + [Source("group", g) for g in groups]
+
+
+def _members(s: Source, labels: list[str] | None) -> Select[Any]:
+    if isinstance(s.ref, ZoneRef):
+        return zone_hits_everywhere(s.ref, labels)
+    if s.ref.dynamic:
+        # correlate(None): this SELECT over contacts is its own scan, not the outer row.
+        return dynamic_members(s.ref).correlate(None)
+    return static_members([s.ref])
 
 
 def preview_statement(srcs: list[Source], labels: list[str] | None, crit: dict[str, Any] | None,
                       exclusion: ColumnElement[bool], include_opted_out: bool) -> Select[Any]:
-    """One row per (status, opted_out, language) with a count and, per source, how many it reached.
+    """One row per (status, opted_out, language): a count, then how many of them each source reached.
 
-    Each hit carries its source's bit; bit_or per contact de-duplicates contacts reached several
-    times (two zones, two locations, a zone and a group) while remembering every source.
+    One pass over contacts. Each source is a hashed subplan, `contacts.id IN (its members)`, built
+    once (the spatial scan runs once per zone) and probed per contact; a contact reached several
+    times (two zones, two locations, a zone and a group) is still one row. OFFSET 0 keeps those
+    flags in the inner query, so each subplan exists once however often the outer query reads it.
+    Criteria and exclusions run only for contacts some source reached.
     """
-    columns = max((s.column for s in srcs), default=0) + 1
-    hits = []
-    for s in srcs:
-        if s.kind == "zone":
-            query = zone_hits_everywhere(s.ref, labels)  # type: ignore[arg-type]
-        elif s.ref.dynamic:  # type: ignore[union-attr]
-            query = dynamic_members(s.ref)  # type: ignore[arg-type]
-        else:
-            query = static_members([s.ref])  # type: ignore[list-item]
-        sub = query.subquery()
-        masks = [literal(1 << s.bit if c == s.column else 0, BigInteger).label(f"m{c}") for c in range(columns)]
-        hits.append(select(sub.c.contact_id, *masks))
-    src = union_all(*hits).subquery("src") if len(hits) > 1 else hits[0].subquery("src")
-    opted_out = Contact.opted_out_at.is_not(None)
-    status_whens: list[tuple[ColumnElement[bool], str]] = [(~criteria(crit), "criteria"), (exclusion, "excluded")]
+    flags = [Contact.id.in_(_members(s, labels)).label(f"s{i}") for i, s in enumerate(srcs)]
+    narrowing, leaving_out = criteria(crit), exclusion
+    # Carry through only the columns the filters read: copying attributes (JSONB) for a million
+    # rows when no criterion needs them is measurable.
+    needed = {Contact.id.name, Contact.language.name, Contact.opted_out_at.name}
+    needed |= {col.name for expr in (narrowing, leaving_out) for col in iterate(expr)
+               if isinstance(col, Column) and col.table is Contact.__table__}
+    carried = [col for col in Contact.__table__.columns if col.name in needed]
+    inner = select(*carried, *flags).offset(0).subquery("flagged")
+    on_inner = ClauseAdapter(inner)
+    opted_out = inner.c.opted_out_at.is_not(None)
+    whens: list[tuple[ColumnElement[bool], str]] = [
+        (~on_inner.traverse(narrowing), "criteria"),
+        (on_inner.traverse(leaving_out), "excluded"),
+    ]
     if not include_opted_out:
-        status_whens.append((opted_out, "opted_out"))
-    people = (
-        select(Contact.id, Contact.language, case(*status_whens, else_=literal("recipient")).label("status"),
-               opted_out.label("opted_out"), *[func.bit_or(src.c[f"m{c}"]).label(f"m{c}") for c in range(columns)])
-        .join(src, src.c.contact_id == Contact.id)
-        .group_by(Contact.id)
-        .subquery("people")
-    )
-    per_source = [func.count().filter(people.c[f"m{s.column}"].op("&")(literal(1 << s.bit, BigInteger)) != 0)
-                  for s in srcs]
-    return (select(people.c.status, people.c.opted_out, people.c.language, func.count(), *per_source)
-            .group_by(people.c.status, people.c.opted_out, people.c.language))
+        whens.append((opted_out, "opted_out"))
+    status = case(*whens, else_=literal("recipient")).label("status")
+    per_source = [func.count().filter(inner.c[f"s{i}"]) for i in range(len(srcs))]
+    return (select(status, opted_out.label("opted_out"), inner.c.language, func.count(), *per_source)
+            .where(or_(*[inner.c[f"s{i}"] for i in range(len(srcs))]))
+            .group_by(status, opted_out, inner.c.language))

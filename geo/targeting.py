@@ -186,6 +186,12 @@ def _fast(session: Session) -> None:
     # aggregation of a 1M-contact preview spills to disk at the default 4 MB work_mem.
     session.execute(sql_text("SET LOCAL jit = off"))
     session.execute(sql_text("SET LOCAL work_mem = '64MB'"))
+    # The preview's `id IN (zone members)` must stay a hashed subplan (built once) and never become
+    # a subplan re-run per contact: allow its hash table, sized on an estimate that can be 10×
+    # high, up to 512 MB (actual use is ~32 bytes per located point). One process, no parallel
+    # workers: each worker would rebuild every subplan, spatial scan included.
+    session.execute(sql_text("SET LOCAL hash_mem_multiplier = 8"))
+    session.execute(sql_text("SET LOCAL max_parallel_workers_per_gather = 0"))
 
 
 def materialize_chunk(
