@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from alerting import corrections, lifecycle
 from alerting.errors import InvalidInput
 from alerting.models import Alert, AlertMode, Contact
-from alerting.texts import PLACEHOLDER, mode_prefix
+from alerting.texts import ALERT_FIELDS, PLACEHOLDER, mode_prefix
 from audit.actor import Actor
 from broadcast.encoding import analyze
 from geo import targeting
@@ -57,7 +57,8 @@ def phone_texts(alert: Alert) -> list[dict[str, Any]]:
         shown = mode_prefix(alert.mode, lang) + PLACEHOLDER.sub(fill, body)
         info = analyze(shown)
         out.append({"language": lang, "text": shown, "encoding": info.encoding, "parts": info.parts,
-                    "left": info.units_left_in_last, "personalised": PLACEHOLDER.search(body) is not None})
+                    "left": info.units_left_in_last,
+                    "personalised": any(m.group(1).lower() not in ALERT_FIELDS for m in PLACEHOLDER.finditer(body))})
     return out
 
 

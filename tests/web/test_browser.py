@@ -1,0 +1,183 @@
+"""The console in a real Chromium (Debian's), against the real app, Postgres and Redis.
+
+Playwright's own browser download is unreachable here, so Debian's chromium is launched by path.
+A screenshot of the approval page goes to docs/console.png for the README; failures leave one in
+test-results/.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyotp
+import pytest
+from geoalchemy2.elements import WKTElement
+from playwright.sync_api import expect
+from werkzeug.serving import make_server
+
+from alerting.accounts import create_operator, decrypt_totp
+from alerting.db import bind_sessions, engine, transaction, utcnow
+from alerting.models import Alert, AlertState, Contact, ContactLocation, Group, GroupMember, Sender, SenderKind
+from alerting.web import create_app
+from audit.actor import Actor
+from geo.zones import import_geojson
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+PASSWORD = "correct horse battery staple"
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")]
+
+
+def _seed(settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    key, system = settings.secret_key(), Actor.system("browser-test")
+    with transaction() as db:
+        db.add(Sender(name="SIRENA-SC", kind=SenderKind.SHORT, address="4242", active=True))
+        zone = {"type": "Feature", "properties": {"name": "Zona Norte"},
+                "geometry": {"type": "Polygon", "coordinates": [[[-70.70, -33.45], [-70.60, -33.45], [-70.60, -33.35],
+                                                                 [-70.70, -33.35], [-70.70, -33.45]]]}}
+        import_geojson(db, zone, actor=system)
+        drill = Group(name="simulacro", drill_allowed=True)
+        db.add(drill)
+        db.flush()
+        for i in range(5):
+            contact = Contact(msisdn=f"+5691000000{i}", name=f"Vecino {i}", language="es", attributes={})
+            db.add(contact)
+            db.flush()
+            db.add(ContactLocation(contact_id=contact.id, label="home",
+                                   geom=WKTElement(f"POINT(-70.6{5 + i % 3} -33.4{i})", srid=4326)))
+            if i == 0:
+                db.add(GroupMember(group_id=drill.id, contact_id=contact.id))
+        seeds = {}
+        for name, roles in (("ana", ["composer", "approver"]), ("beto", ["approver"])):
+            new = create_operator(db, name, roles, key, system, password=PASSWORD)
+            if name == "beto":
+                new.operator.totp_enrolled_at = utcnow()
+            seeds[name] = decrypt_totp(new.operator.totp_secret_enc, key)  # type: ignore[arg-type]
+    return seeds
+
+
+@pytest.fixture
+def server(committed_db, redis_db) -> Iterator[tuple[str, dict[str, str]]]:  # type: ignore[no-untyped-def]
+    # tests/conftest.py's `db` teardown leaves join_transaction_mode="conservative_savepoint", which
+    # SQLAlchemy 2.1 refuses; reset it to the default for this committed database.
+    bind_sessions(engine(), join_transaction_mode="conditional_savepoint")
+    seeds = _seed(committed_db)
+    app = create_app(committed_db, configure_services=False)
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}", seeds
+    finally:
+        httpd.shutdown()
+        thread.join(5)
+
+
+@pytest.fixture
+def chromium() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _sign_in(page, base: str, name: str, seed: str, *, enrol: bool) -> None:  # type: ignore[no-untyped-def]
+    page.goto(base + "/login")
+    page.fill("#username", name)
+    page.fill("#password", PASSWORD)
+    page.click("#sign-in")
+    page.wait_for_url(re.compile(r"/login/code$"))
+    if enrol:
+        assert page.locator("img.qr").is_visible()
+        assert page.locator("#manual-key").inner_text() == seed
+    page.fill("#code", pyotp.TOTP(seed).now())
+    page.click("#verify")
+    page.wait_for_url(base + "/")
+
+
+def _csp_watch(page, problems: list[str]) -> None:  # type: ignore[no-untyped-def]
+    page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+
+
+def test_console_end_to_end(server, chromium, request):  # type: ignore[no-untyped-def]
+    base, seeds = server
+    problems: list[str] = []
+    ana_ctx, beto_ctx = chromium.new_context(), chromium.new_context()
+    ana, beto = ana_ctx.new_page(), beto_ctx.new_page()
+    _csp_watch(ana, problems)
+    _csp_watch(beto, problems)
+    try:
+        _sign_in(ana, base, "ana", seeds["ana"], enrol=True)
+
+        # Compose a live alert on the map.
+        ana.goto(base + "/alerts/new")
+        ana.check("input[name=mode][value=live]")
+        ana.wait_for_selector("path.leaflet-interactive")
+        ana.locator("path.leaflet-interactive").first.click()
+        assert ana.is_checked("input[name=zones][value='Zona Norte']")
+        ana.fill("#text_es", "Evacuar Zona Norte por incendio. Responda ACK {codigo}.")
+        expect(ana.locator("#segments-es")).to_contain_text("gsm7")  # the live segment counter
+        ana.click("#preview-button")
+        expect(ana.locator("#preview-out")).to_contain_text("recipients")
+        assert "5 recipients" in ana.inner_text("#preview-out")
+        ana.fill("#confirm_live", ana.inner_text("#confirm-phrase"))
+        ana.click("#save-submit")
+        ana.wait_for_url(re.compile(r"/alerts/\d+$"))
+        alert_id = int(ana.url.rsplit("/", 1)[1])
+        assert ana.locator("#mode-band.band-live").is_visible()
+
+        # The composer cannot approve her own alert, even holding the approver role.
+        ana.goto(f"{base}/alerts/{alert_id}/review")
+        ana.click("#approve")
+        assert "cannot approve" in ana.content()
+
+        # A second operator approves, seeing the count and zone in the button, not "are you sure".
+        _sign_in(beto, base, "beto", seeds["beto"], enrol=False)
+        beto.goto(f"{base}/alerts/{alert_id}/review")
+        button = beto.inner_text("#approve")
+        assert "5 phones" in button and "Zona Norte" in button
+        beto.wait_for_selector("path.leaflet-interactive")
+        (ROOT / "docs").mkdir(exist_ok=True)
+        beto.screenshot(path=str(ROOT / "docs" / "console.png"), full_page=True)
+        beto.click("#approve")
+        beto.wait_for_url(re.compile(rf"/alerts/{alert_id}$"))
+        assert beto.inner_text("#alert-state") in ("approved", "sending")
+        with transaction() as db:
+            assert db.get(Alert, alert_id).state in (AlertState.APPROVED, AlertState.SENDING)
+
+        # An exercise looks different everywhere and its SMS carries the marker.
+        ana.goto(base + "/alerts/new")
+        ana.check("input[name=mode][value=exercise]")
+        ana.check("input[name=groups][value=simulacro]")
+        ana.fill("#text_es", "Simulacro de evacuación a las 10:00.")
+        ana.click("#save-draft")
+        ana.wait_for_url(re.compile(r"/alerts/\d+$"))
+        assert ana.locator("#mode-band.band-exercise").is_visible()
+        assert ana.inner_text("pre.phone-text").startswith("SIMULACRO: ")
+        assert problems == [], problems
+    except Exception:
+        out = ROOT / "test-results"
+        out.mkdir(exist_ok=True)
+        for name, page in (("ana", ana), ("beto", beto)):
+            page.screenshot(path=str(out / f"{request.node.name}-{name}.png"), full_page=True)
+        raise
+    finally:
+        ana_ctx.close()
+        beto_ctx.close()
+
+
+def test_chromium_is_debians() -> None:
+    assert shutil.which("chromium") == CHROMIUM
