@@ -13,8 +13,9 @@ in the carriers file (`receipt_id_style`):
 | `decimal:hex`  | decimal           | hex        |
 
 The canonical key of a message part is the submit spelling, lower case, without leading zeros
-(`sirena_message_key` in SQL); a receipt id is converted into that spelling here. Deliveries are
-found through the GIN index on `sirena_message_keys(message_ids)` (migration 0006_inbound).
+(`sirena_message_key` in SQL); a receipt id is converted into that spelling here. A trigger keeps
+`message_parts` ((carrier, key) → delivery or follow-up, part) as the gateway records ids
+(migration 0006_inbound), so a batch of receipts is matched by one join.
 
 Every receipt is stored (`receipts`, one per inbound row), matched or not; a receipt whose id is
 not recorded yet (it overtook its submit_sm_resp) waits and is matched by a later pass. States:
@@ -44,7 +45,6 @@ MESSAGE_STATES = {1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UN
                   7: "UNKNOWN", 8: "REJECTD"}
 _STAT_PREFIXES = {"DELIV": "DELIVRD", "UNDEL": "UNDELIV", "EXPIR": "EXPIRED", "REJEC": "REJECTD",
                   "ACCEP": "ACCEPTD", "ENROU": "ENROUTE", "DELET": "DELETED", "UNKNO": "UNKNOWN"}
-_PAD_WIDTHS = (8, 10, 12, 16, 20, 24, 32)
 _ID = re.compile(r"(?i)\bid:\s*([^\s]+)")
 _STAT = re.compile(r"(?i)\bstat:\s*([A-Za-z]+)")
 _ERR = re.compile(r"(?i)\berr:\s*([0-9A-Za-z]+)")
@@ -119,22 +119,17 @@ def submit_key(message_id: str) -> str:
     return message_id.lower().lstrip("0") or "0"
 
 
-def receipt_keys(style: str, raw_id: str) -> tuple[str, list[str]]:
-    """(canonical key, index look-up spellings) of a receipt's id under a carrier's style.
-
-    The look-up spellings cover submit ids the carrier itself padded with zeros; the canonical key
-    decides the match. An id that is not a number in the declared base is compared as text.
-    """
+def receipt_key(style: str, raw_id: str) -> str:
+    """The canonical key of a receipt's id under a carrier's style: the submit spelling, lower case,
+    without leading zeros. An id that is not a number in the declared base is compared as text."""
     submit_base, receipt_base = check_style(style)
-    key = submit_key(raw_id)
     if submit_base is not None:
         try:
             value = int(raw_id, 16 if receipt_base == "hex" else 10)
-            key = format(value, "x" if submit_base == "hex" else "d")
+            return format(value, "x" if submit_base == "hex" else "d")
         except ValueError:
             pass
-    lookup = [key, raw_id.lower(), *(key.zfill(w) for w in _PAD_WIDTHS if w > len(key))]
-    return key, list(dict.fromkeys(lookup))
+    return submit_key(raw_id)
 
 
 @dataclass(slots=True)
@@ -159,8 +154,8 @@ def ingest_receipts(session: Session, rows: Iterable[tuple[int, str, Mapping[str
         if parsed is None:
             unparsable.append(inbound_id)
             continue
-        key, lookup = receipt_keys(styles.get(carrier, "string"), parsed.raw_id)
-        values.append((inbound_id, carrier or "", parsed.raw_id, key, lookup, parsed.stat, parsed.final,
+        key = receipt_key(styles.get(carrier, "string"), parsed.raw_id)
+        values.append((inbound_id, carrier or "", parsed.raw_id, key, parsed.stat, parsed.final,
                        parsed.error_code, parsed.done_at, received_at))
     report.unparsable = len(unparsable)
     if not values:
@@ -168,10 +163,8 @@ def ingest_receipts(session: Session, rows: Iterable[tuple[int, str, Mapping[str
     cursor = session.connection().connection.cursor()
     try:
         stored = execute_values(cursor, """
-            INSERT INTO receipts (inbound_id, carrier, raw_id, msg_key, lookup_keys, stat, final, error_code,
-                                  done_at, received_at)
-            VALUES %s ON CONFLICT (inbound_id) DO NOTHING RETURNING id""", values,
-            template="(%s, %s, %s, %s, %s::text[], %s, %s, %s, %s, %s)", page_size=len(values), fetch=True)
+            INSERT INTO receipts (inbound_id, carrier, raw_id, msg_key, stat, final, error_code, done_at, received_at)
+            VALUES %s ON CONFLICT (inbound_id) DO NOTHING RETURNING id""", values, page_size=len(values), fetch=True)
     finally:
         cursor.close()
     ids = [r[0] for r in stored]
@@ -179,20 +172,15 @@ def ingest_receipts(session: Session, rows: Iterable[tuple[int, str, Mapping[str
     return ids, unparsable, report
 
 
-# The pending receipts of this pass find their message parts through the GIN index in one statement.
+# The pending receipts of this pass find their message parts in one join.
 _MATCH = """
-WITH p AS (SELECT id, carrier, msg_key, lookup_keys FROM receipts
-            WHERE matched_at IS NULL AND {which}
-            ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED),
-     k AS (SELECT coalesce(array_agg(DISTINCT x), '{{}}') AS keys FROM p, unnest(p.lookup_keys) x),
-     hit AS (SELECT DISTINCT ON (p.id) p.id AS rid, t.id AS tid, m.n::smallint AS part
-               FROM {table} t CROSS JOIN LATERAL unnest(t.message_ids) WITH ORDINALITY AS m(mid, n)
-               JOIN p ON p.carrier = t.carrier AND p.msg_key = sirena_message_key(m.mid)
-              WHERE sirena_message_keys(t.message_ids) && (SELECT keys FROM k)
-              ORDER BY p.id, t.id DESC)
-UPDATE receipts r SET {column} = hit.tid, part_no = hit.part, matched_at = now()
-  FROM hit WHERE r.id = hit.rid
-RETURNING r.{column}
+WITH p AS (SELECT id, carrier, msg_key FROM receipts WHERE matched_at IS NULL AND {which}
+            ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED)
+UPDATE receipts r SET delivery_id = mp.delivery_id, followup_id = mp.followup_id, part_no = mp.part_no,
+       matched_at = now()
+  FROM p JOIN message_parts mp ON mp.carrier = p.carrier AND mp.msg_key = p.msg_key
+ WHERE r.id = p.id
+RETURNING r.delivery_id, r.followup_id
 """
 
 # Recomputed from every receipt of the message, so a duplicate or a replay changes nothing.
@@ -235,20 +223,21 @@ RETURNING t.id
 def match_receipts(session: Session, receipt_ids: list[int] | None = None, *, limit: int = 20000) -> ReceiptReport:
     """Match pending receipts (these ids, or the oldest `limit` pending) and apply them. Idempotent.
 
-    One statement matches against deliveries, one against follow-up messages, one applies each;
-    rows other passes hold are skipped (SKIP LOCKED) and picked up by the next pass.
+    One statement matches, one per table (deliveries, follow-ups) applies; rows another pass holds
+    are skipped (SKIP LOCKED) and picked up by the next pass.
     """
     report = ReceiptReport()
     which = "id = ANY(:ids)" if receipt_ids is not None else "received_at > now() - interval '30 days'"
     params: dict[str, Any] = {"limit": limit}
     if receipt_ids is not None:
         params["ids"] = receipt_ids
-    for table, column in (("deliveries", "delivery_id"), ("followups", "followup_id")):
-        ids = session.execute(text(_MATCH.format(which=which, table=table, column=column)), params).scalars().all()
-        report.matched += len(ids)
+    hits = session.execute(text(_MATCH.format(which=which)), params).all()
+    report.matched = len(hits)
+    for table, column, ids in (("deliveries", "delivery_id", {h[0] for h in hits if h[0] is not None}),
+                               ("followups", "followup_id", {h[1] for h in hits if h[1] is not None})):
         if ids:
             changed = session.execute(text(_APPLY.format(table=table, column=column)),
-                                      {"ids": sorted(set(ids))}).scalars().all()
+                                      {"ids": sorted(ids)}).scalars().all()
             report.changed += len(changed)
     return report
 

@@ -22,18 +22,45 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-# Declared IMMUTABLE so it can back an index: lower() and the array casts do not depend on settings
-# for the ASCII ids carriers hand out.
-KEYS_FUNCTION = """
-CREATE FUNCTION sirena_message_keys(ids varchar[]) RETURNS text[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT lower(ids::text)::text[] $$;
+# The canonical key of a message id as submit_sm_resp gave it: lower case, no leading zeros
+# (broadcast/receipts.py converts receipt ids into the same form, per carrier).
+KEY_FUNCTION = """
 CREATE FUNCTION sirena_message_key(id text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT coalesce(nullif(ltrim(lower(id), '0'), ''), '0') $$;
 """
 
+# Rows submitted in this very transaction are the ones whose ids the statement just recorded
+# (claims, receipts, cancels and the reaper never set state 'submitted' with submitted_at = now()).
+PARTS_TRIGGERS = """
+CREATE FUNCTION deliveries_message_parts() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO message_parts AS p (carrier, msg_key, delivery_id, followup_id, part_no)
+  SELECT n.carrier, sirena_message_key(m.mid), n.id, NULL, m.n
+    FROM new_rows n, unnest(n.message_ids) WITH ORDINALITY AS m(mid, n)
+   WHERE n.state = 'submitted' AND n.submitted_at = now() AND n.carrier IS NOT NULL AND m.mid <> ''
+  ON CONFLICT (carrier, msg_key) DO UPDATE
+     SET delivery_id = EXCLUDED.delivery_id, followup_id = NULL, part_no = EXCLUDED.part_no;
+  RETURN NULL;
+END $$;
+CREATE FUNCTION followups_message_parts() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO message_parts AS p (carrier, msg_key, delivery_id, followup_id, part_no)
+  SELECT n.carrier, sirena_message_key(m.mid), NULL, n.id, m.n
+    FROM new_rows n, unnest(n.message_ids) WITH ORDINALITY AS m(mid, n)
+   WHERE n.state = 'submitted' AND n.submitted_at = now() AND n.carrier IS NOT NULL AND m.mid <> ''
+  ON CONFLICT (carrier, msg_key) DO UPDATE
+     SET delivery_id = NULL, followup_id = EXCLUDED.followup_id, part_no = EXCLUDED.part_no;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER deliveries_message_parts AFTER UPDATE ON deliveries
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION deliveries_message_parts();
+CREATE TRIGGER followups_message_parts AFTER UPDATE ON followups
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION followups_message_parts();
+"""
+
 
 def upgrade() -> None:
-    op.execute(KEYS_FUNCTION)
+    op.execute(KEY_FUNCTION)
     op.create_table(
         "followups",
         sa.Column("id", sa.BigInteger, primary_key=True),
@@ -67,8 +94,15 @@ def upgrade() -> None:
     )
     op.create_index("ix_followups_alert_id", "followups", ["alert_id", "id"])
     op.create_index("ix_followups_claim", "followups", ["id"], postgresql_where=sa.text("state = 'queued'"))
-    op.create_index("ix_followups_message_keys", "followups", [sa.text("sirena_message_keys(message_ids)")],
-                    postgresql_using="gin")
+    op.create_table(
+        "message_parts",
+        sa.Column("carrier", sa.String(64), nullable=False),
+        sa.Column("msg_key", sa.String(80), nullable=False),
+        sa.Column("delivery_id", sa.BigInteger, nullable=True),
+        sa.Column("followup_id", sa.BigInteger, nullable=True),
+        sa.Column("part_no", sa.SmallInteger, nullable=False),
+        sa.PrimaryKeyConstraint("carrier", "msg_key", name="pk_message_parts"),
+    )
     op.create_table(
         "receipts",
         sa.Column("id", sa.BigInteger, primary_key=True),
@@ -76,7 +110,6 @@ def upgrade() -> None:
         sa.Column("carrier", sa.String(64), nullable=False),
         sa.Column("raw_id", sa.String(80), nullable=False),
         sa.Column("msg_key", sa.String(80), nullable=False),
-        sa.Column("lookup_keys", postgresql.ARRAY(sa.Text), nullable=False),
         sa.Column("stat", sa.String(8), nullable=False),
         sa.Column("final", sa.Boolean, nullable=False),
         sa.Column("error_code", sa.String(32), nullable=True),
@@ -93,8 +126,7 @@ def upgrade() -> None:
     op.create_index("ix_receipts_delivery_id", "receipts", ["delivery_id"])
     op.create_index("ix_receipts_followup_id", "receipts", ["followup_id"])
     op.create_index("ix_receipts_carrier_received", "receipts", ["carrier", "received_at"])
-    op.create_index("ix_deliveries_message_keys", "deliveries", [sa.text("sirena_message_keys(message_ids)")],
-                    postgresql_using="gin")
+    op.execute(PARTS_TRIGGERS)
     op.create_table(
         "escalations",
         sa.Column("id", sa.BigInteger, primary_key=True),
@@ -120,7 +152,10 @@ def downgrade() -> None:
     op.drop_index("ix_replies_alert_id_id", table_name="replies")
     op.drop_index("ix_inbound_messages_unprocessed", table_name="inbound_messages")
     op.drop_table("escalations")
-    op.drop_index("ix_deliveries_message_keys", table_name="deliveries")
+    op.execute("DROP TRIGGER deliveries_message_parts ON deliveries")
+    op.execute("DROP TRIGGER followups_message_parts ON followups")
+    op.execute("DROP FUNCTION deliveries_message_parts(), followups_message_parts()")
     op.drop_table("receipts")
+    op.drop_table("message_parts")
     op.drop_table("followups")
-    op.execute("DROP FUNCTION sirena_message_keys(varchar[]), sirena_message_key(text)")
+    op.execute("DROP FUNCTION sirena_message_key(text)")

@@ -1,0 +1,200 @@
+"""Inbound benchmark: 10,000 replies and 10,000 receipts pushed by the simulator into a running system.
+
+The system: a gateway carrier pool bound to the simulator (two carriers with different id and
+receipt spellings), the raw InboundStore (group commit) and the interpretation jobs
+(`broadcast.replies.process_inbound`, run by worker threads as the store's hook queues them, as an
+RQ worker would). Set-up, untimed: a fresh database, 10,000 contacts, an alert sent to them all
+(without receipts). Timed: from the moment the simulator is told to push everything until every
+receipt is matched and applied and every reply is matched and recorded.
+
+    .venv/bin/python bench/inbound.py [--n 10000] [--workers 2] [--binds 4]
+
+Last line: one JSON object {"bench": "inbound", "replies": …, "receipts": …, "seconds": …, "per_s": …,
+"unmatched": …}. Target (DESIGN.md): ≤ 5 s for the 20,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import create_engine, pool, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from alerting import db as dbmod  # noqa: E402
+from alerting import migrate  # noqa: E402
+from alerting.db import transaction, utcnow  # noqa: E402
+from alerting.provision import SetupReport, ensure_database  # noqa: E402
+from alerting.settings import Settings  # noqa: E402
+
+DATABASE = "sirena_bench_inbound"
+TEXTS = ["ACK 4821", "ok", "Recibido", "si", "ACK", "enterado 4821", "👍", "no", "no puedo ir", "¿a qué hora?"]
+
+
+def fresh_database() -> Settings:
+    base = Settings.from_env()
+    admin = create_engine(base.database_admin_url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
+    admin.dispose()
+    ensure_database(base, DATABASE, SetupReport(), lambda _m: None)
+    owner = make_url(base.database_owner_url).set(database=DATABASE).render_as_string(hide_password=False)
+    migrate.upgrade(owner)
+    app = make_url(base.database_url).set(database=DATABASE).render_as_string(hide_password=False)
+    return replace(base, database_url=app, database_owner_url=owner)
+
+
+def carriers_toml(ports: dict[str, int], binds: int) -> str:
+    out = ['[senders.SIRENA-SC]\nkind = "short"\naddress = "4242"\n']
+    for name, style in (("alpha", "hex"), ("beta", "decimal")):
+        out.append(f"""[carriers.{name}]
+host = "127.0.0.1"
+port = {ports[name]}
+system_id = "{name}"
+password_env = "PW_{name.upper()}"
+binds = {binds}
+tps = 50000
+window = 100
+registered_delivery = 0
+receipt_id_style = "{style}"
+test = true
+senders = ["SIRENA-SC"]
+""")
+    return "\n".join(out)
+
+
+def seed(n: int) -> int:
+    from alerting.models import Alert, Operator
+
+    with transaction() as s:
+        op = Operator(username="bench", password_hash="x", roles=["composer"])
+        s.add(op)
+        s.flush()
+        now = utcnow()
+        alert = Alert(reference="A-BENCH-1", reply_code="4821", mode="live", priority="high", state="sending",
+                      sender_name="SIRENA-SC", texts={"es": "Alerta de prueba: responda ACK {codigo}"}, target={},
+                      composed_by_id=op.id, origin="cli", approved_at=now, sending_at=now, fanout_done=True)
+        s.add(alert)
+        s.flush()
+        s.execute(text("""INSERT INTO contacts (msisdn, name, language, attributes)
+                          SELECT '+5699' || lpad(i::text, 7, '0'), 'Persona ' || i, 'es', '{}'
+                            FROM generate_series(1, :n) i"""), {"n": n})
+        s.execute(text("""INSERT INTO deliveries (alert_id, contact_id, msisdn, language, state, attempts,
+                                                  possible_duplicates, parts_delivered, queued_at, updated_at)
+                          SELECT :a, id, msisdn, 'es', 'queued', 0, 0, 0, now(), now() FROM contacts"""),
+                  {"a": alert.id})
+        return alert.id
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=10000, help="replies, and receipts (default 10000 each)")
+    parser.add_argument("--workers", type=int, default=2, help="interpretation worker threads")
+    parser.add_argument("--binds", type=int, default=4, help="binds per carrier")
+    args = parser.parse_args()
+
+    from broadcast import replies
+    from broadcast.carriers import parse_carriers
+    from broadcast.gateway import Gateway, sync_senders
+    from broadcast.inbound import InboundStore
+    from broadcast.smsc_sim import CarrierConfig, ReceiptConfig, SimConfig, Simulator
+
+    settings = fresh_database()
+    dbmod.configure_db(settings, application_name="bench-inbound")
+    dbmod.engine().pool.dispose()
+    sim = Simulator(SimConfig(keep_records=True, carriers=[
+        CarrierConfig(name="alpha", password="alpha-pw", message_id_style="hex", max_binds=64,
+                      receipts=ReceiptConfig(style="text", id_style="upper")),
+        CarrierConfig(name="beta", password="beta-pw", message_id_style="decimal", max_binds=64,
+                      receipts=ReceiptConfig(style="tlv", id_style="padded")),
+    ]))
+    sim.start_in_thread()
+    config = parse_carriers(carriers_toml(sim.ports(), args.binds), {"PW_ALPHA": "alpha-pw", "PW_BETA": "beta-pw"})
+    sync_senders(config)
+    replies.configure_styles({c.name: c.receipt_id_style for c in config.carriers})
+    ranges: queue.Queue[tuple[int, int] | None] = queue.Queue()
+    store = InboundStore(after_store=lambda ids: ranges.put((min(ids), max(ids))))
+    gateway = Gateway(config, name="gw-bench-inbound", on_deliver=store)
+    gateway.start()
+
+    def work() -> None:
+        while (item := ranges.get()) is not None:
+            try:
+                replies.process_inbound(*item)
+            except Exception as exc:  # the sweep takes the rows again, as in production
+                print(f"process_inbound{item} failed: {exc!r}", file=sys.stderr)
+
+    workers = [threading.Thread(target=work, daemon=True) for _ in range(args.workers)]
+    for worker in workers:
+        worker.start()
+    try:
+        alert_id = seed(args.n)
+        while gateway.send_batch(alert_id, 0, 2**62)["claimed"]:
+            pass
+        with transaction() as s:
+            ids = s.execute(text("SELECT carrier, message_ids[1], msisdn FROM deliveries WHERE alert_id = :a "
+                                 "AND state = 'submitted'"), {"a": alert_id}).all()
+        assert len(ids) == args.n, f"only {len(ids)} of {args.n} submitted"
+        by_carrier: dict[str, list[str]] = {}
+        for carrier, message_id, _ in ids:
+            by_carrier.setdefault(carrier, []).append(message_id)
+        mos = [(msisdn.lstrip("+"), "4242", TEXTS[i % len(TEXTS)]) for i, (_, _, msisdn) in enumerate(ids)]
+        print(f"set-up done: {args.n} delivered to the simulator over {len(gateway.pool.routes)} binds "
+              f"({', '.join(f'{c}: {len(v)}' for c, v in by_carrier.items())}); pushing…", file=sys.stderr)
+
+        started = time.monotonic()
+        for carrier, message_ids in by_carrier.items():
+            sim.send_receipt_batch(carrier, message_ids, "DELIVRD")
+        half = len(mos) // 2
+        sim.send_mo_batch("alpha", mos[:half])
+        sim.send_mo_batch("beta", mos[half:])
+        pushed = time.monotonic() - started
+        stored_at = None
+        while True:
+            if stored_at is None and store.stored >= 2 * args.n:
+                stored_at = time.monotonic() - started
+                if not workers:  # --workers 0: interpret only once everything is stored (profiling)
+                    report = replies.process_inbound(0, 2**62)
+                    print(f"one batch: {time.monotonic() - started - stored_at:.2f} s {report}", file=sys.stderr)
+            with transaction() as s:
+                done = s.execute(text("""
+                    SELECT (SELECT count(*) FROM replies),
+                           (SELECT count(*) FROM receipts WHERE matched_at IS NOT NULL),
+                           (SELECT count(*) FROM deliveries WHERE alert_id = :a AND state = 'delivered')
+                """), {"a": alert_id}).one()
+            if done[0] >= args.n and done[1] >= args.n and done[2] >= args.n:
+                break
+            if time.monotonic() - started > 120:
+                print(f"gave up after 120 s: {tuple(done)}", file=sys.stderr)
+                break
+            time.sleep(0.01)
+        seconds = time.monotonic() - started
+        with transaction() as s:
+            unmatched = s.execute(text("""
+                SELECT (SELECT count(*) FROM replies WHERE delivery_id IS NULL)
+                     + (SELECT count(*) FROM receipts WHERE matched_at IS NULL)""")).scalar_one()
+            meanings = dict(s.execute(text("SELECT meaning, count(*) FROM replies GROUP BY 1")).all())
+        print(f"pushed in {pushed:.2f} s; stored raw after {stored_at or 0:.2f} s; all matched and recorded "
+              f"after {seconds:.2f} s; meanings {meanings}; inbound stored {store.stored}", file=sys.stderr)
+    finally:
+        for _ in workers:
+            ranges.put(None)
+        gateway.stop()
+        store.close()
+        sim.stop()
+    total = 2 * args.n
+    print(json.dumps({"bench": "inbound", "replies": args.n, "receipts": args.n, "seconds": round(seconds, 3),
+                      "per_s": round(total / seconds), "unmatched": int(unmatched)}))
+
+
+if __name__ == "__main__":
+    main()
