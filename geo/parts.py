@@ -1,11 +1,10 @@
 """Zone parts: each zone version cut with ST_Subdivide into small polygons, each in a GiST index.
 
-A 1,000-vertex zone has one huge bounding box, so a GiST search with it returns most of a city and
-every point is then tested against all 1,000 edges. Cut into pieces of at most MAX_VERTICES
-vertices, each piece's box is tight and each test is short. The pieces cover the zone exactly
-(their union is the zone), and a point on a cut line touches two pieces: targeting therefore
-counts the boundary as inside (ST_Intersects) and de-duplicates by contact.
-"""
+A 1,000-vertex zone has one big bounding box: a GiST search with it returns everything in the
+box, which for an irregular outline is far more than the zone. Cut into pieces of at most
+MAX_VERTICES vertices, the pieces' boxes hug the outline, so a search through them returns
+little more than the zone. The pieces only find candidates: whether a point is inside is always
+decided against the whole zone (geo.reach), so the cut lines can never change a result."""
 
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ class TargetSpec:
                              for i, n in enumerate(_list(data.get("exclude_numbers"), "target.exclude_numbers"))],
             location_labels=(None if data.get("location_labels") is None
                              else _names(data.get("location_labels"), "target.location_labels")),
-            include_opted_out=bool(data.get("include_opted_out", False)),
+            include_opted_out=_flag(data.get("include_opted_out", False), "target.include_opted_out"),
             zone_versions=_versions(data.get("zone_versions")),
         )
         if spec.criteria is not None:
@@ -116,6 +116,12 @@ def _e164(value: object, path: str, region: str | None) -> str:
     if not phonenumbers.is_possible_number(number):
         raise _bad(path, f"\"{value}\" is not a possible phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _flag(value: object, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(path, "expected true or false")
+    return value
 
 
 def _versions(value: object) -> dict[str, int] | None:

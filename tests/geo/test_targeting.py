@@ -180,6 +180,8 @@ def test_materialize_iterates_chunks_and_reports_versions(db, directory):
     ({"groups": [""]}, "target.groups[0]"),
     ({"exclude_numbers": ["hello"]}, "target.exclude_numbers[0]"),
     ({"where": {"attr": "a", "like": 1}}, "target.criteria.like"),
+    ({"include_opted_out": "yes"}, "target.include_opted_out"),
+    ({"zone_versions": {"A": "2"}}, "target.zone_versions"),
 ])
 def test_bad_spec_names_the_key(data, field):
     with pytest.raises(InvalidInput) as info:
