@@ -395,18 +395,22 @@ class Bind:
                     elif command == GENERIC_NACK:
                         status = status or ESME_RSYSERR
                     answered.append((part, status, message_id))
-            if answered:
-                self.stats.responses += len(answered)
-                for part, status, message_id in answered:
-                    if status:
-                        self.stats.errors += 1
-                    listener.on_submit_resp(self, part, status, message_id)
-            for raw in frames:
-                _length, command, status, seq = _HEADER.unpack_from(raw)
-                if command != SUBMIT_SM_RESP and command != GENERIC_NACK:
-                    self._dispatch(client, raw, command, status, seq)
-            if answered:
-                listener.on_window_free(self)
+            try:
+                if answered:
+                    self.stats.responses += len(answered)
+                    for part, status, message_id in answered:
+                        if status:
+                            self.stats.errors += 1
+                        listener.on_submit_resp(self, part, status, message_id)
+                for raw in frames:
+                    _length, command, status, seq = _HEADER.unpack_from(raw)
+                    if command != SUBMIT_SM_RESP and command != GENERIC_NACK:
+                        self._dispatch(client, raw, command, status, seq)
+                if answered:
+                    listener.on_window_free(self)
+            except Exception:
+                # The reader must outlive any bug above it: a dead reader is a silent dead bind.
+                log.exception("bind %s: error handling a PDU burst", self.name)
 
     def _dispatch(self, client: _Client, raw: bytes, command: int, status: int, seq: int) -> None:
         if command in (DELIVER_SM, DATA_SM):

@@ -43,6 +43,7 @@ ESME_RTHROTTLED = 0x58
 _OTHER_BIND = frozenset({0x04, 0x08, 0x14, 0x45, 0x64})
 _DATA_CODING_GSM7 = 0
 MAX_ATTEMPTS = 3  # binds tried per message within one submit_many call
+ROUTE_GRACE_S = 1.0  # how long every route of a sender may be down before its messages wait
 
 
 class TokenBucket:
@@ -202,6 +203,7 @@ class _Group:
         self.sender, self.routes = sender, routes
         self.queue: deque[_Job] = deque()
         self.retry: deque[_Job] = deque()
+        self.down_since: float | None = None
 
 
 class _Call:
@@ -222,7 +224,8 @@ class _Route:
         self.bind, self.carrier, self.name = bind, carrier, bind.name
         self.bucket = TokenBucket(carrier.bind_tps)
         self.breaker = Breaker(carrier.breaker_failures, carrier.breaker_cooldown_s)
-        self.lock = threading.Lock()
+        # Re-entrant: a write that fails inside _pump reports the lost link (on_bind_down) at once.
+        self.lock = threading.RLock()
         self.resend: deque[Part] = deque()  # throttled parts, sent again here first
         self.pinned: deque[_Job] = deque()  # jobs with parts still to write on this bind
         self.sources: dict[str, tuple[str, int, int]] = {}
@@ -352,8 +355,16 @@ class CarrierPool:
 
     def _sweep(self, call: _Call) -> None:
         """Give an outcome to queued jobs that cannot move: no usable route, or out of time."""
+        now = time.monotonic()
         for group in call.groups.values():
             usable = {r.name for r in group.routes if r.usable()}
+            if not usable and not call.closed:
+                # A bind that drops and rebinds within the grace is not worth a waiting_route.
+                group.down_since = group.down_since or now
+                if now - group.down_since < ROUTE_GRACE_S:
+                    continue
+            elif usable:
+                group.down_since = None
             if usable and not call.closed:
                 # Only jobs that every usable bind has already failed are stuck.
                 for _ in range(len(group.retry)):
@@ -404,7 +415,8 @@ class CarrierPool:
             job.result = SubmitResult(
                 job.msg.delivery_id, outcome, route.carrier.name if route else None,
                 route.name if route else None, job.ids if outcome is Outcome.SUBMITTED else [],
-                code, reason, job.dup if dup is None else dup, sorted(job.avoid | ({route.name} if route else set())),
+                code, reason, job.dup if dup is None else dup,
+                sorted({b.rsplit("-", 1)[0] for b in job.avoid | ({route.name} if route else set())}),
             )
             call.finished += 1
             if call.finished >= call.total:
@@ -418,20 +430,24 @@ class CarrierPool:
         """Fill `route`'s free window within its tokens. Called from any thread, often."""
         bind = route.bind
         with route.lock:
+            if not route.breaker.allows():
+                return
             free = bind.free_slots()
             if route.breaker.state is BreakerState.HALF_OPEN:
                 free = min(free, 1 - len(bind.pending))  # one probe at a time
-            if free <= 0 or not route.breaker.allows():
+            if free <= 0:
                 return
             granted = route.bucket.take(free)
             if granted <= 0:
                 return
-            parts = self._collect(route, granted)
+            parts, resent = self._collect(route, granted)
             route.bucket.give_back(granted - len(parts))
             if parts and bind.submit(parts) == 0:
-                self._requeue_unwritten(route, parts)
+                self._requeue_unwritten(route, parts, resent)
 
-    def _collect(self, route: _Route, room: int) -> list[Part]:
+    def _collect(self, route: _Route, room: int) -> tuple[list[Part], int]:
+        """Up to `room` parts for `route`: throttled ones first, then pinned jobs, then the board.
+        Returns them and how many of them are throttled parts sent again."""
         parts: list[Part] = []
         while route.resend and len(parts) < room:
             part = route.resend.popleft()
@@ -441,6 +457,7 @@ class CarrierPool:
                     continue  # the sweep gives it up once nothing of its call is in flight
                 job.refused -= 1
                 parts.append(part)
+        resent = len(parts)
         while route.pinned and len(parts) < room:
             job = route.pinned[0]
             if job.result is not None or job.route is not route or job.call.closed:
@@ -463,8 +480,8 @@ class CarrierPool:
                         self._take_parts(route, job, parts, room)
                         if job.written < len(job.msg.parts):
                             route.pinned.append(job)
-                            return parts
-        return parts
+                            return parts, resent
+        return parts, resent
 
     def _pull(self, route: _Route, group: _Group) -> _Job | None:
         sender = group.sender
@@ -518,9 +535,15 @@ class CarrierPool:
                               job.attempt))
             job.written += 1
 
-    def _requeue_unwritten(self, route: _Route, parts: list[Part]) -> None:
+    def _requeue_unwritten(self, route: _Route, parts: list[Part], resent: int) -> None:
+        """The bind was down before `parts` could be written: nothing of them went out."""
+        for number, part in enumerate(parts):
+            if number < resent:
+                part.job.refused += 1
+            else:
+                part.job.written -= 1
         for job in {id(p.job): p.job for p in parts}.values():
-            self._reroute(job, route, "bind went down before the write", dup=False)
+            self._reroute(job, route, f"{route.name} went down before the write", dup=False)
 
     def _reroute(self, job: _Job, route: _Route, reason: str, *, dup: bool, code: int | None = None) -> None:
         """Start `job` over on another bind (never `route` again within this call).
@@ -553,15 +576,23 @@ class CarrierPool:
     def on_bind_down(self, bind: Bind, reason: str, unanswered: list[Part]) -> None:
         route = self._by_bind[bind]
         route.breaker.trip()
-        jobs = {id(p.job): p.job for p in unanswered if p.attempt == p.job.attempt}
-        jobs.update({id(p.job): p.job for p in route.resend})
-        jobs.update({id(j): j for j in route.pinned})
-        route.resend.clear()
-        route.pinned.clear()
-        if any(p.attempt == p.job.attempt for p in unanswered):
-            route.ambiguous += len(unanswered)
-        for job in jobs.values():
-            self._reroute(job, route, f"{bind.name}: {reason}", dup=any(p.job is job for p in unanswered))
+        current = [p for p in unanswered if p.attempt == p.job.attempt]
+        route.ambiguous += len(current)
+        unanswered_jobs = {id(p.job) for p in current}
+        for job in {id(p.job): p.job for p in current}.values():
+            self._reroute(job, route, f"{bind.name}: {reason}", dup=True)
+        self._evacuate(route, f"{bind.name}: {reason}", skip=unanswered_jobs)
+
+    def _evacuate(self, route: _Route, reason: str, skip: set[int] | frozenset[int] = frozenset()) -> None:
+        """Move the jobs `route` still owes parts (pinned, throttled) to other binds."""
+        with route.lock:
+            jobs = {id(p.job): p.job for p in route.resend}
+            jobs.update({id(j): j for j in route.pinned})
+            route.resend.clear()
+            route.pinned.clear()
+        for key, job in jobs.items():
+            if key not in skip:
+                self._reroute(job, route, reason, dup=False)
 
     def on_submit_timeout(self, bind: Bind, parts: list[Part]) -> None:
         route = self._by_bind[bind]
@@ -570,6 +601,8 @@ class CarrierPool:
             route.breaker.failure()
             if part.attempt == part.job.attempt:
                 self._reroute(part.job, route, f"{bind.name}: no submit_sm_resp in time", dup=True)
+        if route.breaker.state is BreakerState.OPEN:
+            self._evacuate(route, f"{bind.name}: breaker open after timeouts")
 
     def on_submit_resp(self, bind: Bind, part: Part, status: int, message_id: str | None) -> None:
         job = part.job
@@ -595,6 +628,8 @@ class CarrierPool:
             route.breaker.failure()
             job.refused += 1
             self._reroute(job, route, f"{bind.name}: {_describe(status)}", dup=False, code=status)
+            if route.breaker.state is BreakerState.OPEN:
+                self._evacuate(route, f"{bind.name}: breaker open after {_describe(status)}")
         else:
             route.failed += 1
             route.breaker.success()  # the link works; the message is what the carrier refuses
