@@ -33,8 +33,8 @@ from broadcast.pool import CarrierPool, OutboundMessage, Outcome, SubmitResult
 
 log = logging.getLogger("sirena.gateway")
 
-MAX_ATTEMPTS = 6
-CLAIM_LIMIT = 1000
+MAX_QUICK_ATTEMPTS = 6
+DRILL_REFUSALS = frozenset({"drill_unmarked", "drill_no_test_route"})
 _current: Gateway | None = None
 
 
@@ -76,13 +76,17 @@ class Gateway:
     """The carrier pool of this process plus the send-batch logic that uses it."""
 
     def __init__(self, config: CarriersConfig, *, name: str | None = None,
-                 drill_allowlist: frozenset[str] = frozenset(), on_deliver: Any = None) -> None:
+                 drill_allowlist: frozenset[str] = frozenset(), on_deliver: Any = None,
+                 lease_s: int = claims.LEASE_S) -> None:
         self.name = name or f"gw-{socket.gethostname()}-{os.getpid()}"
         self.config = config
         self.test_carriers = frozenset(c.name for c in config.carriers if c.test)
         self.drill_allowlist = drill_allowlist
         self.references = ConcatReference()
         self.pool = CarrierPool(config, on_deliver or _ignore_deliver)
+        self.lease_s = lease_s
+        # A slice is what one worker may have in flight: the duplicates a SIGKILL can cause.
+        self.slice_size = max(20, min(500, sum(c.window * c.binds for c in config.carriers)))
 
     def start(self, wait_s: float = 5.0) -> None:
         global _current
@@ -96,43 +100,59 @@ class Gateway:
             _current = None
 
     def send_batch(self, alert_id: int, lo: int, hi: int) -> dict[str, Any]:
-        """Claim the batch's queued deliveries, submit them, record the outcomes. Idempotent."""
+        """Send the queued deliveries of `alert_id` with ids in [lo, hi]. Idempotent.
+
+        Works in slices no larger than this process's windows: claim (commit), submit, record
+        (commit), next slice. A worker killed mid-slice re-sends at most one slice, which is what
+        bounds duplicates by the window; a cancel takes effect at the next slice.
+        """
+        totals = {"claimed": 0, "submitted": 0, "retry": False, "completed": False}
+        while True:
+            with transaction() as session:
+                alert = session.get(Alert, alert_id)
+                if alert is None or alert.state is not AlertState.SENDING:
+                    return totals
+                plan = _Plan(alert.id, alert.reference, alert.reply_code, alert.mode, alert.priority,
+                             alert.sender_name, dict(alert.texts),
+                             any(has_placeholders(t) for t in alert.texts.values()))
+                claimed = claims.claim_batch(session, alert_id, lo, hi, worker=self.name, limit=self.slice_size,
+                                             with_contact=plan.personalized, lease_s=self.lease_s)
+            if not claimed:
+                break
+            outcomes = self._submit(plan, claimed)
+            retry = any(o.state == "queued" for o in outcomes)
+            with transaction() as session:
+                self._record(session, plan, outcomes)
+                if retry:  # at the back of the queue: other work goes first, then these again
+                    enqueue_after_commit(session, "broadcast.jobs.send_batch", alert_id, lo, hi,
+                                         queue=plan.priority.queue_name,
+                                         job_id=f"send-{alert_id}-{lo}-{hi}-r{utcnow():%H%M%S%f}")
+            totals["claimed"] += len(claimed)
+            totals["submitted"] += sum(o.state == "submitted" for o in outcomes)
+            if retry:
+                totals["retry"] = True
+                break
         with transaction() as session:
-            alert = session.get(Alert, alert_id)
-            if alert is None or alert.state is not AlertState.SENDING:
-                return {"claimed": 0}
-            plan = _Plan(alert.id, alert.reference, alert.reply_code, alert.mode, alert.priority,
-                         alert.sender_name, dict(alert.texts),
-                         any(has_placeholders(t) for t in alert.texts.values()))
-            claimed = claims.claim_batch(session, alert_id, lo, hi, worker=self.name, limit=CLAIM_LIMIT,
-                                         with_contact=plan.personalized)
-        if not claimed:
-            return {"claimed": 0}
+            totals["completed"] = jobs.finish_if_done(session, alert_id)
+        return totals
+
+    def _submit(self, plan: _Plan, claimed: list[claims.Claimed]) -> list[claims.Outcome]:
         messages, refused = self._messages(plan, claimed)
         results = self.pool.submit_many(messages, priority=plan.priority.rank) if messages else []
         by_id = {c.id: c for c in claimed}
-        outcomes = refused + [self._outcome(r, by_id[r.delivery_id]) for r in results]
-        first = min((o for o in outcomes if o.state == "submitted"), default=None, key=lambda o: o.id)
-        retry = any(o.state == "queued" for o in outcomes)
-        with transaction() as session:
-            claims.record_outcomes(session, outcomes, worker=self.name)
-            if first is not None:
-                session.execute(text(
-                    "UPDATE alerts SET first_submit_at = coalesce(first_submit_at, now()), last_submit_at = now() "
-                    "WHERE id = :a"), {"a": alert_id})
-            if refused and plan.mode is not AlertMode.LIVE:
-                trail.append(session, actor=Actor.system(self.name), action="gateway.drill_refused",
-                             subject_type="alert", subject_id=alert_id, outcome="refused",
-                             reason=refused[0].error_reason, payload={"deliveries": len(refused)})
-            if retry:
-                alert = session.get(Alert, alert_id)
-                attempt = max(c.attempts for c in claimed)
-                enqueue_after_commit(session, "broadcast.jobs.send_batch", alert_id, lo, hi,
-                                     queue=alert.priority.queue_name,  # type: ignore[union-attr]
-                                     job_id=f"send-{alert_id}-{lo}-{hi}-r{attempt}-{utcnow():%H%M%S%f}")
-            completed = jobs.finish_if_done(session, alert_id)
-        return {"claimed": len(claimed), "submitted": sum(o.state == "submitted" for o in outcomes),
-                "retry": retry, "completed": completed}
+        return refused + [self._outcome(r, by_id[r.delivery_id]) for r in results]
+
+    def _record(self, session: Any, plan: _Plan, outcomes: list[claims.Outcome]) -> None:
+        claims.record_outcomes(session, outcomes, worker=self.name)
+        if any(o.state == "submitted" for o in outcomes):
+            session.execute(text(
+                "UPDATE alerts SET first_submit_at = coalesce(first_submit_at, now()), last_submit_at = now() "
+                "WHERE id = :a"), {"a": plan.alert_id})
+        refused = [o for o in outcomes if o.error_code in DRILL_REFUSALS]
+        if refused:
+            trail.append(session, actor=Actor.system(self.name), action="gateway.drill_refused",
+                         subject_type="alert", subject_id=plan.alert_id, outcome="refused",
+                         reason=refused[0].error_reason, payload={"deliveries": len(refused)})
 
     def _messages(self, plan: _Plan, claimed: list[claims.Claimed]) -> tuple[list[OutboundMessage],
                                                                             list[claims.Outcome]]:
@@ -157,10 +177,6 @@ class Gateway:
                 continue
             encoded = cache.get(("enc", rendered)) or encode_parts(rendered, ref)
             cache[("enc", rendered)] = encoded
-            if row.attempts > MAX_ATTEMPTS:
-                refused.append(claims.Outcome(row.id, "failed", error_code="gave_up",
-                                              error_reason=f"not accepted after {MAX_ATTEMPTS} attempts"))
-                continue
             allowed = None if live or row.msisdn in self.drill_allowlist else self.test_carriers
             if allowed is not None and not allowed:
                 refused.append(claims.Outcome(row.id, "failed", error_code="drill_no_test_route",
@@ -186,7 +202,10 @@ class Gateway:
                                   error_reason=reason)
         if result.outcome is Outcome.WAITING_ROUTE:
             return claims.Outcome(row.id, "waiting_route", error_code="no_route", error_reason=reason)
-        return claims.Outcome(row.id, "queued", result.carrier, result.bind, error_code=code,
+        # Transient: tried again at once a few times, then every few seconds (waiting_route, retried by
+        # the reconciler) until it goes or the alert is cancelled. Never failed for a transient reason.
+        state = "queued" if row.attempts < MAX_QUICK_ATTEMPTS else "waiting_route"
+        return claims.Outcome(row.id, state, result.carrier, result.bind, error_code=code or "retry",
                               error_reason=reason, possible_duplicate=result.outcome is Outcome.AMBIGUOUS)
 
 

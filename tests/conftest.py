@@ -35,6 +35,49 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 
 
+def _run_id() -> str:
+    """Distinct per pytest run (shared by its xdist workers), so concurrent runs never collide."""
+    uid = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"p{os.getpid()}"
+    return uid[:8].lower()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of this test process's own (no persistence), so runs and workers never share one."""
+    import shutil
+    import subprocess
+    import time
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: run `sirena setup` (or `make test`) first")
+    port = _free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(workdir), "--maxmemory-policy", "noeviction"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    for _ in range(100):
+        try:
+            if outbox.redis_connection(url, timeout_s=0.5).ping():
+                break
+        except Exception:
+            time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
 def _migrations_digest() -> str:
     digest = hashlib.sha256()
     for path in sorted(migrate.MIGRATIONS.rglob("*.py")):
@@ -102,15 +145,13 @@ def clone_database(settings: Settings, name: str) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings from the environment, with test-only secret key, checkpoints and Redis db."""
+def base_settings(tmp_path_factory: pytest.TempPathFactory, private_redis: str) -> Settings:
+    """Settings from the environment, with test-only secret key, checkpoints and a private Redis."""
     env = Settings.from_env()
     tmp = tmp_path_factory.mktemp("sirena")
     key = tmp / "secret_key"
     key.write_text("test-secret-key-" + "x" * 40)
-    index = int(_worker().removeprefix("gw") or 0)
-    redis = make_url(env.redis_url.replace("redis://", "postgresql://", 1))
-    redis_url = f"redis://{redis.host or '127.0.0.1'}:{redis.port or 6379}/{1 + index % 15}"
+    redis_url = private_redis
     return replace(
         env,
         secret_key_file=key,
@@ -126,7 +167,7 @@ def settings(base_settings: Settings) -> Iterator[Settings]:
     report = SetupReport()
     ensure_postgres(base_settings, report, lambda _m: None)
     ensure_postgis_available(base_settings, report, lambda _m: None)
-    name = f"sirena_test_{_worker()}"
+    name = f"sirena_test_{_run_id()}_{_worker()}"
     worker_settings = clone_database(base_settings, name)
     dbmod.configure_db(worker_settings, application_name=f"sirena-test-{_worker()}")
     yield worker_settings
@@ -158,7 +199,7 @@ _counter = {"n": 0}
 def committed_db(base_settings: Settings, settings: Settings) -> Iterator[Settings]:
     """A database of its own, committed for real (for tests that start other processes)."""
     _counter["n"] += 1
-    name = f"sirena_test_{_worker()}_c{_counter['n']}"
+    name = f"sirena_test_{_run_id()}_{_worker()}_c{_counter['n']}"
     own = clone_database(base_settings, name)
     dbmod.configure_db(own, application_name="sirena-test-committed")
     try:
