@@ -56,9 +56,9 @@ def _seed(settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
             if i == 0:
                 db.add(GroupMember(group_id=drill.id, contact_id=contact.id))
         seeds = {}
-        for name, roles in (("ana", ["composer", "approver"]), ("beto", ["approver"])):
+        for name, roles in (("ana", ["composer", "approver"]), ("beto", ["approver"]), ("carmen", ["auditor"])):
             new = create_operator(db, name, roles, key, system, password=PASSWORD)
-            if name == "beto":
+            if name != "ana":
                 new.operator.totp_enrolled_at = utcnow()
             seeds[name] = decrypt_totp(new.operator.totp_secret_enc, key)  # type: ignore[arg-type]
     return seeds
@@ -157,6 +157,25 @@ def test_console_end_to_end(server, chromium, request):  # type: ignore[no-untyp
         assert beto.inner_text("#alert-state") in ("approved", "sending")
         with transaction() as db:
             assert db.get(Alert, alert_id).state in (AlertState.APPROVED, AlertState.SENDING)
+
+        # One approver sends the pre-armed correction in one step.
+        beto.click("#fire-correction")
+        beto.wait_for_url(re.compile(r"/alerts/\d+$"))
+        assert "correction" in beto.inner_text("h1")
+        assert "CORRECCIÓN: el mensaje A-" in beto.content()
+
+        # An auditor sees the timeline and cannot change anything.
+        carmen_ctx = chromium.new_context()
+        carmen = carmen_ctx.new_page()
+        _sign_in(carmen, base, "carmen", seeds["carmen"], enrol=False)
+        carmen.goto(base + "/audit/timeline")
+        expect(carmen.locator("#audit-events")).to_contain_text("alert.correction_fired")
+        expect(carmen.locator("#audit-events")).to_contain_text("cannot approve")
+        response = carmen.goto(base + "/alerts/new")
+        assert response is not None and response.status == 403
+        carmen.goto(f"{base}/alerts/{alert_id}")
+        assert carmen.locator("#fire-correction").count() == 0 and carmen.locator("#cancel").count() == 0
+        carmen_ctx.close()
 
         # An exercise looks different everywhere and its SMS carries the marker.
         ana.goto(base + "/alerts/new")
