@@ -7,16 +7,19 @@ two-person rule and every other rule live in alerting/lifecycle.py, not here.
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from flask import g
+from flask import current_app, g
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerting import lifecycle
+from alerting import lifecycle, schedules
 from alerting.api import api_bp
 from alerting.api.framework import operation
 from alerting.api.schemas import (
     AlertCreateSchema,
+    AlertListQuerySchema,
+    AlertPageSchema,
     AlertSchema,
     ApproveSchema,
     DeliveryPageSchema,
@@ -27,10 +30,19 @@ from alerting.api.schemas import (
 )
 from alerting.db import transaction
 from alerting.errors import InvalidInput
-from alerting.models import Alert, AlertMode, Delivery, DeliveryState, Priority, Reply
+from alerting.intake.config import IntakeConfig
+from alerting.models import Alert, AlertMode, AlertState, Delivery, DeliveryState, Priority, Reply
+from alerting.settings import Settings
+from audit import trail
 from broadcast.jobs import counts_by_carrier, counts_by_state
 
-ALERT_ERRORS = (400, 401, 403, 404, 409, 422, 429)
+
+def _settings() -> Settings:
+    return current_app.config["SIRENA_SETTINGS"]
+
+
+def _intake_config() -> IntakeConfig:
+    return current_app.config.get("SIRENA_INTAKE_CONFIG") or IntakeConfig()
 
 
 def alert_view(session: Session, alert: Alert) -> dict[str, Any]:
@@ -66,8 +78,15 @@ def create_alert(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         poll_options=body.get("poll_options"), origin="api",
         idempotency_key=f"api:{g.actor.token_id}:{key}" if key else None,
     )
+    if draft.scheduled_at is not None:
+        schedules.check_quiet_hours(draft.mode, draft.scheduled_at, ZoneInfo(_settings().timezone),
+                                    _intake_config(), body.get("quiet_override_reason"))
     with transaction() as session:
         alert = lifecycle.compose_alert(session, draft, g.actor)
+        if body.get("quiet_override_reason") and draft.scheduled_at is not None and draft.mode is not AlertMode.LIVE:
+            trail.append(session, actor=g.actor, action="alert.quiet_hours_overridden", subject_type="alert",
+                         subject_id=alert.id, payload={"scheduled_at": draft.scheduled_at},
+                         reason=body["quiet_override_reason"])
         return alert_view(session, alert), 201
 
 
@@ -146,3 +165,19 @@ def list_replies(alert_id: int, query: dict[str, Any]) -> dict[str, Any]:
     items = [{"id": r.id, "msisdn": r.msisdn, "meaning": r.meaning.value, "poll_answer": r.poll_answer,
               "text": r.text, "delivery_id": r.delivery_id, "created_at": r.created_at} for r in rows]
     return {"items": items, "next_cursor": str(rows[-1].id) if more else None}
+
+
+@operation(api_bp, "GET", "/alerts", summary="Alerts, newest first, cursor-paginated (e.g. state=scheduled)",
+           tag="alerts", query=AlertListQuerySchema, response=AlertPageSchema, scope="read")
+def list_alerts(query: dict[str, Any]) -> dict[str, Any]:
+    before, limit = parse_cursor(query.get("cursor")), query["limit"]
+    with transaction() as session:
+        stmt = select(Alert)
+        if before:
+            stmt = stmt.where(Alert.id < before)
+        if query.get("state"):
+            stmt = stmt.where(Alert.state == AlertState(query["state"]))
+        rows = list(session.scalars(stmt.order_by(Alert.id.desc()).limit(limit + 1)))
+        more = len(rows) > limit
+        items = [alert_view(session, a) for a in rows[:limit]]
+    return {"items": items, "next_cursor": str(items[-1]["id"]) if more else None}

@@ -25,6 +25,12 @@ class TargetSchema(Schema):
     include_opted_out = fields.Boolean()
 
 
+class PageQuerySchema(Schema):
+    cursor = fields.String(validate=validate.Length(max=40),
+                           metadata={"description": "next_cursor of the previous page"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
 class AlertCreateSchema(Schema):
     texts = fields.Dict(keys=fields.String(validate=validate.OneOf(["es", "en"])),
                         values=fields.String(validate=validate.Length(min=1, max=255 * 153)), required=True,
@@ -38,6 +44,47 @@ class AlertCreateSchema(Schema):
     ack_deadline_s = fields.Integer(allow_none=True, validate=validate.Range(min=60, max=7 * 86400))
     poll_options = fields.List(fields.String(validate=validate.Length(min=1, max=64)), allow_none=True,
                                validate=validate.Length(max=9))
+    quiet_override_reason = fields.String(validate=validate.Length(min=1, max=2000),
+                                          metadata={"description": "needed to schedule a test or drill at night"})
+
+
+class AlertListQuerySchema(PageQuerySchema):
+    state = fields.String(validate=validate.OneOf(_values(AlertState)))
+
+
+class ScheduleTemplateSchema(Schema):
+    texts = fields.Dict(keys=fields.String(validate=validate.OneOf(["es", "en"])),
+                        values=fields.String(validate=validate.Length(min=1, max=2000)), required=True)
+    mode = fields.String(required=True, validate=validate.OneOf(_values(AlertMode)))
+    sender = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    priority = fields.String(validate=validate.OneOf(_values(Priority)))
+    title = fields.String(validate=validate.Length(max=200))
+    target = fields.Nested(TargetSchema)
+    ack_deadline_s = fields.Integer(validate=validate.Range(min=60, max=7 * 86400))
+
+
+class ScheduleCreateSchema(Schema):
+    name = fields.String(required=True, validate=NAME)
+    rule = fields.String(required=True, validate=validate.Length(min=9, max=120),
+                         metadata={"description": "5-field cron; day-of-month AND day-of-week both apply"})
+    timezone = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    policy = fields.String(load_default="draft", validate=validate.OneOf(["draft", "preapproved_exercise"]))
+    template = fields.Nested(ScheduleTemplateSchema, required=True)
+    quiet_override_reason = fields.String(validate=validate.Length(min=1, max=2000))
+
+
+class ScheduleSchema(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    rule = fields.String(required=True)
+    timezone = fields.String(required=True)
+    policy = fields.String(required=True)
+    template = fields.Dict(required=True)
+    next_run_at = fields.DateTime(required=True)
+    last_run_at = fields.DateTime(allow_none=True)
+    active = fields.Boolean(required=True)
+    approved = fields.Boolean(required=True)
+    quiet_override_reason = fields.String(allow_none=True)
 
 
 class ApproveSchema(Schema):
@@ -74,10 +121,9 @@ class AlertSchema(Schema):
                                                                                 values=fields.Integer()))
 
 
-class PageQuerySchema(Schema):
-    cursor = fields.String(validate=validate.Length(max=40),
-                           metadata={"description": "next_cursor of the previous page"})
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+class AlertPageSchema(Schema):
+    items = fields.List(fields.Nested(AlertSchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
 
 
 class DeliveryQuerySchema(PageQuerySchema):

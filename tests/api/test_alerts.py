@@ -117,3 +117,51 @@ def test_deliveries_are_paged_with_a_cursor_until_exhausted(client, composer, fa
 def test_an_unknown_alert_is_a_404_problem(client, composer):
     response = client.get("/api/v1/alerts/999999", headers=composer.headers)
     assert response.status_code == 404 and response.get_json()["code"] == "not_found"
+
+
+def test_a_scheduled_drill_at_night_needs_an_override_reason(client, composer, sender, factories, db):
+    factories.GroupFactory(name="brigadas", drill_allowed=True)
+    night = {"texts": {"es": "Simulacro"}, "mode": "exercise", "sender": "SIRENA-SC",
+             "target": {"groups": ["brigadas"]}, "scheduled_at": "2031-03-04T03:00:00-03:00"}
+    refused = client.post("/api/v1/alerts", json=night, headers=composer.headers)
+    assert refused.status_code == 422 and refused.get_json()["errors"][0]["field"] == "scheduled_at"
+    ok = client.post("/api/v1/alerts", json={**night, "quiet_override_reason": "turno de noche lo pidió"},
+                     headers=composer.headers)
+    assert ok.status_code == 201
+    from datetime import datetime
+
+    assert datetime.fromisoformat(ok.get_json()["scheduled_at"]) == datetime.fromisoformat("2031-03-04T06:00:00+00:00")
+    overridden = db.execute(text("SELECT reason FROM audit.events WHERE action = 'alert.quiet_hours_overridden'"))
+    assert overridden.scalar_one() == "turno de noche lo pidió"
+
+
+def test_scheduled_alerts_are_listed_until_they_start_and_can_be_cancelled(client, composer, approver, sender,
+                                                                          factories):
+    factories.GroupFactory(name="vecinos")
+    created = client.post("/api/v1/alerts", json=live_alert_body(scheduled_at="2031-03-04T12:00:00-03:00"),
+                          headers=composer.headers).get_json()
+    submitted = client.post(f"/api/v1/alerts/{created['id']}/submit", headers=composer.headers).get_json()
+    approved = client.post(f"/api/v1/alerts/{created['id']}/approve",
+                           json={"seen_hash": submitted["approval_hash"]}, headers=approver.headers).get_json()
+    assert approved["state"] == "scheduled"
+    listed = client.get("/api/v1/alerts?state=scheduled", headers=composer.headers).get_json()
+    assert [a["id"] for a in listed["items"]] == [created["id"]]
+    cancelled = client.post(f"/api/v1/alerts/{created['id']}/cancel", json={"reason": "ya no hace falta"},
+                            headers=approver.headers)
+    assert cancelled.get_json()["state"] == "cancelled"
+
+
+def test_a_drill_schedule_is_created_and_preapproved_by_another_operator(client, composer, approver, sender,
+                                                                         factories):
+    factories.GroupFactory(name="brigadas", drill_allowed=True)
+    body = {"name": "simulacro mensual", "rule": "0 10 1-7 * mon", "timezone": "America/Santiago",
+            "policy": "preapproved_exercise",
+            "template": {"texts": {"es": "Simulacro"}, "mode": "exercise", "sender": "SIRENA-SC",
+                         "target": {"groups": ["brigadas"]}}}
+    created = client.post("/api/v1/schedules", json=body, headers=composer.headers)
+    assert created.status_code == 201, created.get_json()
+    schedule_id = created.get_json()["id"]
+    own = client.post(f"/api/v1/schedules/{schedule_id}/approve", headers=composer.headers)
+    assert own.status_code == 403
+    ok = client.post(f"/api/v1/schedules/{schedule_id}/approve", headers=approver.headers)
+    assert ok.status_code == 200 and ok.get_json()["approved"] is True

@@ -1,0 +1,215 @@
+"""Recurring sends (drills) from a cron rule kept in Postgres, and the quiet-hours rule for tests and drills.
+
+A schedule holds a cron rule in an explicit time zone ("0 10 1-7 * mon": 10:00 on the first Monday
+of each month; day-of-month AND day-of-week must both match, unlike classic cron's OR) and an
+alert template. `fire_due_schedules(session, now)`, called by the scheduler loop every few seconds,
+makes each due occurrence once (schedule_runs is unique per occurrence), so a scheduler or Redis
+restart neither loses nor repeats one; occurrences missed while nothing ran are not made up later.
+
+Policy per schedule:
+- "draft": each occurrence is composed and submitted; an operator approves it like any alert.
+- "preapproved_exercise": exercise/test only. A second operator approves the schedule once (the
+  two-person rule, applied to the schedule); each occurrence is then approved in that operator's
+  name by the lifecycle, which re-checks their role and the two-person rule every time.
+Live schedules are always "draft": nothing live is ever pre-approved.
+
+Quiet hours (IntakeConfig.quiet_start..quiet_end, local time of the schedule's zone): tests and
+drills are refused inside them unless an operator overrides with a reason; live alerts ignore them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from alerting import lifecycle
+from alerting.accounts import actor_of
+from alerting.db import utcnow
+from alerting.errors import InvalidInput, InvalidTransition, NotFound, SirenaError, TwoPersonRuleViolated
+from alerting.intake.config import IntakeConfig
+from alerting.intake.models import Schedule, ScheduleRun
+from alerting.models import AlertMode, Operator, Priority, Role
+from audit import trail
+from audit.actor import Actor
+
+POLICIES = ("draft", "preapproved_exercise")
+TEMPLATE_KEYS = {"texts", "mode", "sender", "priority", "title", "target", "ack_deadline_s"}
+
+
+def in_quiet_hours(moment: datetime, tz: ZoneInfo, config: IntakeConfig) -> bool:
+    """True when `moment`, in `tz`, falls in the quiet window (which may wrap midnight)."""
+    local: time = moment.astimezone(tz).time().replace(tzinfo=None)
+    start, end = config.quiet_start, config.quiet_end
+    return start <= local < end if start < end else (local >= start or local < end)
+
+
+def check_quiet_hours(mode: AlertMode, moment: datetime, tz: ZoneInfo, config: IntakeConfig,
+                      override_reason: str | None) -> None:
+    """Refuse a test or drill at `moment` inside quiet hours without an override reason (InvalidInput)."""
+    if mode is AlertMode.LIVE or (override_reason and override_reason.strip()):
+        return
+    if in_quiet_hours(moment, tz, config):
+        local = moment.astimezone(tz)
+        raise InvalidInput(f"{local:%Y-%m-%d %H:%M} {tz.key} is inside quiet hours "
+                           f"({config.quiet_start:%H:%M}-{config.quiet_end:%H:%M}) for tests and drills; "
+                           "choose another time or give an override reason",
+                           fields={"scheduled_at": "inside quiet hours for tests and drills"})
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f'timezone: unknown time zone "{name}"', fields={"timezone": "unknown time zone"}) from None
+
+
+def next_occurrence(rule: str, tz: ZoneInfo, after: datetime) -> datetime:
+    """The first occurrence of `rule` (in `tz`) strictly after `after`, as an aware datetime."""
+    return croniter(rule, after.astimezone(tz), day_or=False).get_next(datetime)
+
+
+def _draft(template: dict[str, Any], *, origin: str = "schedule") -> lifecycle.AlertDraft:
+    return lifecycle.AlertDraft(texts=dict(template["texts"]), mode=AlertMode(template["mode"]),
+                                sender_name=template["sender"], priority=Priority(template.get("priority", "normal")),
+                                title=template.get("title", ""), target=dict(template.get("target") or {}),
+                                ack_deadline_s=template.get("ack_deadline_s"), origin=origin)
+
+
+def create_schedule(session: Session, name: str, rule: str, timezone: str, template: dict[str, Any], policy: str,
+                    actor: Actor, *, config: IntakeConfig, quiet_override_reason: str | None = None,
+                    now: datetime | None = None) -> Schedule:
+    """Store a recurring send. Raises InvalidInput naming the field (rule, timezone, policy, template.*)."""
+    now = now or utcnow()
+    tz = _zone(timezone)
+    if not croniter.is_valid(rule) or len(rule.split()) != 5:
+        raise InvalidInput(f'rule: "{rule}" is not a 5-field cron rule (minute hour day month weekday)',
+                           fields={"rule": "not a 5-field cron rule"})
+    if policy not in POLICIES:
+        raise InvalidInput(f"policy: expected {' or '.join(POLICIES)}", fields={"policy": "unknown policy"})
+    unknown = set(template) - TEMPLATE_KEYS
+    missing = {"texts", "mode", "sender"} - set(template)
+    if unknown or missing:
+        raise InvalidInput("template: unknown or missing keys",
+                           fields={**{f"template.{k}": "unknown key" for k in sorted(unknown)},
+                                   **{f"template.{k}": "required" for k in sorted(missing)}})
+    try:
+        draft = _draft(template)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InvalidInput(f"template: {exc}", fields={"template": str(exc)}) from None
+    if policy == "preapproved_exercise" and draft.mode is AlertMode.LIVE:
+        raise InvalidInput("policy: a live schedule is never pre-approved; use policy draft",
+                           fields={"policy": "live alerts are never pre-approved"})
+    lifecycle._require_role(actor, Role.COMPOSER, "schedule alerts")
+    lifecycle._validate(session, draft)  # the same checks compose_alert makes, once, now
+    first = next_occurrence(rule, tz, now)
+    check_quiet_hours(draft.mode, first, tz, config, quiet_override_reason)
+    if session.scalar(select(Schedule.id).where(Schedule.name == name)) is not None:
+        raise InvalidInput(f'name: a schedule named "{name}" exists', fields={"name": "already exists"})
+    schedule = Schedule(name=name, rule=rule, timezone=timezone, template=template, policy=policy,
+                        next_run_at=first, created_by_id=actor.operator_id,
+                        quiet_override_reason=(quiet_override_reason or "").strip() or None)
+    session.add(schedule)
+    session.flush()
+    trail.append(session, actor=actor, action="schedule.created", subject_type="schedule", subject_id=schedule.id,
+                 payload={"name": name, "rule": rule, "timezone": timezone, "policy": policy, "template": template,
+                          "next_run_at": first, "quiet_override_reason": schedule.quiet_override_reason})
+    return schedule
+
+
+def get_schedule(session: Session, schedule_id: int, *, lock: bool = False) -> Schedule:
+    schedule = session.get(Schedule, schedule_id, with_for_update=lock)
+    if schedule is None:
+        raise NotFound(f"schedule {schedule_id} does not exist", fields={"schedule_id": "not found"})
+    return schedule
+
+
+def approve_schedule(session: Session, schedule_id: int, approver: Actor) -> Schedule:
+    """A second operator pre-approves a drill schedule. Raises TwoPersonRuleViolated, Refused."""
+    schedule = get_schedule(session, schedule_id, lock=True)
+    if approver.operator_id == schedule.created_by_id:
+        raise TwoPersonRuleViolated("the creator of a schedule cannot pre-approve it")
+    lifecycle._require_role(approver, Role.APPROVER, "pre-approve drill schedules")
+    if schedule.policy != "preapproved_exercise":
+        raise InvalidTransition("only preapproved_exercise schedules take a pre-approval")
+    schedule.approved_by_id = approver.operator_id
+    trail.append(session, actor=approver, action="schedule.approved", subject_type="schedule",
+                 subject_id=schedule.id, payload={"name": schedule.name})
+    return schedule
+
+
+def stop_schedule(session: Session, schedule_id: int, actor: Actor) -> Schedule:
+    """No further occurrences. Idempotent; audited."""
+    schedule = get_schedule(session, schedule_id, lock=True)
+    if schedule.active:
+        schedule.active = False
+        trail.append(session, actor=actor, action="schedule.stopped", subject_type="schedule",
+                     subject_id=schedule.id, payload={"name": schedule.name})
+    return schedule
+
+
+def fire_due_schedules(session: Session, now: datetime, *, config: IntakeConfig | None = None) -> list[ScheduleRun]:
+    """Make every due occurrence once; return the runs written. Safe to call from two schedulers at once.
+
+    Each schedule is locked (SKIP LOCKED) and its occurrence recorded in a savepoint, so one broken
+    template marks its run failed (audited) without stopping the others.
+    """
+    config = config or IntakeConfig()
+    due = session.scalars(select(Schedule).where(Schedule.active, Schedule.next_run_at <= now)
+                          .order_by(Schedule.next_run_at).with_for_update(skip_locked=True)).all()
+    runs = []
+    for schedule in due:
+        occurrence, tz = schedule.next_run_at, _zone(schedule.timezone)
+        claimed = session.execute(pg_insert(ScheduleRun).values(
+            schedule_id=schedule.id, occurrence_at=occurrence, outcome="pending")
+            .on_conflict_do_nothing().returning(ScheduleRun.id)).first()
+        schedule.last_run_at = occurrence
+        schedule.next_run_at = next_occurrence(schedule.rule, tz, max(occurrence, now))
+        if claimed is None:
+            continue
+        run = session.get(ScheduleRun, claimed[0])
+        _fire_one(session, schedule, run, tz, config)
+        runs.append(run)
+    return runs
+
+
+def _fire_one(session: Session, schedule: Schedule, run: ScheduleRun, tz: ZoneInfo, config: IntakeConfig) -> None:
+    system = Actor.system("scheduler")
+    draft = _draft(schedule.template)
+    draft.title = draft.title or schedule.name
+    draft.idempotency_key = f"schedule:{schedule.id}:{run.occurrence_at.isoformat()}"
+    try:
+        check_quiet_hours(draft.mode, run.occurrence_at, tz, config, schedule.quiet_override_reason)
+    except InvalidInput as exc:
+        run.outcome, run.reason = "skipped_quiet", exc.message
+        trail.append(session, actor=system, action="schedule.skipped", subject_type="schedule",
+                     subject_id=schedule.id, payload={"occurrence_at": run.occurrence_at, "reason": exc.message},
+                     outcome="refused", reason=exc.message)
+        return
+    composer = session.get(Operator, schedule.created_by_id)
+    try:
+        with session.begin_nested():
+            alert = lifecycle.compose_alert(session, draft, actor_of(composer, interface="scheduler"))
+            lifecycle.submit_alert(session, alert.id, actor_of(composer, interface="scheduler"))
+            run.alert_id, run.outcome = alert.id, "drafted"
+            if schedule.policy == "preapproved_exercise" and schedule.approved_by_id is not None:
+                approver = session.get(Operator, schedule.approved_by_id)
+                lifecycle.approve_alert(session, alert.id, actor_of(approver, interface="scheduler"),
+                                        override_reason=f"pre-approved drill schedule {schedule.name}")
+                run.outcome = "approved"
+    except SirenaError as exc:
+        found = exc.details.get("fields")
+        why = "; ".join([exc.message, *(f"{k}: {v}" for k, v in dict(found).items())] if isinstance(found, dict)
+                        else [exc.message])
+        run.alert_id, run.outcome, run.reason = None, "failed", why
+        trail.append(session, actor=system, action="schedule.failed", subject_type="schedule",
+                     subject_id=schedule.id, payload={"occurrence_at": run.occurrence_at}, outcome="refused",
+                     reason=why)
+        return
+    trail.append(session, actor=system, action="schedule.fired", subject_type="schedule", subject_id=schedule.id,
+                 payload={"occurrence_at": run.occurrence_at, "alert_id": run.alert_id, "outcome": run.outcome})
