@@ -189,6 +189,7 @@ WITH firsts AS (SELECT DISTINCT ON ({column}, part_no) {column} AS tid, part_no,
                        coalesce(done_at, received_at) AS at
                   FROM receipts WHERE {column} = ANY(:ids) AND final ORDER BY {column}, part_no, id),
      agg AS (SELECT tid, count(*) FILTER (WHERE stat = 'DELIVRD') AS ok_parts,
+                    bool_or(part_no IS NULL AND stat = 'DELIVRD') AS whole_ok,
                     max(at) FILTER (WHERE stat = 'DELIVRD') AS ok_at,
                     (array_agg(stat ORDER BY at, part_no) FILTER (WHERE stat <> 'DELIVRD'))[1] AS bad,
                     (array_agg(error_code ORDER BY at, part_no) FILTER (WHERE stat <> 'DELIVRD'))[1] AS bad_code,
@@ -198,11 +199,12 @@ WITH firsts AS (SELECT DISTINCT ON ({column}, part_no) {column} AS tid, part_no,
                 WHEN t.state <> 'submitted' THEN t.state
                 WHEN agg.bad = 'EXPIRED' THEN 'expired'
                 WHEN agg.bad IS NOT NULL THEN 'failed'
-                WHEN agg.ok_parts >= coalesce(t.parts, 1) THEN 'delivered'
-                ELSE t.state END AS new_state
+                WHEN agg.ok_parts >= coalesce(t.parts, 1) OR agg.whole_ok THEN 'delivered'
+                ELSE t.state END AS new_state,
+                CASE WHEN agg.whole_ok THEN coalesce(t.parts, 1) ELSE least(agg.ok_parts, 32767) END AS ok_count
                 FROM {table} t JOIN agg ON agg.tid = t.id)
 UPDATE {table} t
-   SET parts_delivered = least(next.ok_parts, 32767),
+   SET parts_delivered = next.ok_count,
        state = next.new_state,
        delivered_at = CASE WHEN next.new_state = 'delivered' AND t.state <> 'delivered' THEN next.ok_at
                            ELSE t.delivered_at END,
@@ -215,7 +217,7 @@ UPDATE {table} t
                            ELSE t.error_reason END,
        updated_at = now()
   FROM next
- WHERE t.id = next.id AND (t.state <> next.new_state OR t.parts_delivered <> least(next.ok_parts, 32767))
+ WHERE t.id = next.id AND (t.state <> next.new_state OR t.parts_delivered <> next.ok_count)
 RETURNING t.id
 """
 

@@ -180,3 +180,31 @@ def test_carrier_health_flags_the_carrier_whose_receipts_fail(committed_db, redi
         health = receipts.carrier_health_from_receipts(s, timedelta(minutes=15))
     assert health["alpha"].degraded and "50%" in health["alpha"].reason
     assert not health["beta"].degraded and health["beta"].failure_rate == 0
+
+
+def test_one_id_for_every_part_stands_for_the_whole_message(committed_db, redis_db):
+    long_text = "Corte de agua programado en todo el sector oriente desde las 22:00 hasta las 06:00. " * 3
+    with inbound_rig(receipts=False) as (sim, gateway):
+        alert_id = seed_alert(["+56974100001"], texts={"es": long_text})
+        send(gateway, alert_id)
+        ids = deliveries(alert_id)["+56974100001"]["message_ids"]
+        with transaction() as s:  # as a carrier that answers every part with the message's one id
+            s.execute(text("DELETE FROM message_parts"))
+            s.execute(text("UPDATE deliveries SET message_ids = :m, submitted_at = now() WHERE alert_id = :a"),
+                      {"m": [ids[0]] * len(ids), "a": alert_id})
+        sim.send_receipt("alpha", ids[0], "DELIVRD")
+        wait_inbound(sim, 1)
+        process_all()
+    done = deliveries(alert_id)["+56974100001"]
+    assert (done["state"], done["parts_delivered"]) == ("delivered", len(ids))
+
+
+def test_recording_the_same_id_twice_in_one_statement_never_fails_the_gateway(committed_db, redis_db):
+    with inbound_rig(receipts=False) as (_sim, gateway):
+        alert_id = seed_alert(["+56974200001", "+56974200002"])
+        send(gateway, alert_id)
+        with transaction() as s:
+            changed = s.execute(text("UPDATE deliveries SET message_ids = ARRAY['abc'], submitted_at = now() "
+                                     "WHERE alert_id = :a"), {"a": alert_id}).rowcount
+            parts = s.execute(text("SELECT count(*) FROM message_parts WHERE msg_key = 'abc'")).scalar_one()
+    assert (changed, parts) == (2, 1)

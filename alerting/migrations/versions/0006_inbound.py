@@ -31,32 +31,36 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT coalesce(nullif(ltrim(lower(id
 
 # Rows submitted in this very transaction are the ones whose ids the statement just recorded
 # (claims, receipts, cancels and the reaper never set state 'submitted' with submitted_at = now()).
-PARTS_TRIGGERS = """
-CREATE FUNCTION deliveries_message_parts() RETURNS trigger LANGUAGE plpgsql AS $$
+# Some SMSCs answer every part of a long message with the same id: such a key stands for the
+# whole message (part_no NULL). DISTINCT ON keeps one row per key, so the upsert can never touch a
+# row twice, and any failure here only costs matching (receipts wait, counted): it must never fail
+# the gateway's record of what it sent.
+PARTS_FUNCTION = """
+CREATE FUNCTION {table}_message_parts() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO message_parts AS p (carrier, msg_key, delivery_id, followup_id, part_no)
-  SELECT n.carrier, sirena_message_key(m.mid), n.id, NULL, m.n
-    FROM new_rows n, unnest(n.message_ids) WITH ORDINALITY AS m(mid, n)
-   WHERE n.state = 'submitted' AND n.submitted_at = now() AND n.carrier IS NOT NULL AND m.mid <> ''
+  SELECT DISTINCT ON (carrier, key) carrier, key, {delivery}, {followup}, CASE WHEN same > 1 THEN NULL ELSE n END
+    FROM (SELECT n.carrier, n.id, sirena_message_key(m.mid) AS key, m.n,
+                 count(*) OVER (PARTITION BY n.id, sirena_message_key(m.mid)) AS same
+            FROM new_rows n, unnest(n.message_ids) WITH ORDINALITY AS m(mid, n)
+           WHERE n.state = 'submitted' AND n.submitted_at = now() AND n.carrier IS NOT NULL
+             AND coalesce(m.mid, '') <> '') x
+   ORDER BY carrier, key, n
   ON CONFLICT (carrier, msg_key) DO UPDATE
-     SET delivery_id = EXCLUDED.delivery_id, followup_id = NULL, part_no = EXCLUDED.part_no;
+     SET delivery_id = EXCLUDED.delivery_id, followup_id = EXCLUDED.followup_id, part_no = EXCLUDED.part_no;
+  RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+  RAISE WARNING 'message_parts not recorded for {table} (receipts will wait unmatched): %', SQLERRM;
   RETURN NULL;
 END $$;
-CREATE FUNCTION followups_message_parts() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO message_parts AS p (carrier, msg_key, delivery_id, followup_id, part_no)
-  SELECT n.carrier, sirena_message_key(m.mid), NULL, n.id, m.n
-    FROM new_rows n, unnest(n.message_ids) WITH ORDINALITY AS m(mid, n)
-   WHERE n.state = 'submitted' AND n.submitted_at = now() AND n.carrier IS NOT NULL AND m.mid <> ''
-  ON CONFLICT (carrier, msg_key) DO UPDATE
-     SET delivery_id = NULL, followup_id = EXCLUDED.followup_id, part_no = EXCLUDED.part_no;
-  RETURN NULL;
-END $$;
+"""
+PARTS_TRIGGERS = (PARTS_FUNCTION.format(table="deliveries", delivery="id", followup="NULL::bigint")
+                  + PARTS_FUNCTION.format(table="followups", delivery="NULL::bigint", followup="id") + """
 CREATE TRIGGER deliveries_message_parts AFTER UPDATE ON deliveries
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION deliveries_message_parts();
 CREATE TRIGGER followups_message_parts AFTER UPDATE ON followups
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION followups_message_parts();
-"""
+""")
 
 
 def upgrade() -> None:
@@ -100,7 +104,7 @@ def upgrade() -> None:
         sa.Column("msg_key", sa.String(80), nullable=False),
         sa.Column("delivery_id", sa.BigInteger, nullable=True),
         sa.Column("followup_id", sa.BigInteger, nullable=True),
-        sa.Column("part_no", sa.SmallInteger, nullable=False),
+        sa.Column("part_no", sa.SmallInteger, nullable=True),  # NULL: one id for every part
         sa.PrimaryKeyConstraint("carrier", "msg_key", name="pk_message_parts"),
     )
     op.create_table(
