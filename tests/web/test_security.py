@@ -190,3 +190,11 @@ def test_open_redirects_are_refused(client, people, db):
     db.refresh(person.operator)
     r = client.post("/login/code", data={"csrf_token": token, "code": person.code()})
     assert r.headers["Location"] == "/"
+
+
+def test_sign_in_rate_limit_counts_live_in_redis(client, redis_db):
+    token = csrf_of(client)
+    client.post("/login", data={"csrf_token": token, "username": "x", "password": "y"})
+    keys = [k.decode() for k in redis_db.keys("*")]
+    assert any("sirena-web" in k for k in keys), keys  # shared by every web process, not per-process memory
+    assert any(k.startswith("sirena:signin:") for k in keys), keys
