@@ -173,6 +173,33 @@ def test_dead_carrier_trips_its_breaker_and_traffic_moves_to_the_other(pool, sim
     assert 0 < flagged == pool.possible_duplicates <= sum(b["ambiguous"] for b in beta.values())
 
 
+def test_a_recovered_carrier_gets_traffic_again_after_its_probe(pool, sim):
+    sim.set_fault("beta", "black_hole", for_s=1.5)
+    first = pool.submit_many(sms(200), timeout_s=10)
+    assert {r.outcome for r in first} == {Outcome.SUBMITTED}
+    time.sleep(1.0)
+    later = pool.submit_many(sms(400))
+    assert {r.outcome for r in later} == {Outcome.SUBMITTED}
+    assert "beta" in {r.carrier for r in later}
+    assert {b["breaker"] for b in pool.health()["carriers"]["beta"]["binds"].values()} == {"closed"}
+
+
+def test_unanswered_message_with_no_other_bind_left_is_ambiguous(pool, sim):
+    sim.set_fault("alpha", "black_hole")
+    results = pool.submit_many(sms(3, sender="BOMBEROS"), timeout_s=10)
+    assert {r.outcome for r in results} == {Outcome.AMBIGUOUS}
+    assert all(r.possible_duplicate and r.carriers_tried == ["alpha"] for r in results)
+    assert pool.possible_duplicates == 3
+
+
+def test_throttled_until_the_call_ends_is_returned_for_retry_not_dropped(pool, sim):
+    sim.set_fault("alpha", "throttle", every_nth=1)
+    results = pool.submit_many(sms(30, sender="BOMBEROS"), timeout_s=1.0)
+    assert {r.outcome for r in results} == {Outcome.RETRY}
+    assert not any(r.possible_duplicate for r in results)
+    assert "throttled" in results[0].reason or "within the call's time" in results[0].reason
+
+
 def test_bad_credentials_give_a_clear_error_naming_the_carrier(sim):
     config = parse_carriers(carriers_toml(sim), {"PW": "wrong"})
     carrier_pool = make_pool(config)
