@@ -46,6 +46,7 @@ ENQUIRE_LINK, ENQUIRE_LINK_RESP, DATA_SM, ALERT_NOTIFICATION = 0x15, 0x80000015,
 ESME_ROK, ESME_RINVCMDLEN, ESME_RINVCMDID, ESME_RSYSERR = 0x00, 0x02, 0x03, 0x08
 _HEADER = struct.Struct(">LLLL")
 _MAX_PDU = 64 * 1024
+_STABLE_S = 10.0  # a link up this long has proved itself: its next reconnect starts without delay
 _TLV_NAMES = {code: name for name, code in smpplib.consts.OPTIONAL_PARAMS.items()}
 _STRING_TLVS = {"receipted_message_id", "additional_status_info_text", "callback_num_atag"}
 
@@ -277,24 +278,34 @@ class Bind:
     # -- connecting ----------------------------------------------------------------------------
 
     def _maintain(self) -> None:
-        backoff = 0.5
+        backoff, up_at = 0.5, -_STABLE_S
         while not self._stop.is_set():
             if self.state is not BindState.UP:
+                # A link that died young (a carrier dropping us right after bind) keeps its backoff:
+                # no tight loop of bind, drop, bind.
+                if time.monotonic() - up_at < _STABLE_S:
+                    self._backoff_wait(backoff)
+                    backoff = min(backoff * 2, self.carrier.reconnect_max_s)
+                elif up_at > 0:
+                    backoff = 0.5
                 self.state = BindState.CONNECTING
                 if self._connect():
-                    backoff = 0.5
+                    up_at = time.monotonic()
                     self.listener.on_bind_up(self)
                     continue
                 self.state = BindState.DOWN
-                # Full jitter: binds of every worker must not hammer a recovering SMSC in step.
-                delay = random.uniform(backoff / 2, backoff)
+                self._backoff_wait(backoff)
                 backoff = min(backoff * 2, self.carrier.reconnect_max_s)
-                self._stop.wait(delay)
+                up_at = -_STABLE_S
                 continue
             self._tick()
             self._wake.wait(0.1)
             self._wake.clear()
         self._unbind()
+
+    def _backoff_wait(self, backoff: float) -> None:
+        # Full jitter: the binds of every worker must not hammer a recovering SMSC in step.
+        self._stop.wait(random.uniform(backoff / 2, backoff))
 
     def _connect(self) -> bool:
         self.stats.attempt_times = [t for t in self.stats.attempt_times if t > time.monotonic() - 60]

@@ -653,6 +653,7 @@ class CarrierPool:
                 "throttled": route.throttled, "timeouts": stats.timeouts, "ambiguous": route.ambiguous,
                 "late_responses": stats.late_responses, "delivers": stats.delivers,
                 "connects": stats.connects, "connect_failures": stats.connect_failures,
+                "connect_attempts_last_min": sum(t > time.monotonic() - 60 for t in stats.attempt_times),
                 "last_error": stats.last_error,
             }
         for entry in carriers.values():

@@ -211,6 +211,19 @@ def test_dropped_link_reports_unanswered_parts_and_reconnects(bound, sim):
     assert bind.stats.connects >= 2
 
 
+def test_a_carrier_that_drops_every_link_at_once_is_not_hammered(sim):
+    sim.set_fault("alpha", "drop_after", n=1, times=0)
+    recorder = Recorder()
+    bind = Bind(carrier(sim), 1, recorder, lambda *a: None)
+    bind.start()
+    try:
+        time.sleep(3.0)
+    finally:
+        bind.stop(drain_s=0)
+    # Backoff 0.5 s doubling to reconnect_max_s 0.3, with full jitter: at most ~20 in 3 s.
+    assert 2 <= bind.stats.connects <= 20
+
+
 def test_a_response_that_never_comes_frees_its_slot_after_the_timeout(bound, sim):
     bind, recorder, _ = bound
     sim.set_fault("alpha", "black_hole", enquire_link=True)
