@@ -19,6 +19,7 @@ stage), audited, and its messages are follow-ups sent by a job on the alert's pr
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -150,12 +151,42 @@ def _non_responders(session: Session, alert_id: int) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+def _text_for(alert: Alert, row: Mapping[str, Any]) -> str:
+    """The text this recipient's phone showed the first time (same rendering as the gateway)."""
+    language = row["language"] if row["language"] in alert.texts else next(iter(alert.texts))
+    return render(alert.texts[language], mode=alert.mode, language=language, code=alert.reply_code,
+                  reference=alert.reference, contact_name=row["name"], attributes=row["attributes"])
+
+
+def retry_undelivered(session: Session, delivery_ids: list[int], carriers_by_sender: Mapping[str, set[str]]) -> int:
+    """Re-send, once, each delivery a receipt declared undelivered/expired through another carrier
+    that carries its sender (none: nothing to do). Returns how many follow-ups were queued."""
+    rows = session.execute(text("""
+        SELECT d.id AS delivery_id, d.alert_id, d.msisdn, d.language, d.carrier, d.contact_id, c.name, c.attributes
+          FROM deliveries d LEFT JOIN contacts c ON c.id = d.contact_id
+         WHERE d.id = ANY(:ids) AND d.state IN ('failed', 'expired')
+           AND NOT EXISTS (SELECT 1 FROM followups f WHERE f.delivery_id = d.id AND f.kind = 'carrier_retry')
+    """), {"ids": delivery_ids}).mappings().all()
+    alerts = {a.id: a for a in session.scalars(select(Alert).where(Alert.id.in_({r["alert_id"] for r in rows})))}
+    by_queue: dict[str, list[FollowupDraft]] = {}
+    for row in rows:
+        alert = alerts[row["alert_id"]]
+        others = carriers_by_sender.get(alert.sender_name, set()) - {row["carrier"]}
+        if alert.state is AlertState.CANCELLED or not others:
+            continue
+        by_queue.setdefault(alert.priority.queue_name, []).append(FollowupDraft(
+            row["msisdn"], "carrier_retry", alert.sender_name, _text_for(alert, row), alert_id=alert.id,
+            delivery_id=row["delivery_id"], contact_id=row["contact_id"], test_only=alert.mode is not AlertMode.LIVE,
+            avoid_carriers=(row["carrier"],) if row["carrier"] else None))
+    for queue, drafts in by_queue.items():
+        create_followups(session, drafts, created_by="receipts", queue=queue)
+    return sum(len(d) for d in by_queue.values())
+
+
 def _resend(session: Session, alert: Alert, policy: Policy, silent: list[dict[str, Any]]) -> int:
     drafts = []
     for row in silent:
-        language = row["language"] if row["language"] in alert.texts else next(iter(alert.texts))
-        body = render(alert.texts[language], mode=alert.mode, language=language, code=alert.reply_code,
-                      reference=alert.reference, contact_name=row["name"], attributes=row["attributes"])
+        body = _text_for(alert, row)
         drafts.append(FollowupDraft(
             row["msisdn"], "resend", alert.sender_name, body, alert_id=alert.id, delivery_id=row["delivery_id"],
             contact_id=row["contact_id"], test_only=alert.mode is not AlertMode.LIVE,

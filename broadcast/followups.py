@@ -34,7 +34,8 @@ from broadcast.pool import OutboundMessage, Outcome
 
 log = logging.getLogger("sirena.followups")
 
-KINDS = ("resend", "supervisor_notice", "help_notice", "optout_confirm", "optin_confirm", "direct_reply")
+KINDS = ("resend", "carrier_retry", "supervisor_notice", "help_notice", "optout_confirm", "optin_confirm",
+         "direct_reply")
 LEASE_S = 30
 BATCH = 500
 PENDING_GRACE_S = 5

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -138,6 +138,7 @@ class ReceiptReport:
     unparsable: int = 0
     matched: int = 0
     changed: int = 0
+    undelivered: list[int] = field(default_factory=list)  # deliveries a receipt just failed/expired
 
 
 def ingest_receipts(session: Session, rows: Iterable[tuple[int, str, Mapping[str, Any] | None, str | None, datetime]],
@@ -218,7 +219,18 @@ UPDATE {table} t
        updated_at = now()
   FROM next
  WHERE t.id = next.id AND (t.state <> next.new_state OR t.parts_delivered <> next.ok_count)
-RETURNING t.id
+RETURNING t.id, t.state
+"""
+
+# A follow-up that re-sent an undelivered message through another carrier and got through: the
+# delivery it stands for is delivered after all (the counters follow through their trigger).
+_RETRY_DELIVERED = """
+UPDATE deliveries d SET state = 'delivered', delivered_at = f.delivered_at, parts_delivered = coalesce(d.parts, 1),
+       error_reason = coalesce(d.error_reason || '; ', '') || 'delivered on retry through ' || f.carrier,
+       updated_at = now()
+  FROM followups f
+ WHERE f.id = ANY(:ids) AND f.kind = 'carrier_retry' AND f.state = 'delivered' AND d.id = f.delivery_id
+   AND d.state IN ('failed', 'expired')
 """
 
 
@@ -238,9 +250,12 @@ def match_receipts(session: Session, receipt_ids: list[int] | None = None, *, li
     for table, column, ids in (("deliveries", "delivery_id", {h[0] for h in hits if h[0] is not None}),
                                ("followups", "followup_id", {h[1] for h in hits if h[1] is not None})):
         if ids:
-            changed = session.execute(text(_APPLY.format(table=table, column=column)),
-                                      {"ids": sorted(ids)}).scalars().all()
+            changed = session.execute(text(_APPLY.format(table=table, column=column)), {"ids": sorted(ids)}).all()
             report.changed += len(changed)
+            if table == "deliveries":
+                report.undelivered += [i for i, state in changed if state in ("failed", "expired")]
+            else:
+                session.execute(text(_RETRY_DELIVERED), {"ids": [i for i, _ in changed]})
     return report
 
 

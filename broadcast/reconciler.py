@@ -46,8 +46,12 @@ class ReconcileReport:
                 "completed": self.completed, "seconds": round(self.seconds, 3)}
 
 
-def pending_jobs(redis: Redis | None, prefix: str = "") -> set[str]:
-    """Ids of jobs waiting in any priority queue or running now (empty if Redis is unreachable)."""
+def pending_jobs(redis: Redis | None, prefix: str = "", *, waiting_only: bool = False) -> set[str]:
+    """Ids of jobs waiting in any priority queue or running now (empty if Redis is unreachable).
+
+    RQ keeps a SIGKILLed worker's job "started" for minutes, so `waiting_only` leaves running jobs
+    out where a dead one would hide work.
+    """
     if redis is None:
         return set()
     from rq import Queue
@@ -59,7 +63,8 @@ def pending_jobs(redis: Redis | None, prefix: str = "") -> set[str]:
         for name in PRIORITY_QUEUES:
             queue = Queue(prefix + name, connection=redis, serializer=JSONSerializer)
             ids.update(queue.get_job_ids())
-            ids.update(StartedJobRegistry(queue=queue).get_job_ids(cleanup=False))
+            if not waiting_only:
+                ids.update(StartedJobRegistry(queue=queue).get_job_ids(cleanup=False))
     except Exception as exc:
         log.warning("cannot read the queues: %s", exc)
     return ids
@@ -86,6 +91,7 @@ def reconcile(redis: Redis | None) -> ReconcileReport:
              WHERE state = 'waiting_route' AND updated_at < now() - make_interval(secs => :retry)
         """), {"retry": WAITING_ROUTE_RETRY_S, "grace": ORPHAN_GRACE_S + 1}).rowcount
     live = pending_jobs(redis)
+    waiting = pending_jobs(redis, waiting_only=True)
     tag = f"-rc{int(time.time() * 1000)}"
     with transaction() as session:
         now = utcnow()
@@ -106,7 +112,9 @@ def reconcile(redis: Redis | None) -> ReconcileReport:
             alert = session.get(Alert, alert_id)
             if alert is None or alert.state is not AlertState.SENDING:
                 continue
-            batches = _orphan_batches(session, alert_id, _batch_ranges(live, alert_id))
+            # Only waiting jobs cover rows: rows a live job is working on are `submitting`, not
+            # `queued`; a duplicate job over a live one's range only adds a second claimer.
+            batches = _orphan_batches(session, alert_id, _batch_ranges(waiting, alert_id))
             if batches:
                 jobs.queue_batches(session, alert, batches, tag=tag)
                 report.batches_queued[alert_id] = len(batches)

@@ -104,8 +104,34 @@ def sweep(limit: int = BATCH, min_age_s: float = 1.0) -> dict[str, Any]:
                                _styles(), limit=limit)
         total.receipts, total.replies = report.receipts, report.replies
     with transaction() as session:
-        total.receipts_matched = receipts.match_receipts(session).matched
+        matched = receipts.match_receipts(session)
+        total.receipts_matched = matched.matched
+        _retry(session, matched.undelivered)
     return total.__dict__
+
+
+def _carriers_by_sender() -> dict[str, set[str]]:
+    from broadcast import gateway
+
+    try:
+        config = gateway.current().config
+    except RuntimeError:
+        return {}  # no gateway here: no retry through another carrier (logged by the caller)
+    return {name: {c.name for c in config.carriers_for(name)} for name in config.senders}
+
+
+def _retry(session: Session, undelivered: list[int]) -> None:
+    """UNDELIV/EXPIRED: once through another carrier where the sender allows it."""
+    if not undelivered:
+        return
+    routes = _carriers_by_sender()
+    if not routes:
+        log.warning("%d undelivered messages not retried: no gateway in this process knows the routes",
+                    len(undelivered))
+        return
+    from broadcast.escalation import retry_undelivered
+
+    retry_undelivered(session, undelivered, routes)
 
 
 def process_batch(session: Session, where: str, styles: Mapping[str, str], *, limit: int = BATCH,
@@ -125,7 +151,9 @@ def process_batch(session: Session, where: str, styles: Mapping[str, str], *, li
     if receipt_rows:
         ids, unparsable, _ = receipts.ingest_receipts(session, receipt_rows, styles)
         report.receipts = len(ids)
-        report.receipts_matched = receipts.match_receipts(session, ids).matched if ids else 0
+        matched = receipts.match_receipts(session, ids) if ids else receipts.ReceiptReport()
+        report.receipts_matched = matched.matched
+        _retry(session, matched.undelivered)
         outcomes.update({r[0]: "receipt" for r in receipt_rows})
         outcomes.update({i: "unparsable_receipt" for i in unparsable})
     mo_rows = [r for r in rows if r.kind == "mo"]

@@ -208,3 +208,31 @@ def test_recording_the_same_id_twice_in_one_statement_never_fails_the_gateway(co
                                      "WHERE alert_id = :a"), {"a": alert_id}).rowcount
             parts = s.execute(text("SELECT count(*) FROM message_parts WHERE msg_key = 'abc'")).scalar_one()
     assert (changed, parts) == (2, 1)
+
+
+def test_undelivered_is_retried_once_through_another_carrier_and_counts_when_it_arrives(committed_db, redis_db,
+                                                                                       run_jobs):
+    with inbound_rig(receipts=False) as (sim, gateway):
+        alert_id = seed_alert(["+56974300001", "+56974300002"], sender="MULTI-SC")
+        send(gateway, alert_id)
+        first = deliveries(alert_id)
+        for d in first.values():
+            sim.send_receipt(d["carrier"], d["message_ids"][0], "UNDELIV", 1)
+        wait_inbound(sim, 2)
+        process_all()
+        assert {d["state"] for d in deliveries(alert_id).values()} == {"failed"}
+        run_jobs()
+        with transaction() as s:
+            retries = s.execute(text("SELECT delivery_id, carrier, message_ids[1] FROM followups "
+                                     "WHERE kind = 'carrier_retry'")).all()
+        for _, carrier, message_id in retries:
+            sim.send_receipt(carrier, message_id, "DELIVRD")
+        wait_inbound(sim, 4)
+        process_all()
+        process_all()  # a second pass retries nothing again
+    assert len(retries) == 2
+    assert all(carrier != first_by_id["carrier"] for (delivery_id, carrier, _), first_by_id in
+               zip(sorted(retries), sorted(first.values(), key=lambda d: d["id"]), strict=True))
+    after = deliveries(alert_id)
+    assert {d["state"] for d in after.values()} == {"delivered"}
+    assert all("delivered on retry through" in d["error_reason"] for d in after.values())
