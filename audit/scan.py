@@ -54,6 +54,7 @@ class RangeResult:
     problems: list[Problem] = field(default_factory=list)
     truncated: bool = False
     rechecked: int = 0  # rows the fast path could not confirm, re-read with the canonical SELECT
+    server_cpu_s: float | None = None  # CPU of the backend that served the range, when it is local
 
 
 def _unescape(value: str) -> str:
@@ -137,7 +138,8 @@ def scan_range(conn: Any, lo: int, hi: int, *, first: bool, expected: dict[int, 
     `expected` maps checkpointed seqs to their hashes (hex).
     """
     cur = conn.cursor()
-    cur.execute("SET LOCAL timezone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'")
+    cur.execute("SET LOCAL timezone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SELECT pg_backend_pid()")
+    backend = _BackendCpu(cur.fetchone()[0])
     first_prev = chain.GENESIS
     if not first:
         cur.execute("SELECT prev_hash FROM audit.events WHERE seq >= %s AND seq <= %s ORDER BY seq LIMIT 1", (lo, hi))
@@ -150,6 +152,7 @@ def scan_range(conn: Any, lo: int, hi: int, *, first: bool, expected: dict[int, 
                     "ORDER BY seq) TO STDOUT", sink)
     result = sink.result
     result.first_prev_hash = first_prev if result.count else None
+    result.server_cpu_s = backend.used_s()
     result.rechecked = len(sink.suspects)
     for seq, prev_hash, after_gap in sink.suspects:
         problem = _diagnose(cur, seq, prev_hash, after_gap or (not first and seq == result.first_seq))
@@ -157,6 +160,34 @@ def scan_range(conn: Any, lo: int, hi: int, *, first: bool, expected: dict[int, 
             result.problems.append(problem)
     cur.close()
     return result
+
+
+class _BackendCpu:
+    """CPU seconds used by a PostgreSQL backend on this machine (None when it is remote or hidden):
+    lets the benchmark report CPU per event, which a busy machine does not distort as wall time."""
+
+    def __init__(self, pid: int) -> None:
+        self.process: Any = None
+        self.start = 0.0
+        try:
+            import psutil
+
+            self.process = psutil.Process(pid)
+            self.start = self._cpu()
+        except Exception:
+            self.process = None
+
+    def _cpu(self) -> float:
+        times = self.process.cpu_times()
+        return float(times.user + times.system)
+
+    def used_s(self) -> float | None:
+        if self.process is None:
+            return None
+        try:
+            return self._cpu() - self.start
+        except Exception:
+            return None
 
 
 def _diagnose(cur: Any, seq: int, expected_prev: bytes, skip_link: bool) -> Problem | None:

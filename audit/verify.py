@@ -53,6 +53,7 @@ class Verdict:
     elapsed_s: float = 0.0
     workers: int = 1
     rechecked: int = 0
+    server_cpu_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -178,6 +179,8 @@ def _stitch(results: list[RangeResult]) -> Verdict:
             verdict.add(problem)
         verdict.more_problems |= r.truncated
         verdict.rechecked += r.rechecked
+        if r.server_cpu_s is not None:
+            verdict.server_cpu_s = (verdict.server_cpu_s or 0.0) + r.server_cpu_s
         if r.count == 0:
             continue
         if prev is not None:
