@@ -32,6 +32,7 @@ _MODULES = [
     "alerting.cli.send_test",
     "alerting.cli.cap_cmd",
     "alerting.cli.intake_cmd",
+    "alerting.cli.webhooks_cmd",
 ]
 
 
