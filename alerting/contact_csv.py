@@ -1,9 +1,8 @@
-"""Reading a contacts CSV: refusing what is not one, mapping its columns, checking each row.
+"""Opening a contacts CSV: refusing what is not one, sniffing the delimiter, mapping the columns.
 
-Pure Python, no database: `open_contacts_csv` streams the file (never reads it whole), and
-`RowChecker.check` turns one record into a `GoodRow` for staging plus any `Issue`s to report.
-Only an unusable phone number rejects a row; any other bad value is dropped from that row with a
-warning, so a contact is never lost over, say, a malformed latitude.
+Pure Python, no database. `open_contacts_csv` streams the file (it is never read whole) and
+`map_columns` says which column is the phone, the name, a location…; `alerting.contact_rows`
+checks the rows.
 """
 
 from __future__ import annotations
@@ -11,24 +10,17 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import json
-import math
 import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO
 
 from alerting.errors import InvalidInput
-from alerting.phones import parse_msisdn
 
 HEAD_BYTES = 64 * 1024
-MAX_NAME_CHARS = 200
-MAX_GROUP_CHARS = 100
 MAX_ATTRIBUTE_NAME = 64  # as the criterion language accepts
-MAX_VALUE_CHARS = 1000
-GROUP_SEPARATOR = "|"
 
 _PHONE = {"telefono", "phone", "celular", "movil", "mobile", "msisdn", "fono", "tel", "cel", "numero",
           "telefono_movil", "telefono_celular", "numero_celular", "phone_number", "mobile_number"}
@@ -42,35 +34,11 @@ _LAT_OR_LON = re.compile(r"^(latitude|latitud|lat|longitude|longitud|long|lng|lo
 LABELS = {"casa": "home", "hogar": "home", "domicilio": "home", "particular": "home", "trabajo": "work",
           "oficina": "work", "laboral": "work", "cuartel": "station", "estacion": "station",
           "base": "station", "home": "home", "work": "work", "station": "station"}
-_LABEL_RE = re.compile(r"^[a-z0-9_]{1,32}$")
-LANGUAGES = {"es": "es", "espanol": "es", "castellano": "es", "spanish": "es",
-             "en": "en", "ingles": "en", "english": "en"}
-_LANGUAGE_CODE = re.compile(r"^([a-z]{2})(?:[-_][a-z]{2})?$")
 _SIGNATURES = ((b"PK\x03\x04", "a ZIP archive or Excel workbook (.xlsx); save it as CSV UTF-8"),
                (b"\xd0\xcf\x11\xe0", "an old Excel/Office file (.xls); save it as CSV UTF-8"),
                (b"%PDF", "a PDF document"),
                (b"\xff\xfe", "UTF-16 text; save it as CSV UTF-8"),
                (b"\xfe\xff", "UTF-16 text; save it as CSV UTF-8"))
-
-
-class Issue(NamedTuple):
-    """One line of the rejects report."""
-
-    row: int  # as a spreadsheet numbers it: the header is row 1
-    column: str  # the file's own header
-    value: str
-    reason: str
-    outcome: str  # "rejected" | "warning" | "duplicate"
-
-
-class GoodRow(NamedTuple):
-    row: int
-    msisdn: str
-    name: str | None  # None: not given, keep what the directory has
-    language: str | None
-    attributes: str | None  # a JSON object, or None when the row has none
-    locations: list[tuple[str, float, float]]  # (label, lon, lat)
-    groups: list[str]
 
 
 @dataclass
@@ -209,141 +177,6 @@ def sniff_delimiter(first_line: str) -> str:
         if count > best_count:
             best, best_count = delimiter, count
     return best
-
-
-class RowChecker:
-    """Checks records against a Layout; `check` returns the row to stage (or None) and its issues."""
-
-    def __init__(self, layout: Layout, region: str, dynamic_groups: frozenset[str]) -> None:
-        self.layout, self.region, self.dynamic_groups = layout, region, dynamic_groups
-        self.width = len(layout.headers)
-
-    def check(self, row: int, cells: list[str]) -> tuple[GoodRow | None, list[Issue]]:
-        lay, issues = self.layout, []
-        headers = lay.headers
-        if len(cells) > self.width and any(c.strip() for c in cells[self.width:]):
-            return None, [Issue(row, "", ", ".join(cells[self.width:])[:200],
-                                f"{len(cells)} values but {self.width} columns "
-                                "(an unquoted comma or semicolon inside a value?)", "rejected")]
-        if len(cells) < self.width:
-            cells = cells + [""] * (self.width - len(cells))
-        for i, cell in enumerate(cells[: self.width]):
-            if "\ufffd" in cell:
-                return None, [Issue(row, headers[i], cell[:200], "not valid UTF-8; save the file as CSV UTF-8",
-                                    "rejected")]
-        raw_phone = cells[lay.phone]
-        try:
-            number = parse_msisdn(raw_phone, self.region)
-        except InvalidInput as exc:
-            reason = dict(exc.details.get("fields", {})).get("phone", exc.message)  # type: ignore[call-overload]
-            return None, [Issue(row, headers[lay.phone], raw_phone, reason, "rejected")]
-        if not number.mobile:
-            issues.append(Issue(row, headers[lay.phone], raw_phone,
-                                f"not a mobile number ({number.kind.replace('_', ' ')}); SMS may not reach it",
-                                "warning"))
-        name = self._name(row, cells, issues)
-        language = self._language(row, cells, issues)
-        attributes = {key: v for key, i in lay.attributes if (v := cells[i].strip())}
-        for key, i in lay.attributes:
-            if len(attributes.get(key, "")) > MAX_VALUE_CHARS:
-                issues.append(Issue(row, headers[i], cells[i][:200], f"longer than {MAX_VALUE_CHARS} characters; "
-                                    "not imported", "warning"))
-                del attributes[key]
-        locations = self._locations(row, cells, issues)
-        groups = self._groups(row, cells, issues)
-        attrs = json.dumps(attributes, ensure_ascii=False) if attributes else None
-        return GoodRow(row, number.e164, name, language, attrs, locations, groups), issues
-
-    def _name(self, row: int, cells: list[str], issues: list[Issue]) -> str | None:
-        if self.layout.name is None:
-            return None
-        name = " ".join(cells[self.layout.name].split())
-        if len(name) > MAX_NAME_CHARS:
-            issues.append(Issue(row, self.layout.headers[self.layout.name], name[:200],
-                                f"longer than {MAX_NAME_CHARS} characters; cut", "warning"))
-            name = name[:MAX_NAME_CHARS]
-        return name or None
-
-    def _language(self, row: int, cells: list[str], issues: list[Issue]) -> str | None:
-        if self.layout.language is None:
-            return None
-        raw = cells[self.layout.language]
-        key = header_key(raw)
-        if not key:
-            return None
-        if key in LANGUAGES:
-            return LANGUAGES[key]
-        if m := _LANGUAGE_CODE.match(raw.strip().lower()):
-            return m.group(1)
-        issues.append(Issue(row, self.layout.headers[self.layout.language], raw,
-                            "unknown language (use es, en or another two-letter code); not imported", "warning"))
-        return None
-
-    def _locations(self, row: int, cells: list[str], issues: list[Issue]) -> list[tuple[str, float, float]]:
-        lay, found = self.layout, {}
-        for fixed_label, lat_i, lon_i in lay.locations:
-            raw_lat, raw_lon = cells[lat_i].strip(), cells[lon_i].strip()
-            if not raw_lat and not raw_lon:
-                continue
-            label = fixed_label or self._label(row, cells, issues)
-            if label is None:
-                continue
-            lat, lon = _coordinate(raw_lat, 90.0), _coordinate(raw_lon, 180.0)
-            if lat is None or lon is None:
-                bad = lat_i if lat is None else lon_i
-                limit = 90 if lat is None else 180
-                issues.append(Issue(row, lay.headers[bad], cells[bad],
-                                    f"not a coordinate in degrees between -{limit} and {limit}; location not imported",
-                                    "warning"))
-            elif lat == 0.0 and lon == 0.0:
-                issues.append(Issue(row, lay.headers[lat_i], f"{raw_lat} {raw_lon}",
-                                    "0,0 is not a real address (an empty cell exported as 0?); location not imported",
-                                    "warning"))
-            else:
-                found[label] = (label, lon, lat)
-        return list(found.values())
-
-    def _label(self, row: int, cells: list[str], issues: list[Issue]) -> str | None:
-        if self.layout.label is None:
-            return "home"
-        raw = cells[self.layout.label]
-        key = header_key(raw)
-        if not key:
-            return "home"
-        label = LABELS.get(key, key)
-        if _LABEL_RE.match(label):
-            return label
-        issues.append(Issue(row, self.layout.headers[self.layout.label], raw,
-                            "a location label is up to 32 letters, digits or _; location not imported", "warning"))
-        return None
-
-    def _groups(self, row: int, cells: list[str], issues: list[Issue]) -> list[str]:
-        if self.layout.group is None:
-            return []
-        names: list[str] = []
-        header = self.layout.headers[self.layout.group]
-        for part in cells[self.layout.group].split(GROUP_SEPARATOR):
-            name = " ".join(part.split())
-            if not name or name in names:
-                continue
-            if len(name) > MAX_GROUP_CHARS:
-                issues.append(Issue(row, header, name[:200],
-                                    f"a group name is at most {MAX_GROUP_CHARS} characters; not added", "warning"))
-            elif name in self.dynamic_groups:
-                issues.append(Issue(row, header, name, "is a dynamic group (members come from its criterion); "
-                                    "not added", "warning"))
-            else:
-                names.append(name)
-        return names
-
-
-def _coordinate(raw: str, limit: float) -> float | None:
-    text = raw.replace(",", ".") if "," in raw and "." not in raw else raw  # "-33,45" from a Spanish locale
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) and -limit <= value <= limit else None
 
 
 class _Source(io.RawIOBase):

@@ -28,7 +28,8 @@ from typing import IO, Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from alerting.contact_csv import CsvFile, GoodRow, Issue, RowChecker, open_contacts_csv
+from alerting.contact_csv import CsvFile, open_contacts_csv
+from alerting.contact_rows import CheckedChunk, Issue, RowChecker, checked_chunks
 from alerting.errors import InvalidInput
 from alerting.models import ContactImport, Group, GroupKind
 from alerting.settings import Settings
@@ -69,6 +70,7 @@ class ImportReport:
     rejects_path: str | None = None  # the report of rejects, warnings and duplicates; None if none
     import_id: int | None = None
     seconds: float = 0.0
+    phases_s: dict[str, float] = field(default_factory=dict)  # where the time went: read, dedupe, merge…
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,21 +111,25 @@ def import_contacts(
     rejects = _RejectsFile(settings.data_dir / "imports", csv_file.name)
     session.flush()
     stage = _Staging(session)
+    lap = _Laps(report)
     try:
         _read(csv_file, RowChecker(csv_file.layout, settings.default_region, dynamic), stage, rejects, report,
               max_rows, progress)
     finally:
         if handle is not None:
             handle.close()
+    report.phases_s["copy"] = round(stage.copy_s, 3)
+    lap("read")
     if progress:
         progress("merge", 0, None)
     report.duplicates = stage.drop_duplicates(rejects, csv_file.layout.headers[csv_file.layout.phone])
+    lap("duplicates")
     report.contacts = report.rows_read - report.rejected - report.duplicates
     rejects.close(report)
     if dry_run:
         _estimate(session, stage, report)
     else:
-        _merge(session, stage, report)
+        _merge(session, stage, report, lap)
         record = ContactImport(filename=report.filename[:1000], rows_read=report.rows_read,
                                inserted=report.inserted, updated=report.updated, rejected=report.rejected,
                                duplicates=report.duplicates, rejects_path=report.rejects_path,
@@ -134,6 +140,7 @@ def import_contacts(
         report.seconds = round(time.monotonic() - started, 3)
         trail.append(session, actor=actor, action="contacts.imported", subject_type="contact_import",
                      subject_id=record.id, payload=_audit_payload(report))
+        lap("record")
     stage.drop()
     report.seconds = round(time.monotonic() - started, 3)
     return report
@@ -141,21 +148,16 @@ def import_contacts(
 
 def _read(csv_file: CsvFile, checker: RowChecker, stage: _Staging, rejects: _RejectsFile,
           report: ImportReport, max_rows: int, progress: Progress | None) -> None:
-    """Check each record and stage the good ones in batches; report each issue as it is found."""
-    for row, cells in csv_file.records():
-        report.rows_read += 1
-        if report.rows_read > max_rows:
-            raise InvalidInput(f"file: more than the {max_rows:,} rows an import accepts; split the file",
-                               fields={"file": f"more than {max_rows:,} rows"})
-        good, issues = checker.check(row, cells)
-        for issue in issues:
+    """Check the rows (in worker processes for a big file) and stage the good ones by COPY."""
+    for chunk in checked_chunks(csv_file, checker, max_rows=max_rows):
+        report.rows_read += chunk.rows
+        for issue in chunk.issues:
             rejects.write(issue, report)
-        if good is not None:
-            stage.add(good)
-            if stage.pending >= BATCH_ROWS:
-                stage.flush()
-                if progress:
-                    progress("read", csv_file.bytes_read, csv_file.size)
+        stage.add(chunk)
+        if stage.pending >= BATCH_ROWS:
+            stage.flush()
+            if progress:
+                progress("read", csv_file.bytes_read, csv_file.size)
     stage.flush()
     if progress:
         progress("read", csv_file.bytes_read, csv_file.size)
@@ -173,29 +175,26 @@ class _Staging:
         self.cursor.execute(
             f"CREATE TEMP TABLE {self.contacts} (row_no integer NOT NULL, msisdn text NOT NULL, name text,"
             " language text, attributes jsonb) ON COMMIT DROP;"
-            f"CREATE TEMP TABLE {self.locations} (row_no integer NOT NULL, label text NOT NULL,"
+            f"CREATE TEMP TABLE {self.locations} (row_no integer NOT NULL, msisdn text NOT NULL, label text NOT NULL,"
             " lon double precision NOT NULL, lat double precision NOT NULL) ON COMMIT DROP;"
             f"CREATE TEMP TABLE {self.groups} (msisdn text NOT NULL, name text NOT NULL) ON COMMIT DROP;"
             f"CREATE TEMP TABLE {self.dups} (row_no integer NOT NULL, msisdn text NOT NULL,"
             " kept_row integer NOT NULL) ON COMMIT DROP"
         )
         self._buffers = [io.StringIO(), io.StringIO(), io.StringIO()]
-        self._writers = [csv.writer(b, lineterminator="\n") for b in self._buffers]
         self.pending = 0
+        self.copy_s = 0.0
 
-    def add(self, good: GoodRow) -> None:
-        contacts, locations, groups = self._writers
-        contacts.writerow(good[:5])
-        for label, lon, lat in good.locations:
-            locations.writerow((good.row, label, repr(lon), repr(lat)))
-        for name in good.groups:
-            groups.writerow((good.msisdn, name))
-        self.pending += 1
+    def add(self, chunk: CheckedChunk) -> None:
+        for buffer, data in zip(self._buffers, chunk[:3], strict=True):
+            buffer.write(data)
+        self.pending += chunk.good
 
     def flush(self) -> None:
+        started = time.monotonic()
         for table, columns, buffer in zip(
             (self.contacts, self.locations, self.groups),
-            ("row_no, msisdn, name, language, attributes", "row_no, label, lon, lat", "msisdn, name"),
+            ("row_no, msisdn, name, language, attributes", "row_no, msisdn, label, lon, lat", "msisdn, name"),
             self._buffers, strict=True,
         ):
             if buffer.tell():
@@ -204,6 +203,7 @@ class _Staging:
                 buffer.seek(0)
                 buffer.truncate()
         self.pending = 0
+        self.copy_s += time.monotonic() - started
 
     def drop_duplicates(self, rejects: _RejectsFile, phone_header: str) -> int:
         """Keep the last row of each number; report the others. Returns how many rows left."""
@@ -233,7 +233,7 @@ class _Staging:
         self.cursor.close()
 
 
-def _merge(session: Session, stage: _Staging, report: ImportReport) -> None:
+def _merge(session: Session, stage: _Staging, report: ImportReport, lap: _Laps) -> None:
     """The set statements: groups, contacts, locations, memberships. No per-row statement."""
     new_groups = _new_group_count(session, stage, report.group)
     if new_groups > MAX_NEW_GROUPS:
@@ -244,6 +244,7 @@ def _merge(session: Session, stage: _Staging, report: ImportReport) -> None:
         f" SELECT n.name, 'static', 'created by a contact import', false FROM ({_group_names(stage)}) n"
         " WHERE NOT EXISTS (SELECT 1 FROM groups g WHERE g.name = n.name)"
         " ON CONFLICT (name) DO NOTHING RETURNING name"), {"extra": report.group}))
+    lap("groups")
     # The LEFT JOIN keeps what the directory has where the file leaves a name or language blank.
     # Rows that would not change are not rewritten (no dead tuples, no index churn on re-import).
     inserted, updated = session.execute(text(
@@ -262,16 +263,17 @@ def _merge(session: Session, stage: _Staging, report: ImportReport) -> None:
     ), {"language": DEFAULT_LANGUAGE}).one()
     report.inserted, report.updated = int(inserted), int(updated)
     report.unchanged = report.contacts - report.inserted - report.updated
+    lap("contacts")
     # A location replaces the contact's location with the same label; other labels stay.
     report.locations = session.execute(text(
         "WITH new AS ("
         " SELECT c.id AS contact_id, l.label, ST_SetSRID(ST_MakePoint(l.lon, l.lat), 4326) AS geom"
-        f" FROM {stage.locations} l JOIN {stage.contacts} s ON s.row_no = l.row_no"
-        " JOIN contacts c ON c.msisdn = s.msisdn),"
+        f" FROM {stage.locations} l JOIN contacts c ON c.msisdn = l.msisdn),"  # only the kept rows' are left
         " gone AS (DELETE FROM contact_locations cl USING new"
         "  WHERE cl.contact_id = new.contact_id AND cl.label = new.label)"
         " INSERT INTO contact_locations (contact_id, label, geom) SELECT contact_id, label, geom FROM new"
     )).rowcount
+    lap("locations")
     report.memberships = session.execute(text(
         "INSERT INTO group_members (group_id, contact_id)"
         " SELECT DISTINCT g.id, c.id FROM ("
@@ -280,6 +282,7 @@ def _merge(session: Session, stage: _Staging, report: ImportReport) -> None:
         " ) m JOIN groups g ON g.name = m.name AND g.kind = 'static' JOIN contacts c ON c.msisdn = m.msisdn"
         " ON CONFLICT DO NOTHING"
     ), {"extra": report.group}).rowcount
+    lap("memberships")
 
 
 def _estimate(session: Session, stage: _Staging, report: ImportReport) -> None:
@@ -297,6 +300,18 @@ def _estimate(session: Session, stage: _Staging, report: ImportReport) -> None:
     report.memberships = int(session.execute(text(
         f"SELECT count(*) FROM (SELECT DISTINCT msisdn, name FROM {stage.groups}) m"
     )).scalar_one()) + (report.contacts if report.group else 0)
+
+
+class _Laps:
+    """Seconds spent in each phase, into report.phases_s (the bench prints them)."""
+
+    def __init__(self, report: ImportReport) -> None:
+        self.report, self.last = report, time.monotonic()
+
+    def __call__(self, phase: str) -> None:
+        now = time.monotonic()
+        self.report.phases_s[phase] = round(now - self.last, 3)
+        self.last = now
 
 
 def _group_names(stage: _Staging) -> str:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from alerting import contact_import
+from alerting import contact_import, contact_rows
 from alerting.directory import (
     add_members,
     create_group,
@@ -268,13 +268,17 @@ def test_a_binary_stream_is_imported_like_a_file(db: Session, settings: Settings
     assert report.inserted == 1 and report.filename == "upload.csv"
 
 
-def test_staging_is_batched_and_every_batch_reaches_the_directory(db: Session, settings: Settings, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(contact_import, "BATCH_ROWS", 7)
+@pytest.mark.parametrize("parallel", [False, True], ids=["in-process", "worker-processes"])
+def test_every_chunk_and_batch_reaches_the_directory(db: Session, settings: Settings, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch, parallel: bool) -> None:
+    monkeypatch.setattr(contact_rows, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(contact_import, "BATCH_ROWS", 20)
+    monkeypatch.setattr(contact_rows, "PARALLEL_MIN_BYTES", 0 if parallel else 10**12)
     rows = "".join(f"9612{i:05d},{-33 - i / 1000},-70.6,g{i % 3}\n" for i in range(50))
-    report = run(db, settings, write(tmp_path, "telefono,lat,lon,grupo\n" + rows))
-    assert (report.inserted, report.locations, report.memberships) == (50, 50, 50)
+    report = run(db, settings, write(tmp_path, "telefono,lat,lon,grupo\n" + rows + "123,,,\n"))
+    assert (report.rows_read, report.inserted, report.locations, report.memberships) == (51, 50, 50, 50)
     assert db.scalar(select(func.count()).select_from(ContactLocation)) == 50
+    assert [r["row"] for r in report_rows(report.rejects_path)] == ["52"]
 
 
 def test_import_is_recorded_in_the_audit_trail(db: Session, settings: Settings, tmp_path: Path) -> None:

@@ -1,0 +1,278 @@
+"""Rows of a contacts CSV: each checked in Python into a row to stage or issues to report.
+
+Only an unusable phone number rejects a row; any other bad value is dropped from that row with a
+warning, so a contact is never lost over, say, a malformed latitude. Checking costs ~30 µs a row
+(mostly `phonenumbers`), so a big file is checked in chunks by worker processes, one per core,
+while this process reads the file and COPYs the results: `checked_chunks` hides which.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import io
+import json
+import math
+import multiprocessing
+import os
+import re
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import NamedTuple
+
+from alerting.contact_csv import LABELS, CsvFile, Layout, header_key
+from alerting.errors import InvalidInput
+from alerting.phones import parse_msisdn
+
+MAX_NAME_CHARS = 200
+MAX_GROUP_CHARS = 100
+MAX_VALUE_CHARS = 1000
+GROUP_SEPARATOR = "|"
+CHUNK_ROWS = 5_000
+PARALLEL_MIN_BYTES = 4 * 1024 * 1024  # below this, starting worker processes costs more than it saves
+LANGUAGES = {"es": "es", "espanol": "es", "castellano": "es", "spanish": "es",
+             "en": "en", "ingles": "en", "english": "en"}
+_LANGUAGE_CODE = re.compile(r"^([a-z]{2})(?:[-_][a-z]{2})?$")
+_LABEL_RE = re.compile(r"^[a-z0-9_]{1,32}$")
+
+
+class Issue(NamedTuple):
+    """One line of the rejects report."""
+
+    row: int  # as a spreadsheet numbers it: the header is row 1
+    column: str  # the file's own header
+    value: str
+    reason: str
+    outcome: str  # "rejected" | "warning" | "duplicate"
+
+
+class GoodRow(NamedTuple):
+    row: int
+    msisdn: str
+    name: str | None  # None: not given, keep what the directory has
+    language: str | None
+    attributes: str | None  # a JSON object, or None when the row has none
+    locations: list[tuple[str, float, float]]  # (label, lon, lat)
+    groups: list[str]
+
+
+class RowChecker:
+    """Checks records against a Layout; `check` returns the row to stage (or None) and its issues."""
+
+    def __init__(self, layout: Layout, region: str, dynamic_groups: frozenset[str]) -> None:
+        self.layout, self.region, self.dynamic_groups = layout, region, dynamic_groups
+        self.width = len(layout.headers)
+
+    def check(self, row: int, cells: list[str]) -> tuple[GoodRow | None, list[Issue]]:
+        lay, issues = self.layout, []
+        headers = lay.headers
+        if len(cells) > self.width and any(c.strip() for c in cells[self.width:]):
+            return None, [Issue(row, "", ", ".join(cells[self.width:])[:200],
+                                f"{len(cells)} values but {self.width} columns "
+                                "(an unquoted comma or semicolon inside a value?)", "rejected")]
+        if len(cells) < self.width:
+            cells = cells + [""] * (self.width - len(cells))
+        for i, cell in enumerate(cells[: self.width]):
+            if "\ufffd" in cell:
+                return None, [Issue(row, headers[i], cell[:200], "not valid UTF-8; save the file as CSV UTF-8",
+                                    "rejected")]
+        raw_phone = cells[lay.phone]
+        try:
+            number = parse_msisdn(raw_phone, self.region)
+        except InvalidInput as exc:
+            reason = dict(exc.details.get("fields", {})).get("phone", exc.message)  # type: ignore[call-overload]
+            return None, [Issue(row, headers[lay.phone], raw_phone, reason, "rejected")]
+        if not number.mobile:
+            issues.append(Issue(row, headers[lay.phone], raw_phone,
+                                f"not a mobile number ({number.kind.replace('_', ' ')}); SMS may not reach it",
+                                "warning"))
+        name = self._name(row, cells, issues)
+        language = self._language(row, cells, issues)
+        attributes = {key: v for key, i in lay.attributes if (v := cells[i].strip())}
+        for key, i in lay.attributes:
+            if len(attributes.get(key, "")) > MAX_VALUE_CHARS:
+                issues.append(Issue(row, headers[i], cells[i][:200], f"longer than {MAX_VALUE_CHARS} characters; "
+                                    "not imported", "warning"))
+                del attributes[key]
+        locations = self._locations(row, cells, issues)
+        groups = self._groups(row, cells, issues)
+        attrs = json.dumps(attributes, ensure_ascii=False) if attributes else None
+        return GoodRow(row, number.e164, name, language, attrs, locations, groups), issues
+
+    def _name(self, row: int, cells: list[str], issues: list[Issue]) -> str | None:
+        if self.layout.name is None:
+            return None
+        name = " ".join(cells[self.layout.name].split())
+        if len(name) > MAX_NAME_CHARS:
+            issues.append(Issue(row, self.layout.headers[self.layout.name], name[:200],
+                                f"longer than {MAX_NAME_CHARS} characters; cut", "warning"))
+            name = name[:MAX_NAME_CHARS]
+        return name or None
+
+    def _language(self, row: int, cells: list[str], issues: list[Issue]) -> str | None:
+        if self.layout.language is None:
+            return None
+        raw = cells[self.layout.language]
+        key = header_key(raw)
+        if not key:
+            return None
+        if key in LANGUAGES:
+            return LANGUAGES[key]
+        if m := _LANGUAGE_CODE.match(raw.strip().lower()):
+            return m.group(1)
+        issues.append(Issue(row, self.layout.headers[self.layout.language], raw,
+                            "unknown language (use es, en or another two-letter code); not imported", "warning"))
+        return None
+
+    def _locations(self, row: int, cells: list[str], issues: list[Issue]) -> list[tuple[str, float, float]]:
+        lay, found = self.layout, {}
+        for fixed_label, lat_i, lon_i in lay.locations:
+            raw_lat, raw_lon = cells[lat_i].strip(), cells[lon_i].strip()
+            if not raw_lat and not raw_lon:
+                continue
+            label = fixed_label or self._label(row, cells, issues)
+            if label is None:
+                continue
+            lat, lon = _coordinate(raw_lat, 90.0), _coordinate(raw_lon, 180.0)
+            if lat is None or lon is None:
+                bad = lat_i if lat is None else lon_i
+                limit = 90 if lat is None else 180
+                issues.append(Issue(row, lay.headers[bad], cells[bad],
+                                    f"not a coordinate in degrees between -{limit} and {limit}; location not imported",
+                                    "warning"))
+            elif lat == 0.0 and lon == 0.0:
+                issues.append(Issue(row, lay.headers[lat_i], f"{raw_lat} {raw_lon}",
+                                    "0,0 is not a real address (an empty cell exported as 0?); location not imported",
+                                    "warning"))
+            else:
+                found[label] = (label, lon, lat)
+        return list(found.values())
+
+    def _label(self, row: int, cells: list[str], issues: list[Issue]) -> str | None:
+        if self.layout.label is None:
+            return "home"
+        raw = cells[self.layout.label]
+        key = header_key(raw)
+        if not key:
+            return "home"
+        label = LABELS.get(key, key)
+        if _LABEL_RE.match(label):
+            return label
+        issues.append(Issue(row, self.layout.headers[self.layout.label], raw,
+                            "a location label is up to 32 letters, digits or _; location not imported", "warning"))
+        return None
+
+    def _groups(self, row: int, cells: list[str], issues: list[Issue]) -> list[str]:
+        if self.layout.group is None:
+            return []
+        names: list[str] = []
+        header = self.layout.headers[self.layout.group]
+        for part in cells[self.layout.group].split(GROUP_SEPARATOR):
+            name = " ".join(part.split())
+            if not name or name in names:
+                continue
+            if len(name) > MAX_GROUP_CHARS:
+                issues.append(Issue(row, header, name[:200],
+                                    f"a group name is at most {MAX_GROUP_CHARS} characters; not added", "warning"))
+            elif name in self.dynamic_groups:
+                issues.append(Issue(row, header, name, "is a dynamic group (members come from its criterion); "
+                                    "not added", "warning"))
+            else:
+                names.append(name)
+        return names
+
+
+def _coordinate(raw: str, limit: float) -> float | None:
+    text = raw.replace(",", ".") if "," in raw and "." not in raw else raw  # "-33,45" from a Spanish locale
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and -limit <= value <= limit else None
+
+
+class CheckedChunk(NamedTuple):
+    """A chunk of checked rows, encoded for COPY … (FORMAT csv) into the staging tables."""
+
+    contacts: str  # row_no, msisdn, name, language, attributes
+    locations: str  # row_no, msisdn, label, lon, lat
+    groups: str  # msisdn, name
+    rows: int  # records read (blank ones are not records)
+    good: int
+    issues: list[Issue]
+
+
+def check_chunk(checker: RowChecker, rows: list[tuple[int, list[str]]]) -> CheckedChunk:
+    """Check `rows` and encode the good ones for staging."""
+    buffers = io.StringIO(), io.StringIO(), io.StringIO()
+    contacts, locations, groups = (csv.writer(b, lineterminator="\n") for b in buffers)
+    issues: list[Issue] = []
+    good = 0
+    for row, cells in rows:
+        checked, found = checker.check(row, cells)
+        issues.extend(found)
+        if checked is None:
+            continue
+        good += 1
+        contacts.writerow(checked[:5])
+        for label, lon, lat in checked.locations:
+            locations.writerow((row, checked.msisdn, label, repr(lon), repr(lat)))
+        for name in checked.groups:
+            groups.writerow((checked.msisdn, name))
+    return CheckedChunk(*(b.getvalue() for b in buffers), len(rows), good, issues)
+
+
+def checked_chunks(csv_file: CsvFile, checker: RowChecker, *, max_rows: int,
+                   workers: int | None = None) -> Iterator[CheckedChunk]:
+    """The file's rows, checked, in file order, a chunk at a time.
+
+    Uses worker processes (spawned: a forked child would share the database connection) when the
+    file is big enough and there is more than one core. Raises InvalidInput past `max_rows`.
+    """
+    workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
+    chunks = _chunks(csv_file, max_rows)
+    if workers < 2 or (csv_file.size or 0) < PARALLEL_MIN_BYTES:
+        for rows in chunks:
+            yield check_chunk(checker, rows)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(checker.layout, checker.region, checker.dynamic_groups)) as pool:
+        pending: collections.deque[Future[CheckedChunk]] = collections.deque()
+        try:
+            for rows in chunks:
+                pending.append(pool.submit(_check_in_worker, rows))
+                if len(pending) >= 2 * workers:  # bounded: memory stays flat whatever the file size
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _chunks(csv_file: CsvFile, max_rows: int) -> Iterator[list[tuple[int, list[str]]]]:
+    rows: list[tuple[int, list[str]]] = []
+    for count, record in enumerate(csv_file.records(), start=1):
+        if count > max_rows:
+            raise InvalidInput(f"file: more than the {max_rows:,} rows an import accepts; split the file",
+                               fields={"file": f"more than {max_rows:,} rows"})
+        rows.append(record)
+        if len(rows) >= CHUNK_ROWS:
+            yield rows
+            rows = []
+    if rows:
+        yield rows
+
+
+_worker_checker: RowChecker | None = None
+
+
+def _start_worker(layout: Layout, region: str, dynamic_groups: frozenset[str]) -> None:
+    global _worker_checker
+    _worker_checker = RowChecker(layout, region, dynamic_groups)
+
+
+def _check_in_worker(rows: list[tuple[int, list[str]]]) -> CheckedChunk:
+    assert _worker_checker is not None
+    return check_chunk(_worker_checker, rows)
