@@ -131,6 +131,40 @@ def _append_line(settings: Settings, key: bytes, cp: Checkpoint) -> None:
     log.info("audit checkpoint %s", line.strip())
 
 
+def checkpoint_if_due(engine: Engine, settings: Settings, *, every_s: float = 300.0) -> Checkpoint | None:
+    """The periodic checkpoint: write one if the head moved since the last and that one is at least
+    `every_s` old (or there is none). Cheap enough to call on every scheduler tick; returns the new
+    checkpoint, or None when none was due."""
+    with engine.connect() as conn:
+        database, head = read_head(conn)
+    last = _last_line(checkpoint_file(settings, database))
+    if last is not None:
+        try:
+            seq, written = int(last["seq"]), datetime.fromisoformat(str(last["written_at"]).replace("Z", "+00:00"))
+        except (KeyError, TypeError, ValueError):
+            seq, written = -1, datetime.min.replace(tzinfo=UTC)
+        if seq == head.seq or (datetime.now(UTC) - written).total_seconds() < every_s:
+            return None
+    cp = _checkpoint(database, head)
+    _append_line(settings, signing_key(settings), cp)
+    return cp
+
+
+def _last_line(path: Path) -> dict[str, object] | None:
+    """The last checkpoint line of `path`, read from the end (the file grows for years)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 4096))
+            lines = [ln for ln in fh.read().splitlines() if ln.strip()]
+    except FileNotFoundError:
+        return None
+    try:
+        return json.loads(lines[-1]) if lines else None
+    except ValueError:
+        return None
+
+
 def read_checkpoints(settings: Settings, database: str) -> tuple[list[Checkpoint], list[BadLine]]:
     """Every checkpoint recorded for `database`, and the lines that fail their signature.
 

@@ -213,3 +213,17 @@ def test_worker_processes_sharing_a_snapshot_reach_the_same_verdict(
         assert parallel.ok
     else:
         assert (parallel.first.kind, parallel.first.seq) == (kind, seq)
+
+
+def test_periodic_checkpoint_is_written_only_when_due(trail: Settings) -> None:
+    from audit.checkpoints import checkpoint_if_due
+
+    first = checkpoint_if_due(dbmod.engine(), trail, every_s=3600)
+    assert first is not None and first.seq == 10
+    assert checkpoint_if_due(dbmod.engine(), trail, every_s=0) is None  # the head has not moved
+    with transaction() as session:
+        append(session, actor=ANA, action="alert.edited")
+    assert checkpoint_if_due(dbmod.engine(), trail, every_s=3600) is None  # too soon
+    later = checkpoint_if_due(dbmod.engine(), trail, every_s=0)
+    assert later is not None and later.seq == 11
+    assert _verify(trail).checkpoints == 2
