@@ -140,7 +140,8 @@ def checkpoint_if_due(engine: Engine, settings: Settings, *, every_s: float = 30
     last = _last_line(checkpoint_file(settings, database))
     if last is not None:
         try:
-            seq, written = int(last["seq"]), datetime.fromisoformat(str(last["written_at"]).replace("Z", "+00:00"))
+            seq = int(str(last["seq"]))
+            written = datetime.fromisoformat(str(last["written_at"]).replace("Z", "+00:00"))
         except (KeyError, TypeError, ValueError):
             seq, written = -1, datetime.min.replace(tzinfo=UTC)
         if seq == head.seq or (datetime.now(UTC) - written).total_seconds() < every_s:
