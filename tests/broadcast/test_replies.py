@@ -233,3 +233,93 @@ def test_process_inbound_job_is_idempotent(committed_db, redis_db):
         again = replies.process_inbound(0, 10**9)
     assert first["replies"] == 1 and again["replies"] == 0
     assert len(reply_rows()) == 1
+
+
+def live_alert(body: str, group: str, priority) -> int:  # type: ignore[no-untyped-def]
+    """Composed, submitted and approved by as many approvers as its priority needs."""
+    from uuid import uuid4
+
+    from alerting.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+    from alerting.models import AlertMode, Operator
+    from tests.factories import actor_for
+
+    with transaction() as s:
+        people = [Operator(username=f"{role}-{uuid4().hex[:8]}", password_hash="x", roles=[role])
+                  for role in ("composer", "approver", "approver")]
+        s.add_all(people)
+        s.flush()
+        composer, *approvers = [actor_for(p) for p in people]
+        alert = compose_alert(s, AlertDraft(texts={"es": body}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
+                                            priority=priority, target={"groups": [group]}), composer)
+        submit_alert(s, alert.id, composer)
+        alert_id, needed = alert.id, alert.required_approvals
+    for approver in approvers[:needed]:
+        with transaction() as s:
+            approve_alert(s, alert_id, approver)
+    return alert_id
+
+
+def test_opt_out_holds_for_routine_alerts_and_a_live_flash_overrides_it_visibly(gateway, simulator, run_jobs):
+    """Policy (broadcast.jobs._overrides_opt_out): a live flash alert reaches opted-out contacts too."""
+    from alerting.models import Priority
+    from tests.broadcast.inbound_rig import add_group
+
+    add_group("vecinos", ["+56988000001", "+56988000002", "+56988000003"])
+    simulator.send_mo("alpha", "56988000001", "4242", "STOP")
+    assert simulator.wait_for(lambda: _count("SELECT count(*) FROM inbound_messages") == 1)
+    process_all()
+    routine = live_alert("Corte de luz programado", "vecinos", Priority.NORMAL)
+    run_jobs()
+    flash = live_alert("Tsunami: evacue a zona alta", "vecinos", Priority.FLASH)
+    run_jobs()
+    with transaction() as s:
+        reached = dict(s.execute(text("SELECT alert_id, count(*) FROM deliveries GROUP BY 1")).all())
+        opted = s.execute(text("SELECT opted_out_reason FROM contacts WHERE msisdn = '+56988000001'")).scalar()
+    assert opted == "replied stop"
+    assert (reached[routine], reached[flash]) == (2, 3)
+    got = simulator.messages_by_recipient()["56988000001"]
+    assert any("no recibira" in t for t in got) and "Tsunami: evacue a zona alta" in got
+    assert "Corte de luz programado" not in got
+
+
+def _count(sql: str) -> int:
+    with transaction() as s:
+        return int(s.execute(text(sql)).scalar_one())
+
+
+def test_binary_or_undecodable_replies_are_kept_raw_as_free_text(committed_db, redis_db):
+    with inbound_rig() as (_sim, gateway):
+        alert_id = seed_alert(["+56979900001"])
+        send(gateway, alert_id)
+        with transaction() as s:  # what InboundStore writes for a payload it could not decode
+            s.execute(text("""
+                INSERT INTO inbound_messages (kind, carrier, bind, source_addr, destination_addr, esm_class,
+                                              data_coding, short_message, text, tlvs)
+                VALUES ('mo', 'alpha', 'alpha-1', '56979900001', '4242', 0, 4, '\\xff00fe', NULL, '{}')"""))
+        process_all()
+    got = reply_rows()["+56979900001"]
+    assert (got["meaning"], got["text"], got["alert_id"]) == ("free_text", None, alert_id)
+
+
+def test_an_operator_answers_one_responder_directly_audited(committed_db, redis_db, run_jobs):
+    from broadcast.followups import direct_reply
+    from tests.factories import actor_for
+
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(["+56979900002"])
+        send(gateway, alert_id)
+        mo(sim, "+56979900002", "¿Llevo a mis mascotas?")
+        wait_inbound(sim, 2)
+        process_all()
+        with transaction() as s:
+            from alerting.models import Operator
+
+            operator = s.query(Operator).first()
+            reply_id = s.execute(text("SELECT id FROM replies")).scalar_one()
+            direct_reply(s, reply_id, "Sí, con correa o jaula.", actor_for(operator))
+        run_jobs(("flash",))
+        answer = sim.messages(dest="56979900002")[-1]["text"]
+    assert answer == "Sí, con correa o jaula."
+    with transaction() as s:
+        event = s.execute(text("SELECT subject_id, payload FROM audit.events WHERE action = 'reply.answered'")).one()
+    assert event.subject_id == str(alert_id) and event.payload["to"] == "…0002"
