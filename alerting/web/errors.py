@@ -73,6 +73,10 @@ def handle_not_found(exc: NotFound) -> Any:
 
 def handle_invalid(exc: InvalidInput) -> Any:
     fields = {str(k): str(v) for k, v in dict(exc.details.get("fields") or {}).items()}  # type: ignore[call-overload]
+    if exc.details.get("audit_as"):  # a failed check of who someone is (step-up), not just a typo
+        subject_type, subject_id = _subject()
+        audit_refusal(current_actor(), str(exc.details["audit_as"]), subject_type, subject_id,
+                      str(exc.details.get("audit_reason") or exc.message), payload={"fields": fields})
     view = current_app.view_functions.get(request.endpoint or "")
     render = getattr(view, "_on_invalid", None)
     if render is not None:

@@ -23,6 +23,7 @@ from flask import Flask, Response, current_app, g, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.orm import Session
 
 from alerting.db import transaction
 from alerting.errors import Refused
@@ -54,6 +55,7 @@ def _tag(view: F, access: Access) -> F:
         return view(*args, **kwargs)
 
     wrapper._sirena_access = access  # type: ignore[attr-defined]
+    wrapper.provide_automatic_options = False  # type: ignore[attr-defined]  # only the methods in use (ASVS 13.2.1)
     return wrapper  # type: ignore[return-value]
 
 
@@ -77,6 +79,20 @@ def requires_role(*roles: Role | str) -> Callable[[F], F]:
         return _tag(view, Access(roles=names))
 
     return decorate
+
+
+def step_up(db: Session, action: str) -> None:
+    """Check the operator's fresh TOTP code (form field `step_up_code`) for `action`, in `db`.
+
+    Call it in the action's transaction: the code is spent only if the action commits.
+    """
+    from alerting.web.signin import verify_step_up
+
+    operator = current_operator()
+    if operator is None:
+        raise SignInRequired()
+    verify_step_up(db, current_app.extensions["sirena_throttle"], operator.id, request.form.get("step_up_code", ""),
+                   current_app.config["SIRENA_SETTINGS"].secret_key(), action=action, actor=current_actor())
 
 
 def current_operator() -> Operator | None:

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from alerting.accounts import HASHER, check_password_policy, hash_password, verify_password, verify_totp
 from alerting.db import utcnow
-from alerting.errors import InvalidInput, NotFound
+from alerting.errors import InvalidInput, NotFound, Refused
 from alerting.models import Operator
 from alerting.settings import Secret
 from audit import trail
@@ -192,6 +192,30 @@ def check_code(session: Session, throttle: Throttle, operator_id: int, code: str
     return StepResult(True, operator_id=operator.id, next_step="done")
 
 
+def verify_step_up(session: Session, throttle: Throttle, operator_id: int, code: str, key: Secret, *,
+                   action: str, actor: Actor) -> None:
+    """Re-check a fresh TOTP code before a sensitive action (ASVS 3.7.1): a live approval, admin changes.
+
+    The code is single-use like any other, so a stolen session alone cannot approve. A wrong code
+    counts toward the sign-in lockout; the InvalidInput naming "step_up_code" carries `audit_as`, so
+    the error boundary audits it after the action's transaction has rolled back. Raises Refused
+    when locked out.
+    """
+    operator = session.get(Operator, operator_id, with_for_update=True)
+    if operator is None:
+        raise NotFound(f"operator {operator_id} does not exist")
+    address = actor.address or "unknown"
+    locked = throttle.locked_for_s(operator.username, address)
+    if locked:
+        raise Refused(f"too many wrong codes; try again in {locked // 60 + 1} minutes")
+    if verify_totp(operator, code or "", key):
+        return
+    throttle.failed(operator.username, address)
+    raise InvalidInput("confirm with a fresh code from your authenticator",
+                       fields={"step_up_code": "wrong, expired or already used code"},
+                       audit_as=action, audit_reason="step-up code wrong, expired or already used")
+
+
 def change_password(session: Session, operator_id: int, current: str, new: str, confirm: str, actor: Actor) -> Operator:
     """Change an operator's own password. Raises InvalidInput naming the field.
 
@@ -223,4 +247,5 @@ def pending_expired(started_at: float) -> bool:
 
 
 __all__ = ["ACCOUNT_LIMIT", "GENERIC_FAILURE", "PAIR_LIMIT", "StepResult", "Throttle", "change_password",
-           "check_code", "check_password", "pending_expired"]
+           "check_code", "check_password", "pending_expired",
+           "verify_step_up"]

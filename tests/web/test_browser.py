@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,6 +108,11 @@ def _sign_in(page, base: str, name: str, seed: str, *, enrol: bool) -> None:  # 
     page.wait_for_url(base + "/")
 
 
+def _next_code(seed: str) -> str:
+    """The code after the one just used to sign in (the window accepts one step ahead)."""
+    return pyotp.TOTP(seed).at(int(time.time()) + 30)
+
+
 def _csp_watch(page, problems: list[str]) -> None:  # type: ignore[no-untyped-def]
     page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
@@ -141,6 +147,7 @@ def test_console_end_to_end(server, chromium, request):  # type: ignore[no-untyp
 
         # The composer cannot approve her own alert, even holding the approver role.
         ana.goto(f"{base}/alerts/{alert_id}/review")
+        ana.fill("#step_up_code", _next_code(seeds["ana"]))
         ana.click("#approve")
         assert "cannot approve" in ana.content()
 
@@ -152,6 +159,7 @@ def test_console_end_to_end(server, chromium, request):  # type: ignore[no-untyp
         beto.wait_for_selector("path.leaflet-interactive")
         (ROOT / "docs").mkdir(exist_ok=True)
         beto.screenshot(path=str(ROOT / "docs" / "console.png"), full_page=True)
+        beto.fill("#step_up_code", _next_code(seeds["beto"]))
         beto.click("#approve")
         beto.wait_for_url(re.compile(rf"/alerts/{alert_id}$"))
         assert beto.inner_text("#alert-state") in ("approved", "sending")

@@ -60,7 +60,9 @@ def test_two_person_rule_through_the_console(app, db, people, town, redis_db):
     review = composer.get(f"/alerts/{alert_id}/review").get_data(as_text=True)
     seen = re.search(r'name="seen_hash" value="([0-9a-f]{64})"', review).group(1)
     token = csrf_of(composer, f"/alerts/{alert_id}/review")
-    refused = composer.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "seen_hash": seen})
+    db.refresh(both.operator)
+    refused = composer.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "seen_hash": seen,
+                                                                 "step_up_code": both.code()})
     assert refused.status_code == 403
     assert db.get(Alert, alert_id).state is AlertState.PENDING_APPROVAL
     audited = db.execute(text("SELECT reason FROM audit.events WHERE action = 'console.alerts.approve' "
@@ -72,7 +74,11 @@ def test_two_person_rule_through_the_console(app, db, people, town, redis_db):
     page = approver.get(f"/alerts/{alert_id}/review").get_data(as_text=True)
     assert "3 phones" in page and "Are you sure" not in page
     token = csrf_of(approver, f"/alerts/{alert_id}/review")
-    ok = approver.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "seen_hash": seen})
+    no_code = approver.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "seen_hash": seen})
+    assert no_code.status_code == 422 and "step_up_code" in no_code.get_data(as_text=True)
+    db.refresh(other.operator)
+    ok = approver.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "seen_hash": seen,
+                                                            "step_up_code": other.code()})
     assert ok.status_code == 303
     db.expire_all()
     alert = db.get(Alert, alert_id)
@@ -95,7 +101,9 @@ def test_an_edit_after_submission_voids_the_shown_hash(app, db, people, town):
         "csrf_token": token, "mode": "live", "sender": "SIRENA-SC", "priority": "high", "groups": "bomberos",
         "text_es": "Texto cambiado", "confirm_live": "LIVE 3", "action": "submit"})
     token = csrf_of(approver, "/")
-    r = approver.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "seen_hash": seen})
+    db.refresh(checker.operator)
+    r = approver.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "seen_hash": seen,
+                                                           "step_up_code": checker.code()})
     assert r.status_code == 403 and "changed since it was shown" in r.get_data(as_text=True)
 
 
@@ -120,7 +128,9 @@ def test_correction_goes_at_flash_to_everyone_the_original_reached(app, db, peop
     seen = re.search(r'name="seen_hash" value="([0-9a-f]{64})"',
                      approver.get(f"/alerts/{alert_id}/review").get_data(as_text=True)).group(1)
     token = csrf_of(approver, "/")
-    approver.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "seen_hash": seen})
+    db.refresh(checker.operator)
+    approver.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "seen_hash": seen,
+                                                       "step_up_code": checker.code()})
     jobs.fan_out(alert_id)  # materializes the deliveries (the send batches stay queued: no gateway here)
     deliveries = list(db.scalars(select(Delivery).where(Delivery.alert_id == alert_id).order_by(Delivery.id)))
     assert len(deliveries) == 3
@@ -158,3 +168,32 @@ def test_segment_counter_counts_the_prefix(app, db, people):
     r = client.post("/compose/segments", json={"mode": "exercise", "texts": {"es": "x" * 150}},
                     headers={"X-CSRFToken": token})
     assert r.get_json()["es"]["parts"] == 2  # "SIMULACRO: " pushes 150 characters past one SMS
+
+
+def test_a_wrong_step_up_code_is_refused_and_audited(app, db, people, town):
+    writer, checker = people("sw", "composer"), people("sk", "approver")
+    composer, approver = app.test_client(), app.test_client()
+    sign_in(composer, writer, db)
+    alert_id = _alert_id(_compose(composer, mode="live", groups="bomberos", confirm_live="LIVE 3", action="submit"))
+    sign_in(approver, checker, db)
+    token = csrf_of(approver, f"/alerts/{alert_id}/review")
+    r = approver.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "step_up_code": "000000",
+                                                           "seen_hash": db.get(Alert, alert_id).approval_hash})
+    assert r.status_code == 422
+    assert db.get(Alert, alert_id).state is AlertState.PENDING_APPROVAL
+    reason = db.execute(text("SELECT reason FROM audit.events WHERE action = 'console.alerts.approve' "
+                             "AND outcome = 'refused' ORDER BY seq DESC LIMIT 1")).scalar_one()
+    assert "step-up" in reason
+
+
+def test_creating_an_operator_needs_a_fresh_code(app, db, people):
+    admin = people("adm", "admin")
+    client = app.test_client()
+    sign_in(client, admin, db)
+    token = csrf_of(client, "/admin/operators")
+    r = client.post("/admin/operators", data={"csrf_token": token, "username": "nuevo", "roles": "composer"})
+    assert r.status_code == 422 and "step_up_code" in r.get_data(as_text=True)
+    db.refresh(admin.operator)
+    r = client.post("/admin/operators", data={"csrf_token": token, "username": "nuevo", "roles": "composer",
+                                              "step_up_code": admin.code()})
+    assert r.status_code == 200 and 'id="created-operator"' in r.get_data(as_text=True)

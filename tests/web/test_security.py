@@ -149,6 +149,11 @@ def test_a_route_without_an_access_rule_is_denied(app, db, people):
     assert r.status_code == 403 and "secret" not in r.get_data(as_text=True)
 
 
+def test_only_the_methods_in_use_are_answered(client):
+    assert client.options("/login").status_code == 405
+    assert client.delete("/alerts").status_code == 405
+
+
 def test_headers_on_404_405_and_500(app):
     def boom() -> str:
         raise RuntimeError("kaboom")

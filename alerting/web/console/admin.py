@@ -12,7 +12,7 @@ from alerting.db import transaction, utcnow
 from alerting.errors import NotFound
 from alerting.models import ApiToken, Operator, Role
 from alerting.web.errors import on_invalid
-from alerting.web.security import current_actor, requires_role
+from alerting.web.security import current_actor, requires_role, step_up
 from alerting.web.sessions import revoke_operator_sessions
 from audit import trail
 
@@ -38,6 +38,7 @@ def operators() -> str:
 def create_operator() -> str:
     settings = current_app.config["SIRENA_SETTINGS"]
     with transaction() as db:
+        step_up(db, "console.admin.create_operator")
         new = accounts.create_operator(db, request.form.get("username", ""), request.form.getlist("roles"),
                                        settings.secret_key(), current_actor(),
                                        display_name=request.form.get("display_name", ""))
@@ -92,6 +93,7 @@ def tokens() -> str:
 @on_invalid(_render_tokens)
 def create_token() -> str:
     with transaction() as db:
+        step_up(db, "console.admin.create_token")
         _, token = accounts.create_token(db, request.form.get("username", ""), request.form.getlist("scopes"),
                                          current_actor(), name=request.form.get("name", ""))
     return _render_tokens({}, created=token)

@@ -18,7 +18,7 @@ from alerting.errors import InvalidInput
 from alerting.models import Alert, AlertKind, AlertMode, AlertState, Group, Priority, Reply, Role, Sender
 from alerting.web import review
 from alerting.web.errors import on_invalid
-from alerting.web.security import current_actor, limiter, requires_login, requires_role
+from alerting.web.security import current_actor, limiter, requires_login, requires_role, step_up
 from broadcast import jobs
 from broadcast.encoding import analyze
 from geo import targeting, zones
@@ -265,6 +265,8 @@ def review_page(alert_id: int) -> str:
 @limiter.limit(ACTION_LIMIT)
 def approve(alert_id: int) -> Any:
     with transaction() as db:
+        if lifecycle.get_alert(db, alert_id).mode is AlertMode.LIVE:
+            step_up(db, "console.alerts.approve")  # a hijacked session alone cannot approve a live alert
         alert = review.approve_reviewed(db, alert_id, current_actor(), seen_hash=request.form.get("seen_hash", ""),
                                         override_reason=request.form.get("override_reason"))
     if alert.state is AlertState.PENDING_APPROVAL:
