@@ -95,6 +95,21 @@ def escalate_due(session: Session, now: datetime) -> list[dict[str, Any]]:
     return done
 
 
+def periodic_pass(now: datetime) -> dict[str, Any]:
+    """What the reconciler/scheduler runs each pass (one line there): escalation stages due at `now`
+    (own transaction) and a sweep job for inbound rows whose interpretation job never ran. The
+    sweep is a job because it needs a gateway worker: receipt id styles and the routes for
+    retrying through another carrier live in the carriers file the gateway loaded."""
+    from alerting.db import transaction
+    from alerting.outbox import enqueue_now
+
+    with transaction() as session:
+        done = escalate_due(session, now)
+    queued = enqueue_now("broadcast.replies.sweep", queue="high", job_id=f"inbound-sweep-{int(now.timestamp()) // 5}",
+                         timeout_s=300)
+    return {"escalations": done, "sweep_queued": queued}
+
+
 def escalate_now(session: Session, alert_id: int, actor: Actor) -> list[dict[str, Any]]:
     """The console's "escalate now": every stage not yet run, at once. Raises NotFound, InvalidTransition."""
     alert = session.get(Alert, alert_id, with_for_update=True)

@@ -110,3 +110,19 @@ def test_escalate_now_runs_the_stages_before_the_deadline_and_only_once(committe
             again = escalation.escalate_now(s, alert_id, actor_for(operator))
         later = escalate(sending_at(alert_id) + timedelta(hours=2))
     assert [r["stage"] for r in first] == ["resend"] and again == [] and later == []
+
+
+def test_the_periodic_pass_sweeps_inbound_rows_whose_job_was_lost(committed_db, redis_db, run_jobs):
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(["+56980500001"], ack_deadline_s=60)
+        send(gateway, alert_id)
+        sim.send_mo("alpha", "56980500001", "4242", "ok")
+        wait_inbound(sim, 2)  # stored raw; no hook queued its interpretation (as if Redis lost it)
+        with transaction() as s:
+            s.execute(text("UPDATE inbound_messages SET received_at = received_at - interval '5 seconds'"))
+        result = escalation.periodic_pass(sending_at(alert_id) + timedelta(seconds=30))
+        run_jobs()
+    assert result["sweep_queued"] and result["escalations"] == []
+    with transaction() as s:
+        assert s.execute(text("SELECT meaning FROM replies")).scalar_one() == "ack"
+        assert s.execute(text("SELECT count(*) FROM inbound_messages WHERE processed_at IS NULL")).scalar() == 0
