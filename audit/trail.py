@@ -2,8 +2,10 @@
 
 An event commits or rolls back with the action it records: `append` runs in the caller's session
 and raises AuditWriteFailed when it cannot write, so no privileged action commits without its
-event. A refused action's transaction rolls back, so the error boundary records the refusal in a
-fresh transaction with `audit_refusal`.
+event. `append` holds the trail's lock until COMMIT (every other append waits); a long
+transaction uses `append_at_commit`, which writes the event just before COMMIT instead. A refused
+action's transaction rolls back, so the error boundary records the refusal in a fresh transaction
+with `audit_refusal`.
 
 The database does the chaining (`audit.append_event`, SECURITY DEFINER, serialized by an advisory
 lock held to COMMIT); the application role can call it and read the table, nothing else.
@@ -19,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -65,8 +67,47 @@ def append(
     converted). The transaction must be READ COMMITTED (the default). The append lock is held until
     the transaction ends, so keep the transaction short after appending.
     Raises AuditWriteFailed when the event cannot be written, ValueError on a programming error
-    (empty action, unknown outcome).
+    (empty action, unknown outcome). In a long transaction prefer `append_at_commit`.
     """
+    params = _params(actor, action, subject_type, subject_id, payload, outcome, reason)
+    return _execute(session, params)
+
+
+def append_at_commit(
+    session: Session,
+    *,
+    actor: Actor,
+    action: str,
+    subject_type: str | None = None,
+    subject_id: str | int | None = None,
+    payload: dict[str, Any] | None = None,
+    outcome: str = "done",
+    reason: str | None = None,
+) -> None:
+    """Like `append`, but the event is written just before `session` commits.
+
+    For long transactions (a fan-out chunk, an import): `append` takes the trail's lock at once
+    and holds it to COMMIT, so every other privileged action in the system would wait for the
+    rest of the transaction; here the lock is held only for the COMMIT itself. The event still
+    commits with the action or not at all: if it cannot be written, the commit raises
+    AuditWriteFailed and everything rolls back. Arguments are checked now (ValueError,
+    AuditWriteFailed for a payload that is not JSON); the seq is not known until the commit.
+    """
+    params = _params(actor, action, subject_type, subject_id, payload, outcome, reason)
+    pending: list[dict[str, Any]] = session.info.setdefault("audit_at_commit", [])
+    if not pending:
+        event.listen(session, "before_commit", _write_pending, once=True)
+        event.listen(session, "after_rollback", lambda s: s.info.pop("audit_at_commit", None), once=True)
+    pending.append(params)
+
+
+def _write_pending(session: Session) -> None:
+    for params in session.info.pop("audit_at_commit", []):
+        _execute(session, params)
+
+
+def _params(actor: Actor, action: str, subject_type: str | None, subject_id: str | int | None,
+            payload: dict[str, Any] | None, outcome: str, reason: str | None) -> dict[str, Any]:
     if not action or not action.strip():
         raise ValueError("an audit event needs an action")
     if outcome not in OUTCOMES:
@@ -77,7 +118,7 @@ def append(
         raise AuditWriteFailed(
             f"the audit trail could not record {action}: payload is not JSON ({exc})", action=action
         ) from None
-    params = {
+    return {
         "actor_kind": _text(actor.kind) or "unknown",
         "actor_name": _text(actor.name) or "",
         "actor_operator_id": actor.operator_id,
@@ -92,14 +133,18 @@ def append(
         "outcome": outcome,
         "reason": _text(reason),
     }
+
+
+def _execute(session: Session, params: dict[str, Any]) -> int:
     try:
         seq = session.execute(_APPEND, params).scalar_one()
     except DBAPIError as exc:
         log.error("audit append failed: action=%s subject=%s:%s error=%s",
-                  action, subject_type, subject_id, exc.orig)
+                  params["action"], params["subject_type"], params["subject_id"], exc.orig)
         raise AuditWriteFailed(
-            f"the audit trail could not record {action}, so the action was not done: {_first_line(exc)}",
-            action=action,
+            f"the audit trail could not record {params['action']}, so the action was not done: "
+            f"{_first_line(exc)}",
+            action=params["action"],
         ) from exc
     return int(seq)
 

@@ -141,3 +141,55 @@ def test_an_action_whose_event_cannot_be_written_does_not_commit(committed_db) -
         append(session, actor=OPERATOR, action="operator.created", subject_type="operator")
     with transaction() as session:
         assert session.execute(text("SELECT count(*) FROM operators WHERE username = 'mallory'")).scalar() == 0
+
+
+def test_append_at_commit_takes_the_lock_only_when_committing(committed_db) -> None:
+    import threading
+
+    from audit.trail import append_at_commit
+
+    other: list[int] = []
+    with transaction() as session:
+        append_at_commit(session, actor=OPERATOR, action="alert.sending_started", subject_type="alert",
+                         subject_id=1)
+        # While this transaction does its long work, another action can still be audited.
+        worker = threading.Thread(target=lambda: other.append(_append_alone("login.ok")))
+        worker.start()
+        worker.join(timeout=20)
+        assert other == [1]
+    with transaction() as session:
+        rows = session.execute(text("SELECT seq, action FROM audit.events ORDER BY seq")).all()
+    assert [tuple(r) for r in rows] == [(1, "login.ok"), (2, "alert.sending_started")]
+    from alerting import db as dbmod
+    from audit.verify import verify_chain
+    assert verify_chain(dbmod.engine(), committed_db).ok
+
+
+def _append_alone(action: str) -> int:
+    with transaction() as session:
+        return append(session, actor=OPERATOR, action=action)
+
+
+def test_append_at_commit_that_cannot_write_fails_the_commit(committed_db) -> None:
+    from alerting.models import Operator
+    from audit.trail import append_at_commit
+
+    owner = create_engine(committed_db.database_owner_url, poolclass=pool.NullPool)
+    with owner.begin() as conn:
+        conn.execute(text("REVOKE EXECUTE ON FUNCTION audit.append_event(text, text, bigint, bigint, text, "
+                          "text, text, jsonb, text, text, text, text, text) FROM sirena_app"))
+    owner.dispose()
+    with pytest.raises(AuditWriteFailed), transaction() as session:
+        session.add(Operator(username="mallory", password_hash="x", roles=["admin"]))
+        append_at_commit(session, actor=OPERATOR, action="operator.created", subject_type="operator")
+    with transaction() as session:
+        assert session.execute(text("SELECT count(*) FROM operators WHERE username = 'mallory'")).scalar() == 0
+
+
+def test_append_at_commit_is_dropped_with_a_rollback(committed_db) -> None:
+    from audit.trail import append_at_commit
+
+    with pytest.raises(RuntimeError), transaction() as session:
+        append_at_commit(session, actor=OPERATOR, action="alert.sending_started")
+        raise RuntimeError("the action failed")
+    assert _append_alone("login.ok") == 1
