@@ -104,10 +104,22 @@ class Vocabulary:
                 index.setdefault(fold(word), meaning)
         return index
 
+    @cached_property
+    def _memo(self) -> dict[str, ReplyMeaning | None]:
+        return {}
+
     def meaning_of(self, word: str) -> ReplyMeaning | None:
         """The meaning of one folded word, exact or within the typo rule; None when unknown or ambiguous."""
         if word in self._exact:
             return self._exact[word]
+        if word in self._memo:
+            return self._memo[word]
+        if len(self._memo) > 50_000:  # replies repeat the same few words; a flood of others must not grow it
+            self._memo.clear()
+        meaning = self._memo[word] = self._guess(word)
+        return meaning
+
+    def _guess(self, word: str) -> ReplyMeaning | None:
         allowed = _allowed_typos(word)
         if not allowed:
             return None
