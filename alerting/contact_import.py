@@ -109,41 +109,49 @@ def import_contacts(
     report = ImportReport(filename=str(source) if isinstance(source, str | Path) else csv_file.name,
                           dry_run=dry_run, delimiter=csv_file.delimiter, group=group)
     rejects = _RejectsFile(settings.data_dir / "imports", csv_file.name)
-    session.flush()
-    stage = _Staging(session)
-    lap = _Laps(report)
     try:
-        _read(csv_file, RowChecker(csv_file.layout, settings.default_region, dynamic), stage, rejects, report,
-              max_rows, progress)
-    finally:
-        if handle is not None:
-            handle.close()
-    report.phases_s["copy"] = round(stage.copy_s, 3)
-    lap("read")
-    if progress:
-        progress("merge", 0, None)
-    report.duplicates = stage.drop_duplicates(rejects, csv_file.layout.headers[csv_file.layout.phone])
-    lap("duplicates")
-    report.contacts = report.rows_read - report.rejected - report.duplicates
-    rejects.close(report)
-    if dry_run:
-        _estimate(session, stage, report)
-    else:
-        _merge(session, stage, report, lap)
-        record = ContactImport(filename=report.filename[:1000], rows_read=report.rows_read,
-                               inserted=report.inserted, updated=report.updated, rejected=report.rejected,
-                               duplicates=report.duplicates, rejects_path=report.rejects_path,
-                               group_id=_group_id(session, group))
-        session.add(record)
         session.flush()
-        report.import_id = record.id
-        report.seconds = round(time.monotonic() - started, 3)
-        trail.append(session, actor=actor, action="contacts.imported", subject_type="contact_import",
-                     subject_id=record.id, payload=_audit_payload(report))
-        lap("record")
-    stage.drop()
+        stage = _Staging(session)
+        lap = _Laps(report)
+        try:
+            _read(csv_file, RowChecker(csv_file.layout, settings.default_region, dynamic), stage, rejects,
+                  report, max_rows, progress)
+        finally:
+            if handle is not None:
+                handle.close()
+        report.phases_s["copy"] = round(stage.copy_s, 3)
+        lap("read")
+        if progress:
+            progress("merge", 0, None)
+        report.duplicates = stage.drop_duplicates(rejects, csv_file.layout.headers[csv_file.layout.phone])
+        lap("duplicates")
+        report.contacts = report.rows_read - report.rejected - report.duplicates
+        rejects.close(report)
+        if dry_run:
+            _estimate(session, stage, report)
+        else:
+            _merge(session, stage, report, lap)
+            _record(session, report, actor, started)
+            lap("record")
+        stage.drop()
+    except BaseException:
+        rejects.discard()  # nothing was imported: a report of it would mislead
+        raise
     report.seconds = round(time.monotonic() - started, 3)
     return report
+
+
+def _record(session: Session, report: ImportReport, actor: Actor, started: float) -> None:
+    """The ContactImport row and the audit event, in the import's transaction."""
+    record = ContactImport(filename=report.filename[:1000], rows_read=report.rows_read, inserted=report.inserted,
+                           updated=report.updated, rejected=report.rejected, duplicates=report.duplicates,
+                           rejects_path=report.rejects_path, group_id=_group_id(session, report.group))
+    session.add(record)
+    session.flush()
+    report.import_id = record.id
+    report.seconds = round(time.monotonic() - started, 3)
+    trail.append(session, actor=actor, action="contacts.imported", subject_type="contact_import",
+                 subject_id=record.id, payload=_audit_payload(report))
 
 
 def _read(csv_file: CsvFile, checker: RowChecker, stage: _Staging, rejects: _RejectsFile,
@@ -364,3 +372,8 @@ class _RejectsFile:
         if self._file is not None:
             self._file.close()
             report.rejects_path = str(self.path)
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self.path.unlink(missing_ok=True)

@@ -113,6 +113,8 @@ class RowChecker:
         if self.layout.language is None:
             return None
         raw = cells[self.layout.language]
+        if (quick := raw.strip().lower()) in LANGUAGES:
+            return LANGUAGES[quick]
         key = header_key(raw)
         if not key:
             return None
@@ -226,12 +228,15 @@ def checked_chunks(csv_file: CsvFile, checker: RowChecker, *, max_rows: int,
                    workers: int | None = None) -> Iterator[CheckedChunk]:
     """The file's rows, checked, in file order, a chunk at a time.
 
-    Uses worker processes (spawned: a forked child would share the database connection) when the
-    file is big enough and there is more than one core. Raises InvalidInput past `max_rows`.
+    Uses worker processes when the file is big enough and there is more than one core. They are
+    spawned, not forked (a forked child would share the database connection), so the program's
+    main module must guard its entry point with `if __name__ == "__main__":` (console scripts,
+    pytest, gunicorn and RQ do). Raises InvalidInput past `max_rows`.
     """
     workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     chunks = _chunks(csv_file, max_rows)
-    if workers < 2 or (csv_file.size or 0) < PARALLEL_MIN_BYTES:
+    # A daemonic process (a multiprocessing worker itself) may not start children.
+    if workers < 2 or (csv_file.size or 0) < PARALLEL_MIN_BYTES or multiprocessing.current_process().daemon:
         for rows in chunks:
             yield check_chunk(checker, rows)
         return

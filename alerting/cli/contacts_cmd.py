@@ -74,7 +74,9 @@ def _human(report: Any) -> str:
            else f"{report.inserted:,} new, {report.updated:,} updated, {report.unchanged:,} unchanged"),
         f"  rows read {report.rows_read:,} · rejected {report.rejected:,} · duplicates merged {report.duplicates:,}"
         f" · warnings {report.warnings:,}",
-        f"  locations {report.locations:,} · new group memberships {report.memberships:,}",
+        f"  locations {report.locations:,} · "
+        + (f"group memberships named {report.memberships:,}" if report.dry_run
+           else f"new group memberships {report.memberships:,}"),
     ]
     if report.groups_created:
         shown = ", ".join(report.groups_created[:10]) + (" …" if len(report.groups_created) > 10 else "")
