@@ -214,7 +214,7 @@ class _Staging:
         self.copy_s += time.monotonic() - started
 
     def drop_duplicates(self, rejects: _RejectsFile, phone_header: str) -> int:
-        """Keep the last row of each number; report the others. Returns how many rows left."""
+        """Keep the last row of each number; report the others. Returns how many rows were dropped."""
         cur = self.cursor
         cur.execute(
             f"WITH kept AS (SELECT msisdn, max(row_no) AS row_no FROM {self.contacts}"
@@ -245,7 +245,7 @@ def _merge(session: Session, stage: _Staging, report: ImportReport, lap: _Laps) 
     """The set statements: groups, contacts, locations, memberships. No per-row statement."""
     new_groups = _new_group_count(session, stage, report.group)
     if new_groups > MAX_NEW_GROUPS:
-        raise InvalidInput(f"grupo: the file names {new_groups:,} groups that do not exist; an import creates "
+        raise InvalidInput(f"group: the file names {new_groups:,} groups that do not exist; an import creates "
                            f"at most {MAX_NEW_GROUPS:,}", fields={"group": f"{new_groups:,} new groups"})
     report.groups_created = sorted(session.scalars(text(
         "INSERT INTO groups (name, kind, description, drill_allowed)"

@@ -73,9 +73,9 @@ class RowChecker:
         if len(cells) < self.width:
             cells = cells + [""] * (self.width - len(cells))
         for i, cell in enumerate(cells[: self.width]):
-            if "\ufffd" in cell:
-                return None, [Issue(row, headers[i], cell[:200], "not valid UTF-8; save the file as CSV UTF-8",
-                                    "rejected")]
+            if "\ufffd" in cell or "\x00" in cell:  # PostgreSQL text cannot hold NUL
+                return None, [Issue(row, headers[i], cell[:200].replace("\x00", "\\0"),
+                                    "not valid UTF-8 text; save the file as CSV UTF-8", "rejected")]
         raw_phone = cells[lay.phone]
         try:
             number = parse_msisdn(raw_phone, self.region)

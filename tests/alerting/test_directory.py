@@ -264,6 +264,16 @@ def test_row_and_size_caps_refuse_the_whole_file(db: Session, settings: Settings
         run(db, settings, path, max_bytes=10)
 
 
+def test_bad_bytes_after_the_first_64_kb_reject_only_their_rows(db: Session, settings: Settings,
+                                                                tmp_path: Path) -> None:
+    padding = "".join(f"9612{i:05d}\n" for i in range(8000)).encode()  # ~80 KB of good rows first
+    report = run(db, settings, write(tmp_path, b"telefono,nombre\n" + padding.replace(b"\n", b",ok\n")
+                                     + b"961299998,Jos\xe9\n961299999,Ana\x00\n"))
+    assert (report.inserted, report.rejected) == (8000, 2)
+    reasons = {r["reason"] for r in report_rows(report.rejects_path)}
+    assert reasons == {"not valid UTF-8 text; save the file as CSV UTF-8"}
+
+
 def test_a_binary_stream_is_imported_like_a_file(db: Session, settings: Settings) -> None:
     report = run(db, settings, io.BytesIO("teléfono\n961234567\n".encode()))
     assert report.inserted == 1 and report.filename == "upload.csv"
