@@ -167,7 +167,8 @@ def explain(statement: str, parameters: Any) -> str:
     try:
         cur = raw.cursor()
         cur.execute("SET jit = off")
-        cur.execute("SET work_mem = '64MB'")
+        cur.execute("SET work_mem = '64MB'")  # as geo.targeting sets them for its statements
+        cur.execute("SET max_parallel_workers_per_gather = 0")
         cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
         plan = "\n".join(re.sub(r"'([0-9A-F]{200,})'", lambda m: f"'<EWKB, {len(m[1]) // 2} bytes>'", r[0])
                          for r in cur.fetchall())

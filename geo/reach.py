@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    Column,
     LargeBinary,
     Select,
     case,
@@ -33,8 +32,6 @@ from sqlalchemy import (
     union,
 )
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.util import ClauseAdapter
-from sqlalchemy.sql.visitors import iterate
 
 from alerting.criteria import compile_criterion
 from alerting.models import Contact, ContactLocation, GroupKind, GroupMember
@@ -163,31 +160,28 @@ def preview_statement(srcs: list[Source], labels: list[str] | None, crit: dict[s
                       exclusion: ColumnElement[bool], include_opted_out: bool) -> Select[Any]:
     """One row per (status, opted_out, language): a count, then how many of them each source reached.
 
-    One pass over contacts. Each source is a hashed subplan, `contacts.id IN (its members)`, built
-    once (the spatial scan runs once per zone) and probed per contact; a contact reached several
-    times (two zones, two locations, a zone and a group) is still one row. OFFSET 0 keeps those
-    flags in the inner query, so each subplan exists once however often the outer query reads it.
-    Criteria and exclusions run only for contacts some source reached.
+    One pass over contacts, LEFT JOINed to each source's distinct members (the spatial scan runs
+    once per zone); a contact reached several times (two zones, two locations, a zone and a group)
+    is still one row. Hash joins spill to disk when a source is huge, so a bad row estimate costs
+    memory, never a per-contact re-run of the spatial scan. Criteria and exclusions run only for
+    contacts some source reached.
     """
-    flags = [Contact.id.in_(_members(s, labels)).label(f"s{i}") for i, s in enumerate(srcs)]
-    narrowing, leaving_out = criteria(crit), exclusion
-    # Carry through only the columns the filters read: copying attributes (JSONB) for a million
-    # rows when no criterion needs them is measurable.
-    needed = {Contact.id.name, Contact.language.name, Contact.opted_out_at.name}
-    needed |= {col.name for expr in (narrowing, leaving_out) for col in iterate(expr)
-               if isinstance(col, Column) and col.table is Contact.__table__}
-    carried = [col for col in Contact.__table__.columns if col.name in needed]
-    inner = select(*carried, *flags).offset(0).subquery("flagged")
-    on_inner = ClauseAdapter(inner)
-    opted_out = inner.c.opted_out_at.is_not(None)
-    whens: list[tuple[ColumnElement[bool], str]] = [
-        (~on_inner.traverse(narrowing), "criteria"),
-        (on_inner.traverse(leaving_out), "excluded"),
-    ]
+    joined = []
+    query = select(Contact.id)  # columns replaced below; this carries the FROM and the joins
+    from_clause: Any = Contact.__table__
+    for i, s in enumerate(srcs):
+        members = _members(s, labels).subquery()
+        distinct = select(members.c.contact_id).distinct().subquery(f"s{i}")
+        from_clause = from_clause.outerjoin(distinct, distinct.c.contact_id == Contact.id)
+        joined.append(distinct.c.contact_id.is_not(None))
+    opted_out = Contact.opted_out_at.is_not(None)
+    whens: list[tuple[ColumnElement[bool], str]] = [(~criteria(crit), "criteria"), (exclusion, "excluded")]
     if not include_opted_out:
         whens.append((opted_out, "opted_out"))
     status = case(*whens, else_=literal("recipient")).label("status")
-    per_source = [func.count().filter(inner.c[f"s{i}"]) for i in range(len(srcs))]
-    return (select(status, opted_out.label("opted_out"), inner.c.language, func.count(), *per_source)
-            .where(or_(*[inner.c[f"s{i}"] for i in range(len(srcs))]))
-            .group_by(status, opted_out, inner.c.language))
+    per_source = [func.count().filter(flag) for flag in joined]
+    query = (select(status, opted_out.label("opted_out"), Contact.language, func.count(), *per_source)
+             .select_from(from_clause)
+             .where(or_(*joined))
+             .group_by(status, opted_out, Contact.language))
+    return query

@@ -188,15 +188,11 @@ def resolution_record(session: Session, spec: TargetSpec) -> dict[str, Any]:
 
 
 def _fast(session: Session) -> None:
-    # JIT spends 0.1-0.3 s compiling these statements and then saves nothing; the per-contact
-    # aggregation of a 1M-contact preview spills to disk at the default 4 MB work_mem.
+    # JIT spends 0.1-0.3 s compiling these statements and then saves nothing. 64 MB keeps a
+    # 1M-contact preview's hash tables in memory. No parallel workers: PostgreSQL gives each
+    # worker its own copy of a source's hash table, so each would redo the spatial scan.
     session.execute(sql_text("SET LOCAL jit = off"))
     session.execute(sql_text("SET LOCAL work_mem = '64MB'"))
-    # The preview's `id IN (zone members)` must stay a hashed subplan (built once) and never become
-    # a subplan re-run per contact: allow its hash table, sized on an estimate that can be 10×
-    # high, up to 512 MB (actual use is ~32 bytes per located point). One process, no parallel
-    # workers: each worker would rebuild every subplan, spatial scan included.
-    session.execute(sql_text("SET LOCAL hash_mem_multiplier = 8"))
     session.execute(sql_text("SET LOCAL max_parallel_workers_per_gather = 0"))
 
 
