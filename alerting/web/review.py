@@ -10,15 +10,16 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from alerting import corrections, lifecycle
 from alerting.errors import InvalidInput
-from alerting.models import Alert, AlertMode, Contact
+from alerting.models import Alert, AlertMode, Contact, Delivery
 from alerting.texts import ALERT_FIELDS, PLACEHOLDER, mode_prefix
 from audit.actor import Actor
 from broadcast.encoding import analyze
@@ -113,3 +114,44 @@ def approve_reviewed(session: Session, alert_id: int, approver: Actor, *, seen_h
             raise InvalidInput("this target is far larger than expected: say why it is right",
                                fields={"override_reason": "; ".join(radius.reasons)})
     return corrections.approve_alert(session, alert_id, approver, seen_hash=seen_hash, override_reason=reason)
+
+
+POINTS_LIMIT = 5000  # a map of more dots says nothing more; the count beside it says how many
+
+
+def recipient_points(session: Session, alert: Alert, *, limit: int = POINTS_LIMIT) -> dict[str, Any]:
+    """Located recipients as GeoJSON points with a `status` for colouring, at most `limit`.
+
+    Once deliveries exist, each delivery's contact locations, with status ack / no / help / poll (the
+    latest answer), else no_answer (handed to a carrier), failed, or pending. Before that, the
+    located, not opted-out contacts inside the target's zones (pinned versions): what the zones
+    reach before groups, criteria and exclusions narrow it, which is the blast radius to look at.
+    """
+    if session.scalar(select(func.count()).select_from(Delivery).where(Delivery.alert_id == alert.id).limit(1)):
+        rows = session.execute(text("""
+            SELECT ST_X(l.geom), ST_Y(l.geom),
+                   CASE WHEN r.meaning IN ('ack', 'no', 'help', 'poll') THEN r.meaning
+                        WHEN d.state IN ('submitted', 'delivered') THEN 'no_answer'
+                        WHEN d.state IN ('failed', 'expired') THEN 'failed'
+                        ELSE 'pending' END
+              FROM deliveries d JOIN contact_locations l ON l.contact_id = d.contact_id
+              LEFT JOIN LATERAL (SELECT meaning FROM replies WHERE delivery_id = d.id
+                                  AND meaning IN ('ack', 'no', 'help', 'poll') ORDER BY id DESC LIMIT 1) r ON true
+             WHERE d.alert_id = :a ORDER BY d.id LIMIT :limit
+        """), {"a": alert.id, "limit": limit}).all()
+    else:
+        target = alert.target or {}
+        names = list(target.get("zones") or [])
+        pinned = dict(target.get("zone_versions") or {})
+        rows = session.execute(text("""
+            SELECT ST_X(l.geom), ST_Y(l.geom), 'targeted'
+              FROM zones z JOIN contact_locations l ON ST_Intersects(z.geom, l.geom)
+              JOIN contacts c ON c.id = l.contact_id AND c.opted_out_at IS NULL
+             WHERE z.name = ANY(:names)
+               AND (z.version = (CAST(:pinned AS jsonb) ->> z.name)::int
+                    OR (NOT CAST(:pinned AS jsonb) ? z.name AND z.is_current))
+             LIMIT :limit
+        """), {"names": names, "pinned": json.dumps(pinned), "limit": limit}).all() if names else []
+    features = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [round(x, 6), round(y, 6)]},
+                 "properties": {"status": status}} for x, y, status in rows]
+    return {"type": "FeatureCollection", "features": features, "truncated": len(features) >= limit}

@@ -28,6 +28,7 @@ class Person:
     operator: Operator
     password: str
     seed: str
+    used_step: int | None = None  # kept here, not on the ORM row: a flush would spend the code
 
     @property
     def username(self) -> str:
@@ -37,10 +38,10 @@ class Person:
         """A TOTP code the server will accept now: the earliest step in its window not used yet."""
         totp = pyotp.TOTP(self.seed)
         now = int(time.time()) // totp.interval
-        last = self.operator.totp_last_step
+        last = max(s for s in (self.operator.totp_last_step, self.used_step, -1) if s is not None)
         for step in (now - 1, now, now + 1):
-            if last is None or step > last:
-                self.operator.totp_last_step = step
+            if step > last:
+                self.used_step = step
                 return totp.at(step * totp.interval)
         raise RuntimeError("three sign-ins in one 30 s window: the fourth must wait")
 

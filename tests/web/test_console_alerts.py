@@ -197,3 +197,68 @@ def test_creating_an_operator_needs_a_fresh_code(app, db, people):
     r = client.post("/admin/operators", data={"csrf_token": token, "username": "nuevo", "roles": "composer",
                                               "step_up_code": admin.code()})
     assert r.status_code == 200 and 'id="created-operator"' in r.get_data(as_text=True)
+
+
+def _approved_and_sent(app, db, people, names=("resp-writer", "resp-approver")):
+    writer, checker = people(names[0], "composer"), people(names[1], "approver")
+    composer, approver = app.test_client(), app.test_client()
+    sign_in(composer, writer, db)
+    alert_id = _alert_id(_compose(composer, mode="live", groups="bomberos", confirm_live="LIVE 3", action="submit"))
+    sign_in(approver, checker, db)
+    token = csrf_of(approver, "/")
+    db.refresh(checker.operator)
+    r = approver.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "step_up_code": checker.code(),
+                                                           "seen_hash": db.get(Alert, alert_id).approval_hash})
+    assert r.status_code == 303, r.get_data(as_text=True)[-1500:]
+    jobs.fan_out(alert_id)
+    db.execute(text("UPDATE deliveries SET state = 'delivered' WHERE alert_id = :a"), {"a": alert_id})
+    return alert_id, approver
+
+
+def _reply(db, delivery, meaning, body):
+    inbound = db.execute(text("INSERT INTO inbound_messages (kind, source_addr, destination_addr, text) "
+                              "VALUES ('mo', :m, '4242', :t) "
+                              "RETURNING id"), {"m": delivery.msisdn, "t": body}).scalar_one()
+    return db.execute(text("INSERT INTO replies (inbound_id, delivery_id, alert_id, contact_id, msisdn, meaning, text) "
+                           "VALUES (:i, :d, :a, :c, :m, :meaning, :t) RETURNING id"),
+                      {"i": inbound, "d": delivery.id, "a": delivery.alert_id, "c": delivery.contact_id,
+                       "m": delivery.msisdn, "meaning": meaning, "t": body}).scalar_one()
+
+
+def test_detail_shows_who_answered_on_the_map_and_who_did_not(app, db, people, town, factories, redis_db):
+    for contact in town["contacts"]:
+        factories.LocationFactory(contact=contact)
+    alert_id, approver = _approved_and_sent(app, db, people)
+    first, second, _ = db.scalars(select(Delivery).where(Delivery.alert_id == alert_id).order_by(Delivery.id)).all()
+    _reply(db, first, "ack", "ACK")
+    help_id = _reply(db, second, "help", "AYUDA atrapado")
+    points = approver.get(f"/alerts/{alert_id}/points.geojson").get_json()
+    assert sorted(f["properties"]["status"] for f in points["features"]) == ["ack", "help", "no_answer"]
+    page = approver.get(f"/alerts/{alert_id}").get_data(as_text=True)
+    assert "AYUDA atrapado" in page
+    assert re.search(r'<ul id="non-responders"><li>[^<]*…\d{4} · delivered</li></ul>', page)
+    live = approver.get(f"/alerts/{alert_id}/live.json?after={help_id - 1}").get_json()
+    assert [e["meaning"] for e in live["events"]] == ["help"] and live["replies"]["ack"] == 1
+    token = csrf_of(approver, f"/alerts/{alert_id}")
+    r = approver.post(f"/alerts/{alert_id}/replies/{help_id}/answer",
+                      data={"csrf_token": token, "text": "Bomberos en camino"})
+    assert r.status_code == 303
+    assert db.execute(text("SELECT count(*) FROM followups WHERE reply_id = :r"), {"r": help_id}).scalar_one() == 1
+
+
+def test_review_map_shows_the_blast_radius_before_approval(app, db, people, factories, redis_db):
+    from geo.zones import import_geojson
+
+    factories.SenderFactory(name="SIRENA-SC")
+    square = [[[-71, -34], [-70, -34], [-70, -33], [-71, -33], [-71, -34]]]
+    import_geojson(db, {"type": "Polygon", "coordinates": square}, name="Centro")
+    for _ in range(2):
+        factories.LocationFactory(contact=factories.ContactFactory())
+    writer, checker = people("blast-writer", "composer"), people("blast-approver", "approver")
+    composer, approver = app.test_client(), app.test_client()
+    sign_in(composer, writer, db)
+    alert_id = _alert_id(_compose(composer, mode="live", zones="Centro", confirm_live="LIVE 2", action="submit"))
+    assert db.get(Alert, alert_id).target["zone_versions"] == {"Centro": 1}  # pinned before the hash
+    sign_in(approver, checker, db)
+    points = approver.get(f"/alerts/{alert_id}/points.geojson").get_json()
+    assert len(points["features"]) == 2 and {f["properties"]["status"] for f in points["features"]} == {"targeted"}

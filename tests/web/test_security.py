@@ -28,7 +28,9 @@ EXPECTED: dict[str, frozenset[str] | None] = {
     "alerts.approvals": frozenset({"approver"}), "alerts.review_page": frozenset({"approver"}),
     "alerts.approve": frozenset({"approver"}), "alerts.reject": frozenset({"approver"}),
     "alerts.cancel": frozenset({"composer", "approver", "admin"}),
-    "alerts.correction": frozenset({"approver", "admin"}),
+    "alerts.correction": frozenset({"approver", "admin"}), "alerts.points": WATCHERS,
+    "alerts.escalate": frozenset({"composer", "approver", "admin"}),
+    "alerts.answer": frozenset({"composer", "approver", "admin"}),
     "alerts.segments": frozenset({"composer", "approver"}), "alerts.preview": frozenset({"composer", "approver"}),
     "directory.contacts": frozenset({"composer", "approver", "admin"}),
     "directory.groups": frozenset({"composer", "approver", "admin"}),
@@ -79,7 +81,7 @@ def world(db, factories, people):
     from alerting.models import ApiToken
 
     token_id = db.query(ApiToken.id).first()[0]
-    return {"alert_id": alert.id, "operator_id": victim.operator.id, "token_id": token_id}
+    return {"alert_id": alert.id, "operator_id": victim.operator.id, "token_id": token_id, "reply_id": 1}
 
 
 @pytest.mark.parametrize("role", [None, *ROLES])

@@ -15,11 +15,10 @@ from sqlalchemy.orm import Session
 from alerting import corrections, lifecycle
 from alerting.db import transaction
 from alerting.errors import InvalidInput
-from alerting.models import Alert, AlertKind, AlertMode, AlertState, Group, Priority, Reply, Role, Sender
+from alerting.models import Alert, AlertMode, AlertState, Group, Priority, Role, Sender
 from alerting.web import review
 from alerting.web.errors import on_invalid
 from alerting.web.security import current_actor, limiter, requires_login, requires_role, step_up
-from broadcast import jobs
 from broadcast.encoding import analyze
 from geo import targeting, zones
 
@@ -229,10 +228,11 @@ def _review_context(db: Session, alert_id: int) -> dict[str, Any]:
     preview = review.preview_alert(db, alert)
     return {"alert": alert, "phones": review.phone_texts(alert), "preview": preview,
             "radius": review.blast_radius(db, alert, preview), "prearmed": corrections.prearmed(db, alert_id),
-            "approvals": _approvals(db, alert_id)}
+            "approvals": approvals_of(db, alert_id)}
 
 
-def _approvals(db: Session, alert_id: int) -> list[Any]:
+def approvals_of(db: Session, alert_id: int) -> list[Any]:
+    """Who approved the alert, when, with any blast-radius override reason."""
     return db.execute(text("SELECT o.username, a.created_at, a.override_reason FROM alert_approvals a "
                            "JOIN operators o ON o.id = a.operator_id WHERE a.alert_id = :a ORDER BY a.id"),
                       {"a": alert_id}).all()
@@ -284,81 +284,6 @@ def reject(alert_id: int) -> Any:
         alert = lifecycle.reject_alert(db, alert_id, current_actor(), request.form.get("reason", ""))
     flash(f"Alert {alert.reference} rejected.", "ok")
     return redirect(url_for("alerts.detail", alert_id=alert_id), 303)
-
-
-# --- during and after the send -------------------------------------------------------------------
-
-
-@bp.post("/alerts/<int:alert_id>/cancel")
-@requires_role(*CANCELLERS)
-def cancel(alert_id: int) -> Any:
-    reason = request.form.get("reason", "").strip()
-    if not reason:
-        raise InvalidInput("say why the send is stopped", fields={"reason": "required"})
-    with transaction() as db:
-        alert = lifecycle.cancel_alert(db, alert_id, current_actor(), reason)
-    # Stopping is not informing (FIELD.md req. 13): the detail page now offers the correction first.
-    flash(f"Alert {alert.reference} stopped. People already reached have NOT been told: send the correction.",
-          "error")
-    return redirect(url_for("alerts.detail", alert_id=alert_id), 303)
-
-
-@bp.post("/alerts/<int:alert_id>/correction")
-@requires_role(*CORRECTORS)
-@limiter.limit(ACTION_LIMIT)
-def correction(alert_id: int) -> Any:
-    kind = request.form.get("kind", "correction")
-    typed = request.form.get("text", "").strip() or None
-    with transaction() as db:
-        fire = corrections.fire_cancel_notice if kind == "cancel" else corrections.fire_correction
-        fixed = fire(db, alert_id, current_actor(), typed)
-    flash(f"{fixed.reference} is going out at flash priority to everyone the original reached.", "ok")
-    return redirect(url_for("alerts.detail", alert_id=fixed.id), 303)
-
-
-@bp.get("/alerts")
-@requires_role(*WATCHERS)
-def index() -> str:
-    with transaction() as db:
-        rows = list(db.scalars(select(Alert).order_by(Alert.id.desc()).limit(200)))
-    return render_template("alerts/index.html", alerts=rows)
-
-
-@bp.get("/alerts/<int:alert_id>")
-@requires_role(*WATCHERS)
-def detail(alert_id: int) -> str:
-    with transaction() as db:
-        alert = lifecycle.get_alert(db, alert_id)
-        context = {
-            "alert": alert, "phones": review.phone_texts(alert), "prearmed": corrections.prearmed(db, alert_id),
-            "approvals": _approvals(db, alert_id), "live": _live(db, alert),
-            "timeline": db.execute(text(
-                "SELECT seq, at, actor_name, action, outcome, reason FROM audit.events "
-                "WHERE subject_type = 'alert' AND subject_id = :a ORDER BY seq"), {"a": str(alert_id)}).all(),
-            "original": db.get(Alert, alert.corrects_alert_id) if alert.corrects_alert_id else None,
-            "fireable": alert.state in corrections.FIREABLE,
-        }
-    return render_template("alerts/detail.html", **context)
-
-
-def _live(db: Session, alert: Alert) -> dict[str, Any]:
-    replies = dict(db.execute(select(Reply.meaning, text("count(*)")).where(Reply.alert_id == alert.id)
-                              .group_by(Reply.meaning)).all())
-    timing = corrections.correction_timing(db, alert) if alert.kind is not AlertKind.ALERT else None
-    return {"state": alert.state.value, "counts": jobs.counts_by_state(db, alert.id),
-            "carriers": jobs.counts_by_carrier(db, alert.id),
-            "replies": {str(getattr(k, "value", k)): int(v) for k, v in replies.items()},
-            "first_submit_at": alert.first_submit_at.isoformat() if alert.first_submit_at else None,
-            "correction_seconds": timing["seconds"] if timing else None,
-            "done": alert.state in (AlertState.COMPLETED, AlertState.CANCELLED, AlertState.SUPERSEDED,
-                                    AlertState.REJECTED)}
-
-
-@bp.get("/alerts/<int:alert_id>/live.json")
-@requires_role(*WATCHERS)
-def live(alert_id: int) -> Any:
-    with transaction() as db:
-        return jsonify(_live(db, lifecycle.get_alert(db, alert_id)))
 
 
 # --- helpers the compose page calls --------------------------------------------------------------

@@ -34,13 +34,25 @@
       svg.appendChild(line);
     });
   }
+  var stream = document.getElementById("reply-stream");
+  var last = stream ? Number(stream.dataset.last || 0) : 0;
+  function addReplies(events) {
+    if (!stream) { return; }
+    events.forEach(function (e) {
+      var li = document.createElement("li");
+      li.className = "reply-" + e.meaning;
+      li.textContent = e.at.slice(11, 19) + " · " + (e.name || "") + " " + e.msisdn + " · " + e.meaning + " " + (e.text || "");
+      stream.insertBefore(li, stream.firstChild);
+    });
+  }
   function tick() {
-    fetch(box.dataset.url, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (d) {
+    fetch(box.dataset.url + "?after=" + last, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (d) {
       document.getElementById("alert-state").textContent = d.state;
       fill("counts", d.counts); fill("carriers", d.carriers); fill("replies", d.replies);
+      addReplies(d.events); last = d.last_id;
       var c = d.counts;
       series.push({ submitted: sum(c, lines.submitted), delivered: sum(c, lines.delivered),
-                    failed: sum(c, lines.failed), ack: d.replies.ack || 0 });
+                    failed: sum(c, lines.failed), ack: d.replies.ack || 0 });  // replies: latest answer per person
       if (series.length > 300) { series.shift(); }
       draw();
       var secs = document.getElementById("correction-seconds");

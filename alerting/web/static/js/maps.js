@@ -1,6 +1,8 @@
 /* Zone maps: a configurable tile layer, or (offline) the zones alone on a plain background. */
 "use strict";
 window.SirenaMaps = (function () {
+  var COLOURS = { ack: "#2e7d32", no: "#6d4c41", help: "#b00020", poll: "#6a1b9a", no_answer: "#f9a825",
+                  failed: "#212121", pending: "#90a4ae", targeted: "#b00020" };
   function styleFor(selected) {
     return function (feature) {
       var on = selected.indexOf(feature.properties.name) >= 0;
@@ -27,6 +29,17 @@ window.SirenaMaps = (function () {
       }).addTo(map);
       if (state.features.length) { map.fitBounds(state.layer.getBounds(), { padding: [10, 10] }); }
     });
+    if (el.dataset.points) {
+      fetch(el.dataset.points, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (fc) {
+        L.geoJSON(fc, {
+          pointToLayer: function (feature, latlng) {
+            return L.circleMarker(latlng, { radius: 4, weight: 1, className: "dot-" + feature.properties.status,
+                                            color: COLOURS[feature.properties.status] || "#333",
+                                            fillColor: COLOURS[feature.properties.status] || "#333", fillOpacity: 0.8 });
+          }
+        }).addTo(map);
+      });
+    }
     state.restyle = function (names) {
       state.selected = names;
       if (state.layer) { state.layer.setStyle(styleFor(names)); }

@@ -1,0 +1,139 @@
+"""Watching and steering an alert once it is out: live counts, replies, the responders' map,
+non-responders, cancel, the one-step correction, escalate now, answering one responder.
+
+The routes belong to the `alerts` blueprint (their endpoints read `alerts.detail`, …).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from alerting import corrections, lifecycle
+from alerting.db import transaction
+from alerting.errors import InvalidInput
+from alerting.models import Alert, AlertKind, AlertState, Role
+from alerting.web import review
+from alerting.web.console.alerts import ACTION_LIMIT, CANCELLERS, CORRECTORS, WATCHERS, approvals_of, bp
+from alerting.web.security import current_actor, limiter, requires_role
+from broadcast import jobs
+
+DONE = (AlertState.COMPLETED, AlertState.CANCELLED, AlertState.SUPERSEDED, AlertState.REJECTED)
+
+
+@bp.get("/alerts")
+@requires_role(*WATCHERS)
+def index() -> str:
+    with transaction() as db:
+        rows = list(db.scalars(select(Alert).order_by(Alert.id.desc()).limit(200)))
+    return render_template("alerts/index.html", alerts=rows)
+
+
+@bp.get("/alerts/<int:alert_id>")
+@requires_role(*WATCHERS)
+def detail(alert_id: int) -> str:
+    from broadcast import followups, replies
+
+    with transaction() as db:
+        alert = lifecycle.get_alert(db, alert_id)
+        context = {
+            "alert": alert, "phones": review.phone_texts(alert), "prearmed": corrections.prearmed(db, alert_id),
+            "approvals": approvals_of(db, alert_id), "live": _live(db, alert, after=0),
+            "timeline": db.execute(text(
+                "SELECT seq, at, actor_name, action, outcome, reason FROM audit.events "
+                "WHERE subject_type = 'alert' AND subject_id = :a ORDER BY seq"), {"a": str(alert_id)}).all(),
+            "original": db.get(Alert, alert.corrects_alert_id) if alert.corrects_alert_id else None,
+            "fireable": alert.state in corrections.FIREABLE,
+            "silent": replies.non_responders(db, alert_id, limit=100),
+            "followups": followups.followups_of(db, alert_id),
+        }
+    return render_template("alerts/detail.html", **context)
+
+
+def _live(db: Session, alert: Alert, *, after: int) -> dict[str, Any]:
+    from broadcast import replies
+
+    timing = corrections.correction_timing(db, alert) if alert.kind is not AlertKind.ALERT else None
+    stream = replies.events_since(db, alert.id, after)
+    for event in stream["events"]:
+        event["msisdn"] = "…" + (event["msisdn"] or "")[-4:]
+    return {"state": alert.state.value, "counts": jobs.counts_by_state(db, alert.id),
+            "carriers": jobs.counts_by_carrier(db, alert.id), "replies": stream["counts"],
+            "events": stream["events"], "last_id": stream["last_id"],
+            "first_submit_at": alert.first_submit_at.isoformat() if alert.first_submit_at else None,
+            "correction_seconds": timing["seconds"] if timing else None, "done": alert.state in DONE}
+
+
+@bp.get("/alerts/<int:alert_id>/live.json")
+@requires_role(*WATCHERS)
+def live(alert_id: int) -> Any:
+    """One polling step: counts by state and carrier, reply counts, replies after `after`."""
+    after = request.args.get("after", "0")
+    with transaction() as db:
+        return jsonify(_live(db, lifecycle.get_alert(db, alert_id), after=int(after) if after.isdigit() else 0))
+
+
+@bp.get("/alerts/<int:alert_id>/points.geojson")
+@requires_role(*WATCHERS)
+def points(alert_id: int) -> Any:
+    """Located recipients coloured by status: the blast radius before, who has answered after."""
+    with transaction() as db:
+        return jsonify(review.recipient_points(db, lifecycle.get_alert(db, alert_id)))
+
+
+@bp.post("/alerts/<int:alert_id>/cancel")
+@requires_role(*CANCELLERS)
+def cancel(alert_id: int) -> Any:
+    reason = request.form.get("reason", "").strip()
+    if not reason:
+        raise InvalidInput("say why the send is stopped", fields={"reason": "required"})
+    with transaction() as db:
+        alert = lifecycle.cancel_alert(db, alert_id, current_actor(), reason)
+    # Stopping is not informing (FIELD.md req. 13): the detail page now offers the correction first.
+    flash(f"Alert {alert.reference} stopped. People already reached have NOT been told: send the correction.",
+          "error")
+    return redirect(url_for("alerts.detail", alert_id=alert_id), 303)
+
+
+@bp.post("/alerts/<int:alert_id>/correction")
+@requires_role(*CORRECTORS)
+@limiter.limit(ACTION_LIMIT)
+def correction(alert_id: int) -> Any:
+    kind = request.form.get("kind", "correction")
+    typed = request.form.get("text", "").strip() or None
+    with transaction() as db:
+        fire = corrections.fire_cancel_notice if kind == "cancel" else corrections.fire_correction
+        fixed = fire(db, alert_id, current_actor(), typed)
+    flash(f"{fixed.reference} is going out at flash priority to everyone the original reached.", "ok")
+    return redirect(url_for("alerts.detail", alert_id=fixed.id), 303)
+
+
+@bp.post("/alerts/<int:alert_id>/escalate")
+@requires_role(Role.COMPOSER, Role.APPROVER, Role.ADMIN)
+@limiter.limit(ACTION_LIMIT)
+def escalate(alert_id: int) -> Any:
+    from broadcast import escalation
+
+    with transaction() as db:
+        stages = escalation.escalate_now(db, alert_id, current_actor())
+    flash(f"Escalation: {len(stages)} stage(s) run now.", "ok")
+    return redirect(url_for("alerts.detail", alert_id=alert_id), 303)
+
+
+@bp.post("/alerts/<int:alert_id>/replies/<int:reply_id>/answer")
+@requires_role(Role.COMPOSER, Role.APPROVER, Role.ADMIN)
+@limiter.limit(ACTION_LIMIT)
+def answer(alert_id: int, reply_id: int) -> Any:
+    """A one-to-one SMS to one responder, from the sender their reply reached (audited)."""
+    from broadcast import followups
+
+    with transaction() as db:
+        alert_of_reply = db.execute(text("SELECT alert_id FROM replies WHERE id = :r"), {"r": reply_id}).scalar()
+        if alert_of_reply != alert_id:
+            raise InvalidInput("that reply does not belong to this alert", fields={"reply_id": "not this alert's"})
+        followups.direct_reply(db, reply_id, request.form.get("text", ""), current_actor())
+    flash("Answer queued at flash priority.", "ok")
+    return redirect(url_for("alerts.detail", alert_id=alert_id), 303)
