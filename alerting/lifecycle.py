@@ -146,7 +146,10 @@ def _check_parts(draft: AlertDraft) -> None:
     except ImportError:  # the encoder is a broadcast module; compose works without previews
         return
     for language, body in draft.texts.items():
-        analyze(mode_prefix(draft.mode, language) + body)  # raises InvalidInput beyond 255 parts
+        parts = analyze(mode_prefix(draft.mode, language) + body).parts
+        if parts > 255:
+            raise InvalidInput("the text is too long for one SMS", fields={
+                f"texts.{language}": f"needs {parts} parts; a phone reassembles at most 255"})
 
 
 def _new_reply_code(session: Session) -> str:

@@ -62,6 +62,8 @@ class Settings:
     # Numbers that may receive exercise/test messages through real carriers (drill phones).
     drill_allowlist: tuple[str, ...] = ()
     reconcile_interval_s: float = 2.0
+    # How long a worker's claim on a delivery lasts before the reconciler may hand it to another.
+    lease_s: int = 30
     log_level: str = "INFO"
 
     @classmethod
@@ -211,4 +213,5 @@ _PARSERS = {
     "log_level": _level,
     "drill_allowlist": _numbers,
     "reconcile_interval_s": _positive_float,
+    "lease_s": lambda raw: int(_positive_float(raw)),
 }

@@ -139,6 +139,14 @@ def reap_expired_leases(session: Session) -> dict[int, int]:
     return reclaimed
 
 
+def renew_leases(session: Session, *, worker: str, lease_s: int = LEASE_S) -> int:
+    """Push back the expiry of every lease `worker` holds (its heartbeat)."""
+    return session.execute(text("""
+        UPDATE deliveries SET lease_until = now() + make_interval(secs => :lease_s)
+         WHERE claimed_by = :worker AND state = 'submitting'
+    """), {"worker": worker, "lease_s": lease_s}).rowcount
+
+
 def release_claims(session: Session, ids: list[int], *, worker: str) -> int:
     """Give back leased rows that were never written to a socket (a clean stop): no duplicate."""
     if not ids:

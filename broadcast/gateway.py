@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -85,19 +86,33 @@ class Gateway:
         self.references = ConcatReference()
         self.pool = CarrierPool(config, on_deliver or _ignore_deliver)
         self.lease_s = lease_s
+        self._stopping = threading.Event()
         # A slice is what one worker may have in flight: the duplicates a SIGKILL can cause.
         self.slice_size = max(20, min(500, sum(c.window * c.binds for c in config.carriers)))
 
     def start(self, wait_s: float = 5.0) -> None:
+        """Bind to every carrier and start renewing this worker's leases."""
         global _current
-        self.pool.start(wait_s=wait_s)
         _current = self
+        self._heartbeat = threading.Thread(target=self._renew_leases, name="lease-heartbeat", daemon=True)
+        self._heartbeat.start()
+        self.pool.start(wait_s=wait_s)
 
     def stop(self) -> None:
         global _current
+        self._stopping.set()
         self.pool.stop()
         if _current is self:
             _current = None
+
+    def _renew_leases(self) -> None:
+        """A live worker keeps its claims: only a dead one's leases expire and get reclaimed."""
+        while not self._stopping.wait(max(0.5, self.lease_s / 3)):
+            try:
+                with transaction() as session:
+                    claims.renew_leases(session, worker=self.name, lease_s=self.lease_s)
+            except Exception as exc:  # Postgres restarting: the leases outlive a short outage
+                log.warning("lease renewal failed: %s", exc)
 
     def send_batch(self, alert_id: int, lo: int, hi: int) -> dict[str, Any]:
         """Send the queued deliveries of `alert_id` with ids in [lo, hi]. Idempotent.

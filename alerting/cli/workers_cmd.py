@@ -54,7 +54,8 @@ def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool)
     sync_senders(config)
     inbound = InboundStore(after_store=_process_inbound_hook())
     gateway = Gateway(split_config(config, int(k) - 1, int(n)), name=name,
-                      drill_allowlist=frozenset(ctx.settings.drill_allowlist), on_deliver=inbound)
+                      drill_allowlist=frozenset(ctx.settings.drill_allowlist), on_deliver=inbound,
+                      lease_s=ctx.settings.lease_s)
     try:
         gateway.start()
     except Exception as exc:

@@ -189,3 +189,9 @@ def test_system_actor_is_not_an_approver(db, people):
     alert = pending(db, people)
     with pytest.raises(Refused):
         approve_alert(db, alert.id, Actor(kind="operator", name="x", roles=frozenset({"composer"})))
+
+
+def test_a_text_beyond_255_parts_is_refused_at_compose(db, people):
+    with pytest.raises(InvalidInput) as err:
+        compose_alert(db, draft(texts={"es": "á" * (67 * 255 + 1)}), people["composer"])
+    assert "256 parts" in err.value.details["fields"]["texts.es"]

@@ -4,57 +4,17 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from alerting.db import transaction
 from alerting.lifecycle import AlertDraft, approve_alert, cancel_alert, compose_alert, submit_alert
 from alerting.models import Alert, AlertMode, AlertState, Priority
 from broadcast import jobs
-from tests.factories import actor_for
+from tests.cluster import approved_alert, operators, seed_group, state_of
 
 
 def seed_people(n: int, *, group: str = "brigadas", prefix: str = "+5699", drill: bool = False) -> None:
-    """n contacts in one static group, written set-based."""
-    with transaction() as s:
-        s.execute(text("INSERT INTO groups (name, kind, description, drill_allowed) "
-                       "VALUES (:g, 'static', '', :d) ON CONFLICT (name) DO NOTHING"), {"g": group, "d": drill})
-        s.execute(text("""
-            INSERT INTO contacts (msisdn, name, language, attributes)
-            SELECT :p || lpad(i::text, 7, '0'), 'Persona ' || i, CASE WHEN i % 5 = 0 THEN 'en' ELSE 'es' END,
-                   jsonb_build_object('unidad', 'U' || (i % 7))
-              FROM generate_series(1, :n) i ON CONFLICT (msisdn) DO NOTHING"""), {"n": n, "p": prefix})
-        s.execute(text("""
-            INSERT INTO group_members (group_id, contact_id)
-            SELECT g.id, c.id FROM groups g, contacts c WHERE g.name = :g AND c.msisdn LIKE :p || '%'
-            ON CONFLICT DO NOTHING"""), {"g": group, "p": prefix})
-
-
-def operators():
-    from alerting.models import Operator
-
-    with transaction() as s:
-        composer = Operator(username="compositora", password_hash="x", roles=["composer"])
-        approver = Operator(username="aprobador", password_hash="x", roles=["approver"])
-        s.add_all([composer, approver])
-        s.flush()
-        return actor_for(composer), actor_for(approver)
-
-
-def approved_alert(texts: dict[str, str], *, group: str = "brigadas", priority: Priority = Priority.HIGH,
-                   mode: AlertMode = AlertMode.LIVE) -> int:
-    composer, approver = operators()
-    with transaction() as s:
-        alert = compose_alert(s, AlertDraft(texts=texts, mode=mode, sender_name="SIRENA-SC", priority=priority,
-                                            target={"groups": [group]}), composer)
-        submit_alert(s, alert.id, composer)
-    with transaction() as s:
-        approve_alert(s, alert.id, approver)
-        return alert.id
-
-
-def state_of(alert_id: int) -> AlertState:
-    with transaction() as s:
-        return s.scalar(select(Alert.state).where(Alert.id == alert_id))
+    seed_group(n, group=group, prefix=prefix, drill=drill)
 
 
 def test_alert_to_1000_contacts_reaches_each_phone_exactly_once(gateway, simulator, run_jobs):
@@ -98,7 +58,7 @@ def test_cancel_mid_send_stops_the_rest(gateway, simulator, run_jobs, redis_db):
     first_batch = next(j for j in q.get_jobs() if j.func_name == "broadcast.jobs.send_batch")
     jobs.send_batch(*first_batch.args)
     q.remove(first_batch)
-    _, approver = operators_again()
+    _, approver = operators("-cancel")
     with transaction() as s:
         cancel_alert(s, alert_id, approver, "se suspendió el corte")
     run_jobs()
@@ -108,19 +68,11 @@ def test_cancel_mid_send_stops_the_rest(gateway, simulator, run_jobs, redis_db):
     assert counts["cancelled"] == 3000 - counts["submitted"]
 
 
-def operators_again():
-    from alerting.models import Operator
-
-    with transaction() as s:
-        approver = s.scalar(select(Operator).where(Operator.username == "aprobador"))
-        return None, actor_for(approver)
-
-
 def test_flash_batches_are_sent_before_queued_routine_ones(gateway, simulator, run_jobs, redis_db):
     seed_people(2000, group="vecinos", prefix="+5698")
     seed_people(50, group="bomberos", prefix="+5697")
     routine = approved_alert({"es": "Aviso de rutina."}, group="vecinos", priority=Priority.LOW)
-    composer, approver = operators_second()
+    composer, approver = operators("-flash")
     with transaction() as s:
         flash = compose_alert(s, AlertDraft(texts={"es": "EVACUAR YA"}, mode=AlertMode.LIVE,
                                             sender_name="SIRENA-SC", priority=Priority.HIGH,
@@ -135,14 +87,3 @@ def test_flash_batches_are_sent_before_queued_routine_ones(gateway, simulator, r
     assert len(flash_positions) == 50 and max(flash_positions) < first_routine
     assert state_of(routine) is AlertState.COMPLETED and state_of(flash.id) is AlertState.COMPLETED
     assert Counter(order).most_common(1)[0][1] == 1
-
-
-def operators_second():
-    from alerting.models import Operator
-
-    with transaction() as s:
-        composer = Operator(username="compositora2", password_hash="x", roles=["composer"])
-        approver = Operator(username="aprobador2", password_hash="x", roles=["approver"])
-        s.add_all([composer, approver])
-        s.flush()
-        return actor_for(composer), actor_for(approver)

@@ -1,0 +1,154 @@
+"""Real processes for tests that kill things: gateway workers and the scheduler as `sirena` children.
+
+The simulator runs in the test process (its fault switches are then plain calls); workers and the
+scheduler are separate processes talking to the test's own database and Redis, exactly as deployed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import select, text
+
+from alerting.db import transaction
+from alerting.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+from alerting.models import Alert, AlertMode, AlertState, Operator, Priority
+from alerting.settings import Settings
+from tests.factories import actor_for
+
+SIRENA = str(Path(sys.executable).parent / "sirena")
+
+
+class Cluster:
+    """Workers and a scheduler as child processes; every one is killed when the test ends."""
+
+    def __init__(self, settings: Settings, carriers_file: Path, env: dict[str, str], logs: Path) -> None:
+        self.logs = logs
+        self.env = dict(os.environ)
+        self.env.update(env)
+        self.env.update({
+            "SIRENA_DATABASE_URL": settings.database_url,
+            "SIRENA_DATABASE_OWNER_URL": settings.database_owner_url,
+            "SIRENA_REDIS_URL": settings.redis_url,
+            "SIRENA_CARRIERS_FILE": str(carriers_file),
+            "SIRENA_SECRET_KEY_FILE": str(settings.secret_key_file),
+            "SIRENA_AUDIT_CHECKPOINT_DIR": str(settings.audit_checkpoint_dir),
+            "SIRENA_LEASE_S": "3",
+            "SIRENA_RECONCILE_INTERVAL_S": "0.5",
+            "SIRENA_LOG_LEVEL": "INFO",
+        })
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._n = 0
+
+    def _start(self, *args: str) -> subprocess.Popen[bytes]:
+        self._n += 1
+        log = open(self.logs / f"{args[0]}-{self._n}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen([SIRENA, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def worker(self, share: str = "1/1") -> subprocess.Popen[bytes]:
+        return self._start("worker", "--share", share, "--name", f"test-gw-{os.getpid()}-{self._n + 1}")
+
+    def scheduler(self) -> subprocess.Popen[bytes]:
+        return self._start("scheduler")
+
+    @staticmethod
+    def kill(proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL the whole process (a machine or container dying), no clean-up of any kind."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    def log_text(self, lines: int = 40) -> str:
+        """The last lines of every process's log, job chatter left out (for failure messages)."""
+        out = []
+        for path in sorted(self.logs.glob("*.log")):
+            kept = [line for line in path.read_text(errors="replace").splitlines()
+                    if "result is kept" not in line and "Job OK" not in line]
+            out.append(f"== {path.name}\n" + "\n".join(kept[-lines:]))
+        return "\n".join(out)
+
+    def wait_completed(self, alert_id: int, timeout_s: float = 120) -> None:
+        wait_until(lambda: state_of(alert_id).value == "completed", timeout_s, f"alert {alert_id} to complete",
+                   lambda: f"deliveries: {delivery_totals(alert_id)}\n{self.log_text()}")
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str,
+               diagnose: Callable[[], str] | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    details = "\n" + diagnose() if diagnose else ""
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}{details}")
+
+
+def seed_group(n: int, *, group: str = "brigadas", prefix: str = "+5699", drill: bool = False) -> None:
+    """n contacts in one static group, written set-based (committed)."""
+    with transaction() as s:
+        s.execute(text("INSERT INTO groups (name, kind, description, drill_allowed) "
+                       "VALUES (:g, 'static', '', :d) ON CONFLICT (name) DO NOTHING"), {"g": group, "d": drill})
+        s.execute(text("""
+            INSERT INTO contacts (msisdn, name, language, attributes)
+            SELECT :p || lpad(i::text, 7, '0'), 'Persona ' || i, CASE WHEN i % 5 = 0 THEN 'en' ELSE 'es' END,
+                   jsonb_build_object('unidad', 'U' || (i % 7))
+              FROM generate_series(1, :n) i ON CONFLICT (msisdn) DO NOTHING"""), {"n": n, "p": prefix})
+        s.execute(text("""
+            INSERT INTO group_members (group_id, contact_id)
+            SELECT g.id, c.id FROM groups g, contacts c WHERE g.name = :g AND c.msisdn LIKE :p || '%'
+            ON CONFLICT DO NOTHING"""), {"g": group, "p": prefix})
+
+
+def operators(suffix: str = "") -> tuple:  # type: ignore[type-arg]
+    with transaction() as s:
+        composer = Operator(username=f"compositora{suffix}", password_hash="x", roles=["composer"])
+        approver = Operator(username=f"aprobador{suffix}", password_hash="x", roles=["approver"])
+        s.add_all([composer, approver])
+        s.flush()
+        return actor_for(composer), actor_for(approver)
+
+
+def approved_alert(texts: dict[str, str], *, group: str = "brigadas", priority: Priority = Priority.HIGH,
+                   mode: AlertMode = AlertMode.LIVE, suffix: str = "") -> int:
+    """Compose, submit and approve (two operators) an alert to one group; returns its id."""
+    composer, approver = operators(suffix or f"-{time.monotonic_ns()}")
+    with transaction() as s:
+        alert = compose_alert(s, AlertDraft(texts=texts, mode=mode, sender_name="SIRENA-SC", priority=priority,
+                                            target={"groups": [group]}), composer)
+        submit_alert(s, alert.id, composer)
+    with transaction() as s:
+        approve_alert(s, alert.id, approver)
+        return alert.id
+
+
+def state_of(alert_id: int) -> AlertState:
+    with transaction() as s:
+        return s.scalar(select(Alert.state).where(Alert.id == alert_id))
+
+
+def delivery_totals(alert_id: int) -> dict[str, int]:
+    """States of the alert's deliveries, and the possible duplicates the system counted."""
+    with transaction() as s:
+        rows = s.execute(text("SELECT state, count(*), sum(possible_duplicates) FROM deliveries "
+                              "WHERE alert_id = :a GROUP BY state"), {"a": alert_id}).all()
+    out = {state: int(n) for state, n, _ in rows}
+    out["possible_duplicates"] = sum(int(d or 0) for _, _, d in rows)
+    return out
