@@ -5,12 +5,16 @@
 Runs in a database of its own, `sirena_bench_audit` (created with the setup functions, migrated,
 dropped at the start and, unless --keep, at the end); the user's `sirena` database is never touched.
 
-1. appends: `--writers` threads, each appending `--appends` events through audit.trail.append as the
-   application role, one transaction per event (as one privileged action each), all on one chain.
+1. appends: `--writers` processes, each appending `--appends` events through audit.trail.append as
+   the application role, one transaction per event (one privileged action each), all on one chain;
+   then the same with threads of one process, and with synchronous_commit=off (the CPU ceiling).
+   Beside them, the serial commit rate of one connection: appends are serialized up to COMMIT, so
+   the WAL flush rate bounds them.
 2. fill: the trail is extended to `--events` events in ONE set-based SQL statement (a recursive CTE
    that chains the hashes with the same audit.canonical() the append function uses), as the owner.
 3. verify: audit.verify.verify_chain over the whole trail, as `sirena audit verify` does, with a
-   checkpoint written first; reports events/s and this process's peak RSS growth.
+   checkpoint written first; reports events/s, CPU per event (client, and server when local) and
+   this process's peak RSS.
 
 Targets (issue 8): >= 2,000 appends/s with 8 writers, >= 200,000 verified events/s.
 The last line is one JSON object {"bench": "audit", ...}.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import resource
 import sys
@@ -28,6 +33,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import make_url
@@ -141,6 +147,49 @@ def bench_appends(writers: int, per_writer: int) -> tuple[float, int]:
     return (writers * per_writer - len(errors)) / elapsed, len(errors)
 
 
+def _process_writer(url: str, n: int, per_writer: int, fsync: bool, ready: Any, go: Any, done: Any) -> None:
+    """One writer process: its own engine and connection, as a web or job worker has."""
+    options = "-c timezone=UTC" + ("" if fsync else " -c synchronous_commit=off")
+    engine = create_engine(url, pool_pre_ping=True, pool_size=1, max_overflow=0,
+                           connect_args={"application_name": "sirena-bench-audit", "options": options})
+    dbmod.bind_sessions(engine)
+    actor = Actor(kind="operator", name=f"bench-{n}", operator_id=n, interface="api", address="127.0.0.1")
+    with dbmod.transaction() as session:  # connect before the clock starts
+        session.execute(text("SELECT 1"))
+    ready.put(n)
+    go.wait()
+    errors = 0
+    for i in range(per_writer):
+        try:
+            with dbmod.transaction() as session:
+                append(session, actor=actor, action="alert.edited", subject_type="alert", subject_id=i % 100,
+                       payload={"before": {"title": f"t{i}"}, "after": {"title": f"t{i + 1}"}})
+        except Exception as exc:
+            errors += 1
+            print(f"append error: {exc!r}", file=sys.stderr)
+    done.put(errors)
+    engine.dispose()
+
+
+def appends_in_processes(settings: Settings, writers: int, per_writer: int, *, fsync: bool = True) -> tuple[float, int]:
+    """(appends/s, errors) with one process per writer: no GIL shared between writers."""
+    ctx = multiprocessing.get_context("spawn")
+    ready, done, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=_process_writer, args=(settings.database_url, n, per_writer, fsync, ready, go, done))
+             for n in range(writers)]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.get(timeout=120)
+    t0 = time.perf_counter()
+    go.set()
+    errors = sum(done.get(timeout=3600) for _ in procs)
+    elapsed = time.perf_counter() - t0
+    for p in procs:
+        p.join()
+    return (writers * per_writer - errors) / elapsed, errors
+
+
 def serial_commit_ceiling(settings: Settings, n: int = 500) -> float:
     """Commits/s of one connection committing a one-row INSERT at a time: the WAL flush rate, which
     bounds any design whose appends are serialized up to COMMIT (ours: the lock is held to COMMIT)."""
@@ -206,14 +255,18 @@ def main() -> None:
             if not args.reuse:
                 ceiling = serial_commit_ceiling(settings)
                 print(f"serial commits (WAL flush rate, the ceiling of a serialized append): {ceiling:,.0f}/s")
-                rate, errors = appends_with(settings, args.writers, args.appends, fsync=True)
-                print(f"appends: {args.writers} writers x {args.appends}: {rate:,.0f} appends/s, {errors} errors")
+                rate, errors = appends_in_processes(settings, args.writers, args.appends)
+                print(f"appends: {args.writers} writer processes x {args.appends}: {rate:,.0f} appends/s, "
+                      f"{errors} errors")
+                threads, _ = appends_with(settings, args.writers, args.appends // 4, fsync=True)
+                print(f"appends: {args.writers} writer threads in one process: {threads:,.0f} appends/s")
                 nosync, _ = appends_with(settings, args.writers, args.appends // 4, fsync=False)
                 print(f"appends with synchronous_commit=off (CPU ceiling, not durable): {nosync:,.0f}/s")
                 fill_s = fill(settings, args.events)
                 print(f"fill: chain extended to {args.events:,} events in one statement in {fill_s:.1f} s")
                 figures.update(writers=args.writers, appends=args.writers * args.appends,
                                appends_per_s=round(rate, 1), append_errors=errors,
+                               appends_per_s_threads=round(threads, 1),
                                serial_commits_per_s=round(ceiling, 1), appends_per_s_sync_off=round(nosync, 1),
                                fill_s=round(fill_s, 2))
             engine = dbmod.make_engine(settings.database_url, application_name="sirena-bench-audit")
