@@ -167,7 +167,6 @@ def preview_statement(srcs: list[Source], labels: list[str] | None, crit: dict[s
     contacts some source reached.
     """
     joined = []
-    query = select(Contact.id)  # columns replaced below; this carries the FROM and the joins
     from_clause: Any = Contact.__table__
     for i, s in enumerate(srcs):
         members = _members(s, labels).subquery()
@@ -180,8 +179,7 @@ def preview_statement(srcs: list[Source], labels: list[str] | None, crit: dict[s
         whens.append((opted_out, "opted_out"))
     status = case(*whens, else_=literal("recipient")).label("status")
     per_source = [func.count().filter(flag) for flag in joined]
-    query = (select(status, opted_out.label("opted_out"), Contact.language, func.count(), *per_source)
-             .select_from(from_clause)
-             .where(or_(*joined))
-             .group_by(status, opted_out, Contact.language))
-    return query
+    return (select(status, opted_out.label("opted_out"), Contact.language, func.count(), *per_source)
+            .select_from(from_clause)
+            .where(or_(*joined))
+            .group_by(status, opted_out, Contact.language))

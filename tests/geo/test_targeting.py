@@ -206,3 +206,25 @@ def test_preview_writes_nothing(db, directory):
 
 def _msisdn(db, contact_id: int) -> str:
     return db.scalar(text("SELECT msisdn FROM contacts WHERE id = :i"), {"i": contact_id})
+
+
+def test_preview_scans_each_zone_once_and_never_per_contact(db, directory):
+    import json as _json
+
+    from sqlalchemy.dialects import postgresql
+
+    from geo import reach
+    from geo.targeting import resolve
+
+    save_zone(db, "Centro", CENTRO, "geojson")
+    directory.contacts([INSIDE_CENTRO] * 3)
+    directory.group("dinamico", criterion={"attr": "role", "eq": "x"})
+    spec = TargetSpec(zones=["Centro"], groups=["dinamico"], criteria={"attr": "a", "exists": False})
+    res = resolve(db, spec)
+    statement = reach.preview_statement(reach.sources(res.zones, res.groups), None, spec.criteria,
+                                        reach.excluded([], []), False)
+    compiled = statement.compile(dialect=postgresql.psycopg2.dialect())
+    params = {k: _json.dumps(v) if isinstance(v, dict) else v for k, v in compiled.params.items()}
+    plan = "\n".join(r[0] for r in db.connection().exec_driver_sql("EXPLAIN " + str(compiled), params))
+    assert "SubPlan" not in plan
+    assert plan.count(" on zone_parts") == 1, plan
