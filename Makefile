@@ -20,7 +20,8 @@ setup: venv
 demo: setup
 	$(SIRENA) demo
 
-test: setup
+test: venv
+	$(SIRENA) setup --browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 

@@ -34,9 +34,15 @@ class SetupReport:
         say(f"  + {what}")
 
 
-def run_setup(settings: Settings, say: Say = print, *, database: str | None = None) -> SetupReport:
-    """Bring this machine to a working state for `settings`; raises SetupError saying what to do."""
+def run_setup(settings: Settings, say: Say = print, *, database: str | None = None,
+              browser: bool = False) -> SetupReport:
+    """Bring this machine to a working state for `settings`; raises SetupError saying what to do.
+
+    `browser` also installs Debian's Chromium, which the console's browser tests drive.
+    """
     report = SetupReport()
+    if browser:
+        ensure_chromium(report, say)
     ensure_postgres(settings, report, say)
     ensure_postgis_available(settings, report, say)
     ensure_redis(settings, report, say)
@@ -168,6 +174,13 @@ def ensure_redis(settings: Settings, report: SetupReport, say: Say) -> None:
             return
         time.sleep(0.25)
     raise SetupError(f"Redis did not start on 127.0.0.1:{port}; run: redis-server --port {port} --daemonize yes")
+
+
+def ensure_chromium(report: SetupReport, say: Say) -> None:
+    """Debian's chromium: Playwright's own browser download is not reachable from these machines."""
+    if Path("/usr/bin/chromium").exists():
+        return
+    apt_install(["chromium"], report, say)
 
 
 # --- roles, database, extension, grants ------------------------------------------------------

@@ -11,15 +11,16 @@ from alerting.cli.app import Context, cli, emit, json_option, pass_ctx
 
 
 @cli.command("setup")
+@click.option("--browser", is_flag=True, help="Also install Chromium (for the console's browser tests).")
 @json_option
 @pass_ctx
-def setup(ctx: Context, as_json: bool) -> None:
+def setup(ctx: Context, browser: bool, as_json: bool) -> None:
     """Install and start what is missing (PostGIS, Redis), create the database, migrate. Idempotent."""
     from alerting.provision import run_setup
 
     started = time.monotonic()
     say = (lambda _m: None) if as_json else click.echo
-    report = run_setup(ctx.settings, say)
+    report = run_setup(ctx.settings, say, browser=browser)
     seconds = round(time.monotonic() - started, 2)
     human = "setup: nothing to do" if not report.actions else f"setup: {len(report.actions)} change(s)"
     emit(as_json, {"changed": bool(report.actions), "actions": report.actions, "seconds": seconds},
