@@ -245,6 +245,8 @@ def _verify_json(fh: TextIO, *, engine: Engine | None, key: bytes | None) -> Ver
     try:
         doc = json.load(fh)
         events = doc["events"]
+        head_seq = int(doc["head"]["seq"])
+        scope = Scope.from_dict(doc.get("scope") or {})
         if doc.get("format") != EXPORT_FORMAT or not isinstance(events, list):
             raise ValueError("unknown format")
     except (ValueError, KeyError, TypeError) as exc:
@@ -269,7 +271,7 @@ def _verify_json(fh: TextIO, *, engine: Engine | None, key: bytes | None) -> Ver
                             not hmac.compare_digest(doc["mac"], _mac(key, signed))):
         checker.verdict.add(Problem(BAD_SIGNATURE, None, "the export's signature does not match (edited or forged)"))
     if engine is not None:
-        _check_complete(checker, engine, Scope.from_dict(doc.get("scope") or {}), int(doc["head"]["seq"]))
+        _check_complete(checker, engine, scope, head_seq)
     return checker.done()
 
 
