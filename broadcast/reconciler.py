@@ -144,11 +144,42 @@ def _orphan_batches(session, alert_id: int, covered: list[tuple[int, int]]) -> l
     return [(r[0], r[1]) for r in rows]
 
 
-def run_forever(redis: Redis | None, *, interval_s: float = 2.0, stop: object = None) -> None:
-    """The loop `sirena scheduler` runs: reconcile every `interval_s` until `stop.is_set()`."""
+def periodic_tasks(settings: object | None = None) -> list[tuple[str, object]]:
+    """What else the scheduler runs each pass, each in its own transaction, with the time passed in:
+    escalations at ACK deadlines (and the inbound sweep), recurring schedules due, audit checkpoints."""
+    from alerting.db import engine
+
+    def escalations(now: object) -> object:
+        from broadcast import escalation
+
+        return escalation.periodic_pass(now)  # type: ignore[arg-type]
+
+    def schedules(now: object) -> object:
+        from alerting import schedules as recurring
+
+        with transaction() as session:
+            return len(recurring.fire_due_schedules(session, now))  # type: ignore[arg-type]
+
+    def checkpoint(now: object) -> object:
+        from audit.checkpoints import checkpoint_if_due
+
+        return checkpoint_if_due(engine(), settings, every_s=300.0) if settings is not None else None  # type: ignore[arg-type]
+
+    return [("escalations", escalations), ("schedules", schedules), ("checkpoint", checkpoint)]
+
+
+def run_forever(redis: Redis | None, *, interval_s: float = 2.0, stop: object = None,
+                settings: object | None = None) -> None:
+    """The loop `sirena scheduler` runs: reconcile and the periodic tasks every `interval_s`."""
+    tasks = periodic_tasks(settings)
     while stop is None or not stop.is_set():  # type: ignore[attr-defined]
         try:
             reconcile(redis)
         except Exception:
             log.exception("reconcile pass failed; retrying")
+        for name, task in tasks:
+            try:
+                task(utcnow())  # type: ignore[operator]
+            except Exception:
+                log.exception("periodic task %s failed; retrying next pass", name)
         time.sleep(interval_s)

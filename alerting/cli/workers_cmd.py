@@ -98,7 +98,7 @@ def scheduler(ctx: Context) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     click.echo(f"scheduler: reconciling every {ctx.settings.reconcile_interval_s:g} s")
-    run_forever(conn, interval_s=ctx.settings.reconcile_interval_s, stop=stop)
+    run_forever(conn, interval_s=ctx.settings.reconcile_interval_s, stop=stop, settings=ctx.settings)
 
 
 @cli.command("reconcile")
