@@ -83,10 +83,11 @@ def escalate_due(session: Session, now: datetime) -> list[dict[str, Any]]:
         Alert.sending_at > now - LOOKBACK).order_by(Alert.id)).all()
     done: list[dict[str, Any]] = []
     for alert in alerts:
-        deadline = alert.sending_at + timedelta(seconds=alert.ack_deadline_s)  # type: ignore[operator]
+        assert alert.sending_at is not None and alert.ack_deadline_s is not None  # the query's condition
+        deadline = alert.sending_at + timedelta(seconds=alert.ack_deadline_s)
         if deadline > now:
             continue
-        for stage, when in Policy.of(alert).stages(deadline, alert.ack_deadline_s):  # type: ignore[arg-type]
+        for stage, when in Policy.of(alert).stages(deadline, alert.ack_deadline_s):
             if when <= now:
                 result = run_stage(session, alert, stage, SYSTEM)
                 if result is not None:
@@ -139,7 +140,8 @@ def run_stage(session: Session, alert: Alert, stage: str, actor: Actor) -> dict[
     else:
         count = session.execute(text("""
             UPDATE contacts SET verification_state = 'unverified', verified_at = now(), updated_at = now()
-             WHERE id = ANY(:ids)"""), {"ids": [r["contact_id"] for r in silent if r["contact_id"]]}).rowcount
+             WHERE id = ANY(:ids)"""), {"ids": [r["contact_id"] for r in silent if r["contact_id"]]}
+        ).rowcount  # type: ignore[attr-defined]
     details = {"non_responders": len(silent), "messages": count}
     session.execute(text("UPDATE escalations SET recipients = :n, details = CAST(:d AS jsonb) WHERE id = :id"),
                     {"n": count, "d": _json(details), "id": claimed})
@@ -190,7 +192,7 @@ def retry_undelivered(session: Session, delivery_ids: list[int], carriers_by_sen
         if alert.state is AlertState.CANCELLED or not others:
             continue
         by_queue.setdefault(alert.priority.queue_name, []).append(FollowupDraft(
-            row["msisdn"], "carrier_retry", alert.sender_name, _text_for(alert, row), alert_id=alert.id,
+            row["msisdn"], "carrier_retry", alert.sender_name, _text_for(alert, dict(row)), alert_id=alert.id,
             delivery_id=row["delivery_id"], contact_id=row["contact_id"], test_only=alert.mode is not AlertMode.LIVE,
             avoid_carriers=(row["carrier"],) if row["carrier"] else None))
     for queue, drafts in by_queue.items():

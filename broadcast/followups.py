@@ -156,7 +156,8 @@ def send_followups(limit: int = BATCH) -> dict[str, int]:
             claimed = session.execute(_CLAIM, {"lease": LEASE_S, "limit": limit}).all()
         if not claimed:
             break
-        messages, outcomes = [], []
+        messages: list[OutboundMessage] = []
+        outcomes: list[tuple[Any, ...]] = []
         for row in claimed:
             if row.attempts > 6:
                 outcomes.append((row.id, "failed", None, None, None, None, "gave_up", "not accepted after 6 attempts"))

@@ -300,7 +300,7 @@ def carrier_health_from_receipts(session: Session, window: timedelta, *, min_fin
     for name, (finals, delivered, failed, p50, p90) in stats.items():
         rate = failed / finals if finals else 0.0
         others = [s for n, s in stats.items() if n != name and s[0] >= min_finals]
-        other_rate = _median([s[2] / s[0] for s in others]) if others else 0.0
+        other_rate = (_median([s[2] / s[0] for s in others]) if others else None) or 0.0
         other_p90 = _median([s[4] for s in others if s[4] is not None])
         reason = ""
         if finals >= min_finals:
