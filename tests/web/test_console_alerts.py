@@ -262,3 +262,62 @@ def test_review_map_shows_the_blast_radius_before_approval(app, db, people, fact
     sign_in(approver, checker, db)
     points = approver.get(f"/alerts/{alert_id}/points.geojson").get_json()
     assert len(points["features"]) == 2 and {f["properties"]["status"] for f in points["features"]} == {"targeted"}
+
+
+def _zone_with_people(db, factories, *, expected: int | None, people_inside: int) -> None:
+    from geo.models import Zone
+    from geo.zones import import_geojson
+
+    factories.SenderFactory(name="SIRENA-SC")
+    square = [[[-71, -34], [-70, -34], [-70, -33], [-71, -33], [-71, -34]]]
+    import_geojson(db, {"type": "Polygon", "coordinates": square}, name="Centro")
+    db.execute(Zone.__table__.update().where(Zone.name == "Centro").values(expected_population=expected))
+    for _ in range(people_inside):
+        factories.LocationFactory(contact=factories.ContactFactory())
+
+
+def test_a_target_far_beyond_the_zone_needs_a_written_reason(app, db, people, factories, redis_db):
+    _zone_with_people(db, factories, expected=1, people_inside=3)
+    writer, checker = people("radius-writer", "composer"), people("radius-approver", "approver")
+    composer, approver = app.test_client(), app.test_client()
+    sign_in(composer, writer, db)
+    alert_id = _alert_id(_compose(composer, mode="live", zones="Centro", confirm_live="LIVE 3", action="submit"))
+    sign_in(approver, checker, db)
+    page = approver.get(f"/alerts/{alert_id}/review").get_data(as_text=True)
+    assert 'id="blast-warning"' in page and "expected population (1)" in page
+    token = csrf_of(approver, f"/alerts/{alert_id}/review")
+    seen = db.get(Alert, alert_id).approval_hash
+    db.refresh(checker.operator)
+    r = approver.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "seen_hash": seen,
+                                                           "step_up_code": checker.code()})
+    assert r.status_code == 422 and "override_reason" in r.get_data(as_text=True)
+    assert db.get(Alert, alert_id).state is AlertState.PENDING_APPROVAL
+    r = approver.post(f"/alerts/{alert_id}/approve", data={
+        "csrf_token": token, "seen_hash": seen, "step_up_code": checker.code(),
+        "override_reason": "the fire spread: the whole commune must leave"})
+    assert r.status_code == 303
+    reason = db.execute(text("SELECT payload ->> 'override_reason' FROM audit.events WHERE action = 'alert.approved' "
+                             "AND subject_id = :a"), {"a": str(alert_id)}).scalar_one()
+    assert reason == "the fire spread: the whole commune must leave"
+
+
+def test_a_zone_drawn_on_the_map_is_saved_and_targeted(app, db, people, factories):
+    factories.SenderFactory(name="SIRENA-SC")
+    factories.LocationFactory(contact=factories.ContactFactory())
+    client = app.test_client()
+    sign_in(client, people("drawer", "composer"), db)
+    drawn = '{"type": "Polygon", "coordinates": [[[-71, -34], [-70, -34], [-70, -33], [-71, -33], [-71, -34]]]}'
+    r = _compose(client, mode="live", drawn_geojson=drawn, drawn_name="Dibujada", confirm_live="LIVE 1")
+    assert r.status_code == 303, r.get_data(as_text=True)[-600:]
+    assert db.get(Alert, _alert_id(r)).target["zones"] == ["Dibujada"]
+
+
+def test_a_self_intersecting_drawing_is_refused_naming_the_field(app, db, people, factories):
+    factories.SenderFactory(name="SIRENA-SC")
+    client = app.test_client()
+    sign_in(client, people("scribbler", "composer"), db)
+    bowtie = '{"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}'
+    r = _compose(client, mode="live", drawn_geojson=bowtie, drawn_name="Mala", confirm_live="LIVE 0")
+    assert r.status_code == 422
+    body = r.get_data(as_text=True)
+    assert "polygon" in body and "Mala" in body  # the field is named and what was typed is kept

@@ -13,6 +13,7 @@ from broadcast import jobs
 bp = Blueprint("console", __name__)
 
 IN_PROGRESS = (AlertState.APPROVED, AlertState.SCHEDULED, AlertState.SENDING)
+SILENCE_AFTER = 20  # messages handed to a carrier with not one receipt back
 
 
 @bp.get("/")
@@ -35,4 +36,18 @@ def dashboard() -> str:
     for carrier, state, n in carriers:
         by_carrier.setdefault(carrier, {})[state] = int(n)
     return render_template("dashboard.html", running=running, counts=counts, pending=pending,
-                           help_replies=help_replies, carriers=by_carrier, recent=recent)
+                           help_replies=help_replies, carriers=by_carrier, silent=_silent(by_carrier), recent=recent)
+
+
+def _silent(by_carrier: dict[str, dict[str, int]]) -> set[str]:
+    """Carriers that took messages but sent back no receipt at all: an alarm, never a blank (FIELD req. 9).
+
+    Bind and breaker states live in the gateway workers' memory and are not published yet, so
+    the receipts are the evidence the console has.
+    """
+    silent = set()
+    for carrier, states in by_carrier.items():
+        handed = sum(states.get(s, 0) for s in ("submitted", "delivered", "failed", "expired"))
+        if handed >= SILENCE_AFTER and not any(states.get(s, 0) for s in ("delivered", "failed", "expired")):
+            silent.add(carrier)
+    return silent
