@@ -23,6 +23,7 @@ reached the carrier, so a retry may duplicate it).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -43,6 +44,7 @@ ESME_RTHROTTLED = 0x58
 _OTHER_BIND = frozenset({0x04, 0x08, 0x14, 0x45, 0x64})
 _DATA_CODING_GSM7 = 0
 MAX_ATTEMPTS = 3  # binds tried per message within one submit_many call
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 ROUTE_GRACE_S = 1.0  # how long every route of a sender may be down before its messages wait
 
 
@@ -339,6 +341,10 @@ class CarrierPool:
             self._finish(job, Outcome.FAILED, reason=f'no carrier allowed for this message carries "{msg.sender}"')
         elif not msg.parts or len(msg.parts) > 255:
             self._finish(job, Outcome.FAILED, reason=f"a message has 1-255 parts, this one {len(msg.parts)}")
+        elif any(len(part) > 254 for part in msg.parts):
+            self._finish(job, Outcome.FAILED, reason="a part longer than short_message's 254 octets")
+        elif not _E164.fullmatch(msg.destination):
+            self._finish(job, Outcome.FAILED, reason="destination is not an E.164 number (+ and 7-15 digits)")
         else:
             group.queue.append(job)
         return job

@@ -254,6 +254,16 @@ def test_permanent_error_fails_with_its_code_and_is_never_retried(pool, sim):
     assert len(submits) == 20
 
 
+def test_messages_that_cannot_be_sent_fail_with_a_reason_and_the_rest_go(pool, sim):
+    good = sms(2)
+    bad = [OutboundMessage(10, "SC", "56911112222", [b"x"]), OutboundMessage(11, "NOPE", "+56911112222", [b"x"]),
+           OutboundMessage(12, "SC", "+56911112222", [b"x" * 255]), OutboundMessage(13, "SC", "+56911112222", [])]
+    results = pool.submit_many(good + bad)
+    assert [r.outcome for r in results] == [Outcome.SUBMITTED] * 2 + [Outcome.FAILED] * 4
+    assert ["E.164" in results[2].reason, "unknown sender" in results[3].reason,
+            "254 octets" in results[4].reason, "1-255 parts" in results[5].reason] == [True] * 4
+
+
 def test_queue_full_is_retried_on_another_bind(pool, sim):
     sim.set_fault("beta", "reject", share=1.0, status=0x14)
     results = pool.submit_many(sms(200))
