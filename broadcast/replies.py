@@ -360,5 +360,20 @@ def events_since(session: Session, alert_id: int, after_id: int, limit: int = 20
     events = [{"type": "reply", "id": r["id"], "meaning": r["meaning"], "poll_answer": r["poll_answer"],
                "text": r["text"], "msisdn": r["msisdn"], "name": r["name"], "delivery_id": r["delivery_id"],
                "at": r["created_at"].isoformat()} for r in rows]
+    escalations = [dict(r) for r in session.execute(text("""
+        SELECT stage, reply_id, recipients, created_at FROM escalations WHERE alert_id = :a ORDER BY id
+    """), {"a": alert_id}).mappings()]
     return {"events": events, "last_id": events[-1]["id"] if events else after_id,
-            "counts": alert_reply_counts(session, alert_id)}
+            "counts": alert_reply_counts(session, alert_id), "escalations": escalations}
+
+
+def help_requests(session: Session, *, since_hours: int = 24, limit: int = 50) -> list[dict[str, Any]]:
+    """HELP replies of the last `since_hours`, newest first, with who sent them and for which alert
+    (the dashboard's "needs attention")."""
+    rows = session.execute(text("""
+        SELECT r.id, r.alert_id, a.reference, r.msisdn, c.name, r.text, r.created_at
+          FROM replies r LEFT JOIN alerts a ON a.id = r.alert_id LEFT JOIN contacts c ON c.id = r.contact_id
+         WHERE r.meaning = 'help' AND r.created_at > now() - make_interval(hours => :h)
+         ORDER BY r.id DESC LIMIT :limit
+    """), {"h": since_hours, "limit": limit}).mappings().all()
+    return [dict(r) for r in rows]

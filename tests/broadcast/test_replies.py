@@ -168,6 +168,11 @@ def test_help_is_audited_and_told_to_the_supervisors_at_once(committed_db, redis
         notice = sim.messages(dest="56979400100")
     assert len(notice) == 1 and "AYUDA" in notice[0]["text"] and "0001" in notice[0]["text"]
     with transaction() as s:
+        [help_request] = replies.help_requests(s)
+        stream = replies.events_since(s, alert_id, 0)
+    assert help_request["alert_id"] == alert_id and help_request["text"] == "AYUDA estoy atrapado"
+    assert [e["stage"] for e in stream["escalations"]] == ["help"]
+    with transaction() as s:
         assert s.execute(text("SELECT count(*) FROM audit.events WHERE action = 'reply.help'")).scalar() == 1
         assert s.execute(text("SELECT stage FROM escalations WHERE alert_id = :a"), {"a": alert_id}).scalar() == "help"
 
