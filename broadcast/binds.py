@@ -30,10 +30,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-import smpplib.client
-import smpplib.consts
-import smpplib.exceptions
-import smpplib.smpp
+import smpplib.client  # type: ignore[import-untyped]
+import smpplib.consts  # type: ignore[import-untyped]
+import smpplib.exceptions  # type: ignore[import-untyped]
 
 from alerting.errors import SirenaError
 from broadcast.carriers import BindMode, CarrierConfig
@@ -49,6 +48,15 @@ _MAX_PDU = 64 * 1024
 _STABLE_S = 10.0  # a link up this long has proved itself: its next reconnect starts without delay
 _TLV_NAMES = {code: name for name, code in smpplib.consts.OPTIONAL_PARAMS.items()}
 _STRING_TLVS = {"receipted_message_id", "additional_status_info_text", "callback_num_atag"}
+
+# deliver_sm's mandatory fields in order (SMPP 3.4 §4.6.1): C-strings and single octets.
+_DELIVER_SM_FIELDS = (
+    "service_type", "source_addr_ton", "source_addr_npi", "source_addr", "dest_addr_ton", "dest_addr_npi",
+    "destination_addr", "esm_class", "protocol_id", "priority_flag", "schedule_delivery_time",
+    "validity_period", "registered_delivery", "replace_if_present_flag", "data_coding", "sm_default_msg_id",
+    "sm_length",
+)
+_CSTRING_FIELDS = {"service_type", "source_addr", "destination_addr", "schedule_delivery_time", "validity_period"}
 
 OnDeliver = Callable[[str, str, dict[str, Any]], None]
 
@@ -111,8 +119,10 @@ class BindStats:
     attempt_times: list[float] = field(default_factory=list)
 
 
-class _Client(smpplib.client.Client):
+class _Client(smpplib.client.Client):  # type: ignore[misc]
     """smpplib's client with a read buffer and a thread-safe sequence counter."""
+
+    _socket: socket.socket | None
 
     def __init__(self, host: str, port: int, timeout: float) -> None:
         super().__init__(host, port, timeout=timeout, allow_unknown_opt_params=True)
@@ -237,7 +247,7 @@ class Bind:
                 self.pending[seq] = part
                 chunks.append(self._encode_submit(seq, part))
             try:
-                client._socket.sendall(b"".join(chunks))  # type: ignore[union-attr]
+                client._socket.sendall(b"".join(chunks))  # type: ignore[union-attr]  # UP: it is open
             except OSError as exc:
                 reason = f"write failed: {exc}"
             else:
@@ -362,11 +372,12 @@ class Bind:
             client.shutdown()
             raise
         sock = client._socket
+        assert sock is not None  # bound just now
         # A write blocked this long means the carrier stopped reading: the link is dead.
-        sock.settimeout(timeout)  # type: ignore[union-attr]
+        sock.settimeout(timeout)
         # Writes are already batched per burst; Nagle would hold a submit_sm behind the ACK of a
         # deliver_sm_resp (40 ms delayed ACK): 30 submits/s at window 1 with receipts on.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return client
 
     def _note_error(self, message: str) -> None:
@@ -564,13 +575,11 @@ def parse_deliver_sm(raw: bytes) -> dict[str, Any]:
         out[name] = raw[pos]
         pos += 1
 
-    cstring("service_type")
-    octet("source_addr_ton"), octet("source_addr_npi"), cstring("source_addr")
-    octet("dest_addr_ton"), octet("dest_addr_npi"), cstring("destination_addr")
-    octet("esm_class"), octet("protocol_id"), octet("priority_flag")
-    cstring("schedule_delivery_time"), cstring("validity_period")
-    octet("registered_delivery"), octet("replace_if_present_flag"), octet("data_coding")
-    octet("sm_default_msg_id"), octet("sm_length")
+    for name in _DELIVER_SM_FIELDS:
+        if name in _CSTRING_FIELDS:
+            cstring(name)
+        else:
+            octet(name)
     end = pos + out["sm_length"]
     if end > len(raw):
         raise ValueError("short_message runs past the PDU")

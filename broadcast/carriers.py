@@ -265,7 +265,7 @@ def _sender(name: str, raw: Mapping[str, Any], problem: _Problems) -> SenderConf
     if kind is SenderKind.SHARED:
         if not keyword or not re.fullmatch(r"[A-Za-z0-9]{2,20}", keyword):
             problem.fail(f"{path}.keyword", "a shared short code needs a keyword of 2-20 letters/digits")
-        keyword = keyword.upper()
+        keyword = str(keyword).upper()
     elif keyword is not None:
         problem.fail(f"{path}.keyword", "only a shared short code has a keyword")
     for key in ("daily_cap", "tps"):

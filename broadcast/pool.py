@@ -700,7 +700,7 @@ def _maybe_sent(job: _Job) -> bool:
 
 
 def _describe(status: int) -> str:
-    import smpplib.consts
+    import smpplib.consts  # type: ignore[import-untyped]
 
     return f"{smpplib.consts.DESCRIPTIONS.get(status, 'unknown error')} (0x{status:02X})"
 
