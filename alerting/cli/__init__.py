@@ -24,6 +24,7 @@ _MODULES = [
     "alerting.cli.segments",
     "alerting.cli.users_cmd",
     "alerting.cli.workers_cmd",
+    "alerting.cli.demo_cmd",
     "alerting.cli.contacts_cmd",
     "alerting.cli.zones_cmd",
     "alerting.cli.target_cmd",

@@ -1,0 +1,1 @@
+"""`sirena demo`: a synthetic city and a scripted incident, on built-in defaults."""
