@@ -25,7 +25,7 @@ _RECEIPT_FIELD = re.compile(rb"(sub|dlvrd|submit date|done date|stat|err):(\S*)"
 
 @cli.command("send-test")
 @click.option("--carrier", "carrier_name", required=True, help="Carrier name from the carriers file.")
-@click.option("--to", "to", required=True, help="Destination, E.164 (+56912345678).")
+@click.option("--to", "to", required=True, help="Destination, E.164 (+56991234567).")
 @click.option("--sender", default=None, help="Sender name (default: the first one the carrier carries).")
 @click.option("--wait-s", default=30.0, show_default=True, help="Seconds to wait for the receipt (0: do not).")
 @json_option
