@@ -13,7 +13,7 @@ from flask import current_app, g
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerting import lifecycle, schedules
+from alerting import corrections, lifecycle, schedules
 from alerting.api import api_bp
 from alerting.api.framework import operation
 from alerting.api.schemas import (
@@ -22,6 +22,7 @@ from alerting.api.schemas import (
     AlertPageSchema,
     AlertSchema,
     ApproveSchema,
+    CorrectionSchema,
     DeliveryPageSchema,
     DeliveryQuerySchema,
     PageQuerySchema,
@@ -114,9 +115,27 @@ def submit_alert(alert_id: int) -> dict[str, Any]:
            description="Refused (403, audited) when the token's operator composed the alert.")
 def approve_alert(alert_id: int, body: dict[str, Any]) -> dict[str, Any]:
     with transaction() as session:
-        alert = lifecycle.approve_alert(session, alert_id, g.actor, seen_hash=body.get("seen_hash"),
-                                        override_reason=body.get("override_reason"))
+        alert = corrections.approve_alert(session, alert_id, g.actor, seen_hash=body.get("seen_hash"),
+                                          override_reason=body.get("override_reason"))
         return alert_view(session, alert)
+
+
+@operation(api_bp, "POST", "/alerts/<int:alert_id>/correct", summary="Fire the pre-armed correction now",
+           tag="alerts", body=CorrectionSchema, response=AlertSchema, status=201, scope="alerts:approve",
+           description="One operator with the approver or admin role, no second approval (the alert's approval "
+                       "armed it). Unsent deliveries of the original are purged; the correction goes at flash "
+                       "priority to everyone who got the original or was queued to. Returns the correction.")
+def correct_alert(alert_id: int, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    with transaction() as session:
+        return alert_view(session, corrections.fire_correction(session, alert_id, g.actor, body.get("text"))), 201
+
+
+@operation(api_bp, "POST", "/alerts/<int:alert_id>/cancel-notice", summary="Fire the pre-armed cancellation notice",
+           tag="alerts", body=CorrectionSchema, response=AlertSchema, status=201, scope="alerts:approve",
+           description="Like correct, with the cancellation text (\"this alert no longer applies\").")
+def cancel_notice(alert_id: int, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    with transaction() as session:
+        return alert_view(session, corrections.fire_cancel_notice(session, alert_id, g.actor, body.get("text"))), 201
 
 
 @operation(api_bp, "POST", "/alerts/<int:alert_id>/reject", summary="Reject with a reason", tag="alerts",

@@ -93,6 +93,11 @@ class ApproveSchema(Schema):
     override_reason = fields.String(validate=validate.Length(min=1, max=2000))
 
 
+class CorrectionSchema(Schema):
+    text = fields.String(validate=validate.Length(min=1, max=2000),
+                         metadata={"description": "replaces the pre-armed text; marked as a correction"})
+
+
 class ReasonSchema(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
 

@@ -165,3 +165,26 @@ def test_a_drill_schedule_is_created_and_preapproved_by_another_operator(client,
     assert own.status_code == 403
     ok = client.post(f"/api/v1/schedules/{schedule_id}/approve", headers=approver.headers)
     assert ok.status_code == 200 and ok.get_json()["approved"] is True
+
+
+def test_an_api_approval_arms_the_correction_and_one_approver_fires_it(client, composer, approver, sender, db,
+                                                                       redis_db):
+    alert = _draft(client, composer)
+    submitted = client.post(f"/api/v1/alerts/{alert['id']}/submit", headers=composer.headers).get_json()
+    client.post(f"/api/v1/alerts/{alert['id']}/approve", json={"seen_hash": submitted["approval_hash"]},
+                headers=approver.headers)
+    fired = client.post(f"/api/v1/alerts/{alert['id']}/correct", json={}, headers=approver.headers)
+    assert fired.status_code == 201, fired.get_json()
+    correction = fired.get_json()
+    assert correction["kind"] == "correction" and correction["priority"] == "flash"
+    assert correction["corrects_alert_id"] == alert["id"]
+    assert db.get(Alert, alert["id"]).state is AlertState.SUPERSEDED
+
+
+def test_a_composer_token_cannot_fire_a_correction(client, composer, approver, sender, make_token):
+    alert = _draft(client, composer)
+    submitted = client.post(f"/api/v1/alerts/{alert['id']}/submit", headers=composer.headers).get_json()
+    client.post(f"/api/v1/alerts/{alert['id']}/approve", json={"seen_hash": submitted["approval_hash"]},
+                headers=approver.headers)
+    response = client.post(f"/api/v1/alerts/{alert['id']}/correct", json={}, headers=composer.headers)
+    assert response.status_code == 403
