@@ -166,7 +166,8 @@ def open_contacts_csv(source: str | Path | IO[bytes], max_bytes: int) -> tuple[C
         except BaseException:
             handle.close()
             raise
-    return CsvFile(source, getattr(source, "name", None) or "upload.csv", None, max_bytes), None
+    name = getattr(source, "name", None)  # a temporary file's "name" may be its descriptor number
+    return CsvFile(source, Path(name).name if isinstance(name, str) and name else "upload.csv", None, max_bytes), None
 
 
 def sniff_delimiter(first_line: str) -> str:
