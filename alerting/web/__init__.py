@@ -16,8 +16,8 @@ from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from alerting.settings import Settings
-from alerting.web import errors, security
-from alerting.web.i18n import gettext, language, localtime
+from alerting.web import errors, i18n, security
+from alerting.web.i18n import language, localtime
 from alerting.web.sessions import ServerSessionInterface
 from alerting.web.signin import Throttle
 
@@ -88,7 +88,8 @@ def _services(settings: Settings) -> Any:
 def _templates(app: Flask) -> None:
     from alerting.models import AlertMode
 
-    app.jinja_env.globals.update(_=gettext, AlertMode=AlertMode)
+    i18n.install(app)  # `_` in templates: Flask-Babel, per operator
+    app.jinja_env.globals.update(AlertMode=AlertMode)
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["thousands"] = lambda n: f"{int(n or 0):,}"
 

@@ -1,111 +1,69 @@
-"""Console language (Spanish or English, per operator) and dates in the operations centre's zone.
+"""Console language (Spanish or English, per operator) through Flask-Babel, and local times.
 
-A small catalogue keyed by the English text; a missing entry shows the English. It stands in
-for Flask-Babel's gettext catalogues until those are compiled in the build (same call shape,
-`_("text", name=value)`), so templates need no change when they are.
+Templates call `_("English text")`; the Spanish is in `translations/es/LC_MESSAGES/messages.po`,
+compiled in memory once per process (`ConsoleBabel`), so the repository holds no generated `.mo`
+file. A missing entry shows the English. Times are shown in the operations centre's zone
+(settings.timezone), whatever the operator's language.
 """
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
+from functools import cached_property
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from flask import current_app, g
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import NullTranslations, Translations
+from flask import Flask, current_app, g
+from flask_babel import Babel, Domain, get_locale
 
 LANGUAGES = ("es", "en")
-
-ES: dict[str, str] = {
-    "Sign in": "Ingresar",
-    "Sign out": "Salir",
-    "User name": "Usuario",
-    "Password": "Contraseña",
-    "Code from your authenticator app": "Código de su aplicación autenticadora",
-    "Continue": "Continuar",
-    "Set up your authenticator": "Configure su autenticador",
-    "Scan this QR code with your authenticator app, then type the 6-digit code it shows.":
-        "Escanee este código QR con su aplicación autenticadora y escriba el código de 6 dígitos que muestra.",
-    "Or type this key by hand": "O escriba esta clave a mano",
-    "Dashboard": "Panel",
-    "Alerts": "Alertas",
-    "New alert": "Nueva alerta",
-    "Approvals": "Aprobaciones",
-    "Directory": "Directorio",
-    "Contacts": "Contactos",
-    "Groups": "Grupos",
-    "Zones": "Zonas",
-    "Admin": "Administración",
-    "Operators": "Operadores",
-    "API tokens": "Tokens de API",
-    "Audit": "Auditoría",
-    "Timeline": "Línea de tiempo",
-    "Verify the trail": "Verificar el registro",
-    "Export": "Exportar",
-    "Change password": "Cambiar contraseña",
-    "Current password": "Contraseña actual",
-    "New password": "Contraseña nueva",
-    "Repeat the new password": "Repita la contraseña nueva",
-    "Save": "Guardar",
-    "Language": "Idioma",
-    "Mode": "Modo",
-    "LIVE": "REAL",
-    "EXERCISE": "SIMULACRO",
-    "TEST": "PRUEBA",
-    "This is a LIVE alert: it reaches real phones.": "Esta es una alerta REAL: llega a teléfonos reales.",
-    "EXERCISE: drill groups only, every SMS starts with the exercise marker.":
-        "SIMULACRO: solo grupos de simulacro; cada SMS comienza con la marca de simulacro.",
-    "TEST: drill groups only, every SMS starts with the test marker.":
-        "PRUEBA: solo grupos de simulacro; cada SMS comienza con la marca de prueba.",
-    "Title": "Título",
-    "Priority": "Prioridad",
-    "Sender": "Remitente",
-    "Text in Spanish": "Texto en español",
-    "Text in English": "Texto en inglés",
-    "Correction text": "Texto de corrección",
-    "Cancellation text": "Texto de anulación",
-    "Target": "Destino",
-    "Schedule (optional)": "Programar (opcional)",
-    "ACK deadline (seconds)": "Plazo de confirmación (segundos)",
-    "Recipients": "Destinatarios",
-    "Preview recipients": "Previsualizar destinatarios",
-    "Save draft": "Guardar borrador",
-    "Submit for approval": "Enviar a aprobación",
-    "Approve": "Aprobar",
-    "Reject": "Rechazar",
-    "Reason": "Motivo",
-    "Cancel the send": "Detener el envío",
-    "Send the correction now": "Enviar la corrección ahora",
-    "Waiting for approval": "Esperando aprobación",
-    "In progress": "En curso",
-    "Recent": "Recientes",
-    "State": "Estado",
-    "What phones will show": "Lo que mostrarán los teléfonos",
-    "Nothing here yet.": "Aún no hay nada aquí.",
-    "Counts by state": "Conteos por estado",
-    "Counts by carrier": "Conteos por operador",
-    "Replies": "Respuestas",
-    "Search": "Buscar",
-    "Import": "Importar",
-    "Create": "Crear",
-    "Revoke": "Revocar",
-    "Unlock": "Desbloquear",
-    "Roles": "Roles",
-    "Scopes": "Alcances",
-    "Shown once: copy it now.": "Se muestra una sola vez: cópielo ahora.",
-    "Confirm LIVE by typing": "Confirme REAL escribiendo",
-    "Segments": "Segmentos",
-}
+TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
 
 def language() -> str:
+    """The signed-in operator's language; Spanish before sign-in (the operations centre's)."""
     operator = g.get("operator")
     lang = getattr(operator, "language", None) or "es"
     return lang if lang in LANGUAGES else "es"
 
 
-def gettext(text: str, **values: object) -> str:
-    """`text` in the operator's language, with `{name}` placeholders filled."""
-    out = ES.get(text, text) if language() == "es" else text
-    return out.format(**values) if values else out
+def compile_catalogue(lang: str) -> NullTranslations:
+    """The `.po` of `lang` compiled in memory; no translation (English) when there is none."""
+    po = TRANSLATIONS / lang / "LC_MESSAGES" / "messages.po"
+    if not po.exists():
+        return NullTranslations()
+    with po.open("rb") as fh:
+        catalog = read_po(fh, locale=lang)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return Translations(fp=buffer)
+
+
+class _PoDomain(Domain):
+    def get_translations(self) -> NullTranslations:
+        locale = get_locale()
+        key = locale.language if locale is not None else "en"
+        if key not in self.cache:
+            self.cache[key] = compile_catalogue(key)
+        return self.cache[key]
+
+
+class ConsoleBabel(Babel):
+    """Flask-Babel whose catalogues come from the `.po` sources."""
+
+    @cached_property
+    def domain_instance(self) -> Domain:  # type: ignore[override]
+        return _PoDomain(translation_directories=[str(TRANSLATIONS)])
+
+
+def install(app: Flask) -> None:
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", "es")
+    ConsoleBabel(app, locale_selector=language)
 
 
 def localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:

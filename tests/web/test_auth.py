@@ -148,3 +148,14 @@ def test_password_change_names_the_bad_field_and_keeps_the_page(client, people, 
 def test_idle_timeout_is_thirty_minutes(app):
     assert app.config["SIRENA_IDLE_TIMEOUT"] == timedelta(minutes=30)
     assert app.config["SIRENA_ABSOLUTE_TIMEOUT"] == timedelta(hours=12)
+
+
+def test_each_operator_reads_the_console_in_their_language(client, people, db):
+    person = people("mara", "composer")
+    sign_in(client, person, db)
+    assert ">Panel<" in client.get("/").get_data(as_text=True)  # Spanish by default
+    token = csrf_of(client, "/")
+    assert client.post("/account/language", data={"csrf_token": token, "language": "en"}).status_code == 303
+    assert ">Dashboard<" in client.get("/").get_data(as_text=True)
+    r = client.post("/account/language", data={"csrf_token": token, "language": "fr"})
+    assert r.status_code == 422 and "language" in r.get_data(as_text=True)
