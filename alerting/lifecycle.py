@@ -351,8 +351,10 @@ def mark_sending(session: Session, alert: Alert) -> None:
     """approved/scheduled → sending (called by the fan-out job)."""
     _move(alert, S.SENDING)
     alert.sending_at = utcnow()
-    trail.append(session, actor=Actor.system("fan-out"), action="alert.sending_started",
-                 subject_type="alert", subject_id=alert.id)
+    # At commit, not now: the trail's lock must not be held while the first chunk is written, or
+    # every other audited action (approving a flash alert) would wait for it.
+    trail.append_at_commit(session, actor=Actor.system("fan-out"), action="alert.sending_started",
+                           subject_type="alert", subject_id=alert.id)
 
 
 def mark_completed(session: Session, alert: Alert, counts: dict[str, int], digest: str) -> None:

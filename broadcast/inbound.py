@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,3 +139,41 @@ class InboundStore:
                 self._after_store(ids)
             except Exception:
                 log.exception("after_store hook failed (the rows are stored; the reconciler processes them)")
+
+
+class Coalescer:
+    """Calls `fire(max_id)` at most once per `interval_s`, with the highest id poked since the last call.
+
+    Every group commit of inbound rows pokes it; one interpretation job per interval then takes all
+    of them, instead of one job per commit crowding the priority queues during a blast.
+    """
+
+    def __init__(self, fire: Callable[[int, int], None], interval_s: float = 0.3) -> None:
+        self._fire = fire
+        self._interval_s = interval_s
+        self._lock = threading.Lock()
+        self._pending: tuple[int, int] | None = None
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="inbound-coalescer", daemon=True)
+        self._thread.start()
+
+    def poke(self, ids: list[int]) -> None:
+        with self._lock:
+            lo, hi = min(ids), max(ids)
+            if self._pending is not None:
+                lo, hi = min(lo, self._pending[0]), max(hi, self._pending[1])
+            self._pending = (lo, hi)
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                pending, self._pending = self._pending, None
+            if pending is not None:
+                try:
+                    self._fire(*pending)
+                except Exception:
+                    log.exception("could not queue the interpretation of inbound rows (the sweep will)")
+            time.sleep(self._interval_s)

@@ -28,6 +28,7 @@ from alerting.provision import SetupReport, ensure_database, ensure_postgis_avai
 from alerting.settings import Settings
 
 TEMPLATE = "sirena_test_template"
+pytest_plugins = ["tests.faults.summary"]  # the fault suite's summary table, in the xdist controller too
 _LOCK_KEY = 727274  # advisory lock serializing template builds across xdist workers
 
 
@@ -189,7 +190,7 @@ def db(settings: Settings) -> Iterator[Session]:
         if outer.is_active:
             outer.rollback()
         connection.close()
-        dbmod.bind_sessions(dbmod.engine(), join_transaction_mode="conservative_savepoint")
+        dbmod.bind_sessions(dbmod.engine(), join_transaction_mode="conditional_savepoint")
 
 
 _counter = {"n": 0}

@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     group = _load()
     try:
-        group.main(args=argv, prog_name="sirena", standalone_mode=False)
+        code = group.main(args=argv, prog_name="sirena", standalone_mode=False)
+        if isinstance(code, int) and code:  # click returns the code of an Exit when not standalone
+            sys.exit(code)
     except SirenaError as exc:
         click.echo(f"error: {exc.message}", err=True)
         for key, value in exc.details.items():

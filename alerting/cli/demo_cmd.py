@@ -47,6 +47,7 @@ def demo(ctx: Context, headless: bool, minutes: int, contacts: int, port: int, k
     click.echo(click.style("Sirena demo", bold=True) + f" — database {DEMO_DB}, logs in {logs}")
     if not keep:
         _drop_demo_database(settings)
+        _archive_checkpoints(settings)
     run_setup(settings, lambda m: click.echo(m))
     dbmod.configure_db(settings, application_name="sirena-demo")
     redis = redis_connection(settings.redis_url)
@@ -70,6 +71,15 @@ def demo(ctx: Context, headless: bool, minutes: int, contacts: int, port: int, k
     finally:
         children.stop()
         click.echo(f"stopped everything the demo started (logs in {logs})")
+
+
+def _archive_checkpoints(settings) -> None:  # type: ignore[no-untyped-def]
+    """A fresh demo database starts a fresh audit chain: the last run's checkpoints no longer apply."""
+    from audit.checkpoints import checkpoint_file
+
+    path = checkpoint_file(settings, DEMO_DB)
+    if path.exists():
+        path.rename(path.with_name(f"{path.name}.{int(time.time())}.old"))
 
 
 def _drop_demo_database(settings) -> None:  # type: ignore[no-untyped-def]

@@ -77,12 +77,12 @@ def _process_inbound_hook():  # type: ignore[no-untyped-def]
     except ImportError:
         return None
     from alerting.outbox import enqueue_now
+    from broadcast.inbound import Coalescer
 
-    def hook(ids: list[int]) -> None:
-        enqueue_now("broadcast.replies.process_inbound", min(ids), max(ids), queue="high",
-                    job_id=f"inbound-{min(ids)}-{max(ids)}")
+    def fire(lo: int, hi: int) -> None:
+        enqueue_now("broadcast.replies.process_inbound", lo, hi, queue="high", job_id=f"inbound-{lo}-{hi}")
 
-    return hook
+    return Coalescer(fire, interval_s=0.3).poke
 
 
 @cli.command("scheduler")

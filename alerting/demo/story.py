@@ -219,11 +219,16 @@ def summary(story_figures: dict[str, Any], pdu_log: Path) -> tuple[list[dict[str
     air: dict[str, int] = {}
     with pdu_log.open(encoding="utf-8") as fh:
         for line in fh:
-            if '"submit_sm"' in line and '"dir": "in"' in line:
+            if '"reassembled"' in line:  # a whole concatenated message
                 rec = json.loads(line)
-                if rec.get("status") == 0:
-                    key = f"{rec['dest']}|{rec.get('text', '')}"
-                    air[key] = air.get(key, 0) + 1
+            elif '"submit_sm"' in line and '"dir": "in"' in line:
+                rec = json.loads(line)
+                if rec.get("status") != 0 or (rec.get("part") or {}).get("total", 1) > 1:
+                    continue  # refused, or one part of a message counted when reassembled
+            else:
+                continue
+            key = f"{rec['dest']}|{rec.get('text', '')}"
+            air[key] = air.get(key, 0) + 1
     # Follow-ups (re-sends at the ACK deadline, notices) repeat a text on purpose: not duplicates.
     with transaction() as s:
         for msisdn, body, n in s.execute(text("SELECT msisdn, text, count(*) FROM followups "
