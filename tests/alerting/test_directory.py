@@ -222,6 +222,9 @@ def test_reimport_updates_contacts_instead_of_duplicating_them(db: Session, sett
     assert ana.attributes == {"rol": "brigadista", "distrito": "Centro"}
     assert points(db, "+56961234567") == {"home": (-70.61, -33.41), "work": (-70.5, -33.3)}
     assert contact(db, "+56961234568").opted_out_at is not None  # an import never re-subscribes
+    again = run(db, settings, second)
+    assert (again.inserted, again.updated, again.unchanged, again.locations) == (0, 0, 2, 0)
+    assert points(db, "+56961234567") == {"home": (-70.61, -33.41), "work": (-70.5, -33.3)}
 
 
 def test_non_mobile_number_is_imported_with_a_warning(db: Session, settings: Settings, tmp_path: Path) -> None:
