@@ -72,3 +72,33 @@ def cap_export_cmd(ctx: Context, alert_id: int, out: Path | None) -> None:
     else:
         out.write_bytes(data)
         click.echo(f"wrote {out} ({len(data)} bytes)", err=True)
+
+
+@cap_group.command("poll")
+@click.argument("url")
+@click.option("--as", "username", required=True, help="The composer the drafts are composed by.")
+@click.option("--every", "every_s", type=float, default=0.0, help="Poll again every N seconds (0: once).")
+@json_option
+@pass_ctx
+def cap_poll_cmd(ctx: Context, url: str, username: str, every_s: float, as_json: bool) -> None:
+    """Import new CAP alerts from an Atom/RSS feed (each one pending approval)."""
+    import time
+
+    from alerting.accounts import actor_of, get_operator
+    from alerting.db import transaction
+    from alerting.intake.cap_feed import poll_feed
+    from alerting.intake.config import IntakeConfig
+
+    ctx.db()
+    config = IntakeConfig.from_env(os.environ)
+    with transaction() as session:
+        actor = actor_of(get_operator(session, username), interface="cap")
+    while True:
+        report = poll_feed(url, actor=actor, config=config)
+        emit(as_json, {"seen": report.seen, "imported": report.imported, "duplicates": report.duplicates,
+                       "refused": report.refused},
+             f"{report.seen} entries; imported {', '.join(report.imported) or 'none'}; "
+             f"{report.duplicates} already known; {len(report.refused)} refused (kept for review)")
+        if every_s <= 0:
+            return
+        time.sleep(every_s)
