@@ -505,7 +505,8 @@ class Bind:
             unanswered = list(self.pending.values())
             self.pending.clear()
         self.stats.last_error, self.stats.last_error_at = reason, time.time()
-        log.warning("bind %s down: %s (%d unanswered)", self.name, reason, len(unanswered))
+        level = logging.DEBUG if self._stop.is_set() else logging.WARNING  # closing: expected
+        log.log(level, "bind %s down: %s (%d unanswered)", self.name, reason, len(unanswered))
         self.listener.on_bind_down(self, reason, unanswered)
         self._wake.set()
 
