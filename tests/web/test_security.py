@@ -21,6 +21,7 @@ EXPECTED: dict[str, frozenset[str] | None] = {
     "console.dashboard": ALL,
     "auth.login": None, "auth.code": None, "auth.enrol_qr": None,  # None: public
     "auth.logout": ALL, "auth.password_form": ALL, "auth.password_change": ALL, "auth.set_language": ALL,
+    "auth.revoke_other_sessions": ALL, "admin.senders": frozenset({"admin"}),
     "alerts.index": WATCHERS, "alerts.detail": WATCHERS, "alerts.live": WATCHERS, "alerts.zones_geojson": ALL,
     "alerts.new": frozenset({"composer"}), "alerts.create": frozenset({"composer"}),
     "alerts.edit": frozenset({"composer"}), "alerts.update": frozenset({"composer"}),

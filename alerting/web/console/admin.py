@@ -10,7 +10,7 @@ from sqlalchemy import select
 from alerting import accounts
 from alerting.db import transaction, utcnow
 from alerting.errors import NotFound
-from alerting.models import ApiToken, Operator, Role
+from alerting.models import ApiToken, Operator, Role, Sender
 from alerting.web.errors import on_invalid
 from alerting.web.security import current_actor, requires_role, step_up
 from alerting.web.sessions import revoke_operator_sessions
@@ -97,6 +97,15 @@ def create_token() -> str:
         _, token = accounts.create_token(db, request.form.get("username", ""), request.form.getlist("scopes"),
                                          current_actor(), name=request.form.get("name", ""))
     return _render_tokens({}, created=token)
+
+
+@bp.get("/senders")
+@requires_role(Role.ADMIN)
+def senders() -> str:
+    """Senders as mirrored from the carriers file (kind, address, keyword, caps). Read-only here."""
+    with transaction() as db:
+        rows = list(db.scalars(select(Sender).order_by(Sender.name)))
+    return render_template("admin/senders.html", senders=rows)
 
 
 @bp.post("/tokens/<int:token_id>/revoke")

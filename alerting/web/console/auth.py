@@ -23,6 +23,7 @@ from alerting.web.sessions import revoke_operator_sessions
 bp = Blueprint("auth", __name__)
 
 SIGN_IN_LIMIT = "20 per minute;200 per hour"  # per address, on top of the per-account lockout
+PAGE_LIMIT = "120 per minute"
 
 
 def _throttle() -> signin.Throttle:
@@ -43,6 +44,7 @@ def _pending() -> dict[str, Any] | None:
 @bp.route("/login", methods=["GET", "POST"])
 @public
 @limiter.limit(SIGN_IN_LIMIT, methods=["POST"])
+@limiter.limit(PAGE_LIMIT, methods=["GET"])  # each visit stores a CSRF token server-side: bound the rows
 def login() -> Any:
     if current_operator() is not None and request.method == "GET":
         return redirect(url_for("console.dashboard"))
@@ -152,6 +154,22 @@ def password_change() -> Any:
     session.sign_in(operator.id)  # type: ignore[attr-defined]  # and a fresh id for this one
     flash(f"Password changed. {revoked} other session(s) were signed out.", "ok")
     return redirect(url_for("console.dashboard"), 303)
+
+
+@bp.post("/account/sessions/revoke")
+@requires_login
+def revoke_other_sessions() -> Any:
+    """Sign out every other session of this operator (ASVS 3.3.4), e.g. a forgotten browser."""
+    from audit import trail
+
+    operator = current_operator()
+    assert operator is not None
+    with transaction() as db:
+        revoked = revoke_operator_sessions(db, operator.id, keep_sid=getattr(session, "sid", None))
+        trail.append(db, actor=current_actor(), action="operator.sessions_revoked", subject_type="operator",
+                     subject_id=operator.id, payload={"revoked": revoked})
+    flash(f"{revoked} other session(s) signed out.", "ok")
+    return redirect(url_for("auth.password_form"), 303)
 
 
 @bp.post("/account/language")
