@@ -232,7 +232,7 @@ def summary(story_figures: dict[str, Any], pdu_log: Path) -> tuple[list[dict[str
     # Follow-ups (re-sends at the ACK deadline, notices) repeat a text on purpose: not duplicates.
     with transaction() as s:
         for msisdn, body, n in s.execute(text("SELECT msisdn, text, count(*) FROM followups "
-                                              "WHERE message_ids IS NOT NULL GROUP BY 1, 2")):
+                                              "WHERE attempts > 0 GROUP BY 1, 2")):
             key = f"{msisdn.lstrip('+')}|{body}"
             if key in air:
                 air[key] -= int(n)
