@@ -14,6 +14,25 @@ from alerting.api.framework import OPERATIONS, Operation
 from alerting.api.problems import ProblemSchema
 
 VERSION = "1.0.0"
+DESCRIPTION = """Emergency mass alerts by SMS. Every alert is a draft until a second operator approves it;
+a token acts as its operator and is bound by the same rules (two-person rule included).
+
+Authentication: `Authorization: Bearer <token>` (`sirena tokens create`); a token in the query string
+is refused with 400. Scopes: read, alerts:draft, alerts:submit, alerts:approve, alerts:cancel,
+contacts:write, groups:write, zones:write. Rate limit per token (429 with Retry-After).
+
+Errors: RFC 9457 `application/problem+json` with `code` and `errors: [{field, reason}]`.
+
+Retries: send `Idempotency-Key` on POSTs; a retry with the same key gets the first response
+(`Idempotent-Replayed: true`) and never acts twice; the same key with a different body is a 422.
+
+Webhooks (`sirena webhooks add`): events alert.state_changed, reply.received, delivery.state_changed,
+POSTed as JSON `{id, type, created_at, data}` with headers `Sirena-Event-Id` and
+`Sirena-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + raw body)>`. Verify the
+HMAC over the exact bytes received, compare in constant time, refuse timestamps more than 5 minutes
+off, and dedupe by event id (delivery is at least once). Failed POSTs are retried with backoff
+(30 s doubling, up to 6 h apart, 12 attempts).
+"""
 _PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 _PROBLEM = {"application/problem+json": {"schema": "Problem"}}
 _TEXTS = {400: "Malformed request (e.g. a token in the query string)", 401: "Missing or invalid bearer token",
@@ -67,8 +86,7 @@ def _operation(op: Operation) -> dict[str, Any]:
 
 def build_spec() -> dict[str, Any]:
     spec = APISpec(title="Sirena API", version=VERSION, openapi_version="3.0.3", plugins=[MarshmallowPlugin()],
-                   info={"description": "Emergency mass alerts by SMS. Every alert is a draft until a second "
-                                        "operator approves it; tokens are bound by the same rules."},
+                   info={"description": DESCRIPTION},
                    servers=[{"url": "/"}])
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     spec.components.schema("Problem", schema=ProblemSchema)

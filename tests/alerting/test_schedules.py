@@ -134,3 +134,13 @@ def test_quiet_hours_wrap_midnight():
     assert in_quiet_hours(datetime(2026, 12, 1, 23, 30, tzinfo=tz), tz, config)
     assert in_quiet_hours(datetime(2026, 12, 1, 6, 59, tzinfo=tz), tz, config)
     assert not in_quiet_hours(datetime(2026, 12, 1, 7, 0, tzinfo=tz), tz, config)
+
+
+def test_the_scheduler_tick_fires_due_schedules(db, people):
+    from alerting.intake.tick import tick
+
+    composer, _ = people
+    schedule = create_schedule(db, "s", FIRST_MONDAY_10, TZ, DRILL, "draft", composer, config=IntakeConfig(), now=NOW)
+    counts = tick(config=IntakeConfig(), now=schedule.next_run_at)
+    assert counts["schedule_runs"] == 1
+    assert tick(config=IntakeConfig(), now=schedule.next_run_at)["schedule_runs"] == 0
