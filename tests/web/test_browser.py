@@ -157,7 +157,7 @@ def test_console_end_to_end(server, chromium, request):  # type: ignore[no-untyp
         _sign_in(beto, base, "beto", seeds["beto"], enrol=False)
         beto.goto(f"{base}/alerts/{alert_id}/review")
         button = beto.inner_text("#approve")
-        assert "5 phones" in button and "Zona Norte" in button
+        assert "REAL → 5 teléfonos en Zona Norte" in button
         beto.wait_for_selector("path.leaflet-interactive")
         (ROOT / "docs").mkdir(exist_ok=True)
         beto.screenshot(path=str(ROOT / "docs" / "console.png"), full_page=True)

@@ -72,7 +72,7 @@ def test_two_person_rule_through_the_console(app, db, people, town, redis_db):
     approver = app.test_client()
     sign_in(approver, other, db)
     page = approver.get(f"/alerts/{alert_id}/review").get_data(as_text=True)
-    assert "3 phones" in page and "Are you sure" not in page
+    assert "3 teléfonos" in page and "Are you sure" not in page  # operators read Spanish by default
     token = csrf_of(approver, f"/alerts/{alert_id}/review")
     no_code = approver.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "seen_hash": seen})
     assert no_code.status_code == 422 and "step_up_code" in no_code.get_data(as_text=True)
