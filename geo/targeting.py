@@ -3,8 +3,10 @@
 Rules, the same in preview and materialization:
 
 - zones: a contact is in a zone when any of its located points (the labels in `location_labels`,
-  default all) intersects the zone; the boundary counts as inside (ST_Intersects), so a point on
-  the edge, or on a cut line between two of the zone's ST_Subdivide pieces, is reached;
+  default all) intersects the zone; the boundary counts as inside (ST_Intersects, tested against
+  the whole zone; its ST_Subdivide pieces only find candidates), so a point on the edge is reached;
+- antimeridian: a zone split at ±180° into a MultiPolygon works; a single polygon crossing it is
+  refused when saved (geo.validation);
 - groups: static members, or contacts matching a dynamic group's criterion at resolution time;
 - the union of both is narrowed by `criteria`, then minus `exclude_groups` and `exclude_numbers`,
   then minus opted-out contacts unless `include_opted_out` (policy, e.g. a live flash alert);
