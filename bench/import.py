@@ -79,8 +79,7 @@ def bench_settings() -> Settings:
     admin.dispose()
     ensure_database(env, DATABASE, SetupReport(), lambda _m: None)
     url = lambda u: make_url(u).set(database=DATABASE).render_as_string(hide_password=False)  # noqa: E731
-    settings = replace(env, database_url=url(env.database_url), database_owner_url=url(env.database_owner_url),
-                       data_dir=Path(tempfile.gettempdir()) / "sirena-bench-import")
+    settings = replace(env, database_url=url(env.database_url), database_owner_url=url(env.database_owner_url))
     migrate.upgrade(settings.database_owner_url)
     return settings
 
@@ -143,6 +142,7 @@ def main() -> None:
     dbmod.configure_db(settings, application_name="sirena-bench-import")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "contactos.csv"
+        settings = replace(settings, data_dir=Path(tmp) / "data")  # the rejects reports go with the file
         started = time.perf_counter()
         size = generate(path, args.rows)
         print(f"generated {args.rows:,} rows, {size / 1e6:.0f} MB, in {time.perf_counter() - started:.1f} s",
