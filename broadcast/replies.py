@@ -309,7 +309,7 @@ def _act(session: Session, replies: list[tuple[int, tuple[Any, ...], tuple[Any, 
 def alert_reply_counts(session: Session, alert_id: int) -> dict[str, Any]:
     """Live reply counts of an alert: each recipient counted once, by their latest answer (HELP counts
     whoever ever asked), poll results by option, free texts, and replies since it began that
-    matched nobody. Delivery counts come from the trigger-kept counters (broadcast.jobs)."""
+    matched nobody; `deliveries` holds the counts by delivery state (trigger-kept counters)."""
     rows = session.execute(text("""
         WITH latest AS (SELECT DISTINCT ON (delivery_id) delivery_id, meaning, poll_answer FROM replies
                          WHERE alert_id = :a AND delivery_id IS NOT NULL AND meaning = ANY(:answered)
@@ -330,6 +330,9 @@ def alert_reply_counts(session: Session, alert_id: int) -> dict[str, Any]:
           FROM replies WHERE alert_id = :a
     """), {"a": alert_id}).one()
     counts["help"], counts["free_text"], counts["responders"] = int(extra[0]), int(extra[1]), int(extra[2])
+    from broadcast.jobs import counts_by_state
+
+    counts["deliveries"] = counts_by_state(session, alert_id)  # queued/submitted/delivered/failed/...
     counts["unmatched"] = int(session.execute(text("""
         SELECT count(*) FROM replies r WHERE r.delivery_id IS NULL
            AND r.created_at >= (SELECT coalesce(sending_at, approved_at, created_at) FROM alerts WHERE id = :a)

@@ -223,6 +223,7 @@ def test_live_counts_non_responders_and_event_stream(committed_db, redis_db):
             first = replies.events_since(s, alert_id, 0, limit=3)
             rest = replies.events_since(s, alert_id, first["last_id"])
     assert (counts["ack"], counts["no"], counts["help"], counts["responders"]) == (2, 1, 1, 4)
+    assert sum(counts["deliveries"].values()) == 6
     assert [r["msisdn"] for r in silent] == numbers[4:]
     assert len(first["events"]) == 3 and len(rest["events"]) == 2
     assert rest["events"][-1]["text"] == "ACK de nuevo"
