@@ -1,12 +1,13 @@
 """The console in a real Chromium (Debian's), against the real app, Postgres and Redis.
 
 Playwright's own browser download is unreachable here, so Debian's chromium is launched by path.
-A screenshot of the approval page goes to docs/console.png for the README; failures leave one in
-test-results/.
+A screenshot of the approval page goes to test-results/console.png (and to docs/console.png, the
+README's picture, with SIRENA_UPDATE_SCREENSHOT=1); failures leave screenshots in test-results/.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import threading
@@ -110,6 +111,15 @@ def _sign_in(page, base: str, name: str, seed: str, *, enrol: bool) -> None:  # 
     page.wait_for_url(base + "/")
 
 
+def _screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Into test-results/; also docs/ (the README's picture) when SIRENA_UPDATE_SCREENSHOT is set."""
+    out = ROOT / "test-results"
+    out.mkdir(exist_ok=True)
+    page.screenshot(path=str(out / name), full_page=True)
+    if os.environ.get("SIRENA_UPDATE_SCREENSHOT"):
+        shutil.copyfile(out / name, ROOT / "docs" / name)
+
+
 def _next_code(seed: str) -> str:
     """The code after the one just used to sign in (the window accepts one step ahead)."""
     return pyotp.TOTP(seed).at(int(time.time()) + 30)
@@ -159,8 +169,7 @@ def test_console_end_to_end(server, chromium, request):  # type: ignore[no-untyp
         button = beto.inner_text("#approve")
         assert "REAL → 5 teléfonos en Zona Norte" in button
         beto.wait_for_selector("path.leaflet-interactive")
-        (ROOT / "docs").mkdir(exist_ok=True)
-        beto.screenshot(path=str(ROOT / "docs" / "console.png"), full_page=True)
+        _screenshot(beto, "console.png")
         beto.fill("#step_up_code", _next_code(seeds["beto"]))
         beto.click("#approve")
         beto.wait_for_url(re.compile(rf"/alerts/{alert_id}$"))
