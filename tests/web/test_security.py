@@ -206,3 +206,12 @@ def test_sign_in_rate_limit_counts_live_in_redis(client, redis_db):
     keys = [k.decode() for k in redis_db.keys("*")]
     assert any("sirena-web" in k for k in keys), keys  # shared by every web process, not per-process memory
     assert any(k.startswith("sirena:signin:") for k in keys), keys
+
+
+def test_a_configured_tile_server_is_the_only_extra_image_source(settings, db, redis_db):
+    from alerting.web import create_app
+
+    app = create_app(settings, configure_services=False, tile_url="https://{s}.tiles.example.org/{z}/{x}/{y}.png")
+    csp = app.test_client().get("/login").headers["Content-Security-Policy"]
+    assert "img-src 'self' https://*.tiles.example.org" in csp
+    assert "script-src 'self';" in csp and "connect-src 'self'" in csp
