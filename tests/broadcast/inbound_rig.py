@@ -25,7 +25,7 @@ CARRIERS = {
 }
 
 
-def carriers_file(ports: dict[str, int]) -> str:
+def carriers_file(ports: dict[str, int], live: tuple[str, ...] = ()) -> str:
     out = ['[senders.BOMBEROS]\nkind = "shared"\naddress = "5555"\nkeyword = "BOMBEROS"\n',
            '[senders.SALUD]\nkind = "shared"\naddress = "5555"\nkeyword = "SALUD"\n',
            '[senders.MULTI-SC]\nkind = "short"\naddress = "4545"\n']
@@ -44,7 +44,7 @@ window = 50
 response_timeout_s = 3
 breaker_cooldown_s = 1
 reconnect_max_s = 2
-test = true
+test = {"false" if name in live else "true"}
 receipt_id_style = "{style}"
 senders = ["{sender}"{extra}]
 """)
@@ -52,8 +52,9 @@ senders = ["{sender}"{extra}]
 
 
 @contextmanager
-def inbound_rig(*, receipts: bool = True, delay_s: float = 0.0) -> Iterator[tuple[Simulator, object]]:
-    """Simulator + gateway (the caller holds committed_db and redis_db)."""
+def inbound_rig(*, receipts: bool = True, delay_s: float = 0.0,
+                live: tuple[str, ...] = ()) -> Iterator[tuple[Simulator, object]]:
+    """Simulator + gateway (the caller holds committed_db and redis_db); `live` carriers are not test ones."""
     from broadcast.gateway import Gateway, sync_senders
     from broadcast.inbound import InboundStore
 
@@ -62,7 +63,7 @@ def inbound_rig(*, receipts: bool = True, delay_s: float = 0.0) -> Iterator[tupl
                       receipts=ReceiptConfig(style=form, id_style=spelling, delay_s=(delay_s, delay_s)))
         for name, (ids, form, spelling, _, _, _) in CARRIERS.items()]))
     sim.start_in_thread()
-    config = parse_carriers(carriers_file(sim.ports()), {f"PW_{n.upper()}": f"{n}-pw" for n in CARRIERS})
+    config = parse_carriers(carriers_file(sim.ports(), live), {f"PW_{n.upper()}": f"{n}-pw" for n in CARRIERS})
     if not receipts:
         config = replace(config, carriers=tuple(replace(c, registered_delivery=0) for c in config.carriers))
     sync_senders(config)

@@ -126,3 +126,19 @@ def test_the_periodic_pass_sweeps_inbound_rows_whose_job_was_lost(committed_db, 
     with transaction() as s:
         assert s.execute(text("SELECT meaning FROM replies")).scalar_one() == "ack"
         assert s.execute(text("SELECT count(*) FROM inbound_messages WHERE processed_at IS NULL")).scalar() == 0
+
+
+def test_follow_ups_of_an_exercise_use_test_carriers_only(committed_db, redis_db, run_jobs):
+    with inbound_rig(live=("beta",)) as (sim, gateway):
+        drill = seed_alert([f"+56980600{i:03d}" for i in range(4)], sender="MULTI-SC", ack_deadline_s=60,
+                           mode="exercise", texts={"es": "Simulacro de evacuacion"})
+        send(gateway, drill)
+        escalate(sending_at(drill) + timedelta(seconds=60))
+        run_jobs()
+        beta_texts = [m["text"] for m in sim.messages("beta")]
+        got = sim.messages_by_recipient("alpha")["56980600000"]
+    assert got == ["SIMULACRO: Simulacro de evacuacion"] * 2  # the re-send keeps the drill's prefix
+    with transaction() as s:
+        carriers = s.execute(text("SELECT DISTINCT carrier FROM followups WHERE alert_id = :a"),
+                             {"a": drill}).scalars().all()
+    assert carriers == ["alpha"] and beta_texts == []
