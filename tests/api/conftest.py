@@ -86,16 +86,3 @@ def live_alert_body(**overrides: object) -> dict[str, object]:
     body.update(overrides)
     return body
 
-
-@pytest.fixture
-def committed(committed_db: Settings) -> Settings:
-    """committed_db, with the session factory's join mode reset.
-
-    tests/conftest.py's `db` teardown rebinds with join_transaction_mode="conservative_savepoint",
-    which SQLAlchemy 2.1 rejects ("conditional_savepoint" is the name), so any transaction() after a
-    `db` test in the same worker fails; reported to the lead, worked around here.
-    """
-    from alerting import db as dbmod
-
-    dbmod.bind_sessions(dbmod.engine(), join_transaction_mode="conditional_savepoint")
-    return committed_db

@@ -51,7 +51,7 @@ def test_a_refused_request_is_replayed_as_the_same_refusal(client, composer, sen
     assert first.get_json()["errors"] == second.get_json()["errors"]
 
 
-def test_concurrent_retries_with_one_key_make_one_alert(committed, redis_db):
+def test_concurrent_retries_with_one_key_make_one_alert(committed_db, redis_db):
     """Two threads, two connections, real commits: the claim row lets exactly one act."""
     from alerting.accounts import create_token
     from alerting.db import transaction
@@ -64,7 +64,7 @@ def test_concurrent_retries_with_one_key_make_one_alert(committed, redis_db):
         session.add(Operator(username="maquina", password_hash="x", roles=["composer"]))
         session.flush()
         _, token = create_token(session, "maquina", ["alerts:draft"], Actor.system("test"))
-    app = make_app(committed)
+    app = make_app(committed_db)
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "race-1"}
     statuses: list[int] = []
     barrier = threading.Barrier(4)

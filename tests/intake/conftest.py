@@ -42,11 +42,3 @@ def composer(factories):  # type: ignore[no-untyped-def]
 def config() -> IntakeConfig:
     return IntakeConfig()
 
-
-@pytest.fixture
-def committed(committed_db):  # type: ignore[no-untyped-def]
-    """committed_db with the session factory's join mode reset (see tests/api/conftest.py `committed`)."""
-    from alerting import db as dbmod
-
-    dbmod.bind_sessions(dbmod.engine(), join_transaction_mode="conditional_savepoint")
-    return committed_db

@@ -43,7 +43,7 @@ def feed_url(tmp_path):  # type: ignore[no-untyped-def]
     server.server_close()
 
 
-def test_a_feed_is_imported_once_and_a_bad_entry_is_kept_for_review(committed, feed_url):
+def test_a_feed_is_imported_once_and_a_bad_entry_is_kept_for_review(committed_db, feed_url):
     with transaction() as session:
         session.add(Sender(name="SIRENA-SC", kind=SenderKind.SHORT, address="4242", active=True))
         operator = Operator(username="poller", password_hash="x", roles=["composer"])

@@ -16,13 +16,13 @@ from tests.intake.conftest import CAP_DIR
 
 
 @pytest.fixture
-def env(committed, tmp_path):  # type: ignore[no-untyped-def]
+def env(committed_db, tmp_path):  # type: ignore[no-untyped-def]
     with transaction() as session:
         session.add(Sender(name="SIRENA-SC", kind=SenderKind.SHORT, address="4242", active=True))
         session.add(Operator(username="ana", password_hash="x", roles=["composer"]))
-    return {**os.environ, "SIRENA_DATABASE_URL": committed.database_url,
-            "SIRENA_DATABASE_OWNER_URL": committed.database_owner_url, "SIRENA_REDIS_URL": committed.redis_url,
-            "SIRENA_SECRET_KEY_FILE": str(committed.secret_key_file), "SIRENA_DATA_DIR": str(tmp_path)}
+    return {**os.environ, "SIRENA_DATABASE_URL": committed_db.database_url,
+            "SIRENA_DATABASE_OWNER_URL": committed_db.database_owner_url, "SIRENA_REDIS_URL": committed_db.redis_url,
+            "SIRENA_SECRET_KEY_FILE": str(committed_db.secret_key_file), "SIRENA_DATA_DIR": str(tmp_path)}
 
 
 def _sirena(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

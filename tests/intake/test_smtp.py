@@ -48,7 +48,7 @@ class _Capture:
 
 
 @pytest.fixture
-def mail(committed, redis_db):  # type: ignore[no-untyped-def]
+def mail(committed_db, redis_db):  # type: ignore[no-untyped-def]
     """Intake server + reply capture on free ports, one allowed sender; yields (config, token, capture)."""
     with transaction() as session:
         session.add(Sender(name="SIRENA-SC", kind=SenderKind.SHORT, address="4242", active=True))
@@ -61,7 +61,7 @@ def mail(committed, redis_db):  # type: ignore[no-untyped-def]
     relay.start()
     config = replace(IntakeConfig(), smtp_port=_free_port(), relay_port=relay.port, intake_address=INTAKE,
                      max_message_bytes=200_000)
-    server = smtp.start(config, committed)
+    server = smtp.start(config, committed_db)
     try:
         yield config, token, capture
     finally:
