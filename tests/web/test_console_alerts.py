@@ -321,3 +321,16 @@ def test_a_self_intersecting_drawing_is_refused_naming_the_field(app, db, people
     assert r.status_code == 422
     body = r.get_data(as_text=True)
     assert "polygon" in body and "Mala" in body  # the field is named and what was typed is kept
+
+
+def test_the_escalation_policy_is_composed_with_the_alert(app, db, people, town, factories):
+    factories.GroupFactory(name="supervisores")
+    client = app.test_client()
+    sign_in(client, people("chaser", "composer"), db)
+    r = _compose(client, mode="live", groups="bomberos", confirm_live="LIVE 3", ack_deadline_s="600",
+                 escalation_set="1", resend="1", supervisors="supervisores", supervisors_after_s="300")
+    assert db.get(Alert, _alert_id(r)).escalation == {"resend": True, "resend_other_carrier": False,
+                                                      "supervisors": "supervisores", "supervisors_after_s": 300}
+    r = _compose(client, mode="live", groups="bomberos", confirm_live="LIVE 3", escalation_set="1",
+                 supervisors="nadie")
+    assert r.status_code == 422 and "escalation.supervisors" in r.get_data(as_text=True)

@@ -44,7 +44,7 @@ def _form_values(alert: Alert | None = None, prearmed: corrections.PrearmedTexts
         return values
     if alert is None:
         correction, cancel = corrections.default_texts(["es", "en"])
-        return {"mode": "", "priority": "normal", "zones": [], "groups": [], "exclude_groups": [],
+        return {"mode": "", "priority": "normal", "zones": [], "groups": [], "exclude_groups": [], "resend": "1",
                 "correction_es": correction["es"], "correction_en": correction["en"],
                 "cancel_es": cancel["es"], "cancel_en": cancel["en"]}
     target = alert.target or {}
@@ -59,6 +59,10 @@ def _form_values(alert: Alert | None = None, prearmed: corrections.PrearmedTexts
         "criteria": json.dumps(target["criteria"], ensure_ascii=False) if target.get("criteria") else "",
         "scheduled_at": alert.scheduled_at.astimezone(tz).strftime("%Y-%m-%dT%H:%M") if alert.scheduled_at else "",
         "ack_deadline_s": alert.ack_deadline_s or "",
+        "resend": "1" if (alert.escalation or {}).get("resend", True) else "",
+        "resend_other_carrier": "1" if (alert.escalation or {}).get("resend_other_carrier") else "",
+        "supervisors": (alert.escalation or {}).get("supervisors") or "",
+        "supervisors_after_s": (alert.escalation or {}).get("supervisors_after_s") or "",
         "correction_es": correction.get("es", ""), "correction_en": correction.get("en", ""),
         "cancel_es": cancel.get("es", ""), "cancel_en": cancel.get("en", ""),
     }
@@ -123,14 +127,35 @@ def _parse(db: Session) -> tuple[lifecycle.AlertDraft, dict[str, str], dict[str,
             ack = int(form["ack_deadline_s"])
         else:
             problems["ack_deadline_s"] = "whole seconds"
+    escalation = _escalation(db, form, problems)
     if form.get("drawn_geojson", "").strip():
         _save_drawn(db, form, target, problems)
     if problems:
         raise InvalidInput("the alert cannot be saved as given", fields=problems)
     draft = lifecycle.AlertDraft(texts=_texts(form, "text"), mode=mode, sender_name=form.get("sender", ""),
                                  priority=priority, title=form.get("title", "").strip()[:200], target=target,
-                                 scheduled_at=scheduled, ack_deadline_s=ack, origin="console")
+                                 scheduled_at=scheduled, ack_deadline_s=ack, escalation=escalation, origin="console")
     return draft, _texts(form, "correction"), _texts(form, "cancel")
+
+
+def _escalation(db: Session, form: Any, problems: dict[str, str]) -> dict[str, Any] | None:
+    """The chase policy at the ACK deadline (broadcast.escalation.Policy), or None for the default."""
+    if not form.get("escalation_set"):
+        return None
+    policy: dict[str, Any] = {"resend": bool(form.get("resend")),
+                              "resend_other_carrier": bool(form.get("resend_other_carrier"))}
+    supervisors = form.get("supervisors", "").strip()
+    if supervisors:
+        if db.scalar(select(Group.id).where(Group.name == supervisors)) is None:
+            problems["escalation.supervisors"] = f'no group named "{supervisors}"'
+        policy["supervisors"] = supervisors
+    after = form.get("supervisors_after_s", "").strip()
+    if after:
+        if after.isdigit():
+            policy["supervisors_after_s"] = int(after)
+        else:
+            problems["escalation.supervisors_after_s"] = "whole seconds"
+    return policy
 
 
 def _save_drawn(db: Session, form: Any, target: dict[str, Any], problems: dict[str, str]) -> None:
@@ -201,7 +226,8 @@ def update(alert_id: int) -> Any:
         _confirm_live(db, draft)
         changes = {"texts": draft.texts, "mode": draft.mode, "sender_name": draft.sender_name,
                    "priority": draft.priority, "title": draft.title, "target": draft.target,
-                   "scheduled_at": draft.scheduled_at, "ack_deadline_s": draft.ack_deadline_s}
+                   "scheduled_at": draft.scheduled_at, "ack_deadline_s": draft.ack_deadline_s,
+                   "escalation": draft.escalation}
         alert = lifecycle.update_draft(db, alert_id, changes, current_actor())
         corrections.set_prearmed_texts(db, alert_id, correction, cancel, current_actor())
         if request.form.get("action") == "submit":
