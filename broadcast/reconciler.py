@@ -7,13 +7,16 @@ Run by `sirena reconcile` once, and every few seconds by `sirena scheduler`. It:
   (the schedule lives in Postgres, not in RQ's scheduler, so a Redis restart loses nothing);
 - queues send batches for queued deliveries that no pending job covers (Redis flushed, jobs lost);
 - completes alerts with nothing left to send.
-Every action is idempotent; two reconcilers at once only queue harmless duplicate jobs.
+Every action is idempotent; two reconcilers at once only queue harmless duplicate jobs, and
+`sirena scheduler` takes an advisory lock per pass (`exclusive_pass`), so a standby never doubles one.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -23,7 +26,7 @@ from sqlalchemy import select, text
 from alerting.db import transaction, utcnow
 from alerting.models import Alert, AlertState
 from alerting.outbox import PRIORITY_QUEUES, enqueue_after_commit
-from broadcast import claims, jobs
+from broadcast import claims, jobs, metrics, presence
 
 log = logging.getLogger("sirena.reconciler")
 
@@ -174,12 +177,45 @@ def run_forever(redis: Redis | None, *, interval_s: float = 2.0, stop: object = 
     tasks = periodic_tasks(settings)
     while stop is None or not stop.is_set():  # type: ignore[attr-defined]
         try:
-            reconcile(redis)
-        except Exception:
-            log.exception("reconcile pass failed; retrying")
-        for name, task in tasks:
-            try:
-                task(utcnow())  # type: ignore[operator]
-            except Exception:
-                log.exception("periodic task %s failed; retrying next pass", name)
+            with exclusive_pass() as mine:
+                if mine:
+                    _one_pass(redis, tasks)
+                elif redis is not None:
+                    presence.publish(redis, "scheduler", presence.process_name(), {"leader": False})
+        except Exception:  # Postgres unreachable: no lock, no pass
+            log.exception("scheduler pass failed; retrying")
         time.sleep(interval_s)
+
+
+PASS_LOCK = 0x5152_4543  # pg advisory lock key: one scheduler pass at a time, whatever the machine
+
+
+@contextmanager
+def exclusive_pass() -> Iterator[bool]:
+    """Yield True if this process holds the scheduler's pass lock, False if another scheduler does.
+
+    A transaction-level advisory lock on its own connection: released at COMMIT, and by Postgres
+    when the connection dies, so a SIGKILLed scheduler never keeps it. With it two schedulers
+    (a standby, or one started by mistake) never fire the same due alert in the same instant.
+    """
+    from alerting.db import engine
+
+    with engine().connect() as conn, conn.begin():
+        yield bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": PASS_LOCK}).scalar())
+
+
+def _one_pass(redis: Redis | None, tasks: list[tuple[str, object]]) -> None:
+    report = None
+    try:
+        report = reconcile(redis)
+        metrics.observe_reconcile(report)
+    except Exception:
+        log.exception("reconcile pass failed; retrying")
+    for name, task in tasks:
+        try:
+            task(utcnow())  # type: ignore[operator]
+        except Exception:
+            log.exception("periodic task %s failed; retrying next pass", name)
+    if redis is not None:  # what `sirena status` reads as the reconciler's lag
+        presence.publish(redis, "scheduler", presence.process_name(),
+                         {"leader": True, "last_pass": report.as_dict() if report else None})

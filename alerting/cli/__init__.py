@@ -14,6 +14,7 @@ import click
 
 from alerting.cli.app import cli
 from alerting.errors import SirenaError
+from alerting.logs import configure_logging
 
 log = logging.getLogger("sirena.cli")
 
@@ -24,6 +25,7 @@ _MODULES = [
     "alerting.cli.segments",
     "alerting.cli.users_cmd",
     "alerting.cli.workers_cmd",
+    "alerting.cli.status_cmd",
     "alerting.cli.demo_cmd",
     "alerting.cli.contacts_cmd",
     "alerting.cli.zones_cmd",
@@ -45,7 +47,7 @@ def _load() -> click.Group:
 
 def main(argv: list[str] | None = None) -> None:
     """Run `sirena`; SirenaError → its message on stderr and its exit code."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("WARNING")  # JSON lines (alerting/logs.py); commands raise the level from the settings
     group = _load()
     try:
         code = group.main(args=argv, prog_name="sirena", standalone_mode=False)

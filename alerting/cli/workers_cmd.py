@@ -35,14 +35,16 @@ def _redis(ctx: Context):  # type: ignore[no-untyped-def]
               help="K/N: this process opens the K-th of N equal shares of every carrier's binds and TPS.")
 @click.option("--name", default=None, help="Worker name (default gw-HOST-PID).")
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+@click.option("--metrics-port", type=int, default=0, help="Serve Prometheus metrics on this port (default: off).")
 @pass_ctx
-def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool) -> None:
+def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool, metrics_port: int) -> None:
     """A gateway worker: holds the SMPP binds and runs fan-out and send-batch jobs."""
     from rq import Queue, SimpleWorker
     from rq.serializers import JSONSerializer
 
     from broadcast.gateway import Gateway, split_config, sync_senders
     from broadcast.inbound import InboundStore
+    from broadcast.presence import watch_gateway
 
     logging.getLogger().setLevel(ctx.settings.log_level)
     k, _, n = share.partition("/")
@@ -63,9 +65,11 @@ def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool)
     qs = [Queue(q.strip(), connection=conn, serializer=JSONSerializer) for q in queues.split(",") if q.strip()]
     rq_worker = SimpleWorker(qs, connection=conn, serializer=JSONSerializer, name=gateway.name)
     click.echo(f"gateway {gateway.name} on queues {', '.join(q.name for q in qs)}")
+    beat = watch_gateway(gateway, conn, queues=[q.name for q in qs], share=share, metrics_port=metrics_port)
     try:
         rq_worker.work(burst=burst, with_scheduler=False, logging_level=ctx.settings.log_level)
     finally:
+        beat.stop()
         gateway.stop()
         inbound.close()
 
@@ -86,9 +90,11 @@ def _process_inbound_hook():  # type: ignore[no-untyped-def]
 
 
 @cli.command("scheduler")
+@click.option("--metrics-port", type=int, default=0, help="Serve Prometheus metrics on this port (default: off).")
 @pass_ctx
-def scheduler(ctx: Context) -> None:
+def scheduler(ctx: Context, metrics_port: int) -> None:
     """Fires scheduled alerts when due and reconciles Redis with Postgres every few seconds."""
+    from broadcast.presence import watch_scheduler
     from broadcast.reconciler import run_forever
 
     logging.getLogger().setLevel(ctx.settings.log_level)
@@ -98,6 +104,7 @@ def scheduler(ctx: Context) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     click.echo(f"scheduler: reconciling every {ctx.settings.reconcile_interval_s:g} s")
+    watch_scheduler(conn, metrics_port=metrics_port)
     run_forever(conn, interval_s=ctx.settings.reconcile_interval_s, stop=stop, settings=ctx.settings)
 
 

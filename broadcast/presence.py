@@ -1,0 +1,107 @@
+"""Workers announce themselves in Redis: who is alive, what its binds and breakers look like.
+
+Each gateway worker writes `sirena:presence:gateway:<name>` every few seconds (its `pool.health()`,
+queues, share, current job) and each scheduler `sirena:presence:scheduler:<host-pid>` after every
+pass (whether it held the pass lock, what the pass did). Keys expire after TTL_S: a worker that
+died simply disappears, which is how `sirena status` and /readyz tell "down" from "quiet". Redis
+loss only blanks the picture for one interval; nothing here is state anyone relies on to send.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("sirena.presence")
+
+PREFIX = "sirena:presence:"
+INTERVAL_S = 3.0
+TTL_S = 15
+
+
+def process_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def publish(redis: Any, role: str, name: str, payload: dict[str, Any]) -> bool:
+    """Write one presence record (best effort: False when Redis is unreachable)."""
+    record = {"role": role, "name": name, "host": socket.gethostname(), "pid": os.getpid(), "at": time.time(),
+              **payload}
+    try:
+        redis.set(f"{PREFIX}{role}:{name}", json.dumps(record, default=str), ex=TTL_S)
+        return True
+    except Exception as exc:
+        log.debug("presence not published: %s", exc)
+        return False
+
+
+def read_all(redis: Any) -> list[dict[str, Any]]:
+    """Every live presence record (any role), oldest name first. Raises if Redis is unreachable."""
+    keys = sorted(redis.scan_iter(match=f"{PREFIX}*", count=500))
+    if not keys:
+        return []
+    out = []
+    for raw in redis.mget(keys):
+        if raw:
+            try:
+                out.append(json.loads(raw))
+            except ValueError:
+                continue
+    return out
+
+
+class Heartbeat:
+    """A daemon thread calling `publish(role, name, payload())` every INTERVAL_S until stopped."""
+
+    def __init__(self, redis: Any, role: str, name: str, payload: Callable[[], dict[str, Any]]) -> None:
+        self.redis, self.role, self.name, self.payload = redis, role, name, payload
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"presence-{role}", daemon=True)
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            self.redis.delete(f"{PREFIX}{self.role}:{self.name}")  # a clean stop is not a death
+        except Exception as exc:
+            log.debug("presence not removed: %s", exc)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                publish(self.redis, self.role, self.name, self.payload())
+            except Exception as exc:  # the pool stopping mid-read; next beat will do
+                log.debug("presence payload failed: %s", exc)
+            self._stop.wait(INTERVAL_S)
+
+
+def watch_gateway(gateway: Any, redis: Any, *, queues: list[str], share: str, metrics_port: int = 0) -> Heartbeat:
+    """Start the gateway's presence heartbeat and, if `metrics_port`, its Prometheus endpoint."""
+    from broadcast import metrics
+
+    started = time.time()
+
+    def payload() -> dict[str, Any]:
+        return {"queues": queues, "share": share, "started_at": started, "metrics_port": metrics_port,
+                "health": gateway.pool.health()}
+
+    if metrics_port:
+        metrics.serve(metrics_port, pool_health=gateway.pool.health, redis=redis)
+    return Heartbeat(redis, "gateway", gateway.name, payload).start()
+
+
+def watch_scheduler(redis: Any, *, metrics_port: int = 0) -> None:
+    """The scheduler's Prometheus endpoint (its presence is published after each pass)."""
+    from broadcast import metrics
+
+    if metrics_port:
+        metrics.serve(metrics_port, redis=redis)
