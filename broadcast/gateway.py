@@ -16,10 +16,12 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select, text
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from alerting.db import transaction, utcnow
 from alerting.models import Alert, AlertMode, AlertState, Priority, Sender, SenderKind
@@ -136,12 +138,7 @@ class Gateway:
                 break
             outcomes = self._submit(plan, claimed)
             retry = any(o.state == "queued" for o in outcomes)
-            with transaction() as session:
-                self._record(session, plan, outcomes)
-                if retry:  # at the back of the queue: other work goes first, then these again
-                    enqueue_after_commit(session, "broadcast.jobs.send_batch", alert_id, lo, hi,
-                                         queue=plan.priority.queue_name,
-                                         job_id=f"send-{alert_id}-{lo}-{hi}-r{utcnow():%H%M%S%f}")
+            self._record_until_stored(plan, outcomes, lo, hi, retry)
             totals["claimed"] += len(claimed)
             totals["submitted"] += sum(o.state == "submitted" for o in outcomes)
             if retry:
@@ -150,6 +147,31 @@ class Gateway:
         with transaction() as session:
             totals["completed"] = jobs.finish_if_done(session, alert_id)
         return totals
+
+    def _record_until_stored(self, plan: _Plan, outcomes: list[claims.Outcome], lo: int, hi: int,
+                             retry: bool) -> None:
+        """Record a slice's outcomes, retrying while PostgreSQL is unreachable (a restart, a failover).
+
+        The outcomes live only in this process: given up, the slice's rows would stay `submitting`
+        under leases this live worker keeps renewing (a stuck alert), or be sent again.
+        """
+        delay_s = 0.2
+        while True:
+            try:
+                with transaction() as session:
+                    self._record(session, plan, outcomes)
+                    if retry:  # at the back of the queue: other work goes first, then these again
+                        enqueue_after_commit(session, "broadcast.jobs.send_batch", plan.alert_id, lo, hi,
+                                             queue=plan.priority.queue_name,
+                                             job_id=f"send-{plan.alert_id}-{lo}-{hi}-r{utcnow():%H%M%S%f}")
+                return
+            except (OperationalError, InterfaceError) as exc:
+                if self._stopping.is_set():
+                    raise
+                log.warning("alert_id=%s: recording %d outcomes failed, retrying in %.1f s: %s", plan.alert_id,
+                            len(outcomes), delay_s, str(exc).splitlines()[0])
+                time.sleep(delay_s)
+                delay_s = min(delay_s * 2, 5.0)
 
     def _submit(self, plan: _Plan, claimed: list[claims.Claimed]) -> list[claims.Outcome]:
         messages, refused = self._messages(plan, claimed)

@@ -1,0 +1,50 @@
+"""Fixtures of the fault suite: a cluster of real `sirena` processes on the test's own database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from alerting.settings import Settings
+from tests.cluster import Cluster
+from tests.conftest import carriers_toml, sim_env
+
+N = 5000  # recipients per case: the issue's minimum
+
+
+def start_cluster(settings: Settings, carriers_text: str, tmp_path: Path) -> Cluster:
+    """Write the carriers file, register its senders, return a Cluster (no process started yet)."""
+    from broadcast.carriers import parse_carriers
+    from broadcast.gateway import sync_senders
+
+    carriers = tmp_path / "carriers.toml"
+    carriers.write_text(carriers_text)
+    sync_senders(parse_carriers(carriers_text, sim_env()))
+    logs = tmp_path / "logs"
+    logs.mkdir(exist_ok=True)
+    return Cluster(settings, carriers, sim_env(), logs)
+
+
+@pytest.fixture
+def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
+    """make_cluster(settings, carriers_text) → Cluster; every process it started is stopped afterwards."""
+    made: list[Cluster] = []
+
+    def make(settings: Settings, carriers_text: str) -> Cluster:
+        cluster = start_cluster(settings, carriers_text, tmp_path)
+        made.append(cluster)
+        return cluster
+
+    try:
+        yield make
+    finally:
+        for cluster in made:
+            cluster.stop()
+
+
+@pytest.fixture
+def cluster(committed_db, redis_db, simulator, make_cluster):  # type: ignore[no-untyped-def]
+    """The default cluster: alpha and beta, 2 binds of window 50 each, on a committed database."""
+    return make_cluster(committed_db, carriers_toml(simulator.ports(), binds=2, window=50))

@@ -1,0 +1,81 @@
+"""Carrier faults the pipeline tests do not cover: a black hole, and binds refused for a while.
+
+- Black hole: alpha takes every submit_sm onto the air but never answers it (nor enquire_link).
+  Each unanswered submit times out (`response_timeout_s`), is counted as a possible duplicate and
+  re-sent through beta; the breaker opens and traffic leaves alpha. Bound: every bind of alpha can
+  lose one window per link it opens during the fault (the first, then one per reconnect after the
+  dead-link watchdog), so window × binds × links; the test asserts the duplicates seen on the air
+  never exceed what Sirena counted, and reports both.
+- Refused binds: the issue asks for a minute; 15 s here keeps the suite short, and the behaviour
+  (no tight reconnect loop, traffic on beta, alpha used again once it accepts binds) is the same.
+  Bound: 0 duplicates (a refused bind never took a message).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.cluster import approved_alert, seed_group, wait_until
+from tests.conftest import carriers_toml
+from tests.faults.conftest import N
+from tests.faults.rig import FaultRow, Stopwatch, check_recovered, record
+
+pytestmark = pytest.mark.faults
+
+WINDOW, BINDS = 50, 2
+REFUSE_S = 15
+
+
+def _binds_opened(simulator, carrier: str) -> int:  # type: ignore[no-untyped-def]
+    return sum(1 for p in simulator.pdus(carrier) if p["command"].startswith("bind_"))
+
+
+def test_black_hole_carrier_bounded_counted_duplicates(committed_db, redis_db, simulator, make_cluster, request):
+    # 400 TPS per carrier: the alert lasts long enough for the hole to open mid-send.
+    cluster = make_cluster(committed_db, carriers_toml(simulator.ports(), binds=BINDS, window=WINDOW, tps=400))
+    seed_group(N)
+    clock = Stopwatch()
+    alert_id = approved_alert({"es": "Aluvion: suba a zonas altas. ACK {codigo}"})
+    cluster.scheduler()
+    cluster.worker()
+    wait_until(lambda: simulator.submit_count() >= 800, 60, "sending under way")
+    links_before = _binds_opened(simulator, "alpha")
+    simulator.set_fault("alpha", "black_hole", deliver=True, enquire_link=False, for_s=8)
+    cluster.wait_completed(alert_id)
+    links = _binds_opened(simulator, "alpha") - links_before + BINDS  # the links open when the hole opened
+    unanswered = simulator.status()["carriers"]["alpha"]["counts"]["unanswered"]
+    bound = WINDOW * links
+    result = check_recovered(simulator, alert_id, N, bound=bound, settings=committed_db)
+    assert unanswered > 0, "the black hole never swallowed a submit: the fault was not exercised"
+    record(request, FaultRow("carrier black hole (accepts, never answers)", N, **result, bound=bound,
+                             seconds=clock.seconds(),
+                             notes=f"alpha silent 8 s, submits reach the air; {unanswered} unanswered; "
+                                   f"bound = window {WINDOW} × {links} links"))
+
+
+def test_carrier_refusing_binds_for_a_while_traffic_waits_for_nobody(committed_db, redis_db, simulator,
+                                                                      make_cluster, request):
+    # 200 TPS per carrier: beta alone needs ~25 s, so alpha comes back before the end.
+    cluster = make_cluster(committed_db, carriers_toml(simulator.ports(), binds=BINDS, window=WINDOW, tps=200))
+    seed_group(N)
+    simulator.set_fault("alpha", "refuse_bind", for_s=REFUSE_S)
+    refused_at = time.monotonic()
+    clock = Stopwatch()
+    alert_id = approved_alert({"es": "Corte de ruta 5 por incendio. ACK {codigo}"})
+    cluster.scheduler()
+    cluster.worker()
+    wait_until(lambda: time.monotonic() - refused_at >= REFUSE_S, REFUSE_S + 5, "the refusal period")
+    attempts = _binds_opened(simulator, "alpha")
+    cluster.wait_completed(alert_id)
+    result = check_recovered(simulator, alert_id, N, bound=0, settings=committed_db)
+    alpha, beta = len(simulator.messages("alpha")), len(simulator.messages("beta"))
+    assert beta > alpha, "beta should have carried the refusal period"
+    assert alpha > 0, "alpha accepted binds again but was never used"
+    # Backoff 0.5 → 1 → 2 s (reconnect_max_s) with jitter: about one attempt a second per bind at worst.
+    assert attempts <= BINDS * (REFUSE_S + 5), f"{attempts} bind attempts in {REFUSE_S} s: a reconnect storm"
+    per_min = attempts * 60 / REFUSE_S
+    record(request, FaultRow("carrier refusing binds for 15 s", N, **result, bound=0, seconds=clock.seconds(),
+                             notes=f"{attempts} bind attempts while refused (~{per_min:.0f}/min for {BINDS} binds); "
+                                   f"alpha {alpha:,} / beta {beta:,} messages"))

@@ -1,0 +1,63 @@
+"""PostgreSQL restarted mid-alert (`pg_ctl restart -m immediate`: a crash, every connection cut).
+
+Runs on a throwaway cluster the test creates (initdb in a temp dir, its own port, removed at the
+end), never the machine's own. Workers and the scheduler reconnect (pool pre-ping) and carry on:
+uncommitted claims roll back with the crash, committed ones are leases that outlive it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from alerting import db as dbmod
+from tests.cluster import approved_alert, seed_group, wait_until
+from tests.conftest import _free_port, carriers_toml
+from tests.faults.conftest import N
+from tests.faults.pgcluster import ThrowawayPostgres
+from tests.faults.rig import FaultRow, Stopwatch, check_recovered, record
+
+pytestmark = pytest.mark.faults
+
+SLICE = 200  # 2 carriers × 2 binds × window 50: the slice a worker may lose the record of
+
+
+@pytest.fixture
+def throwaway_postgres(base_settings, settings):  # type: ignore[no-untyped-def]
+    """(cluster, settings on it); the session's own database is bound again afterwards."""
+    pg = ThrowawayPostgres(_free_port())
+    try:
+        pg.start()
+        own = pg.settings_for(base_settings)
+        dbmod.configure_db(own, application_name="sirena-test-faults-pg")
+        yield pg, own
+    finally:
+        dbmod.engine().dispose()
+        pg.remove()
+        dbmod.configure_db(settings, application_name="sirena-test-faults")
+
+
+def test_postgres_restarted_mid_alert_workers_reconnect_and_finish(throwaway_postgres, redis_db, simulator,
+                                                                   make_cluster, request):
+    """Bound: one slice (a slice submitted while the database was down may be re-sent, counted)."""
+    pg, settings = throwaway_postgres
+    # 300 TPS per carrier: the alert takes ~8 s, so the restart lands mid-send.
+    cluster = make_cluster(settings, carriers_toml(simulator.ports(), binds=2, window=50, tps=300))
+    seed_group(N)
+    clock = Stopwatch()
+    alert_id = approved_alert({"es": "Sismo: revise gas y agua. ACK {codigo}"})
+    cluster.scheduler()
+    cluster.worker()
+    wait_until(lambda: simulator.submit_count() >= 1500, 60, "the first 1500 submits")
+    at_restart = simulator.submit_count()
+    restart_s = pg.restart("immediate")
+    resumed = time.monotonic()
+    wait_until(lambda: simulator.submit_count() > at_restart + 200, 60, "sending to resume after the restart",
+               cluster.log_text)
+    resume_s = time.monotonic() - resumed
+    cluster.wait_completed(alert_id)
+    result = check_recovered(simulator, alert_id, N, bound=SLICE, settings=settings)
+    record(request, FaultRow("PostgreSQL restarted (immediate)", N, **result, bound=SLICE, seconds=clock.seconds(),
+                             notes=f"throwaway cluster; restart took {restart_s:.1f} s, sending resumed "
+                                   f"{resume_s:.1f} s after it"))

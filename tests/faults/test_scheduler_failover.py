@@ -1,0 +1,62 @@
+"""The scheduler SIGKILLed while a scheduled alert is due, with a standby scheduler running.
+
+The schedule lives in Postgres (`alerts.scheduled_at`), not in RQ: whichever scheduler passes next
+fires it. Two schedulers never fire it twice: each pass holds a Postgres advisory lock
+(`broadcast.reconciler.exclusive_pass`), released by Postgres when its holder dies. Checked three
+ways: one fan-out job ever queued for the alert (RQ keeps a finished job's key for its result TTL),
+one `alert.sending_started` audit event, and nobody got the alert twice (bound 0).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+
+from alerting import db as dbmod
+from alerting.db import utcnow
+from alerting.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+from alerting.models import AlertMode, Priority
+from tests.cluster import operators, seed_group
+from tests.faults.conftest import N
+from tests.faults.rig import FaultRow, Stopwatch, check_recovered, record
+
+pytestmark = pytest.mark.faults
+
+DUE_IN_S = 6  # long enough for both schedulers and the worker to be up before it is due
+
+
+def test_scheduler_killed_when_an_alert_is_due_standby_fires_it_once(cluster, simulator, committed_db, redis_db,
+                                                                     request):
+    seed_group(N)
+    first, standby = cluster.scheduler(), cluster.scheduler()
+    cluster.worker()
+    composer, approver = operators("-sched")
+    due = utcnow() + timedelta(seconds=DUE_IN_S)
+    with dbmod.transaction() as s:
+        alert = compose_alert(s, AlertDraft(texts={"es": "Simulacro de evacuacion a las 11:00. ACK {codigo}"},
+                                            mode=AlertMode.LIVE, sender_name="SIRENA-SC", priority=Priority.HIGH,
+                                            target={"groups": ["brigadas"]}, scheduled_at=due), composer)
+        submit_alert(s, alert.id, composer)
+    with dbmod.transaction() as s:
+        assert approve_alert(s, alert.id, approver).state.value == "scheduled"
+    alert_id = alert.id
+    time.sleep(max(0.0, (due - utcnow()).total_seconds()))
+    clock = Stopwatch()  # from the due time
+    cluster.kill(first)  # at the due moment: it may have fired already, or not yet
+    cluster.wait_completed(alert_id)
+    fan_outs = [k.decode() for k in redis_db.keys(f"rq:job:fan-out-{alert_id}*")]
+    with dbmod.transaction() as s:
+        started = s.scalar(text("SELECT count(*) FROM audit.events WHERE action = 'alert.sending_started' "
+                                "AND subject_type = 'alert' AND subject_id = :a"), {"a": str(alert_id)})
+        lateness = s.scalar(text("SELECT extract(epoch FROM sending_at - scheduled_at) FROM alerts WHERE id = :a"),
+                            {"a": alert_id})
+    assert len(fan_outs) == 1, f"the due alert was fired {len(fan_outs)} times: {fan_outs}"
+    assert started == 1
+    assert standby.poll() is None, "the standby scheduler died"
+    result = check_recovered(simulator, alert_id, N, bound=0, settings=committed_db)
+    record(request, FaultRow("scheduler killed when an alert is due", N, **result, bound=0, seconds=clock.seconds(),
+                             notes=f"2 schedulers, one SIGKILLed at the due time; fired once, "
+                                   f"{float(lateness):.1f} s after its time"))
