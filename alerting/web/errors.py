@@ -116,6 +116,13 @@ def handle_csrf(exc: CSRFError) -> Any:
 def handle_http(exc: HTTPException) -> Any:
     if exc.code is not None and exc.code < 400:
         return exc
+    if request.path.startswith("/api/"):  # no API route matched: answer in the API's own shape
+        try:
+            from alerting.api.problems import handle_http_error
+        except ImportError:
+            pass
+        else:
+            return handle_http_error(exc)
     return _page(exc.code or 500, exc.name, exc.description or "")
 
 

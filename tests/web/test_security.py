@@ -215,3 +215,11 @@ def test_a_configured_tile_server_is_the_only_extra_image_source(settings, db, r
     csp = app.test_client().get("/login").headers["Content-Security-Policy"]
     assert "img-src 'self' https://*.tiles.example.org" in csp
     assert "script-src 'self';" in csp and "connect-src 'self'" in csp
+
+
+def test_an_unrouted_api_path_gets_a_problem_document_not_a_console_page(client):
+    r = client.get("/api/v1/alerts/%0A/cap")
+    assert r.status_code == 404
+    if r.mimetype != "text/html":  # the API package is installed: its problem+json shape
+        assert r.mimetype == "application/problem+json"
+    assert "X-Content-Type-Options" in r.headers
