@@ -7,6 +7,7 @@ The shape an operator writes (Spanish or English keys, any case), then a blank l
     Prioridad: alta            (priority: flash | high | normal | low; default normal)
     Grupos: bomberos, defensa-civil
     Para: +56912345678, +56987654321
+    Programar: 2026-12-07T10:00-03:00   (optional; a test or drill at night also needs Motivo: <reason>)
 
     Corte de agua hasta las 18:00. Responda ACK {codigo}.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -34,6 +36,8 @@ KEYS = {
     "to": "numbers", "para": "numbers", "numbers": "numbers", "numeros": "numbers", "números": "numbers",
     "language": "language", "idioma": "language",
     "title": "title", "titulo": "title", "título": "title",
+    "schedule": "schedule", "programar": "schedule", "at": "schedule", "hora": "schedule",
+    "override": "override", "motivo": "override",
 }
 MODES = {"live": "live", "real": "live", "exercise": "exercise", "simulacro": "exercise", "ejercicio": "exercise",
          "test": "test", "prueba": "test"}
@@ -52,6 +56,8 @@ class MailRequest:
     priority: str = "normal"
     language: str = "es"
     title: str = ""
+    scheduled_at: datetime | None = None  # "Programar: 2026-12-07T10:00-03:00" (offset required)
+    quiet_override_reason: str | None = None  # "Motivo: ..." lets a test or drill be scheduled at night
     text: str = ""
     numbers: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
@@ -150,6 +156,17 @@ def _set(request: MailRequest, name: str, value: str) -> None:
         request.language = value.lower()[:2]
     elif name == "title":
         request.title = value[:200]
+    elif name == "schedule":
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            raise InvalidInput(f'scheduled_at: "{value}" is not a date and time with its UTC offset, such as '
+                               "2026-12-07T10:00-03:00", fields={"scheduled_at": "needs ISO 8601 with an offset"})
+        request.scheduled_at = moment
+    elif name == "override":
+        request.quiet_override_reason = value[:2000] or None
 
 
 def _read_recipient_lines(request: MailRequest, text: str) -> None:

@@ -20,6 +20,7 @@ import hmac
 import io
 import secrets
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -34,6 +35,7 @@ from alerting.intake.mail import MailRequest, parse_mail, sender_of
 from alerting.intake.models import IntakeSender
 from alerting.intake.review import keep_for_review, record
 from alerting.models import AlertMode, AlertState, Operator, Priority
+from alerting.schedules import check_quiet_hours
 from alerting.settings import Settings
 from audit import trail
 from audit.actor import Actor
@@ -152,14 +154,22 @@ def _create(session: Session, request: MailRequest, actor: Actor, config: Intake
                          f"rejected {report.rejected}")
         groups.append(adhoc)
     language = request.language if request.language in {"es", "en"} else "es"
+    if request.scheduled_at is not None:
+        check_quiet_hours(AlertMode(request.mode), request.scheduled_at, ZoneInfo(settings.timezone), config,
+                          request.quiet_override_reason)
     draft = lifecycle.AlertDraft(texts={language: request.text}, mode=AlertMode(request.mode),
                                  sender_name=config.sms_sender, priority=Priority(request.priority),
                                  title=request.title, target={"groups": groups}, origin="email",
+                                 scheduled_at=request.scheduled_at,
                                  idempotency_key=f"email:{request.message_id}" if request.message_id else None)
     alert = lifecycle.compose_alert(session, draft, actor)
     if alert.state is not AlertState.DRAFT or alert.submitted_at is not None:
         return [f"Already received: alert {alert.reference} ({alert.state.value})."], alert.id, "duplicate"
     lifecycle.submit_alert(session, alert.id, actor)
+    if request.scheduled_at is not None and request.quiet_override_reason and alert.mode is not AlertMode.LIVE:
+        trail.append(session, actor=actor, action="alert.quiet_hours_overridden", subject_type="alert",
+                     subject_id=alert.id, payload={"scheduled_at": request.scheduled_at},
+                     reason=request.quiet_override_reason)
     lines = [f"Alert {alert.reference} created from your mail: {alert.mode.value.upper()}, "
              f"priority {alert.priority.value}, to groups {', '.join(groups)}.",
              "It is PENDING APPROVAL: nothing is sent until a different operator approves it.", "", *lines]

@@ -189,3 +189,15 @@ def test_a_mail_over_the_size_cap_is_refused_by_smtp(mail):
     with pytest.raises(smtplib.SMTPException) as refused:
         _send(config, _message(f"[{token}] big", "Modo: real\n\n" + "x" * 300_000))
     assert "552" in str(refused.value) or getattr(refused.value, "smtp_code", None) == 552
+
+
+def test_a_mail_can_schedule_a_drill_and_night_drills_need_a_reason(mail):
+    config, token, capture = mail
+    night = "Modo: simulacro\nGrupos: bomberos\nProgramar: 2031-03-04T03:00-03:00\n\nSimulacro nocturno"
+    _send(config, _message(f"[{token}] Noche", night, message_id="<n1@municipio.cl>"))
+    assert "quiet hours" in capture.wait(1)[0].decode() and _alerts() == []
+    _send(config, _message(f"[{token}] Noche", night.replace("\n\n", "\nMotivo: pedido por bomberos\n\n"),
+                           message_id="<n2@municipio.cl>"))
+    capture.wait(2)
+    alert = _alerts()[0]
+    assert alert.scheduled_at.isoformat() == "2031-03-04T06:00:00+00:00"
