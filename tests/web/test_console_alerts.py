@@ -334,3 +334,17 @@ def test_the_escalation_policy_is_composed_with_the_alert(app, db, people, town,
     r = _compose(client, mode="live", groups="bomberos", confirm_live="LIVE 3", escalation_set="1",
                  supervisors="nadie")
     assert r.status_code == 422 and "escalation.supervisors" in r.get_data(as_text=True)
+
+
+def test_stopping_a_send_offers_the_correction_at_once(app, db, people, town, redis_db):
+    alert_id, approver = _approved_and_sent(app, db, people, names=("stop-writer", "stop-approver"))
+    db.execute(text("UPDATE deliveries SET state = 'queued' WHERE id = (SELECT max(id) FROM deliveries "
+                    "WHERE alert_id = :a)"), {"a": alert_id})
+    token = csrf_of(approver, f"/alerts/{alert_id}")
+    assert approver.post(f"/alerts/{alert_id}/cancel", data={"csrf_token": token}).status_code == 422
+    r = approver.post(f"/alerts/{alert_id}/cancel", data={"csrf_token": token, "reason": "wrong zone"})
+    assert r.status_code == 303
+    page = approver.get(f"/alerts/{alert_id}").get_data(as_text=True)
+    assert "have NOT been told" in page and 'id="fire-correction"' in page
+    assert db.get(Alert, alert_id).state is AlertState.CANCELLED
+    assert jobs.counts_by_state(db, alert_id).get("cancelled") == 1
