@@ -464,10 +464,25 @@ class Bind:
             self._hand_over({"raw": raw, "malformed": str(exc)})
             self._write(client, _HEADER.pack(16, GENERIC_NACK, ESME_RINVCMDLEN, seq))
             return
-        ok = self._hand_over(fields)
         resp = DELIVER_SM_RESP if command == DELIVER_SM else 0x80000103
-        # A failed hand-over is answered with a system error so the SMSC delivers it again.
-        self._write(client, _HEADER.pack(17, resp, ESME_ROK if ok else ESME_RSYSERR, seq) + b"\0")
+
+        def answer(ok: bool) -> None:
+            # A failed hand-over is answered with a system error so the SMSC delivers it again.
+            try:
+                self._write(client, _HEADER.pack(17, resp, ESME_ROK if ok else ESME_RSYSERR, seq) + b"\0")
+            except Exception as exc:  # the link went away: unanswered, so the SMSC delivers it again
+                log.info("bind %s: deliver_sm_resp seq %d not written: %s", self.name, seq, exc)
+
+        defer = getattr(self.on_deliver, "defer", None)
+        if defer is not None:
+            # The store answers once the PDU is committed; the reader goes on reading meanwhile.
+            try:
+                defer(self.carrier.name, self.name, fields, answer)
+            except Exception:
+                log.exception("bind %s: on_deliver failed", self.name)
+                answer(False)
+            return
+        answer(self._hand_over(fields))
 
     def _hand_over(self, fields: dict[str, Any]) -> bool:
         try:

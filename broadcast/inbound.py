@@ -35,6 +35,7 @@ class _Item:
     fields: dict[str, Any]
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
+    answer: Callable[[bool], None] | None = None  # deferred: tells the SMSC once stored (or not)
 
 
 def classify(fields: dict[str, Any]) -> str:
@@ -96,6 +97,14 @@ class InboundStore:
         if item.error is not None:
             raise item.error
 
+    def defer(self, carrier: str, bind: str, fields: dict[str, Any], answer: Callable[[bool], None]) -> None:
+        """Store without blocking the bind's reader; `answer(ok)` is called after the commit (or failure).
+
+        The SMSC gets deliver_sm_resp only once the row is durable, yet a bind can have hundreds of
+        deliver_sm in flight, so a burst of receipts is stored in a few group commits.
+        """
+        self._queue.put(_Item(carrier, bind, fields, answer=answer))
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
@@ -133,6 +142,8 @@ class InboundStore:
         finally:
             for item in batch:
                 item.done.set()
+                if item.answer is not None:
+                    item.answer(item.error is None)
         self.stored += len(ids)
         if ids and self._after_store is not None:
             try:
