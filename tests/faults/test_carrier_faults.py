@@ -14,11 +14,12 @@
 from __future__ import annotations
 
 import time
+import urllib.request
 
 import pytest
 
 from tests.cluster import approved_alert, seed_group, wait_until
-from tests.conftest import carriers_toml
+from tests.conftest import _free_port, carriers_toml, sim_env
 from tests.faults.conftest import N
 from tests.faults.rig import FaultRow, Stopwatch, check_recovered, record
 
@@ -26,6 +27,15 @@ pytestmark = pytest.mark.faults
 
 WINDOW, BINDS = 50, 2
 REFUSE_S = 15
+
+
+def _alpha_down_in_status(settings) -> bool:  # type: ignore[no-untyped-def]
+    from alerting.status import system_status
+
+    report = system_status(settings, sim_env())
+    alpha = report.carriers.get("alpha")
+    return bool(alpha and alpha["binds"] and alpha["up"] == 0
+                and any("carrier alpha" in p.what for p in report.problems))
 
 
 def _binds_opened(simulator, carrier: str) -> int:  # type: ignore[no-untyped-def]
@@ -65,7 +75,13 @@ def test_carrier_refusing_binds_for_a_while_traffic_waits_for_nobody(committed_d
     clock = Stopwatch()
     alert_id = approved_alert({"es": "Corte de ruta 5 por incendio. ACK {codigo}"})
     cluster.scheduler()
-    cluster.worker()
+    port = _free_port()
+    cluster._start("worker", "--name", "gw-refused-binds", "--metrics-port", str(port))
+    # While alpha refuses: the worker's metrics and `sirena status` both say so.
+    wait_until(lambda: _alpha_down_in_status(committed_db), 20, "sirena status to show alpha down")
+    scrape = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert 'sirena_bind_up{bind="alpha-1",carrier="alpha"} 0.0' in scrape
+    assert 'sirena_bind_up{bind="beta-1",carrier="beta"} 1.0' in scrape
     wait_until(lambda: time.monotonic() - refused_at >= REFUSE_S, REFUSE_S + 5, "the refusal period")
     attempts = _binds_opened(simulator, "alpha")
     cluster.wait_completed(alert_id)

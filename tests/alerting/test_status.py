@@ -1,0 +1,60 @@
+"""`sirena status`: what is wrong and what to do, from real PostgreSQL and Redis.
+
+The fault suite checks the live side (a worker's published binds, a carrier refusing binds:
+tests/faults/test_carrier_faults.py); these check the plain cases without any process running.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import timedelta
+
+from click.testing import CliRunner
+
+from alerting.db import utcnow
+from alerting.models import AlertState
+from alerting.status import system_status
+from tests.conftest import _free_port
+
+
+def _whats(report) -> str:  # type: ignore[no-untyped-def]
+    return "\n".join(f"{p.severity}: {p.what} → {p.do}" for p in report.problems)
+
+
+def test_nothing_running_is_down_and_says_which_process_to_start(db, settings, redis_db):
+    report = system_status(settings, {})
+    assert report.level == "down"
+    text = _whats(report)
+    assert "no gateway worker is running" in text and "sirena worker" in text
+    assert "no scheduler is running" in text and "sirena scheduler" in text
+    assert report.postgres["ok"] and report.postgres["schema_current"]
+    assert report.redis["ok"] and set(report.redis["queue_depth"]) == {"flash", "high", "normal", "low"}
+
+
+def test_unreachable_redis_is_critical_and_names_the_runbook(db, settings):
+    report = system_status(replace(settings, redis_url=f"redis://127.0.0.1:{_free_port()}/0"), {})
+    assert report.level == "down"
+    redis = next(p for p in report.problems if "Redis is unreachable" in p.what)
+    assert redis.severity == "critical" and "runbooks/redis-loss.md" in redis.do
+
+
+def test_an_approved_alert_that_never_started_is_reported_stuck(db, settings, redis_db, factories):
+    alert = factories.AlertFactory(state=AlertState.APPROVED)
+    alert.approved_at = utcnow() - timedelta(minutes=5)
+    db.flush()
+    report = system_status(settings, {})
+    assert [a["id"] for a in report.alerts] == [alert.id]
+    stuck = next(p for p in report.problems if f"id {alert.id}" in p.what)
+    assert "has not started" in stuck.what and "sirena reconcile" in stuck.do
+
+
+def test_status_json_prints_one_object_and_exits_1_when_down(settings, redis_db):
+    from alerting.cli import _load
+
+    env = {"SIRENA_DATABASE_URL": settings.database_url, "SIRENA_REDIS_URL": settings.redis_url,
+           "SIRENA_SECRET_KEY_FILE": str(settings.secret_key_file)}
+    result = CliRunner().invoke(_load(), ["status", "--json"], env=env)
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.output.strip().splitlines()[-1])
+    assert data["level"] == "down" and data["problems"][0]["severity"] == "critical"
