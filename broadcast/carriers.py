@@ -26,6 +26,10 @@ TON_INTERNATIONAL, TON_NETWORK_SPECIFIC, TON_ALPHANUMERIC = 1, 3, 5
 NPI_UNKNOWN, NPI_ISDN = 0, 1
 
 
+# How message ids compare between submit_sm_resp and receipts (see broadcast/receipts.py).
+RECEIPT_ID_STYLES = ("string", "hex", "decimal", "hex:decimal", "decimal:hex")
+
+
 class BindMode(StrEnum):
     TRANSCEIVER = "transceiver"  # one connection both ways
     TRANSMITTER_RECEIVER = "transmitter_receiver"  # a transmitter plus a receiver per bind
@@ -338,6 +342,9 @@ def _carrier(
     except ValueError:
         got = raw["bind_mode"]
         problem.fail(f"{path}.bind_mode", f'expected transceiver or transmitter_receiver, got "{got}"')
+    style = raw.get("receipt_id_style", "string")
+    if style not in RECEIPT_ID_STYLES:
+        problem.fail(f"{path}.receipt_id_style", f"expected one of {', '.join(RECEIPT_ID_STYLES)}, got {style!r}")
     _check_ranges(raw, path, problem)
     options = {k: raw[k] for k in _CARRIER_KEYS if k in raw and k not in _NOT_FIELDS}
     for key in ("tps", "enquire_link_s", "response_timeout_s", "breaker_cooldown_s", "reconnect_max_s"):

@@ -37,8 +37,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from alerting.errors import ConfigError
+from broadcast.carriers import RECEIPT_ID_STYLES
 
-STYLES = ("string", "hex", "decimal", "hex:decimal", "decimal:hex")
+STYLES = RECEIPT_ID_STYLES
 FINAL_STATES = frozenset({"DELIVRD", "EXPIRED", "DELETED", "UNDELIV", "REJECTD"})
 # SMPP 3.4 §5.3.2.35 message_state values.
 MESSAGE_STATES = {1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV", 6: "ACCEPTD",

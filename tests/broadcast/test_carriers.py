@@ -166,3 +166,11 @@ def test_unknown_carrier_lookup_names_the_known_ones():
 def test_missing_file_is_named(tmp_path: Path):
     with pytest.raises(ConfigError, match=r"nope\.toml"):
         load_carriers(tmp_path / "nope.toml", ENV)
+
+
+def test_an_unknown_receipt_id_style_is_refused_at_start_naming_the_key():
+    from tests.conftest import carriers_toml, sim_env
+
+    bad = carriers_toml({"alpha": 2775}).replace('test = true', 'test = true\nreceipt_id_style = "base64"')
+    with pytest.raises(ConfigError, match=r"carriers\.alpha\.receipt_id_style"):
+        parse_carriers(bad, sim_env())
