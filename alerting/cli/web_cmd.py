@@ -21,5 +21,8 @@ def web(ctx: Context, host: str, port: int, tile_url: str | None, proxy_hops: in
     from alerting.web import create_app
 
     app = create_app(ctx.settings, tile_url=tile_url, proxy_hops=proxy_hops)
+    if host not in ("127.0.0.1", "::1", "localhost") and not proxy_hops:
+        click.echo("warning: plain HTTP on a network address; sessions and codes cross the wire in clear. "
+                   "Put a TLS proxy in front and pass --proxy-hops 1.", err=True)
     click.echo(f"Sirena console on http://{host}:{port}/ (Ctrl-C stops it)")
     run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)

@@ -29,6 +29,7 @@ def _render_operators(errors: dict[str, str], created: Any = None) -> str:
 @bp.get("/operators")
 @requires_role(Role.ADMIN)
 def operators() -> str:
+    """Operators with their roles, enrolment and last sign-in."""
     return _render_operators({})
 
 
@@ -36,6 +37,7 @@ def operators() -> str:
 @requires_role(Role.ADMIN)
 @on_invalid(_render_operators)
 def create_operator() -> str:
+    """Create an operator (step-up code); the password and TOTP URI are shown once."""
     settings = current_app.config["SIRENA_SETTINGS"]
     with transaction() as db:
         step_up(db, "console.admin.create_operator")
@@ -49,6 +51,7 @@ def create_operator() -> str:
 @bp.post("/operators/<int:operator_id>/unlock")
 @requires_role(Role.ADMIN)
 def unlock(operator_id: int) -> Any:
+    """Lift the account-wide sign-in lock of an operator (audited)."""
     with transaction() as db:
         operator = db.get(Operator, operator_id)
         if operator is None:
@@ -63,6 +66,7 @@ def unlock(operator_id: int) -> Any:
 @bp.post("/operators/<int:operator_id>/disable")
 @requires_role(Role.ADMIN)
 def disable(operator_id: int) -> Any:
+    """Disable (and sign out everywhere) or re-enable an operator (audited)."""
     with transaction() as db:
         operator = db.get(Operator, operator_id, with_for_update=True)
         if operator is None:
@@ -85,6 +89,7 @@ def _render_tokens(errors: dict[str, str], created: str | None = None) -> str:
 @bp.get("/tokens")
 @requires_role(Role.ADMIN)
 def tokens() -> str:
+    """API tokens: who, scopes, expiry, revocation."""
     return _render_tokens({})
 
 
@@ -92,6 +97,7 @@ def tokens() -> str:
 @requires_role(Role.ADMIN)
 @on_invalid(_render_tokens)
 def create_token() -> str:
+    """Create an API token (step-up code); shown once, stored hashed."""
     with transaction() as db:
         step_up(db, "console.admin.create_token")
         _, token = accounts.create_token(db, request.form.get("username", ""), request.form.getlist("scopes"),
@@ -111,6 +117,7 @@ def senders() -> str:
 @bp.post("/tokens/<int:token_id>/revoke")
 @requires_role(Role.ADMIN)
 def revoke_token(token_id: int) -> Any:
+    """Revoke an API token at once (audited)."""
     with transaction() as db:
         accounts.revoke_token(db, token_id, current_actor())
     flash("Token revoked.", "ok")

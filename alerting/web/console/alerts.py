@@ -189,6 +189,7 @@ def _confirm_live(db: Session, draft: lifecycle.AlertDraft) -> None:
 @bp.get("/alerts/new")
 @requires_role(*COMPOSERS)
 def new() -> str:
+    """The compose form: mode first, then target on the map, texts, sending options."""
     return _render_compose({})
 
 
@@ -197,6 +198,7 @@ def new() -> str:
 @on_invalid(_render_compose_again)
 @limiter.limit(ACTION_LIMIT)
 def create() -> Any:
+    """Save a new draft (and submit it when asked). A live one needs its summary typed."""
     with transaction() as db:
         draft, correction, cancel = _parse(db)
         _confirm_live(db, draft)
@@ -211,6 +213,7 @@ def create() -> Any:
 @bp.get("/alerts/<int:alert_id>/edit")
 @requires_role(*COMPOSERS)
 def edit(alert_id: int) -> str:
+    """The compose form for an editable alert."""
     with transaction() as db:
         lifecycle.get_alert(db, alert_id)
     return _render_compose({}, alert_id)
@@ -221,6 +224,7 @@ def edit(alert_id: int) -> str:
 @on_invalid(_render_compose_again)
 @limiter.limit(ACTION_LIMIT)
 def update(alert_id: int) -> Any:
+    """Save changes to an editable alert; any approval it had is void."""
     with transaction() as db:
         draft, correction, cancel = _parse(db)
         _confirm_live(db, draft)
@@ -240,6 +244,7 @@ def update(alert_id: int) -> Any:
 @requires_role(*COMPOSERS)
 @limiter.limit(ACTION_LIMIT)
 def submit(alert_id: int) -> Any:
+    """Ask for a second operator's approval (zone versions pinned, hash fixed)."""
     with transaction() as db:
         alert = review.submit_for_approval(db, alert_id, current_actor())
     flash(f"Alert {alert.reference} is waiting for a second operator's approval.", "ok")
@@ -273,6 +278,7 @@ def _render_review(errors: dict[str, str]) -> str:
 @bp.get("/approvals")
 @requires_role(Role.APPROVER)
 def approvals() -> str:
+    """Alerts waiting for approval, oldest first."""
     with transaction() as db:
         pending = list(db.scalars(select(Alert).where(Alert.state == AlertState.PENDING_APPROVAL)
                                   .order_by(Alert.submitted_at)))
@@ -282,6 +288,7 @@ def approvals() -> str:
 @bp.get("/alerts/<int:alert_id>/review")
 @requires_role(Role.APPROVER)
 def review_page(alert_id: int) -> str:
+    """What an approver must see before approving: phones' texts, recipients, map, blast radius."""
     return _render_review({})
 
 
@@ -290,6 +297,7 @@ def review_page(alert_id: int) -> str:
 @on_invalid(_render_review)
 @limiter.limit(ACTION_LIMIT)
 def approve(alert_id: int) -> Any:
+    """Approve (a live alert needs a fresh TOTP code); arms the correction with it."""
     with transaction() as db:
         if lifecycle.get_alert(db, alert_id).mode is AlertMode.LIVE:
             step_up(db, "console.alerts.approve")  # a hijacked session alone cannot approve a live alert
@@ -306,6 +314,7 @@ def approve(alert_id: int) -> Any:
 @requires_role(Role.APPROVER)
 @on_invalid(_render_review)
 def reject(alert_id: int) -> Any:
+    """Reject with a reason; the composer may revise."""
     with transaction() as db:
         alert = lifecycle.reject_alert(db, alert_id, current_actor(), request.form.get("reason", ""))
     flash(f"Alert {alert.reference} rejected.", "ok")

@@ -31,6 +31,7 @@ def _alert_id() -> int | None:
 @bp.get("/timeline")
 @requires_role(*AUDITORS)
 def timeline() -> str:
+    """The trail, newest first, overall or about one alert."""
     alert_id = _alert_id()
     where, params = "", {"limit": PAGE}
     if alert_id is not None:
@@ -47,6 +48,7 @@ def timeline() -> str:
 @bp.get("/verify")
 @requires_role(*AUDITORS)
 def verify() -> str:
+    """Recompute the hash chain and check it against the signed checkpoints."""
     from audit.verify import verify_chain
 
     verdict = verify_chain(engine(), current_app.config["SIRENA_SETTINGS"])
@@ -56,6 +58,7 @@ def verify() -> str:
 @bp.get("/export")
 @requires_role(*AUDITORS)
 def export() -> Any:
+    """Download the trail (or one alert's part) as signed JSON or CSV."""
     from audit.checkpoints import signing_key
     from audit.export import Scope, write_export
 

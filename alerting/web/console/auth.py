@@ -46,6 +46,7 @@ def _pending() -> dict[str, Any] | None:
 @limiter.limit(SIGN_IN_LIMIT, methods=["POST"])
 @limiter.limit(PAGE_LIMIT, methods=["GET"])  # each visit stores a CSRF token server-side: bound the rows
 def login() -> Any:
+    """Sign-in step 1: the password (generic failure message, lockout, audited)."""
     if current_operator() is not None and request.method == "GET":
         return redirect(url_for("console.dashboard"))
     next_url = safe_next(request.values.get("next"))
@@ -68,6 +69,7 @@ def login() -> Any:
 @public
 @limiter.limit(SIGN_IN_LIMIT, methods=["POST"])
 def code() -> Any:
+    """Sign-in step 2: a single-use TOTP code, or the first enrolment; a new session id on success."""
     pending = _pending()
     if pending is None:
         flash("Sign in again: the password step expired.", "error")
@@ -121,6 +123,7 @@ def enrol_qr() -> Response:
 @bp.post("/logout")
 @requires_login
 def logout() -> Any:
+    """Sign out: the session row is revoked, so a copied cookie stops working."""
     from audit import trail
 
     with transaction() as db:
@@ -137,6 +140,7 @@ def _render_password(fields: dict[str, str]) -> str:
 @bp.get("/account/password")
 @requires_login
 def password_form() -> str:
+    """The password change form and the sign-out-everywhere button."""
     return _render_password({})
 
 
@@ -144,6 +148,7 @@ def password_form() -> str:
 @requires_login
 @on_invalid(_render_password)
 def password_change() -> Any:
+    """Change the own password; every other session is signed out."""
     operator = current_operator()
     assert operator is not None
     with transaction() as db:
@@ -175,6 +180,7 @@ def revoke_other_sessions() -> Any:
 @bp.post("/account/language")
 @requires_login
 def set_language() -> Any:
+    """The operator's console language (es or en)."""
     choice = request.form.get("language", "")
     if choice not in LANGUAGES:
         raise InvalidInput("unknown language", fields={"language": "expected es or en"})

@@ -19,6 +19,7 @@ SILENCE_AFTER = 20  # messages handed to a carrier with not one receipt back
 @bp.get("/")
 @requires_role(Role.COMPOSER, Role.APPROVER, Role.ADMIN, Role.AUDITOR)
 def dashboard() -> str:
+    """Alerts in progress with live counts, approvals waiting, carriers, HELP replies."""
     with transaction() as db:
         running = list(db.scalars(select(Alert).where(Alert.state.in_(IN_PROGRESS)).order_by(Alert.id.desc())))
         counts = {a.id: jobs.counts_by_state(db, a.id) for a in running}

@@ -25,6 +25,7 @@ EDITORS = (Role.ADMIN,)
 @bp.get("/contacts")
 @requires_role(*READERS)
 def contacts() -> str:
+    """Search contacts by number or name (first 100)."""
     query = request.args.get("q", "").strip()[:64]
     with transaction() as db:
         stmt = select(Contact).order_by(Contact.id).limit(100)
@@ -42,6 +43,7 @@ def _render_import(errors: dict[str, str]) -> str:
 @bp.get("/contacts/import")
 @requires_role(*EDITORS)
 def import_form() -> str:
+    """The contact CSV import form."""
     return _render_import({})
 
 
@@ -49,6 +51,7 @@ def import_form() -> str:
 @requires_role(*EDITORS)
 @on_invalid(_render_import)
 def import_upload() -> str:
+    """Import a contact CSV; the report lists every rejected row."""
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise InvalidInput("choose a CSV file", fields={"file": "required"})
@@ -63,6 +66,7 @@ def import_upload() -> str:
 @bp.post("/contacts/opt-out")
 @requires_role(*EDITORS)
 def opt_out() -> Any:
+    """Opt a number out (with a reason) or back in (audited)."""
     settings = current_app.config["SIRENA_SETTINGS"]
     with transaction() as db:
         if request.form.get("action") == "opt_in":
@@ -83,6 +87,7 @@ def _render_groups(errors: dict[str, str]) -> str:
 @bp.get("/groups")
 @requires_role(*READERS)
 def groups() -> str:
+    """Static and dynamic groups, with members and drill marking."""
     return _render_groups({})
 
 
@@ -90,6 +95,7 @@ def groups() -> str:
 @requires_role(*EDITORS)
 @on_invalid(_render_groups)
 def create_group() -> Any:
+    """Create a group (a dynamic one with its criterion)."""
     form = request.form
     criterion = None
     if form.get("criterion", "").strip():
@@ -114,6 +120,7 @@ def _render_zones(errors: dict[str, str]) -> str:
 @bp.get("/zones")
 @requires_role(*READERS)
 def zone_list() -> str:
+    """Zones on the map, with versions and areas."""
     return _render_zones({})
 
 
@@ -121,6 +128,7 @@ def zone_list() -> str:
 @requires_role(*EDITORS)
 @on_invalid(_render_zones)
 def zone_import() -> Any:
+    """Import zones from GeoJSON; a bad feature is named with its reason."""
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise InvalidInput("choose a GeoJSON file", fields={"file": "required"})

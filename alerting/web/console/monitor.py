@@ -27,6 +27,7 @@ DONE = (AlertState.COMPLETED, AlertState.CANCELLED, AlertState.SUPERSEDED, Alert
 @bp.get("/alerts")
 @requires_role(*WATCHERS)
 def index() -> str:
+    """The latest 200 alerts."""
     with transaction() as db:
         rows = list(db.scalars(select(Alert).order_by(Alert.id.desc()).limit(200)))
     return render_template("alerts/index.html", alerts=rows)
@@ -35,6 +36,7 @@ def index() -> str:
 @bp.get("/alerts/<int:alert_id>")
 @requires_role(*WATCHERS)
 def detail(alert_id: int) -> str:
+    """An alert, live: counts, chart, replies, map of responders, non-responders, actions."""
     from broadcast import followups, replies
 
     with transaction() as db:
@@ -87,6 +89,7 @@ def points(alert_id: int) -> Any:
 @bp.post("/alerts/<int:alert_id>/cancel")
 @requires_role(*CANCELLERS)
 def cancel(alert_id: int) -> Any:
+    """Stop a send: unsent deliveries purged at once; the correction is offered next."""
     reason = request.form.get("reason", "").strip()
     if not reason:
         raise InvalidInput("say why the send is stopped", fields={"reason": "required"})
@@ -102,6 +105,7 @@ def cancel(alert_id: int) -> Any:
 @requires_role(*CORRECTORS)
 @limiter.limit(ACTION_LIMIT)
 def correction(alert_id: int) -> Any:
+    """Fire the pre-armed correction (or cancellation) in one step, at flash priority."""
     kind = request.form.get("kind", "correction")
     typed = request.form.get("text", "").strip() or None
     with transaction() as db:
@@ -115,6 +119,7 @@ def correction(alert_id: int) -> Any:
 @requires_role(Role.COMPOSER, Role.APPROVER, Role.ADMIN)
 @limiter.limit(ACTION_LIMIT)
 def escalate(alert_id: int) -> Any:
+    """Run every escalation stage not yet run, now."""
     from broadcast import escalation
 
     with transaction() as db:
