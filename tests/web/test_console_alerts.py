@@ -348,3 +348,12 @@ def test_stopping_a_send_offers_the_correction_at_once(app, db, people, town, re
     assert "have NOT been told" in page and 'id="fire-correction"' in page
     assert db.get(Alert, alert_id).state is AlertState.CANCELLED
     assert jobs.counts_by_state(db, alert_id).get("cancelled") == 1
+
+
+def test_every_ready_template_passes_compose_validation(db, factories):
+    from alerting.texts import check_placeholders
+    from alerting.web.message_templates import TEMPLATES
+
+    for template in TEMPLATES:
+        check_placeholders(template.texts)  # every contact placeholder has a default
+        assert set(template.texts) == {"es", "en"}

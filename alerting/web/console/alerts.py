@@ -18,6 +18,7 @@ from alerting.errors import InvalidInput
 from alerting.models import Alert, AlertMode, AlertState, Group, Priority, Role, Sender
 from alerting.web import review
 from alerting.web.errors import on_invalid
+from alerting.web.message_templates import TEMPLATES
 from alerting.web.security import current_actor, limiter, requires_login, requires_role, step_up
 from broadcast.encoding import analyze
 from geo import targeting, zones
@@ -74,6 +75,7 @@ def _choices(db: Session) -> dict[str, Any]:
         "group_list": list(db.scalars(select(Group).order_by(Group.name))),
         "senders": list(db.scalars(select(Sender).where(Sender.active).order_by(Sender.name))),
         "priorities": [p.value for p in Priority],
+        "message_templates": TEMPLATES,
     }
 
 

@@ -92,6 +92,17 @@
     });
   }
 
+  var picker = document.getElementById("template");
+  picker.addEventListener("change", function () {
+    var chosen = picker.options[picker.selectedIndex];
+    if (!chosen.value) { return; }
+    ["es", "en"].forEach(function (l) {
+      var box = form.elements["text_" + l];
+      if (!box.value || window.confirm("Replace the " + l + " text with the template?")) { box.value = chosen.dataset[l]; }
+    });
+    segments(); save();
+  });
+
   restore();
   form.addEventListener("change", function () { showMode(); save(); });
   form.addEventListener("input", function (e) { save(); if (e.target.dataset.lang) { segments(); } });
