@@ -36,6 +36,7 @@ from alerting.models import Alert, AlertMode, AlertState, Delivery, DeliveryStat
 from alerting.settings import Settings
 from audit import trail
 from broadcast.jobs import counts_by_carrier, counts_by_state
+from geo import targeting
 
 
 def _settings() -> Settings:
@@ -82,7 +83,9 @@ def create_alert(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     if draft.scheduled_at is not None:
         schedules.check_quiet_hours(draft.mode, draft.scheduled_at, ZoneInfo(_settings().timezone),
                                     _intake_config(), body.get("quiet_override_reason"))
+    spec = targeting.TargetSpec.from_json(draft.target, region=_settings().default_region)  # shape: 422 naming it
     with transaction() as session:
+        targeting.resolve(session, spec)  # unknown zones and groups: NotFound naming each
         alert = lifecycle.compose_alert(session, draft, g.actor)
         if body.get("quiet_override_reason") and draft.scheduled_at is not None and draft.mode is not AlertMode.LIVE:
             trail.append(session, actor=g.actor, action="alert.quiet_hours_overridden", subject_type="alert",

@@ -40,6 +40,7 @@ from alerting.settings import Settings
 from audit import trail
 from audit.actor import Actor
 from audit.trail import audit_refusal
+from geo import targeting
 
 CHANNEL = "smtp"
 
@@ -162,6 +163,7 @@ def _create(session: Session, request: MailRequest, actor: Actor, config: Intake
                                  title=request.title, target={"groups": groups}, origin="email",
                                  scheduled_at=request.scheduled_at,
                                  idempotency_key=f"email:{request.message_id}" if request.message_id else None)
+    targeting.resolve(session, targeting.TargetSpec.from_json(draft.target))  # unknown groups: named
     alert = lifecycle.compose_alert(session, draft, actor)
     if alert.state is not AlertState.DRAFT or alert.submitted_at is not None:
         return [f"Already received: alert {alert.reference} ({alert.state.value})."], alert.id, "duplicate"

@@ -67,6 +67,8 @@ def make_token(db: Session, factories):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def sender(factories):  # type: ignore[no-untyped-def]
+    """The sender, and the group, that live_alert_body() aims at."""
+    factories.GroupFactory(name="vecinos")
     return factories.SenderFactory(name="SIRENA-SC")
 
 

@@ -137,7 +137,6 @@ def test_a_scheduled_drill_at_night_needs_an_override_reason(client, composer, s
 
 def test_scheduled_alerts_are_listed_until_they_start_and_can_be_cancelled(client, composer, approver, sender,
                                                                           factories):
-    factories.GroupFactory(name="vecinos")
     created = client.post("/api/v1/alerts", json=live_alert_body(scheduled_at="2031-03-04T12:00:00-03:00"),
                           headers=composer.headers).get_json()
     submitted = client.post(f"/api/v1/alerts/{created['id']}/submit", headers=composer.headers).get_json()
@@ -188,3 +187,18 @@ def test_a_composer_token_cannot_fire_a_correction(client, composer, approver, s
                 headers=approver.headers)
     response = client.post(f"/api/v1/alerts/{alert['id']}/correct", json={}, headers=composer.headers)
     assert response.status_code == 403
+
+
+def test_an_unknown_group_or_zone_is_refused_naming_each(client, composer, sender):
+    response = client.post("/api/v1/alerts", json=live_alert_body(target={"groups": ["nadie"], "zones": ["Atlantida"]}),
+                           headers=composer.headers)
+    assert response.status_code == 404
+    errors = {e["field"]: e["reason"] for e in response.get_json()["errors"]}
+    assert 'unknown group "nadie"' in errors["groups"] and 'unknown zone "Atlantida"' in errors["zones"]
+
+
+def test_a_malformed_criterion_is_refused_naming_its_path(client, composer, sender, factories):
+    body = live_alert_body(target={"groups": ["vecinos"], "criteria": {"all": [{"attr": "x", "op": "nope"}]}})
+    response = client.post("/api/v1/alerts", json=body, headers=composer.headers)
+    assert response.status_code == 422
+    assert response.get_json()["errors"][0]["field"].startswith("target.criteria")

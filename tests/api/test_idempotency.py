@@ -55,13 +55,14 @@ def test_concurrent_retries_with_one_key_make_one_alert(committed_db, redis_db):
     """Two threads, two connections, real commits: the claim row lets exactly one act."""
     from alerting.accounts import create_token
     from alerting.db import transaction
-    from alerting.models import Operator, Sender, SenderKind
+    from alerting.models import Group, GroupKind, Operator, Sender, SenderKind
     from audit.actor import Actor
     from tests.api.conftest import make_app
 
     with transaction() as session:
         session.add(Sender(name="SIRENA-SC", kind=SenderKind.SHORT, address="4242", active=True))
         session.add(Operator(username="maquina", password_hash="x", roles=["composer"]))
+        session.add(Group(name="vecinos", kind=GroupKind.STATIC, drill_allowed=False, description=""))
         session.flush()
         _, token = create_token(session, "maquina", ["alerts:draft"], Actor.system("test"))
     app = make_app(committed_db)

@@ -29,7 +29,6 @@ SCHEMA.config.phases.coverage.enabled = False
 @pytest.fixture
 def fuzz_headers(app, make_token, sender, factories):  # type: ignore[no-untyped-def]
     """A token with every scope on an operator with every role, a sender and a group to aim at."""
-    factories.GroupFactory(name="vecinos")
     app.config["SIRENA_API_RATE_PER_MIN"] = 0  # schemathesis is one client hammering on purpose
     return {"Authorization": f"Bearer {make_token(('composer', 'approver', 'admin')).token}"}
 
