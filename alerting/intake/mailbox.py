@@ -163,7 +163,8 @@ def _create(session: Session, request: MailRequest, actor: Actor, config: Intake
                                  title=request.title, target={"groups": groups}, origin="email",
                                  scheduled_at=request.scheduled_at,
                                  idempotency_key=f"email:{request.message_id}" if request.message_id else None)
-    targeting.resolve(session, targeting.TargetSpec.from_json(draft.target))  # unknown groups: named
+    spec = targeting.TargetSpec.from_json(draft.target)
+    targeting.resolve(session, spec)  # unknown groups: NotFound naming each
     alert = lifecycle.compose_alert(session, draft, actor)
     if alert.state is not AlertState.DRAFT or alert.submitted_at is not None:
         return [f"Already received: alert {alert.reference} ({alert.state.value})."], alert.id, "duplicate"
@@ -174,6 +175,7 @@ def _create(session: Session, request: MailRequest, actor: Actor, config: Intake
                      reason=request.quiet_override_reason)
     lines = [f"Alert {alert.reference} created from your mail: {alert.mode.value.upper()}, "
              f"priority {alert.priority.value}, to groups {', '.join(groups)}.",
+             f"It would reach {targeting.preview(session, spec).total} phone(s) now.",
              "It is PENDING APPROVAL: nothing is sent until a different operator approves it.", "", *lines]
     return lines, alert.id, "draft_created"
 

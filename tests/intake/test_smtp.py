@@ -103,6 +103,11 @@ def test_a_mail_with_token_groups_and_numbers_becomes_a_draft_pending_approval(m
     assert alert.texts == {"es": "Corte de agua hasta las 18:00."} and alert.priority.value == "high"
     assert "bomberos" in alert.target["groups"] and len(alert.target["groups"]) == 2
     assert alert.reference in reply and "PENDING APPROVAL" in reply and f"To: {SENDER}" in reply
+    from email import message_from_bytes, policy
+
+    body = message_from_bytes(capture.messages[0][2], policy=policy.default).get_content()
+    assert "It would reach 1 phone(s) now." in body  # +56912345678 is not a valid Chilean mobile: rejected
+    assert "recipients read: 2, imported 1, rejected 1" in body
     with transaction() as session:
         assert session.scalar(select(Contact).where(Contact.msisdn == "+56987654321")) is not None
         outcome = session.scalar(select(IntakeMessage.outcome).where(IntakeMessage.alert_id == alert.id))
