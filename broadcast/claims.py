@@ -170,8 +170,35 @@ def cut_batches(session: Session, alert_id: int, *, after_id: int = 0, size: int
 
 
 def remaining(session: Session, alert_id: int) -> int:
-    """Deliveries of the alert not yet handed to a carrier nor finished (from the live counters)."""
+    """Deliveries of the alert not yet handed to a carrier (from the live counters: cheap, approximate)."""
     return int(session.execute(text("""
         SELECT coalesce(sum(n), 0) FROM alert_counters
          WHERE alert_id = :a AND state IN ('queued', 'submitting', 'waiting_route')
     """), {"a": alert_id}).scalar_one())
+
+
+def any_unsent(session: Session, alert_id: int) -> bool:
+    """Whether any delivery of the alert is still queued, submitting or waiting for a route.
+
+    Read from the rows themselves (an index probe), never from the counters: completing an alert
+    that still has work would strand it.
+    """
+    return bool(session.execute(text("""
+        SELECT EXISTS (SELECT 1 FROM deliveries WHERE alert_id = :a
+                          AND state IN ('queued', 'submitting', 'waiting_route'))
+    """), {"a": alert_id}).scalar_one())
+
+
+def recount(session: Session, alert_id: int) -> dict[str, int]:
+    """Rebuild the alert's live counters from its rows (one GROUP BY); returns the counts by state."""
+    session.execute(text("DELETE FROM alert_counters WHERE alert_id = :a"), {"a": alert_id})
+    rows = session.execute(text("""
+        INSERT INTO alert_counters (alert_id, state, carrier, n)
+        SELECT alert_id, state, coalesce(carrier, ''), count(*) FROM deliveries WHERE alert_id = :a
+         GROUP BY 1, 2, 3
+        RETURNING state, n
+    """), {"a": alert_id}).all()
+    counts: dict[str, int] = {}
+    for state, n in rows:
+        counts[state] = counts.get(state, 0) + int(n)
+    return counts
