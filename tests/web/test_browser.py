@@ -151,6 +151,7 @@ def test_console_end_to_end(server, chromium, request):  # type: ignore[no-untyp
         ana.click("#preview-button")
         expect(ana.locator("#preview-out")).to_contain_text("recipients")
         assert "5 recipients" in ana.inner_text("#preview-out")
+        _screenshot(ana, "compose.png")
         ana.fill("#confirm_live", ana.inner_text("#confirm-phrase"))
         ana.click("#save-submit")
         ana.wait_for_url(re.compile(r"/alerts/\d+$"))
@@ -205,6 +206,7 @@ def test_console_end_to_end(server, chromium, request):  # type: ignore[no-untyp
         ana.wait_for_url(re.compile(r"/alerts/\d+$"))
         assert ana.locator("#mode-band.band-exercise").is_visible()
         assert ana.inner_text("pre.phone-text").startswith("SIMULACRO: ")
+        _screenshot(ana, "exercise.png")
         assert problems == [], problems
     except Exception:
         out = ROOT / "test-results"
