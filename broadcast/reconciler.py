@@ -149,7 +149,8 @@ def _orphan_batches(session, alert_id: int, covered: list[tuple[int, int]]) -> l
 
 def periodic_tasks(settings: object | None = None) -> list[tuple[str, object]]:
     """What else the scheduler runs each pass, each in its own transaction, with the time passed in:
-    escalations at ACK deadlines (and the inbound sweep), recurring schedules due, audit checkpoints."""
+    escalations at ACK deadlines (and the inbound sweep), recurring schedules and webhooks, audit
+    checkpoints."""
     from alerting.db import engine
 
     def escalations(now: object) -> object:
@@ -157,18 +158,21 @@ def periodic_tasks(settings: object | None = None) -> list[tuple[str, object]]:
 
         return escalation.periodic_pass(now)  # type: ignore[arg-type]
 
-    def schedules(now: object) -> object:
-        from alerting import schedules as recurring
+    def interfaces(now: object) -> object:
+        """Recurring schedules due, webhook events collected and their retries re-queued."""
+        import os
 
-        with transaction() as session:
-            return len(recurring.fire_due_schedules(session, now))  # type: ignore[arg-type]
+        from alerting.intake.config import IntakeConfig
+        from alerting.intake.tick import tick
+
+        return tick(config=IntakeConfig.from_env(os.environ), now=now)  # type: ignore[arg-type]
 
     def checkpoint(now: object) -> object:
         from audit.checkpoints import checkpoint_if_due
 
         return checkpoint_if_due(engine(), settings, every_s=300.0) if settings is not None else None  # type: ignore[arg-type]
 
-    return [("escalations", escalations), ("schedules", schedules), ("checkpoint", checkpoint)]
+    return [("escalations", escalations), ("interfaces", interfaces), ("checkpoint", checkpoint)]
 
 
 def run_forever(redis: Redis | None, *, interval_s: float = 2.0, stop: object = None,

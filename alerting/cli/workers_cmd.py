@@ -29,7 +29,7 @@ def _redis(ctx: Context):  # type: ignore[no-untyped-def]
 
 
 @cli.command("worker")
-@click.option("--queues", default=",".join(PRIORITY_QUEUES), show_default=True,
+@click.option("--queues", default=",".join((*PRIORITY_QUEUES, "webhooks")), show_default=True,
               help="Comma-separated, highest priority first.")
 @click.option("--share", default="1/1", show_default=True,
               help="K/N: this process opens the K-th of N equal shares of every carrier's binds and TPS.")
@@ -52,6 +52,9 @@ def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool,
         raise click.BadParameter(f'expected K/N such as 1/2, got "{share}"', param_hint="--share")
     ctx.db()
     conn = _redis(ctx)
+    from alerting.webhooks import configure_webhooks
+
+    configure_webhooks(ctx.settings.secret_key())
     config = load_carriers(ctx)
     sync_senders(config)
     inbound = InboundStore(after_store=_process_inbound_hook())
