@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from alerting import corrections, lifecycle
+from alerting import approvals, lifecycle
 from alerting.accounts import actor_of
 from alerting.db import utcnow
 from alerting.errors import InvalidInput, InvalidTransition, NotFound, SirenaError, TwoPersonRuleViolated
@@ -195,11 +195,12 @@ def _fire_one(session: Session, schedule: Schedule, run: ScheduleRun, tz: ZoneIn
     try:
         with session.begin_nested():
             alert = lifecycle.compose_alert(session, draft, actor_of(composer, interface="scheduler"))
-            lifecycle.submit_alert(session, alert.id, actor_of(composer, interface="scheduler"))
+            approvals.submit_for_approval(session, alert.id, actor_of(composer, interface="scheduler"),
+                                          require_recipients=False)
             run.alert_id, run.outcome = alert.id, "drafted"
             if schedule.policy == "preapproved_exercise" and schedule.approved_by_id is not None:
                 approver = session.get(Operator, schedule.approved_by_id)
-                corrections.approve_alert(session, alert.id, actor_of(approver, interface="scheduler"),
+                approvals.approve_reviewed(session, alert.id, actor_of(approver, interface="scheduler"),
                                           override_reason=f"pre-approved drill schedule {schedule.name}")
                 run.outcome = "approved"
     except SirenaError as exc:

@@ -13,7 +13,7 @@ from flask import current_app, g
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerting import corrections, lifecycle, schedules
+from alerting import approvals, corrections, lifecycle, schedules
 from alerting.api import api_bp
 from alerting.api.framework import operation
 from alerting.api.schemas import (
@@ -110,7 +110,8 @@ def get_alert(alert_id: int) -> dict[str, Any]:
            response=AlertSchema, scope="alerts:submit")
 def submit_alert(alert_id: int) -> dict[str, Any]:
     with transaction() as session:
-        return alert_view(session, lifecycle.submit_alert(session, alert_id, g.actor))
+        return alert_view(session, approvals.submit_for_approval(session, alert_id, g.actor,
+                                                                  require_recipients=False))
 
 
 @operation(api_bp, "POST", "/alerts/<int:alert_id>/approve", summary="Approve (two-person rule)", tag="alerts",
@@ -118,7 +119,7 @@ def submit_alert(alert_id: int) -> dict[str, Any]:
            description="Refused (403, audited) when the token's operator composed the alert.")
 def approve_alert(alert_id: int, body: dict[str, Any]) -> dict[str, Any]:
     with transaction() as session:
-        alert = corrections.approve_alert(session, alert_id, g.actor, seen_hash=body.get("seen_hash"),
+        alert = approvals.approve_reviewed(session, alert_id, g.actor, seen_hash=body.get("seen_hash"),
                                           override_reason=body.get("override_reason"))
         return alert_view(session, alert)
 

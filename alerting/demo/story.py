@@ -18,8 +18,9 @@ from typing import Any
 import click
 from sqlalchemy import text
 
+from alerting import approvals
 from alerting.db import transaction, utcnow
-from alerting.lifecycle import AlertDraft, compose_alert, submit_alert
+from alerting.lifecycle import AlertDraft, compose_alert
 from alerting.models import AlertMode, Priority
 from audit.actor import Actor
 
@@ -57,12 +58,12 @@ class Story:
             alert = compose_alert(s, AlertDraft(texts=texts, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
                                                 priority=priority, title=title, target=target, **extra),
                                   self.actors.composer)
-            submit_alert(s, alert.id, self.actors.composer)
+            approvals.submit_for_approval(s, alert.id, self.actors.composer)
             self.say(f"  {self.actors.composer.name} composed {alert.reference} ({priority.value}): {title}")
             return alert.id
 
     def approve(self, alert_id: int, *approvers: Actor) -> float:
-        from alerting.corrections import approve_alert
+        from alerting.approvals import approve_reviewed as approve_alert
 
         for approver in approvers:
             with transaction() as s:

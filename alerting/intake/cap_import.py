@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from alerting import lifecycle
+from alerting import approvals, lifecycle
 from alerting.errors import InvalidInput
 from alerting.intake import cap
 from alerting.intake.cap_signature import verify
@@ -224,7 +224,7 @@ def import_cap(session: Session, data: bytes, *, actor: Actor, config: IntakeCon
     if mode is AlertMode.LIVE and original is None and not zone_names:
         warnings.append("left as a draft: no polygon or circle to aim at; choose the target, then submit")
     else:
-        lifecycle.submit_alert(session, alert.id, actor)
+        approvals.submit_for_approval(session, alert.id, actor, require_recipients=False)
     session.execute(CapMessage.__table__.update().where(CapMessage.id == claimed[0]).values(alert_id=alert.id))
     trail.append(session, actor=actor, action="cap.imported", subject_type="alert", subject_id=alert.id,
                  payload={"cap": draft.cap_identifier, "msg_type": doc.msg_type, "status": doc.status,

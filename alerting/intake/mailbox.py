@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerting import directory, lifecycle
+from alerting import approvals, directory, lifecycle
 from alerting.accounts import actor_of, get_operator
 from alerting.db import transaction
 from alerting.errors import InvalidInput, Refused, SirenaError
@@ -168,7 +168,7 @@ def _create(session: Session, request: MailRequest, actor: Actor, config: Intake
     alert = lifecycle.compose_alert(session, draft, actor)
     if alert.state is not AlertState.DRAFT or alert.submitted_at is not None:
         return [f"Already received: alert {alert.reference} ({alert.state.value})."], alert.id, "duplicate"
-    lifecycle.submit_alert(session, alert.id, actor)
+    approvals.submit_for_approval(session, alert.id, actor, require_recipients=False)
     if request.scheduled_at is not None and request.quiet_override_reason and alert.mode is not AlertMode.LIVE:
         trail.append(session, actor=actor, action="alert.quiet_hours_overridden", subject_type="alert",
                      subject_id=alert.id, payload={"scheduled_at": request.scheduled_at},

@@ -31,7 +31,8 @@ def test_circles_become_zones_and_a_live_alert_pending_approval(db, composer, co
     alert = db.get(Alert, result.alert_id)
     assert result.action == "drafted" and alert.state is AlertState.PENDING_APPROVAL
     assert alert.mode is AlertMode.LIVE and alert.origin == "cap" and alert.priority is Priority.LOW
-    assert alert.target == {"zones": result.zones} and len(result.zones) == 1
+    assert alert.target["zones"] == result.zones and len(result.zones) == 1
+    assert alert.target["zone_versions"] == {result.zones[0]: 1}  # pinned at submission
     assert db.scalar(select(Zone).where(Zone.name == result.zones[0], Zone.is_current)).source == "cap"
     assert "a second info in en-AU (Fire) was not used" in result.warnings
     assert set(alert.texts) == {"en"}

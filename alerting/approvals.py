@@ -1,0 +1,94 @@
+"""The checks around submitting and approving that every interface shares (console, API, e-mail, CAP).
+
+- `blast_radius`: the recipients count against the zones' expected population and the size of
+  the directory; a target far beyond them needs a written reason (FIELD.md req. 7).
+- `submit_for_approval` pins the zone versions into the target before the approval hash is
+  fixed, so what was approved is what fans out, even if a zone is redrawn meanwhile; a live alert
+  with nobody to reach is refused with the breakdown saying why.
+- `approve_reviewed`: the blast-radius rule, then `corrections.approve_alert` (which arms the
+  correction and cancellation with the same approval).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from alerting import corrections, lifecycle
+from alerting.errors import InvalidInput
+from alerting.models import Alert, AlertMode, Contact
+from alerting.texts import mode_prefix
+from audit.actor import Actor
+from geo import targeting
+from geo.models import Zone
+
+OVER_EXPECTED = 1.5  # recipients above 1.5 × the zones' expected population
+MOST_OF_DIRECTORY = 0.5  # or above half of every reachable contact …
+DIRECTORY_MIN = 1000  # … in a directory big enough for that share to mean "the public"
+
+
+@dataclass
+class BlastRadius:
+    recipients: int
+    expected: int | None
+    directory: int
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def needs_reason(self) -> bool:
+        return bool(self.reasons)
+
+
+def preview_alert(session: Session, alert: Alert) -> targeting.Preview:
+    spec = targeting.TargetSpec.from_json(alert.target or {})
+    texts = {lang: mode_prefix(alert.mode, lang) + body for lang, body in alert.texts.items()}
+    return targeting.preview(session, spec, languages=texts)
+
+
+def blast_radius(session: Session, alert: Alert, preview: targeting.Preview) -> BlastRadius:
+    """Whether the target is far beyond what its zones and the directory suggest."""
+    names = list((alert.target or {}).get("zones") or [])
+    expected = None
+    if names:
+        expected = session.scalar(select(func.sum(Zone.expected_population)).where(
+            Zone.name.in_(names), Zone.is_current, Zone.expected_population.is_not(None)))
+    directory = int(session.scalar(select(func.count()).select_from(Contact).where(
+        Contact.opted_out_at.is_(None))) or 0)
+    result = BlastRadius(preview.total, int(expected) if expected else None, directory)
+    if expected and preview.total > OVER_EXPECTED * expected:
+        result.reasons.append(f"{preview.total:,} recipients is more than {OVER_EXPECTED}× the zones' expected "
+                              f"population ({int(expected):,})")
+    if directory >= DIRECTORY_MIN and preview.total > MOST_OF_DIRECTORY * directory:
+        result.reasons.append(f"{preview.total:,} recipients is most of the directory ({directory:,} contacts)")
+    return result
+
+
+def submit_for_approval(session: Session, alert_id: int, composer: Actor, *, require_recipients: bool = True) -> Alert:
+    """Pin the zone versions into the target, then `lifecycle.submit_alert` (which fixes the hash)."""
+    alert = lifecycle.get_alert(session, alert_id, lock=True)
+    target = dict(alert.target or {})
+    if target.get("zones"):
+        record = targeting.resolution_record(session, targeting.TargetSpec.from_json(target))
+        if target.get("zone_versions") != record["zone_versions"]:
+            target["zone_versions"] = record["zone_versions"]
+            lifecycle.update_draft(session, alert_id, {"target": target}, composer)
+    if corrections.prearmed(session, alert_id) is None:
+        corrections.set_prearmed_texts(session, alert_id, None, None, composer)
+    if require_recipients and alert.mode is AlertMode.LIVE:
+        targeting.require_nonempty(preview_alert(session, alert), alert.mode)
+    return lifecycle.submit_alert(session, alert_id, composer)
+
+
+def approve_reviewed(session: Session, alert_id: int, approver: Actor, *, seen_hash: str | None = None,
+                     override_reason: str | None = None) -> Alert:
+    """Approve after the review: a blast-radius warning needs a reason (recorded with the approval)."""
+    alert = lifecycle.get_alert(session, alert_id, lock=True)
+    reason = (override_reason or "").strip() or None
+    if alert.mode is AlertMode.LIVE:
+        radius = blast_radius(session, alert, preview_alert(session, alert))
+        if radius.needs_reason and not reason:
+            raise InvalidInput("this target is far larger than expected: say why it is right",
+                               fields={"override_reason": "; ".join(radius.reasons)})
+    return corrections.approve_alert(session, alert_id, approver, seen_hash=seen_hash, override_reason=reason)
