@@ -21,6 +21,11 @@ def web(ctx: Context, host: str, port: int, tile_url: str | None, proxy_hops: in
     from alerting.web import create_app
 
     app = create_app(ctx.settings, tile_url=tile_url, proxy_hops=proxy_hops)
+    import os
+
+    from alerting.intake.config import IntakeConfig
+
+    app.config["SIRENA_INTAKE_CONFIG"] = IntakeConfig.from_env(os.environ)  # CAP trust, quiet hours
     if host not in ("127.0.0.1", "::1", "localhost") and not proxy_hops:
         click.echo("warning: plain HTTP on a network address; sessions and codes cross the wire in clear. "
                    "Put a TLS proxy in front and pass --proxy-hops 1.", err=True)

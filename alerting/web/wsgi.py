@@ -15,4 +15,10 @@ from alerting.web import create_app
 
 def make_app(proxy_hops: int = 1) -> Flask:
     """The console app from the environment's settings, trusting `proxy_hops` reverse proxies."""
-    return create_app(Settings.from_env(), proxy_hops=proxy_hops)
+    import os
+
+    from alerting.intake.config import IntakeConfig
+
+    app = create_app(Settings.from_env(), proxy_hops=proxy_hops)
+    app.config["SIRENA_INTAKE_CONFIG"] = IntakeConfig.from_env(os.environ)  # CAP trust, quiet hours
+    return app
