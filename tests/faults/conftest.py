@@ -14,6 +14,14 @@ from tests.conftest import carriers_toml, sim_env
 N = 5000  # recipients per case: the issue's minimum
 
 
+def fault_carriers(ports: dict[str, int], *, response_timeout_s: int = 10, **kwargs: object) -> str:
+    """carriers_toml with a response timeout long enough that a loaded CI machine's slow answers
+    are not taken for a dead link: each case's duplicates then come from its own fault only.
+    (The black-hole case keeps the short timeout: timeouts are its fault.)"""
+    return carriers_toml(ports, **kwargs).replace("response_timeout_s = 3",  # type: ignore[arg-type]
+                                                  f"response_timeout_s = {response_timeout_s}")
+
+
 def start_cluster(settings: Settings, carriers_text: str, tmp_path: Path) -> Cluster:
     """Write the carriers file, register its senders, return a Cluster (no process started yet)."""
     from broadcast.carriers import parse_carriers
@@ -47,4 +55,4 @@ def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
 @pytest.fixture
 def cluster(committed_db, redis_db, simulator, make_cluster):  # type: ignore[no-untyped-def]
     """The default cluster: alpha and beta, 2 binds of window 50 each, on a committed database."""
-    return make_cluster(committed_db, carriers_toml(simulator.ports(), binds=2, window=50))
+    return make_cluster(committed_db, fault_carriers(simulator.ports(), binds=2, window=50))

@@ -20,7 +20,7 @@ import pytest
 
 from tests.cluster import approved_alert, seed_group, wait_until
 from tests.conftest import _free_port, carriers_toml, sim_env
-from tests.faults.conftest import N
+from tests.faults.conftest import N, fault_carriers
 from tests.faults.rig import FaultRow, Stopwatch, check_recovered, record
 
 pytestmark = pytest.mark.faults
@@ -68,7 +68,7 @@ def test_black_hole_carrier_bounded_counted_duplicates(committed_db, redis_db, s
 def test_carrier_refusing_binds_for_a_while_traffic_waits_for_nobody(committed_db, redis_db, simulator,
                                                                       make_cluster, request):
     # 200 TPS per carrier: beta alone needs ~25 s, so alpha comes back before the end.
-    cluster = make_cluster(committed_db, carriers_toml(simulator.ports(), binds=BINDS, window=WINDOW, tps=200))
+    cluster = make_cluster(committed_db, fault_carriers(simulator.ports(), binds=BINDS, window=WINDOW, tps=200))
     seed_group(N)
     simulator.set_fault("alpha", "refuse_bind", for_s=REFUSE_S)
     refused_at = time.monotonic()

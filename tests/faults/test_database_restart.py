@@ -13,8 +13,8 @@ import pytest
 
 from alerting import db as dbmod
 from tests.cluster import approved_alert, seed_group, wait_until
-from tests.conftest import _free_port, carriers_toml
-from tests.faults.conftest import N
+from tests.conftest import _free_port
+from tests.faults.conftest import N, fault_carriers
 from tests.faults.pgcluster import ThrowawayPostgres
 from tests.faults.rig import FaultRow, Stopwatch, check_recovered, record
 
@@ -43,7 +43,7 @@ def test_postgres_restarted_mid_alert_workers_reconnect_and_finish(throwaway_pos
     """Bound: one slice (a slice submitted while the database was down may be re-sent, counted)."""
     pg, settings = throwaway_postgres
     # 300 TPS per carrier: the alert takes ~8 s, so the restart lands mid-send.
-    cluster = make_cluster(settings, carriers_toml(simulator.ports(), binds=2, window=50, tps=300))
+    cluster = make_cluster(settings, fault_carriers(simulator.ports(), binds=2, window=50, tps=300))
     seed_group(N)
     clock = Stopwatch()
     alert_id = approved_alert({"es": "Sismo: revise gas y agua. ACK {codigo}"})

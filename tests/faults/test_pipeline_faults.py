@@ -17,8 +17,8 @@ import pytest
 from alerting.models import Priority
 from alerting.outbox import configure_outbox, redis_connection
 from tests.cluster import approved_alert, seed_group, wait_until
-from tests.conftest import _free_port, carriers_toml
-from tests.faults.conftest import N
+from tests.conftest import _free_port
+from tests.faults.conftest import N, fault_carriers
 from tests.faults.rig import FaultRow, Stopwatch, check_recovered, record
 
 pytestmark = pytest.mark.faults
@@ -58,7 +58,7 @@ def test_redis_restarted_empty_mid_alert_still_completes(committed_db, simulator
         wait_until(lambda: _ping(url), 10, "redis up")
         settings = replace(committed_db, redis_url=url)
         configure_outbox(redis_connection(url))
-        cluster = make_cluster(settings, carriers_toml(simulator.ports(), binds=2, window=50, tps=2000))
+        cluster = make_cluster(settings, fault_carriers(simulator.ports(), binds=2, window=50, tps=2000))
         seed_group(N)
         clock = Stopwatch()
         alert_id = approved_alert({"es": "Corte de agua. ACK {codigo}"}, priority=Priority.NORMAL)
@@ -95,7 +95,7 @@ def test_a_carrier_dropping_then_refusing_binds_moves_traffic_to_the_other(clust
     cluster.worker()
     wait_until(lambda: simulator.submit_count() >= 500, 60, "sending under way")
     simulator.set_fault("alpha", "refuse_bind", for_s=30)
-    simulator.set_fault("alpha", "drop_after", n=1)
+    simulator.set_fault("alpha", "drop_after", n=1, times=2)  # both of alpha's binds
     cluster.wait_completed(alert_id)
     result = check_recovered(simulator, alert_id, N, bound=SLICE, settings=committed_db)
     beta = len(simulator.messages("beta"))
