@@ -21,19 +21,15 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, pool, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 from alerting import db as dbmod  # noqa: E402
-from alerting import migrate  # noqa: E402
 from alerting.db import transaction, utcnow  # noqa: E402
-from alerting.provision import SetupReport, ensure_database  # noqa: E402
 from alerting.settings import Settings  # noqa: E402
 
 DATABASE = "sirena_bench_inbound"
@@ -41,16 +37,10 @@ TEXTS = ["ACK 4821", "ok", "Recibido", "si", "ACK", "enterado 4821", "👍", "no
 
 
 def fresh_database() -> Settings:
-    base = Settings.from_env()
-    admin = create_engine(base.database_admin_url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-    admin.dispose()
-    ensure_database(base, DATABASE, SetupReport(), lambda _m: None)
-    owner = make_url(base.database_owner_url).set(database=DATABASE).render_as_string(hide_password=False)
-    migrate.upgrade(owner)
-    app = make_url(base.database_url).set(database=DATABASE).render_as_string(hide_password=False)
-    return replace(base, database_url=app, database_owner_url=owner)
+    """A fresh, migrated database of the benchmark's own (never the user's `sirena`)."""
+    from common import bench_settings
+
+    return bench_settings(DATABASE)
 
 
 def carriers_toml(ports: dict[str, int], binds: int) -> str:

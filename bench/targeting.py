@@ -38,9 +38,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.orm import Session as OrmSession  # noqa: E402
 
 from alerting import db as dbmod  # noqa: E402
-from alerting import migrate  # noqa: E402
 from alerting.models import Alert, AlertMode  # noqa: E402
-from alerting.provision import SetupReport, ensure_database  # noqa: E402
 from alerting.settings import Settings  # noqa: E402
 from geo.targeting import TargetSpec, contact_id_ranges, materialize_chunk, preview, resolution_record  # noqa: E402
 from geo.zones import save_zone  # noqa: E402
@@ -51,16 +49,10 @@ TEXT = "ALERTA: incendio forestal cerca de su domicilio. Evacúe hacia el sur. R
 
 
 def own_database() -> Settings:
-    base = Settings.from_env()
-    admin = create_engine(base.database_admin_url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-    admin.dispose()
-    ensure_database(base, DATABASE, SetupReport(), lambda _m: None)
-    owner = make_url(base.database_owner_url).set(database=DATABASE).render_as_string(hide_password=False)
-    migrate.upgrade(owner)
-    app = make_url(base.database_url).set(database=DATABASE).render_as_string(hide_password=False)
-    return replace(base, database_url=app, database_owner_url=owner)
+    """A fresh, migrated database of the benchmark's own (never the user's `sirena`)."""
+    from common import bench_settings
+
+    return bench_settings(DATABASE)
 
 
 def reused_database() -> Settings:
