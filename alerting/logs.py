@@ -92,7 +92,10 @@ def configure_logging(level: str | int = "WARNING", *, stream: IO[str] | None = 
             rq_logger.addHandler(_handler)
             rq_logger.propagate = False
     elif stream is not None and isinstance(_handler, logging.StreamHandler):
-        _handler.setStream(stream)
+        try:
+            _handler.setStream(stream)
+        except ValueError:  # the old stream is closed already (it cannot be flushed): just replace it
+            _handler.stream = stream
     set_level(level)
     return _handler
 
