@@ -80,6 +80,9 @@ def main() -> None:
     parser.add_argument("--flash", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--after", type=int, default=50_000, help="approve the flash once this many routine SMS left")
+    parser.add_argument("--finish", action="store_true",
+                        help="then wait for the routine alert to complete (its rate and every process's peak RSS)")
     args = parser.parse_args()
 
     settings = bench_settings("sirena_bench_preemption")
@@ -108,7 +111,7 @@ def main() -> None:
     sampler = Sampler({f"worker{k + 1}": w.pid for k, w in enumerate(workers)} | {"simulator": sim.pid})
     time.sleep(3)
     approve(routine, approver1)
-    while submitted(routine) < 20_000:
+    while submitted(routine) < args.after:
         time.sleep(0.05)
     routine_at = submitted(routine)
     approve(flash, approver1, approver2)
@@ -127,6 +130,13 @@ def main() -> None:
             "SELECT extract(epoch FROM first_submit_at - approved_at), extract(epoch FROM last_submit_at - approved_at)"
             " FROM alerts WHERE id = :a"), {"a": flash}).one()
     routine_then = submitted(routine)
+    routine_s = None
+    if args.finish:
+        while time.monotonic() - approved < 3600 and submitted(routine) < args.n:
+            time.sleep(0.5)
+        with transaction() as s:
+            routine_s = s.execute(text("SELECT extract(epoch FROM last_submit_at - approved_at) FROM alerts "
+                                       "WHERE id = :a"), {"a": routine}).scalar_one()
     peak = sampler.close()
     stop(*workers, scheduler, sim)
     result = {"bench": "preemption", "routine_n": args.n, "flash_n": args.flash, "workers": args.workers,
@@ -135,6 +145,8 @@ def main() -> None:
               "flash_last_submit_s": round(float(db_last), 3) if db_last is not None else None,
               "observed_first_s": round(first, 3) if first else None,
               "observed_last_s": round(last, 3) if last else None,
+              "routine_seconds": round(float(routine_s), 1) if routine_s else None,
+              "routine_msgs_per_s": round(args.n / float(routine_s)) if routine_s else None,
               "peak_rss_mb": peak}
     print(f"flash alert to {args.flash:,}: first SMS {result['flash_first_submit_s']} s after approval, last "
           f"{result['flash_last_submit_s']} s; the routine alert to {args.n:,} had {routine_at:,} submitted then")
