@@ -141,6 +141,9 @@ UPDATE followups f SET state = v.state, carrier = v.carrier, bind = v.bind, mess
 """
 
 
+MAX_ATTEMPTS = 30  # one pass every few seconds: minutes of retrying before a follow-up is given up
+
+
 def send_followups(limit: int = BATCH) -> dict[str, int]:
     """Job: claim queued follow-ups, submit them through this gateway's pool, record the outcomes.
 
@@ -159,8 +162,9 @@ def send_followups(limit: int = BATCH) -> dict[str, int]:
         messages: list[OutboundMessage] = []
         outcomes: list[tuple[Any, ...]] = []
         for row in claimed:
-            if row.attempts > 6:
-                outcomes.append((row.id, "failed", None, None, None, None, "gave_up", "not accepted after 6 attempts"))
+            if row.attempts > MAX_ATTEMPTS:
+                outcomes.append((row.id, "failed", None, None, None, None, "gave_up",
+                                 f"not accepted after {MAX_ATTEMPTS} attempts"))
                 continue
             encoded = encode_parts(row.text, next_reference())
             allowed = frozenset(row.allowed_carriers) if row.allowed_carriers else None
@@ -185,6 +189,10 @@ def send_followups(limit: int = BATCH) -> dict[str, int]:
             sent += state == "submitted"
         with transaction() as session:
             _record(session, outcomes)
+        if any(o[1] == "queued" for o in outcomes):
+            # Not accepted now (route down, throttled, no answer): retried by the next pass a few
+            # seconds later, not at once, so a carrier outage does not burn every attempt.
+            break
     return {"submitted": sent}
 
 
