@@ -251,6 +251,11 @@ def match_receipts(session: Session, receipt_ids: list[int] | None = None, *, li
     for table, column, ids in (("deliveries", "delivery_id", {h[0] for h in hits if h[0] is not None}),
                                ("followups", "followup_id", {h[1] for h in hits if h[1] is not None})):
         if ids:
+            # Lock the rows first, in id order, then apply in a new statement: a pass applying the
+            # other part of the same long message commits first, and this statement's snapshot
+            # then sees its receipts too (otherwise each would count only its own part).
+            session.execute(text(f"SELECT id FROM {table} WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
+                            {"ids": sorted(ids)})
             changed = session.execute(text(_APPLY.format(table=table, column=column)), {"ids": sorted(ids)}).all()
             report.changed += len(changed)
             if table == "deliveries":
