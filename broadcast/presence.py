@@ -90,9 +90,12 @@ def watch_gateway(gateway: Any, redis: Any, *, queues: list[str], share: str, me
 
     started = time.time()
 
+    carriers_of = {sender: [c.name for c in gateway.config.carriers if sender in c.senders]
+                   for sender in gateway.config.senders}
+
     def payload() -> dict[str, Any]:
         return {"queues": queues, "share": share, "started_at": started, "metrics_port": metrics_port,
-                "health": gateway.pool.health()}
+                "health": gateway.pool.health(), "senders": carriers_of}
 
     if metrics_port:
         metrics.serve(metrics_port, pool_health=gateway.pool.health, redis=redis)
@@ -105,3 +108,18 @@ def watch_scheduler(redis: Any, *, metrics_port: int = 0) -> None:
 
     if metrics_port:
         metrics.serve(metrics_port, redis=redis)
+
+
+def routes_up(records: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """sender → the carriers with at least one bind up for it, across every live gateway."""
+    up: set[str] = set()
+    senders: dict[str, set[str]] = {}
+    for record in records:
+        if record.get("role") != "gateway":
+            continue
+        for carrier, entry in (record.get("health") or {}).items():
+            if any(b.get("state") == "up" for b in (entry.get("binds") or {}).values()):
+                up.add(carrier)
+        for sender, carriers in (record.get("senders") or {}).items():
+            senders.setdefault(sender, set()).update(carriers)
+    return {sender: sorted(carriers & up) for sender, carriers in senders.items()}

@@ -80,10 +80,29 @@ def _check_redis() -> dict[str, Any]:
     return {"ok": True, "ms": round((time.monotonic() - started) * 1000, 1)}
 
 
-@operation(api_bp, "GET", "/readyz", summary="Readiness: PostgreSQL+PostGIS and Redis answer", tag="health",
-           response=HealthSchema, public=True, errors=(503,),
-           description="Bind health lives in the gateway workers' memory and is not published yet, so it is "
-                       "reported as unknown.")
+def _check_binds() -> dict[str, Any]:
+    """At least one bind up for every sender, from what the gateway workers publish every few seconds."""
+    from alerting.outbox import redis_connection
+    from broadcast.presence import read_all, routes_up
+
+    settings = current_app.config["SIRENA_SETTINGS"]
+    conn = redis_connection(settings.redis_url, timeout_s=1.0)
+    try:
+        routes = routes_up(read_all(conn))
+    finally:
+        conn.close()
+    if not routes:
+        return {"ok": False, "why": "no gateway worker is running (start `sirena worker`)"}
+    down = sorted(sender for sender, carriers in routes.items() if not carriers)
+    if down:
+        return {"ok": False, "why": "no bind up for sender(s) " + ", ".join(down), "routes": routes}
+    return {"ok": True, "routes": routes}
+
+
+@operation(api_bp, "GET", "/readyz", summary="Readiness: PostgreSQL+PostGIS, Redis, a bind up for every sender",
+           tag="health", response=HealthSchema, public=True, errors=(503,),
+           description="Bind health comes from the gateway workers, which publish it to Redis every 3 s "
+                       "(expiring after 15 s): no live gateway, or a sender with no bind up, is not ready.")
 def readyz() -> tuple[dict[str, Any], int]:
     checks: dict[str, dict[str, Any]] = {}
     for name, check in (("postgres", _check_postgres), ("redis", _check_redis)):
@@ -91,7 +110,10 @@ def readyz() -> tuple[dict[str, Any], int]:
             checks[name] = check()
         except Exception as exc:
             checks[name] = {"ok": False, "error": str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}
-    checks["binds"] = {"ok": True, "state": "unknown", "why": "gateway workers do not publish bind health yet"}
+    try:
+        checks["binds"] = _check_binds()
+    except Exception as exc:
+        checks["binds"] = {"ok": False, "error": f"cannot read the gateways' presence: {type(exc).__name__}"}
     ready = all(c["ok"] for c in checks.values())
     return {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503
 

@@ -1,0 +1,36 @@
+"""/readyz: PostgreSQL, Redis, and a bind up for every sender, from what the gateways publish."""
+
+from __future__ import annotations
+
+from broadcast.presence import publish
+
+
+def health(binds: dict[str, str]) -> dict[str, object]:
+    return {"alpha": {"test": True, "binds": {f"alpha-{i}": {"state": s} for i, s in enumerate(binds["alpha"])}},
+            "beta": {"test": True, "binds": {f"beta-{i}": {"state": s} for i, s in enumerate(binds["beta"])}}}
+
+
+SENDERS = {"SIRENA-SC": ["alpha", "beta"], "BOMBEROS": ["alpha"]}
+
+
+def test_no_gateway_running_is_not_ready(client):
+    response = client.get("/api/v1/readyz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["checks"]["postgres"]["ok"] and body["checks"]["redis"]["ok"]
+    assert "no gateway worker" in body["checks"]["binds"]["why"]
+
+
+def test_ready_when_every_sender_has_a_bind_up(client, redis_db):
+    publish(redis_db, "gateway", "gw-a", {"health": health({"alpha": ["up", "down"], "beta": ["down"]}),
+                                          "senders": SENDERS})
+    response = client.get("/api/v1/readyz")
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["checks"]["binds"]["routes"] == {"BOMBEROS": ["alpha"], "SIRENA-SC": ["alpha"]}
+
+
+def test_a_sender_whose_only_carrier_is_down_is_named(client, redis_db):
+    publish(redis_db, "gateway", "gw-a", {"health": health({"alpha": ["down"], "beta": ["up"]}), "senders": SENDERS})
+    response = client.get("/api/v1/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["binds"]["why"] == "no bind up for sender(s) BOMBEROS"
