@@ -46,3 +46,9 @@ def test_setup_cli_reports_nothing_to_do_as_json(settings):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output.strip().splitlines()[-1])
     assert report["changed"] is False and report["actions"] == []
+
+
+def test_the_migration_chain_has_one_head():
+    from alerting import migrate
+
+    assert len(migrate.script_heads()) == 1, "merge the Alembic heads: a new migration must revise the last one"
