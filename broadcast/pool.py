@@ -311,7 +311,7 @@ class CarrierPool:
         return f'every route for "{group.sender.name}" is down ({states})'  # type: ignore[union-attr]
 
     def _give_up(self, job: _Job, reason: str) -> None:
-        dup = _maybe_sent(job)
+        dup = job.dup or _maybe_sent(job)  # an earlier attempt may have gone out too
         self._finish(job, Outcome.AMBIGUOUS if dup else Outcome.RETRY, reason=reason, dup=dup)
 
     def _finish(self, job: _Job, outcome: Outcome, *, code: int | None = None, reason: str = "",
@@ -462,7 +462,9 @@ class CarrierPool:
         with job.call.lock:
             if job.result is not None or job.route is not route:
                 return
-            job.dup = dup or _maybe_sent(job)
+            # Sticky: once any attempt may have gone out, the message stays a possible duplicate,
+            # whatever later attempts do (a black hole, then a bind lost before its write).
+            job.dup = job.dup or dup or _maybe_sent(job)
             job.attempt += 1
             job.tries += 1
             job.avoid.add(route.name)
