@@ -90,6 +90,27 @@ def seed(n: int) -> tuple[Actor, Actor]:
                      for o in ops)  # type: ignore[return-value]
 
 
+def start_rig(database: str, *, receipts: bool, window: int, pdu_log: bool):  # type: ignore[no-untyped-def]
+    """A fresh database and Redis db, the simulator as a child with two carriers, their carriers file
+    and senders; returns (settings, redis, tmp dir, env for `sirena` children, simulator process)."""
+    from broadcast.carriers import load_carriers
+    from broadcast.gateway import sync_senders
+
+    settings = bench_settings(database)
+    dbmod.configure_db(settings, application_name=f"bench-{database}")
+    redis = redis_connection(settings.redis_url)
+    redis.flushdb()
+    configure_outbox(redis)
+    tmp = Path(tempfile.mkdtemp(prefix="sirena-bench-"))
+    env = env_for(settings, **PASSWORDS, SIRENA_CARRIERS_FILE=str(tmp / "carriers.toml"))
+    os.environ.update(PASSWORDS)
+    sim_config(tmp / "sim.toml", receipts=receipts)
+    sim, ports = start_simulator(tmp / "sim.toml", env, tmp / "pdus.jsonl" if pdu_log else None)
+    carriers_file(tmp / "carriers.toml", ports, window)
+    sync_senders(load_carriers(tmp / "carriers.toml", env))
+    return settings, redis, tmp, env, sim
+
+
 def lost_and_duplicates(log: Path, n: int) -> tuple[int, int, int]:
     per_dest: Counter[str] = Counter()
     with log.open(encoding="utf-8") as fh:
@@ -113,21 +134,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
-    settings = bench_settings("sirena_bench_pipeline")
-    dbmod.configure_db(settings, application_name="bench-pipeline")
-    redis = redis_connection(settings.redis_url)
-    redis.flushdb()
-    configure_outbox(redis)
-    tmp = Path(tempfile.mkdtemp(prefix="sirena-bench-"))
-    env = env_for(settings, **PASSWORDS, SIRENA_CARRIERS_FILE=str(tmp / "carriers.toml"))
-    os.environ.update(PASSWORDS)
-    sim_config(tmp / "sim.toml", receipts=not args.no_receipts)
-    sim, ports = start_simulator(tmp / "sim.toml", env, tmp / "pdus.jsonl")
-    carriers_file(tmp / "carriers.toml", ports, args.window)
-    from broadcast.carriers import load_carriers
-    from broadcast.gateway import sync_senders
-
-    sync_senders(load_carriers(tmp / "carriers.toml", env))
+    settings, redis, tmp, env, sim = start_rig("sirena_bench_pipeline", receipts=not args.no_receipts,
+                                               window=args.window, pdu_log=True)
     composer, approver = seed(args.n)
     with transaction() as s:
         alert = compose_alert(s, AlertDraft(texts={"es": "Alerta de evacuación por inundación en su sector. "

@@ -15,19 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
-from pathlib import Path
 
-from common import Sampler, bench_settings, drop_database, env_for, sirena, start_simulator, stop
-from pipeline import PASSWORDS, carriers_file, sim_config
+from common import Sampler, drop_database, sirena, stop
+from pipeline import start_rig
 from sqlalchemy import text
 
-from alerting import db as dbmod
 from alerting.db import transaction
 from alerting.lifecycle import AlertDraft, compose_alert, submit_alert
 from alerting.models import AlertMode, Operator, Priority
-from alerting.outbox import configure_outbox, redis_connection
 from audit.actor import Actor
 
 
@@ -85,21 +81,8 @@ def main() -> None:
                         help="then wait for the routine alert to complete (its rate and every process's peak RSS)")
     args = parser.parse_args()
 
-    settings = bench_settings("sirena_bench_preemption")
-    dbmod.configure_db(settings, application_name="bench-preemption")
-    redis = redis_connection(settings.redis_url)
-    redis.flushdb()
-    configure_outbox(redis)
-    tmp = Path(tempfile.mkdtemp(prefix="sirena-bench-"))
-    env = env_for(settings, **PASSWORDS, SIRENA_CARRIERS_FILE=str(tmp / "carriers.toml"))
-    os.environ.update(PASSWORDS)
-    sim_config(tmp / "sim.toml", receipts=False)
-    sim, ports = start_simulator(tmp / "sim.toml", env)
-    carriers_file(tmp / "carriers.toml", ports, 100)
-    from broadcast.carriers import load_carriers
-    from broadcast.gateway import sync_senders
-
-    sync_senders(load_carriers(tmp / "carriers.toml", env))
+    settings, _redis, tmp, env, sim = start_rig("sirena_bench_preemption", receipts=False, window=100,
+                                               pdu_log=False)
     started = time.monotonic()
     composer, approver1, approver2 = seed(args.n, args.flash)
     print(f"seeded {args.n + args.flash:,} contacts in {time.monotonic() - started:.1f} s")

@@ -169,14 +169,6 @@ def cut_batches(session: Session, alert_id: int, *, after_id: int = 0, size: int
     return [(r[0], r[1]) for r in rows]
 
 
-def remaining(session: Session, alert_id: int) -> int:
-    """Deliveries of the alert not yet handed to a carrier (from the live counters: cheap, approximate)."""
-    return int(session.execute(text("""
-        SELECT coalesce(sum(n), 0) FROM alert_counters
-         WHERE alert_id = :a AND state IN ('queued', 'submitting', 'waiting_route')
-    """), {"a": alert_id}).scalar_one())
-
-
 def any_unsent(session: Session, alert_id: int) -> bool:
     """Whether any delivery of the alert is still queued, submitting or waiting for a route.
 

@@ -55,8 +55,8 @@ def fan_out(alert_id: int) -> None:
         queue_batches(session, alert, batches)
         if done:
             alert.fanout_done = True
-            if not batches and claims.remaining(session, alert.id) == 0:
-                finish_if_done(session, alert.id)
+            if not batches:
+                finish_if_done(session, alert.id)  # e.g. a target that reached nobody
         else:
             enqueue_after_commit(session, "broadcast.jobs.fan_out", alert.id, queue=alert.priority.queue_name,
                                  job_id=f"fan-out-{alert.id}-{alert.fanout_cursor}", timeout_s=FAN_OUT_TIMEOUT_S)

@@ -13,12 +13,8 @@ from broadcast import jobs
 from tests.cluster import approved_alert, operators, seed_group, state_of
 
 
-def seed_people(n: int, *, group: str = "brigadas", prefix: str = "+5699", drill: bool = False) -> None:
-    seed_group(n, group=group, prefix=prefix, drill=drill)
-
-
 def test_alert_to_1000_contacts_reaches_each_phone_exactly_once(gateway, simulator, run_jobs):
-    seed_people(1000)
+    seed_group(1000)
     alert_id = approved_alert({"es": "Evacuar sector norte. Responda ACK {codigo}. 🚒",
                                "en": "Evacuate the north sector. Reply ACK {codigo}."})
     run_jobs()
@@ -35,7 +31,7 @@ def test_alert_to_1000_contacts_reaches_each_phone_exactly_once(gateway, simulat
 
 
 def test_exercise_is_prefixed_and_only_uses_test_carriers(gateway, simulator, run_jobs):
-    seed_people(20, group="simulacro", drill=True)
+    seed_group(20, group="simulacro", drill=True)
     alert_id = approved_alert({"es": "Simulacro de sismo en el cuartel."}, group="simulacro",
                               mode=AlertMode.EXERCISE)
     run_jobs()
@@ -45,7 +41,7 @@ def test_exercise_is_prefixed_and_only_uses_test_carriers(gateway, simulator, ru
 
 
 def test_cancel_mid_send_stops_the_rest(gateway, simulator, run_jobs, redis_db):
-    seed_people(3000)
+    seed_group(3000)
     alert_id = approved_alert({"es": "Corte de agua programado."}, priority=Priority.NORMAL)
     # fan-out only: materialize and queue batches, then cancel before any batch runs
     from rq import Queue
@@ -69,8 +65,8 @@ def test_cancel_mid_send_stops_the_rest(gateway, simulator, run_jobs, redis_db):
 
 
 def test_flash_batches_are_sent_before_queued_routine_ones(gateway, simulator, run_jobs, redis_db):
-    seed_people(2000, group="vecinos", prefix="+5698")
-    seed_people(50, group="bomberos", prefix="+5697")
+    seed_group(2000, group="vecinos", prefix="+5698")
+    seed_group(50, group="bomberos", prefix="+5697")
     routine = approved_alert({"es": "Aviso de rutina."}, group="vecinos", priority=Priority.LOW)
     composer, approver = operators("-flash")
     with transaction() as s:
