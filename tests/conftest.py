@@ -1,7 +1,8 @@
 """Test fixtures: real PostgreSQL+PostGIS and real Redis, isolated per test.
 
 - Each pytest-xdist worker gets its own database cloned from a migrated template
-  (`sirena_test_template`, rebuilt when the migrations change) and its own Redis db number.
+  (`sirena_test_tpl_<digest of the migrations>`, so checkouts with different migrations never
+  fight over one) and its own Redis db number.
 - `db`: a session inside an outer transaction rolled back after the test; code under test that
   opens `transaction()` joins it through savepoints, so commits inside the code still work.
 - `committed_db`: a fresh database of its own (for tests that span processes), dropped afterwards.
@@ -27,7 +28,6 @@ from alerting import migrate, outbox
 from alerting.provision import SetupReport, ensure_database, ensure_postgis_available, ensure_postgres
 from alerting.settings import Settings
 
-TEMPLATE = "sirena_test_template"
 pytest_plugins = ["tests.faults.summary"]  # the fault suite's summary table, in the xdist controller too
 _LOCK_KEY = 727274  # advisory lock serializing template builds across xdist workers
 
@@ -103,24 +103,30 @@ def _drop_database(settings: Settings, name: str) -> None:
     engine.dispose()
 
 
-def _build_template(settings: Settings) -> None:
+def _template_name() -> str:
+    return f"sirena_test_tpl_{_migrations_digest()}"
+
+
+def _build_template(settings: Settings) -> str:
+    """The migrated template for this checkout's migrations (built once); returns its name."""
     say = lambda _m: None  # noqa: E731
-    report = SetupReport()
-    digest = _migrations_digest()
+    name = _template_name()
     engine = _admin(settings)
     with engine.connect() as conn:
-        comment = conn.execute(
+        done = conn.execute(
             text("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname=:d"),
-            {"d": TEMPLATE},
+            {"d": name},
         ).scalar()
-        if comment == digest:
-            return
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)'))
-    ensure_database(settings, TEMPLATE, report, say)
-    migrate.upgrade(_url_for(settings, settings.database_owner_url, TEMPLATE))
+        if done == "migrated":
+            engine.dispose()
+            return name
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))  # a build cut short
+    ensure_database(settings, name, SetupReport(), say)
+    migrate.upgrade(_url_for(settings, settings.database_owner_url, name))
     with engine.connect() as conn:
-        conn.execute(text(f"COMMENT ON DATABASE \"{TEMPLATE}\" IS '{digest}'"))
+        conn.execute(text(f"COMMENT ON DATABASE \"{name}\" IS 'migrated'"))
     engine.dispose()
+    return name
 
 
 def clone_database(settings: Settings, name: str) -> Settings:
@@ -129,10 +135,10 @@ def clone_database(settings: Settings, name: str) -> Settings:
     with engine.connect() as conn:
         conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _LOCK_KEY})
         try:
-            _build_template(settings)
+            template = _build_template(settings)
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             owner = make_url(settings.database_owner_url).username
-            conn.execute(text(f'CREATE DATABASE "{name}" OWNER "{owner}" TEMPLATE "{TEMPLATE}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}" OWNER "{owner}" TEMPLATE "{template}"'))
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_KEY})
     engine.dispose()
