@@ -41,7 +41,7 @@ class Outcome:
     parts: int | None = None
     error_code: str | None = None
     error_reason: str | None = None
-    possible_duplicate: bool = False
+    possible_duplicates: int = 0  # copies that may already be on the air beyond one
 
 
 _CLAIM = text("""
@@ -106,7 +106,7 @@ def record_outcomes(session: Session, outcomes: list[Outcome], *, worker: str) -
         return 0
     rows = [
         (o.id, o.state, o.carrier, o.bind, o.message_ids, o.parts, o.error_code, o.error_reason,
-         1 if o.possible_duplicate else 0)
+         o.possible_duplicates)
         for o in outcomes
     ]
     cursor = session.connection().connection.cursor()

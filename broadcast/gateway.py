@@ -233,17 +233,17 @@ class Gateway:
         if result.outcome is Outcome.SUBMITTED:
             return claims.Outcome(row.id, "submitted", result.carrier, result.bind,
                                   [i or "" for i in result.message_ids], len(result.message_ids),
-                                  possible_duplicate=result.possible_duplicate)
+                                  possible_duplicates=result.possible_duplicates)
         if result.outcome is Outcome.FAILED:
             return claims.Outcome(row.id, "failed", result.carrier, result.bind, error_code=code or "failed",
-                                  error_reason=reason)
+                                  error_reason=reason, possible_duplicates=result.possible_duplicates)
         if result.outcome is Outcome.WAITING_ROUTE:
             return claims.Outcome(row.id, "waiting_route", error_code="no_route", error_reason=reason)
         # Transient: tried again at once a few times, then every few seconds (waiting_route, retried by
         # the reconciler) until it goes or the alert is cancelled. Never failed for a transient reason.
         state = "queued" if row.attempts < MAX_QUICK_ATTEMPTS else "waiting_route"
         return claims.Outcome(row.id, state, result.carrier, result.bind, error_code=code or "retry",
-                              error_reason=reason, possible_duplicate=result.outcome is Outcome.AMBIGUOUS)
+                              error_reason=reason, possible_duplicates=result.possible_duplicates)
 
 
 def _ignore_deliver(carrier: str, bind: str, fields: dict[str, Any]) -> None:

@@ -83,7 +83,9 @@ class SubmitResult:
     message_ids: list[str | None] = field(default_factory=list)
     error_code: int | None = None
     reason: str = ""
-    possible_duplicate: bool = False  # an earlier attempt may have reached a carrier
+    # Earlier attempts that may have reached a carrier: copies beyond one that may be on the air
+    # (for `ambiguous`, counting the attempt given up, since the message will be sent again).
+    possible_duplicates: int = 0
     carriers_tried: list[str] = field(default_factory=list)
 
 
@@ -97,7 +99,7 @@ class _Job:
         self.route: _Route | None = None
         self.attempt = self.tries = self.acked = self.written = self.refused = 0
         self.avoid: set[str] = set()
-        self.dup = False
+        self.dup = 0  # attempts that may have gone out, before the current one
         self.ids: list[str | None] = [None] * len(msg.parts)
 
 
@@ -167,7 +169,7 @@ class CarrierPool:
         self._sender_buckets = {s.name: TokenBucket(s.tps) for s in config.senders.values() if s.tps}
         self._sender_lock = threading.Lock()
         self._daily: dict[str, tuple[str, int]] = {}
-        self.possible_duplicates = 0  # messages re-sent after a write nobody answered
+        self.possible_duplicates = 0  # copies possibly on the air beyond one, summed over results
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -311,11 +313,11 @@ class CarrierPool:
         return f'every route for "{group.sender.name}" is down ({states})'  # type: ignore[union-attr]
 
     def _give_up(self, job: _Job, reason: str) -> None:
-        dup = job.dup or _maybe_sent(job)  # an earlier attempt may have gone out too
+        dup = job.dup + _maybe_sent(job)  # the attempt given up may have gone out too
         self._finish(job, Outcome.AMBIGUOUS if dup else Outcome.RETRY, reason=reason, dup=dup)
 
     def _finish(self, job: _Job, outcome: Outcome, *, code: int | None = None, reason: str = "",
-                dup: bool | None = None) -> None:
+                dup: int | None = None) -> None:
         call = job.call
         with call.lock:
             if job.result is not None:
@@ -330,8 +332,7 @@ class CarrierPool:
             call.finished += 1
             if call.finished >= call.total:
                 call.done.set()
-        if job.result.possible_duplicate:
-            self.possible_duplicates += 1
+        self.possible_duplicates += job.result.possible_duplicates
 
     # -- feeding binds -------------------------------------------------------------------------
 
@@ -462,9 +463,9 @@ class CarrierPool:
         with job.call.lock:
             if job.result is not None or job.route is not route:
                 return
-            # Sticky: once any attempt may have gone out, the message stays a possible duplicate,
-            # whatever later attempts do (a black hole, then a bind lost before its write).
-            job.dup = job.dup or dup or _maybe_sent(job)
+            # Every attempt that may have gone out is one more possible copy on the air, whatever
+            # later attempts do (a black hole on one bind, then on its sibling, then a good bind).
+            job.dup += bool(dup or _maybe_sent(job))
             job.attempt += 1
             job.tries += 1
             job.avoid.add(route.name)
@@ -600,8 +601,8 @@ def plan_capacity(config: CarriersConfig, sender: str, parts_total: int, used_to
 
 
 def _maybe_sent(job: _Job) -> bool:
-    """Could a carrier already hold some part of `job`? Then sending it again may duplicate it."""
-    return job.dup or job.acked > 0 or job.written > job.acked + job.refused
+    """Could a carrier hold some part of `job`'s current attempt? Then sending it again may duplicate it."""
+    return job.acked > 0 or job.written > job.acked + job.refused
 
 
 def _describe(status: int) -> str:
