@@ -197,10 +197,19 @@ def _level(raw: str) -> str:
     return level
 
 
+def _database_url(raw: str) -> str:
+    """A PostgreSQL URL for the installed driver: a bare postgresql:// (or postgres://) gets +psycopg2."""
+    url = raw.strip()
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg2://" + url[len(bare):]
+    return url
+
+
 _PARSERS = {
-    "database_url": str,
-    "database_owner_url": str,
-    "database_admin_url": str,
+    "database_url": _database_url,
+    "database_owner_url": _database_url,
+    "database_admin_url": _database_url,
     "redis_url": str,
     "secret_key_file": _path,
     "carriers_file": _path,

@@ -37,10 +37,25 @@ def test_shown_settings_mask_passwords():
     settings = Settings.from_env({"SIRENA_DATABASE_URL": "postgresql://app:hunter2@db/sirena"})
     shown = settings.shown()
     assert "hunter2" not in str(shown)
-    assert shown["SIRENA_DATABASE_URL"] == "postgresql://app:***@db/sirena"
+    assert shown["SIRENA_DATABASE_URL"] == "postgresql+psycopg2://app:***@db/sirena"
 
 
 def test_missing_secret_key_file_names_the_setting(tmp_path):
     settings = Settings(secret_key_file=tmp_path / "nope")
     with pytest.raises(ConfigError, match="SIRENA_SECRET_KEY_FILE"):
         settings.secret_key()
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_a_plain_postgres_url_connects_with_the_installed_driver(scheme, settings):
+    from sqlalchemy import create_engine, make_url, text
+
+    own = make_url(settings.database_url)
+    plain = f"{scheme}://{own.username}@{own.host}:{own.port}/{own.database}"
+    parsed = Settings.from_env({"SIRENA_DATABASE_URL": plain})
+    engine = create_engine(parsed.database_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT current_database()")).scalar() == own.database
+    finally:
+        engine.dispose()
