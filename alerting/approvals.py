@@ -65,8 +65,12 @@ def blast_radius(session: Session, alert: Alert, preview: targeting.Preview) -> 
     return result
 
 
-def submit_for_approval(session: Session, alert_id: int, composer: Actor, *, require_recipients: bool = True) -> Alert:
-    """Pin the zone versions into the target, then `lifecycle.submit_alert` (which fixes the hash)."""
+def submit_for_approval(session: Session, alert_id: int, composer: Actor) -> Alert:
+    """Pin the zone versions into the target, then `lifecycle.submit_alert` (which fixes the hash).
+
+    A live alert that reaches nobody is refused here (InvalidInput on `target`, with the breakdown),
+    whichever way it came in: console, API, e-mail, CAP or a schedule.
+    """
     alert = lifecycle.get_alert(session, alert_id, lock=True)
     target = dict(alert.target or {})
     if target.get("zones"):
@@ -76,7 +80,7 @@ def submit_for_approval(session: Session, alert_id: int, composer: Actor, *, req
             lifecycle.update_draft(session, alert_id, {"target": target}, composer)
     if corrections.prearmed(session, alert_id) is None:
         corrections.set_prearmed_texts(session, alert_id, None, None, composer)
-    if require_recipients and alert.mode is AlertMode.LIVE:
+    if alert.mode is AlertMode.LIVE:
         targeting.require_nonempty(preview_alert(session, alert), alert.mode)
     return lifecycle.submit_alert(session, alert_id, composer)
 

@@ -195,8 +195,7 @@ def _fire_one(session: Session, schedule: Schedule, run: ScheduleRun, tz: ZoneIn
     try:
         with session.begin_nested():
             alert = lifecycle.compose_alert(session, draft, actor_of(composer, interface="scheduler"))
-            approvals.submit_for_approval(session, alert.id, actor_of(composer, interface="scheduler"),
-                                          require_recipients=False)
+            approvals.submit_for_approval(session, alert.id, actor_of(composer, interface="scheduler"))
             run.alert_id, run.outcome = alert.id, "drafted"
             if schedule.policy == "preapproved_exercise" and schedule.approved_by_id is not None:
                 approver = session.get(Operator, schedule.approved_by_id)

@@ -110,8 +110,7 @@ def get_alert(alert_id: int) -> dict[str, Any]:
            response=AlertSchema, scope="alerts:submit")
 def submit_alert(alert_id: int) -> dict[str, Any]:
     with transaction() as session:
-        return alert_view(session, approvals.submit_for_approval(session, alert_id, g.actor,
-                                                                  require_recipients=False))
+        return alert_view(session, approvals.submit_for_approval(session, alert_id, g.actor))
 
 
 @operation(api_bp, "POST", "/alerts/<int:alert_id>/approve", summary="Approve (two-person rule)", tag="alerts",

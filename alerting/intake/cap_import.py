@@ -224,7 +224,10 @@ def import_cap(session: Session, data: bytes, *, actor: Actor, config: IntakeCon
     if mode is AlertMode.LIVE and original is None and not zone_names:
         warnings.append("left as a draft: no polygon or circle to aim at; choose the target, then submit")
     else:
-        approvals.submit_for_approval(session, alert.id, actor, require_recipients=False)
+        try:
+            approvals.submit_for_approval(session, alert.id, actor)
+        except InvalidInput as exc:  # a live alert whose area holds nobody: kept, for an operator to aim
+            warnings.append(f"left as a draft: {exc.message}")
     session.execute(CapMessage.__table__.update().where(CapMessage.id == claimed[0]).values(alert_id=alert.id))
     trail.append(session, actor=actor, action="cap.imported", subject_type="alert", subject_id=alert.id,
                  payload={"cap": draft.cap_identifier, "msg_type": doc.msg_type, "status": doc.status,

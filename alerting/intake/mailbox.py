@@ -114,7 +114,7 @@ def accept_mail(raw: bytes, envelope_from: str, *, config: IntakeConfig, setting
     except SirenaError as exc:
         kind = "malformed" if isinstance(exc, InvalidInput) and "message" in _fields(exc) else "refused"
         keep_for_review(CHANNEL, sender=sender, subject=subject, raw=raw, outcome=kind, reason=exc.message)
-        if isinstance(exc, Refused):
+        if kind == "refused":
             audit_refusal(actor, "intake.mail", reason=exc.message)
         lines = ["Sirena did NOT create an alert from your mail.", "", f"Reason: {exc.message}"]
         lines += [f"  {k}: {v}" for k, v in _fields(exc).items()]
@@ -168,7 +168,7 @@ def _create(session: Session, request: MailRequest, actor: Actor, config: Intake
     alert = lifecycle.compose_alert(session, draft, actor)
     if alert.state is not AlertState.DRAFT or alert.submitted_at is not None:
         return [f"Already received: alert {alert.reference} ({alert.state.value})."], alert.id, "duplicate"
-    approvals.submit_for_approval(session, alert.id, actor, require_recipients=False)
+    approvals.submit_for_approval(session, alert.id, actor)
     if request.scheduled_at is not None and request.quiet_override_reason and alert.mode is not AlertMode.LIVE:
         trail.append(session, actor=actor, action="alert.quiet_hours_overridden", subject_type="alert",
                      subject_id=alert.id, payload={"scheduled_at": request.scheduled_at},

@@ -102,10 +102,20 @@ def test_a_drill_at_night_is_refused_unless_overridden_with_a_reason(db, people)
 
 def test_live_alerts_ignore_quiet_hours(db, people, factories):
     composer, _ = people
-    factories.GroupFactory(name="vecinos")
+    factories.add_member(db, factories.GroupFactory(name="vecinos"), factories.ContactFactory())
     live = {**DRILL, "mode": "live", "target": {"groups": ["vecinos"]}}
     schedule = create_schedule(db, "corte", "0 3 * * *", TZ, live, "draft", composer, config=IntakeConfig(), now=NOW)
     assert fire_due_schedules(db, schedule.next_run_at)[0].outcome == "drafted"
+
+
+def test_a_live_run_that_would_reach_nobody_is_a_failed_run_saying_why(db, people, factories):
+    composer, _ = people
+    factories.GroupFactory(name="vecinos")  # nobody in it yet
+    live = {**DRILL, "mode": "live", "target": {"groups": ["vecinos"]}}
+    schedule = create_schedule(db, "corte", "0 3 * * *", TZ, live, "draft", composer, config=IntakeConfig(), now=NOW)
+    run = fire_due_schedules(db, schedule.next_run_at)[0]
+    assert run.outcome == "failed" and run.alert_id is None
+    assert "reaches nobody" in run.reason
 
 
 def test_a_schedule_whose_group_was_removed_records_a_failed_run_and_goes_on(db, people, factories):

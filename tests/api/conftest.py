@@ -66,9 +66,12 @@ def make_token(db: Session, factories):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def sender(factories):  # type: ignore[no-untyped-def]
-    """The sender, and the group, that live_alert_body() aims at."""
-    factories.GroupFactory(name="vecinos")
+def sender(factories, db):  # type: ignore[no-untyped-def]
+    """The sender, and the group (three neighbours: a live alert to nobody is refused), that
+    live_alert_body() aims at."""
+    group = factories.GroupFactory(name="vecinos")
+    for _ in range(3):
+        factories.add_member(db, group, factories.ContactFactory())
     return factories.SenderFactory(name="SIRENA-SC")
 
 

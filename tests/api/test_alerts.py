@@ -202,3 +202,13 @@ def test_a_malformed_criterion_is_refused_naming_its_path(client, composer, send
     response = client.post("/api/v1/alerts", json=body, headers=composer.headers)
     assert response.status_code == 422
     assert response.get_json()["errors"][0]["field"].startswith("target.criteria")
+
+
+def test_submitting_a_live_alert_that_reaches_nobody_is_refused_naming_the_target(client, composer, sender, factories):
+    factories.GroupFactory(name="nadie")
+    alert = _draft(client, composer, target={"groups": ["nadie"]})
+    response = client.post(f"/api/v1/alerts/{alert['id']}/submit", headers=composer.headers)
+    assert response.status_code == 422
+    problem = response.get_json()
+    assert problem["errors"][0]["field"] == "target" and "reaches nobody" in problem["errors"][0]["reason"]
+    assert client.get(f"/api/v1/alerts/{alert['id']}", headers=composer.headers).get_json()["state"] == "draft"

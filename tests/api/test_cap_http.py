@@ -7,12 +7,13 @@ from sqlalchemy import select
 from alerting.intake import cap
 from alerting.intake.models import IntakeMessage
 from alerting.models import Alert, AlertState
-from tests.intake.conftest import cap_file
+from tests.intake.conftest import cap_file, resident_in_the_circle
 
 XML = {"Content-Type": "application/cap+xml"}
 
 
 def test_posting_cap_makes_an_alert_pending_approval_and_logs_it(client, composer, sender, db):
+    resident_in_the_circle(db)
     response = client.post("/api/v1/cap", data=cap_file("australia-circle.xml"), headers={**composer.headers, **XML})
     assert response.status_code == 201, response.get_json()
     body = response.get_json()

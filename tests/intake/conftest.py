@@ -6,8 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
+from geoalchemy2.elements import WKTElement
+from sqlalchemy.orm import Session
 
 from alerting.intake.config import IntakeConfig
+from alerting.models import Contact, ContactLocation
 from tests.factories import actor_for
 
 CAP_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "cap"
@@ -15,6 +18,20 @@ CAP_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "cap"
 
 def cap_file(name: str) -> bytes:
     return (CAP_DIR / name).read_bytes()
+
+
+CIRCLE_CENTRE = (-35.3888, 147.0598)  # australia-circle.xml: <circle>-35.3888,147.0598 25.0</circle>
+
+
+def resident_in_the_circle(session: Session, msisdn: str = "+61412345678") -> Contact:
+    """A contact living at the centre of australia-circle.xml's circle: its live alert reaches someone."""
+    lat, lon = CIRCLE_CENTRE
+    contact = Contact(msisdn=msisdn, name="Vecina de Tumut", language="en", attributes={})
+    session.add(contact)
+    session.flush()
+    session.add(ContactLocation(contact_id=contact.id, label="home", geom=WKTElement(f"POINT({lon} {lat})", srid=4326)))
+    session.flush()
+    return contact
 
 
 def exercise_cap() -> bytes:

@@ -14,7 +14,7 @@ from alerting.intake.cap_import import import_cap
 from alerting.intake.models import CapMessage
 from alerting.models import Alert, AlertKind, AlertMode, AlertState, Priority
 from geo.models import Zone
-from tests.intake.conftest import cap_file, embedded_cert_pem, exercise_cap
+from tests.intake.conftest import cap_file, embedded_cert_pem, exercise_cap, resident_in_the_circle
 
 REAL = ["australia-circle.xml", "canada-update-en-fr-polygon.xml", "ipaws-cancel.xml",
         "oasis-amber-alert-en-es.xml", "pagasa-test-polygon.xml"]
@@ -27,6 +27,7 @@ def test_every_real_cap_file_parses_and_validates(name):
 
 
 def test_circles_become_zones_and_a_live_alert_pending_approval(db, composer, config):
+    resident_in_the_circle(db)
     result = import_cap(db, cap_file("australia-circle.xml"), actor=composer, config=config)
     alert = db.get(Alert, result.alert_id)
     assert result.action == "drafted" and alert.state is AlertState.PENDING_APPROVAL
@@ -36,6 +37,14 @@ def test_circles_become_zones_and_a_live_alert_pending_approval(db, composer, co
     assert db.scalar(select(Zone).where(Zone.name == result.zones[0], Zone.is_current)).source == "cap"
     assert "a second info in en-AU (Fire) was not used" in result.warnings
     assert set(alert.texts) == {"en"}
+
+
+def test_a_live_alert_whose_area_holds_nobody_is_kept_as_a_draft_saying_why(db, composer, config):
+    result = import_cap(db, cap_file("australia-circle.xml"), actor=composer, config=config)
+    alert = db.get(Alert, result.alert_id)
+    assert result.action == "drafted" and alert.state is AlertState.DRAFT and alert.mode is AlertMode.LIVE
+    assert any(w.startswith("left as a draft: target: reaches nobody") for w in result.warnings), result.warnings
+    assert alert.target["zones"] == result.zones  # the zone is there for an operator to widen or re-aim
 
 
 def test_each_language_becomes_a_text_and_geocode_only_areas_leave_a_draft(db, composer, config):

@@ -12,7 +12,7 @@ import pytest
 from alerting.db import transaction
 from alerting.intake import cap
 from alerting.models import Operator, Sender, SenderKind
-from tests.intake.conftest import CAP_DIR
+from tests.intake.conftest import CAP_DIR, resident_in_the_circle
 
 
 @pytest.fixture
@@ -20,6 +20,7 @@ def env(committed_db, tmp_path):  # type: ignore[no-untyped-def]
     with transaction() as session:
         session.add(Sender(name="SIRENA-SC", kind=SenderKind.SHORT, address="4242", active=True))
         session.add(Operator(username="ana", password_hash="x", roles=["composer"]))
+        resident_in_the_circle(session)
     return {**os.environ, "SIRENA_DATABASE_URL": committed_db.database_url,
             "SIRENA_DATABASE_OWNER_URL": committed_db.database_owner_url, "SIRENA_REDIS_URL": committed_db.redis_url,
             "SIRENA_SECRET_KEY_FILE": str(committed_db.secret_key_file), "SIRENA_DATA_DIR": str(tmp_path)}

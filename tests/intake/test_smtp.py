@@ -20,7 +20,7 @@ from alerting.intake.mailbox import add_sender
 from alerting.intake.models import IntakeMessage
 from alerting.models import Alert, AlertState, Contact, Group, GroupKind, Operator, Sender, SenderKind
 from audit.actor import Actor
-from tests.intake.conftest import cap_file
+from tests.intake.conftest import cap_file, resident_in_the_circle
 
 INTAKE = "alertas@sirena.localhost"
 SENDER = "jefe.turno@municipio.cl"
@@ -166,6 +166,8 @@ def test_a_mail_without_mode_is_refused_naming_the_field_and_kept(mail):
 
 def test_an_attached_cap_file_is_imported_as_cap(mail):
     config, token, capture = mail
+    with transaction() as session:
+        resident_in_the_circle(session)
     message = _message(f"[{token}] CAP", "Adjunto CAP.")
     message.add_attachment(cap_file("australia-circle.xml"), maintype="application", subtype="cap+xml",
                            filename="alerta.xml")
