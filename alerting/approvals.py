@@ -5,6 +5,7 @@
 - `submit_for_approval` pins the zone versions into the target before the approval hash is
   fixed, so what was approved is what fans out, even if a zone is redrawn meanwhile; a live alert
   with nobody to reach is refused with the breakdown saying why.
+- `sender_capacity`: a long number's daily cap left today and its TPS, against the alert's parts.
 - `approve_reviewed`: the blast-radius rule, then `corrections.approve_alert` (which arms the
   correction and cancellation with the same approval).
 """
@@ -12,15 +13,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerting import corrections, lifecycle
 from alerting.errors import InvalidInput
-from alerting.models import Alert, AlertMode, Contact
+from alerting.models import Alert, AlertMode, Contact, Sender
 from alerting.texts import mode_prefix
 from audit.actor import Actor
+from broadcast import allowance
 from geo import targeting
 from geo.models import Zone
 
@@ -63,6 +66,22 @@ def blast_radius(session: Session, alert: Alert, preview: targeting.Preview) -> 
     if directory >= DIRECTORY_MIN and preview.total > MOST_OF_DIRECTORY * directory:
         result.reasons.append(f"{preview.total:,} recipients is most of the directory ({directory:,} contacts)")
     return result
+
+
+def sender_capacity(session: Session, alert: Alert, preview: targeting.Preview) -> dict[str, Any] | None:
+    """What the alert's sender can carry: a long number's daily cap against today's use by every
+    gateway (broadcast.allowance) and its TPS, so the approver sees before approving that part of
+    the alert would wait for tomorrow, or take long. None for a sender with neither limit."""
+    sender = session.scalar(select(Sender).where(Sender.name == alert.sender_name))
+    if sender is None or not (sender.daily_cap or sender.tps):
+        return None
+    parts = int((preview.sms or {}).get("total_sms") or preview.total)
+    used = allowance.used_today(session, sender.name) if sender.daily_cap else 0
+    left = max(sender.daily_cap - used, 0) if sender.daily_cap else None
+    return {"sender": sender.name, "kind": sender.kind.value, "parts": parts, "tps": sender.tps,
+            "seconds": round(parts / sender.tps, 1) if sender.tps else None, "daily_cap": sender.daily_cap,
+            "used_today": used, "left_today": left,
+            "over_cap_parts": max(parts - left, 0) if left is not None else 0}
 
 
 def submit_for_approval(session: Session, alert_id: int, composer: Actor) -> Alert:

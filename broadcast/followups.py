@@ -178,7 +178,7 @@ def send_followups(limit: int = BATCH) -> dict[str, int]:
                 delivery_id=row.id, sender=row.sender_name, destination=row.msisdn, parts=encoded.parts,
                 data_coding=encoded.data_coding, esm_class=0x40 if encoded.esm_class_udhi else 0,
                 allowed_carriers=allowed, avoid_carriers=frozenset(row.avoid_carriers or ())))
-        results = gateway.pool.submit_many(messages, priority=0) if messages else []
+        results = gw_module.submit_within_cap(gateway.pool, messages, priority=0) if messages else []
         for r in results:
             code = f"0x{r.error_code:02X}" if r.error_code is not None else None
             state = {Outcome.SUBMITTED: "submitted", Outcome.FAILED: "failed"}.get(r.outcome, "queued")

@@ -29,7 +29,7 @@ from alerting.outbox import enqueue_after_commit
 from alerting.texts import has_placeholders, mode_prefix, render
 from audit import trail
 from audit.actor import Actor
-from broadcast import claims, jobs
+from broadcast import allowance, claims, jobs
 from broadcast.carriers import CarriersConfig
 from broadcast.encoding import ConcatReference, encode_parts
 from broadcast.pool import CarrierPool, OutboundMessage, Outcome, SubmitResult
@@ -58,7 +58,10 @@ def split_config(config: CarriersConfig, index: int, count: int) -> CarriersConf
         if share == 0:
             continue
         carriers.append(replace(carrier, binds=share, tps=carrier.tps * share / carrier.binds))
-    return replace(config, carriers=tuple(carriers))
+    # A sender's own TPS is split evenly; its daily cap is shared through PostgreSQL (broadcast.allowance).
+    senders = {name: replace(sender, tps=sender.tps / count) if sender.tps else sender
+               for name, sender in config.senders.items()}
+    return replace(config, carriers=tuple(carriers), senders=senders)
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,7 @@ class Gateway:
 
     def _submit(self, plan: _Plan, claimed: list[claims.Claimed]) -> list[claims.Outcome]:
         messages, refused = self._messages(plan, claimed)
-        results = self.pool.submit_many(messages, priority=plan.priority.rank) if messages else []
+        results = submit_within_cap(self.pool, messages, priority=plan.priority.rank) if messages else []
         by_id = {c.id: c for c in claimed}
         return refused + [self._outcome(r, by_id[r.delivery_id]) for r in results]
 
@@ -244,6 +247,30 @@ class Gateway:
         state = "queued" if row.attempts < MAX_QUICK_ATTEMPTS else "waiting_route"
         return claims.Outcome(row.id, state, result.carrier, result.bind, error_code=code or "retry",
                               error_reason=reason, possible_duplicates=result.possible_duplicates)
+
+
+def submit_within_cap(pool: CarrierPool, messages: list[OutboundMessage], *, priority: int) -> list[SubmitResult]:
+    """`pool.submit_many`, a daily-capped sender's parts reserved first across every gateway process
+    (broadcast.allowance) and what was not spent given back after. Past the cap, or with the
+    database unreachable, the messages come back `waiting_route` saying why: never dropped."""
+    capped = {m.sender for m in messages if (cfg := pool.config.senders.get(m.sender)) and cfg.daily_cap}
+    if not capped:
+        return pool.submit_many(messages, priority=priority)
+    reservations = {name: allowance.reserve(name, sum(len(m.parts) for m in messages if m.sender == name),
+                                            pool.config.senders[name].daily_cap or 0) for name in sorted(capped)}
+    left = {name: r.left for name, r in reservations.items()}
+    try:
+        results = pool.submit_many(messages, priority=priority, allowance=left)
+    finally:
+        for name, reservation in reservations.items():
+            reservation.left = left[name]
+            allowance.give_back(reservation)
+    why = {name: r.error for name, r in reservations.items() if r.error}
+    if why:  # the cap's reason would be wrong: say the database is what stopped them
+        for result, message in zip(results, messages, strict=True):
+            if result.outcome is Outcome.WAITING_ROUTE and message.sender in why:
+                result.reason = why[message.sender]
+    return results
 
 
 def _ignore_deliver(carrier: str, bind: str, fields: dict[str, Any]) -> None:

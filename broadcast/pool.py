@@ -114,8 +114,8 @@ class _Group:
 
 
 class _Call:
-    def __init__(self, priority: int, total: int) -> None:
-        self.priority, self.total = priority, total
+    def __init__(self, priority: int, total: int, allowance: dict[str, int] | None = None) -> None:
+        self.priority, self.total, self.allowance = priority, total, allowance
         self.groups: dict[tuple[Any, ...], _Group] = {}
         self.lock = threading.Lock()
         self.finished = 0
@@ -211,14 +211,18 @@ class CarrierPool:
     # -- submitting ----------------------------------------------------------------------------
 
     def submit_many(self, messages: list[OutboundMessage], *, timeout_s: float = 30.0,
-                    priority: int = 100) -> list[SubmitResult]:
+                    priority: int = 100, allowance: dict[str, int] | None = None) -> list[SubmitResult]:
         """Submit `messages` windowed over every usable bind; one result per message, in order.
 
         Returns when every message has an outcome. No new submit_sm is written after `timeout_s`;
         what is in flight then gets its answer or its response timeout. A lower `priority` is
         served first by every bind (a flash alert's batch overtakes a routine one's).
+
+        `allowance`: parts each daily-capped sender may still send, reserved by the caller across
+        every process (broadcast.allowance); the pool spends it in place, so what is left after the
+        call is what to give back. Without it, caps are counted in this process's memory only.
         """
-        call = _Call(priority, len(messages))
+        call = _Call(priority, len(messages), allowance)
         jobs = call.jobs = [self._job(msg, call) for msg in messages]
         if call.finished < call.total:
             with self._calls_lock:
@@ -407,7 +411,7 @@ class CarrierPool:
                     queue.append(job)
                     continue
                 if sender.tps or sender.daily_cap:  # type: ignore[union-attr]
-                    verdict = self._sender_gate(sender, len(job.msg.parts))  # type: ignore[arg-type]
+                    verdict = self._sender_gate(sender, len(job.msg.parts), job.call.allowance)  # type: ignore[arg-type]
                     if verdict is not None:
                         if verdict:
                             self._finish(job, Outcome.WAITING_ROUTE, reason=verdict)
@@ -418,20 +422,26 @@ class CarrierPool:
                 return job
         return None
 
-    def _sender_gate(self, sender: SenderConfig, parts: int) -> str | None:
+    def _sender_gate(self, sender: SenderConfig, parts: int, allowance: dict[str, int] | None) -> str | None:
         """None: go. "": not yet (sender TPS). Otherwise the reason it cannot go today."""
+        capped = bool(sender.daily_cap)
+        shared = capped and allowance is not None
         with self._sender_lock:
-            if sender.daily_cap:
-                today = datetime.now(UTC).date().isoformat()
-                day, used = self._daily.get(sender.name, (today, 0))
-                used = used if day == today else 0
-                if used + parts > sender.daily_cap:
-                    return f'daily cap of {sender.daily_cap} parts reached for "{sender.name}" (resets 00:00 UTC)'
+            today = datetime.now(UTC).date().isoformat()
+            day, used = self._daily.get(sender.name, (today, 0))
+            used = used if day == today else 0
+            if shared and parts > allowance.get(sender.name, 0):  # type: ignore[union-attr]
+                return (f'daily cap of {sender.daily_cap} parts reached for "{sender.name}" across every gateway '
+                        f'(resets 00:00 UTC)')
+            if capped and not shared and used + parts > sender.daily_cap:  # type: ignore[operator]
+                return f'daily cap of {sender.daily_cap} parts reached for "{sender.name}" (resets 00:00 UTC)'
             bucket = self._sender_buckets.get(sender.name)
             if bucket is not None and not bucket.take_all(parts):
                 return ""
-            if sender.daily_cap:
-                self._daily[sender.name] = (today, used + parts)
+            if shared:
+                allowance[sender.name] -= parts  # type: ignore[index]
+            if capped:
+                self._daily[sender.name] = (today, used + parts)  # this process's share, for sender_usage()
         return None
 
     def _take_parts(self, route: _Route, job: _Job, parts: list[Part], room: int) -> None:

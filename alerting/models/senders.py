@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, Float, Integer, String
+from sqlalchemy import Boolean, CheckConstraint, Date, DateTime, Float, Integer, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from alerting.db import Base, enum_type
@@ -28,3 +29,16 @@ class Sender(Base):
     daily_cap: Mapped[int | None] = mapped_column(Integer)
     tps: Mapped[float | None] = mapped_column(Float)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class SenderUsage(Base):
+    """Parts (submit_sm PDUs) reserved for a capped sender on one UTC day, across every gateway."""
+
+    __tablename__ = "sender_usage"
+    __table_args__ = (CheckConstraint("parts >= 0", name="parts_not_negative"),)
+
+    sender: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    parts: Mapped[int] = mapped_column(Integer, default=0)
+    last_grant: Mapped[int] = mapped_column(Integer, default=0)  # what the latest reservation got
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -19,6 +19,7 @@ from alerting.approvals import (  # noqa: F401  (the console imports them from h
     approve_reviewed,
     blast_radius,
     preview_alert,
+    sender_capacity,
     submit_for_approval,
 )
 from alerting.models import Alert, Delivery

@@ -357,3 +357,22 @@ def test_every_ready_template_passes_compose_validation(db, factories):
     for template in TEMPLATES:
         check_placeholders(template.texts)  # every contact placeholder has a default
         assert set(template.texts) == {"es", "en"}
+
+
+def test_review_warns_when_a_long_number_would_pass_its_daily_cap(app, db, people, town, factories):
+    from alerting.models import SenderKind
+
+    factories.SenderFactory(name="VECINOS-LN", kind=SenderKind.LONG, address="+56900000009", daily_cap=4, tps=2.0)
+    db.execute(text("INSERT INTO sender_usage (sender, day, parts) "
+                    "VALUES ('VECINOS-LN', (now() AT TIME ZONE 'UTC')::date, 2)"))  # another gateway, earlier
+    writer, checker = people("cap-writer", "composer"), people("cap-approver", "approver")
+    composer, approver = app.test_client(), app.test_client()
+    sign_in(composer, writer, db)
+    alert_id = _alert_id(_compose(composer, mode="live", groups="bomberos", confirm_live="LIVE 3", action="submit",
+                                  sender="VECINOS-LN"))
+    sign_in(approver, checker, db)
+    page = approver.get(f"/alerts/{alert_id}/review").get_data(as_text=True)
+    shown = re.search(r'<p id="sender-capacity" class="flash error">(.*?)</p>', page, re.S)
+    assert shown, "no cap warning on the review page"
+    assert "tope diario 4 partes, 2 disponibles hoy; esta alerta necesita 3" in " ".join(shown.group(1).split())
+    assert "1 partes esperarían hasta las 00:00 UTC" in shown.group(1)
