@@ -152,11 +152,16 @@ def _carriers(status: Status, settings: Settings, env: dict[str, str] | None) ->
                 agg["in_flight"] += bind.get("in_flight", 0)
                 agg["connect_attempts_last_min"] += bind.get("connect_attempts_last_min", 0)
                 agg["last_error"] = bind.get("last_error") or agg["last_error"]
+            agg["degraded"] = entry.get("degraded") or agg.get("degraded")
     for name, agg in sorted(status.carriers.items()):
         if agg["up"] == 0:
             error = agg["last_error"] or "no error reported"
             status.problem("warning", f"carrier {name}: no bind is up in any worker ({error})",
                            "Traffic moves to the other carriers of each sender; follow runbooks/carrier-outage.md.")
+        elif agg.get("degraded"):
+            status.problem("warning", f"carrier {name} degraded by its receipts: {agg['degraded']}",
+                           "It gets a quarter of its rate while another carrier can take the rest; it recovers on its "
+                           "own once its receipts look like the others' (runbooks/carrier-outage.md).")
         elif agg["breakers_open"]:
             status.problem("warning", f"carrier {name}: {agg['breakers_open']} breaker(s) open",
                            "That bind failed repeatedly; it is probed again on its own. Check the carrier's answers "

@@ -21,7 +21,7 @@ class TokenBucket:
     """
 
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ceiling = self.rate = float(rate)
+        self.configured = self.ceiling = self.rate = float(rate)
         self.burst = max(1.0, rate / 20)  # 50 ms worth: smooth at the carrier, full windows here
         self.tokens = self.burst
         self.clock = clock
@@ -60,6 +60,12 @@ class TokenBucket:
 
     def give_back(self, n: int) -> None:
         self.tokens += n
+
+    def set_share(self, share: float) -> None:
+        """Run at `share` of the configured rate from now on (1.0: all of it, climbing back as after
+        a throttle)."""
+        self.ceiling = self.configured * share
+        self.rate = min(self.rate, self.ceiling)
 
     def slow_down(self) -> None:
         now = self.clock()

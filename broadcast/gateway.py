@@ -29,7 +29,7 @@ from alerting.outbox import enqueue_after_commit
 from alerting.texts import has_placeholders, mode_prefix, render
 from audit import trail
 from audit.actor import Actor
-from broadcast import allowance, claims, jobs
+from broadcast import allowance, carrier_health, claims, jobs
 from broadcast.carriers import CarriersConfig
 from broadcast.encoding import ConcatReference, encode_parts
 from broadcast.pool import CarrierPool, OutboundMessage, Outcome, SubmitResult
@@ -111,11 +111,13 @@ class Gateway:
             _current = None
 
     def _renew_leases(self) -> None:
-        """A live worker keeps its claims: only a dead one's leases expire and get reclaimed."""
+        """A live worker keeps its claims: only a dead one's leases expire and get reclaimed. The same
+        beat follows the carriers' health judged from receipts (broadcast.carrier_health)."""
         while not self._stopping.wait(max(0.5, self.lease_s / 3)):
             try:
                 with transaction() as session:
                     claims.renew_leases(session, worker=self.name, lease_s=self.lease_s)
+                    self.pool.set_degraded(carrier_health.degraded_carriers(session), carrier_health.DEGRADED_SHARE)
             except Exception as exc:  # Postgres restarting: the leases outlive a short outage
                 log.warning("lease renewal failed: %s", exc)
 

@@ -170,6 +170,7 @@ class CarrierPool:
         self._sender_lock = threading.Lock()
         self._daily: dict[str, tuple[str, int]] = {}
         self.possible_duplicates = 0  # copies possibly on the air beyond one, summed over results
+        self.degraded: dict[str, str] = {}  # carrier → why its receipts look bad (broadcast.carrier_health)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -207,6 +208,20 @@ class CarrierPool:
     def _last_error(self, carrier: str) -> str:
         errors = [r.bind.stats.last_error for r in self.routes if r.carrier.name == carrier]
         return next((e for e in errors if e), f"carrier {carrier}: not bound yet")
+
+    def set_degraded(self, degraded: dict[str, str], share: float = 0.25) -> None:
+        """Give the binds of each degraded carrier (carrier → why) `share` of their rate, so the
+        others take the rest. A carrier that is the only healthy way out for one of its senders
+        keeps its full rate: slower is no better than degraded when nothing else can carry it."""
+        healthy = {c.name for c in self.config.carriers} - set(degraded)
+        for route in self.routes:
+            name = route.carrier.name
+            spare = all(any(c.name in healthy for c in self.config.carriers_for(s)) for s in route.carrier.senders)
+            with route.lock:
+                route.bucket.set_share(share if name in degraded and spare else 1.0)
+        if degraded != self.degraded:
+            log.warning("carriers degraded by their receipts: %s", degraded or "none")
+        self.degraded = dict(degraded)
 
     # -- submitting ----------------------------------------------------------------------------
 
@@ -567,7 +582,8 @@ class CarrierPool:
         carriers: dict[str, Any] = {}
         for route in self.routes:
             bind, stats = route.bind, route.bind.stats
-            entry = carriers.setdefault(route.carrier.name, {"test": route.carrier.test, "binds": {}})
+            entry = carriers.setdefault(route.carrier.name, {"test": route.carrier.test, "binds": {},
+                                                             "degraded": self.degraded.get(route.carrier.name)})
             entry["binds"][route.name] = {
                 "state": str(bind.state), "breaker": str(route.breaker.state), "window": bind.window,
                 "in_flight": len(bind.pending), "tps": round(route.bucket.rate, 1),

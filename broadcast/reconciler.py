@@ -150,7 +150,7 @@ def _orphan_batches(session, alert_id: int, covered: list[tuple[int, int]]) -> l
 def periodic_tasks(settings: object | None = None) -> list[tuple[str, object]]:
     """What else the scheduler runs each pass, each in its own transaction, with the time passed in:
     escalations at ACK deadlines (and the inbound sweep), recurring schedules and webhooks, audit
-    checkpoints."""
+    checkpoints, carrier health from receipts."""
     from alerting.db import engine
 
     def escalations(now: object) -> object:
@@ -172,7 +172,14 @@ def periodic_tasks(settings: object | None = None) -> list[tuple[str, object]]:
 
         return checkpoint_if_due(engine(), settings, every_s=300.0) if settings is not None else None  # type: ignore[arg-type]
 
-    return [("escalations", escalations), ("interfaces", interfaces), ("checkpoint", checkpoint)]
+    def carriers(now: object) -> object:
+        """Each carrier judged from its recent receipts; gateways follow the verdicts."""
+        from broadcast.carrier_health import assess_if_due
+
+        return assess_if_due(now)  # type: ignore[arg-type]
+
+    return [("escalations", escalations), ("interfaces", interfaces), ("checkpoint", checkpoint),
+            ("carriers", carriers)]
 
 
 def run_forever(redis: Redis | None, *, interval_s: float = 2.0, stop: object = None,

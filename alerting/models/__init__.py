@@ -12,7 +12,7 @@ from alerting.models.alerts import (
 from alerting.models.directory import Contact, ContactImport, ContactLocation, Group, GroupKind, GroupMember
 from alerting.models.messages import Delivery, DeliveryState, InboundKind, InboundMessage, Reply, ReplyMeaning
 from alerting.models.operators import ApiToken, Operator, Role
-from alerting.models.senders import Sender, SenderKind, SenderUsage
+from alerting.models.senders import CarrierHealthRow, Sender, SenderKind, SenderUsage
 from geo.models import Zone
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "AlertMode",
     "AlertState",
     "ApiToken",
+    "CarrierHealthRow",
     "Contact",
     "ContactImport",
     "ContactLocation",

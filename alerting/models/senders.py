@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, CheckConstraint, Date, DateTime, Float, Integer, String, func
+from sqlalchemy import Boolean, CheckConstraint, Date, DateTime, Float, Integer, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from alerting.db import Base, enum_type
@@ -42,3 +42,18 @@ class SenderUsage(Base):
     parts: Mapped[int] = mapped_column(Integer, default=0)
     last_grant: Mapped[int] = mapped_column(Integer, default=0)  # what the latest reservation got
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CarrierHealthRow(Base):
+    """A carrier's standing judged from its recent receipts (broadcast.carrier_health)."""
+
+    __tablename__ = "carrier_health"
+
+    carrier: Mapped[str] = mapped_column(String(64), primary_key=True)
+    degraded: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    finals: Mapped[int] = mapped_column(Integer, default=0)
+    failure_rate: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_p90_s: Mapped[float | None] = mapped_column(Float)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -180,6 +180,23 @@ def test_carrier_health_flags_the_carrier_whose_receipts_fail(committed_db, redi
         health = receipts.carrier_health_from_receipts(s, timedelta(minutes=15))
     assert health["alpha"].degraded and "50%" in health["alpha"].reason
     assert not health["beta"].degraded and health["beta"].failure_rate == 0
+    # The scheduler's verdict: stored for the gateways, audited when it changes, and it wears off
+    # once the window holds no more evidence against the carrier.
+    from datetime import UTC, datetime
+
+    from broadcast.carrier_health import assess, degraded_carriers
+
+    with transaction() as s:
+        assert assess(s).changed == ["alpha degraded"]
+        assert assess(s).changed == []  # same verdict: no new event
+        assert set(degraded_carriers(s)) == {"alpha"}
+    with transaction() as s:
+        later = datetime.now(UTC) + timedelta(minutes=20)
+        assert assess(s, later).changed == ["alpha recovered"] and degraded_carriers(s) == {}
+        events = s.execute(text("SELECT action, subject_id, reason FROM audit.events "
+                                "WHERE action LIKE 'carrier.%' ORDER BY seq")).all()
+    assert [(e[0], e[1]) for e in events] == [("carrier.degraded", "alpha"), ("carrier.recovered", "alpha")]
+    assert "50%" in events[0][2]
 
 
 def test_one_id_for_every_part_stands_for_the_whole_message(committed_db, redis_db):

@@ -24,3 +24,14 @@ def test_binds_and_breakers_of_every_gateway_are_listed(client, people, db, redi
     assert "alpha-1" in page and "alpha-2" in page
     assert "ESME_RBINDFAIL" in page and "12,345" in page
     assert "No gateway worker is running" not in page
+
+
+def test_a_carrier_degraded_by_its_receipts_is_shown_with_the_reason(client, people, db):
+    from sqlalchemy import text
+
+    db.execute(text("INSERT INTO carrier_health (carrier, degraded, reason) "
+                    "VALUES ('beta', true, '45% of receipts failed (others 2%)'), ('alpha', false, '')"))
+    sign_in(client, people("ana", "composer"), db)
+    page = client.get("/").get_data(as_text=True)
+    assert "DEGRADADO según sus recibos, recibe menos tráfico: 45% of receipts failed (others 2%)" in page
+    assert page.count("degraded-carrier") == 1

@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 from alerting.db import transaction
 from alerting.models import Alert, AlertState, Reply, ReplyMeaning, Role
 from alerting.web.security import requires_role
-from broadcast import jobs
+from broadcast import carrier_health, jobs
 
 bp = Blueprint("console", __name__)
 
@@ -35,13 +35,14 @@ def dashboard() -> str:
             "GROUP BY c.carrier, c.state HAVING sum(c.n) <> 0 ORDER BY 1, 2")).all()
         recent = list(db.scalars(select(Alert).where(Alert.state.not_in(IN_PROGRESS))
                                  .order_by(Alert.id.desc()).limit(10)))
+        degraded = carrier_health.degraded_carriers(db)
     by_carrier: dict[str, dict[str, int]] = {}
     for carrier, state, n in carriers:
         by_carrier.setdefault(carrier, {})[state] = int(n)
     binds, binds_error = _binds()
     return render_template("dashboard.html", running=running, counts=counts, pending=pending,
                            help_replies=help_replies, carriers=by_carrier, silent=_silent(by_carrier), recent=recent,
-                           binds=binds, binds_error=binds_error)
+                           binds=binds, binds_error=binds_error, degraded=degraded)
 
 
 def _binds() -> tuple[list[dict[str, Any]], str | None]:
