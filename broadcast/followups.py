@@ -124,7 +124,8 @@ def direct_reply(session: Session, reply_id: int, body: str, actor: Actor) -> in
 
 _CLAIM = text("""
 UPDATE followups f SET state = 'submitting', lease_until = now() + make_interval(secs => :lease),
-       attempts = f.attempts + 1, updated_at = now()
+       attempts = f.attempts + 1, updated_at = now(),
+       possible_duplicates = f.possible_duplicates + (f.state = 'submitting')::int  -- a dead worker's lease
  WHERE f.id IN (SELECT id FROM followups
                  WHERE state = 'queued' OR (state = 'submitting' AND lease_until < now())
                  ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED)
@@ -135,8 +136,9 @@ _RECORD = """
 UPDATE followups f SET state = v.state, carrier = v.carrier, bind = v.bind, message_ids = v.message_ids,
        parts = v.parts, error_code = v.error_code, error_reason = v.error_reason, lease_until = NULL,
        submitted_at = CASE WHEN v.state = 'submitted' THEN now() ELSE f.submitted_at END,
-       failed_at = CASE WHEN v.state = 'failed' THEN now() ELSE f.failed_at END, updated_at = now()
-  FROM (VALUES %s) AS v(id, state, carrier, bind, message_ids, parts, error_code, error_reason)
+       failed_at = CASE WHEN v.state = 'failed' THEN now() ELSE f.failed_at END, updated_at = now(),
+       possible_duplicates = f.possible_duplicates + v.dup
+  FROM (VALUES %s) AS v(id, state, carrier, bind, message_ids, parts, error_code, error_reason, dup)
  WHERE f.id = v.id AND f.state = 'submitting'
 """
 
@@ -172,7 +174,7 @@ def send_followups(limit: int = BATCH) -> dict[str, int]:
                 allowed = gateway.test_carriers if allowed is None else allowed & gateway.test_carriers
             if allowed is not None and not allowed:
                 outcomes.append((row.id, "failed", None, None, None, None, "drill_no_test_route",
-                                 "exercise/test follow-ups may only use test carriers"))
+                                 "exercise/test follow-ups may only use test carriers", 0))
                 continue
             messages.append(OutboundMessage(
                 delivery_id=row.id, sender=row.sender_name, destination=row.msisdn, parts=encoded.parts,
@@ -185,7 +187,7 @@ def send_followups(limit: int = BATCH) -> dict[str, int]:
             outcomes.append((r.delivery_id, state, r.carrier, r.bind,
                              [i or "" for i in r.message_ids] if state == "submitted" else None,
                              len(r.message_ids) if state == "submitted" else None,
-                             code if state != "submitted" else None, r.reason or None))
+                             code if state != "submitted" else None, r.reason or None, r.possible_duplicates))
             sent += state == "submitted"
         with transaction() as session:
             _record(session, outcomes)
@@ -203,7 +205,7 @@ def _record(session: Session, outcomes: list[tuple[Any, ...]]) -> None:
     try:
         execute_values(cursor, _RECORD, outcomes, page_size=len(outcomes),
                        template="(%s::bigint, %s::varchar, %s::varchar, %s::varchar, %s::varchar[], %s::smallint, "
-                                "%s::varchar, %s::text)")
+                                "%s::varchar, %s::text, %s::int)")
     finally:
         cursor.close()
 

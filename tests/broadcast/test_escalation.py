@@ -142,3 +142,27 @@ def test_follow_ups_of_an_exercise_use_test_carriers_only(committed_db, redis_db
         carriers = s.execute(text("SELECT DISTINCT carrier FROM followups WHERE alert_id = :a"),
                              {"a": drill}).scalars().all()
     assert carriers == ["alpha"] and beta_texts == []
+
+
+def test_a_follow_up_re_sent_after_no_answer_is_counted_as_a_possible_duplicate(committed_db, redis_db, run_jobs):
+    import time
+
+    from broadcast import followups
+
+    number = "+56980400001"
+    with inbound_rig(receipts=False) as (sim, gateway):
+        alert_id = seed_alert([number], sender="ALPHA-SC", ack_deadline_s=60)  # alpha is its only carrier
+        send(gateway, alert_id)
+        sim.set_fault("alpha", "black_hole", deliver=True, for_s=4)  # takes it onto the air, never answers
+        escalate(sending_at(alert_id) + timedelta(seconds=60))
+        run_jobs()  # the re-send times out: it may have gone out
+        with transaction() as s:
+            first = s.execute(text("SELECT state, possible_duplicates FROM followups")).one()
+        time.sleep(4.5)
+        followups.send_followups()  # the next pass, once alpha answers again
+        on_air = len(sim.messages_by_recipient()[number.lstrip("+")])
+    with transaction() as s:
+        state, counted = s.execute(text("SELECT state, possible_duplicates FROM followups")).one()
+    assert tuple(first) == ("queued", 1)
+    assert state == "submitted" and on_air == 3  # the alert, then the re-send twice
+    assert counted == on_air - 2  # every copy beyond the one meant is counted
