@@ -187,7 +187,7 @@ def _fire(session: Session, original_id: int, actor: Actor, kind: AlertKind, tex
     now = utcnow()
     correction = Alert(
         reference="pending-" + hashlib.sha256(f"{original.id}{now}".encode()).hexdigest()[:12],
-        reply_code=lifecycle._new_reply_code(session), kind=kind, mode=original.mode, priority=Priority.FLASH,
+        reply_code=lifecycle.new_reply_code(session), kind=kind, mode=original.mode, priority=Priority.FLASH,
         state=AlertState.APPROVED, title=f"{kind.value.upper()} {original.reference}", sender_name=original.sender_name,
         texts=texts, target={}, corrects_alert_id=original.id, composed_by_id=actor.operator_id,
         approved_by_id=actor.operator_id, approved_at=now, submitted_at=now, origin="console",

@@ -152,7 +152,7 @@ def _check_parts(draft: AlertDraft) -> None:
                 f"texts.{language}": f"needs {parts} parts; a phone reassembles at most 255"})
 
 
-def _new_reply_code(session: Session) -> str:
+def new_reply_code(session: Session) -> str:
     """A 4-digit code not used by another alert that is still open for replies."""
     open_states = [S.DRAFT, S.PENDING_APPROVAL, S.APPROVED, S.SCHEDULED, S.SENDING]
     taken = set(session.scalars(select(Alert.reply_code).where(Alert.state.in_(open_states))))
@@ -173,7 +173,7 @@ def compose_alert(session: Session, draft: AlertDraft, composer: Actor) -> Alert
     _validate(session, draft)
     alert = Alert(
         reference="pending-" + secrets.token_hex(6),
-        reply_code=_new_reply_code(session),
+        reply_code=new_reply_code(session),
         kind=draft.kind,
         mode=draft.mode,
         priority=draft.priority,
