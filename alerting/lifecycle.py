@@ -305,10 +305,15 @@ def enqueue_fan_out(session: Session, alert: Alert) -> None:
 
 
 def _require_route(session: Session, alert: Alert) -> None:
+    """Refuse an approval that could only fail at send: no carrier carries the sender, or (exercise and
+    test alerts, which go only through carriers marked `test`) no test carrier does."""
     sender = session.scalar(select(Sender).where(Sender.name == alert.sender_name))
     if sender is None or not sender.active:
         raise Refused(f'no route: sender "{alert.sender_name}" is not carried by any configured carrier',
                       alert_id=alert.id)
+    if alert.mode is not AlertMode.LIVE and not sender.test_route:
+        raise Refused(f'no route: {alert.mode.value} alerts go only through carriers marked test, and none '
+                      f'carries sender "{alert.sender_name}"', alert_id=alert.id)
 
 
 def reject_alert(session: Session, alert_id: int, approver: Actor, reason: str) -> Alert:

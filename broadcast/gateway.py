@@ -286,7 +286,9 @@ def sync_senders(config: CarriersConfig) -> int:
         for name, cfg in config.senders.items():
             row = known.pop(name, None) or Sender(name=name)
             row.kind, row.address, row.keyword = SenderKind(cfg.kind), cfg.address, cfg.keyword
-            row.daily_cap, row.tps, row.active = cfg.daily_cap, cfg.tps, True
+            carriers = config.carriers_for(name)
+            row.daily_cap, row.tps = cfg.daily_cap, cfg.tps
+            row.active, row.test_route = bool(carriers), any(c.test for c in carriers)
             session.add(row)
         for stale in known.values():
             stale.active = False

@@ -87,6 +87,7 @@ class SenderFactory(_Base):
     kind = SenderKind.SHORT
     address = factory.Sequence(lambda n: f"{4000 + n}")
     active = True
+    test_route = True  # as if a carrier marked `test` carried it (the simulator's are)
 
 
 class AlertFactory(_Base):

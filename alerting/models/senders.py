@@ -28,7 +28,8 @@ class Sender(Base):
     keyword: Mapped[str | None] = mapped_column(String(32))  # shared short codes only
     daily_cap: Mapped[int | None] = mapped_column(Integer)
     tps: Mapped[float | None] = mapped_column(Float)
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)  # some carrier in the carriers file carries it
+    test_route: Mapped[bool] = mapped_column(Boolean, default=False)  # some carrier marked `test` does
 
 
 class SenderUsage(Base):
