@@ -149,8 +149,8 @@ def _orphan_batches(session, alert_id: int, covered: list[tuple[int, int]]) -> l
 
 def periodic_tasks(settings: object | None = None) -> list[tuple[str, object]]:
     """What else the scheduler runs each pass, each in its own transaction, with the time passed in:
-    escalations at ACK deadlines (and the inbound sweep), recurring schedules and webhooks, audit
-    checkpoints."""
+    sealing the audit trail, escalations at ACK deadlines (and the inbound sweep), recurring
+    schedules and webhooks, audit checkpoints."""
     from alerting.db import engine
 
     def escalations(now: object) -> object:
@@ -167,12 +167,18 @@ def periodic_tasks(settings: object | None = None) -> list[tuple[str, object]]:
 
         return tick(config=IntakeConfig.from_env(os.environ), now=now)  # type: ignore[arg-type]
 
+    def seal(now: object) -> object:
+        """Link what has committed into the audit chain: an event waits at most one pass."""
+        from audit.seal import seal_committed
+
+        return seal_committed(engine())
+
     def checkpoint(now: object) -> object:
         from audit.checkpoints import checkpoint_if_due
 
         return checkpoint_if_due(engine(), settings, every_s=300.0) if settings is not None else None  # type: ignore[arg-type]
 
-    return [("escalations", escalations), ("interfaces", interfaces), ("checkpoint", checkpoint)]
+    return [("seal", seal), ("escalations", escalations), ("interfaces", interfaces), ("checkpoint", checkpoint)]
 
 
 def run_forever(redis: Redis | None, *, interval_s: float = 2.0, stop: object = None,
