@@ -158,9 +158,11 @@ def _process_writer(url: str, n: int, per_writer: int, fsync: bool, ready: Any, 
     dbmod.bind_sessions(engine)
     actor = Actor(kind="operator", name=f"bench-{n}", operator_id=n, interface="api", address="127.0.0.1")
     with dbmod.transaction() as session:  # connect before the clock starts
-        session.execute(text("SELECT 1"))
+        backend = _Cpu(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
     ready.put(n)
     go.wait()
+    own, server = _Cpu(os.getpid()), backend.now()
+    own_start = own.now()
     errors = 0
     for i in range(per_writer):
         try:
@@ -170,8 +172,21 @@ def _process_writer(url: str, n: int, per_writer: int, fsync: bool, ready: Any, 
         except Exception as exc:
             errors += 1
             print(f"append error: {exc!r}", file=sys.stderr)
-    done.put(errors)
+    done.put((errors, own.now() - own_start, backend.now() - server))
     engine.dispose()
+
+
+class _Cpu:
+    """CPU seconds of a process of this machine (a writer, or its PostgreSQL backend)."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.process = psutil.Process(pid)
+
+    def now(self) -> float:
+        times = self.process.cpu_times()
+        return float(times.user + times.system)
 
 
 class Sealer:
@@ -203,8 +218,10 @@ class Sealer:
         self.engine.dispose()
 
 
-def appends_in_processes(settings: Settings, writers: int, per_writer: int, *, fsync: bool = True) -> tuple[float, int]:
-    """(appends/s, errors) with one process per writer: no GIL shared between writers."""
+def appends_in_processes(settings: Settings, writers: int, per_writer: int, *,
+                         fsync: bool = True) -> tuple[float, int, float, float]:
+    """(appends/s, errors, client and server CPU µs per append) with one process per writer: no GIL
+    shared between writers. CPU per append does not depend on what else the machine runs."""
     ctx = multiprocessing.get_context("spawn")
     ready, done, go = ctx.Queue(), ctx.Queue(), ctx.Event()
     procs = [ctx.Process(target=_process_writer, args=(settings.database_url, n, per_writer, fsync, ready, go, done))
@@ -215,11 +232,14 @@ def appends_in_processes(settings: Settings, writers: int, per_writer: int, *, f
         ready.get(timeout=120)
     t0 = time.perf_counter()
     go.set()
-    errors = sum(done.get(timeout=3600) for _ in procs)
+    reports = [done.get(timeout=3600) for _ in procs]
     elapsed = time.perf_counter() - t0
     for p in procs:
         p.join()
-    return (writers * per_writer - errors) / elapsed, errors
+    errors = sum(r[0] for r in reports)
+    total = writers * per_writer
+    return ((total - errors) / elapsed, errors, sum(r[1] for r in reports) / total * 1e6,
+            sum(r[2] for r in reports) / total * 1e6)
 
 
 def serial_commit_ceiling(settings: Settings, n: int = 500) -> float:
@@ -290,10 +310,14 @@ def main() -> None:
                 ceiling = serial_commit_ceiling(settings)
                 print(f"serial commits (WAL flush rate, the ceiling of a serialized append): {ceiling:,.0f}/s")
                 with Sealer(settings.database_url, args.seal_every) as sealer:
-                    rate, errors = appends_in_processes(settings, args.writers, args.appends)
+                    rate, errors, client_us, server_us = appends_in_processes(settings, args.writers, args.appends)
+                cpus = os.cpu_count() or 1
+                append_ceiling = cpus * 1e6 / (client_us + server_us)
                 print(f"appends: {args.writers} writer processes x {args.appends}: {rate:,.0f} appends/s, "
                       f"{errors} errors; meanwhile sealed {sealer.sealed:,} every {args.seal_every:g} s, "
                       f"longest seal {sealer.longest_s:.2f} s")
+                print(f"append CPU: client {client_us:.0f} µs (SQLAlchemy session, pre-ping, append), server "
+                      f"{server_us:.0f} µs → {append_ceiling:,.0f} appends/s if this machine's {cpus} CPUs were free")
                 threads, _ = appends_with(settings, args.writers, args.appends // 4, fsync=True)
                 print(f"appends: {args.writers} writer threads in one process: {threads:,.0f} appends/s")
                 nosync, _ = appends_with(settings, args.writers, args.appends // 4, fsync=False)
@@ -311,6 +335,8 @@ def main() -> None:
                                appends_per_s=round(rate, 1), append_errors=errors,
                                appends_per_s_threads=round(threads, 1),
                                serial_commits_per_s=round(ceiling, 1), appends_per_s_sync_off=round(nosync, 1),
+                               append_client_us=round(client_us), append_server_us=round(server_us),
+                               appends_per_s_cpu_bound=round(append_ceiling),
                                sealed_during_appends=sealer.sealed, longest_seal_s=round(sealer.longest_s, 3),
                                seal_backlog=backlog, seal_events_per_s=round(backlog / seal_s),
                                fill_s=round(fill_s, 2))

@@ -294,3 +294,13 @@ def test_an_unsealed_event_is_sealed_and_checkpointed_by_verify_and_checkpoint(t
     assert cp.seq == 11
     verdict = _verify(trail)
     assert verdict.ok and verdict.sealed == 0 and verdict.head.seq == 11
+
+
+@pytest.mark.parametrize("at", ["2026-11-27 14:00:00+00", "2026-11-27 14:00:00.5+00", "2026-11-27 14:00:00.12+00",
+                                "2026-11-27 14:00:00.123456+00", "2026-11-27 14:00:00.00001+00"])
+def test_the_time_as_copy_sends_it_is_rewritten_to_the_canonical_form(db, at: str) -> None:
+    from audit import chain, scan
+
+    db.execute(text("SET LOCAL timezone = 'UTC'"))
+    sent, value = db.execute(text("SELECT CAST(:at AS timestamptz)::text, CAST(:at AS timestamptz)"), {"at": at}).one()
+    assert scan._iso_utc_bytes(sent.encode()).decode() == chain.format_at(value)

@@ -37,10 +37,10 @@ CONTENT_COLUMNS = ("at, actor_kind, actor_name, actor_operator_id, actor_token_i
 
 UPGRADE = r"""
 -- 1. An identity for events that have no place in the chain yet. Existing events get id = seq.
+-- A rewrite, not an UPDATE: no trigger to step around, and no HOT chains, which would leave the
+-- indexes created below unusable (indcheckxmin) while any older transaction runs in the cluster.
 ALTER TABLE audit.events ADD COLUMN id bigint;
-ALTER TABLE audit.events DISABLE TRIGGER events_no_update_delete;  -- the owner, inside this transaction
-UPDATE audit.events SET id = seq;
-ALTER TABLE audit.events ENABLE TRIGGER events_no_update_delete;
+ALTER TABLE audit.events ALTER COLUMN id TYPE bigint USING seq;
 ALTER TABLE audit.events ALTER COLUMN id SET NOT NULL;
 ALTER TABLE audit.events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY;
 SELECT setval(pg_get_serial_sequence('audit.events', 'id'), coalesce(max(id), 0) + 1, false) FROM audit.events;
@@ -51,7 +51,10 @@ ALTER TABLE audit.events ADD CONSTRAINT events_pkey PRIMARY KEY (id);
 ALTER TABLE audit.events ALTER COLUMN seq DROP NOT NULL;
 ALTER TABLE audit.events ALTER COLUMN prev_hash DROP NOT NULL;
 ALTER TABLE audit.events ALTER COLUMN hash DROP NOT NULL;
-ALTER TABLE audit.events ADD CONSTRAINT events_seq_key UNIQUE (seq);
+-- Partial: an append does not touch them (its seq and hash are NULL), only its seal does.
+CREATE UNIQUE INDEX events_seq_key ON audit.events (seq) WHERE seq IS NOT NULL;
+ALTER TABLE audit.events DROP CONSTRAINT events_hash_key;
+CREATE UNIQUE INDEX events_hash_key ON audit.events (hash) WHERE hash IS NOT NULL;
 ALTER TABLE audit.events ADD COLUMN content_hash bytea CHECK (octet_length(content_hash) = 32);
 ALTER TABLE audit.events ADD CONSTRAINT events_sealed_whole
   CHECK ((seq IS NULL) = (prev_hash IS NULL) AND (seq IS NULL) = (hash IS NULL));
@@ -226,7 +229,9 @@ DROP INDEX audit.ix_events_unsealed;
 ALTER TABLE audit.events DROP CONSTRAINT events_unsealed_hashed;
 ALTER TABLE audit.events DROP CONSTRAINT events_sealed_whole;
 ALTER TABLE audit.events DROP COLUMN content_hash;
-ALTER TABLE audit.events DROP CONSTRAINT events_seq_key;
+DROP INDEX audit.events_seq_key;
+DROP INDEX audit.events_hash_key;
+ALTER TABLE audit.events ADD CONSTRAINT events_hash_key UNIQUE (hash);
 ALTER TABLE audit.events DROP CONSTRAINT events_pkey;
 ALTER TABLE audit.events ALTER COLUMN seq SET NOT NULL;
 ALTER TABLE audit.events ALTER COLUMN prev_hash SET NOT NULL;
