@@ -147,7 +147,12 @@ def collect_events(session: Session) -> int:
 
     Serialized by the cursor rows' locks: two schedulers never emit the same event twice.
     """
+    from audit.seal import seal_events
+
     subscribers = list(session.scalars(select(WebhookSubscriber).where(WebhookSubscriber.active)))
+    if subscribers:
+        # Only sealed events have a seq, and sealed seqs only grow: a safe cursor.
+        seal_events(session)
     audit_cursor = _cursor(session, "audit")
     reply_cursor = _cursor(session, "replies")
     delivery_cursor = _cursor(session, "deliveries")

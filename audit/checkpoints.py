@@ -27,12 +27,13 @@ from sqlalchemy.orm import Session
 
 from alerting.settings import Settings
 from audit.chain import GENESIS, Head
+from audit.seal import seal_committed
 
 log = logging.getLogger("sirena.audit.checkpoint")
 
 _KEY_LABEL = b"sirena/audit-checkpoint/v1"
-_HEAD_SQL = text("SELECT current_database(), (SELECT seq FROM audit.events ORDER BY seq DESC LIMIT 1), "
-                 "(SELECT hash FROM audit.events ORDER BY seq DESC LIMIT 1)")
+_HEAD_SQL = text("SELECT current_database(), h.seq, h.hash FROM (SELECT 1) one LEFT JOIN LATERAL ("
+                 "SELECT seq, hash FROM audit.events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1) h ON true")
 
 
 @dataclass(frozen=True)
@@ -66,49 +67,55 @@ def checkpoint_file(settings: Settings, database: str) -> Path:
 
 
 def read_head(conn: Connection | Session) -> tuple[str, Head]:
-    """(database name, head) as `conn` sees it; an empty chain's head is (0, GENESIS)."""
+    """(database name, head of the sealed chain) as `conn` sees it; an empty chain's head is
+    (0, GENESIS). Events not sealed yet are not in it."""
     database, seq, head_hash = conn.execute(_HEAD_SQL).one()
     return database, Head(int(seq or 0), bytes(head_hash) if head_hash is not None else GENESIS)
 
 
-def write_checkpoint(bind: Session | Engine, settings: Settings) -> Checkpoint:
-    """Record the chain's head outside the database; returns the checkpoint.
-
-    Given an Engine: reads the committed head on a connection of its own and writes now.
-    Given a Session: reads the head the session sees (its own appends included) now, and writes
-    it only after that session commits (nothing if it rolls back), so a checkpoint never names an
-    event that did not commit. Raises OSError if the file cannot be written and ConfigError if
-    the secret key is missing.
-    """
+def write_checkpoint(engine: Engine, settings: Settings) -> Checkpoint:
+    """Seal every committed event, then record the chain's head outside the database now; returns
+    the checkpoint. Raises OSError if the file cannot be written and ConfigError if the secret
+    key is missing."""
     key = signing_key(settings)  # fail before anything else if there is no key
-    if isinstance(bind, Session):
-        database, head = read_head(bind)
-        cp = _checkpoint(database, head)
-        pending: list[Checkpoint] = bind.info.setdefault("audit_checkpoints", [])
-        if not pending:
-            event.listen(bind, "after_commit", lambda s: _flush(s, settings, key), once=True)
-            event.listen(bind, "after_rollback", lambda s: s.info.pop("audit_checkpoints", None), once=True)
-        pending.append(cp)
-        return cp
-    with bind.connect() as conn:
+    seal_committed(engine)
+    with engine.connect() as conn:
         database, head = read_head(conn)
     cp = _checkpoint(database, head)
     _append_line(settings, key, cp)
     return cp
 
 
-def _checkpoint(database: str, head: Head) -> Checkpoint:
-    return Checkpoint(database, head.seq, head.hash_hex, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+def checkpoint_after_commit(session: Session, settings: Settings) -> None:
+    """After `session` commits (nothing if it rolls back): seal, and write a checkpoint of the head,
+    so it names the events this session committed unless another sealer was busy at that moment
+    (the next checkpoint covers them then). Never raises into the committed action: a failure is
+    logged. Raises ConfigError now if the secret key is missing."""
+    key = signing_key(settings)
+    if session.info.get("audit_checkpoint_after_commit"):
+        return
+    session.info["audit_checkpoint_after_commit"] = True
 
-
-def _flush(session: Session, settings: Settings, key: bytes) -> None:
-    for cp in session.info.pop("audit_checkpoints", []):
+    def _write(s: Session) -> None:
+        s.info.pop("audit_checkpoint_after_commit", None)
+        bind = s.get_bind()
+        engine: Engine = bind.engine if isinstance(bind, Connection) else bind  # type: ignore[assignment]
         try:
-            _append_line(settings, key, cp)
-        except OSError:
+            seal_committed(engine, wait=False)
+            with engine.connect() as conn:
+                database, head = read_head(conn)
+            _append_line(settings, key, _checkpoint(database, head))
+        except Exception:
             # The action has committed; losing one checkpoint weakens tail detection until the
             # next one, it must not turn a completed alert into an error.
-            log.exception("could not write audit checkpoint seq=%s", cp.seq)
+            log.exception("could not write an audit checkpoint after commit")
+
+    event.listen(session, "after_commit", _write, once=True)
+    event.listen(session, "after_rollback", lambda s: s.info.pop("audit_checkpoint_after_commit", None), once=True)
+
+
+def _checkpoint(database: str, head: Head) -> Checkpoint:
+    return Checkpoint(database, head.seq, head.hash_hex, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
 
 
 def _mac(key: bytes, body: dict[str, object]) -> str:
@@ -133,8 +140,9 @@ def _append_line(settings: Settings, key: bytes, cp: Checkpoint) -> None:
 
 def checkpoint_if_due(engine: Engine, settings: Settings, *, every_s: float = 300.0) -> Checkpoint | None:
     """The periodic checkpoint: write one if the head moved since the last and that one is at least
-    `every_s` old (or there is none). Cheap enough to call on every scheduler tick; returns the new
-    checkpoint, or None when none was due."""
+    `every_s` old (or there is none). Seals first. Cheap enough to call on every scheduler tick;
+    returns the new checkpoint, or None when none was due."""
+    seal_committed(engine)
     with engine.connect() as conn:
         database, head = read_head(conn)
     last = _last_line(checkpoint_file(settings, database))

@@ -1,10 +1,13 @@
 """Export a timeline (one alert, or a time range) with its hashes, and verify such an export later.
 
-Each exported event carries every hashed field exactly as hashed, plus prev_hash and hash, so
-anybody can recompute its hash from the file alone (audit/chain.py documents the bytes).
+Each exported event carries every hashed field exactly as hashed, plus content_hash (version 2
+events; empty for version 1), prev_hash and hash, so anybody can recompute its hash from the file
+alone (audit/chain.py documents the bytes). Only sealed events are exported: entry points seal
+first (audit/seal.py).
 
-- CSV: one row per event, columns `chain.FIELDS + prev_hash, hash`; an empty cell in a NULLABLE
-  column is NULL (the trail never stores '' there). Checked event by event, and against the trail.
+- CSV: one row per event, columns `chain.FIELDS + content_hash, prev_hash, hash`; an empty cell in
+  a NULLABLE column is NULL (the trail never stores '' there). Checked event by event, and against
+  the trail. Exports made before version 2 (no content_hash column) are still checked.
 - JSON: an envelope with the scope, the chain head when exported, the events (each also with its
   payload parsed), their count and digest, and an HMAC by the checkpoint key: this proves, too,
   that no event was removed from or added to the file.
@@ -32,7 +35,8 @@ from audit.checkpoints import read_head
 from audit.verify import BROKEN_LINK, CHANGED_CONTENT, REORDERED, Problem, Verdict
 
 EXPORT_FORMAT = "sirena-audit-export-v1"
-CSV_COLUMNS = (*chain.FIELDS, "prev_hash", "hash")
+CSV_COLUMNS = (*chain.FIELDS, "content_hash", "prev_hash", "hash")
+CSV_COLUMNS_V1 = (*chain.FIELDS, "prev_hash", "hash")  # exports written before migration 0011
 NOT_IN_TRAIL = "not_in_trail"
 MISSING_FROM_EXPORT = "missing_from_export"
 BAD_SIGNATURE = "bad_signature"
@@ -89,13 +93,14 @@ def _rows(session: Session, scope: Scope, head_seq: int) -> Iterator[dict[str, A
     stmt = text(f"SELECT {chain.SELECT_CANONICAL_COLUMNS_TEXT} FROM audit.events e WHERE {where} "
                 "ORDER BY e.seq").execution_options(yield_per=2_000)
     for row in session.execute(stmt, {**params, "head": head_seq}):
-        record = dict(zip(chain.FIELDS, row[:-2], strict=True))
+        record = dict(zip(chain.FIELDS, row[:-3], strict=True))
+        record["content_hash"] = bytes(row[-3]).hex() if row[-3] is not None else None
         record["prev_hash"], record["hash"] = bytes(row[-2]).hex(), bytes(row[-1]).hex()
         yield record
 
 
 def write_export(session: Session, scope: Scope, fmt: str, out: TextIO, *, key: bytes | None) -> ExportSummary:
-    """Write the events in `scope`, up to the head seen now, to `out` as "csv" or "json".
+    """Write the sealed events in `scope`, up to the head seen now, to `out` as "csv" or "json".
 
     Streams: memory does not grow with the export. `key` signs the JSON envelope (None: unsigned).
     Raises InvalidInput for an unknown format.
@@ -189,7 +194,9 @@ class _Checker:
             raise InvalidInput(f"not a Sirena audit export: bad event ({exc})",
                                fields={"export": f"event {self.verdict.count + 1} is malformed"}) from None
         values = _values(event, payload_text)
-        if chain.event_hash(prev_hash, values) != stored:
+        stored_content = event.get("content_hash") or None
+        content, digest = chain.recompute(values, prev_hash, version=2 if stored_content else 1)
+        if digest != stored or (content is not None and content.hex() != stored_content):
             self.verdict.add(Problem(CHANGED_CONTENT, seq, (
                 f"event {seq} was changed in the export: its content no longer matches its hash")))
         if self.prev is not None:
@@ -229,13 +236,14 @@ class _Checker:
 def _verify_csv(fh: TextIO, *, engine: Engine | None) -> Verdict:
     reader = csv.reader(fh)
     header = next(reader, None)
-    if header is None or tuple(header) != CSV_COLUMNS:
+    if header is None or tuple(header) not in (CSV_COLUMNS, CSV_COLUMNS_V1):
         raise InvalidInput("not a Sirena audit export: unexpected CSV header",
                            fields={"export": f"expected columns {', '.join(CSV_COLUMNS)}"})
+    columns = tuple(header)
     checker = _Checker(engine)
     for cells in reader:
         event: dict[str, Any] = {}
-        for name, cell in zip(CSV_COLUMNS, cells, strict=False):
+        for name, cell in zip(columns, cells, strict=False):
             event[name] = None if cell == "" and name in chain.NULLABLE else cell
         checker.check(event, event.get("payload") or "")
     return checker.done()

@@ -3,15 +3,19 @@ run in worker processes (it imports only psycopg2, the standard library and audi
 
 Fast path: the rows arrive by COPY in PostgreSQL's text format, their time as ISO timestamptz
 text in UTC (cheaper for the server than to_char), each hash computed from the previous event's
-hash; a match proves both the content and the link. Any row that does not match is re-read with
-the authoritative canonical SELECT (audit/chain.py) after the COPY and diagnosed, so the fast
-path can only cost time, never a wrong verdict.
+hash; a match proves both the content and the link. A version 2 event (audit/chain.py) is
+hashed almost as COPY sends it: its canonical form is COPY's own escaping, so only the time is
+rewritten. Any row that does not match is re-read with the authoritative canonical SELECT
+(audit/chain.py) after the COPY and diagnosed, so the fast path can only cost time, never a wrong
+verdict. Events not sealed yet have no place in the chain: `scan_unsealed` checks their content
+against their content hash.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +30,9 @@ CHECKPOINT_MISMATCH = "checkpoint_mismatch"
 MAX_SUSPECTS = 1_000
 _REORDER_WINDOW = 64
 
-_COPY_COLUMNS = ("seq, at, actor_kind, actor_name, actor_operator_id, actor_token_id, action, subject_type, "
-                 "subject_id, payload, origin_address, origin_user_agent, origin_interface, outcome, reason, hash")
+_CONTENT_COLUMNS = ("at, actor_kind, actor_name, actor_operator_id, actor_token_id, action, subject_type, "
+                    "subject_id, payload, origin_address, origin_user_agent, origin_interface, outcome, reason")
+_COPY_COLUMNS = f"seq, hash, content_hash, {_CONTENT_COLUMNS}"
 _ESCAPE = re.compile(r"\\(.)")
 _UNESCAPE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 
@@ -35,11 +40,12 @@ _UNESCAPE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 @dataclass(frozen=True)
 class Problem:
     kind: str
-    seq: int | None  # the event concerned (None: not about one event, e.g. a bad checkpoint line)
+    seq: int | None  # the event concerned (None: not about one sealed event, e.g. a checkpoint line)
     message: str
+    event_id: int | None = None  # an unsealed event (it has no seq yet)
 
     def as_dict(self) -> dict[str, object]:
-        return {"kind": self.kind, "seq": self.seq, "message": self.message}
+        return {"kind": self.kind, "seq": self.seq, "event_id": self.event_id, "message": self.message}
 
 
 @dataclass
@@ -68,24 +74,75 @@ def _iso_utc(text: str) -> str:
     return f"{text[:10]}T{text[11:-3].ljust(15, '0')}Z"
 
 
+def _iso_utc_bytes(at: bytes) -> bytes:
+    """The same for bytes: PostgreSQL drops trailing zeros of the fraction, and the fraction itself
+    on a whole second ('2026-11-27 14:00:00+00')."""
+    clock = at[11:-3]
+    if len(clock) == 8:
+        clock += b"."
+    return at[:10] + b"T" + clock.ljust(15, b"0") + b"Z"
+
+
 class _Sink:
-    """Receives one COPY row per write() and checks it against the running chain."""
+    """Receives one COPY row per write() and checks it against the running chain.
+
+    `write` is a closure over local state, not a method over attributes: it runs once per event,
+    and attribute look-ups were a third of its time.
+    """
 
     def __init__(self, first_prev: bytes, prev_seq: int | None, expected: dict[int, str]) -> None:
         self.result = RangeResult()
-        self.prev_hash = first_prev
-        self.prev_seq = prev_seq
         self.expected = expected
         self.suspects: list[tuple[int, bytes, bool]] = []  # (seq, previous row's hash, after a gap)
-        self._sha = hashlib.sha256
+        self.write = self._writer(first_prev, prev_seq)
 
-    def write(self, data: bytes | str) -> None:
-        line = data.decode() if isinstance(data, bytes) else data
-        cut = line.rfind("\t")
-        fields = line[:cut].split("\t")
-        stored_hex = line[cut + 4:].rstrip("\n")  # the hash column is '\\x<hex>' in COPY text
-        seq = int(fields[0])
-        fields[1] = _iso_utc(fields[1])
+    def _writer(self, prev_hash: bytes, prev_seq: int | None) -> Callable[[bytes | str], None]:
+        sha, tag_v2, iso_utc = hashlib.sha256, chain.VERSION_TAG_V2, _iso_utc_bytes
+        result, suspects, expected = self.result, self.suspects, self.expected
+        next_seq = None if prev_seq is None else prev_seq + 1
+        count = 0
+
+        def write(data: bytes | str) -> None:
+            nonlocal prev_hash, next_seq, count
+            line = data.encode() if isinstance(data, str) else data
+            t1 = line.index(9)
+            t2 = line.index(9, t1 + 1)
+            t3 = line.index(9, t2 + 1)
+            t4 = line.index(9, t3 + 1)
+            seq = int(line[:t1])
+            stored_hex = line[t1 + 4:t2]  # bytea in COPY text is '\\x<hex>'
+            if line[t2 + 1:t3] == b"\\N":
+                digest = self._version_1(line, seq, t3, t4, prev_hash)
+                ok = digest.hex().encode() == stored_hex
+            else:
+                content = sha(tag_v2 + iso_utc(line[t3 + 1:t4]) + line[t4:-1]).digest()
+                digest = sha(prev_hash + content + seq.to_bytes(8, "big")).digest()
+                # The stored content hash must agree too.
+                ok = digest.hex().encode() == stored_hex and content.hex().encode() == line[t2 + 4:t3]
+            gap = next_seq is not None and seq != next_seq
+            if gap:
+                self._add(chain_gap(next_seq - 1, seq))  # type: ignore[operator]
+            if not ok:
+                if len(suspects) < MAX_SUSPECTS:
+                    suspects.append((seq, prev_hash, gap))
+                else:
+                    result.truncated = True
+                digest = _stored_hash(stored_hex)
+            if expected and seq in expected and expected[seq].encode() != stored_hex:
+                self._add(Problem(CHECKPOINT_MISMATCH, seq, (
+                    f"event {seq} has hash {stored_hex[:16].decode(errors='replace')}… but a checkpoint recorded "
+                    f"{expected[seq][:16]}… (the chain was rewritten from here or earlier)")))
+            if count == 0:
+                result.first_seq = seq
+            count += 1
+            result.count, result.last_seq, result.last_hash = count, seq, digest
+            prev_hash, next_seq = digest, seq + 1
+
+        return write
+
+    def _version_1(self, line: bytes, seq: int, t3: int, t4: int, prev_hash: bytes) -> bytes:
+        """An event written before migration 0011: length-prefixed fields, seq included."""
+        fields = [str(seq), _iso_utc(line[t3 + 1:t4].decode()), *line[t4 + 1:-1].decode().split("\t")]
         parts = [chain.VERSION_TAG]
         for v in fields:
             if v == "\\N":
@@ -94,33 +151,21 @@ class _Sink:
                 if "\\" in v:
                     v = _unescape(v)
                 parts.append(f"{len(v)}:{v}")
-        digest = self._sha(self.prev_hash + "\n".join(parts).encode()).digest()
-        r = self.result
-        gap = self.prev_seq is not None and seq != self.prev_seq + 1
-        if gap:
-            self._add(chain_gap(self.prev_seq, seq))  # type: ignore[arg-type]
-        if digest.hex() != stored_hex:
-            if len(self.suspects) < MAX_SUSPECTS:
-                self.suspects.append((seq, self.prev_hash, gap))
-            else:
-                r.truncated = True
-            digest = bytes.fromhex(stored_hex)
-        want = self.expected.get(seq)
-        if want is not None and want != stored_hex:
-            self._add(Problem(CHECKPOINT_MISMATCH, seq, (
-                f"event {seq} has hash {stored_hex[:16]}… but a checkpoint recorded {want[:16]}… "
-                "(the chain was rewritten from here or earlier)")))
-        if r.count == 0:
-            r.first_seq = seq
-        r.count += 1
-        r.last_seq, r.last_hash = seq, digest
-        self.prev_seq, self.prev_hash = seq, digest
+        return hashlib.sha256(prev_hash + "\n".join(parts).encode()).digest()
 
     def _add(self, problem: Problem) -> None:
         if len(self.result.problems) < MAX_SUSPECTS:
             self.result.problems.append(problem)
         else:
             self.result.truncated = True
+
+
+def _stored_hash(stored_hex: bytes) -> bytes:
+    """The stored hash, which the next event must link to (an empty one if it is not even hex)."""
+    try:
+        return bytes.fromhex(stored_hex.decode())
+    except ValueError:
+        return b""
 
 
 def chain_gap(prev_seq: int, seq: int) -> Problem:
@@ -146,7 +191,7 @@ def scan_range(conn: Any, lo: int, hi: int, *, first: bool, expected: dict[int, 
         row = cur.fetchone()
         if row is None:
             return RangeResult()
-        first_prev = bytes(row[0])
+        first_prev = bytes(row[0]) if row[0] is not None else b""
     sink = _Sink(first_prev, 0 if first else None, expected)
     cur.copy_expert(f"COPY (SELECT {_COPY_COLUMNS} FROM audit.events WHERE seq >= {int(lo)} AND seq <= {int(hi)} "
                     "ORDER BY seq) TO STDOUT", sink)
@@ -194,9 +239,17 @@ def _diagnose(cur: Any, seq: int, expected_prev: bytes, skip_link: bool) -> Prob
     """Re-read one event with the authoritative canonical SELECT and say what is wrong with it."""
     cur.execute(f"SELECT {chain.SELECT_CANONICAL_COLUMNS} FROM audit.events e WHERE e.seq = %s", (seq,))
     row = cur.fetchone()
-    values, stored_prev, stored = row[:-2], bytes(row[-2]), bytes(row[-1])
-    if chain.event_hash(stored_prev, values) != stored:
-        return _content_problem(seq, values, stored_prev, stored)
+    values = row[:-3]
+    stored_content, stored_prev, stored = (None if v is None else bytes(v) for v in row[-3:])
+    if stored is None or stored_prev is None:
+        return Problem(CHANGED_CONTENT, seq, f"event {seq} was changed: its hash or prev_hash was removed")
+    version = 1 if stored_content is None else 2
+    content, digest = chain.recompute(values, stored_prev, version=version)
+    if content != stored_content:
+        return Problem(CHANGED_CONTENT, seq, (
+            f"event {seq} was changed: its content no longer matches its content hash {stored_content.hex()[:16]}…"))
+    if digest != stored:
+        return _content_problem(seq, values, stored_prev, stored, version)
     if stored_prev != expected_prev and not skip_link:
         return Problem(BROKEN_LINK, seq, (
             f"event {seq} does not link to event {seq - 1}: its prev_hash is {stored_prev.hex()[:16]}…, "
@@ -204,16 +257,47 @@ def _diagnose(cur: Any, seq: int, expected_prev: bytes, skip_link: bool) -> Prob
     return None
 
 
-def _content_problem(seq: int, values: tuple, stored_prev: bytes, stored: bytes) -> Problem:
+def _content_problem(seq: int, values: tuple, stored_prev: bytes, stored: bytes, version: int) -> Problem:
     """A hash mismatch: say whether the event was moved (its content hashes under another seq)."""
     for delta in range(1, _REORDER_WINDOW + 1):
         for other in (seq - delta, seq + delta):
-            if other > 0 and chain.event_hash(stored_prev, (str(other), *values[1:])) == stored:
+            if other > 0 and chain.recompute((str(other), *values[1:]), stored_prev, version=version)[1] == stored:
                 return Problem(REORDERED, seq, (
                     f"event {seq} is event {other} moved: its content was written as event {other} "
                     "(events reordered)"))
     return Problem(CHANGED_CONTENT, seq, (
         f"event {seq} was changed: its content no longer matches its hash {stored.hex()[:16]}…"))
+
+
+def scan_unsealed(conn: Any) -> tuple[int, list[Problem]]:
+    """Check the events of `conn`'s snapshot that are not sealed yet: each one's content against the
+    content hash stored at insert. Returns (how many, problems)."""
+    sink = _UnsealedSink()
+    cur = conn.cursor()
+    cur.execute("SET LOCAL timezone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'")
+    cur.copy_expert(f"COPY (SELECT id, content_hash, {_CONTENT_COLUMNS} FROM audit.events WHERE seq IS NULL "
+                    "ORDER BY id) TO STDOUT", sink)
+    cur.close()
+    return sink.count, sink.problems
+
+
+class _UnsealedSink:
+    def __init__(self) -> None:
+        self.count = 0
+        self.problems: list[Problem] = []
+
+    def write(self, data: bytes | str) -> None:
+        line = data.encode() if isinstance(data, str) else data
+        t1 = line.index(b"\t")
+        t2 = line.index(b"\t", t1 + 1)
+        t3 = line.index(b"\t", t2 + 1)
+        event_id = int(line[:t1])
+        content = hashlib.sha256(chain.VERSION_TAG_V2 + _iso_utc_bytes(line[t2 + 1:t3]) + line[t3:-1]).digest()
+        self.count += 1
+        if content.hex().encode() != line[t1 + 4:t2] and len(self.problems) < MAX_SUSPECTS:
+            self.problems.append(Problem(CHANGED_CONTENT, None, (
+                f"unsealed event id {event_id} was changed: its content no longer matches its content hash"),
+                event_id=event_id))
 
 
 def scan_range_in_snapshot(dsn: str, snapshot: str, lo: int, hi: int, first: bool,

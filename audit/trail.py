@@ -2,13 +2,13 @@
 
 An event commits or rolls back with the action it records: `append` runs in the caller's session
 and raises AuditWriteFailed when it cannot write, so no privileged action commits without its
-event. `append` holds the trail's lock until COMMIT (every other append waits); a long
-transaction uses `append_at_commit`, which writes the event just before COMMIT instead. A refused
-action's transaction rolls back, so the error boundary records the refusal in a fresh transaction
-with `audit_refusal`.
+event. A refused action's transaction rolls back, so the error boundary records the refusal in a
+fresh transaction with `audit_refusal`.
 
-The database does the chaining (`audit.append_event`, SECURITY DEFINER, serialized by an advisory
-lock held to COMMIT); the application role can call it and read the table, nothing else.
+The database stores the event with the SHA-256 of its content (`audit.append_event`, SECURITY
+DEFINER; the application role can call it and read the table, nothing else) and takes no lock:
+concurrent actions commit side by side. The event gets its seq and its link in the chain when
+sealed, after it commits (audit/seal.py); until then its seq is NULL and its id identifies it.
 """
 
 from __future__ import annotations
@@ -60,14 +60,13 @@ def append(
     outcome: str = "done",
     reason: str | None = None,
 ) -> int:
-    """Append one event in `session`'s transaction and return its sequence number.
+    """Append one event in `session`'s transaction and return its id.
 
     `action` is a dotted verb such as "alert.approved"; `payload` holds what changed (before/after
     where it applies) and must be JSON-serializable (datetimes, Decimals, UUIDs, enums and sets are
-    converted). The transaction must be READ COMMITTED (the default). The append lock is held until
-    the transaction ends, so keep the transaction short after appending.
-    Raises AuditWriteFailed when the event cannot be written, ValueError on a programming error
-    (empty action, unknown outcome). In a long transaction prefer `append_at_commit`.
+    converted). Takes no lock: the event's seq (its place in the chain) is given when it is sealed,
+    after this transaction commits. Raises AuditWriteFailed when the event cannot be written,
+    ValueError on a programming error (empty action, unknown outcome).
     """
     params = _params(actor, action, subject_type, subject_id, payload, outcome, reason)
     return _execute(session, params)
@@ -86,12 +85,11 @@ def append_at_commit(
 ) -> None:
     """Like `append`, but the event is written just before `session` commits.
 
-    For long transactions (a fan-out chunk, an import): `append` takes the trail's lock at once
-    and holds it to COMMIT, so every other privileged action in the system would wait for the
-    rest of the transaction; here the lock is held only for the COMMIT itself. The event still
-    commits with the action or not at all: if it cannot be written, the commit raises
-    AuditWriteFailed and everything rolls back. Arguments are checked now (ValueError,
-    AuditWriteFailed for a payload that is not JSON); the seq is not known until the commit.
+    For long transactions (a fan-out chunk, an import): the event's time and id are those of the
+    commit, not of the start of the work, so it is sealed after the events of actions that
+    committed meanwhile. The event still commits with the action or not at all: if it cannot be
+    written, the commit raises AuditWriteFailed and everything rolls back. Arguments are checked
+    now (ValueError, AuditWriteFailed for a payload that is not JSON).
     """
     params = _params(actor, action, subject_type, subject_id, payload, outcome, reason)
     pending: list[dict[str, Any]] = session.info.setdefault("audit_at_commit", [])
@@ -137,7 +135,7 @@ def _params(actor: Actor, action: str, subject_type: str | None, subject_id: str
 
 def _execute(session: Session, params: dict[str, Any]) -> int:
     try:
-        seq = session.execute(_APPEND, params).scalar_one()
+        event_id = session.execute(_APPEND, params).scalar_one()
     except DBAPIError as exc:
         log.error("audit append failed: action=%s subject=%s:%s error=%s",
                   params["action"], params["subject_type"], params["subject_id"], exc.orig)
@@ -146,7 +144,7 @@ def _execute(session: Session, params: dict[str, Any]) -> int:
             f"{_first_line(exc)}",
             action=params["action"],
         ) from exc
-    return int(seq)
+    return int(event_id)
 
 
 def audit_refusal(
@@ -158,7 +156,7 @@ def audit_refusal(
     *,
     payload: dict[str, Any] | None = None,
 ) -> int | None:
-    """Record a refused privileged action in a transaction of its own; return its seq.
+    """Record a refused privileged action in a transaction of its own; return its id.
 
     Called by the error boundaries (web, API, CLI) when a Refused error escapes, after the action's
     own transaction has rolled back. Never raises: the action has already failed and its refusal

@@ -1,10 +1,12 @@
 """Verify the whole chain, streamed in constant memory, against the checkpoints kept outside.
 
-Every event's hash is recomputed in Python from its stored columns (audit/chain.py, audit/scan.py),
-its link to the previous event checked, the sequence checked for gaps, and every signed checkpoint
-must still be in the chain with the same hash. The verdict names the first bad event and what is
-wrong. A large trail is checked in seq ranges by worker processes that share one snapshot
-(pg_export_snapshot), then the ranges are stitched together.
+The trail is sealed first (audit/seal.py), so every committed event is in the chain. Every event's
+hash is recomputed in Python from its stored columns (audit/chain.py, audit/scan.py), its link to
+the previous event checked, the sequence checked for gaps, and every signed checkpoint must still
+be in the chain with the same hash. The verdict names the first bad event and what is wrong.
+Events committed after that seal but before the snapshot are checked against their content hash
+(they have no link yet). A large trail is checked in seq ranges by worker processes that share one
+snapshot (pg_export_snapshot), then the ranges are stitched together.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from audit.scan import (
     chain_gap,
     scan_range,
     scan_range_in_snapshot,
+    scan_unsealed,
 )
+from audit.seal import seal_committed
 
 MISSING_AFTER_CHECKPOINT = "missing_after_checkpoint"
 BAD_CHECKPOINT = "bad_checkpoint"
@@ -54,6 +58,8 @@ class Verdict:
     workers: int = 1
     rechecked: int = 0
     server_cpu_s: float | None = None
+    sealed: int = 0  # events this verify sealed before checking
+    unsealed: int = 0  # events committed after that seal: content checked, not yet linked
 
     @property
     def ok(self) -> bool:
@@ -71,7 +77,7 @@ class Verdict:
 
     def finish(self) -> None:
         """Order problems by event (the first bad event first), those about no event last."""
-        self.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
+        self.problems.sort(key=lambda p: (p.seq is None, p.seq or 0, p.event_id or 0))
         if len(self.problems) > _MAX_PROBLEMS:
             del self.problems[_MAX_PROBLEMS:]
             self.more_problems = True
@@ -88,14 +94,17 @@ class Verdict:
             "first_problem": first.as_dict() if first else None,
             "problems": [p.as_dict() for p in self.problems],
             "more_problems": self.more_problems,
+            "sealed": self.sealed,
+            "unsealed": self.unsealed,
             "elapsed_s": round(self.elapsed_s, 3),
             "workers": self.workers,
         }
 
 
 def verify_chain(engine: Engine, settings: Settings, *, workers: int | None = None,
-                 min_events_per_worker: int = MIN_EVENTS_PER_WORKER) -> Verdict:
-    """Recompute the chain in `engine`'s database and check it against its checkpoints.
+                 min_events_per_worker: int = MIN_EVENTS_PER_WORKER, seal: bool = True) -> Verdict:
+    """Seal what has committed (unless seal=False), then recompute the chain in `engine`'s database
+    and check it against its checkpoints.
 
     Reads one consistent snapshot (REPEATABLE READ, read only), streamed by COPY: memory does not
     grow with the trail. Checkpoints are read before the snapshot, so each names an event the
@@ -105,6 +114,7 @@ def verify_chain(engine: Engine, settings: Settings, *, workers: int | None = No
     chain: see Verdict.problems.
     """
     started = time.perf_counter()
+    sealed = seal_committed(engine) if seal else 0
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
@@ -126,12 +136,16 @@ def verify_chain(engine: Engine, settings: Settings, *, workers: int | None = No
             else:
                 dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
                 results = _scan_parallel(dsn, snapshot, ranges, expected)
+            unsealed, unsealed_problems = scan_unsealed(raw.dbapi_connection)
         finally:
             raw.rollback()
             raw.set_session(isolation_level="READ COMMITTED", readonly=False)
     finally:
         raw.close()
     verdict = _stitch(results)
+    verdict.sealed, verdict.unsealed = sealed, unsealed
+    for problem in unsealed_problems:
+        verdict.add(problem)
     verdict.workers = len(ranges)
     verdict.checkpoints = len(checkpoints)
     _check_tail(verdict, expected)

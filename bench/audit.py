@@ -6,12 +6,13 @@ Runs in a database of its own, `sirena_bench_audit` (created with the setup func
 dropped at the start and, unless --keep, at the end); the user's `sirena` database is never touched.
 
 1. appends: `--writers` processes, each appending `--appends` events through audit.trail.append as
-   the application role, one transaction per event (one privileged action each), all on one chain;
-   then the same with threads of one process, and with synchronous_commit=off (the CPU ceiling).
-   Beside them, the serial commit rate of one connection: appends are serialized up to COMMIT, so
-   the WAL flush rate bounds them.
+   the application role, one transaction per event (one privileged action each), while a sealer
+   links them into the chain every `--seal-every` seconds (the scheduler's pass); then the same
+   with threads of one process, and with synchronous_commit=off (the CPU ceiling). Beside them,
+   the serial commit rate of one connection (the WAL flush rate, which bounded the old design, in
+   which appends were serialized up to COMMIT). Then the rest is sealed, timed (events/s).
 2. fill: the trail is extended to `--events` events in ONE set-based SQL statement (a recursive CTE
-   that chains the hashes with the same audit.canonical() the append function uses), as the owner.
+   that hashes and links them with the same audit.content_hash() and link the database uses).
 3. verify: audit.verify.verify_chain over the whole trail, as `sirena audit verify` does, with a
    checkpoint written first; reports events/s, CPU per event (client, and server when local) and
    this process's peak RSS.
@@ -46,11 +47,11 @@ from alerting.provision import SetupReport, ensure_database
 from alerting.settings import Settings
 from audit.actor import Actor
 from audit.checkpoints import write_checkpoint
+from audit.seal import SEAL_LOCK_KEY, seal_committed
 from audit.trail import append
 from audit.verify import verify_chain
 
 DATABASE = "sirena_bench_audit"
-APPEND_LOCK_KEY = 0x534952415544  # migration 0002_audit's: no append may interleave with the fill
 
 # Extends the chain from its head to :target events in one statement. Payloads, actors and
 # actions vary so the rows look like a year of an agency's trail (about 250 bytes each).
@@ -58,20 +59,18 @@ FILL_SQL = """
 SELECT pg_advisory_xact_lock(%(lock)s);
 INSERT INTO audit.events (seq, at, actor_kind, actor_name, actor_operator_id, actor_token_id, action,
   subject_type, subject_id, payload, origin_address, origin_user_agent, origin_interface, outcome, reason,
-  prev_hash, hash)
+  content_hash, prev_hash, hash)
 WITH RECURSIVE gen AS (
   SELECT coalesce(max(e.seq), 0) AS seq, clock_timestamp() AS at, NULL::text AS kind, NULL::text AS name,
          NULL::bigint AS op, NULL::text AS action, NULL::text AS subject_id, NULL::jsonb AS payload,
          NULL::text AS addr, NULL::text AS iface, NULL::text AS outcome, NULL::text AS reason,
-         NULL::bytea AS prev,
-         coalesce((SELECT hash FROM audit.events ORDER BY seq DESC LIMIT 1),
+         NULL::bytea AS content, NULL::bytea AS prev,
+         coalesce((SELECT hash FROM audit.events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1),
                   '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea) AS hash
   FROM audit.events e
   UNION ALL
   SELECT n.seq, n.at, n.kind, n.name, n.op, n.action, n.subject_id, n.payload, n.addr, n.iface, n.outcome,
-         n.reason, g.hash,
-         sha256(g.hash || convert_to(audit.canonical(n.seq, n.at, n.kind, n.name, n.op, NULL, n.action, 'alert',
-           n.subject_id, n.payload, n.addr, 'Mozilla/5.0 (bench)', n.iface, n.outcome, n.reason), 'UTF8'))
+         n.reason, c.content, g.hash, sha256(g.hash || c.content || int8send(n.seq))
   FROM gen g
   CROSS JOIN LATERAL (
     SELECT g.seq + 1 AS seq,
@@ -90,10 +89,14 @@ WITH RECURSIVE gen AS (
            CASE WHEN g.seq %% 50 = 0 THEN 'refused' ELSE 'done' END AS outcome,
            CASE WHEN g.seq %% 50 = 0 THEN 'the composer cannot approve' END AS reason
   ) n
+  CROSS JOIN LATERAL (
+    SELECT audit.content_hash(n.at, n.kind, n.name, n.op, NULL, n.action, 'alert', n.subject_id, n.payload,
+                              n.addr, 'Mozilla/5.0 (bench)', n.iface, n.outcome, n.reason) AS content
+  ) c
   WHERE g.seq < %(target)s
 )
 SELECT seq, at, kind, name, op, NULL, action, 'alert', subject_id, payload, addr, 'Mozilla/5.0 (bench)', iface,
-       outcome, reason, prev, hash
+       outcome, reason, content, prev, hash
 FROM gen
 WHERE prev IS NOT NULL;
 """
@@ -155,9 +158,11 @@ def _process_writer(url: str, n: int, per_writer: int, fsync: bool, ready: Any, 
     dbmod.bind_sessions(engine)
     actor = Actor(kind="operator", name=f"bench-{n}", operator_id=n, interface="api", address="127.0.0.1")
     with dbmod.transaction() as session:  # connect before the clock starts
-        session.execute(text("SELECT 1"))
+        backend = _Cpu(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
     ready.put(n)
     go.wait()
+    own, server = _Cpu(os.getpid()), backend.now()
+    own_start = own.now()
     errors = 0
     for i in range(per_writer):
         try:
@@ -167,12 +172,56 @@ def _process_writer(url: str, n: int, per_writer: int, fsync: bool, ready: Any, 
         except Exception as exc:
             errors += 1
             print(f"append error: {exc!r}", file=sys.stderr)
-    done.put(errors)
+    done.put((errors, own.now() - own_start, backend.now() - server))
     engine.dispose()
 
 
-def appends_in_processes(settings: Settings, writers: int, per_writer: int, *, fsync: bool = True) -> tuple[float, int]:
-    """(appends/s, errors) with one process per writer: no GIL shared between writers."""
+class _Cpu:
+    """CPU seconds of a process of this machine (a writer, or its PostgreSQL backend)."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.process = psutil.Process(pid)
+
+    def now(self) -> float:
+        times = self.process.cpu_times()
+        return float(times.user + times.system)
+
+
+class Sealer:
+    """Seals every `every_s` seconds while the writers run, as the scheduler's pass does; records
+    how many it sealed and the longest seal."""
+
+    def __init__(self, url: str, every_s: float) -> None:
+        self.engine = create_engine(url, poolclass=pool.NullPool,
+                                    connect_args={"application_name": "sirena-bench-audit-sealer"})
+        self.every_s = every_s
+        self.sealed = 0
+        self.longest_s = 0.0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.every_s):
+            t0 = time.perf_counter()
+            self.sealed += seal_committed(self.engine)
+            self.longest_s = max(self.longest_s, time.perf_counter() - t0)
+
+    def __enter__(self) -> Sealer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.engine.dispose()
+
+
+def appends_in_processes(settings: Settings, writers: int, per_writer: int, *,
+                         fsync: bool = True) -> tuple[float, int, float, float]:
+    """(appends/s, errors, client and server CPU µs per append) with one process per writer: no GIL
+    shared between writers. CPU per append does not depend on what else the machine runs."""
     ctx = multiprocessing.get_context("spawn")
     ready, done, go = ctx.Queue(), ctx.Queue(), ctx.Event()
     procs = [ctx.Process(target=_process_writer, args=(settings.database_url, n, per_writer, fsync, ready, go, done))
@@ -183,11 +232,14 @@ def appends_in_processes(settings: Settings, writers: int, per_writer: int, *, f
         ready.get(timeout=120)
     t0 = time.perf_counter()
     go.set()
-    errors = sum(done.get(timeout=3600) for _ in procs)
+    reports = [done.get(timeout=3600) for _ in procs]
     elapsed = time.perf_counter() - t0
     for p in procs:
         p.join()
-    return (writers * per_writer - errors) / elapsed, errors
+    errors = sum(r[0] for r in reports)
+    total = writers * per_writer
+    return ((total - errors) / elapsed, errors, sum(r[1] for r in reports) / total * 1e6,
+            sum(r[2] for r in reports) / total * 1e6)
 
 
 def serial_commit_ceiling(settings: Settings, n: int = 500) -> float:
@@ -230,7 +282,7 @@ def fill(settings: Settings, target: int) -> float:
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
-        cur.execute(FILL_SQL, {"lock": APPEND_LOCK_KEY, "target": target})
+        cur.execute(FILL_SQL, {"lock": SEAL_LOCK_KEY, "target": target})
         raw.commit()
     finally:
         raw.close()
@@ -244,6 +296,8 @@ def main() -> None:
     parser.add_argument("--appends", type=int, default=2000, help="appends per writer")
     parser.add_argument("--events", type=int, default=1_000_000, help="trail size for the verify run")
     parser.add_argument("--workers", type=int, default=None, help="verify processes (default: up to 4, per CPU)")
+    parser.add_argument("--seal-every", type=float, default=2.0,
+                        help="seconds between seals while appending (the scheduler's pass interval)")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     parser.add_argument("--reuse", action="store_true", help="only verify the database a --keep run left")
     args = parser.parse_args()
@@ -255,19 +309,36 @@ def main() -> None:
             if not args.reuse:
                 ceiling = serial_commit_ceiling(settings)
                 print(f"serial commits (WAL flush rate, the ceiling of a serialized append): {ceiling:,.0f}/s")
-                rate, errors = appends_in_processes(settings, args.writers, args.appends)
+                with Sealer(settings.database_url, args.seal_every) as sealer:
+                    rate, errors, client_us, server_us = appends_in_processes(settings, args.writers, args.appends)
+                cpus = os.cpu_count() or 1
+                append_ceiling = cpus * 1e6 / (client_us + server_us)
                 print(f"appends: {args.writers} writer processes x {args.appends}: {rate:,.0f} appends/s, "
-                      f"{errors} errors")
+                      f"{errors} errors; meanwhile sealed {sealer.sealed:,} every {args.seal_every:g} s, "
+                      f"longest seal {sealer.longest_s:.2f} s")
+                print(f"append CPU: client {client_us:.0f} µs (SQLAlchemy session, pre-ping, append), server "
+                      f"{server_us:.0f} µs → {append_ceiling:,.0f} appends/s if this machine's {cpus} CPUs were free")
                 threads, _ = appends_with(settings, args.writers, args.appends // 4, fsync=True)
                 print(f"appends: {args.writers} writer threads in one process: {threads:,.0f} appends/s")
                 nosync, _ = appends_with(settings, args.writers, args.appends // 4, fsync=False)
                 print(f"appends with synchronous_commit=off (CPU ceiling, not durable): {nosync:,.0f}/s")
+                seal_engine = create_engine(settings.database_url, poolclass=pool.NullPool)
+                t0 = time.perf_counter()
+                backlog = seal_committed(seal_engine)
+                seal_s = time.perf_counter() - t0
+                seal_engine.dispose()
+                print(f"seal: {backlog:,} events left unsealed by the thread runs, sealed in {seal_s:.2f} s "
+                      f"({backlog / seal_s:,.0f} events/s)")
                 fill_s = fill(settings, args.events)
                 print(f"fill: chain extended to {args.events:,} events in one statement in {fill_s:.1f} s")
                 figures.update(writers=args.writers, appends=args.writers * args.appends,
                                appends_per_s=round(rate, 1), append_errors=errors,
                                appends_per_s_threads=round(threads, 1),
                                serial_commits_per_s=round(ceiling, 1), appends_per_s_sync_off=round(nosync, 1),
+                               append_client_us=round(client_us), append_server_us=round(server_us),
+                               appends_per_s_cpu_bound=round(append_ceiling),
+                               sealed_during_appends=sealer.sealed, longest_seal_s=round(sealer.longest_s, 3),
+                               seal_backlog=backlog, seal_events_per_s=round(backlog / seal_s),
                                fill_s=round(fill_s, 2))
             engine = dbmod.make_engine(settings.database_url, application_name="sirena-bench-audit")
             write_checkpoint(engine, settings)

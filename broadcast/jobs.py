@@ -19,6 +19,7 @@ from alerting import lifecycle
 from alerting.db import transaction, utcnow
 from alerting.models import Alert, AlertKind, AlertState, Delivery
 from alerting.outbox import enqueue_after_commit
+from audit.seal import seal_after_commit
 from broadcast import claims
 
 log = logging.getLogger("sirena.jobs")
@@ -124,6 +125,7 @@ def finish_if_done(session: Session, alert_id: int) -> bool:
     """), {"a": alert_id}).scalar_one()
     lifecycle.mark_completed(session, alert, counts, digest)
     session.info.setdefault("completed_alerts", []).append(alert_id)
+    seal_after_commit(session)  # the completion event in the chain at once, not at the next pass
     return True
 
 

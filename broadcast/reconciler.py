@@ -149,8 +149,8 @@ def _orphan_batches(session, alert_id: int, covered: list[tuple[int, int]]) -> l
 
 def periodic_tasks(settings: object | None = None) -> list[tuple[str, object]]:
     """What else the scheduler runs each pass, each in its own transaction, with the time passed in:
-    escalations at ACK deadlines (and the inbound sweep), recurring schedules and webhooks, audit
-    checkpoints, carrier health from receipts."""
+    sealing the audit trail, escalations at ACK deadlines (and the inbound sweep), recurring
+    schedules and webhooks, audit checkpoints, carrier health from receipts."""
     from alerting.db import engine
 
     def escalations(now: object) -> object:
@@ -167,6 +167,12 @@ def periodic_tasks(settings: object | None = None) -> list[tuple[str, object]]:
 
         return tick(config=IntakeConfig.from_env(os.environ), now=now)  # type: ignore[arg-type]
 
+    def seal(now: object) -> object:
+        """Link what has committed into the audit chain: an event waits at most one pass."""
+        from audit.seal import seal_committed
+
+        return seal_committed(engine())
+
     def checkpoint(now: object) -> object:
         from audit.checkpoints import checkpoint_if_due
 
@@ -178,7 +184,7 @@ def periodic_tasks(settings: object | None = None) -> list[tuple[str, object]]:
 
         return assess_if_due(now)  # type: ignore[arg-type]
 
-    return [("escalations", escalations), ("interfaces", interfaces), ("checkpoint", checkpoint),
+    return [("seal", seal), ("escalations", escalations), ("interfaces", interfaces), ("checkpoint", checkpoint),
             ("carriers", carriers)]
 
 

@@ -121,10 +121,11 @@ def export_cmd(ctx: Context, alert_id: int | None, since: str | None, until: str
 
     The export is itself audited (action audit.exported) before it is written.
     """
-    from alerting.db import transaction
+    from alerting.db import engine, transaction
     from alerting.models import Alert
     from audit.checkpoints import signing_key
     from audit.export import Scope, write_export
+    from audit.seal import seal_committed
     from audit.trail import append
 
     settings = ctx.db()
@@ -142,6 +143,7 @@ def export_cmd(ctx: Context, alert_id: int | None, since: str | None, until: str
         append(session, actor=_cli_actor(), action="audit.exported",
                subject_type="alert" if alert_id is not None else None, subject_id=alert_id,
                payload={"scope": scope.as_dict(), "format": fmt, "output": str(output) if output else "stdout"})
+    seal_committed(engine())  # only sealed events have their place in the chain, and are exported
     with transaction() as session:
         if output is None:
             summary = write_export(session, scope, fmt, sys.stdout, key=key)

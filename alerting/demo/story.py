@@ -177,9 +177,11 @@ class Story:
         from alerting.db import engine
         from audit.checkpoints import signing_key, write_checkpoint
         from audit.export import Scope, write_export
+        from audit.seal import seal_committed
         from audit.verify import verify_chain
 
         path = self.out_dir / f"timeline-alert-{alert_id}.json"
+        seal_committed(engine())
         with transaction() as s, path.open("w", encoding="utf-8") as fh:
             summary = write_export(s, Scope(alert_ids=(alert_id,)), "json", fh, key=signing_key(self.settings))
         self.say(f"  {self.actors.auditor.name} exported {summary.count} events to {path}")

@@ -14,9 +14,11 @@ from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import make_url
 
 import alerting.cli
+from alerting import db as dbmod
 from alerting.db import transaction
 from alerting.settings import Settings
 from audit.actor import Actor
+from audit.seal import seal_committed
 from audit.trail import append
 from tests.factories import AlertFactory, OperatorFactory
 
@@ -28,6 +30,7 @@ def trail(committed_db: Settings, tmp_path: Path) -> Settings:
     with transaction() as session:
         for i in range(5):
             append(session, actor=ANA, action="zone.edited", subject_type="zone", subject_id=i)
+    seal_committed(dbmod.engine())  # as the scheduler does
     return replace(committed_db, audit_checkpoint_dir=tmp_path / "checkpoints")
 
 

@@ -20,6 +20,7 @@ from audit import chain, export
 from audit.actor import Actor
 from audit.checkpoints import signing_key
 from audit.export import Scope, verify_export, write_export
+from audit.seal import seal_committed
 from audit.trail import append
 from audit.verify import BROKEN_LINK, CHANGED_CONTENT
 
@@ -40,6 +41,7 @@ def incident(committed_db: Settings, tmp_path: Path) -> Settings:
         append(session, actor=ANA, action="login.ok", subject_type="operator", subject_id=1, reason="")
         append(session, actor=JOB, action="alert.completed", subject_type="alert", subject_id=7,
                payload={"counts": {"delivered": 10, "failed": 1}, "ratio": 0.909, "big": 12345678901234567890})
+    seal_committed(dbmod.engine())  # as the scheduler does
     return replace(committed_db, audit_checkpoint_dir=tmp_path / "checkpoints")
 
 
@@ -117,7 +119,8 @@ def test_a_forged_self_consistent_event_is_caught_by_its_neighbour_and_the_trail
     forged = rows[1]
     forged["action"] = "alert.rejected"
     values = [None if forged[f] == "" and f in chain.NULLABLE else forged[f] for f in chain.FIELDS]
-    forged["hash"] = chain.event_hash(bytes.fromhex(forged["prev_hash"]), values).hex()
+    content, digest = chain.recompute(values, bytes.fromhex(forged["prev_hash"]), version=2)
+    forged["content_hash"], forged["hash"] = content.hex(), digest.hex()
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=export.CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()

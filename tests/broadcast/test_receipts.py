@@ -194,7 +194,7 @@ def test_carrier_health_flags_the_carrier_whose_receipts_fail(committed_db, redi
         later = datetime.now(UTC) + timedelta(minutes=20)
         assert assess(s, later).changed == ["alpha recovered"] and degraded_carriers(s) == {}
         events = s.execute(text("SELECT action, subject_id, reason FROM audit.events "
-                                "WHERE action LIKE 'carrier.%' ORDER BY seq")).all()
+                                "WHERE action LIKE 'carrier.%' ORDER BY id")).all()
     assert [(e[0], e[1]) for e in events] == [("carrier.degraded", "alpha"), ("carrier.recovered", "alpha")]
     assert "50%" in events[0][2]
 

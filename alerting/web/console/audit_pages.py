@@ -41,7 +41,8 @@ def timeline() -> str:
     with transaction() as db:
         events = db.execute(text(
             f"SELECT seq, at, actor_kind, actor_name, origin_interface, origin_address, action, subject_type, "
-            f"subject_id, outcome, reason FROM audit.events {where} ORDER BY seq DESC LIMIT :limit"), params).all()
+            f"subject_id, outcome, reason FROM audit.events {where} ORDER BY seq DESC NULLS FIRST, id DESC "
+            "LIMIT :limit"), params).all()
     return render_template("audit/timeline.html", events=events, alert_id=alert_id)
 
 
@@ -61,11 +62,13 @@ def export() -> Any:
     """Download the trail (or one alert's part) as signed JSON or CSV."""
     from audit.checkpoints import signing_key
     from audit.export import Scope, write_export
+    from audit.seal import seal_committed
 
     fmt = request.args.get("format", "json")
     alert_id = _alert_id()
     scope = Scope(alert_ids=(alert_id,) if alert_id is not None else ())
     out = io.StringIO()
+    seal_committed(engine())  # only sealed events have their place in the chain, and are exported
     with transaction() as db:
         write_export(db, scope, fmt, out, key=signing_key(current_app.config["SIRENA_SETTINGS"]))
     name = f"sirena-audit-{alert_id or 'all'}.{fmt}"

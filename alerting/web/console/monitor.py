@@ -46,7 +46,8 @@ def detail(alert_id: int) -> str:
             "approvals": approvals_of(db, alert_id), "live": _live(db, alert, after=0),
             "timeline": db.execute(text(
                 "SELECT seq, at, actor_name, action, outcome, reason FROM audit.events "
-                "WHERE subject_type = 'alert' AND subject_id = :a ORDER BY seq"), {"a": str(alert_id)}).all(),
+                "WHERE subject_type = 'alert' AND subject_id = :a ORDER BY seq NULLS LAST, id"),
+                {"a": str(alert_id)}).all(),
             "original": db.get(Alert, alert.corrects_alert_id) if alert.corrects_alert_id else None,
             "fireable": alert.state in corrections.FIREABLE,
             "silent": replies.non_responders(db, alert_id, limit=100),
