@@ -39,6 +39,7 @@ def created_at_column() -> Mapped[datetime]:
 
 _sessions = sessionmaker(expire_on_commit=False)
 _engine: Engine | None = None
+_settings: Settings | None = None
 
 
 def make_engine(url: str, *, application_name: str = "sirena", pool_size: int = 5) -> Engine:
@@ -54,12 +55,18 @@ def make_engine(url: str, *, application_name: str = "sirena", pool_size: int = 
 
 def configure_db(settings: Settings, *, application_name: str = "sirena") -> Engine:
     """Bind the session factory to the app database. Called once at process start."""
-    global _engine
+    global _engine, _settings
     if _engine is not None:
         _engine.dispose()
+    _settings = settings
     _engine = make_engine(settings.database_url, application_name=application_name)
     _sessions.configure(bind=_engine)
     return _engine
+
+
+def configured_settings() -> Settings | None:
+    """The settings this process's database was configured with (None before configure_db)."""
+    return _settings
 
 
 def engine() -> Engine:

@@ -28,6 +28,20 @@ def test_alert_to_1000_contacts_reaches_each_phone_exactly_once(gateway, simulat
     assert got["56990000005"] == [f"Evacuate the north sector. Reply ACK {code}."]
     assert got["56990000001"] == [f"Evacuar sector norte. Responda ACK {code}. 🚒"]
     assert counts == {"submitted": 1000}
+    # The completion is sealed into the audit chain and a checkpoint of that head written outside
+    # the database at once (cutting the tail after it would be caught).
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from alerting.db import configured_settings
+    from audit.checkpoints import read_checkpoints
+
+    settings = configured_settings()
+    with transaction() as s:
+        completed_seq = s.execute(text("SELECT seq FROM audit.events WHERE action = 'alert.completed' "
+                                       "AND subject_id = :a"), {"a": str(alert_id)}).scalar_one()
+    checkpoints, bad = read_checkpoints(settings, make_url(settings.database_url).database)
+    assert bad == [] and checkpoints and checkpoints[-1].seq >= completed_seq
 
 
 def test_exercise_is_prefixed_and_only_uses_test_carriers(gateway, simulator, run_jobs):
