@@ -65,6 +65,8 @@ class Settings:
     # How long a worker's claim on a delivery lasts before the reconciler may hand it to another.
     lease_s: int = 30
     log_level: str = "INFO"
+    # Extra reply words per meaning (TOML, `ack = ["vale"]`), added to the built-in Spanish and English.
+    vocabulary_file: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -109,6 +111,10 @@ class Settings:
             raise ConfigError(
                 f'SIRENA_TIMEZONE: unknown time zone "{self.timezone}"', variable="SIRENA_TIMEZONE"
             ) from None
+        if self.vocabulary_file is not None:
+            from broadcast.vocabulary import load_vocabulary
+
+            load_vocabulary(self.vocabulary_file)  # a bad file stops start-up, not the first reply
 
     def secret_key(self) -> Secret:
         """The key that signs sessions and encrypts TOTP seeds, read from secret_key_file."""
@@ -135,6 +141,8 @@ class Settings:
                 text = str(int(value.total_seconds()))
             elif isinstance(value, tuple):
                 text = ",".join(value)
+            elif value is None:
+                text = ""
             elif f.name.endswith("_url"):
                 text = _mask_url(str(value))
             else:
@@ -223,4 +231,5 @@ _PARSERS = {
     "drill_allowlist": _numbers,
     "reconcile_interval_s": _positive_float,
     "lease_s": lambda raw: int(_positive_float(raw)),
+    "vocabulary_file": _path,
 }

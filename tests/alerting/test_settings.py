@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 import pytest
@@ -59,3 +60,19 @@ def test_a_plain_postgres_url_connects_with_the_installed_driver(scheme, setting
             assert conn.execute(text("SELECT current_database()")).scalar() == own.database
     finally:
         engine.dispose()
+
+
+def test_a_vocabulary_file_is_read_at_start_and_a_bad_one_is_refused_naming_the_variable(tmp_path):
+    good = tmp_path / "vocabulary.toml"
+    good.write_text('ack = ["vale"]\n', encoding="utf-8")
+    settings = Settings.from_env({"SIRENA_VOCABULARY_FILE": str(good)})
+    assert settings.vocabulary_file == good and settings.shown()["SIRENA_VOCABULARY_FILE"] == str(good)
+    assert Settings.from_env({}).shown()["SIRENA_VOCABULARY_FILE"] == ""
+    for text, reason in (('ack = ["no"]', '"no" already means no'), ("ok = [1]", "unknown meaning"),
+                         ("ack = [", "vocabulary:")):
+        good.write_text(text, encoding="utf-8")
+        expected = f"^SIRENA_VOCABULARY_FILE: {re.escape(str(good))}: .*{re.escape(reason)}"
+        with pytest.raises(ConfigError, match=expected):
+            Settings.from_env({"SIRENA_VOCABULARY_FILE": str(good)})
+    with pytest.raises(ConfigError, match=r"^SIRENA_VOCABULARY_FILE: cannot read .*missing\.toml"):
+        Settings.from_env({"SIRENA_VOCABULARY_FILE": str(tmp_path / "missing.toml")})
