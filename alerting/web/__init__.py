@@ -103,10 +103,10 @@ def _templates(app: Flask) -> None:
 
 
 def _blueprints(app: Flask) -> None:
-    from alerting.web.console import admin, alerts, audit_pages, auth, dashboard, directory, monitor
+    from alerting.web.console import admin, alerts, audit_pages, auth, dashboard, directory, monitor, replies
 
     del monitor  # imported for its routes on the alerts blueprint
-    for module in (auth, dashboard, alerts, directory, admin, audit_pages):
+    for module in (auth, dashboard, alerts, replies, directory, admin, audit_pages):
         app.register_blueprint(module.bp)
     if importlib.util.find_spec("alerting.api") is not None:
         try:

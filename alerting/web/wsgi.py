@@ -1,4 +1,7 @@
-"""The WSGI entry point for production: `gunicorn --workers 4 'alerting.web.wsgi:make_app()'`.
+"""The WSGI entry point for production: `gunicorn --workers 4 --threads 16 'alerting.web.wsgi:make_app()'`.
+
+Threads, not only processes: each open alert page keeps one request waiting up to 20 s (the live
+view's long poll), holding no database connection meanwhile.
 
 Settings come from the environment once, when the server process builds the app (STYLE §4).
 One reverse proxy in front is trusted for X-Forwarded-For/Proto: it terminates TLS, so HSTS and

@@ -45,6 +45,7 @@ EXPECTED: dict[str, frozenset[str] | None] = {
     "admin.revoke_token": frozenset({"admin"}),
     "audit.timeline": frozenset({"auditor", "admin"}), "audit.verify": frozenset({"auditor", "admin"}),
     "audit.export": frozenset({"auditor", "admin"}),
+    "replies.unmatched": frozenset({"composer", "approver", "auditor"}),
 }
 ROLE_REFUSAL = "may not use this page"
 HEADERS = ("Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy", "Cache-Control")
