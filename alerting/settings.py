@@ -7,7 +7,7 @@ built-in simulated carriers.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
@@ -214,7 +214,7 @@ def _database_url(raw: str) -> str:
     return url
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[str], object]] = {
     "database_url": _database_url,
     "database_owner_url": _database_url,
     "database_admin_url": _database_url,

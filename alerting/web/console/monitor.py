@@ -6,8 +6,9 @@ The routes belong to the `alerts` blueprint (their endpoints read `alerts.detail
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select, text
@@ -23,7 +24,6 @@ from alerting.web.security import current_actor, limiter, requires_role
 from broadcast import jobs
 from broadcast import live as live_view
 
-T = TypeVar("T", int, float)
 LONG_POLL_MAX_S = 20.0  # under every proxy's idle timeout; the page asks again at once
 LONG_POLL_STEP_S = 0.5
 DONE = (AlertState.COMPLETED, AlertState.CANCELLED, AlertState.SUPERSEDED, AlertState.REJECTED)
@@ -84,8 +84,8 @@ def live(alert_id: int) -> Any:
     against the first look), looking every LONG_POLL_STEP_S; after S seconds it answers anyway
     (no events). No connection is held while waiting: each look is its own short transaction.
     """
-    after = _number(request.args.get("after"), 0)
-    wait_s = min(max(_number(request.args.get("wait"), 0.0), 0.0), LONG_POLL_MAX_S)
+    after = int(_query_number("after"))
+    wait_s = min(_query_number("wait"), LONG_POLL_MAX_S)
     seen = request.args.get("seen") or None
     deadline = time.monotonic() + wait_s
     while True:
@@ -99,13 +99,13 @@ def live(alert_id: int) -> Any:
         time.sleep(LONG_POLL_STEP_S)
 
 
-def _number(raw: str | None, default: T) -> T:
-    """A query number of `default`'s type; `default` when absent or not a finite non-negative number."""
+def _query_number(name: str) -> float:
+    """A finite non-negative number from the query string; 0 when absent or anything else."""
     try:
-        value = type(default)(raw)  # type: ignore[call-arg]
-    except (TypeError, ValueError):
-        return default
-    return value if value == value and 0 <= value < 2**62 else default  # NaN, infinities, negatives
+        value = float(request.args.get(name) or 0)
+    except ValueError:
+        return 0.0
+    return value if math.isfinite(value) and 0 <= value < 2**53 else 0.0
 
 
 @bp.get("/alerts/<int:alert_id>/points.geojson")
