@@ -97,3 +97,25 @@ def test_flash_batches_are_sent_before_queued_routine_ones(gateway, simulator, r
     assert len(flash_positions) == 50 and max(flash_positions) < first_routine
     assert state_of(routine) is AlertState.COMPLETED and state_of(flash.id) is AlertState.COMPLETED
     assert Counter(order).most_common(1)[0][1] == 1
+
+
+def test_a_delivery_back_for_another_attempt_goes_through_a_carrier_it_has_not_tried(gateway, simulator,
+                                                                                      run_jobs):
+    from sqlalchemy import text
+
+    seed_group(20)
+    alert_id = approved_alert({"es": "Corte de luz en sector sur"})
+    jobs.fan_out(alert_id)  # deliveries written, send batches queued but not run yet
+    with transaction() as s:  # as if an earlier attempt had gone to alpha and come back (no answer)
+        s.execute(text("UPDATE deliveries SET carriers_tried = '{alpha}', attempts = 1 WHERE alert_id = :a "
+                       "AND id % 2 = 0"), {"a": alert_id})
+        s.execute(text("UPDATE deliveries SET carriers_tried = '{alpha,beta}', attempts = 2 WHERE alert_id = :a "
+                       "AND id % 2 = 1"), {"a": alert_id})
+    run_jobs()
+    with transaction() as s:
+        rows = s.execute(text("SELECT id % 2, carrier, state FROM deliveries WHERE alert_id = :a"),
+                         {"a": alert_id}).all()
+    assert {state for _, _, state in rows} == {"submitted"}
+    assert {carrier for parity, carrier, _ in rows if parity == 0} == {"beta"}
+    # Tried everywhere already: any carrier again, rather than none.
+    assert len([1 for parity, _, _ in rows if parity == 1]) == 10
