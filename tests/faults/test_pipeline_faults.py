@@ -117,3 +117,25 @@ def test_throttling_on_one_carrier_slows_but_loses_nothing(cluster, simulator, c
     throttled = simulator.summary("alpha")
     record(request, FaultRow("throttling every 5th submit", N, **result, bound=0, seconds=clock.seconds(),
                              notes=f"ESME_RTHROTTLED on alpha; alpha accepted {throttled['messages']:,}"))
+
+
+def test_two_workers_sending_one_alert_at_once_never_send_a_delivery_twice(cluster, simulator, committed_db):
+    """No fault: the claim (FOR UPDATE SKIP LOCKED and a lease) alone keeps two live workers apart."""
+    import re
+    import urllib.request
+
+    seed_group(N)
+    alert_id = approved_alert({"es": "Simulacro de tsunami: suba a la cota 30. ACK {codigo}"})
+    ports = [_free_port(), _free_port()]
+    for k, port in enumerate(ports, start=1):
+        cluster._start("worker", "--share", f"{k}/2", "--name", f"gw-pair-{k}", "--metrics-port", str(port))
+    cluster.scheduler()
+    wait_until(lambda: simulator.submit_count() >= N // 2, 60, "half the alert on the air")
+    sent = []
+    for port in ports:  # read while both are alive: each process counts its own submits
+        scrape = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        sent.append(sum(float(v) for v in re.findall(r"^sirena_submits_total\{[^}]*\} ([0-9.e+]+)$", scrape, re.M)))
+    cluster.wait_completed(alert_id)
+    result = check_recovered(simulator, alert_id, N, bound=0, settings=committed_db)
+    assert result["duplicates"] == 0 and result["counted"] == 0
+    assert all(n > 0 for n in sent), f"both workers should have sent part of the alert: {sent}"
