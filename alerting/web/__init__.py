@@ -110,10 +110,12 @@ def _blueprints(app: Flask) -> None:
         app.register_blueprint(module.bp)
     if importlib.util.find_spec("alerting.api") is not None:
         try:
-            from alerting.api import api_bp  # type: ignore[attr-defined]
+            from alerting.api import api_bp, probes_bp  # type: ignore[attr-defined]
         except ImportError as exc:  # the API package exists but is not finished: the console still runs
             log.warning("REST API not registered: %s", exc)
         else:
             security.csrf.exempt(api_bp)  # bearer tokens, no cookies: CSRF cannot ride on them
             app.register_blueprint(api_bp)
             app.config["SIRENA_SELF_AUTH_BLUEPRINTS"].add(api_bp.name)
+            app.register_blueprint(probes_bp)  # /healthz, /readyz, /metrics: no sign-in, nothing private
+            app.config["SIRENA_SELF_AUTH_BLUEPRINTS"].add(probes_bp.name)
