@@ -65,6 +65,8 @@ class Settings:
     # How long a worker's claim on a delivery lasts before the reconciler may hand it to another.
     lease_s: int = 30
     log_level: str = "INFO"
+    # Priorities whose LIVE alerts reach opted-out contacts too (policy; "none" for no override).
+    opt_out_override: tuple[str, ...] = ("flash",)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -197,6 +199,16 @@ def _level(raw: str) -> str:
     return level
 
 
+def _priorities(raw: str) -> tuple[str, ...]:
+    if raw.strip().lower() == "none":
+        return ()
+    names = tuple(dict.fromkeys(p.strip().lower() for p in raw.split(",") if p.strip()))
+    for name in names:
+        if name not in {"flash", "high", "normal", "low"}:
+            raise ValueError(f'expected "none" or comma-separated priorities (flash, high, normal, low), got "{name}"')
+    return names
+
+
 _PARSERS = {
     "database_url": str,
     "database_owner_url": str,
@@ -214,4 +226,5 @@ _PARSERS = {
     "drill_allowlist": _numbers,
     "reconcile_interval_s": _positive_float,
     "lease_s": lambda raw: int(_positive_float(raw)),
+    "opt_out_override": _priorities,
 }

@@ -44,3 +44,11 @@ def test_missing_secret_key_file_names_the_setting(tmp_path):
     settings = Settings(secret_key_file=tmp_path / "nope")
     with pytest.raises(ConfigError, match="SIRENA_SECRET_KEY_FILE"):
         settings.secret_key()
+
+
+def test_opt_out_override_lists_priorities_or_none():
+    assert Settings.from_env({}).opt_out_override == ("flash",)
+    assert Settings.from_env({"SIRENA_OPT_OUT_OVERRIDE": "Flash, high"}).opt_out_override == ("flash", "high")
+    assert Settings.from_env({"SIRENA_OPT_OUT_OVERRIDE": "none"}).opt_out_override == ()
+    with pytest.raises(ConfigError, match=r'SIRENA_OPT_OUT_OVERRIDE: .*got "urgent"'):
+        Settings.from_env({"SIRENA_OPT_OUT_OVERRIDE": "flash,urgent"})
