@@ -230,8 +230,10 @@ def opt_out_policy() -> OptOutPolicy:
 
 def _fast(session: Session) -> None:
     # JIT spends 0.1-0.3 s compiling these statements and then saves nothing. 64 MB keeps a
-    # 1M-contact preview's hash tables in memory. No parallel workers: PostgreSQL gives each
-    # worker its own copy of a source's hash table, so each would redo the spatial scan.
+    # 1M-contact preview's hash tables in memory. No parallel workers (re-checked with the
+    # one-pass preview): each worker builds its own copy of the reached-contacts hash, so each
+    # redoes the spatial scan, and zone_parts is one page, so a parallel scan cannot share out
+    # the pieces either.
     session.execute(sql_text("SET LOCAL jit = off"))
     session.execute(sql_text("SET LOCAL work_mem = '64MB'"))
     session.execute(sql_text("SET LOCAL max_parallel_workers_per_gather = 0"))

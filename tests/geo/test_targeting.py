@@ -49,6 +49,20 @@ def test_same_contact_in_two_zones_and_a_group_gets_one_delivery(db, directory):
     assert p.by_group == [{"name": "brigadas", "kind": "static", "members": 1, "recipients": 1}]
 
 
+def test_preview_counts_each_of_many_sources_past_one_word_of_bits(db, directory):
+    # 70 groups: the per-contact source set spans two 63-bit words.
+    people = directory.contacts([OUTSIDE] * 3)
+    names = [f"g{i:02d}" for i in range(70)]
+    for i, name in enumerate(names):
+        directory.group(name, [people[0]] + ([people[1]] if i >= 63 else []) + ([people[2]] if i == 69 else []))
+    p = preview(db, TargetSpec(groups=names))
+    assert p.total == 3
+    members = {g["name"]: g["members"] for g in p.by_group}
+    assert members["g00"] == members["g62"] == 1
+    assert members["g63"] == members["g68"] == 2
+    assert members["g69"] == 3
+
+
 def test_preview_and_materialization_agree_on_a_mixed_target(db, directory):
     save_zone(db, "Centro", CENTRO, "geojson")
     inside = directory.contacts([INSIDE_CENTRO] * 5, attributes={"role": "vecino"})
