@@ -206,9 +206,11 @@ class OptOutPolicy:
     def shown(self, spec: TargetSpec, mode: AlertMode | str | None, priority: Priority | str | None) -> dict[str, Any]:
         """What a preview says about opt-outs: the policy, the alert it was asked for, the outcome."""
         by_policy = mode is not None and priority is not None and self.overrides(mode, priority)
-        reason = ("target.include_opted_out" if spec.include_opted_out
-                  else f"policy: live {Priority(priority).value} alerts override opt-outs" if by_policy
-                  else None)
+        reason = None
+        if spec.include_opted_out:
+            reason = "target.include_opted_out"
+        elif by_policy and priority is not None:
+            reason = f"policy: live {Priority(priority).value} alerts override opt-outs"
         return {"override_priorities": list(self.priorities),
                 "mode": None if mode is None else AlertMode(mode).value,
                 "priority": None if priority is None else Priority(priority).value,
