@@ -47,7 +47,7 @@ class BlastRadius:
 def preview_alert(session: Session, alert: Alert) -> targeting.Preview:
     spec = targeting.TargetSpec.from_json(alert.target or {})
     texts = {lang: mode_prefix(alert.mode, lang) + body for lang, body in alert.texts.items()}
-    return targeting.preview(session, spec, languages=texts)
+    return targeting.preview(session, spec, languages=texts, mode=alert.mode, priority=alert.priority)
 
 
 def blast_radius(session: Session, alert: Alert, preview: targeting.Preview) -> BlastRadius:

@@ -67,6 +67,8 @@ class Settings:
     log_level: str = "INFO"
     # Extra reply words per meaning (TOML, `ack = ["vale"]`), added to the built-in Spanish and English.
     vocabulary_file: Path | None = None
+    # Priorities whose LIVE alerts reach opted-out contacts too (policy; "none" for no override).
+    opt_out_override: tuple[str, ...] = ("flash",)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -205,6 +207,16 @@ def _level(raw: str) -> str:
     return level
 
 
+def _priorities(raw: str) -> tuple[str, ...]:
+    if raw.strip().lower() == "none":
+        return ()
+    names = tuple(dict.fromkeys(p.strip().lower() for p in raw.split(",") if p.strip()))
+    for name in names:
+        if name not in {"flash", "high", "normal", "low"}:
+            raise ValueError(f'expected "none" or comma-separated priorities (flash, high, normal, low), got "{name}"')
+    return names
+
+
 def _database_url(raw: str) -> str:
     """A PostgreSQL URL for the installed driver: a bare postgresql:// (or postgres://) gets +psycopg2."""
     url = raw.strip()
@@ -232,4 +244,5 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "reconcile_interval_s": _positive_float,
     "lease_s": lambda raw: int(_positive_float(raw)),
     "vocabulary_file": _path,
+    "opt_out_override": _priorities,
 }

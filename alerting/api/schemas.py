@@ -207,6 +207,7 @@ class PreviewSchema(Schema):
     by_language = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     zone_versions = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     sms = fields.Dict(allow_none=True)
+    opt_out_policy = fields.Dict(allow_none=True)
 
 
 class ContactCreateSchema(Schema):

@@ -80,6 +80,9 @@ def _services(settings: Settings) -> Any:
     from alerting.outbox import configure_outbox
 
     configure_db(settings, application_name="sirena-web")
+    from geo.targeting import configure_opt_out_policy
+
+    configure_opt_out_policy(settings)
     redis = _redis(settings)
     configure_outbox(redis)
     return redis

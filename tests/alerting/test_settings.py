@@ -76,3 +76,11 @@ def test_a_vocabulary_file_is_read_at_start_and_a_bad_one_is_refused_naming_the_
             Settings.from_env({"SIRENA_VOCABULARY_FILE": str(good)})
     with pytest.raises(ConfigError, match=r"^SIRENA_VOCABULARY_FILE: cannot read .*missing\.toml"):
         Settings.from_env({"SIRENA_VOCABULARY_FILE": str(tmp_path / "missing.toml")})
+
+
+def test_opt_out_override_lists_priorities_or_none():
+    assert Settings.from_env({}).opt_out_override == ("flash",)
+    assert Settings.from_env({"SIRENA_OPT_OUT_OVERRIDE": "Flash, high"}).opt_out_override == ("flash", "high")
+    assert Settings.from_env({"SIRENA_OPT_OUT_OVERRIDE": "none"}).opt_out_override == ()
+    with pytest.raises(ConfigError, match=r'SIRENA_OPT_OUT_OVERRIDE: .*got "urgent"'):
+        Settings.from_env({"SIRENA_OPT_OUT_OVERRIDE": "flash,urgent"})
