@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from alerting.contact_csv import LABELS, CsvFile, Layout, header_key
 from alerting.errors import InvalidInput
-from alerting.phones import parse_msisdn
+from alerting.phones import MsisdnParser
 
 MAX_NAME_CHARS = 200
 MAX_GROUP_CHARS = 100
@@ -34,6 +34,7 @@ LANGUAGES = {"es": "es", "espanol": "es", "castellano": "es", "spanish": "es",
              "en": "en", "ingles": "en", "english": "en"}
 _LANGUAGE_CODE = re.compile(r"^([a-z]{2})(?:[-_][a-z]{2})?$")
 _LABEL_RE = re.compile(r"^[a-z0-9_]{1,32}$")
+_to_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(…, ensure_ascii=False), built once
 
 
 class Issue(NamedTuple):
@@ -62,6 +63,7 @@ class RowChecker:
     def __init__(self, layout: Layout, region: str, dynamic_groups: frozenset[str]) -> None:
         self.layout, self.region, self.dynamic_groups = layout, region, dynamic_groups
         self.width = len(layout.headers)
+        self._numbers = MsisdnParser(region)
 
     def check(self, row: int, cells: list[str]) -> tuple[GoodRow | None, list[Issue]]:
         lay, issues = self.layout, []
@@ -72,13 +74,15 @@ class RowChecker:
                                 "(an unquoted comma or semicolon inside a value?)", "rejected")]
         if len(cells) < self.width:
             cells = cells + [""] * (self.width - len(cells))
-        for i, cell in enumerate(cells[: self.width]):
-            if "\ufffd" in cell or "\x00" in cell:  # PostgreSQL text cannot hold NUL
-                return None, [Issue(row, headers[i], cell[:200].replace("\x00", "\\0"),
-                                    "not valid UTF-8 text; save the file as CSV UTF-8", "rejected")]
+        joined = "".join(cells)
+        if "\ufffd" in joined or "\x00" in joined:  # PostgreSQL text cannot hold NUL
+            for i, cell in enumerate(cells[: self.width]):
+                if "\ufffd" in cell or "\x00" in cell:
+                    return None, [Issue(row, headers[i], cell[:200].replace("\x00", "\\0"),
+                                        "not valid UTF-8 text; save the file as CSV UTF-8", "rejected")]
         raw_phone = cells[lay.phone]
         try:
-            number = parse_msisdn(raw_phone, self.region)
+            number = self._numbers.parse(raw_phone)
         except InvalidInput as exc:
             reason = dict(exc.details.get("fields", {})).get("phone", exc.message)  # type: ignore[call-overload]
             return None, [Issue(row, headers[lay.phone], raw_phone, reason, "rejected")]
@@ -88,15 +92,17 @@ class RowChecker:
                                 "warning"))
         name = self._name(row, cells, issues)
         language = self._language(row, cells, issues)
-        attributes = {key: v for key, i in lay.attributes if (v := cells[i].strip())}
+        attributes = {}
         for key, i in lay.attributes:
-            if len(attributes.get(key, "")) > MAX_VALUE_CHARS:
-                issues.append(Issue(row, headers[i], cells[i][:200], f"longer than {MAX_VALUE_CHARS} characters; "
-                                    "not imported", "warning"))
-                del attributes[key]
+            if value := cells[i].strip():
+                if len(value) > MAX_VALUE_CHARS:
+                    issues.append(Issue(row, headers[i], cells[i][:200], f"longer than {MAX_VALUE_CHARS} characters; "
+                                        "not imported", "warning"))
+                else:
+                    attributes[key] = value
         locations = self._locations(row, cells, issues)
         groups = self._groups(row, cells, issues)
-        attrs = json.dumps(attributes, ensure_ascii=False) if attributes else None
+        attrs = _to_json(attributes) if attributes else None
         return GoodRow(row, number.e164, name, language, attrs, locations, groups), issues
 
     def _name(self, row: int, cells: list[str], issues: list[Issue]) -> str | None:
