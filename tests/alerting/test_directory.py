@@ -11,6 +11,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from alerting import contact_import, contact_rows
+from alerting.contact_records import delete_contact
 from alerting.directory import (
     add_members,
     create_group,
@@ -332,6 +333,18 @@ def test_add_members_adds_by_number_once_and_refuses_unknown_numbers(db: Session
         add_members(db, group, ["+56961234569"])
     with pytest.raises(NotFound):
         get_group_by_name(db, "no-existe")
+
+
+def test_deleting_contacts_removes_their_locations_and_memberships(db: Session, settings: Settings,
+                                                                   tmp_path: Path) -> None:
+    run(db, settings, write(tmp_path, "telefono,grupo,lat,lon,lat_trabajo,lon_trabajo\n"
+                                      "961234567,salud,-33.4,-70.6,-33.5,-70.7\n961234568,salud,-33.4,-70.6,,\n"
+                                      "961234569,salud,-33.4,-70.6,,\n"))
+    delete_contact(db, contact(db, "+56961234567").id, actor=ACTOR)
+    db.execute(text("DELETE FROM contacts WHERE msisdn = '+56961234568'"))
+    assert members(db, "salud") == {"+56961234569"}
+    assert db.scalar(select(func.count()).select_from(ContactLocation)) == 1
+    assert db.scalar(select(func.count()).select_from(GroupMember)) == 1
 
 
 def test_opt_out_and_opt_in_are_idempotent_and_audited(db: Session, settings: Settings, tmp_path: Path) -> None:
