@@ -40,7 +40,7 @@ MAX_BYTES = 2 * 1024**3
 MAX_ROWS = 10_000_000
 MAX_NEW_GROUPS = 1000
 BATCH_ROWS = 25_000
-MERGE_WORK_MEM = "256MB"
+WORK_MEM = "256MB"
 DEFAULT_LANGUAGE = "es"
 REPORT_COLUMNS = ("row", "column", "value", "reason", "outcome")
 
@@ -178,6 +178,9 @@ class _Staging:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.cursor = session.connection().connection.cursor()
+        # The grouping of duplicates and the joins of a million staged rows with contacts hash in
+        # memory instead of spilling to disk in batches (default 4 MB); for this transaction only.
+        self.cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
         token = secrets.token_hex(4)
         self.contacts, self.locations = f"import_contacts_{token}", f"import_locations_{token}"
         self.groups, self.dups = f"import_groups_{token}", f"import_duplicates_{token}"
@@ -244,9 +247,6 @@ class _Staging:
 
 def _merge(session: Session, stage: _Staging, report: ImportReport, lap: _Laps) -> None:
     """The set statements: groups, contacts, locations, memberships. No per-row statement."""
-    # The joins of a million staged rows with contacts hash in memory instead of spilling to disk
-    # in batches (the default 4 MB); for this transaction only.
-    session.execute(text(f"SET LOCAL work_mem = '{MERGE_WORK_MEM}'"))
     new_groups = _new_group_count(session, stage, report.group)
     if new_groups > MAX_NEW_GROUPS:
         raise InvalidInput(f"group: the file names {new_groups:,} groups that do not exist; an import creates "
