@@ -12,13 +12,13 @@ from __future__ import annotations
 import collections
 import csv
 import io
-import json
 import math
 import multiprocessing
 import os
 import re
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from json.encoder import encode_basestring
 from typing import NamedTuple
 
 from alerting.contact_csv import LABELS, Block, CsvFile, Layout, block_records, header_key
@@ -35,7 +35,7 @@ LANGUAGES = {"es": "es", "espanol": "es", "castellano": "es", "spanish": "es",
              "en": "en", "ingles": "en", "english": "en"}
 _LANGUAGE_CODE = re.compile(r"^([a-z]{2})(?:[-_][a-z]{2})?$")
 _LABEL_RE = re.compile(r"^[a-z0-9_]{1,32}$")
-_to_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(…, ensure_ascii=False), built once
+_json_string = encode_basestring  # a str as a JSON string literal (C), as json.dumps writes it
 
 
 class Issue(NamedTuple):
@@ -65,6 +65,7 @@ class RowChecker:
         self.layout, self.region, self.dynamic_groups = layout, region, dynamic_groups
         self.width = len(layout.headers)
         self._numbers = MsisdnParser(region)
+        self._attribute_keys = [(_json_string(key) + ": ", i) for key, i in layout.attributes]
 
     def check(self, row: int, cells: list[str]) -> tuple[GoodRow | None, list[Issue]]:
         lay, issues = self.layout, []
@@ -93,17 +94,17 @@ class RowChecker:
                                 "warning"))
         name = self._name(row, cells, issues)
         language = self._language(row, cells, issues)
-        attributes = {}
-        for key, i in lay.attributes:
+        attributes = []  # JSON members, "key": "value", in column order; blank cells are not stored
+        for key, i in self._attribute_keys:
             if value := cells[i].strip():
                 if len(value) > MAX_VALUE_CHARS:
                     issues.append(Issue(row, headers[i], cells[i][:200], f"longer than {MAX_VALUE_CHARS} characters; "
                                         "not imported", "warning"))
                 else:
-                    attributes[key] = value
+                    attributes.append(key + _json_string(value))
         locations = self._locations(row, cells, issues)
         groups = self._groups(row, cells, issues)
-        attrs = _to_json(attributes) if attributes else None
+        attrs = "{" + ", ".join(attributes) + "}" if attributes else None
         return GoodRow(row, number.e164, name, language, attrs, locations, groups), issues
 
     def _name(self, row: int, cells: list[str], issues: list[Issue]) -> str | None:

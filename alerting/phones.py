@@ -8,7 +8,7 @@ carrier compares equal to the one in the directory.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberDesc, PhoneNumberFormat, PhoneNumberType
@@ -116,6 +116,7 @@ class MsisdnParser:
 # phonenumbers reads as those digits and nothing else (no extension, letters, RFC 3966 or IDD).
 _PLAIN = re.compile(r"\s*(\+?)(\(?[0-9][0-9 ().\-]*)\s*")
 _NO_SEPARATORS = str.maketrans("", "", " ().-")
+_MAX_NSN = 17  # phonenumbers' longest national significant number
 _DESC_ORDER = (  # phonenumbers' _number_type_helper order: the first that matches names the type
     ("premium_rate", PhoneNumberType.PREMIUM_RATE), ("toll_free", PhoneNumberType.TOLL_FREE),
     ("shared_cost", PhoneNumberType.SHARED_COST), ("voip", PhoneNumberType.VOIP),
@@ -152,6 +153,7 @@ class _RegionPlan:
     fixed_line: _Desc
     mobile: _Desc
     same_mobile_and_fixed: bool
+    _kinds: dict[int, re.Pattern[str] | None] = field(default_factory=dict)  # by number length
 
     @classmethod
     def of(cls, region: str) -> _RegionPlan | None:
@@ -162,7 +164,7 @@ class _RegionPlan:
         code = str(meta.country_code)
         if any(int(code[:n]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE for n in range(1, len(code))):
             return None
-        return cls(
+        plan = cls(
             country_code=code,
             idd=re.compile(meta.international_prefix) if meta.international_prefix else None,
             national_prefix=re.compile(meta.national_prefix_for_parsing) if meta.national_prefix_for_parsing else None,
@@ -173,6 +175,8 @@ class _RegionPlan:
             mobile=_Desc(meta.mobile),
             same_mobile_and_fixed=bool(meta.same_mobile_and_fixed_line_pattern),
         )
+        plan._kinds.update((n, plan._kinds_of_length(n)) for n in range(1, _MAX_NSN + 1))
+        return plan
 
     def check(self, plus: str, digits: str) -> Msisdn | None:
         """The number if `plus` + `digits` is plainly a valid number of this region; None: parse it."""
@@ -188,15 +192,24 @@ class _RegionPlan:
         if (self.national_prefix is not None and self.national_prefix.match(national)) \
                 or not self.general.matches(national):
             return None
-        for desc, kind in self.types:
-            if desc.matches(national):
-                return Msisdn(f"+{code}{national}", kind)
-        if self.fixed_line.matches(national):
-            mobile_too = self.same_mobile_and_fixed or self.mobile.matches(national)
-            return Msisdn(f"+{code}{national}", "fixed_line_or_mobile" if mobile_too else "fixed_line")
-        if not self.same_mobile_and_fixed and self.mobile.matches(national):
-            return Msisdn(f"+{code}{national}", "mobile")
-        return None
+        kinds = self._kinds.get(len(national))
+        found = kinds.fullmatch(national) if kinds is not None else None
+        if found is None:
+            return None
+        kind = found.lastgroup
+        if kind == "fixed_line" and (self.same_mobile_and_fixed or self.mobile.matches(national)):
+            kind = "fixed_line_or_mobile"
+        return Msisdn(f"+{code}{national}", kind or "unknown")
+
+    def _kinds_of_length(self, length: int) -> re.Pattern[str] | None:
+        """One pattern for the descriptions a number of `length` digits may match, in number_type's
+        order, each a named alternative: the first that matches the whole number is the type."""
+        ordered = [*self.types, (self.fixed_line, "fixed_line")]
+        if not self.same_mobile_and_fixed:
+            ordered.append((self.mobile, "mobile"))
+        alternatives = [f"(?P<{kind}>{desc.pattern.pattern})" for desc, kind in ordered
+                        if desc.pattern is not None and (desc.lengths is None or length in desc.lengths)]
+        return re.compile("|".join(alternatives)) if alternatives else None
 
 
 def normalize_msisdn(raw: str, region: str | None) -> str:

@@ -144,10 +144,12 @@ def test_bom_semicolons_spanish_headers_and_decimal_commas_are_understood(db: Se
 
 def test_other_columns_become_jsonb_attributes_queryable_with_containment(db: Session, settings: Settings,
                                                                          tmp_path: Path) -> None:
-    path = write(tmp_path, "celular,Rol,Distrito,Unidad Nº\n961234567,brigadista,Centro,5\n961234568,,Norte,\n")
+    path = write(tmp_path, "celular,Rol,Distrito,Unidad Nº\n961234567,brigadista,Centro,5\n961234568,,Norte,\n"
+                           '961234569,"dice ""jefe"" \\ ñ\t\u2028 fin",,\n')
     run(db, settings, path)
     assert contact(db, "+56961234567").attributes == {"rol": "brigadista", "distrito": "Centro", "unidad_no": "5"}
     assert contact(db, "+56961234568").attributes == {"distrito": "Norte"}  # blank cells are not attributes
+    assert contact(db, "+56961234569").attributes == {"rol": 'dice "jefe" \\ ñ\t\u2028 fin'}
     hits = db.scalars(text("SELECT msisdn FROM contacts WHERE attributes @> CAST(:q AS jsonb)"),
                       {"q": '{"rol": "brigadista"}'}).all()
     assert hits == ["+56961234567"]
