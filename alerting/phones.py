@@ -77,11 +77,12 @@ class MsisdnParser:
     A number spelt plainly, as most are (`961234567`, `9 6123 4567`, `+56 9 6123-4567`), is checked
     with the region's own compiled metadata (`PhoneMetadata`: its national number patterns and
     possible lengths, in the order `phonenumbers.number_type` tries them) instead of a full
-    `phonenumbers.parse`, which costs ~5x more. Anything else — other punctuation, letters, an
-    international or national prefix, another country code, a number that the quick check does
-    not find valid — goes through `parse_msisdn` itself, so every refusal and its reason come
-    from there. `tests/alerting/test_phones.py` checks on a large random sample that both agree.
-    Outcomes of the slow path are cached per raw string (bad values such as "no tiene" repeat).
+    `phonenumbers.parse` and `number_type`, which cost ~8 times as much. Anything else — other
+    punctuation, letters, an international or national prefix, another country code, a number
+    that the quick check does not find valid — goes through `parse_msisdn` itself, so every
+    refusal and its reason come from there. `tests/alerting/test_phones.py` checks on a large
+    random sample that both agree. Outcomes of the slow path are cached per raw string (bad
+    values such as "no tiene" repeat).
     """
 
     _SLOW_CACHE_MAX = 50_000
@@ -159,7 +160,8 @@ class _RegionPlan:
     def of(cls, region: str) -> _RegionPlan | None:
         """The plan, or None when the quick check cannot stand in for parsing (every number then parses)."""
         meta = PhoneMetadata.metadata_for_region(region, None)
-        if meta is None or phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(meta.country_code) != (region,):
+        if meta is None or meta.country_code is None \
+                or phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(meta.country_code) != (region,):
             return None  # a calling code shared by several regions (+1, +7, +44): parse decides which
         code = str(meta.country_code)
         if any(int(code[:n]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE for n in range(1, len(code))):
