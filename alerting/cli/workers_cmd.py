@@ -71,15 +71,55 @@ def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool,
     except Exception as exc:
         click.echo(f"warning: {exc}; binds keep retrying in the background", err=True)
     qs = [Queue(q.strip(), connection=conn, serializer=JSONSerializer) for q in queues.split(",") if q.strip()]
-    rq_worker = SimpleWorker(qs, connection=conn, serializer=JSONSerializer, name=gateway.name)
     click.echo(f"gateway {gateway.name} on queues {', '.join(q.name for q in qs)}")
     beat = watch_gateway(gateway, conn, queues=[q.name for q in qs], share=share, metrics_port=metrics_port)
     try:
-        rq_worker.work(burst=burst, with_scheduler=False, logging_level=ctx.settings.log_level)
+        # A restarted loop takes a new RQ name: the old one may still be registered (Redis hung, not
+        # restarted) and RQ refuses a second live worker of one name. Leases use the gateway's name.
+        work_until_stopped(lambda n: SimpleWorker(qs, connection=conn, serializer=JSONSerializer,
+                                                  name=gateway.name if n == 0 else f"{gateway.name}-r{n}"),
+                           burst=burst, logging_level=ctx.settings.log_level)
     finally:
         beat.stop()
         gateway.stop()
         inbound.close()
+
+
+def work_until_stopped(make_worker, *, burst: bool, logging_level: str) -> None:  # type: ignore[no-untyped-def]
+    """Run RQ workers one after another until one is asked to stop (SIGTERM/SIGINT) or, with `burst`,
+    runs out of work. RQ's loop quits on a Redis timeout or any error outside a job (a heartbeat
+    during a Redis restart): the process, its binds and its leases stay; the loop starts again,
+    backing off to 10 s, and the reconciler re-queues what Redis lost."""
+    import itertools
+    import logging
+    import time
+
+    log = logging.getLogger("sirena.worker")
+    delay_s = 0.5
+    last = None  # the latest RQ worker: its signal handlers stay installed between loops
+
+    def stop_requested() -> bool:
+        return bool(last is not None and last._stop_requested)
+
+    for attempt in itertools.count():
+        started = time.monotonic()
+        try:
+            last = make_worker(attempt)  # registers in Redis: fails while Redis is down
+            last.work(burst=burst, with_scheduler=False, logging_level=logging_level)
+        except Exception as exc:  # creating it, or its teardown, against an unreachable Redis
+            log.warning("the RQ worker loop failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        if burst or stop_requested():
+            return
+        if time.monotonic() - started > 60:
+            delay_s = 0.5
+        log.warning("the RQ worker loop ended without a stop request (Redis lost?): starting it again in %.1f s",
+                    delay_s)
+        deadline = time.monotonic() + delay_s
+        while time.monotonic() < deadline and not stop_requested():
+            time.sleep(0.1)  # a SIGTERM now still reaches the last worker's handler
+        if stop_requested():
+            return
+        delay_s = min(delay_s * 2, 10.0)
 
 
 def _process_inbound_hook():  # type: ignore[no-untyped-def]

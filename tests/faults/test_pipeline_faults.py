@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from dataclasses import replace
 
 import pytest
@@ -63,13 +64,15 @@ def test_redis_restarted_empty_mid_alert_still_completes(committed_db, simulator
         clock = Stopwatch()
         alert_id = approved_alert({"es": "Corte de agua. ACK {codigo}"}, priority=Priority.NORMAL)
         cluster.scheduler()
-        cluster.worker()
+        worker = cluster.worker()
         wait_until(lambda: simulator.submit_count() >= 1000, 60, "the first 1000 submits")
         redis.kill()
         redis.wait(5)
+        time.sleep(3)  # long enough for RQ's loop to hit the outage outside a job (it then quits)
         redis = subprocess.Popen(redis_cmd, stdout=subprocess.DEVNULL)  # same port, empty
         wait_until(lambda: _ping(url), 10, "redis back")
         cluster.wait_completed(alert_id)
+        assert worker.poll() is None, "the gateway worker process exited when Redis went away"
         result = check_recovered(simulator, alert_id, N, bound=SLICE, settings=committed_db)
         record(request, FaultRow("Redis restarted empty", N, **result, bound=SLICE, seconds=clock.seconds(),
                                  notes="SIGKILL of redis-server (no persistence), same port restarted empty"))
