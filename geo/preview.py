@@ -95,3 +95,40 @@ def estimate_sms(by_language: Mapping[str, int], *, text: str | None,
         total += info.parts * count
     info = analyze(fallback)
     return {"parts": info.parts, "encoding": info.encoding, "per_language": per_language, "total_sms": total}
+
+
+PERSONAL = {"nombre", "name"}  # the contact's name; any other placeholder but the alert's own is an attribute
+
+
+def longest_expansions(session: Any, texts: Mapping[str, str]) -> dict[str, str]:
+    """Each personalised text with every contact placeholder filled by the longest value in the
+    directory (or its default, if longer), in UCS-2 if any value needs it: the text whose parts
+    bound every recipient's. Texts without contact placeholders are left out. One aggregate query
+    per placeholder name."""
+    from sqlalchemy import text as sql
+
+    from alerting.texts import ALERT_FIELDS, PLACEHOLDER
+    from broadcast.gsm7 import ALPHABET
+
+    names = {m.group(1).lower() for body in texts.values() for m in PLACEHOLDER.finditer(body)} - ALERT_FIELDS
+    if not names:
+        return {}
+    not_gsm = "[^" + "".join("\\" + c if c in "]\\^-[" else c for c in sorted(ALPHABET)) + "]"
+    longest: dict[str, tuple[int, bool]] = {}
+    for name in names:
+        column = "name" if name in PERSONAL else "attributes->>:attr"
+        row = session.execute(sql(f"SELECT coalesce(max(length({column})), 0), "
+                                  f"coalesce(bool_or({column} ~ :ng), false) FROM contacts"),
+                              {"attr": name, "ng": not_gsm}).one()
+        longest[name] = (int(row[0]), bool(row[1]))
+
+    def fill(match: Any) -> str:
+        name, default = match.group(1).lower(), match.group(2) or ""
+        if name in ALERT_FIELDS:
+            return match.group(0)
+        size, wide = longest.get(name, (0, False))
+        filler = "ŵ" if wide else "€"  # a character outside GSM-7 (the text goes UCS-2) / GSM-7's widest (2 septets)
+        return filler * size if size > len(default) or wide else default
+
+    return {lang: PLACEHOLDER.sub(fill, body) for lang, body in texts.items()
+            if any(m.group(1).lower() not in ALERT_FIELDS for m in PLACEHOLDER.finditer(body))}

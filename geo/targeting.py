@@ -34,7 +34,7 @@ from alerting.models import Alert, AlertMode, Contact, Delivery, Group, Priority
 from alerting.settings import Settings
 from geo import reach
 from geo.models import Zone
-from geo.preview import Preview, assemble, estimate_sms
+from geo.preview import Preview, assemble, estimate_sms, longest_expansions
 from geo.reach import GroupRef, ZoneRef
 
 _KEYS = ("zones", "groups", "criteria", "exclude_groups", "exclude_numbers", "location_labels",
@@ -356,6 +356,15 @@ def preview(
     result.opt_out_policy = policy
     if text is not None or languages:
         result.sms = estimate_sms(result.by_language, text=text, languages=languages)
+        given = dict(languages or {}) or {"*": text or ""}
+        longest = longest_expansions(session, given)
+        if longest:  # personalised: the parts and total SMS of the longest expansion bound them all
+            worst = estimate_sms(result.by_language, text=longest.get("*", text), languages={
+                lang: longest.get(lang, body) for lang, body in (languages or {}).items()})
+            result.sms["longest"] = {"parts": worst["parts"], "encoding": worst["encoding"],
+                                     "total_sms": worst["total_sms"],
+                                     "per_language": {k: {"parts": v["parts"], "encoding": v["encoding"]}
+                                                      for k, v in worst["per_language"].items()}}
     return result
 
 

@@ -75,4 +75,8 @@ def _human(result) -> str:  # type: ignore[no-untyped-def]
     if result.sms:
         lines.append(f"  text: {result.sms['encoding']}, {result.sms['parts']} part(s); "
                      f"total SMS {result.sms['total_sms']}")
+        if result.sms.get("longest"):
+            worst = result.sms["longest"]
+            lines.append(f"  personalised: the longest expansion is {worst['encoding']}, {worst['parts']} part(s); "
+                         f"total SMS at most {worst['total_sms']}")
     return "\n".join(lines)

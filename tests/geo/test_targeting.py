@@ -264,3 +264,17 @@ def test_preview_scans_each_zone_once_and_never_per_contact(db, directory):
     plan = "\n".join(r[0] for r in db.connection().exec_driver_sql("EXPLAIN " + str(compiled), params))
     assert "SubPlan" not in plan
     assert plan.count(" on zone_parts") == 1, plan
+
+
+def test_a_personalised_text_is_estimated_for_its_longest_expansion_too(db, directory):
+    ids = directory.contacts([None] * 3, attributes={"calle": "Av. Costanera Norte 1234"})
+    db.execute(text("UPDATE contacts SET name = CASE WHEN id = :a THEN 'Ana' ELSE 'Łucja Wiśniewska-Fernández' END "
+                    "WHERE id = ANY(:ids)"), {"a": ids[0], "ids": ids})
+    directory.group("vecinos", ids)
+    body = "Hola {nombre|vecino}: corte de agua en {calle|su calle} hasta las 18:00. Responda ACK {codigo}."
+    p = preview(db, TargetSpec(groups=["vecinos"]), text=body)
+    assert (p.sms["encoding"], p.sms["parts"], p.sms["total_sms"]) == ("gsm7", 1, 3)  # the template as written
+    longest = p.sms["longest"]
+    assert longest["encoding"] == "ucs2" and longest["parts"] == 2 and longest["total_sms"] == 6
+    plain = preview(db, TargetSpec(groups=["vecinos"]), text="Corte de agua hasta las 18:00. ACK {codigo}")
+    assert "longest" not in plain.sms  # nothing personal: nothing to bound

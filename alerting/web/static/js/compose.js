@@ -65,6 +65,10 @@
       if (!res.ok) { out.textContent = res.data.message || "preview failed"; return; }
       var p = res.data;
       var sms = p.sms ? " · " + p.sms.total_sms.toLocaleString("en") + " SMS" : "";
+      if (p.sms && p.sms.longest) {
+        sms += " (personalised: up to " + p.sms.longest.total_sms.toLocaleString("en") + " SMS, " +
+          p.sms.longest.parts + " part(s) " + p.sms.longest.encoding + " for the longest name)";
+      }
       out.textContent = p.total.toLocaleString("en") + " recipients" + sms + " (matched " + p.matched +
         ", criteria −" + p.removed_by_criteria + ", excluded −" + p.excluded + ", opted out −" + p.opted_out_excluded +
         (p.include_opted_out ? ", opted out included +" + p.opted_out_included : "") + ")" +
