@@ -20,15 +20,19 @@ from alerting.api.schemas import (
     ContactUpdateSchema,
     DeletedSchema,
     GroupCreateSchema,
+    GroupDeletedSchema,
     GroupSchema,
+    GroupUpdateSchema,
     ImportQuerySchema,
     ImportReportSchema,
     MembersAddedSchema,
+    MembersRemovedSchema,
     MembersSchema,
     PageQuerySchema,
     PreviewRequestSchema,
     PreviewSchema,
     ZoneCreateSchema,
+    ZoneDeletedSchema,
     ZoneFeatureSchema,
     ZoneResultSchema,
     ZoneSummarySchema,
@@ -170,6 +174,36 @@ def add_members(name: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"added": added}
 
 
+@operation(api_bp, "PATCH", "/groups/<string:name>", summary="Change a group's description, criterion or drill marking",
+           tag="directory", body=GroupUpdateSchema, response=GroupSchema, scope="groups:write",
+           description="Only the fields given change; the criterion only of a dynamic group. Unmarking "
+                       "drill_allowed is refused (403, audited) while an unfinished exercise or test aims at it.")
+def update_group(name: str, body: dict[str, Any]) -> dict[str, Any]:
+    with transaction() as session:
+        group = directory.update_group(session, name, body, actor=g.actor)
+        return _group_view(group, directory.member_counts(session).get(group.id, 0))
+
+
+@operation(api_bp, "DELETE", "/groups/<string:name>", summary="Delete a group (its members stay contacts)",
+           tag="directory", response=GroupDeletedSchema, scope="groups:write",
+           description="Refused (403, audited, naming them) while an unfinished alert or an active schedule "
+                       "targets, excludes or escalates to the group.")
+def delete_group(name: str) -> dict[str, Any]:
+    with transaction() as session:
+        members = directory.delete_group(session, name, actor=g.actor)
+    return {"deleted": True, "name": name, "members": members}
+
+
+@operation(api_bp, "POST", "/groups/<string:name>/members/remove",
+           summary="Take contacts (by number) out of a static group", tag="directory", body=MembersSchema,
+           response=MembersRemovedSchema, scope="groups:write")
+def remove_members(name: str, body: dict[str, Any]) -> dict[str, Any]:
+    with transaction() as session:
+        result = directory.remove_members(session, name, body["msisdns"], region=_settings().default_region,
+                                          actor=g.actor)
+    return {"removed": result.removed, "not_members": result.not_members}
+
+
 @operation(api_bp, "GET", "/zones", summary="Current zones", tag="geo", response=ZoneSummarySchema, many=True,
            scope="read")
 def list_zones() -> list[dict[str, Any]]:
@@ -191,6 +225,16 @@ def create_zones(body: dict[str, Any]) -> tuple[list[Any], int]:
 def get_zone(name: str) -> dict[str, Any]:
     with transaction() as session:
         return zones.zone_geojson(session, name)
+
+
+@operation(api_bp, "DELETE", "/zones/<string:name>", summary="Retire a zone (its versions are kept)", tag="geo",
+           response=ZoneDeletedSchema, scope="zones:write",
+           description="No version stays current; alerts pinned to a version still resolve it. Refused (403, "
+                       "audited, naming them) while an unfinished alert or an active schedule names the zone.")
+def delete_zone(name: str) -> dict[str, Any]:
+    with transaction() as session:
+        zone = zones.delete_zone(session, name, actor=g.actor)
+        return {"deleted": True, "name": zone.name, "version": zone.version}
 
 
 @operation(api_bp, "POST", "/targets/preview", summary="Count recipients without writing anything",
