@@ -34,6 +34,7 @@ __all__ = [
     "delete_group",
     "find_contact",
     "get_contact",
+    "get_group",
     "get_group_by_name",
     "import_contacts",
     "list_groups",
@@ -95,6 +96,14 @@ def create_group(
     session.flush()
     trail.append(session, actor=actor, action="group.created", subject_type="group", subject_id=group.id,
                  payload={"name": clean, "kind": kind.value, "criterion": criterion, "drill_allowed": drill_allowed})
+    return group
+
+
+def get_group(session: Session, group_id: int) -> Group:
+    """The group with this id. Raises NotFound."""
+    group = session.get(Group, group_id)
+    if group is None:
+        raise NotFound(f"group {group_id} does not exist", fields={"group": "not found"})
     return group
 
 
