@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from typing import Any
 
@@ -37,6 +36,7 @@ from alerting.api.schemas import (
     ZoneResultSchema,
     ZoneSummarySchema,
 )
+from alerting.contact_import import read_rejects
 from alerting.db import transaction
 from alerting.errors import InvalidInput
 from alerting.models import Contact, Group
@@ -118,20 +118,8 @@ def import_contacts(query: dict[str, Any]) -> dict[str, Any]:
         report = directory.import_contacts(session, source, settings=_settings(), group=query.get("group"),
                                            dry_run=query["dry_run"], actor=g.actor, max_bytes=MAX_IMPORT_BYTES)
     out = report.as_dict()
-    out["rejects"] = _first_rejects(report.rejects_path)
+    out["rejects"] = read_rejects(report.rejects_path, REJECTS_SHOWN)
     return out
-
-
-def _first_rejects(path: str | None) -> list[dict[str, str]]:
-    if not path:
-        return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = []
-        for i, row in enumerate(csv.DictReader(handle)):
-            if i >= REJECTS_SHOWN:
-                break
-            rows.append({k: v for k, v in row.items() if k is not None})
-        return rows
 
 
 def _group_view(group: Group, members: int) -> dict[str, Any]:
