@@ -10,6 +10,7 @@ Finished alerts keep the names as history; their deliveries already say who was 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
@@ -44,8 +45,9 @@ class TargetUsers:
         return " and ".join(parts)
 
 
-def _named(column: ColumnElement, key: str, name: str) -> ColumnElement[bool]:
-    return column[key].contains([name])  # type: ignore[index,no-any-return]
+def _named(column: Any, key: str, name: str) -> ColumnElement[bool]:
+    """`column` (JSONB) has a list under `key` that holds `name`: `column -> key @> '["name"]'`."""
+    return column[key].contains([name])  # type: ignore[no-any-return]
 
 
 def group_users(session: Session, name: str, *, drills_only: bool = False) -> TargetUsers:
