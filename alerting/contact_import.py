@@ -384,3 +384,16 @@ class _RejectsFile:
         if self._file is not None:
             self._file.close()
             self.path.unlink(missing_ok=True)
+
+
+def read_rejects(path: str | None, limit: int = 100) -> list[dict[str, str]]:
+    """The first `limit` lines of an import's rejects report (row, column, value, reason, outcome)."""
+    if not path:
+        return []
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = []
+        for i, row in enumerate(csv.DictReader(handle)):
+            if i >= limit:
+                break
+            rows.append({k: v for k, v in row.items() if k is not None})
+        return rows

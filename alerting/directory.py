@@ -6,19 +6,22 @@ the same form. The CSV import lives in `alerting.contact_import` and is re-expor
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from alerting.contact_import import ImportReport, Progress, import_contacts
 from alerting.criteria import validate_criterion
 from alerting.db import utcnow
-from alerting.errors import InvalidInput, NotFound
+from alerting.errors import InvalidInput, NotFound, Refused
 from alerting.models import Contact, Group, GroupKind, GroupMember
 from alerting.phones import Msisdn, mask_msisdn, normalize_msisdn, parse_msisdn
+from alerting.target_refs import group_users
 from audit import trail
 from audit.actor import Actor
 
@@ -28,8 +31,10 @@ __all__ = [
     "Progress",
     "add_members",
     "create_group",
+    "delete_group",
     "find_contact",
     "get_contact",
+    "get_group",
     "get_group_by_name",
     "import_contacts",
     "list_groups",
@@ -39,10 +44,16 @@ __all__ = [
     "opt_in",
     "opt_out",
     "parse_msisdn",
+    "read_number_lines",
+    "remove_members",
+    "update_group",
 ]
 
 MAX_GROUP_NAME = 100
 MAX_REASON = 500
+MAX_DESCRIPTION = 2000
+MAX_PASTED_LINES = 10_000
+GROUP_CHANGES = frozenset({"description", "criterion", "drill_allowed"})
 
 
 def create_group(
@@ -85,6 +96,14 @@ def create_group(
     session.flush()
     trail.append(session, actor=actor, action="group.created", subject_type="group", subject_id=group.id,
                  payload={"name": clean, "kind": kind.value, "criterion": criterion, "drill_allowed": drill_allowed})
+    return group
+
+
+def get_group(session: Session, group_id: int) -> Group:
+    """The group with this id. Raises NotFound."""
+    group = session.get(Group, group_id)
+    if group is None:
+        raise NotFound(f"group {group_id} does not exist", fields={"group": "not found"})
     return group
 
 
@@ -147,6 +166,165 @@ def add_members(
         trail.append(session, actor=actor, action="group.members_added", subject_type="group",
                      subject_id=target.id, payload={"group": target.name, "added": added, "asked": len(wanted)})
     return int(added)
+
+
+@dataclass
+class RemovedMembers:
+    """What `remove_members` did: how many left the group, and the asked numbers that were not in it."""
+
+    removed: int
+    not_members: list[str]
+
+
+def remove_members(
+    session: Session,
+    group: Group | str,
+    msisdns: Iterable[str],
+    *,
+    region: str | None = None,
+    actor: Actor,
+) -> RemovedMembers:
+    """Take contacts (by number) out of a static group in one statement.
+
+    Numbers are normalized against `region`. A number that is not a member (or not in the
+    directory) is reported in `not_members`, not refused: the group ends up without it either
+    way. Raises InvalidInput for a malformed number ("phone") or a dynamic group ("group"),
+    NotFound for an unknown group. Audited as "group.members_removed" (counts and the first
+    100 numbers removed) when anything was removed.
+    """
+    target = _group_for_update(session, group)
+    if target.kind is not GroupKind.STATIC:
+        raise InvalidInput(f'group: "{target.name}" is dynamic; its members come from its criterion',
+                           fields={"group": "is a dynamic group"})
+    wanted = sorted({normalize_msisdn(raw, region) for raw in msisdns})
+    if not wanted:
+        return RemovedMembers(0, [])
+    members = select(Contact.id).where(Contact.msisdn.in_(wanted)).scalar_subquery()
+    gone = session.scalars(
+        delete(GroupMember).where(GroupMember.group_id == target.id, GroupMember.contact_id.in_(members))
+        .returning(GroupMember.contact_id)).all()
+    removed = sorted(session.scalars(select(Contact.msisdn).where(Contact.id.in_(gone)))) if gone else []
+    result = RemovedMembers(len(removed), sorted(set(wanted) - set(removed)))
+    if removed:
+        trail.append(session, actor=actor, action="group.members_removed", subject_type="group",
+                     subject_id=target.id, payload={"group": target.name, "removed": len(removed),
+                                                    "asked": len(wanted), "numbers": removed[:100]})
+    return result
+
+
+def update_group(session: Session, name: str, changes: Mapping[str, Any], *, actor: Actor) -> Group:
+    """Change a group's description, criterion (dynamic groups) or drill marking; the name and kind stay.
+
+    Only the keys given change. Raises NotFound; InvalidInput naming the field ("criterion" for a
+    static group or a bad criterion, with the criterion's own path; "description" too long; an
+    unknown key); Refused (field "drill_allowed") when unmarking a group for drills while an
+    unfinished exercise or test alert, or an active drill schedule, targets it: that drill would
+    then reach a group not meant for drills. Audited as "group.updated" with before and after,
+    only when something changed. The group row is locked.
+    """
+    unknown = sorted(set(changes) - GROUP_CHANGES)
+    if unknown:
+        raise InvalidInput(f"{unknown[0]}: cannot be changed (only description, criterion, drill_allowed)",
+                           fields={k: "cannot be changed" for k in unknown})
+    target = _group_for_update(session, name)
+    wanted: dict[str, Any] = {}
+    if "description" in changes:
+        description = str(changes["description"] or "").strip()
+        if len(description) > MAX_DESCRIPTION:
+            raise InvalidInput(f"description: at most {MAX_DESCRIPTION} characters",
+                               fields={"description": f"at most {MAX_DESCRIPTION} characters"})
+        wanted["description"] = description
+    if "criterion" in changes:
+        if target.kind is not GroupKind.DYNAMIC:
+            raise InvalidInput("criterion: a static group has members, not a criterion",
+                               fields={"criterion": "only for dynamic groups"})
+        if changes["criterion"] is None:
+            raise InvalidInput("criterion: a dynamic group needs a criterion", fields={"criterion": "required"})
+        validate_criterion(changes["criterion"], path="criterion")
+        wanted["criterion"] = changes["criterion"]
+    if "drill_allowed" in changes:
+        wanted["drill_allowed"] = bool(changes["drill_allowed"])
+        if target.drill_allowed and not wanted["drill_allowed"]:
+            users = group_users(session, target.name, drills_only=True)
+            if users:
+                why = f"still the drill target of {users.describe()}"
+                raise Refused(f'drill_allowed: group "{target.name}" is {why}; finish or cancel them first',
+                              fields={"drill_allowed": why}, subject_type="group", subject_id=target.id)
+    before = {k: getattr(target, k) for k in wanted if getattr(target, k) != wanted[k]}
+    if not before:
+        return target
+    for key in before:
+        setattr(target, key, wanted[key])
+    session.flush()
+    trail.append(session, actor=actor, action="group.updated", subject_type="group", subject_id=target.id,
+                 payload={"group": target.name, "before": before, "after": {k: wanted[k] for k in before}})
+    return target
+
+
+def delete_group(session: Session, name: str, *, actor: Actor) -> int:
+    """Delete a group and its memberships (not its contacts); return how many members it had.
+
+    Raises NotFound; Refused (field "group", naming them) while an unfinished alert or an active
+    schedule targets, excludes or escalates to it: finish, cancel or re-aim them first. Alerts
+    already finished keep the name as history. Audited as "group.deleted" with what it was.
+    """
+    target = _group_for_update(session, name)
+    users = group_users(session, target.name)
+    if users:
+        why = f"still used by {users.describe()}"
+        raise Refused(f'group "{target.name}" is {why}; finish, cancel or re-aim them first',
+                      fields={"group": why}, alerts=users.alerts, schedules=users.schedules,
+                      subject_type="group", subject_id=target.id)
+    members = session.scalar(select(func.count()).select_from(GroupMember).where(GroupMember.group_id == target.id))
+    trail.append(session, actor=actor, action="group.deleted", subject_type="group", subject_id=target.id,
+                 payload={"name": target.name, "kind": target.kind.value, "criterion": target.criterion,
+                          "drill_allowed": target.drill_allowed, "description": target.description,
+                          "members": members})
+    session.delete(target)
+    session.flush()
+    return int(members or 0)
+
+
+def _group_for_update(session: Session, group: Group | str) -> Group:
+    name = group.name if isinstance(group, Group) else " ".join((group or "").split())
+    found = session.scalar(select(Group).where(Group.name == name).with_for_update())
+    if found is None:
+        raise NotFound(f'group "{name}" does not exist', fields={"group": "not found"})
+    return found
+
+
+def read_number_lines(text: str, region: str | None) -> list[str]:
+    """Numbers pasted one per line (commas, semicolons and tabs also separate) → E.164, in order, once each.
+
+    Blank lines and lines starting with "#" are skipped. All or nothing: any bad number raises
+    InvalidInput whose fields name each bad line ("line 3": '"123": too short') and "numbers"
+    (a summary), so the operator can fix the lines and send the same text again.
+    """
+    lines = (text or "").splitlines()
+    if len(lines) > MAX_PASTED_LINES:
+        raise InvalidInput(f"numbers: at most {MAX_PASTED_LINES} lines at once; import a CSV instead",
+                           fields={"numbers": f"more than {MAX_PASTED_LINES} lines"})
+    numbers: dict[str, None] = {}
+    bad: dict[str, str] = {}
+    for line_no, line in enumerate(lines, start=1):
+        if line.strip().startswith("#"):
+            continue
+        for raw in (r.strip() for r in re.split(r"[,;\t]", line)):
+            if not raw:
+                continue
+            try:
+                numbers[normalize_msisdn(raw, region)] = None
+            except InvalidInput as exc:
+                reason = dict(exc.details.get("fields") or {}).get("phone", exc.message)  # type: ignore[call-overload]
+                bad[f"line {line_no}"] = f'"{raw[:40]}": {reason}'
+    if bad:
+        first = next(iter(bad.items()))
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise InvalidInput(f"numbers: {first[0]}: {first[1]}{more}",
+                           fields={"numbers": f"{len(bad)} bad line(s): {', '.join(bad)}", **bad})
+    if not numbers:
+        raise InvalidInput("numbers: paste at least one phone number", fields={"numbers": "no numbers"})
+    return list(numbers)
 
 
 def find_contact(session: Session, msisdn: str, *, region: str | None = None) -> Contact | None:

@@ -24,14 +24,14 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from alerting import approvals, lifecycle
 from alerting.accounts import actor_of
 from alerting.db import utcnow
-from alerting.errors import InvalidInput, InvalidTransition, NotFound, SirenaError, TwoPersonRuleViolated
+from alerting.errors import InvalidInput, InvalidTransition, NotFound, Refused, SirenaError, TwoPersonRuleViolated
 from alerting.intake.config import IntakeConfig
 from alerting.intake.models import Schedule, ScheduleRun
 from alerting.models import AlertMode, Operator, Priority, Role
@@ -151,6 +151,69 @@ def stop_schedule(session: Session, schedule_id: int, actor: Actor) -> Schedule:
         trail.append(session, actor=actor, action="schedule.stopped", subject_type="schedule",
                      subject_id=schedule.id, payload={"name": schedule.name})
     return schedule
+
+
+def resume_schedule(session: Session, schedule_id: int, actor: Actor, *, config: IntakeConfig,
+                    now: datetime | None = None) -> Schedule:
+    """Fire again after `stop_schedule`, from the next occurrence after `now`; missed ones are not made up.
+
+    Idempotent. The next occurrence is checked against quiet hours like a new schedule's first
+    (the stored override reason still applies). Needs the composer role. Audited as
+    "schedule.resumed" with the next run.
+    """
+    now = now or utcnow()
+    schedule = get_schedule(session, schedule_id, lock=True)
+    if schedule.active:
+        return schedule
+    lifecycle._require_role(actor, Role.COMPOSER, "resume schedules")
+    tz = _zone(schedule.timezone)
+    upcoming = next_occurrence(schedule.rule, tz, now)
+    check_quiet_hours(AlertMode(schedule.template["mode"]), upcoming, tz, config, schedule.quiet_override_reason)
+    schedule.active, schedule.next_run_at = True, upcoming
+    trail.append(session, actor=actor, action="schedule.resumed", subject_type="schedule", subject_id=schedule.id,
+                 payload={"name": schedule.name, "next_run_at": upcoming})
+    return schedule
+
+
+def delete_schedule(session: Session, schedule_id: int, actor: Actor) -> Schedule:
+    """Delete a schedule and its run records; the alerts its runs made stay (each has its own history).
+
+    Needs the composer or admin role (Refused otherwise). Audited as "schedule.deleted" with the
+    whole definition, so the audit trail can say what it was.
+    """
+    schedule = get_schedule(session, schedule_id, lock=True)
+    if not actor.roles & {Role.COMPOSER.value, Role.ADMIN.value}:
+        raise Refused(f"{actor.name} may not delete schedules (needs the composer or admin role)",
+                      subject_type="schedule", subject_id=schedule.id)
+    runs = session.scalar(select(func.count()).select_from(ScheduleRun).where(ScheduleRun.schedule_id == schedule.id))
+    trail.append(session, actor=actor, action="schedule.deleted", subject_type="schedule", subject_id=schedule.id,
+                 payload={"name": schedule.name, "rule": schedule.rule, "timezone": schedule.timezone,
+                          "policy": schedule.policy, "template": schedule.template, "active": schedule.active,
+                          "runs": runs})
+    session.delete(schedule)
+    session.flush()
+    return schedule
+
+
+def schedule_view(schedule: Schedule, last_run: ScheduleRun | None = None) -> dict[str, Any]:
+    """A schedule as the CLI and API show it (times are aware datetimes; callers format them)."""
+    return {"id": schedule.id, "name": schedule.name, "rule": schedule.rule, "timezone": schedule.timezone,
+            "policy": schedule.policy, "template": schedule.template, "next_run_at": schedule.next_run_at,
+            "last_run_at": schedule.last_run_at, "active": schedule.active,
+            "approved": schedule.approved_by_id is not None,
+            "quiet_override_reason": schedule.quiet_override_reason,
+            "last_run": None if last_run is None else {
+                "occurrence_at": last_run.occurrence_at, "outcome": last_run.outcome,
+                "alert_id": last_run.alert_id, "reason": last_run.reason}}
+
+
+def list_schedules(session: Session) -> list[dict[str, Any]]:
+    """Every schedule by name, with its latest run (outcome, alert, reason), in two queries."""
+    rows = list(session.scalars(select(Schedule).order_by(Schedule.name)))
+    latest = {run.schedule_id: run for run in session.scalars(
+        select(ScheduleRun).distinct(ScheduleRun.schedule_id)
+        .order_by(ScheduleRun.schedule_id, ScheduleRun.occurrence_at.desc()))}
+    return [schedule_view(s, latest.get(s.id)) for s in rows]
 
 
 def fire_due_schedules(session: Session, now: datetime, *, config: IntakeConfig | None = None) -> list[ScheduleRun]:

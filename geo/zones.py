@@ -19,7 +19,9 @@ from shapely.geometry import MultiPolygon, Polygon, mapping
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from alerting.errors import InvalidInput, NotFound
+from alerting.errors import InvalidInput, NotFound, Refused
+from alerting.target_refs import zone_users
+from audit import trail
 from audit.actor import Actor
 from geo.models import Zone
 from geo.parts import ZonePart, subdivide_zone
@@ -289,7 +291,36 @@ def _store(
     session.add(zone)
     session.flush()
     subdivide_zone(session, zone.id)
+    if actor is not None:
+        trail.append(session, actor=actor, action="zone.saved", subject_type="zone", subject_id=zone.id,
+                     payload={"name": name, "version": zone.version, "source": source,
+                              "replaced_version": current.version if current is not None else None})
     return zone, True
+
+
+def delete_zone(session: Session, name: str, *, actor: Actor) -> Zone:
+    """Retire zone `name`: no version stays current, so it leaves the lists and new targets; return the last version.
+
+    Versions are kept, never destroyed: an alert pinned to one (its `zone_versions`) still resolves
+    it, its history still draws it, and `zones export NAME --version N` still gives it; importing
+    the name again makes the next version current. Raises NotFound (no current version); Refused
+    (field "zone", naming them) while an unfinished alert or an active schedule names the zone.
+    Serialized with saving by the zone's advisory lock. Audited as "zone.deleted".
+    """
+    name = (name or "").strip()
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext('sirena.zone:' || :n))"), {"n": name})
+    zone = get_zone(session, name)
+    users = zone_users(session, name)
+    if users:
+        why = f"still used by {users.describe()}"
+        raise Refused(f'zone "{name}" is {why}; finish, cancel or re-aim them first', fields={"zone": why},
+                      alerts=users.alerts, schedules=users.schedules, subject_type="zone", subject_id=zone.id)
+    zone.is_current = False
+    session.flush()
+    versions = session.scalar(select(func.count()).select_from(Zone).where(Zone.name == name))
+    trail.append(session, actor=actor, action="zone.deleted", subject_type="zone", subject_id=zone.id,
+                 payload={"name": name, "version": zone.version, "versions_kept": versions})
+    return zone
 
 
 def get_zone(session: Session, name: str, version: int | None = None) -> Zone:

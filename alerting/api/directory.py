@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from typing import Any
 
@@ -20,19 +19,24 @@ from alerting.api.schemas import (
     ContactUpdateSchema,
     DeletedSchema,
     GroupCreateSchema,
+    GroupDeletedSchema,
     GroupSchema,
+    GroupUpdateSchema,
     ImportQuerySchema,
     ImportReportSchema,
     MembersAddedSchema,
+    MembersRemovedSchema,
     MembersSchema,
     PageQuerySchema,
     PreviewRequestSchema,
     PreviewSchema,
     ZoneCreateSchema,
+    ZoneDeletedSchema,
     ZoneFeatureSchema,
     ZoneResultSchema,
     ZoneSummarySchema,
 )
+from alerting.contact_import import read_rejects
 from alerting.db import transaction
 from alerting.errors import InvalidInput
 from alerting.models import Contact, Group
@@ -114,20 +118,8 @@ def import_contacts(query: dict[str, Any]) -> dict[str, Any]:
         report = directory.import_contacts(session, source, settings=_settings(), group=query.get("group"),
                                            dry_run=query["dry_run"], actor=g.actor, max_bytes=MAX_IMPORT_BYTES)
     out = report.as_dict()
-    out["rejects"] = _first_rejects(report.rejects_path)
+    out["rejects"] = read_rejects(report.rejects_path, REJECTS_SHOWN)
     return out
-
-
-def _first_rejects(path: str | None) -> list[dict[str, str]]:
-    if not path:
-        return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = []
-        for i, row in enumerate(csv.DictReader(handle)):
-            if i >= REJECTS_SHOWN:
-                break
-            rows.append({k: v for k, v in row.items() if k is not None})
-        return rows
 
 
 def _group_view(group: Group, members: int) -> dict[str, Any]:
@@ -170,6 +162,36 @@ def add_members(name: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"added": added}
 
 
+@operation(api_bp, "PATCH", "/groups/<string:name>", summary="Change a group's description, criterion or drill marking",
+           tag="directory", body=GroupUpdateSchema, response=GroupSchema, scope="groups:write",
+           description="Only the fields given change; the criterion only of a dynamic group. Unmarking "
+                       "drill_allowed is refused (403, audited) while an unfinished exercise or test aims at it.")
+def update_group(name: str, body: dict[str, Any]) -> dict[str, Any]:
+    with transaction() as session:
+        group = directory.update_group(session, name, body, actor=g.actor)
+        return _group_view(group, directory.member_counts(session).get(group.id, 0))
+
+
+@operation(api_bp, "DELETE", "/groups/<string:name>", summary="Delete a group (its members stay contacts)",
+           tag="directory", response=GroupDeletedSchema, scope="groups:write",
+           description="Refused (403, audited, naming them) while an unfinished alert or an active schedule "
+                       "targets, excludes or escalates to the group.")
+def delete_group(name: str) -> dict[str, Any]:
+    with transaction() as session:
+        members = directory.delete_group(session, name, actor=g.actor)
+    return {"deleted": True, "name": name, "members": members}
+
+
+@operation(api_bp, "POST", "/groups/<string:name>/members/remove",
+           summary="Take contacts (by number) out of a static group", tag="directory", body=MembersSchema,
+           response=MembersRemovedSchema, scope="groups:write")
+def remove_members(name: str, body: dict[str, Any]) -> dict[str, Any]:
+    with transaction() as session:
+        result = directory.remove_members(session, name, body["msisdns"], region=_settings().default_region,
+                                          actor=g.actor)
+    return {"removed": result.removed, "not_members": result.not_members}
+
+
 @operation(api_bp, "GET", "/zones", summary="Current zones", tag="geo", response=ZoneSummarySchema, many=True,
            scope="read")
 def list_zones() -> list[dict[str, Any]]:
@@ -191,6 +213,16 @@ def create_zones(body: dict[str, Any]) -> tuple[list[Any], int]:
 def get_zone(name: str) -> dict[str, Any]:
     with transaction() as session:
         return zones.zone_geojson(session, name)
+
+
+@operation(api_bp, "DELETE", "/zones/<string:name>", summary="Retire a zone (its versions are kept)", tag="geo",
+           response=ZoneDeletedSchema, scope="zones:write",
+           description="No version stays current; alerts pinned to a version still resolve it. Refused (403, "
+                       "audited, naming them) while an unfinished alert or an active schedule names the zone.")
+def delete_zone(name: str) -> dict[str, Any]:
+    with transaction() as session:
+        zone = zones.delete_zone(session, name, actor=g.actor)
+        return {"deleted": True, "name": zone.name, "version": zone.version}
 
 
 @operation(api_bp, "POST", "/targets/preview", summary="Count recipients without writing anything",

@@ -84,14 +84,24 @@ def _field_errors(exc: SirenaError) -> dict[str, str]:
     return {}
 
 
+def _subject(exc: SirenaError) -> tuple[str | None, int | str | None]:
+    """What a refusal was about: the alert, or the subject the service named (a group, a zone)."""
+    alert_id = exc.details.get("alert_id")
+    if isinstance(alert_id, int | str):
+        return "alert", alert_id
+    subject_type, subject_id = exc.details.get("subject_type"), exc.details.get("subject_id")
+    if isinstance(subject_type, str) and isinstance(subject_id, int | str):
+        return subject_type, subject_id
+    return None, None
+
+
 def handle_sirena_error(exc: SirenaError) -> Response:
     actor: Actor | None = g.get("actor")
     if isinstance(exc, Refused | Unauthorized):
         who = actor or Actor(kind="anonymous", name="", interface="api", address=request.remote_addr,
                              user_agent=request.user_agent.string or None)
-        subject = exc.details.get("alert_id")
-        audit_refusal(who, f"api.{request.endpoint or 'unknown'}", "alert" if subject else None,
-                      subject if isinstance(subject, int | str) else None, exc.message,
+        subject_type, subject = _subject(exc)
+        audit_refusal(who, f"api.{request.endpoint or 'unknown'}", subject_type, subject, exc.message,
                       payload={"method": request.method, "path": request.path, "code": exc.code})
     if exc.http_status >= 500:
         error_id = uuid.uuid4().hex[:12]

@@ -291,6 +291,25 @@ class MembersAddedSchema(Schema):
     added = fields.Integer(required=True)
 
 
+class MembersRemovedSchema(Schema):
+    removed = fields.Integer(required=True, metadata={"description": "members taken out of the group"})
+    not_members = fields.List(fields.String(), required=True,
+                              metadata={"description": "asked numbers (E.164) that were not in the group"})
+
+
+class GroupUpdateSchema(Schema):
+    description = fields.String(validate=validate.Length(max=2000))
+    criterion = fields.Dict(allow_none=True, metadata={"description": "dynamic groups only; criterion language, "
+                                                                      "see alerting/criteria.py"})
+    drill_allowed = fields.Boolean(metadata={"description": "unmarking is refused (403) while a drill aims at it"})
+
+
+class GroupDeletedSchema(Schema):
+    deleted = fields.Boolean(required=True)
+    name = fields.String(required=True)
+    members = fields.Integer(required=True, metadata={"description": "memberships removed with it"})
+
+
 class ZoneCreateSchema(Schema):
     name = fields.String(validate=NAME, metadata={"description": "one zone of this name from the whole GeoJSON"})
     geojson = fields.Dict(required=True, metadata={"description": "Feature, FeatureCollection, Polygon, MultiPolygon"})
@@ -325,6 +344,12 @@ class ZoneFeatureSchema(Schema):
 
 class DeletedSchema(Schema):
     deleted = fields.Boolean(required=True)
+
+
+class ZoneDeletedSchema(Schema):
+    deleted = fields.Boolean(required=True)
+    name = fields.String(required=True)
+    version = fields.Integer(required=True, metadata={"description": "the last version; every version is kept"})
 
 
 class HealthSchema(Schema):

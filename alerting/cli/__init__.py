@@ -13,7 +13,7 @@ import uuid
 import click
 
 from alerting.cli.app import cli
-from alerting.errors import SirenaError
+from alerting.errors import Refused, SirenaError
 from alerting.logs import configure_logging
 
 log = logging.getLogger("sirena.cli")
@@ -36,6 +36,7 @@ _MODULES = [
     "alerting.cli.cap_cmd",
     "alerting.cli.intake_cmd",
     "alerting.cli.webhooks_cmd",
+    "alerting.cli.schedules_cmd",
 ]
 
 
@@ -43,6 +44,21 @@ def _load() -> click.Group:
     for name in _MODULES:
         importlib.import_module(name)
     return cli
+
+
+def _audit_refusal(exc: Refused, argv: list[str]) -> None:
+    """A refused command is audited like a refused click or API call (the command's own work rolled back)."""
+    import getpass
+
+    from audit.actor import Actor
+    from audit.trail import audit_refusal
+
+    words = [a for a in argv if not a.startswith("-")][:2]
+    subject_type, subject_id = exc.details.get("subject_type"), exc.details.get("subject_id")
+    audit_refusal(Actor(kind="system", name=f"cli:{getpass.getuser()}", interface="cli"), "cli." + ".".join(words),
+                  subject_type if isinstance(subject_type, str) else None,
+                  subject_id if isinstance(subject_id, int | str) else None, exc.message,
+                  payload={"argv": argv[:20], "code": exc.code})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(code, int) and code:  # click returns the code of an Exit when not standalone
             sys.exit(code)
     except SirenaError as exc:
+        if isinstance(exc, Refused):
+            _audit_refusal(exc, argv if argv is not None else sys.argv[1:])
         click.echo(f"error: {exc.message}", err=True)
         for key, value in exc.details.items():
             if key != "fields":

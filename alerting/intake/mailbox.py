@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from alerting import approvals, directory, lifecycle
 from alerting.accounts import actor_of, get_operator
+from alerting.contact_import import read_rejects
 from alerting.db import transaction
 from alerting.errors import InvalidInput, Refused, SirenaError
 from alerting.intake.cap_import import import_cap
@@ -43,6 +44,8 @@ from audit.trail import audit_refusal
 from geo import targeting
 
 CHANNEL = "smtp"
+ATTACHED_CSV = "correo-adjunto.csv"
+PROBLEMS_SHOWN = 50
 
 
 @dataclass
@@ -153,6 +156,7 @@ def _create(session: Session, request: MailRequest, actor: Actor, config: Intake
             report = directory.import_contacts(session, source, settings=settings, group=adhoc, actor=actor)
             lines.append(f"recipients read: {report.rows_read}, imported {report.contacts}, "
                          f"rejected {report.rejected}")
+            lines += _problem_lines(report, attached=source.name == ATTACHED_CSV)
         groups.append(adhoc)
     language = request.language if request.language in {"es", "en"} else "es"
     if request.scheduled_at is not None:
@@ -180,6 +184,20 @@ def _create(session: Session, request: MailRequest, actor: Actor, config: Intake
     return lines, alert.id, "draft_created"
 
 
+def _problem_lines(report: directory.ImportReport, *, attached: bool) -> list[str]:
+    """Each rejected, doubtful or repeated recipient, so the sender knows which line to fix.
+
+    Rows of an attached CSV are numbered as a spreadsheet shows them (header = row 1); numbers
+    from the mail body are named by themselves.
+    """
+    problems = read_rejects(report.rejects_path, PROBLEMS_SHOWN + 1)
+    lines = [(f"  row {p['row']}, {p['column']} " if attached else "  ") + f"\"{p['value']}\": {p['reason']} "
+             f"({p['outcome']})" for p in problems[:PROBLEMS_SHOWN]]
+    if len(problems) > PROBLEMS_SHOWN:
+        lines.append(f"  … and more: {report.rejected} rejected and {report.warnings} doubtful in all")
+    return lines
+
+
 def _csv_sources(request: MailRequest) -> list[io.BytesIO]:
     sources = []
     if request.numbers:
@@ -188,6 +206,6 @@ def _csv_sources(request: MailRequest) -> list[io.BytesIO]:
         sources.append(body)
     if request.contacts_csv:
         attached = io.BytesIO(request.contacts_csv)
-        attached.name = "correo-adjunto.csv"  # type: ignore[attr-defined]
+        attached.name = ATTACHED_CSV  # type: ignore[attr-defined]
         sources.append(attached)
     return sources

@@ -62,6 +62,9 @@ def _subject() -> tuple[str | None, Any]:
 
 def handle_refused(exc: Refused) -> Any:
     subject_type, subject_id = _subject()
+    named_type, named_id = exc.details.get("subject_type"), exc.details.get("subject_id")
+    if subject_type is None and isinstance(named_type, str) and isinstance(named_id, int | str):
+        subject_type, subject_id = named_type, named_id  # what the service said it refused (a zone, a group)
     audit_refusal(current_actor(), f"console.{request.endpoint or 'unknown'}", subject_type, subject_id,
                   exc.message, payload={"code": exc.code, "method": request.method, "path": request.path})
     return _page(403, "Refused", exc.message)

@@ -6,13 +6,21 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
-from alerting.errors import InvalidInput, TwoPersonRuleViolated
+from alerting.errors import InvalidInput, Refused, TwoPersonRuleViolated
 from alerting.intake.config import IntakeConfig
 from alerting.intake.models import ScheduleRun
 from alerting.models import Alert, AlertMode, AlertState
-from alerting.schedules import approve_schedule, create_schedule, fire_due_schedules, in_quiet_hours
+from alerting.schedules import (
+    approve_schedule,
+    create_schedule,
+    delete_schedule,
+    fire_due_schedules,
+    in_quiet_hours,
+    resume_schedule,
+    stop_schedule,
+)
 from tests.factories import actor_for
 
 TZ = "America/Santiago"
@@ -154,3 +162,41 @@ def test_the_scheduler_tick_fires_due_schedules(db, people):
     counts = tick(config=IntakeConfig(), now=schedule.next_run_at)
     assert counts["schedule_runs"] == 1
     assert tick(config=IntakeConfig(), now=schedule.next_run_at)["schedule_runs"] == 0
+
+
+def test_a_resumed_schedule_fires_from_the_next_occurrence_and_makes_up_none_it_missed(db, people):
+    composer, _ = people
+    schedule = create_schedule(db, "s", FIRST_MONDAY_10, TZ, DRILL, "draft", composer, config=IntakeConfig(), now=NOW)
+    stop_schedule(db, schedule.id, composer)
+    later = datetime(2027, 2, 10, 12, 0, tzinfo=UTC)  # December, January and February's drills were missed
+    assert fire_due_schedules(db, later) == []
+    resume_schedule(db, schedule.id, composer, config=IntakeConfig(), now=later)
+    assert schedule.active and schedule.next_run_at == datetime(2027, 3, 1, 10, 0, tzinfo=ZoneInfo(TZ))
+    assert fire_due_schedules(db, later) == []
+    actions = db.scalars(text("SELECT action FROM audit.events WHERE subject_type = 'schedule' ORDER BY id")).all()
+    assert actions == ["schedule.created", "schedule.stopped", "schedule.resumed"]
+
+
+def test_resuming_a_drill_whose_next_occurrence_falls_in_quiet_hours_needs_a_reason(db, people):
+    composer, _ = people
+    night = create_schedule(db, "n", "0 3 1-7 * mon", TZ, DRILL, "draft", composer, config=IntakeConfig(),
+                            quiet_override_reason="pedido por bomberos", now=NOW)
+    stop_schedule(db, night.id, composer)
+    assert resume_schedule(db, night.id, composer, config=IntakeConfig(), now=NOW).active  # the stored reason holds
+    night.quiet_override_reason = None
+    stop_schedule(db, night.id, composer)
+    with pytest.raises(InvalidInput, match="quiet hours"):
+        resume_schedule(db, night.id, composer, config=IntakeConfig(), now=NOW)
+
+
+def test_deleting_a_schedule_keeps_the_alerts_it_made_and_audits_what_it_was(db, people, factories):
+    composer, approver = people
+    schedule = create_schedule(db, "s", FIRST_MONDAY_10, TZ, DRILL, "draft", composer, config=IntakeConfig(), now=NOW)
+    run = fire_due_schedules(db, schedule.next_run_at)[0]
+    with pytest.raises(Refused):
+        delete_schedule(db, schedule.id, approver)  # an approver alone does not manage schedules
+    delete_schedule(db, schedule.id, composer)
+    assert db.get(Alert, run.alert_id) is not None
+    assert db.scalar(select(func.count()).select_from(ScheduleRun)) == 0
+    payload = db.scalar(text("SELECT payload FROM audit.events WHERE action = 'schedule.deleted'"))
+    assert payload["rule"] == FIRST_MONDAY_10 and payload["template"] == DRILL and payload["runs"] == 1

@@ -9,10 +9,14 @@ import pytest
 from shapely.geometry import box, mapping, shape
 from sqlalchemy import func, select, text
 
-from alerting.errors import InvalidInput, NotFound
+from alerting.errors import InvalidInput, NotFound, Refused
+from alerting.models import AlertState
+from audit.actor import Actor
 from geo.models import Zone
 from geo.parts import MAX_VERTICES, ZonePart
+from geo.targeting import TargetSpec, resolve
 from geo.zones import (
+    delete_zone,
     import_geojson,
     list_zones,
     parse_cap_circle,
@@ -158,3 +162,52 @@ def test_bad_cap_circles_are_refused(value, words):
     with pytest.raises(InvalidInput) as info:
         parse_cap_circle(value)
     assert words in info.value.details["fields"]["circle"] or words in str(info.value)
+
+
+# --- deleting a zone: versions kept, refused while in use ---------------------------------------
+
+DELETER = Actor(kind="operator", name="admin", interface="console")
+
+
+def test_deleting_a_zone_retires_it_but_keeps_every_version_a_finished_alert_pinned(db, factories):
+    save_zone(db, "Costa", CENTRO, "geojson", actor=DELETER)
+    save_zone(db, "Costa", box(-70.7, -33.5, -70.6, -33.4), "console", actor=DELETER)
+    factories.AlertFactory(state=AlertState.COMPLETED, target={"zones": ["Costa"], "zone_versions": {"Costa": 2}})
+    retired = delete_zone(db, "Costa", actor=DELETER)
+    assert retired.version == 2
+    assert list_zones(db) == []
+    with pytest.raises(NotFound):
+        zone_geojson(db, "Costa")
+    assert db.scalar(select(func.count()).select_from(Zone).where(Zone.name == "Costa")) == 2
+    assert zone_geojson(db, "Costa", 2)["properties"]["is_current"] is False  # history still draws it
+    pinned = resolve(db, TargetSpec(zones=["Costa"], zone_versions={"Costa": 2}))
+    assert [(z.name, z.version) for z in pinned.zones] == [("Costa", 2)]
+    with pytest.raises(NotFound):
+        resolve(db, TargetSpec(zones=["Costa"]))  # a new target cannot name it
+    payload = db.scalar(text("SELECT payload FROM audit.events WHERE action = 'zone.deleted'"))
+    assert payload == {"name": "Costa", "version": 2, "versions_kept": 2}
+    again = save_zone(db, "Costa", CENTRO, "geojson")  # the name can be used again: next version
+    assert again.version == 3 and again.is_current
+
+
+def test_deleting_a_zone_is_refused_while_an_unfinished_alert_names_it(db, factories):
+    save_zone(db, "Centro", CENTRO, "geojson")
+    sending = factories.AlertFactory(state=AlertState.SENDING, target={"zones": ["Centro"]})
+    with pytest.raises(Refused) as err:
+        delete_zone(db, "Centro", actor=DELETER)
+    assert f"{sending.reference} (sending)" in err.value.message
+    assert err.value.details["fields"]["zone"] == f"still used by alert {sending.reference} (sending)"
+    assert list_zones(db)[0]["name"] == "Centro"
+    sending.state = AlertState.CANCELLED
+    db.flush()
+    delete_zone(db, "Centro", actor=DELETER)
+    with pytest.raises(NotFound):
+        delete_zone(db, "Centro", actor=DELETER)
+
+
+def test_saving_a_new_zone_version_is_audited(db):
+    save_zone(db, "Norte", CENTRO, "console", actor=DELETER)
+    save_zone(db, "Norte", CENTRO, "console", actor=DELETER)  # same geometry: nothing new, nothing audited
+    save_zone(db, "Norte", box(-70.7, -33.5, -70.6, -33.4), "console", actor=DELETER)
+    payloads = db.scalars(text("SELECT payload FROM audit.events WHERE action = 'zone.saved' ORDER BY id")).all()
+    assert [(p["version"], p["replaced_version"]) for p in payloads] == [(1, None), (2, 1)]

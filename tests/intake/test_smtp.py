@@ -18,7 +18,7 @@ from alerting.intake import smtp
 from alerting.intake.config import IntakeConfig
 from alerting.intake.mailbox import add_sender
 from alerting.intake.models import IntakeMessage
-from alerting.models import Alert, AlertState, Contact, Group, GroupKind, Operator, Sender, SenderKind
+from alerting.models import Alert, AlertState, Contact, Group, GroupKind, GroupMember, Operator, Sender, SenderKind
 from audit.actor import Actor
 from tests.intake.conftest import cap_file, resident_in_the_circle
 
@@ -108,6 +108,7 @@ def test_a_mail_with_token_groups_and_numbers_becomes_a_draft_pending_approval(m
     body = message_from_bytes(capture.messages[0][2], policy=policy.default).get_content()
     assert "It would reach 1 phone(s) now." in body  # +56912345678 is not a valid Chilean mobile: rejected
     assert "recipients read: 2, imported 1, rejected 1" in body
+    assert '"+56912345678": ' in body and "(rejected)" in body  # named, so the sender can fix it
     with transaction() as session:
         assert session.scalar(select(Contact).where(Contact.msisdn == "+56987654321")) is not None
         outcome = session.scalar(select(IntakeMessage.outcome).where(IntakeMessage.alert_id == alert.id))
@@ -208,3 +209,28 @@ def test_a_mail_can_schedule_a_drill_and_night_drills_need_a_reason(mail):
     capture.wait(2)
     alert = _alerts()[0]
     assert alert.scheduled_at.isoformat() == "2031-03-04T06:00:00+00:00"
+
+
+def test_an_attached_csv_gives_recipients_and_the_reply_names_each_bad_row(mail):
+    config, token, capture = mail
+    message = _message(f"[{token}] Brigadas", "Modo: real\n\nReunión de brigadas a las 20:00",
+                       message_id="<csv1@municipio.cl>")
+    # As a spreadsheet exports it: BOM, semicolons, Spanish headers, one number too short.
+    sheet = "\ufeffnombre;teléfono;rol\nAna Pérez;+56 9 6123 4567;brigadista\nBeto;123;brigadista\nCami;987654321;\n"
+    message.add_attachment(sheet.encode("utf-8"), maintype="text", subtype="csv", filename="brigadistas.csv")
+    _send(config, message)
+    from email import message_from_bytes, policy
+
+    reply = message_from_bytes(capture.wait()[0], policy=policy.default).get_content()
+    alert = _alerts()[0]
+    assert alert.state is AlertState.PENDING_APPROVAL and alert.origin == "email"
+    assert "recipients read: 3, imported 2, rejected 1" in reply
+    assert 'row 3, teléfono "123": too short (rejected)' in reply  # the sender learns which line to fix
+    assert "It would reach 2 phone(s) now." in reply
+    with transaction() as session:
+        adhoc = session.scalar(select(Group).where(Group.name == alert.target["groups"][0]))
+        members = session.scalars(select(Contact.msisdn).join(GroupMember, GroupMember.contact_id == Contact.id)
+                                  .where(GroupMember.group_id == adhoc.id).order_by(Contact.msisdn)).all()
+        assert members == ["+56961234567", "+56987654321"]
+        ana = session.scalar(select(Contact).where(Contact.msisdn == "+56961234567"))
+        assert ana.name == "Ana Pérez" and ana.attributes == {"rol": "brigadista"}

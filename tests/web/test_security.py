@@ -39,6 +39,10 @@ EXPECTED: dict[str, frozenset[str] | None] = {
     "directory.import_form": frozenset({"admin"}), "directory.import_upload": frozenset({"admin"}),
     "directory.opt_out": frozenset({"admin"}), "directory.create_group": frozenset({"admin"}),
     "directory.zone_import": frozenset({"admin"}),
+    "directory.group_detail": frozenset({"composer", "approver", "admin"}),
+    "directory.group_edit": frozenset({"admin"}), "directory.group_members_add": frozenset({"admin"}),
+    "directory.group_members_remove": frozenset({"admin"}), "directory.group_delete": frozenset({"admin"}),
+    "directory.zone_delete": frozenset({"admin"}),
     "admin.operators": frozenset({"admin"}), "admin.create_operator": frozenset({"admin"}),
     "admin.unlock": frozenset({"admin"}), "admin.disable": frozenset({"admin"}),
     "admin.set_roles": frozenset({"admin"}), "admin.reset_mfa": frozenset({"admin"}),
@@ -84,7 +88,9 @@ def world(db, factories, people):
     from alerting.models import ApiToken
 
     token_id = db.query(ApiToken.id).first()[0]
-    return {"alert_id": alert.id, "operator_id": victim.operator.id, "token_id": token_id, "reply_id": 1}
+    group = factories.GroupFactory()
+    return {"alert_id": alert.id, "operator_id": victim.operator.id, "token_id": token_id, "reply_id": 1,
+            "group_id": group.id}
 
 
 @pytest.mark.parametrize("role", [None, *ROLES])

@@ -1,4 +1,5 @@
-"""Directory pages: contacts (search, CSV import with its per-row report, opt-out), groups, zones."""
+"""Directory pages: contacts (search, CSV import with its per-row report, opt-out), groups (edit, members,
+delete), zones (import, delete). Every rule is in alerting.directory and geo.zones, shared with the API."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import json
 from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
 from alerting import directory
 from alerting.db import transaction
 from alerting.errors import InvalidInput
 from alerting.models import Contact, Role
+from alerting.target_refs import group_users
 from alerting.web.errors import on_invalid
 from alerting.web.security import current_actor, requires_role
 from geo import zones
@@ -138,4 +141,110 @@ def zone_import() -> Any:
                                        name=request.form.get("name", "").strip() or None, actor=current_actor(),
                                        region=settings.default_region)
     flash(f"{len(results)} zone(s) imported.", "ok")
+    return redirect(url_for("directory.zone_list"), 303)
+
+
+def _render_group(errors: dict[str, str], group_id: int | None = None) -> str:
+    group_id = group_id if group_id is not None else (request.view_args or {})["group_id"]
+    with transaction() as db:
+        group = directory.get_group(db, group_id)
+        members = directory.member_counts(db).get(group.id, 0)
+        users = group_users(db, group.name)
+    return render_template("directory/group.html", group=group, members=members, users=users, errors=errors,
+                           v=request.form)
+
+
+@bp.get("/groups/<int:group_id>")
+@requires_role(*READERS)
+def group_detail(group_id: int) -> str:
+    """One group: what it is, who still aims at it, and (admins) edit, members, delete."""
+    return _render_group({}, group_id)
+
+
+@bp.post("/groups/<int:group_id>/edit")
+@requires_role(*EDITORS)
+@on_invalid(_render_group)
+def group_edit(group_id: int) -> Any:
+    """Change the description, the criterion (dynamic groups) or the drill marking."""
+    form = request.form
+    changes: dict[str, Any] = {"description": form.get("description", ""),
+                               "drill_allowed": bool(form.get("drill_allowed"))}
+    if "criterion" in form:  # only a dynamic group's form has the field
+        changes["criterion"] = _criterion(form["criterion"])
+    with transaction() as db:
+        group = directory.update_group(db, directory.get_group(db, group_id).name, changes, actor=current_actor())
+    flash(_("Group %(name)s saved.", name=group.name), "ok")
+    return redirect(url_for("directory.group_detail", group_id=group_id), 303)
+
+
+def _criterion(raw: str) -> Any:
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise InvalidInput(_("the criterion is not JSON"), fields={"criterion": str(exc)}) from None
+
+
+@bp.post("/groups/<int:group_id>/members/add")
+@requires_role(*EDITORS)
+@on_invalid(_render_group)
+def group_members_add(group_id: int) -> Any:
+    """Add pasted numbers (one per line) to a static group; every bad line is named by its number."""
+    region = current_app.config["SIRENA_SETTINGS"].default_region
+    numbers = directory.read_number_lines(request.form.get("numbers", ""), region)
+    with transaction() as db:
+        added = directory.add_members(db, directory.get_group(db, group_id), numbers, region=region,
+                                      actor=current_actor())
+    flash(_("%(added)s new member(s) of %(asked)s number(s).", added=added, asked=len(numbers)), "ok")
+    return redirect(url_for("directory.group_detail", group_id=group_id), 303)
+
+
+@bp.post("/groups/<int:group_id>/members/remove")
+@requires_role(*EDITORS)
+@on_invalid(_render_group)
+def group_members_remove(group_id: int) -> Any:
+    """Take pasted numbers (one per line) out of a static group."""
+    region = current_app.config["SIRENA_SETTINGS"].default_region
+    numbers = directory.read_number_lines(request.form.get("numbers", ""), region)
+    with transaction() as db:
+        result = directory.remove_members(db, directory.get_group(db, group_id), numbers, region=region,
+                                          actor=current_actor())
+    flash(_("%(removed)s member(s) removed.", removed=result.removed), "ok")
+    if result.not_members:
+        flash(_("Not members, nothing to remove: %(numbers)s", numbers=", ".join(result.not_members[:20])), "error")
+    return redirect(url_for("directory.group_detail", group_id=group_id), 303)
+
+
+@bp.post("/groups/<int:group_id>/delete")
+@requires_role(*EDITORS)
+@on_invalid(_render_group)
+def group_delete(group_id: int) -> Any:
+    """Delete a group once its name is typed; refused (403, audited) while an unfinished alert uses it."""
+    with transaction() as db:
+        name = directory.get_group(db, group_id).name
+        _confirm(name)
+        members = directory.delete_group(db, name, actor=current_actor())
+    flash(_("Group %(name)s deleted (%(members)s membership(s)); its contacts stay.", name=name, members=members),
+          "ok")
+    return redirect(url_for("directory.groups"), 303)
+
+
+def _confirm(name: str) -> None:
+    """Deleting is done by typing the name: a slip on a button must not delete a brigade's list."""
+    if " ".join(request.form.get("confirm", "").split()) != name:
+        raise InvalidInput(_("type the name to confirm"), fields={"confirm": _("type %(name)s to confirm", name=name)})
+
+
+@bp.post("/zones/delete")
+@requires_role(*EDITORS)
+@on_invalid(_render_zones)
+def zone_delete() -> Any:
+    """Retire a zone (versions kept) once its name is typed; refused while an unfinished alert uses it."""
+    name = request.form.get("name", "").strip()
+    _confirm(name)
+    with transaction() as db:
+        zone = zones.delete_zone(db, name, actor=current_actor())
+    flash(_("Zone %(name)s deleted; its %(version)s version(s) are kept for history.", name=zone.name,
+            version=zone.version), "ok")
     return redirect(url_for("directory.zone_list"), 303)

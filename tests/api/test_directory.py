@@ -1,0 +1,117 @@
+"""Groups and zones over the API: change, delete, remove members; refusals name the field and are audited."""
+
+from __future__ import annotations
+
+import pytest
+from shapely.geometry import box
+from sqlalchemy import select, text
+
+from alerting.models import AlertState, Group, GroupKind
+from geo.zones import save_zone
+
+
+def _events(db, action: str, outcome: str = "done") -> list:  # type: ignore[no-untyped-def]
+    return db.execute(text("SELECT actor_name, subject_type, subject_id, payload, reason FROM audit.events "
+                           "WHERE action = :a AND outcome = :o ORDER BY id"), {"a": action, "o": outcome}).all()
+
+
+@pytest.fixture
+def admin(make_token):  # type: ignore[no-untyped-def]
+    return make_token(("admin",), scopes=("read", "groups:write", "zones:write"))
+
+
+@pytest.fixture
+def brigadas(factories, db):  # type: ignore[no-untyped-def]
+    group = factories.GroupFactory(name="brigadas", drill_allowed=True)
+    for number in ("+56961234567", "+56961234568"):
+        factories.add_member(db, group, factories.ContactFactory(msisdn=number))
+    return group
+
+
+def test_patch_changes_only_the_given_fields_and_is_audited(client, db, admin, factories):
+    factories.GroupFactory(name="jefes", kind=GroupKind.DYNAMIC, criterion={"attr": "rol", "eq": "jefe"})
+    response = client.patch("/api/v1/groups/jefes", headers=admin.headers,
+                            json={"criterion": {"attr": "rol", "in": ["jefe", "subjefe"]}, "description": "mandos"})
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["criterion"] == {"attr": "rol", "in": ["jefe", "subjefe"]} and body["description"] == "mandos"
+    assert body["drill_allowed"] is False and body["kind"] == "dynamic"
+    (event,) = _events(db, "group.updated")
+    assert event.actor_name.startswith(admin.username + "/")
+    assert event.payload["before"]["criterion"] == {"attr": "rol", "eq": "jefe"}
+
+
+def test_patch_names_the_bad_field(client, admin, brigadas):
+    response = client.patch("/api/v1/groups/brigadas", headers=admin.headers, json={"criterion": {"attr": "rol"}})
+    assert response.status_code == 422
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.get_json()["errors"] == [{"field": "criterion", "reason": "only for dynamic groups"}]
+    response = client.patch("/api/v1/groups/brigadas", headers=admin.headers, json={"name": "otro"})
+    assert response.status_code == 422 and response.get_json()["errors"][0]["field"] == "name"
+    assert client.patch("/api/v1/groups/nadie", headers=admin.headers, json={}).status_code == 404
+
+
+def test_unmarking_a_drill_group_is_refused_while_a_drill_aims_at_it(client, db, admin, brigadas, factories):
+    drill = factories.AlertFactory(mode="exercise", state=AlertState.APPROVED, target={"groups": ["brigadas"]})
+    response = client.patch("/api/v1/groups/brigadas", headers=admin.headers, json={"drill_allowed": False})
+    assert response.status_code == 403
+    problem = response.get_json()
+    assert problem["code"] == "refused" and problem["errors"][0]["field"] == "drill_allowed"
+    assert drill.reference in problem["detail"]
+    (refusal,) = _events(db, "api.api.update_group", "refused")
+    assert (refusal.subject_type, refusal.subject_id) == ("group", str(brigadas.id))
+    assert db.get(Group, brigadas.id).drill_allowed is True
+
+
+def test_delete_is_refused_naming_the_alerts_until_they_finish(client, db, admin, brigadas, factories):
+    pending = factories.AlertFactory(state=AlertState.PENDING_APPROVAL, target={"groups": ["brigadas"]})
+    response = client.delete("/api/v1/groups/brigadas", headers=admin.headers)
+    assert response.status_code == 403
+    problem = response.get_json()
+    assert problem["errors"] == [{"field": "group", "reason": f"still used by alert {pending.reference} "
+                                                              "(pending_approval)"}]
+    (refusal,) = _events(db, "api.api.delete_group", "refused")
+    assert pending.reference in refusal.reason and refusal.actor_name.startswith(admin.username + "/")
+    pending.state = AlertState.REJECTED
+    db.flush()
+    response = client.delete("/api/v1/groups/brigadas", headers=admin.headers)
+    assert response.status_code == 200 and response.get_json() == {"deleted": True, "name": "brigadas", "members": 2}
+    assert db.scalar(select(Group).where(Group.name == "brigadas")) is None
+    assert [e.payload["members"] for e in _events(db, "group.deleted")] == [2]
+    assert client.get("/api/v1/groups/brigadas", headers=admin.headers).status_code == 404
+
+
+def test_remove_members_by_number(client, db, admin, brigadas, factories):
+    factories.ContactFactory(msisdn="+56961234569")
+    response = client.post("/api/v1/groups/brigadas/members/remove", headers=admin.headers,
+                           json={"msisdns": ["9 6123 4567", "+56961234569"]})
+    assert response.status_code == 200
+    assert response.get_json() == {"removed": 1, "not_members": ["+56961234569"]}
+    assert client.get("/api/v1/groups/brigadas", headers=admin.headers).get_json()["members"] == 1
+    bad = client.post("/api/v1/groups/brigadas/members/remove", headers=admin.headers, json={"msisdns": ["123"]})
+    assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "phone"
+
+
+def test_writes_need_their_scope(client, db, make_token, brigadas):
+    reader = make_token(("admin",), scopes=("read",))
+    assert client.delete("/api/v1/groups/brigadas", headers=reader.headers).status_code == 403
+    assert client.patch("/api/v1/groups/brigadas", headers=reader.headers, json={}).status_code == 403
+    assert client.delete("/api/v1/zones/Centro", headers=reader.headers).status_code == 403
+    assert db.scalar(select(Group).where(Group.name == "brigadas")) is not None
+
+
+def test_deleting_a_zone_keeps_its_versions_and_is_refused_while_in_use(client, db, admin, factories):
+    save_zone(db, "Centro", box(-70.67, -33.46, -70.63, -33.43), "geojson")
+    draft = factories.AlertFactory(state=AlertState.DRAFT, target={"zones": ["Centro"]})
+    refused = client.delete("/api/v1/zones/Centro", headers=admin.headers)
+    assert refused.status_code == 403 and refused.get_json()["errors"][0]["field"] == "zone"
+    assert draft.reference in refused.get_json()["detail"]
+    assert _events(db, "api.api.delete_zone", "refused")[0].subject_type == "zone"
+    draft.state = AlertState.CANCELLED
+    db.flush()
+    response = client.delete("/api/v1/zones/Centro", headers=admin.headers)
+    assert response.status_code == 200 and response.get_json() == {"deleted": True, "name": "Centro", "version": 1}
+    assert client.get("/api/v1/zones", headers=admin.headers).get_json() == []
+    assert client.get("/api/v1/zones/Centro", headers=admin.headers).status_code == 404
+    assert _events(db, "zone.deleted")[0].actor_name.startswith(admin.username + "/")
+    assert client.delete("/api/v1/zones/Centro", headers=admin.headers).status_code == 404
