@@ -30,6 +30,7 @@ EXPECTED: dict[str, frozenset[str] | None] = {
     "alerts.approve": frozenset({"approver"}), "alerts.reject": frozenset({"approver"}),
     "alerts.cancel": frozenset({"composer", "approver", "admin"}),
     "alerts.correction": frozenset({"approver", "admin"}), "alerts.points": WATCHERS,
+    "alerts.correction_proposal": frozenset({"composer", "approver", "admin"}),
     "alerts.escalate": frozenset({"composer", "approver", "admin"}),
     "alerts.answer": frozenset({"composer", "approver", "admin"}),
     "alerts.segments": frozenset({"composer", "approver"}), "alerts.preview": frozenset({"composer", "approver"}),
