@@ -37,7 +37,7 @@ def test_approvals_per_priority_can_only_be_raised_naming_the_variable():
     assert Settings.from_env({}).required_approvals("flash") == 2
     with pytest.raises(ConfigError, match="SIRENA_APPROVALS: flash=1 is below the built-in minimum flash=2"):
         Settings.from_env({"SIRENA_APPROVALS": "flash=1"})
-    with pytest.raises(ConfigError, match="SIRENA_APPROVALS: .*priority=count"):
+    with pytest.raises(ConfigError, match=r"SIRENA_APPROVALS: .*priority=count"):
         Settings.from_env({"SIRENA_APPROVALS": "urgent=2"})
     with pytest.raises(ConfigError, match="SIRENA_APPROVALS"):
         Settings(approvals=(("flash", 1),)).validate()

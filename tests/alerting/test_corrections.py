@@ -92,7 +92,7 @@ def sent(db, pending, factories, redis_db):
     alert, composer, approver = pending
     corrections.approve_alert(db, alert.id, actor_for(approver))
     alert.state = AlertState.SENDING
-    for i, state in enumerate((DeliveryState.DELIVERED, DeliveryState.QUEUED)):
+    for state in (DeliveryState.DELIVERED, DeliveryState.QUEUED):
         contact = factories.ContactFactory()
         db.add(Delivery(alert_id=alert.id, contact_id=contact.id, msisdn=contact.msisdn, language="es", state=state))
     db.flush()

@@ -169,7 +169,7 @@ def test_a_composer_alone_cannot_fire_a_correction(app, db, people, town):
 
 
 def test_a_typed_text_cannot_be_fired_by_one_operator(app, db, people, town, redis_db):
-    alert_id, approver = _approved_and_sent(app, db, people, names=("typed-writer", "typed-approver"))
+    alert_id, _ = _approved_and_sent(app, db, people, names=("typed-writer", "typed-approver"))
     checker = people("typed-approver-2", "approver")
     client = app.test_client()
     sign_in(client, checker, db)
