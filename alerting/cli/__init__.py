@@ -36,6 +36,7 @@ _MODULES = [
     "alerting.cli.cap_cmd",
     "alerting.cli.intake_cmd",
     "alerting.cli.webhooks_cmd",
+    "alerting.cli.secret_key_cmd",
 ]
 
 
