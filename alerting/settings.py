@@ -8,7 +8,7 @@ simulated carriers. A malformed value raises ConfigError naming the variable, at
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
@@ -290,7 +290,7 @@ def _rate(raw: str) -> int:
     return int(raw)
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[str], object]] = {
     "database_url": _database_url,
     "database_owner_url": _database_url,
     "database_admin_url": _database_url,
