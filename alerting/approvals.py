@@ -78,7 +78,10 @@ def _original_audience(session: Session, alert: Alert, texts: dict[str, str]) ->
 
 
 def blast_radius(session: Session, alert: Alert, preview: targeting.Preview) -> BlastRadius:
-    """Whether the target is far beyond what its zones and the directory suggest."""
+    """Whether the target is far beyond what its zones and the directory suggest. A correction has
+    no blast radius of its own: its audience is the original's, approved with the original."""
+    if is_correction(alert):
+        return BlastRadius(preview.total, None, 0)
     names = list((alert.target or {}).get("zones") or [])
     expected = None
     if names:
