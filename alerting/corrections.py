@@ -133,13 +133,16 @@ def approve_alert(session: Session, alert_id: int, approver: Actor, *, seen_hash
     """`lifecycle.approve_alert`, then arm the alert's correction and cancellation with the same approval.
 
     A correction or cancellation notice that has all its approvals now also replaces its original:
-    the original's unsent deliveries are purged and it becomes superseded, as `fire_correction` does.
+    the original's unsent deliveries are purged and it becomes superseded, as `fire_correction` does
+    (CAP Update and Cancel messages, imported as corrections, included).
     """
     alert = lifecycle.approve_alert(session, alert_id, approver, seen_hash=seen_hash, override_reason=override_reason)
     arm_on_approval(session, alert, approver)
     if (alert.kind is not AlertKind.ALERT and alert.corrects_alert_id is not None
             and alert.state is not AlertState.PENDING_APPROVAL):
-        _supersede(session, lifecycle.get_alert(session, alert.corrects_alert_id, lock=True), alert, approver)
+        original = lifecycle.get_alert(session, alert.corrects_alert_id, lock=True)
+        if original.state in FIREABLE:  # a CAP Update may reference an alert never approved: nothing to stop
+            _supersede(session, original, alert, approver)
     return alert
 
 
