@@ -14,11 +14,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerting.db import utcnow
-from alerting.errors import InvalidInput, NotFound
+from alerting.errors import InvalidInput, NotFound, Refused
 from alerting.models import ApiToken, Operator, Role
 from alerting.settings import Secret
 from audit import trail
@@ -142,10 +142,7 @@ def create_operator(session: Session, username: str, roles: list[str], key: Secr
     username = username.strip()
     if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise InvalidInput("invalid user name", fields={"username": "1–64 letters, digits, . - _"})
-    bad = [r for r in roles if r not in {role.value for role in Role}]
-    if bad or not roles:
-        raise InvalidInput("invalid roles", fields={"role": f"unknown: {', '.join(bad) or 'none given'}; "
-                                                             "use composer, approver, admin or auditor"})
+    roles = _valid_roles(roles)
     if session.scalar(select(Operator.id).where(Operator.username == username)):
         raise InvalidInput("user exists", fields={"username": f'"{username}" already exists'})
     password = password if password is not None else secrets.token_urlsafe(15)
@@ -160,6 +157,54 @@ def create_operator(session: Session, username: str, roles: list[str], key: Secr
                  subject_id=operator.id, payload={"username": username, "roles": operator.roles})
     uri = pyotp.TOTP(seed).provisioning_uri(name=username, issuer_name=ISSUER)
     return NewOperator(operator, password, uri)
+
+
+def _valid_roles(roles: list[str]) -> list[str]:
+    bad = [r for r in roles if r not in {role.value for role in Role}]
+    if bad or not roles:
+        raise InvalidInput("invalid roles", fields={"role": f"unknown: {', '.join(bad) or 'none given'}; "
+                                                             "use composer, approver, admin or auditor"})
+    return sorted(set(roles))
+
+
+def set_roles(session: Session, operator_id: int, roles: list[str], actor: Actor) -> Operator:
+    """Replace an operator's roles (audited with before and after). The last enabled admin keeps
+    the admin role, and nobody changes their own roles (another admin must)."""
+    roles = _valid_roles(roles)
+    operator = session.get(Operator, operator_id, with_for_update=True)
+    if operator is None:
+        raise NotFound(f"operator {operator_id} does not exist")
+    if actor.operator_id == operator.id:
+        raise Refused("an operator cannot change their own roles: ask another admin", operator=operator.username)
+    before = sorted(operator.roles)
+    if Role.ADMIN.value in before and Role.ADMIN.value not in roles:
+        admins = session.scalar(select(func.count()).select_from(Operator).where(
+            Operator.roles.any_() == Role.ADMIN.value, Operator.disabled.is_(False), Operator.id != operator.id))
+        if not admins:
+            raise Refused(f"{operator.username} is the last admin: give the role to someone else first",
+                          operator=operator.username)
+    operator.roles = roles
+    trail.append(session, actor=actor, action="operator.roles_changed", subject_type="operator",
+                 subject_id=operator.id, payload={"username": operator.username, "before": before, "after": roles})
+    return operator
+
+
+def reset_mfa(session: Session, operator_id: int, key: Secret, actor: Actor) -> str:
+    """A new TOTP seed for an operator who lost their authenticator (audited); returns the enrolment
+    URI, to be handed over once. The old seed stops working at once and their sessions end."""
+    operator = session.get(Operator, operator_id, with_for_update=True)
+    if operator is None:
+        raise NotFound(f"operator {operator_id} does not exist")
+    if actor.operator_id == operator.id:
+        raise Refused("an operator cannot reset their own second factor: ask an admin", operator=operator.username)
+    seed = pyotp.random_base32()
+    operator.totp_secret_enc, operator.totp_enrolled_at, operator.totp_last_step = encrypt_totp(seed, key), None, None
+    from alerting.web.sessions import revoke_operator_sessions
+
+    revoked = revoke_operator_sessions(session, operator.id)
+    trail.append(session, actor=actor, action="operator.mfa_reset", subject_type="operator", subject_id=operator.id,
+                 payload={"username": operator.username, "sessions_revoked": revoked})
+    return pyotp.TOTP(seed).provisioning_uri(name=operator.username, issuer_name=ISSUER)
 
 
 def get_operator(session: Session, username: str) -> Operator:

@@ -61,7 +61,7 @@ def preview_alert(session: Session, alert: Alert) -> targeting.Preview:
     if is_correction(alert):
         return _original_audience(session, alert, texts)
     spec = targeting.TargetSpec.from_json(alert.target or {})
-    return targeting.preview(session, spec, languages=texts)
+    return targeting.preview(session, spec, languages=texts, mode=alert.mode, priority=alert.priority)
 
 
 def _original_audience(session: Session, alert: Alert, texts: dict[str, str]) -> Preview:

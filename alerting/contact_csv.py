@@ -10,12 +10,13 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 from alerting.errors import InvalidInput
 
@@ -120,6 +121,7 @@ class CsvFile:
         text = io.TextIOWrapper(io.BufferedReader(source), encoding="utf-8-sig", errors="replace", newline="")
         first_line = head.decode("utf-8", "replace").lstrip("\ufeff").splitlines()[0] if head.strip() else ""
         self.delimiter = sniff_delimiter(first_line)
+        self._text = text
         self._reader = csv.reader(text, delimiter=self.delimiter)
         try:
             headers = next(self._reader)
@@ -131,19 +133,81 @@ class CsvFile:
     def bytes_read(self) -> int:
         return self._source.count
 
-    def records(self) -> Iterator[tuple[int, list[str]]]:
-        """(row number, cells) for each non-blank record; a broken quote refuses the file.
+    def blocks(self, size: int) -> Iterator[Block]:
+        """The rest of the file after the header, `size` lines at a time, in order.
 
-        Rows are numbered as a spreadsheet shows them: the header is row 1, blank rows count.
+        A block without a quote character is passed on as its lines: each line is then one record,
+        and `block_records` parses it wherever it is cheapest (a worker process). A block with one
+        is parsed here, as a record may span lines; it may then run past `size` lines to finish
+        its last record. Raises InvalidInput for a broken quote.
         """
-        reader, row = self._reader, 1
+        text, row, line = self._text, 1, self._reader.line_num
+        while lines := list(itertools.islice(text, size)):
+            if '"' not in "".join(lines):
+                yield Block(self.delimiter, row + 1, line + 1, lines, None)
+                row, line = row + len(lines), line + len(lines)
+                continue
+            feed = _Feed(lines, text)
+            reader, records, first_row = csv.reader(feed, delimiter=self.delimiter), [], row + 1
+            try:
+                for cells in reader:
+                    row += 1
+                    if cells and any(cells):
+                        records.append((row, cells))
+                    if feed.consumed >= len(lines):
+                        break
+            except csv.Error as exc:
+                raise _refuse(f"not valid CSV at row {row + 1} (line {line + feed.consumed}): {exc}") from None
+            yield Block(self.delimiter, first_row, line + 1, None, records)
+            line += feed.consumed
+
+
+class Block(NamedTuple):
+    """Consecutive rows of a contacts CSV: raw `lines` (one record each) or parsed `records`."""
+
+    delimiter: str
+    first_row: int  # as a spreadsheet numbers rows: the header is row 1, blank rows count
+    first_line: int
+    lines: list[str] | None
+    records: list[tuple[int, list[str]]] | None
+
+
+def block_records(block: Block) -> list[tuple[int, list[str]]]:
+    """(row number, cells) of each non-blank record of `block`. Raises InvalidInput for bad CSV."""
+    if block.records is not None:
+        return block.records
+    assert block.lines is not None
+    records, row = [], block.first_row - 1
+    reader = csv.reader(block.lines, delimiter=block.delimiter)
+    try:
+        for cells in reader:
+            row += 1
+            if cells and any(cells):
+                records.append((row, cells))
+    except csv.Error as exc:  # e.g. a value over the csv module's field size limit
+        raise _refuse(f"not valid CSV at row {row + 1} (line {block.first_line + row + 1 - block.first_row}): "
+                      f"{exc}") from None
+    return records
+
+
+class _Feed:
+    """The lines of a block, then (only to finish a record that spans its end) the rest of the file."""
+
+    def __init__(self, lines: list[str], rest: Iterator[str]) -> None:
+        self._lines, self._rest, self.consumed = lines, rest, 0
+
+    def __iter__(self) -> _Feed:
+        return self
+
+    def __next__(self) -> str:
+        self.consumed += 1
+        if self.consumed <= len(self._lines):
+            return self._lines[self.consumed - 1]
         try:
-            for cells in reader:
-                row += 1
-                if cells and any(cells):
-                    yield row, cells
-        except csv.Error as exc:
-            raise _refuse(f"not valid CSV at row {row + 1} (line {reader.line_num}): {exc}") from None
+            return next(self._rest)
+        except StopIteration:
+            self.consumed -= 1
+            raise
 
 
 def open_contacts_csv(source: str | Path | IO[bytes], max_bytes: int) -> tuple[CsvFile, IO[bytes] | None]:

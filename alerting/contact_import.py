@@ -40,6 +40,7 @@ MAX_BYTES = 2 * 1024**3
 MAX_ROWS = 10_000_000
 MAX_NEW_GROUPS = 1000
 BATCH_ROWS = 25_000
+WORK_MEM = "256MB"
 DEFAULT_LANGUAGE = "es"
 REPORT_COLUMNS = ("row", "column", "value", "reason", "outcome")
 
@@ -177,6 +178,9 @@ class _Staging:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.cursor = session.connection().connection.cursor()
+        # The grouping of duplicates and the joins of a million staged rows with contacts hash in
+        # memory instead of spilling to disk in batches (default 4 MB); for this transaction only.
+        self.cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
         token = secrets.token_hex(4)
         self.contacts, self.locations = f"import_contacts_{token}", f"import_locations_{token}"
         self.groups, self.dups = f"import_groups_{token}", f"import_duplicates_{token}"

@@ -27,7 +27,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, func, select
+from sqlalchemy import ForeignKey, Integer, String, func, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.types import DateTime
@@ -297,7 +297,8 @@ def _typed_texts(original: Alert, kind: AlertKind, text: str) -> dict[str, str]:
 
 def _unsent(session: Session, alert_id: int) -> int:
     return int(session.scalar(select(func.count()).select_from(Delivery).where(
-        Delivery.alert_id == alert_id, Delivery.state.in_([DeliveryState.QUEUED, DeliveryState.WAITING_ROUTE]))) or 0)
+        Delivery.alert_id == alert_id,
+        or_(Delivery.state == DeliveryState.QUEUED, Delivery.state == DeliveryState.WAITING_ROUTE))) or 0)
 
 
 def correction_timing(session: Session, correction: Alert) -> dict[str, Any]:

@@ -129,7 +129,10 @@ def add_members(
     wanted = sorted({normalize_msisdn(raw, region) for raw in msisdns})
     if not wanted:
         return 0
-    rows = session.execute(select(Contact.msisdn, Contact.id).where(Contact.msisdn.in_(wanted)))
+    # FOR KEY SHARE: a contact deleted meanwhile waits for this insert, then its trigger removes the
+    # membership (group_members has no foreign key to contacts, see migration 0013).
+    rows = session.execute(select(Contact.msisdn, Contact.id).where(Contact.msisdn.in_(wanted))
+                           .with_for_update(read=True, key_share=True))
     found = {msisdn: contact_id for msisdn, contact_id in rows}
     missing = [m for m in wanted if m not in found]
     if missing:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from alerting.db import configured_settings, utcnow
@@ -367,7 +367,8 @@ def cancel_alert(session: Session, alert_id: int, actor: Actor, reason: str) -> 
     purged = session.execute(
         update(Delivery)
         .where(Delivery.alert_id == alert.id,
-               Delivery.state.in_([DeliveryState.QUEUED, DeliveryState.WAITING_ROUTE]))
+               # Two equalities, not IN: each uses its partial index (claim, in-flight).
+               or_(Delivery.state == DeliveryState.QUEUED, Delivery.state == DeliveryState.WAITING_ROUTE))
         .values(state=DeliveryState.CANCELLED, updated_at=utcnow())
     ).rowcount
     trail.append(session, actor=actor, action="alert.cancelled", subject_type="alert", subject_id=alert.id,

@@ -75,8 +75,10 @@ def _flush(session: Session) -> None:
         enqueue_now(func, *args, queue=queue, job_id=job_id, timeout_s=timeout_s)
 
 
-def enqueue_now(func: str, *args: object, queue: str, job_id: str, timeout_s: int = 600) -> bool:
-    """Best-effort enqueue; returns False (and logs) when Redis is unreachable."""
+def enqueue_now(func: str, *args: object, queue: str, job_id: str, timeout_s: int = 600,
+                at_front: bool = False) -> bool:
+    """Best-effort enqueue; returns False (and logs) when Redis is unreachable. `at_front`: ahead of
+    every job already waiting in `queue` (for short jobs a person is waiting on)."""
     if _outbox.redis is None:
         return False
     from rq import Queue
@@ -84,7 +86,8 @@ def enqueue_now(func: str, *args: object, queue: str, job_id: str, timeout_s: in
 
     try:
         q = Queue(_outbox.prefix + queue, connection=_outbox.redis, serializer=JSONSerializer)
-        q.enqueue(func, *args, job_id=job_id, job_timeout=timeout_s, result_ttl=60, failure_ttl=86400)
+        q.enqueue(func, *args, job_id=job_id, job_timeout=timeout_s, result_ttl=60, failure_ttl=86400,
+                  at_front=at_front)
     except Exception as exc:  # Redis down or hung: the reconciler re-enqueues from Postgres
         log.warning("enqueue of %s (%s) failed: %s", func, job_id, exc)
         return False

@@ -92,6 +92,10 @@ class Settings:
     api_rate_per_min: int = 600
     # E-mail intake, CAP and quiet hours (SIRENA_INTAKE_*, SIRENA_CAP_*, SIRENA_QUIET_*).
     intake: IntakeConfig = field(default_factory=IntakeConfig)
+    # Extra reply words per meaning (TOML, `ack = ["vale"]`), added to the built-in Spanish and English.
+    vocabulary_file: Path | None = None
+    # Priorities whose LIVE alerts reach opted-out contacts too (policy; "none" for no override).
+    opt_out_override: tuple[str, ...] = ("flash",)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -150,6 +154,10 @@ class Settings:
     def required_approvals(self, priority: str) -> int:
         """Approvals a live alert of `priority` needs (SIRENA_APPROVALS, never below MIN_APPROVALS)."""
         return max(dict(self.approvals).get(priority, 1), MIN_APPROVALS.get(priority, 1))
+        if self.vocabulary_file is not None:
+            from broadcast.vocabulary import load_vocabulary
+
+            load_vocabulary(self.vocabulary_file)  # a bad file stops start-up, not the first reply
 
     def secret_key(self) -> Secret:
         """The key that signs sessions and encrypts TOTP seeds, read from secret_key_file, carrying
@@ -246,6 +254,16 @@ def _level(raw: str) -> str:
     return level
 
 
+def _priorities(raw: str) -> tuple[str, ...]:
+    if raw.strip().lower() == "none":
+        return ()
+    names = tuple(dict.fromkeys(p.strip().lower() for p in raw.split(",") if p.strip()))
+    for name in names:
+        if name not in {"flash", "high", "normal", "low"}:
+            raise ValueError(f'expected "none" or comma-separated priorities (flash, high, normal, low), got "{name}"')
+    return names
+
+
 def _database_url(raw: str) -> str:
     """A PostgreSQL URL for the installed driver: a bare postgresql:// (or postgres://) gets +psycopg2."""
     url = raw.strip()
@@ -311,4 +329,6 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "secret_key_previous_files": _paths,
     "tile_url": _tile_url,
     "api_rate_per_min": _rate,
+    "vocabulary_file": _path,
+    "opt_out_override": _priorities,
 }

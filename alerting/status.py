@@ -1,11 +1,11 @@
 """The whole system's health in one report (`sirena status`): what runs, what is stuck, what to do.
 
 Reads, never writes: PostgreSQL (schema version, alerts in flight and their live counters, expired
-leases, reconciler evidence), Redis (queue depth per priority, failed jobs, the presence records
-workers and schedulers publish: broadcast/presence.py) and the carriers file (which senders each
-carrier carries). Every problem found is a sentence saying what is wrong and one saying what to
-do, most serious first; `level` is "ok", "degraded" (something to look at, alerts still leave) or
-"down" (alerts cannot leave, or will not without a person).
+leases, receipts kept unmatched, reconciler evidence), Redis (queue depth per priority, failed
+jobs, the presence records workers and schedulers publish: broadcast/presence.py) and the
+carriers file (which senders each carrier carries). Every problem found is a sentence saying what
+is wrong and one saying what to do, most serious first; `level` is "ok", "degraded" (something to
+look at, alerts still leave) or "down" (alerts cannot leave, or will not without a person).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class Status:
     schedulers: list[dict[str, Any]] = field(default_factory=list)
     carriers: dict[str, dict[str, Any]] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    inbound: dict[str, Any] = field(default_factory=dict)
     reconciler: dict[str, Any] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
@@ -66,6 +67,7 @@ def system_status(settings: Settings, env: Mapping[str, str]) -> Status:
         except Exception as exc:
             status.problem("warning", f"alerts in flight could not be read: {_first_line(exc)}",
                            "Run sirena status again; if it persists, check the PostgreSQL log.")
+        _inbound(status)
     _reconciler(status, settings)
     status.problems.sort(key=lambda p: p.severity != "critical")
     if any(p.severity == "critical" for p in status.problems):
@@ -222,6 +224,19 @@ def _alerts(status: Status) -> None:
     if expired:
         status.problem("warning", f"{expired} deliveries hold an expired lease (their worker died)",
                        "The scheduler re-queues them within seconds; if it does not run, run: sirena reconcile")
+
+
+def _inbound(status: Status) -> None:
+    """Receipts kept without a message to match (an id we never sent, or one not stored yet): a
+    figure to watch, never dropped (broadcast/receipts.py)."""
+    from alerting.db import transaction
+    from broadcast import receipts
+
+    try:
+        with transaction() as session:
+            status.inbound["unmatched_receipts"] = receipts.pending_count(session)
+    except Exception as exc:
+        status.inbound["error"] = _first_line(exc)
 
 
 def _reconciler(status: Status, settings: Settings) -> None:

@@ -152,7 +152,8 @@ def main() -> None:
     while len(Worker.all(connection=redis)) < args.workers and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(1.0)  # binds up
-    procs = {f"worker{k + 1}": w.pid for k, w in enumerate(workers)} | {"simulator": sim.pid, "bench": os.getpid()}
+    procs = {f"worker{k + 1}": w.pid for k, w in enumerate(workers)}
+    procs |= {"simulator": sim.pid, "scheduler": scheduler.pid, "bench": os.getpid()}
     sampler = Sampler(procs)
     own0 = cpu_seconds([w.pid for w in workers] + [sim.pid])
     machine0 = psutil.cpu_times()
@@ -168,6 +169,16 @@ def main() -> None:
         time.sleep(0.05)
     own = cpu_seconds([w.pid for w in workers] + [sim.pid]) - own0
     machine1 = psutil.cpu_times()
+    delivered_s = None  # with receipts: until every delivery is `delivered` (receipts stored and matched)
+    completed_at = time.monotonic()
+    while not args.no_receipts and time.monotonic() - completed_at < 120:
+        with transaction() as s:
+            delivered = s.execute(text("SELECT coalesce(sum(n), 0) FROM alert_counters WHERE alert_id = :a "
+                                       "AND state = 'delivered'"), {"a": alert.id}).scalar_one()
+        if delivered >= args.n:
+            delivered_s = round(time.monotonic() - wall0, 2)
+            break
+        time.sleep(0.2)
     cpu = sum(getattr(machine1, f) - getattr(machine0, f) for f in ("user", "system", "nice", "softirq", "irq"))
     with transaction() as s:
         row = s.execute(text("SELECT extract(epoch FROM last_submit_at - approved_at), "
@@ -189,6 +200,7 @@ def main() -> None:
         "cpu_s": round(cpu, 2), "cpu_ms_per_1k": round(cpu * 1e6 / args.n, 1),
         "cpu_us_per_msg": round(cpu * 1e6 / args.n, 1),
         "workers_sim_cpu_us_per_msg": round(own * 1e6 / args.n, 1), "peak_rss_mb": peak,
+        "all_delivered_s": delivered_s,
         "lost": lost, "dup": dup, "possible_dup_counted": int(possible_dup), "air_submits": air,
         "counts": {k: int(v) for k, v in counts.items() if v},
     }

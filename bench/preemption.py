@@ -91,7 +91,8 @@ def main() -> None:
     workers = [sirena("worker", "--share", f"{k}/{args.workers}", "--name", f"bench-pre-{os.getpid()}-{k}",
                       env=env, log=tmp / f"worker{k}.log") for k in range(1, args.workers + 1)]
     scheduler = sirena("scheduler", env=env, log=tmp / "scheduler.log")
-    sampler = Sampler({f"worker{k + 1}": w.pid for k, w in enumerate(workers)} | {"simulator": sim.pid})
+    sampler = Sampler({f"worker{k + 1}": w.pid for k, w in enumerate(workers)} | {"simulator": sim.pid,
+                                                                                     "scheduler": scheduler.pid})
     time.sleep(3)
     approve(routine, approver1)
     while submitted(routine) < args.after:

@@ -237,7 +237,7 @@ def main() -> None:
                 probe = OrmSession(bind=conn)
                 materialize_chunk(probe, alert_id, spec, 1, args.first_chunk)
                 outer.rollback()
-            chunk_insert = next(st for st in statements if st[0].lstrip().startswith("INSERT INTO deliveries"))
+            chunk_insert = next(st for st in statements if "INSERT INTO deliveries" in st[0])
             chunk_plan = explain(*chunk_insert)
             statements.clear()
         started = time.perf_counter()

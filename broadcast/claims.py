@@ -172,12 +172,13 @@ def cut_batches(session: Session, alert_id: int, *, after_id: int = 0, size: int
 def any_unsent(session: Session, alert_id: int) -> bool:
     """Whether any delivery of the alert is still queued, submitting or waiting for a route.
 
-    Read from the rows themselves (an index probe), never from the counters: completing an alert
+    Read from the rows themselves (two probes of partial indexes: ix_deliveries_claim for
+    queued, ix_deliveries_in_flight for the rest), never from the counters: completing an alert
     that still has work would strand it.
     """
     return bool(session.execute(text("""
-        SELECT EXISTS (SELECT 1 FROM deliveries WHERE alert_id = :a
-                          AND state IN ('queued', 'submitting', 'waiting_route'))
+        SELECT EXISTS (SELECT 1 FROM deliveries WHERE alert_id = :a AND state = 'queued')
+            OR EXISTS (SELECT 1 FROM deliveries WHERE alert_id = :a AND state IN ('submitting', 'waiting_route'))
     """), {"a": alert_id}).scalar_one())
 
 

@@ -132,6 +132,36 @@ def decode(payload: bytes, data_coding: int, udhi: bool = False) -> tuple[str, U
     return payload.decode(alphabet, errors="replace"), header
 
 
+def is_binary(data_coding: int) -> bool:
+    """Whether `data_coding` says the payload is data, not text: 8-bit data (SMPP 2 and 4, the GSM
+    DCS 8-bit classes), compressed GSM text, or a value naming an alphabet we do not read (5, 9, 11-13)."""
+    if data_coding in (2, 4, 5, 9, 11, 12, 13):
+        return True
+    if 0x10 <= data_coding <= 0x7F:  # general / auto-delete groups: compressed, or 8-bit alphabet
+        return bool(data_coding & 0x20) or (data_coding >> 2) & 0x03 in (1, 3)
+    if 0x80 <= data_coding <= 0xBF:  # reserved groups
+        return True
+    return data_coding >= 0xF0 and bool(data_coding & 0x04)
+
+
+def decode_text(payload: bytes, data_coding: int, udhi: bool = False) -> tuple[str, UDH | None] | None:
+    """Like `decode`, but None when the payload is not text: a binary data coding (is_binary), or
+    UCS-2 that is not whole UTF-16 (odd length, a lone surrogate). Such a payload is kept raw by
+    the caller and read as no words at all, never as Latin-1 guesses."""
+    if is_binary(data_coding):
+        return None
+    text, header = decode(payload, data_coding, udhi)
+    if _alphabet_of(data_coding) == "ucs2":
+        body = payload
+        if udhi and payload and 1 + payload[0] <= len(payload):  # the header decode() skipped
+            body = payload[1 + payload[0]:]
+        try:
+            return body.decode("utf-16-be"), header  # strict: odd length or lone surrogate raise
+        except UnicodeDecodeError:
+            return None
+    return text, header
+
+
 def reassemble(parts: list[tuple[UDH | None, str]]) -> str:
     """The text of a concatenated message from its decoded parts, in any order.
 

@@ -34,7 +34,7 @@ from alerting.texts import render
 from audit import trail
 from audit.actor import Actor
 from broadcast.followups import FollowupDraft, create_followups, queue_pending
-from broadcast.replies import ANSWERED
+from broadcast.replies import ANSWERED, queue_sweep
 
 log = logging.getLogger("sirena.escalation")
 
@@ -102,12 +102,10 @@ def periodic_pass(now: datetime) -> dict[str, Any]:
     sweep is a job because it needs a gateway worker: receipt id styles and the routes for
     retrying through another carrier live in the carriers file the gateway loaded."""
     from alerting.db import transaction
-    from alerting.outbox import enqueue_now
 
     with transaction() as session:
         done = escalate_due(session, now)
-    queued = enqueue_now("broadcast.replies.sweep", queue="high", job_id=f"inbound-sweep-{int(now.timestamp()) // 5}",
-                         timeout_s=300)
+    queued = queue_sweep(now.timestamp())
     return {"escalations": done, "sweep_queued": queued}
 
 

@@ -228,8 +228,17 @@ class Gateway:
             messages.append(OutboundMessage(
                 delivery_id=row.id, sender=plan.sender, destination=row.msisdn, parts=encoded.parts,
                 data_coding=encoded.data_coding, esm_class=0x40 if encoded.esm_class_udhi else 0,
-                allowed_carriers=allowed, avoid_carriers=frozenset()))
+                allowed_carriers=allowed, avoid_carriers=self._tried_before(plan.sender, row, allowed)))
         return messages, refused
+
+    def _tried_before(self, sender: str, row: claims.Claimed, allowed: frozenset[str] | None) -> frozenset[str]:
+        """A delivery back for another attempt goes through a carrier it has not tried yet, when its
+        sender has one (else through any: a carrier that failed once is better than none)."""
+        if not row.carriers_tried:
+            return frozenset()
+        usable = {c.name for c in self.config.carriers_for(sender) if allowed is None or c.name in allowed}
+        tried = usable & set(row.carriers_tried)
+        return frozenset(tried) if usable - tried else frozenset()
 
     @staticmethod
     def _outcome(result: SubmitResult, row: claims.Claimed) -> claims.Outcome:

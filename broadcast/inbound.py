@@ -20,7 +20,7 @@ from typing import Any
 from psycopg2.extras import Json, execute_values
 
 from alerting.db import transaction
-from broadcast.encoding import decode
+from broadcast.encoding import decode_text
 
 log = logging.getLogger("sirena.inbound")
 
@@ -66,9 +66,12 @@ def row_of(carrier: str, bind: str, fields: dict[str, Any]) -> tuple[Any, ...]:
         payload = tlvs["message_payload"]
     if payload is not None and kind != "unknown":
         try:
-            text, _udh = decode(payload, int(data_coding or 0), bool(int(fields.get("esm_class") or 0) & ESM_UDHI))
+            decoded = decode_text(payload, int(data_coding or 0), bool(int(fields.get("esm_class") or 0) & ESM_UDHI))
         except Exception:  # stored raw; shown as undecodable
-            text = None
+            decoded = None
+        text = decoded[0].rstrip("\x00") if decoded is not None else None  # binary or broken UCS-2: raw only
+        if text is not None and "\x00" in text:
+            text = None  # PostgreSQL text cannot hold NUL (the whole group commit would fail): data, kept raw
     if "malformed" in fields:
         tlvs["malformed"] = fields["malformed"]
     return (kind, carrier, bind, fields.get("source_addr", ""), fields.get("destination_addr", ""),

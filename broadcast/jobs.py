@@ -90,10 +90,10 @@ def _materialize_next_chunk(session: Session, alert: Alert) -> tuple[int, bool]:
 
 
 def _overrides_opt_out(alert: Alert) -> bool:
-    """Policy: a live flash alert reaches opted-out contacts too (shown in the preview, audited)."""
-    from alerting.models import AlertMode, Priority
+    """Policy (SIRENA_OPT_OUT_OVERRIDE): e.g. a live flash alert reaches opted-out contacts too."""
+    from geo import targeting
 
-    return alert.mode is AlertMode.LIVE and alert.priority is Priority.FLASH
+    return targeting.opt_out_policy().overrides(alert.mode, alert.priority)
 
 
 def _materialize_correction(session: Session, alert: Alert) -> int:

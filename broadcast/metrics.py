@@ -17,6 +17,7 @@ The web app serves its own at /metrics (alerting/api/health.py: `sirena_api_requ
 | sirena_possible_duplicates_total | counter | source=pool/reaper | re-sends counted as possible duplicates |
 | sirena_queue_depth | gauge | queue | RQ jobs waiting per priority queue |
 | sirena_inbound_per_second | gauge | kind=receipt/mo | last minute, from Postgres |
+| sirena_receipts_unmatched | gauge | — | receipts kept with no message of ours to match, from Postgres |
 | sirena_approval_to_first_submit_seconds | gauge | quantile=0.5/0.9/1 | alerts sent in the last 24 h |
 | sirena_reconciler_actions_total | counter | action | reaped, batches_queued, fan_outs_queued, completed, … |
 | sirena_reconciler_last_pass_timestamp_seconds | gauge | — | lag = now − this |
@@ -139,9 +140,12 @@ def _postgres_families() -> Iterator[Any]:
     from sqlalchemy import text
 
     from alerting.db import transaction
+    from broadcast import receipts
 
     inbound = GaugeMetricFamily("sirena_inbound_per_second", "deliver_sm stored per second over the last minute",
                                 labels=["kind"])
+    unmatched = GaugeMetricFamily("sirena_receipts_unmatched",
+                                  "Receipts kept with no message of ours to match (unknown or not yet stored id)")
     latency = GaugeMetricFamily("sirena_approval_to_first_submit_seconds",
                                 "Approval (or scheduled time) to first submit, alerts of the last 24 h",
                                 labels=["quantile"])
@@ -151,6 +155,7 @@ def _postgres_families() -> Iterator[Any]:
                     "SELECT kind, count(*) FROM inbound_messages WHERE received_at > now() - interval '1 minute' "
                     "GROUP BY kind")):
                 inbound.add_metric([kind], n / 60.0)
+            unmatched.add_metric([], receipts.pending_count(session))
             row = session.execute(text("""
                 SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s), percentile_cont(0.9) WITHIN GROUP (ORDER BY s),
                        max(s)
@@ -161,6 +166,7 @@ def _postgres_families() -> Iterator[Any]:
     except Exception:  # Postgres down: the scrape still answers with what it has
         return
     yield inbound
+    yield unmatched
     if row[0] is not None:
         for quantile, value in zip(("0.5", "0.9", "1"), row, strict=True):
             latency.add_metric([quantile], float(value))

@@ -27,19 +27,24 @@ from psycopg2.extras import execute_values
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from alerting.db import transaction
+from alerting.db import configured_settings, transaction
 from alerting.models import ReplyMeaning
+from alerting.outbox import enqueue_now
 from alerting.phones import mask_msisdn
+from alerting.settings import Settings
 from audit import trail
 from audit.actor import Actor
 from broadcast import receipts
 from broadcast.followups import FollowupDraft, create_followups
-from broadcast.vocabulary import DEFAULT, Vocabulary
+from broadcast.vocabulary import Vocabulary, load_vocabulary
 
 log = logging.getLogger("sirena.replies")
 
 REPLY_WINDOW_S = 3 * 86400
 BATCH = 5000
+# Interpretation jobs go at the front of the flash queue, which every worker takes first: a HELP
+# must not wait behind the send batches of a big alert (a job takes milliseconds per hundred rows).
+INBOUND_QUEUE = "flash"
 SYSTEM = Actor.system("inbound")
 ANSWERED = ("ack", "no", "help", "poll", "verify_yes")
 
@@ -80,6 +85,41 @@ def configure_styles(styles: Mapping[str, str]) -> None:
     """For processes without a gateway (scheduler, benchmarks): carrier name → receipt_id_style."""
     _configured.clear()
     _configured.update(styles)
+
+
+_vocabulary: list[Vocabulary] = []  # this process's, loaded once
+
+
+def configure_vocabulary(settings: Settings | None) -> Vocabulary:
+    """Load the vocabulary of `settings` (SIRENA_VOCABULARY_FILE) for this process's reply processing;
+    None forgets it (the next use loads it again). Raises ConfigError naming the variable."""
+    _vocabulary.clear()
+    if settings is None:
+        return current_vocabulary()
+    _vocabulary.append(load_vocabulary(settings.vocabulary_file))
+    return _vocabulary[0]
+
+
+def current_vocabulary() -> Vocabulary:
+    """The vocabulary replies are read with: configured at process start (`sirena worker`), else
+    loaded once from the settings the database was configured with, else the built-in one."""
+    if not _vocabulary:
+        settings = configured_settings()
+        _vocabulary.append(load_vocabulary(settings.vocabulary_file if settings is not None else None))
+    return _vocabulary[0]
+
+
+def queue_interpretation(min_id: int, max_id: int) -> bool:
+    """Queue `process_inbound(min_id, max_id)` ahead of all waiting work. Best effort: the sweep
+    takes whatever a lost job leaves. Returns whether Redis took it."""
+    return enqueue_now("broadcast.replies.process_inbound", min_id, max_id, queue=INBOUND_QUEUE,
+                       job_id=f"inbound-{min_id}-{max_id}", at_front=True)
+
+
+def queue_sweep(now_s: float) -> bool:
+    """Queue one `sweep()` per 5-second slot of `now_s` (a second scheduler's pass adds nothing)."""
+    return enqueue_now("broadcast.replies.sweep", queue=INBOUND_QUEUE, job_id=f"inbound-sweep-{int(now_s) // 5}",
+                       timeout_s=300, at_front=True)
 
 
 def process_inbound(min_id: int, max_id: int) -> dict[str, Any]:
@@ -135,11 +175,12 @@ def _retry(session: Session, undelivered: list[int]) -> None:
 
 
 def process_batch(session: Session, where: str, styles: Mapping[str, str], *, limit: int = BATCH,
-                  vocabulary: Vocabulary = DEFAULT) -> InboundReport:
+                  vocabulary: Vocabulary | None = None) -> InboundReport:
     """Interpret unprocessed inbound rows matching `where` (an SQL condition built by this module).
 
     Locks them (SKIP LOCKED: a concurrent pass takes others), stores receipts and matches them,
-    interprets replies, marks every row processed with its outcome, all in `session`'s transaction.
+    interprets replies (with `vocabulary`, by default this process's: current_vocabulary()), marks
+    every row processed with its outcome, all in `session`'s transaction.
     """
     rows = session.execute(text(f"""
         SELECT id, kind, carrier, source_addr, destination_addr, text, tlvs, received_at FROM inbound_messages
@@ -158,7 +199,7 @@ def process_batch(session: Session, where: str, styles: Mapping[str, str], *, li
         outcomes.update({i: "unparsable_receipt" for i in unparsable})
     mo_rows = [r for r in rows if r.kind == "mo"]
     if mo_rows:
-        outcomes.update(interpret_replies(session, mo_rows, vocabulary, report))
+        outcomes.update(interpret_replies(session, mo_rows, vocabulary or current_vocabulary(), report))
     outcomes.update({r.id: "stored_raw" for r in rows if r.kind not in ("receipt", "mo")})
     if outcomes:
         session.execute(text("""
@@ -302,81 +343,3 @@ def _act(session: Session, replies: list[tuple[int, tuple[Any, ...], tuple[Any, 
         from broadcast.escalation import raise_help_now
 
         raise_help_now(session, [(reply_id, value[2], value[4], value[7]) for reply_id, value, _ in helps])
-
-
-# ---- the live view ------------------------------------------------------------------------------
-
-def alert_reply_counts(session: Session, alert_id: int) -> dict[str, Any]:
-    """Live reply counts of an alert: each recipient counted once, by their latest answer (HELP counts
-    whoever ever asked), poll results by option, free texts, and replies since it began that
-    matched nobody; `deliveries` holds the counts by delivery state (trigger-kept counters)."""
-    rows = session.execute(text("""
-        WITH latest AS (SELECT DISTINCT ON (delivery_id) delivery_id, meaning, poll_answer FROM replies
-                         WHERE alert_id = :a AND delivery_id IS NOT NULL AND meaning = ANY(:answered)
-                         ORDER BY delivery_id, id DESC)
-        SELECT meaning, poll_answer, count(*) FROM latest GROUP BY 1, 2
-    """), {"a": alert_id, "answered": list(ANSWERED)}).all()
-    counts: dict[str, Any] = {"ack": 0, "no": 0, "help": 0, "poll": {}, "verified": 0}
-    for meaning, answer, n in rows:
-        if meaning == "poll":
-            counts["poll"][answer] = counts["poll"].get(answer, 0) + int(n)
-        elif meaning == "verify_yes":
-            counts["verified"] += int(n)
-        elif meaning != "help":
-            counts[meaning] += int(n)
-    extra = session.execute(text("""
-        SELECT count(DISTINCT delivery_id) FILTER (WHERE meaning = 'help'),
-               count(*) FILTER (WHERE meaning = 'free_text'), count(DISTINCT delivery_id)
-          FROM replies WHERE alert_id = :a
-    """), {"a": alert_id}).one()
-    counts["help"], counts["free_text"], counts["responders"] = int(extra[0]), int(extra[1]), int(extra[2])
-    from broadcast.jobs import counts_by_state
-
-    counts["deliveries"] = counts_by_state(session, alert_id)  # queued/submitted/delivered/failed/...
-    counts["unmatched"] = int(session.execute(text("""
-        SELECT count(*) FROM replies r WHERE r.delivery_id IS NULL
-           AND r.created_at >= (SELECT coalesce(sending_at, approved_at, created_at) FROM alerts WHERE id = :a)
-    """), {"a": alert_id}).scalar_one())
-    return counts
-
-
-def non_responders(session: Session, alert_id: int, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-    """Recipients handed to a carrier who have not answered (ack, no, help, poll), in delivery order."""
-    rows = session.execute(text("""
-        SELECT d.id AS delivery_id, d.msisdn, d.state, d.contact_id, c.name
-          FROM deliveries d LEFT JOIN contacts c ON c.id = d.contact_id
-         WHERE d.alert_id = :a AND d.state IN ('submitted', 'delivered', 'failed', 'expired')
-           AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.delivery_id = d.id AND r.meaning = ANY(:answered))
-         ORDER BY d.id LIMIT :limit OFFSET :offset
-    """), {"a": alert_id, "answered": list(ANSWERED), "limit": limit, "offset": offset}).mappings().all()
-    return [dict(r) for r in rows]
-
-
-def events_since(session: Session, alert_id: int, after_id: int, limit: int = 200) -> dict[str, Any]:
-    """The alert's replies after reply id `after_id` (oldest first) and its current counts: one SSE
-    or long-poll step. The client sends back `last_id`."""
-    rows = session.execute(text("""
-        SELECT r.id, r.meaning, r.poll_answer, r.text, r.msisdn, r.created_at, r.delivery_id, c.name
-          FROM replies r LEFT JOIN contacts c ON c.id = r.contact_id
-         WHERE r.alert_id = :a AND r.id > :after ORDER BY r.id LIMIT :limit
-    """), {"a": alert_id, "after": after_id, "limit": limit}).mappings().all()
-    events = [{"type": "reply", "id": r["id"], "meaning": r["meaning"], "poll_answer": r["poll_answer"],
-               "text": r["text"], "msisdn": r["msisdn"], "name": r["name"], "delivery_id": r["delivery_id"],
-               "at": r["created_at"].isoformat()} for r in rows]
-    escalations = [dict(r) for r in session.execute(text("""
-        SELECT stage, reply_id, recipients, created_at FROM escalations WHERE alert_id = :a ORDER BY id
-    """), {"a": alert_id}).mappings()]
-    return {"events": events, "last_id": events[-1]["id"] if events else after_id,
-            "counts": alert_reply_counts(session, alert_id), "escalations": escalations}
-
-
-def help_requests(session: Session, *, since_hours: int = 24, limit: int = 50) -> list[dict[str, Any]]:
-    """HELP replies of the last `since_hours`, newest first, with who sent them and for which alert
-    (the dashboard's "needs attention")."""
-    rows = session.execute(text("""
-        SELECT r.id, r.alert_id, a.reference, r.msisdn, c.name, r.text, r.created_at
-          FROM replies r LEFT JOIN alerts a ON a.id = r.alert_id LEFT JOIN contacts c ON c.id = r.contact_id
-         WHERE r.meaning = 'help' AND r.created_at > now() - make_interval(hours => :h)
-         ORDER BY r.id DESC LIMIT :limit
-    """), {"h": since_hours, "limit": limit}).mappings().all()
-    return [dict(r) for r in rows]

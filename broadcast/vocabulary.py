@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 from alerting.errors import ConfigError
 from alerting.models import ReplyMeaning
@@ -86,14 +87,18 @@ class Vocabulary:
             raise ConfigError(f"vocabulary: {exc}") from None
         words = {m: list(w) for m, w in DEFAULT_WORDS.items()}
         for key, extra in data.items():
-            try:
-                meaning = ReplyMeaning(key)
-            except ValueError:
-                raise ConfigError(f"vocabulary.{key}: unknown meaning (one of ack, no, help, stop, start)") from None
-            if meaning not in DEFAULT_WORDS or not isinstance(extra, list) or not all(
-                    isinstance(w, str) for w in extra):
+            meaning = next((m for m in DEFAULT_WORDS if m.value == key), None)
+            if meaning is None:
+                raise ConfigError(f"vocabulary.{key}: unknown meaning (one of ack, no, help, stop, start)")
+            if not isinstance(extra, list) or not all(isinstance(w, str) and w.strip() for w in extra):
                 raise ConfigError(f"vocabulary.{key}: expected a list of words")
-            words[meaning].extend(fold(w) for w in extra)
+            for word in extra:
+                if tokens(word) != [fold(word).strip()]:  # replies are read word by word
+                    raise ConfigError(f'vocabulary.{key}: "{word}" is not one word')
+                other = next((m for m, ws in words.items() if m is not meaning and fold(word) in map(fold, ws)), None)
+                if other is not None:  # one word, two meanings: a reply would be read either way
+                    raise ConfigError(f'vocabulary.{key}: "{word}" already means {other.value}')
+                words[meaning].append(fold(word))
         return cls({m: tuple(dict.fromkeys(w)) for m, w in words.items()})
 
     @cached_property
@@ -185,3 +190,22 @@ def _poll_answer(words: list[str], options: Sequence[str]) -> str | None:
 
 
 DEFAULT = Vocabulary()
+VARIABLE = "SIRENA_VOCABULARY_FILE"
+
+
+def load_vocabulary(path: Path | None) -> Vocabulary:
+    """The built-in words plus those of the TOML file at `path` (none: the built-in ones).
+
+    Raises ConfigError naming SIRENA_VOCABULARY_FILE, the file and what is wrong in it.
+    """
+    if path is None:
+        return DEFAULT
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"{VARIABLE}: cannot read {path}: {reason}", variable=VARIABLE) from None
+    try:
+        return Vocabulary.from_toml(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{VARIABLE}: {path}: {exc}", variable=VARIABLE) from None

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from geo.reach import Source
+from geo.reach import WORD_BITS, Source
 
 
 @dataclass
@@ -25,6 +25,8 @@ class Preview:
     by_language: dict[str, int]
     zone_versions: dict[str, int]
     sms: dict[str, Any] | None = None
+    # The opt-out policy, the alert it was applied to and whether opted-out contacts are reached.
+    opt_out_policy: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -40,20 +42,21 @@ class Preview:
 
 
 def assemble(rows: list[Any], srcs: list[Source], *, include_opted_out: bool) -> Preview:
-    """Fold the preview statement's rows (status, opted_out, language, count, per-source counts…)."""
+    """Fold the preview statement's rows (status, opted_out, language, count, source-set words…)."""
     statuses: dict[str, int] = {}
     by_language: dict[str, int] = {}
     reached = [0] * len(srcs)
     recipients = [0] * len(srcs)
     opted_in_total = 0
-    for status, opted_out, language, n, *per_source in rows:
+    for status, opted_out, language, n, *words in rows:
         statuses[status] = statuses.get(status, 0) + n
         if status == "recipient":
             by_language[language] = by_language.get(language, 0) + n
             opted_in_total += n if opted_out else 0
-        for i, k in enumerate(per_source):
-            reached[i] += k
-            recipients[i] += k if status == "recipient" else 0
+        for i in range(len(srcs)):
+            if words[i // WORD_BITS] >> (i % WORD_BITS) & 1:
+                reached[i] += n
+                recipients[i] += n if status == "recipient" else 0
     by_zone, by_group = [], []
     for i, s in enumerate(srcs):
         if s.kind == "zone":

@@ -116,3 +116,34 @@ def add_member(session, group: Group, contact: Contact) -> None:  # type: ignore
 def actor_for(operator: Operator, interface: str = "console") -> Actor:
     return Actor(kind="operator", name=operator.username, operator_id=operator.id,
                  roles=frozenset(operator.roles), interface=interface)
+
+
+def stored_reply(session, number: str, body: str | None, *, alert_id: int | None = None,  # type: ignore[no-untyped-def]
+                 reason: str | None = None, meaning: str = "free_text", payload: bytes | None = None,
+                 data_coding: int = 0, carrier: str = "alpha") -> int:
+    """A reply as inbound processing leaves it: its raw inbound row (payload: the bytes as they came,
+    `body` encoded when not given) and the reply, matched to `alert_id` or unmatched for `reason`."""
+    from sqlalchemy import text
+
+    inbound = session.execute(text("""
+        INSERT INTO inbound_messages (kind, carrier, bind, source_addr, destination_addr, data_coding, short_message,
+                                      text, processed_at, outcome)
+        VALUES ('mo', :c, :c || '-1', :n, '4242', :dc, :p, :t, now(), :o) RETURNING id"""),
+        {"c": carrier, "n": number.lstrip("+"), "dc": data_coding, "t": body, "o": reason or "matched",
+         "p": payload if payload is not None else (body or "").encode()}).scalar_one()
+    return session.execute(text("""
+        INSERT INTO replies (inbound_id, alert_id, msisdn, meaning, text, unmatched_reason)
+        VALUES (:i, :a, :n, :m, :t, :r) RETURNING id"""),
+        {"i": inbound, "a": alert_id, "n": number, "m": meaning, "t": body, "r": reason}).scalar_one()
+
+
+def unmatched_world(db, factories) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Three unmatched replies (one binary) and one that answered an alert."""
+    stored_reply(db, "+56970001111", "ACK", alert_id=factories.AlertFactory().id, meaning="ack")
+    return {
+        "stranger": stored_reply(db, "+56970009876", "¿Qué pasa en el cerro?", reason="unmatched_sender",
+                                 carrier="beta"),
+        "binary": stored_reply(db, "+56970005555", None, reason="unmatched_sender", payload=b"\x00\xff\x10",
+                               data_coding=4),
+        "keyword": stored_reply(db, "+56970004321", "POLICIA ACK", reason="unknown_keyword"),
+    }

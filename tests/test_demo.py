@@ -15,8 +15,8 @@ SIRENA = str(Path(sys.executable).parent / "sirena")
 @pytest.mark.demo
 def test_headless_demo_tells_the_whole_story_and_every_figure_holds(tmp_path):
     env = {**os.environ, "SIRENA_DATA_DIR": str(tmp_path)}
-    proc = subprocess.run([SIRENA, "demo", "--headless", "--contacts", "20000"], capture_output=True, text=True,
-                          timeout=900, env=env)
+    proc = subprocess.run([SIRENA, "demo", "--headless", "--json", "--contacts", "20000"], capture_output=True,
+                          text=True, timeout=900, env=env)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert "every figure is as expected" in out
@@ -24,3 +24,13 @@ def test_headless_demo_tells_the_whole_story_and_every_figure_holds(tmp_path):
                  "audit verify: OK"):
         assert step in out, step
     assert list(tmp_path.glob("demo/timeline-alert-*.json")), "the auditor's export was not written"
+    import json
+
+    report = json.loads([line for line in proc.stdout.splitlines() if line.startswith('{"demo"')][-1])
+    assert report["ok"] and report["problems"] == []
+    alerts = {a["alert"]: a for a in report["alerts"]}
+    assert {"flood", "evacuation", "correction"} <= set(alerts)
+    assert all(a["recipients"] > 0 and a["not_handed"] == 0 for a in alerts.values())
+    assert alerts["correction"]["recipients"] >= alerts["flood"]["recipients"]
+    assert all(report["replies"].get(m) for m in ("ack", "no", "help", "free_text")), report["replies"]
+    assert report["air"]["air_duplicates"] <= sum(a["possible_duplicates"] for a in alerts.values())

@@ -11,6 +11,7 @@ from flask import Blueprint
 api_bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 # Imported for their @operation registrations (they need api_bp, defined above).
-from alerting.api import alerts, cap_views, directory, health, openapi, schedule_views  # noqa: E402,F401
+from alerting.api import alerts, cap_views, directory, health, openapi, reply_views, schedule_views  # noqa: E402,F401
+from alerting.api.health import probes_bp  # noqa: E402
 
-__all__ = ["api_bp"]
+__all__ = ["api_bp", "probes_bp"]

@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, current_app
+from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -122,3 +122,10 @@ def readyz() -> tuple[dict[str, Any], int]:
            produces="text/plain")
 def metrics() -> Response:
     return Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST)
+
+
+# The same three probes at the root, where load balancers and Prometheus look by default.
+probes_bp = Blueprint("probes", __name__)
+probes_bp.add_url_rule("/healthz", "healthz", lambda: (healthz(), 200))
+probes_bp.add_url_rule("/readyz", "readyz", readyz)
+probes_bp.add_url_rule("/metrics", "metrics", metrics)

@@ -183,6 +183,24 @@ class ReplyPageSchema(Schema):
     next_cursor = fields.String(allow_none=True, required=True)
 
 
+class UnmatchedReplySchema(Schema):
+    id = fields.Integer(required=True)
+    msisdn_last4 = fields.String(required=True, metadata={"description": "the sender's last 4 digits only"})
+    meaning = fields.String(required=True)
+    text = fields.String(allow_none=True, metadata={
+        "description": 'as decoded, or "(binary, N bytes, data_coding 0xNN)" when the payload was not text'})
+    reason = fields.String(required=True, validate=validate.OneOf(["unmatched_sender", "no_open_alert",
+                                                                    "unknown_keyword"]))
+    carrier = fields.String(allow_none=True)
+    to = fields.String(required=True, metadata={"description": "our number (short code) it was sent to"})
+    received_at = fields.DateTime(required=True)
+
+
+class UnmatchedReplyPageSchema(Schema):
+    items = fields.List(fields.Nested(UnmatchedReplySchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
 class PreviewRequestSchema(Schema):
     target = fields.Nested(TargetSchema, required=True)
     text = fields.String(validate=validate.Length(min=1, max=255 * 153))
@@ -203,6 +221,7 @@ class PreviewSchema(Schema):
     by_language = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     zone_versions = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     sms = fields.Dict(allow_none=True)
+    opt_out_policy = fields.Dict(allow_none=True)
 
 
 class ContactCreateSchema(Schema):

@@ -30,6 +30,9 @@ class Context:
             from alerting.db import configure_db
 
             configure_db(self.settings, application_name="sirena-cli")
+            from geo.targeting import configure_opt_out_policy
+
+            configure_opt_out_policy(self.settings)
             self._db_ready = True
         return self.settings
 

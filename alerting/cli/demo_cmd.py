@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,8 +25,9 @@ DEMO_REDIS_DB = 3
 @click.option("--contacts", default=200_000, show_default=True, type=click.IntRange(1000, 5_000_000))
 @click.option("--port", default=8000, show_default=True, help="The console's port.")
 @click.option("--keep", is_flag=True, help="Resume on the previous run's database instead of starting fresh.")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line: per-alert figures and problems.")
 @pass_ctx
-def demo(ctx: Context, headless: bool, minutes: int, contacts: int, port: int, keep: bool) -> None:
+def demo(ctx: Context, headless: bool, minutes: int, contacts: int, port: int, keep: bool, as_json: bool) -> None:
     """Set up, start simulator, workers, scheduler and console, seed a city and play an incident."""
     from alerting import db as dbmod
     from alerting.demo import procs
@@ -65,7 +68,7 @@ def demo(ctx: Context, headless: bool, minutes: int, contacts: int, port: int, k
     pdu_log.unlink(missing_ok=True)
     try:
         _run(ctx, settings, children, pdu_log, out_dir, headless=headless, minutes=minutes, contacts=contacts,
-             port=port, keep=keep)
+             port=port, keep=keep, as_json=as_json)
     except KeyboardInterrupt:
         click.echo("\nstopping…")
     finally:
@@ -96,7 +99,7 @@ def _drop_demo_database(settings) -> None:  # type: ignore[no-untyped-def]
 
 
 def _run(ctx: Context, settings, children, pdu_log: Path, out_dir: Path, *, headless: bool,  # type: ignore[no-untyped-def]
-         minutes: int, contacts: int, port: int, keep: bool) -> None:
+         minutes: int, contacts: int, port: int, keep: bool, as_json: bool = False) -> None:
     from sqlalchemy import text
 
     from alerting.accounts import create_operator
@@ -144,6 +147,9 @@ def _run(ctx: Context, settings, children, pdu_log: Path, out_dir: Path, *, head
         children.start("web", "web", "--port", str(port))
         click.echo(click.style(f"\nConsole: http://127.0.0.1:{port}/", bold=True) + "  (sign in as above)")
     time.sleep(3)  # binds up
+    if not headless and sys.stdin.isatty():
+        click.prompt(click.style("Sign in now (enrol the TOTP above), then press Enter to start the incident",
+                                 bold=True), default="", show_default=False, prompt_suffix=" ")
     actors = story.Actors(people["compositora"], people["aprobador"], people["jefa-turno"], people["auditora"])
     with ControlClient("127.0.0.1", CONTROL_PORT) as control:
         tale = story.Story(actors, click.echo, control, settings, out_dir)
@@ -153,6 +159,12 @@ def _run(ctx: Context, settings, children, pdu_log: Path, out_dir: Path, *, head
     problems = _check(rows, air, figures)
     for problem in problems:
         click.echo(click.style(f"  ✗ {problem}", fg="red"))
+    if as_json:
+        click.echo(json.dumps({"demo": "sirena", "ok": not problems, "problems": problems, "alerts": rows, "air": air,
+                               "replies": figures.get("replies", {}), "escalations": figures.get("escalations", []),
+                               "failover": figures.get("failover", {}),
+                               "correction_click_to_first_sms_s": figures.get("correction_click_to_first_sms_s"),
+                               "verify": figures.get("verify")}, default=str))
     if headless:
         if problems:
             raise click.exceptions.Exit(1)
@@ -185,6 +197,8 @@ def _check(rows, air, figures) -> list[str]:  # type: ignore[no-untyped-def]
             problems.append(f"{r['alert']}: no recipients")
         if r["last_sms_s"] is None:
             problems.append(f"{r['alert']}: nothing was sent")
+        if r["not_handed"]:
+            problems.append(f"{r['alert']}: {r['not_handed']:,} deliveries never handed to a carrier")
     by = {r["alert"]: r for r in rows}
     if by["evacuation"]["last_sms_s"] and by["flood"]["last_sms_s"] and \
             by["evacuation"]["first_sms_s"] > by["flood"]["last_sms_s"]:
@@ -194,8 +208,10 @@ def _check(rows, air, figures) -> list[str]:  # type: ignore[no-untyped-def]
     fo = figures.get("failover", {})
     if fo.get("beta_after_drop", 0) <= 0:
         problems.append("no traffic moved to beta after alpha dropped")
-    if not figures.get("replies", {}).get("ack"):
-        problems.append("no ACK replies were matched")
+    replies = figures.get("replies", {})
+    for meaning, what in (("ack", "ACK"), ("no", "NO"), ("help", "AYUDA/HELP"), ("free_text", "free-text")):
+        if not replies.get(meaning):
+            problems.append(f"no {what} replies were matched")
     if "resend" not in figures.get("escalations", []) or "supervisors" not in figures.get("escalations", []):
         problems.append("the escalation stages did not both run")
     if not figures.get("verify", {}).get("ok"):

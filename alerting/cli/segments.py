@@ -36,6 +36,10 @@ def segments(text: str, as_json: bool) -> None:
         "parts": info.parts,
         "units_per_part": info.units_per_part,
         "units_left": info.units_left_in_last,
+        # DESIGN's "characters used/left in the last part", in the encoding's units (septets: an
+        # escaped GSM-7 character such as € takes two; UCS-2 code units: an emoji takes two).
+        "used_in_last": info.units_per_part[-1] if info.units_per_part else 0,
+        "left_in_last": info.units_left_in_last,
         "chars": info.chars,
         "non_gsm_chars": info.non_gsm_chars,
         "suggestion": suggestion,

@@ -56,6 +56,9 @@ def _human(report) -> str:  # type: ignore[no-untyped-def]
     age = rec.get("last_pass_age_s")
     lines.append(f"Schedulers: {len(report.schedulers)}; last reconcile pass "
                  f"{'never' if age is None else f'{age:.0f} s ago'}; expired leases {rec.get('expired_leases', '?')}")
+    if "unmatched_receipts" in report.inbound:
+        lines.append(f"Receipts kept unmatched (no message of ours has their id): "
+                     f"{report.inbound['unmatched_receipts']}")
     lines.append(f"Alerts in flight: {len(report.alerts)}")
     for a in report.alerts:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(a["counts"].items()))

@@ -23,11 +23,16 @@ def target_group() -> None:
 @click.option("--label", "labels", multiple=True, help="Only these location labels count (default: all).")
 @click.option("--include-opted-out", is_flag=True, help="Reach opted-out contacts too (policy override).")
 @click.option("--text", "text", help="Message text: estimates the SMS parts and total SMS.")
+@click.option("--mode", type=click.Choice(["live", "exercise", "test"]), default=None,
+              help="The alert's mode (with --priority: applies the opt-out policy).")
+@click.option("--priority", type=click.Choice(["flash", "high", "normal", "low"]), default=None,
+              help="The alert's priority (with --mode: applies the opt-out policy).")
 @json_option
 @pass_ctx
 def target_preview(ctx: Context, zones: tuple[str, ...], groups: tuple[str, ...], where: str | None,
                    exclude_groups: tuple[str, ...], exclude_numbers: tuple[str, ...], labels: tuple[str, ...],
-                   include_opted_out: bool, text: str | None, as_json: bool) -> None:
+                   include_opted_out: bool, text: str | None, mode: str | None, priority: str | None,
+                   as_json: bool) -> None:
     """Count recipients with breakdowns by zone, group and language."""
     from alerting.db import transaction
     from alerting.errors import InvalidInput
@@ -50,7 +55,7 @@ def target_preview(ctx: Context, zones: tuple[str, ...], groups: tuple[str, ...]
         "location_labels": list(labels) or None, "include_opted_out": include_opted_out,
     }, region=settings.default_region)
     with transaction() as session:
-        result = preview(session, spec, text=text)
+        result = preview(session, spec, text=text, mode=mode or (priority and "live"), priority=priority)
     emit(as_json, result.to_json(), _human(result))
 
 
@@ -64,6 +69,9 @@ def _human(result) -> str:  # type: ignore[no-untyped-def]
     lines.append(f"  matched {result.matched}; removed by criteria {result.removed_by_criteria}; "
                  f"excluded {result.excluded}; opted out left out {result.opted_out_excluded}"
                  + (f"; opted out included {result.opted_out_included}" if result.include_opted_out else ""))
+    policy = result.opt_out_policy or {}
+    lines.append("  opt-out policy: live " + ("/".join(policy.get("override_priorities") or []) or "no")
+                 + " alerts reach opted-out contacts" + (f"; here: {policy['reason']}" if policy.get("reason") else ""))
     if result.sms:
         lines.append(f"  text: {result.sms['encoding']}, {result.sms['parts']} part(s); "
                      f"total SMS {result.sms['total_sms']}")

@@ -46,6 +46,71 @@ def users_create(ctx: Context, name: str, roles: tuple[str, ...], password_stdin
     emit(as_json, data, human)
 
 
+def _operator_id(name: str) -> int:
+    from alerting.accounts import get_operator
+    from alerting.db import transaction
+
+    with transaction() as session:
+        return get_operator(session, name).id
+
+
+@users_group.command("list")
+@json_option
+@pass_ctx
+def users_list(ctx: Context, as_json: bool) -> None:
+    """Operators: roles, whether enrolled in TOTP, disabled, last sign-in."""
+    from sqlalchemy import select
+
+    from alerting.db import transaction
+    from alerting.models import Operator
+
+    ctx.db()
+    with transaction() as session:
+        rows = [{"username": o.username, "roles": sorted(o.roles), "enrolled": o.totp_enrolled_at is not None,
+                 "disabled": bool(o.disabled), "last_login_at": o.last_login_at}
+                for o in session.scalars(select(Operator).order_by(Operator.username))]
+    human = "\n".join(f"{r['username']:<20} {','.join(r['roles']):<30} "
+                      f"{'enrolled' if r['enrolled'] else 'not enrolled':<13}{' DISABLED' if r['disabled'] else ''}"
+                      for r in rows) or "no operators"
+    emit(as_json, {"operators": rows}, human)
+
+
+@users_group.command("roles")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, required=True,
+              type=click.Choice(["composer", "approver", "admin", "auditor"]), help="Repeat for several roles.")
+@json_option
+@pass_ctx
+def users_roles(ctx: Context, name: str, roles: tuple[str, ...], as_json: bool) -> None:
+    """Replace an operator's roles (audited with before and after; the last admin keeps admin)."""
+    from alerting.accounts import set_roles
+    from alerting.db import transaction
+
+    ctx.db()
+    operator_id = _operator_id(name)
+    with transaction() as session:
+        operator = set_roles(session, operator_id, list(roles), _cli_actor())
+        data = {"username": operator.username, "roles": sorted(operator.roles)}
+    emit(as_json, data, f"{name} now has the roles {', '.join(data['roles'])}")
+
+
+@users_group.command("reset-mfa")
+@click.argument("name")
+@json_option
+@pass_ctx
+def users_reset_mfa(ctx: Context, name: str, as_json: bool) -> None:
+    """A new TOTP seed for an operator who lost their phone; prints the enrolment URI once (audited)."""
+    from alerting.accounts import reset_mfa
+    from alerting.db import transaction
+
+    settings = ctx.db()
+    operator_id = _operator_id(name)
+    with transaction() as session:
+        uri = reset_mfa(session, operator_id, settings.secret_key(), _cli_actor())
+    emit(as_json, {"username": name, "totp_uri": uri},
+         f"{name}: the old authenticator no longer works; new TOTP enrolment URI (shown once): {uri}")
+
+
 @cli.group("tokens")
 def tokens_group() -> None:
     """API bearer tokens."""

@@ -12,6 +12,8 @@ import click
 from alerting.cli.app import Context, cli, emit, json_option, pass_ctx
 from alerting.outbox import PRIORITY_QUEUES
 
+WORKER_QUEUES = (*PRIORITY_QUEUES, "webhooks")  # flash first: reply interpretation goes there too
+
 
 def load_carriers(ctx: Context):  # type: ignore[no-untyped-def]
     """The carriers file of the settings; passwords from the environment variables it names."""
@@ -29,7 +31,7 @@ def _redis(ctx: Context):  # type: ignore[no-untyped-def]
 
 
 @cli.command("worker")
-@click.option("--queues", default=",".join((*PRIORITY_QUEUES, "webhooks")), show_default=True,
+@click.option("--queues", default=",".join(WORKER_QUEUES), show_default=True,
               help="Comma-separated, highest priority first.")
 @click.option("--share", default="1/1", show_default=True,
               help="K/N: this process opens the K-th of N equal shares of every carrier's binds and TPS.")
@@ -57,6 +59,9 @@ def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool,
     configure_webhooks(ctx.settings.secret_key())
     config = load_carriers(ctx)
     sync_senders(config)
+    from broadcast import replies
+
+    replies.configure_vocabulary(ctx.settings)  # SIRENA_VOCABULARY_FILE, read once for this process
     inbound = InboundStore(after_store=_process_inbound_hook())
     gateway = Gateway(split_config(config, int(k) - 1, int(n)), name=name,
                       drill_allowlist=frozenset(ctx.settings.drill_allowlist), on_deliver=inbound,
@@ -80,16 +85,12 @@ def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool,
 def _process_inbound_hook():  # type: ignore[no-untyped-def]
     """After raw inbound rows commit, queue their interpretation (when the inbound service exists)."""
     try:
-        from broadcast import replies  # noqa: F401
+        from broadcast import replies
     except ImportError:
         return None
-    from alerting.outbox import enqueue_now
     from broadcast.inbound import Coalescer
 
-    def fire(lo: int, hi: int) -> None:
-        enqueue_now("broadcast.replies.process_inbound", lo, hi, queue="high", job_id=f"inbound-{lo}-{hi}")
-
-    return Coalescer(fire, interval_s=0.3).poke
+    return Coalescer(replies.queue_interpretation, interval_s=0.3).poke
 
 
 @cli.command("scheduler")

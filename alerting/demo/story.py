@@ -213,7 +213,9 @@ def summary(story_figures: dict[str, Any], pdu_log: Path) -> tuple[list[dict[str
                        (SELECT count(DISTINCT delivery_id) FROM replies r WHERE r.alert_id = a.id AND meaning = 'ack'),
                        extract(epoch FROM a.first_submit_at - a.approved_at),
                        extract(epoch FROM a.last_submit_at - a.approved_at),
-                       (SELECT coalesce(sum(possible_duplicates), 0) FROM deliveries d WHERE d.alert_id = a.id)
+                       (SELECT coalesce(sum(possible_duplicates), 0) FROM deliveries d WHERE d.alert_id = a.id),
+                       (SELECT count(*) FROM deliveries d WHERE d.alert_id = a.id
+                         AND d.state IN ('queued', 'submitting', 'waiting_route'))
                   FROM alerts a WHERE a.id = :a
             """), {"a": alert_id}).one()
             first, last = (float(r[5]) if r[5] is not None else None), (float(r[6]) if r[6] is not None else None)
@@ -222,7 +224,7 @@ def summary(story_figures: dict[str, Any], pdu_log: Path) -> tuple[list[dict[str
                          "first_sms_s": round(first, 2) if first is not None else None,
                          "last_sms_s": round(last, 2) if last is not None else None,
                          "msgs_per_s": round(int(r[1]) / last) if last else None,
-                         "possible_duplicates": int(r[7])})
+                         "possible_duplicates": int(r[7]), "not_handed": int(r[8])})
     air: dict[str, int] = {}
     with pdu_log.open(encoding="utf-8") as fh:
         for line in fh:

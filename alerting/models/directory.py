@@ -38,7 +38,8 @@ class ContactLocation(Base):
     __table_args__ = (Index("ix_contact_locations_geom", "geom", postgresql_using="gist"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    # No foreign key (a look-up per imported row): deleting contacts cascades by a trigger, see 0013.
+    contact_id: Mapped[int] = mapped_column(BigInteger, index=True)
     label: Mapped[str] = mapped_column(String(32), default="home")
     geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
 
@@ -65,9 +66,7 @@ class GroupMember(Base):
     __tablename__ = "group_members"
 
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    contact_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)  # no FK: see 0013
 
 
 class ContactImport(Base):

@@ -43,7 +43,10 @@ class Delivery(Base):
         UniqueConstraint("alert_id", "msisdn"),
         # The claim query: queued rows of one alert in id order.
         Index("ix_deliveries_claim", "alert_id", "id", postgresql_where=text("state = 'queued'")),
-        Index("ix_deliveries_alert_state", "alert_id", "state"),
+        # Unsent rows that are not queued (any_unsent, cancel, waiting-route retries). No index on
+        # (alert_id, state): fan-out's new rows and every state change would all write to it.
+        Index("ix_deliveries_in_flight", "alert_id",
+              postgresql_where=text("state IN ('submitting', 'waiting_route')")),
         Index("ix_deliveries_lease", "lease_until", postgresql_where=text("state = 'submitting'")),
     )
 

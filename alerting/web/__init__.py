@@ -82,6 +82,9 @@ def _services(settings: Settings) -> Any:
     from alerting.outbox import configure_outbox
 
     configure_db(settings, application_name="sirena-web")
+    from geo.targeting import configure_opt_out_policy
+
+    configure_opt_out_policy(settings)
     redis = _redis(settings)
     configure_outbox(redis)
     return redis
@@ -105,17 +108,19 @@ def _templates(app: Flask) -> None:
 
 
 def _blueprints(app: Flask) -> None:
-    from alerting.web.console import admin, alerts, audit_pages, auth, dashboard, directory, monitor
+    from alerting.web.console import admin, alerts, audit_pages, auth, dashboard, directory, monitor, replies
 
     del monitor  # imported for its routes on the alerts blueprint
-    for module in (auth, dashboard, alerts, directory, admin, audit_pages):
+    for module in (auth, dashboard, alerts, replies, directory, admin, audit_pages):
         app.register_blueprint(module.bp)
     if importlib.util.find_spec("alerting.api") is not None:
         try:
-            from alerting.api import api_bp  # type: ignore[attr-defined]
+            from alerting.api import api_bp, probes_bp  # type: ignore[attr-defined]
         except ImportError as exc:  # the API package exists but is not finished: the console still runs
             log.warning("REST API not registered: %s", exc)
         else:
             security.csrf.exempt(api_bp)  # bearer tokens, no cookies: CSRF cannot ride on them
             app.register_blueprint(api_bp)
             app.config["SIRENA_SELF_AUTH_BLUEPRINTS"].add(api_bp.name)
+            app.register_blueprint(probes_bp)  # /healthz, /readyz, /metrics: no sign-in, nothing private
+            app.config["SIRENA_SELF_AUTH_BLUEPRINTS"].add(probes_bp.name)

@@ -1,4 +1,7 @@
-"""The WSGI entry point for production: `gunicorn --workers 4 'alerting.web.wsgi:make_app()'`.
+"""The WSGI entry point for production: `gunicorn --workers 4 --threads 16 'alerting.web.wsgi:make_app()'`.
+
+Threads, not only processes: each open alert page keeps one request waiting up to 20 s (the live
+view's long poll), holding no database connection meanwhile.
 
 The one factory every served app comes from (docker/wsgi.py calls it too, `sirena web` builds
 the same app from the same Settings): settings come from the environment once, when the server

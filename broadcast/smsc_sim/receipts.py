@@ -96,11 +96,17 @@ def build_receipt(
     return Delivery("receipt", sm, message_id=message_id, stat=stat)
 
 
-def build_mo(source: str, dest: str, text: str, data_coding: int | None = None) -> Delivery:
-    """A mobile-originated deliver_sm (esm_class 0): GSM-7 (dc 0) when it fits, else UCS-2 (dc 8)."""
-    octets, dc = encode_mo(text)
-    if data_coding == 8 and dc != 8:
-        octets, dc = text.encode("utf-16-be"), 8
+def build_mo(source: str, dest: str, text: str | bytes, data_coding: int | None = None) -> Delivery:
+    """A mobile-originated deliver_sm (esm_class 0): GSM-7 (dc 0) when it fits, else UCS-2 (dc 8).
+
+    `text` as bytes is sent as it is, with `data_coding` (default 4, 8-bit data): a handset's binary
+    message, or a broken payload."""
+    if isinstance(text, bytes):
+        octets, dc = text, 4 if data_coding is None else data_coding
+    else:
+        octets, dc = encode_mo(text)
+        if data_coding == 8 and dc != 8:
+            octets, dc = text.encode("utf-16-be"), 8
     sm = pdu.ShortMessage(
         source_addr=source,
         destination_addr=dest,

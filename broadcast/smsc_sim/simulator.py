@@ -239,10 +239,27 @@ class Simulator:
         return self._call(lambda: {"control_port": self.control_port,
                                    "carriers": {n: c.status() for n, c in self.carriers.items()}})
 
-    def send_mo(self, carrier: str, source: str, dest: str, text: str, data_coding: int | None = None) -> None:
-        """Inject a mobile-originated message from handset `source` to `dest` (our number)."""
+    def send_mo(self, carrier: str, source: str, dest: str, text: str | bytes, data_coding: int | None = None) -> None:
+        """Inject a mobile-originated message from handset `source` to `dest` (our number); bytes
+        are sent as they are, with `data_coding` (default 4, 8-bit data)."""
         target = self._carrier(carrier)
         self._call(lambda: target.enqueue(build_mo(source, dest, text, data_coding)))
+
+    def send_pdu(self, carrier: str, command_id: int, body: bytes = b"", status: int = 0) -> int:
+        """Write one PDU exactly as given (a malformed deliver_sm, an unknown command) to the carrier's
+        first bound receiver; returns its sequence number. What the ESME answers is logged ("in").
+        Raises InvalidInput when no receiver is bound."""
+        target = self._carrier(carrier)
+
+        def send() -> int:
+            if not target.receivers:
+                raise InvalidInput(f"carrier {carrier} has no bound receiver", fields={"carrier": "not bound"})
+            session = target.receivers[0]
+            sequence = session.next_sequence()
+            session.send(pdu.encode_pdu(command_id, sequence, status, body))
+            return sequence
+
+        return self._call(send)
 
     def send_mo_batch(self, carrier: str, messages: Iterable[tuple[str, str, str]]) -> int:
         """Inject many MOs, each (source, dest, text), in one hop to the loop; returns how many."""

@@ -39,6 +39,8 @@ def test_json_reports_a_gsm7_text_with_extension_characters(run):
         "parts": 1,
         "units_per_part": [28],
         "units_left": 132,
+        "used_in_last": 28,
+        "left_in_last": 132,
         "chars": 25,
         "non_gsm_chars": [],
         "suggestion": None,
@@ -50,7 +52,7 @@ def test_json_suggests_a_transliteration_that_saves_a_part(run):
     text = "Atención: evacúe la zona del río “Salado” — diríjase al refugio más próximo. Información: 103."
     data = last_json(run(text, "--json").output)
     assert (data["encoding"], data["parts"], data["units_per_part"]) == ("ucs2", 2, [67, 27])
-    assert data["units_left"] == 40
+    assert data["units_left"] == data["left_in_last"] == 40 and data["used_in_last"] == 27
     assert data["non_gsm_chars"] == ["ó", "ú", "í", "“", "”", "—", "á"]
     assert data["suggestion"].startswith('Atencion: evacue la zona del rio "Salado" - dirijase')
     assert data["suggestion_parts"] == 1

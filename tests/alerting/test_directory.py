@@ -11,6 +11,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from alerting import contact_import, contact_rows
+from alerting.contact_records import delete_contact
 from alerting.directory import (
     add_members,
     create_group,
@@ -143,10 +144,12 @@ def test_bom_semicolons_spanish_headers_and_decimal_commas_are_understood(db: Se
 
 def test_other_columns_become_jsonb_attributes_queryable_with_containment(db: Session, settings: Settings,
                                                                          tmp_path: Path) -> None:
-    path = write(tmp_path, "celular,Rol,Distrito,Unidad Nº\n961234567,brigadista,Centro,5\n961234568,,Norte,\n")
+    path = write(tmp_path, "celular,Rol,Distrito,Unidad Nº\n961234567,brigadista,Centro,5\n961234568,,Norte,\n"
+                           '961234569,"dice ""jefe"" \\ ñ\t\u2028 fin",,\n')
     run(db, settings, path)
     assert contact(db, "+56961234567").attributes == {"rol": "brigadista", "distrito": "Centro", "unidad_no": "5"}
     assert contact(db, "+56961234568").attributes == {"distrito": "Norte"}  # blank cells are not attributes
+    assert contact(db, "+56961234569").attributes == {"rol": 'dice "jefe" \\ ñ\t\u2028 fin'}
     hits = db.scalars(text("SELECT msisdn FROM contacts WHERE attributes @> CAST(:q AS jsonb)"),
                       {"q": '{"rol": "brigadista"}'}).all()
     assert hits == ["+56961234567"]
@@ -332,6 +335,18 @@ def test_add_members_adds_by_number_once_and_refuses_unknown_numbers(db: Session
         add_members(db, group, ["+56961234569"])
     with pytest.raises(NotFound):
         get_group_by_name(db, "no-existe")
+
+
+def test_deleting_contacts_removes_their_locations_and_memberships(db: Session, settings: Settings,
+                                                                   tmp_path: Path) -> None:
+    run(db, settings, write(tmp_path, "telefono,grupo,lat,lon,lat_trabajo,lon_trabajo\n"
+                                      "961234567,salud,-33.4,-70.6,-33.5,-70.7\n961234568,salud,-33.4,-70.6,,\n"
+                                      "961234569,salud,-33.4,-70.6,,\n"))
+    delete_contact(db, contact(db, "+56961234567").id, actor=ACTOR)
+    db.execute(text("DELETE FROM contacts WHERE msisdn = '+56961234568'"))
+    assert members(db, "salud") == {"+56961234569"}
+    assert db.scalar(select(func.count()).select_from(ContactLocation)) == 1
+    assert db.scalar(select(func.count()).select_from(GroupMember)) == 1
 
 
 def test_opt_out_and_opt_in_are_idempotent_and_audited(db: Session, settings: Settings, tmp_path: Path) -> None:

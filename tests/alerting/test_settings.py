@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 import pytest
@@ -83,3 +84,27 @@ def test_every_setting_is_in_the_readme_with_an_example():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for variable in Settings().shown():
         assert f"`{variable}`" in readme, variable
+
+
+def test_a_vocabulary_file_is_read_at_start_and_a_bad_one_is_refused_naming_the_variable(tmp_path):
+    good = tmp_path / "vocabulary.toml"
+    good.write_text('ack = ["vale"]\n', encoding="utf-8")
+    settings = Settings.from_env({"SIRENA_VOCABULARY_FILE": str(good)})
+    assert settings.vocabulary_file == good and settings.shown()["SIRENA_VOCABULARY_FILE"] == str(good)
+    assert Settings.from_env({}).shown()["SIRENA_VOCABULARY_FILE"] == ""
+    for text, reason in (('ack = ["no"]', '"no" already means no'), ("ok = [1]", "unknown meaning"),
+                         ("ack = [", "vocabulary:")):
+        good.write_text(text, encoding="utf-8")
+        expected = f"^SIRENA_VOCABULARY_FILE: {re.escape(str(good))}: .*{re.escape(reason)}"
+        with pytest.raises(ConfigError, match=expected):
+            Settings.from_env({"SIRENA_VOCABULARY_FILE": str(good)})
+    with pytest.raises(ConfigError, match=r"^SIRENA_VOCABULARY_FILE: cannot read .*missing\.toml"):
+        Settings.from_env({"SIRENA_VOCABULARY_FILE": str(tmp_path / "missing.toml")})
+
+
+def test_opt_out_override_lists_priorities_or_none():
+    assert Settings.from_env({}).opt_out_override == ("flash",)
+    assert Settings.from_env({"SIRENA_OPT_OUT_OVERRIDE": "Flash, high"}).opt_out_override == ("flash", "high")
+    assert Settings.from_env({"SIRENA_OPT_OUT_OVERRIDE": "none"}).opt_out_override == ()
+    with pytest.raises(ConfigError, match=r'SIRENA_OPT_OUT_OVERRIDE: .*got "urgent"'):
+        Settings.from_env({"SIRENA_OPT_OUT_OVERRIDE": "flash,urgent"})

@@ -34,3 +34,12 @@ def test_a_sender_whose_only_carrier_is_down_is_named(client, redis_db):
     response = client.get("/api/v1/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"]["binds"]["why"] == "no bind up for sender(s) BOMBEROS"
+
+
+def test_the_probes_answer_at_the_root_too_without_signing_in(client, redis_db):
+    assert client.get("/healthz").get_json()["status"] == "ok"
+    assert client.get("/readyz").status_code == 503  # no gateway published yet
+    publish(redis_db, "gateway", "gw-a", {"health": health({"alpha": ["up"], "beta": ["up"]}), "senders": SENDERS})
+    assert client.get("/readyz").status_code == 200
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200 and "sirena_api_requests" in metrics.get_data(as_text=True)

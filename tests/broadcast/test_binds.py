@@ -171,6 +171,25 @@ def test_a_failed_hand_over_is_answered_with_system_error_so_the_smsc_retries(si
         bind.stop(drain_s=0)
 
 
+def test_malformed_pdus_from_the_carrier_get_generic_nack_and_the_bind_keeps_working(bound, sim):
+    bind, recorder, delivered = bound
+    truncated = sim.send_pdu("alpha", 0x05, b"\0\x01\x01569")  # a deliver_sm cut short in its source_addr
+    unknown = sim.send_pdu("alpha", 0x00000999, b"junk")  # a command SMPP 3.4 does not have
+
+    def nacks() -> dict[int, int]:
+        return {p["sequence"]: p["status"] for p in sim.pdus("alpha", "generic_nack") if p["dir"] == "in"}
+
+    assert wait(lambda: {truncated, unknown} <= nacks().keys())
+    assert (nacks()[truncated], nacks()[unknown]) == (0x02, 0x03)  # ESME_RINVCMDLEN, ESME_RINVCMDID
+    assert [f["malformed"] for _c, _b, f in delivered] == ["source_addr is not NUL-terminated"]  # kept raw
+    assert bind.state is BindState.UP and bind.stats.malformed == 2 and not recorder.of("down")
+    bind.submit([part("after the junk")])  # the reader survived: submits still get their answers
+    assert wait(lambda: recorder.of("resp"))
+    assert recorder.of("resp")[0][:2] == ("after the junk", 0)
+    sim.send_mo("alpha", "56911113333", "4242", "ACK")  # and replies still arrive
+    assert wait(lambda: any(f.get("short_message") == b"ACK" for _c, _b, f in delivered))
+
+
 def test_parse_deliver_sm_tolerates_unknown_tlvs_and_refuses_truncation():
     body = (b"\0" + bytes((1, 1)) + b"569\0" + bytes((3, 0)) + b"4242\0" + bytes((0, 0, 0)) + b"\0\0"
             + bytes((0, 0, 0, 0, 2)) + b"SI")

@@ -54,6 +54,37 @@ def test_exercise_is_prefixed_and_only_uses_test_carriers(gateway, simulator, ru
     assert state_of(alert_id) is AlertState.COMPLETED
 
 
+def test_an_exercise_with_no_test_carrier_left_reaches_only_the_drill_allowlist(committed_db, redis_db,
+                                                                                  simulator, run_jobs):
+    """The carriers file changed after approval (no carrier is marked test any more): the gateway,
+    the last line, refuses every exercise SMS (audited), except to the SIRENA_DRILL_ALLOWLIST numbers."""
+    from sqlalchemy import text
+
+    from broadcast.carriers import parse_carriers
+    from broadcast.gateway import Gateway, sync_senders
+    from tests.conftest import carriers_toml, sim_env
+
+    sync_senders(parse_carriers(carriers_toml(simulator.ports()), sim_env()))  # at approval: test carriers
+    seed_group(5, group="simulacro", drill=True)
+    alert_id = approved_alert({"es": "Simulacro de incendio."}, group="simulacro", mode=AlertMode.EXERCISE)
+    live_only = parse_carriers(carriers_toml(simulator.ports(), test=False), sim_env())
+    allowed = "+56990000003"
+    gateway = Gateway(live_only, name="gw-live-only", drill_allowlist=frozenset({allowed}))
+    gateway.start()
+    try:
+        run_jobs()
+    finally:
+        gateway.stop()
+    assert simulator.messages_by_recipient() == {allowed.lstrip("+"): ["SIMULACRO: Simulacro de incendio."]}
+    with transaction() as s:
+        states = dict(s.execute(text("SELECT msisdn, coalesce(error_code, state) FROM deliveries WHERE alert_id = :a"),
+                                {"a": alert_id}).all())
+        refused = s.execute(text("SELECT outcome, payload->>'deliveries' FROM audit.events "
+                                 "WHERE action = 'gateway.drill_refused'")).all()
+    assert states.pop(allowed) == "submitted" and set(states.values()) == {"drill_no_test_route"}
+    assert refused and all(o == "refused" for o, _ in refused) and sum(int(n) for _, n in refused) == 4
+
+
 def test_cancel_mid_send_stops_the_rest(gateway, simulator, run_jobs, redis_db):
     seed_group(3000)
     alert_id = approved_alert({"es": "Corte de agua programado."}, priority=Priority.NORMAL)
@@ -97,3 +128,25 @@ def test_flash_batches_are_sent_before_queued_routine_ones(gateway, simulator, r
     assert len(flash_positions) == 50 and max(flash_positions) < first_routine
     assert state_of(routine) is AlertState.COMPLETED and state_of(flash.id) is AlertState.COMPLETED
     assert Counter(order).most_common(1)[0][1] == 1
+
+
+def test_a_delivery_back_for_another_attempt_goes_through_a_carrier_it_has_not_tried(gateway, simulator,
+                                                                                      run_jobs):
+    from sqlalchemy import text
+
+    seed_group(20)
+    alert_id = approved_alert({"es": "Corte de luz en sector sur"})
+    jobs.fan_out(alert_id)  # deliveries written, send batches queued but not run yet
+    with transaction() as s:  # as if an earlier attempt had gone to alpha and come back (no answer)
+        s.execute(text("UPDATE deliveries SET carriers_tried = '{alpha}', attempts = 1 WHERE alert_id = :a "
+                       "AND id % 2 = 0"), {"a": alert_id})
+        s.execute(text("UPDATE deliveries SET carriers_tried = '{alpha,beta}', attempts = 2 WHERE alert_id = :a "
+                       "AND id % 2 = 1"), {"a": alert_id})
+    run_jobs()
+    with transaction() as s:
+        rows = s.execute(text("SELECT id % 2, carrier, state FROM deliveries WHERE alert_id = :a"),
+                         {"a": alert_id}).all()
+    assert {state for _, _, state in rows} == {"submitted"}
+    assert {carrier for parity, carrier, _ in rows if parity == 0} == {"beta"}
+    # Tried everywhere already: any carrier again, rather than none.
+    assert len([1 for parity, _, _ in rows if parity == 1]) == 10

@@ -154,6 +154,14 @@ def test_multipart_is_delivered_only_when_every_part_is(committed_db, redis_db):
 
 
 def test_a_receipt_for_an_unknown_id_is_kept_and_counted(committed_db, redis_db):
+    import json
+
+    from click.testing import CliRunner
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from alerting.cli import _load
+    from broadcast import metrics
+
     with inbound_rig() as (sim, _gateway):
         sim.send_receipt("alpha", "deadbeef99", "DELIVRD")
         wait_inbound(sim, 1)
@@ -161,6 +169,16 @@ def test_a_receipt_for_an_unknown_id_is_kept_and_counted(committed_db, redis_db)
     with transaction() as s:
         assert receipts.pending_count(s) == 1
         assert s.execute(text("SELECT outcome FROM inbound_messages")).scalar_one() == "receipt"
+    # Counted where an operator looks: `sirena status` (text and --json) and the workers' metrics.
+    env = {"SIRENA_DATABASE_URL": committed_db.database_url, "SIRENA_REDIS_URL": committed_db.redis_url,
+           "SIRENA_SECRET_KEY_FILE": str(committed_db.secret_key_file)}
+    shown = CliRunner().invoke(_load(), ["status"], env=env)
+    assert "Receipts kept unmatched (no message of ours has their id): 1" in shown.output, shown.output
+    as_json = CliRunner().invoke(_load(), ["status", "--json"], env=env)
+    assert json.loads(as_json.output.strip().splitlines()[-1])["inbound"] == {"unmatched_receipts": 1}
+    registry = CollectorRegistry()
+    registry.register(metrics.SystemCollector(redis_db))
+    assert "sirena_receipts_unmatched 1.0" in generate_latest(registry).decode()
 
 
 def test_carrier_health_flags_the_carrier_whose_receipts_fail(committed_db, redis_db):

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from alerting.db import transaction
-from broadcast import replies
+from broadcast import live, replies
 from broadcast.vocabulary import DEFAULT, DEFAULT_WORDS, Vocabulary
 from tests.broadcast.inbound_rig import inbound_rig, process_all, seed_alert, send, wait_inbound
 
@@ -168,8 +168,8 @@ def test_help_is_audited_and_told_to_the_supervisors_at_once(committed_db, redis
         notice = sim.messages(dest="56979400100")
     assert len(notice) == 1 and "AYUDA" in notice[0]["text"] and "0001" in notice[0]["text"]
     with transaction() as s:
-        [help_request] = replies.help_requests(s)
-        stream = replies.events_since(s, alert_id, 0)
+        [help_request] = live.help_requests(s)
+        stream = live.events_since(s, alert_id, 0)
     assert help_request["alert_id"] == alert_id and help_request["text"] == "AYUDA estoy atrapado"
     assert [e["stage"] for e in stream["escalations"]] == ["help"]
     with transaction() as s:
@@ -187,7 +187,7 @@ def test_poll_answers_by_number_or_option_word(committed_db, redis_db):
         wait_inbound(sim, 10)
         process_all()
         with transaction() as s:
-            counts = replies.alert_reply_counts(s, alert_id)
+            counts = live.alert_reply_counts(s, alert_id)
     assert counts["poll"] == {"Sí, puedo": 1, "No puedo": 2, "Tal vez": 2}
 
 
@@ -218,10 +218,10 @@ def test_live_counts_non_responders_and_event_stream(committed_db, redis_db):
         wait_inbound(sim, 6 + 5)
         process_all()
         with transaction() as s:
-            counts = replies.alert_reply_counts(s, alert_id)
-            silent = replies.non_responders(s, alert_id)
-            first = replies.events_since(s, alert_id, 0, limit=3)
-            rest = replies.events_since(s, alert_id, first["last_id"])
+            counts = live.alert_reply_counts(s, alert_id)
+            silent = live.non_responders(s, alert_id)
+            first = live.events_since(s, alert_id, 0, limit=3)
+            rest = live.events_since(s, alert_id, first["last_id"])
     assert (counts["ack"], counts["no"], counts["help"], counts["responders"]) == (2, 1, 1, 4)
     assert sum(counts["deliveries"].values()) == 6
     assert [r["msisdn"] for r in silent] == numbers[4:]
@@ -293,18 +293,31 @@ def _count(sql: str) -> int:
         return int(s.execute(text(sql)).scalar_one())
 
 
-def test_binary_or_undecodable_replies_are_kept_raw_as_free_text(committed_db, redis_db):
-    with inbound_rig() as (_sim, gateway):
-        alert_id = seed_alert(["+56979900001"])
+def test_binary_or_undecodable_replies_are_kept_raw_and_shown_as_such(committed_db, redis_db):
+    numbers = [f"+5697990000{i}" for i in range(1, 6)]
+    sent = [(b"ACK 4821", 0x04),  # 8-bit data that reads "ACK 4821" as Latin-1: still data, not an answer
+            (b"\x00\xffsi\x00", 0x02),  # binary with NULs: PostgreSQL text cannot hold them
+            (b"\x00A\x00C\x00K\x00", 0x08),  # UCS-2 of odd length
+            (b"\x01\x02", 0xF5),  # GSM DCS class 1, 8-bit
+            ("ACK".encode("utf-16-be"), 0x08)]  # well-formed UCS-2: read as usual
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(numbers)
         send(gateway, alert_id)
-        with transaction() as s:  # what InboundStore writes for a payload it could not decode
-            s.execute(text("""
-                INSERT INTO inbound_messages (kind, carrier, bind, source_addr, destination_addr, esm_class,
-                                              data_coding, short_message, text, tlvs)
-                VALUES ('mo', 'alpha', 'alpha-1', '56979900001', '4242', 0, 4, '\\xff00fe', NULL, '{}')"""))
+        for number, (payload, data_coding) in zip(numbers, sent, strict=True):
+            sim.send_mo("alpha", number.lstrip("+"), "4242", payload, data_coding)
+        wait_inbound(sim, 2 * len(numbers))
         process_all()
-    got = reply_rows()["+56979900001"]
-    assert (got["meaning"], got["text"], got["alert_id"]) == ("free_text", None, alert_id)
+    with transaction() as s:
+        raw = {r.source_addr: r for r in s.execute(text(
+            "SELECT source_addr, data_coding, short_message, text FROM inbound_messages WHERE kind = 'mo'"))}
+        shown = {e["msisdn"]: e["text"] for e in live.events_since(s, alert_id, 0)["events"]}
+    for number, (payload, data_coding) in zip(numbers[:4], sent, strict=False):
+        row = raw[number.lstrip("+")]
+        assert (bytes(row.short_message), row.data_coding, row.text) == (payload, data_coding, None), number
+        assert shown[number] == f"(binary, {len(payload)} bytes, data_coding 0x{data_coding:02X})"
+    got = reply_rows()
+    assert [(got[n]["meaning"], got[n]["text"], got[n]["alert_id"]) for n in numbers] == [
+        ("free_text", None, alert_id)] * 4 + [("ack", "ACK", alert_id)]
 
 
 def test_an_operator_answers_one_responder_directly_audited(committed_db, redis_db, run_jobs):
@@ -329,3 +342,72 @@ def test_an_operator_answers_one_responder_directly_audited(committed_db, redis_
     with transaction() as s:
         event = s.execute(text("SELECT subject_id, payload FROM audit.events WHERE action = 'reply.answered'")).one()
     assert event.subject_id == str(alert_id) and event.payload["to"] == "…0002"
+
+
+def test_a_malformed_deliver_sm_is_stored_raw_and_the_gateway_keeps_receiving(committed_db, redis_db):
+    with inbound_rig() as (sim, _gateway):
+        sim.send_pdu("alpha", 0x05, b"\0\x01\x01569\0\x00\x01")  # ends before dest_addr_npi
+        wait_inbound(sim, 1)
+        mo(sim, "+56979970001", "ACK")
+        wait_inbound(sim, 2)
+        process_all()
+    with transaction() as s:
+        rows = s.execute(text("SELECT kind, short_message, tlvs, outcome FROM inbound_messages ORDER BY id")).all()
+    assert [(r.kind, r.outcome) for r in rows] == [("unknown", "stored_raw"), ("mo", "unmatched_sender")]
+    assert bytes(rows[0].short_message).endswith(b"569\0\x00\x01") and rows[0].tlvs["malformed"]
+
+
+def test_a_configured_vocabulary_is_used_by_reply_processing(committed_db, redis_db, tmp_path):
+    """SIRENA_VOCABULARY_FILE adds words; the process loads it once (as `sirena worker` does at start)."""
+    from dataclasses import replace
+
+    words = tmp_path / "vocabulary.toml"
+    words.write_text('ack = ["vale", "copiado"]\nhelp = ["rescate"]\n', encoding="utf-8")
+    numbers = ["+56979950001", "+56979950002", "+56979950003"]
+    replies.configure_vocabulary(replace(committed_db, vocabulary_file=words))
+    try:
+        with inbound_rig() as (sim, gateway):
+            alert_id = seed_alert(numbers)
+            send(gateway, alert_id)
+            for number, body in zip(numbers, ("Vale", "RESCATE techo", "ok"), strict=True):
+                mo(sim, number, body)
+            wait_inbound(sim, 2 * len(numbers))
+            process_all()
+    finally:
+        replies.configure_vocabulary(None)
+    got = reply_rows()
+    assert [got[n]["meaning"] for n in numbers] == ["ack", "help", "ack"]
+    assert replies.current_vocabulary().read("vale").meaning.value == "free_text"  # forgotten: built-in words
+
+
+def test_interpretation_is_the_next_job_a_worker_takes_even_behind_a_big_alert(db, redis_db):
+    """HELP reaches the operator at once: the worker's hook queues interpretation ahead of every send batch."""
+    import time
+    from datetime import UTC, datetime
+
+    from rq import Queue, SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    from alerting.cli.workers_cmd import WORKER_QUEUES, _process_inbound_hook
+    from alerting.outbox import enqueue_now
+    from broadcast.escalation import periodic_pass
+
+    for lo in range(0, 5000, 500):  # a big alert's batches wait on high, a flash alert's on flash
+        for queue in ("high", "flash"):
+            enqueue_now("broadcast.jobs.send_batch", 1, lo, lo + 499, queue=queue, job_id=f"send-{queue}-{lo}")
+    inbound_id = db.execute(text("INSERT INTO inbound_messages (kind, source_addr, destination_addr, text) "
+                                 "VALUES ('mo', '56979960001', '4242', 'AYUDA') RETURNING id")).scalar_one()
+    _process_inbound_hook()([inbound_id])  # what the gateway's store does after its commit
+    queues = [Queue(name, connection=redis_db, serializer=JSONSerializer) for name in WORKER_QUEUES]
+    deadline = time.monotonic() + 10
+    while f"inbound-{inbound_id}-{inbound_id}" not in queues[0].job_ids and time.monotonic() < deadline:
+        time.sleep(0.05)  # the coalescer fires from its own thread
+    worker = SimpleWorker(queues, connection=redis_db, serializer=JSONSerializer)
+    worker.work(burst=True, max_jobs=1, with_scheduler=False)
+    outcome = db.execute(text("SELECT outcome FROM inbound_messages WHERE id = :i"), {"i": inbound_id}).scalar_one()
+    assert outcome == "unmatched_sender"  # interpreted: the HELP is in replies, the operator sees it
+    meaning = db.execute(text("SELECT meaning FROM replies WHERE inbound_id = :i"), {"i": inbound_id}).scalar_one()
+    assert meaning == "help"
+    assert (len(queues[0]), len(queues[1])) == (10, 10)  # every send batch still waits
+    periodic_pass(datetime.now(UTC))  # the scheduler's sweep for lost jobs goes first too
+    assert queues[0].job_ids[0].startswith("inbound-sweep-")

@@ -6,9 +6,8 @@
   lose one window per link it opens during the fault (the first, then one per reconnect after the
   dead-link watchdog), so window × binds × links; the test asserts the duplicates seen on the air
   never exceed what Sirena counted, and reports both.
-- Refused binds: the issue asks for a minute; 15 s here keeps the suite short, and the behaviour
-  (no tight reconnect loop, traffic on beta, alpha used again once it accepts binds) is the same.
-  Bound: 0 duplicates (a refused bind never took a message).
+- Refused binds for a minute, as the issue asks: no tight reconnect loop, traffic on beta, alpha
+  used again once it accepts binds. Bound: 0 duplicates (a refused bind never took a message).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from tests.faults.rig import FaultRow, Stopwatch, check_recovered, record
 pytestmark = pytest.mark.faults
 
 WINDOW, BINDS = 50, 2
-REFUSE_S = 15
+REFUSE_S = 60  # the issue's minute
 
 
 def _alpha_down_in_status(settings) -> bool:  # type: ignore[no-untyped-def]
@@ -67,8 +66,8 @@ def test_black_hole_carrier_bounded_counted_duplicates(committed_db, redis_db, s
 
 def test_carrier_refusing_binds_for_a_while_traffic_waits_for_nobody(committed_db, redis_db, simulator,
                                                                       make_cluster, request):
-    # 200 TPS per carrier: beta alone needs ~25 s, so alpha comes back before the end.
-    cluster = make_cluster(committed_db, fault_carriers(simulator.ports(), binds=BINDS, window=WINDOW, tps=200))
+    # 50 TPS per carrier: beta alone would need 100 s, so alpha comes back before the end.
+    cluster = make_cluster(committed_db, fault_carriers(simulator.ports(), binds=BINDS, window=WINDOW, tps=50))
     seed_group(N)
     simulator.set_fault("alpha", "refuse_bind", for_s=REFUSE_S)
     refused_at = time.monotonic()
@@ -92,6 +91,6 @@ def test_carrier_refusing_binds_for_a_while_traffic_waits_for_nobody(committed_d
     # Backoff 0.5 → 1 → 2 s (reconnect_max_s) with jitter: about one attempt a second per bind at worst.
     assert attempts <= BINDS * (REFUSE_S + 5), f"{attempts} bind attempts in {REFUSE_S} s: a reconnect storm"
     per_min = attempts * 60 / REFUSE_S
-    record(request, FaultRow("carrier refusing binds for 15 s", N, **result, bound=0, seconds=clock.seconds(),
+    record(request, FaultRow(f"carrier refusing binds for {REFUSE_S} s", N, **result, bound=0, seconds=clock.seconds(),
                              notes=f"{attempts} bind attempts while refused (~{per_min:.0f}/min for {BINDS} binds); "
                                    f"alpha {alpha:,} / beta {beta:,} messages"))

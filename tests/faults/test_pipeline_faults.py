@@ -117,3 +117,60 @@ def test_throttling_on_one_carrier_slows_but_loses_nothing(cluster, simulator, c
     throttled = simulator.summary("alpha")
     record(request, FaultRow("throttling every 5th submit", N, **result, bound=0, seconds=clock.seconds(),
                              notes=f"ESME_RTHROTTLED on alpha; alpha accepted {throttled['messages']:,}"))
+
+
+def test_two_workers_sending_one_alert_at_once_never_send_a_delivery_twice(cluster, simulator, committed_db):
+    """No fault: the claim (FOR UPDATE SKIP LOCKED and a lease) alone keeps two live workers apart."""
+    import re
+    import urllib.request
+
+    seed_group(N)
+    alert_id = approved_alert({"es": "Simulacro de tsunami: suba a la cota 30. ACK {codigo}"})
+    ports = [_free_port(), _free_port()]
+    for k, port in enumerate(ports, start=1):
+        cluster._start("worker", "--share", f"{k}/2", "--name", f"gw-pair-{k}", "--metrics-port", str(port))
+    cluster.scheduler()
+    wait_until(lambda: simulator.submit_count() >= N // 2, 60, "half the alert on the air")
+    sent = []
+    for port in ports:  # read while both are alive: each process counts its own submits
+        scrape = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        sent.append(sum(float(v) for v in re.findall(r"^sirena_submits_total\{[^}]*\} ([0-9.e+]+)$", scrape, re.M)))
+    cluster.wait_completed(alert_id)
+    result = check_recovered(simulator, alert_id, N, bound=0, settings=committed_db)
+    assert result["duplicates"] == 0 and result["counted"] == 0
+    assert all(n > 0 for n in sent), f"both workers should have sent part of the alert: {sent}"
+
+
+def test_a_flash_alert_overtakes_a_routine_alert_already_sending(make_cluster, simulator, committed_db, redis_db):
+    """A running worker, mid-way through a routine alert, sends a flash alert approved meanwhile before
+    it finishes the routine one (checked on the air, in the order messages arrived)."""
+    from alerting.db import transaction
+    from alerting.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+    from alerting.models import AlertMode
+    from tests.cluster import operators
+
+    seed_group(N)  # routine: everyone
+    seed_group(50, group="evacuar", prefix="+5697")  # flash: another 50 numbers
+    # 2 × 250 TPS: the routine alert takes ~10 s, time enough to approve the flash one mid-way.
+    cluster = make_cluster(committed_db, fault_carriers(simulator.ports(), binds=2, window=50, tps=250))
+    routine = approved_alert({"es": "Corte de agua programado mañana."}, priority=Priority.LOW)
+    cluster.scheduler()
+    cluster.worker()
+    wait_until(lambda: simulator.submit_count() >= 500, 60, "the routine alert under way")
+    composer, first = operators("-flash-a")
+    _, second = operators("-flash-b")
+    with transaction() as s:
+        flash = compose_alert(s, AlertDraft(texts={"es": "EVACUE YA: tsunami."}, mode=AlertMode.LIVE,
+                                            sender_name="SIRENA-SC", priority=Priority.FLASH,
+                                            target={"groups": ["evacuar"]}), composer)
+        submit_alert(s, flash.id, composer)
+    for approver in (first, second):  # a live flash alert needs two approvers
+        with transaction() as s:
+            approve_alert(s, flash.id, approver)
+    cluster.wait_completed(flash.id)
+    cluster.wait_completed(routine)
+    order = [m["dest"] for m in simulator.messages()]
+    last_flash = max(i for i, dest in enumerate(order) if dest.startswith("5697"))
+    routine_after = sum(1 for dest in order[last_flash + 1:] if dest.startswith("5699"))
+    assert routine_after > 0, "the routine alert had finished before the flash went out: nothing was overtaken"
+    assert len([d for d in order if d.startswith("5697")]) == 50

@@ -63,6 +63,20 @@ def test_import_list_export_and_preview(sirena, directory, tmp_path):
     assert "recipients: 3" in human.output
 
 
+def test_preview_for_a_live_flash_alert_shows_the_opt_out_override(sirena, directory):
+    from geo.zones import save_zone
+
+    save_zone(directory.db, "Centro", CENTRO, "geojson")
+    directory.contacts([(-70.65, -33.45)] * 2)
+    directory.contacts([(-70.65, -33.45)], opted_out=True)
+    flash = last_json(sirena("target", "preview", "--zone", "Centro", "--priority", "flash", "--json").output)
+    assert (flash["total"], flash["opted_out_included"]) == (3, 1)
+    assert flash["opt_out_policy"]["reason"] == "policy: live flash alerts override opt-outs"
+    normal = sirena("target", "preview", "--zone", "Centro", "--priority", "normal")
+    assert "recipients: 2" in normal.output
+    assert "opt-out policy: live flash alerts reach opted-out contacts" in normal.output
+
+
 def test_invalid_polygon_is_refused_naming_where(sirena, tmp_path):
     path = tmp_path / "bowtie.geojson"
     path.write_text(json.dumps({"type": "Polygon", "coordinates": [[[-70.7, -33.5], [-70.6, -33.4],

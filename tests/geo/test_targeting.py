@@ -8,8 +8,10 @@ from sqlalchemy import text
 
 from alerting.errors import InvalidInput, NotFound
 from alerting.models import AlertMode
+from alerting.settings import Settings
 from geo.targeting import (
     TargetSpec,
+    configure_opt_out_policy,
     contact_id_ranges,
     materialize,
     materialize_chunk,
@@ -45,6 +47,20 @@ def test_same_contact_in_two_zones_and_a_group_gets_one_delivery(db, directory):
     assert p.total == 1
     assert [(z["name"], z["located"]) for z in p.by_zone] == [("Centro", 1), ("Norte", 1)]
     assert p.by_group == [{"name": "brigadas", "kind": "static", "members": 1, "recipients": 1}]
+
+
+def test_preview_counts_each_of_many_sources_past_one_word_of_bits(db, directory):
+    # 70 groups: the per-contact source set spans two 63-bit words.
+    people = directory.contacts([OUTSIDE] * 3)
+    names = [f"g{i:02d}" for i in range(70)]
+    for i, name in enumerate(names):
+        directory.group(name, [people[0]] + ([people[1]] if i >= 63 else []) + ([people[2]] if i == 69 else []))
+    p = preview(db, TargetSpec(groups=names))
+    assert p.total == 3
+    members = {g["name"]: g["members"] for g in p.by_group}
+    assert members["g00"] == members["g62"] == 1
+    assert members["g63"] == members["g68"] == 2
+    assert members["g69"] == 3
 
 
 def test_preview_and_materialization_agree_on_a_mixed_target(db, directory):
@@ -91,6 +107,26 @@ def test_opted_out_reached_only_when_policy_includes_them(db, directory):
     assert materialize_chunk(db, alert.id, TargetSpec(zones=["Centro"]), opted[0], opted[-1]) == 0
     assert materialize_chunk(db, alert.id, TargetSpec(zones=["Centro"]), opted[0], opted[-1],
                              include_opted_out=True) == 2
+
+
+def test_opt_out_policy_is_applied_and_shown_for_the_alert_previewed(db, directory):
+    save_zone(db, "Centro", CENTRO, "geojson")
+    directory.contacts([INSIDE_CENTRO] * 2, opted_out=True)
+    directory.contacts([INSIDE_CENTRO])
+    spec = TargetSpec(zones=["Centro"])
+    flash = preview(db, spec, mode="live", priority="flash")
+    assert (flash.total, flash.opted_out_included, flash.opted_out_excluded) == (3, 2, 0)
+    assert flash.opt_out_policy["reason"] == "policy: live flash alerts override opt-outs"
+    assert flash.to_json()["opt_out_policy"]["override_priorities"] == ["flash"]
+    for mode, priority in (("exercise", "flash"), ("live", "high")):
+        p = preview(db, spec, mode=mode, priority=priority)
+        assert (p.total, p.opted_out_excluded, p.opt_out_policy["reason"]) == (1, 2, None)
+    configure_opt_out_policy(Settings(opt_out_override=()))
+    try:
+        p = preview(db, spec, mode="live", priority="flash")
+        assert (p.total, p.opted_out_excluded, p.opt_out_policy["opted_out_reached"]) == (1, 2, False)
+    finally:
+        configure_opt_out_policy(Settings())
 
 
 def test_location_labels_choose_which_places_count(db, directory):

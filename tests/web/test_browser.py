@@ -19,7 +19,7 @@ import pyotp
 import pytest
 from geoalchemy2.elements import WKTElement
 from playwright.sync_api import expect
-from sqlalchemy import select
+from sqlalchemy import select, text
 from werkzeug.serving import make_server
 
 from alerting.accounts import create_operator, decrypt_totp
@@ -255,6 +255,17 @@ def test_live_counts_reach_completed_and_the_correction_goes_out(server, chromiu
         run_jobs()  # fan-out and send batches through the in-process gateway to the simulator
         expect(beto.locator("#alert-state")).to_have_text("completed", timeout=15_000)  # updated by polling
         expect(beto.locator("#counts")).to_contain_text("submitted")
+        with transaction() as db:  # an ACK after the send completed: the page keeps listening
+            delivery_id, msisdn = db.execute(text("SELECT id, msisdn FROM deliveries WHERE alert_id = :a "
+                                                  "ORDER BY id LIMIT 1"), {"a": alert_id}).one()
+            inbound = db.execute(text("INSERT INTO inbound_messages (kind, source_addr, destination_addr, text) "
+                                      "VALUES ('mo', :m, '4242', 'ACK tarde') RETURNING id"),
+                                 {"m": msisdn}).scalar_one()
+            db.execute(text("INSERT INTO replies (inbound_id, delivery_id, alert_id, msisdn, meaning, text) "
+                            "VALUES (:i, :d, :a, :m, 'ack', 'ACK tarde')"),
+                       {"i": inbound, "d": delivery_id, "a": alert_id, "m": msisdn})
+        expect(beto.locator("#reply-stream")).to_contain_text("ACK tarde", timeout=15_000)
+        expect(beto.locator("#replies")).to_contain_text("1")
         ana.goto(f"{base}/alerts/{alert_id}")  # beto's codes are spent; ana is an approver too
         ana.fill("#correction_step_up_code", _next_code(seeds["ana"]))
         ana.click("#fire-correction")

@@ -264,6 +264,44 @@ def test_creating_an_operator_needs_a_fresh_code(app, db, people):
     assert r.status_code == 200 and 'id="created-operator"' in r.get_data(as_text=True)
 
 
+def test_an_admin_changes_roles_and_resets_a_lost_authenticator_with_fresh_codes(app, db, people):
+    admin, bea = people("adm2", "admin"), people("bea", "composer")
+    client = app.test_client()
+    sign_in(client, admin, db)
+    token = csrf_of(client, "/admin/operators")
+    db.refresh(admin.operator)
+    r = client.post(f"/admin/operators/{bea.operator.id}/roles",
+                    data={"csrf_token": token, "roles": ["composer", "approver"], "step_up_code": admin.code()})
+    assert r.status_code == 303
+    db.refresh(bea.operator)
+    assert sorted(bea.operator.roles) == ["approver", "composer"]
+    old_seed = bea.operator.totp_secret_enc
+    db.refresh(admin.operator)
+    r = client.post(f"/admin/operators/{bea.operator.id}/reset-mfa",
+                    data={"csrf_token": token, "step_up_code": admin.code()})
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and 'id="mfa-reset"' in page and "otpauth://totp/" in page
+    db.refresh(bea.operator)
+    assert bea.operator.totp_secret_enc != old_seed and bea.operator.totp_enrolled_at is None
+    events = db.execute(text("SELECT action, outcome, payload FROM audit.events WHERE subject_type = 'operator' "
+                             "AND action LIKE 'operator.%' AND subject_id = :b ORDER BY id"),
+                        {"b": str(bea.operator.id)}).all()
+    assert [(e[0], e[1]) for e in events][-2:] == [("operator.roles_changed", "done"), ("operator.mfa_reset", "done")]
+    assert events[-2][2]["before"] == ["composer"] and events[-2][2]["after"] == ["approver", "composer"]
+
+
+def test_the_last_admin_keeps_the_admin_role_and_nobody_changes_their_own(db, people):
+    from alerting.accounts import set_roles
+    from alerting.errors import Refused
+    from tests.factories import actor_for
+
+    only, other = people("solo-admin", "admin"), people("ayudante", "composer", "approver")
+    with pytest.raises(Refused, match="last admin"):
+        set_roles(db, only.operator.id, ["composer"], actor_for(other.operator))
+    with pytest.raises(Refused, match="their own roles"):
+        set_roles(db, only.operator.id, ["admin", "approver"], actor_for(only.operator))
+
+
 def _approved_and_sent(app, db, people, names=("resp-writer", "resp-approver")):
     writer, checker = people(names[0], "composer"), people(names[1], "approver")
     composer, approver = app.test_client(), app.test_client()

@@ -43,10 +43,12 @@ EXPECTED: dict[str, frozenset[str] | None] = {
     "directory.zone_import": frozenset({"admin"}),
     "admin.operators": frozenset({"admin"}), "admin.create_operator": frozenset({"admin"}),
     "admin.unlock": frozenset({"admin"}), "admin.disable": frozenset({"admin"}),
+    "admin.set_roles": frozenset({"admin"}), "admin.reset_mfa": frozenset({"admin"}),
     "admin.tokens": frozenset({"admin"}), "admin.create_token": frozenset({"admin"}),
     "admin.revoke_token": frozenset({"admin"}),
     "audit.timeline": frozenset({"auditor", "admin"}), "audit.verify": frozenset({"auditor", "admin"}),
     "audit.export": frozenset({"auditor", "admin"}),
+    "replies.unmatched": frozenset({"composer", "approver", "auditor"}),
 }
 ROLE_REFUSAL = "may not use this page"
 HEADERS = ("Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy", "Cache-Control")

@@ -1,7 +1,7 @@
 """alerts.submitted_recipients: the recipients count fixed at submission, bound by the approval hash
 
 Revision ID: 0019_safety
-Revises: 0011_audit_seal
+Revises: 0013_import_speed
 
 Issue 9: the approval is bound to a hash of what phones will show, the resolved target (count
 and zone versions) and the mode. The count is fixed when the alert is submitted; an approver is
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019_safety"
-down_revision = "0011_audit_seal"
+down_revision = "0013_import_speed"
 branch_labels = None
 depends_on = None
 

@@ -19,11 +19,11 @@ from audit import trail
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
-def _render_operators(errors: dict[str, str], created: Any = None) -> str:
+def _render_operators(errors: dict[str, str], created: Any = None, mfa_reset: Any = None) -> str:
     with transaction() as db:
         operators = list(db.scalars(select(Operator).order_by(Operator.username)))
     return render_template("admin/operators.html", operators=operators, errors=errors, created=created,
-                           v=request.form, all_roles=[r.value for r in Role])
+                           mfa_reset=mfa_reset, v=request.form, all_roles=[r.value for r in Role])
 
 
 @bp.get("/operators")
@@ -61,6 +61,32 @@ def unlock(operator_id: int) -> Any:
                      subject_id=operator_id)
     flash(f"{operator.username} may sign in again.", "ok")
     return redirect(url_for("admin.operators"), 303)
+
+
+@bp.post("/operators/<int:operator_id>/roles")
+@requires_role(Role.ADMIN)
+@on_invalid(_render_operators)
+def set_roles(operator_id: int) -> Any:
+    """Replace an operator's roles (step-up code; audited with before and after)."""
+    with transaction() as db:
+        step_up(db, "console.admin.set_roles")
+        operator = accounts.set_roles(db, operator_id, request.form.getlist("roles"), current_actor())
+    flash(f"{operator.username}: roles now {', '.join(operator.roles)}.", "ok")
+    return redirect(url_for("admin.operators"), 303)
+
+
+@bp.post("/operators/<int:operator_id>/reset-mfa")
+@requires_role(Role.ADMIN)
+@on_invalid(_render_operators)
+def reset_mfa(operator_id: int) -> str:
+    """A new TOTP seed for an operator who lost their authenticator (step-up code; audited); the
+    enrolment URI is shown once."""
+    settings = current_app.config["SIRENA_SETTINGS"]
+    with transaction() as db:
+        step_up(db, "console.admin.reset_mfa")
+        uri = accounts.reset_mfa(db, operator_id, settings.secret_key(), current_actor())
+        username = db.get(Operator, operator_id).username  # type: ignore[union-attr]
+    return _render_operators({}, mfa_reset={"username": username, "totp_uri": uri})
 
 
 @bp.post("/operators/<int:operator_id>/disable")

@@ -355,8 +355,9 @@ def preview() -> Any:
     texts = {lang: mode_prefix(mode, lang) + t for lang, t in dict(body.get("texts") or {}).items()
              if lang in ("es", "en") and isinstance(t, str) and t}
     with transaction() as db:
+        priority = body.get("priority") if body.get("priority") in {p.value for p in Priority} else None
         result = targeting.preview(db, targeting.TargetSpec.from_json(body.get("target") or {}),
-                                   languages=texts or None)
+                                   languages=texts or None, mode=mode, priority=priority)
     return jsonify(result.to_json())
 
 

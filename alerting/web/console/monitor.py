@@ -7,6 +7,8 @@ The routes belong to the `alerts` blueprint (their endpoints read `alerts.detail
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 from flask import flash, jsonify, redirect, render_template, request, url_for
@@ -22,7 +24,10 @@ from alerting.web.console.alerts import ACTION_LIMIT, CANCELLERS, CORRECTORS, WA
 from alerting.web.errors import on_invalid
 from alerting.web.security import current_actor, limiter, requires_role, step_up
 from broadcast import jobs
+from broadcast import live as live_view
 
+LONG_POLL_MAX_S = 20.0  # under every proxy's idle timeout; the page asks again at once
+LONG_POLL_STEP_S = 0.5
 DONE = (AlertState.COMPLETED, AlertState.CANCELLED, AlertState.SUPERSEDED, AlertState.REJECTED)
 
 
@@ -39,7 +44,7 @@ def index() -> str:
 @requires_role(*WATCHERS)
 def detail(alert_id: int) -> str:
     """An alert, live: counts, chart, replies, map of responders, non-responders, actions."""
-    from broadcast import followups, replies
+    from broadcast import followups
 
     with transaction() as db:
         alert = lifecycle.get_alert(db, alert_id)
@@ -52,22 +57,21 @@ def detail(alert_id: int) -> str:
                 {"a": str(alert_id)}).all(),
             "original": db.get(Alert, alert.corrects_alert_id) if alert.corrects_alert_id else None,
             "fireable": alert.state in corrections.FIREABLE,
-            "silent": replies.non_responders(db, alert_id, limit=100),
+            "silent": live_view.non_responders(db, alert_id, limit=100),
             "followups": followups.followups_of(db, alert_id),
         }
     return render_template("alerts/detail.html", **context)
 
 
 def _live(db: Session, alert: Alert, *, after: int) -> dict[str, Any]:
-    from broadcast import replies
-
     timing = corrections.correction_timing(db, alert) if alert.kind is not AlertKind.ALERT else None
-    stream = replies.events_since(db, alert.id, after)
+    stream = live_view.events_since(db, alert.id, after)
     for event in stream["events"]:
         event["msisdn"] = "…" + (event["msisdn"] or "")[-4:]
     return {"state": alert.state.value, "counts": jobs.counts_by_state(db, alert.id),
             "carriers": jobs.counts_by_carrier(db, alert.id), "replies": stream["counts"],
             "events": stream["events"], "last_id": stream["last_id"],
+            "version": live_view.live_marks(db, alert.id)[0],
             "first_submit_at": alert.first_submit_at.isoformat() if alert.first_submit_at else None,
             "correction_seconds": timing["seconds"] if timing else None, "done": alert.state in DONE}
 
@@ -75,10 +79,35 @@ def _live(db: Session, alert: Alert, *, after: int) -> dict[str, Any]:
 @bp.get("/alerts/<int:alert_id>/live.json")
 @requires_role(*WATCHERS)
 def live(alert_id: int) -> Any:
-    """One polling step: counts by state and carrier, reply counts, replies after `after`."""
-    after = request.args.get("after", "0")
-    with transaction() as db:
-        return jsonify(_live(db, lifecycle.get_alert(db, alert_id), after=int(after) if after.isdigit() else 0))
+    """A long poll: counts by state and carrier, reply counts, replies after `after`, and `version`.
+
+    With `wait=S` (at most LONG_POLL_MAX_S) the answer waits until a reply after `after` lands or
+    anything shown changes (against `seen`, the `version` of the previous answer; without it,
+    against the first look), looking every LONG_POLL_STEP_S; after S seconds it answers anyway
+    (no events). No connection is held while waiting: each look is its own short transaction.
+    """
+    after = int(_query_number("after"))
+    wait_s = min(_query_number("wait"), LONG_POLL_MAX_S)
+    seen = request.args.get("seen") or None
+    deadline = time.monotonic() + wait_s
+    while True:
+        with transaction() as db:
+            alert = lifecycle.get_alert(db, alert_id)
+            version, last_reply = live_view.live_marks(db, alert_id)
+            seen = seen or version
+            # A completed alert still gets replies (ACKs arrive for minutes after the last submit).
+            if version != seen or last_reply > after or time.monotonic() + LONG_POLL_STEP_S > deadline:
+                return jsonify(_live(db, alert, after=after))
+        time.sleep(LONG_POLL_STEP_S)
+
+
+def _query_number(name: str) -> float:
+    """A finite non-negative number from the query string; 0 when absent or anything else."""
+    try:
+        value = float(request.args.get(name) or 0)
+    except ValueError:
+        return 0.0
+    return value if math.isfinite(value) and 0 <= value < 2**53 else 0.0
 
 
 @bp.get("/alerts/<int:alert_id>/points.geojson")

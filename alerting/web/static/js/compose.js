@@ -14,6 +14,7 @@
     }).then(function (r) { return r.json().then(function (data) { return { ok: r.ok, data: data }; }); });
   }
   function mode() { var m = form.querySelector('input[name="mode"]:checked'); return m ? m.value : ""; }
+  function priority() { var p = form.querySelector('select[name="priority"]'); return p ? p.value : ""; }
   function checked(name) {
     return Array.prototype.map.call(form.querySelectorAll('input[name="' + name + '"]:checked'), function (i) { return i.value; });
   }
@@ -60,12 +61,14 @@
   function preview() {
     var out = document.getElementById("preview-out");
     out.textContent = "…";
-    post("/compose/preview", { mode: mode() || "live", texts: texts(), target: target() }).then(function (res) {
+    post("/compose/preview", { mode: mode() || "live", priority: priority(), texts: texts(), target: target() }).then(function (res) {
       if (!res.ok) { out.textContent = res.data.message || "preview failed"; return; }
       var p = res.data;
       var sms = p.sms ? " · " + p.sms.total_sms.toLocaleString("en") + " SMS" : "";
       out.textContent = p.total.toLocaleString("en") + " recipients" + sms + " (matched " + p.matched +
-        ", criteria −" + p.removed_by_criteria + ", excluded −" + p.excluded + ", opted out −" + p.opted_out_excluded + ")";
+        ", criteria −" + p.removed_by_criteria + ", excluded −" + p.excluded + ", opted out −" + p.opted_out_excluded +
+        (p.include_opted_out ? ", opted out included +" + p.opted_out_included : "") + ")" +
+        (p.opt_out_policy && p.opt_out_policy.reason ? " · " + p.opt_out_policy.reason : "");
       document.getElementById("confirm-phrase").textContent = "LIVE " + p.total.toLocaleString("en");
     });
   }

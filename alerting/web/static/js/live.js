@@ -1,4 +1,6 @@
-/* Alert detail: counts refresh every 2 s without a reload, and a chart of them over time. */
+/* Alert detail: a long poll keeps counts and replies live without a reload (the server answers as
+   soon as something changes, or after 20 s), at most one answer a second while a send is busy;
+   and a chart of the counts over time. */
 "use strict";
 (function () {
   var box = document.getElementById("live");
@@ -45,11 +47,18 @@
       stream.insertBefore(li, stream.firstChild);
     });
   }
+  var version = box.dataset.version || "";  // what the page shows: the first poll waits for news
+  var MIN_GAP_MS = 1000, WAIT_S = 20;
   function tick() {
-    fetch(box.dataset.url + "?after=" + last, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (d) {
+    var started = Date.now();
+    var url = box.dataset.url + "?after=" + last + "&wait=" + WAIT_S + "&seen=" + encodeURIComponent(version);
+    fetch(url, { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) { throw new Error("HTTP " + r.status); }
+      return r.json();
+    }).then(function (d) {
       document.getElementById("alert-state").textContent = d.state;
       fill("counts", d.counts); fill("carriers", d.carriers); fill("replies", d.replies);
-      addReplies(d.events); last = d.last_id;
+      addReplies(d.events); last = d.last_id; version = d.version || "";
       var c = d.counts;
       series.push({ submitted: sum(c, lines.submitted), delivered: sum(c, lines.delivered),
                     failed: sum(c, lines.failed), ack: d.replies.ack || 0 });  // replies: latest answer per person
@@ -57,7 +66,8 @@
       draw();
       var secs = document.getElementById("correction-seconds");
       if (secs && d.correction_seconds !== null) { secs.textContent = d.correction_seconds.toFixed(1); }
-      if (!d.done) { setTimeout(tick, 2000); }
+      // Replies keep coming after a send completes: keep listening, never faster than MIN_GAP_MS.
+      setTimeout(tick, Math.max(0, MIN_GAP_MS - (Date.now() - started)));
     }).catch(function () { setTimeout(tick, 5000); });
   }
   tick();

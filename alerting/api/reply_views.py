@@ -1,0 +1,26 @@
+"""Replies over the API that belong to no alert (the per-alert list is in alerting/api/alerts.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alerting.api import api_bp
+from alerting.api.alerts import parse_cursor
+from alerting.api.framework import operation
+from alerting.api.schemas import PageQuerySchema, UnmatchedReplyPageSchema
+from alerting.db import transaction
+from broadcast import live
+
+
+@operation(api_bp, "GET", "/replies/unmatched", summary="Replies that matched no alert, newest first",
+           tag="replies", query=PageQuerySchema, response=UnmatchedReplyPageSchema, scope="read",
+           description="A number not in the directory (unmatched_sender), a number with no alert open "
+                       "(no_open_alert) or an unknown keyword on a shared short code (unknown_keyword). "
+                       "Numbers show their last 4 digits only. Cursor-paginated backwards.")
+def list_unmatched_replies(query: dict[str, Any]) -> dict[str, Any]:
+    before, limit = parse_cursor(query.get("cursor")), query["limit"]
+    with transaction() as session:
+        rows = live.unmatched_replies(session, limit=limit + 1, before_id=before or None)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": rows, "next_cursor": str(rows[-1]["id"]) if more else None}
