@@ -150,14 +150,14 @@ class Settings:
             if not path.is_file():
                 raise ConfigError(f'SIRENA_SECRET_KEY_PREVIOUS_FILES: "{path}" is not a readable file',
                                   variable="SIRENA_SECRET_KEY_PREVIOUS_FILES")
-
-    def required_approvals(self, priority: str) -> int:
-        """Approvals a live alert of `priority` needs (SIRENA_APPROVALS, never below MIN_APPROVALS)."""
-        return max(dict(self.approvals).get(priority, 1), MIN_APPROVALS.get(priority, 1))
         if self.vocabulary_file is not None:
             from broadcast.vocabulary import load_vocabulary
 
             load_vocabulary(self.vocabulary_file)  # a bad file stops start-up, not the first reply
+
+    def required_approvals(self, priority: str) -> int:
+        """Approvals a live alert of `priority` needs (SIRENA_APPROVALS, never below MIN_APPROVALS)."""
+        return max(dict(self.approvals).get(priority, 1), MIN_APPROVALS.get(priority, 1))
 
     def secret_key(self) -> Secret:
         """The key that signs sessions and encrypts TOTP seeds, read from secret_key_file, carrying
