@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import func, select
@@ -70,11 +70,16 @@ def verify_password(operator: Operator, password: str) -> bool:
     return True
 
 
-def _fernet(key: Secret) -> Fernet:
+def _one_fernet(secret: str) -> Fernet:
     derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"sirena-totp", info=b"totp-seed").derive(
-        key.reveal().encode()
+        secret.encode()
     )
     return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def _fernet(key: Secret) -> MultiFernet:
+    """Encrypts with the current key; decrypts with it or any previous one (after a rotation)."""
+    return MultiFernet([_one_fernet(value) for value in key.all_values()])
 
 
 def encrypt_totp(seed: str, key: Secret) -> bytes:
@@ -89,6 +94,24 @@ def decrypt_totp(blob: bytes, key: Secret) -> str:
                            fields={"secret_key": "does not match the one the seed was encrypted with"}) from None
 
 
+def reencrypt_totp(operator: Operator, key: Secret) -> bool:
+    """Re-encrypt the operator's seed under the current key if an older one encrypted it; returns
+    whether it changed. Raises InvalidInput if no key (current or previous) can read it."""
+    if operator.totp_secret_enc is None or not key.previous:
+        return False
+    try:
+        _one_fernet(key.reveal()).decrypt(operator.totp_secret_enc)
+        return False
+    except InvalidToken:
+        pass
+    try:
+        operator.totp_secret_enc = _fernet(key).rotate(operator.totp_secret_enc)
+    except InvalidToken:
+        raise InvalidInput(f"the TOTP seed of {operator.username} cannot be decrypted with any configured key",
+                           fields={"secret_key": "none of the current and previous keys encrypted it"}) from None
+    return True
+
+
 def totp_uri(operator: Operator, key: Secret) -> str:
     if operator.totp_secret_enc is None:
         raise InvalidInput("operator has no TOTP seed", fields={"totp": "not enrolled"})
@@ -101,6 +124,7 @@ def verify_totp(operator: Operator, code: str, key: Secret, *, at: datetime | No
     if operator.totp_secret_enc is None or not code.strip().isdigit():
         return False
     totp = pyotp.TOTP(decrypt_totp(operator.totp_secret_enc, key))
+    reencrypt_totp(operator, key)  # after a key rotation: each sign-in moves its seed to the new key
     now = at or utcnow()
     step_now = int(now.timestamp()) // totp.interval
     for step in (step_now - 1, step_now, step_now + 1):

@@ -2,12 +2,17 @@
 
 - `blast_radius`: the recipients count against the zones' expected population and the size of
   the directory; a target far beyond them needs a written reason (FIELD.md req. 7).
-- `submit_for_approval` pins the zone versions into the target before the approval hash is
-  fixed, so what was approved is what fans out, even if a zone is redrawn meanwhile; a live alert
-  with nobody to reach is refused with the breakdown saying why.
+- `submit_for_approval` pins the zone versions into the target and counts the recipients before
+  the approval hash is fixed over both, so what was approved is what fans out, even if a zone is
+  redrawn meanwhile; a live alert with nobody to reach is refused with the breakdown saying why.
 - `sender_capacity`: a long number's daily cap left today and its TPS, against the alert's parts.
-- `approve_reviewed`: the blast-radius rule, then `corrections.approve_alert` (which arms the
-  correction and cancellation with the same approval).
+- `approve_reviewed`: the recipients count must still be the one submitted, the blast-radius
+  rule, then `corrections.approve_alert` (which arms the correction and cancellation with the
+  same approval, and sends an approved correction in place of its original).
+
+A correction or cancellation notice (kind correction/cancel referencing an original) goes to the
+original's deliveries, not to its target: its preview counts those, and it has no blast radius
+of its own (that audience was approved with the original).
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerting import corrections, lifecycle
-from alerting.errors import InvalidInput
-from alerting.models import Alert, AlertMode, Contact, Sender
+from alerting.errors import InvalidInput, Refused
+from alerting.models import Alert, AlertKind, AlertMode, AlertState, Contact, Delivery, Sender
 from alerting.texts import mode_prefix
 from audit.actor import Actor
 from broadcast import allowance
 from geo import targeting
 from geo.models import Zone
+from geo.preview import Preview, estimate_sms
 
 OVER_EXPECTED = 1.5  # recipients above 1.5 × the zones' expected population
 MOST_OF_DIRECTORY = 0.5  # or above half of every reachable contact …
@@ -44,14 +50,38 @@ class BlastRadius:
         return bool(self.reasons)
 
 
+def is_correction(alert: Alert) -> bool:
+    """A correction or cancellation notice of another alert: it goes to that alert's deliveries."""
+    return alert.kind is not AlertKind.ALERT and alert.corrects_alert_id is not None
+
+
 def preview_alert(session: Session, alert: Alert) -> targeting.Preview:
-    spec = targeting.TargetSpec.from_json(alert.target or {})
+    """Who the alert reaches now: its target's preview, or for a correction the original's deliveries."""
     texts = {lang: mode_prefix(alert.mode, lang) + body for lang, body in alert.texts.items()}
+    if is_correction(alert):
+        return _original_audience(session, alert, texts)
+    spec = targeting.TargetSpec.from_json(alert.target or {})
     return targeting.preview(session, spec, languages=texts, mode=alert.mode, priority=alert.priority)
 
 
+def _original_audience(session: Session, alert: Alert, texts: dict[str, str]) -> Preview:
+    rows = session.execute(select(Delivery.language, func.count())
+                           .where(Delivery.alert_id == alert.corrects_alert_id).group_by(Delivery.language)).all()
+    by_language = {str(lang or "es"): int(n) for lang, n in rows}
+    total = sum(by_language.values())
+    result = Preview(total=total, matched=total, removed_by_criteria=0, excluded=0, opted_out_excluded=0,
+                     opted_out_included=0, include_opted_out=False, by_zone=[], by_group=[],
+                     by_language=dict(sorted(by_language.items())), zone_versions={},
+                     notes=["everyone the original reached or was queued to"])
+    result.sms = estimate_sms(result.by_language, text=None, languages=texts)
+    return result
+
+
 def blast_radius(session: Session, alert: Alert, preview: targeting.Preview) -> BlastRadius:
-    """Whether the target is far beyond what its zones and the directory suggest."""
+    """Whether the target is far beyond what its zones and the directory suggest. A correction has
+    no blast radius of its own: its audience is the original's, approved with the original."""
+    if is_correction(alert):
+        return BlastRadius(preview.total, None, 0)
     names = list((alert.target or {}).get("zones") or [])
     expected = None
     if names:
@@ -99,18 +129,30 @@ def submit_for_approval(session: Session, alert_id: int, composer: Actor) -> Ale
             lifecycle.update_draft(session, alert_id, {"target": target}, composer)
     if corrections.prearmed(session, alert_id) is None:
         corrections.set_prearmed_texts(session, alert_id, None, None, composer)
-    if alert.mode is AlertMode.LIVE:
-        targeting.require_nonempty(preview_alert(session, alert), alert.mode)
-    return lifecycle.submit_alert(session, alert_id, composer)
+    recipients = None
+    if not is_correction(alert):  # a correction's audience grows while its original still fans out
+        preview = preview_alert(session, alert)
+        targeting.require_nonempty(preview, alert.mode)
+        recipients = preview.total
+    return lifecycle.submit_alert(session, alert_id, composer, recipients=recipients)
 
 
 def approve_reviewed(session: Session, alert_id: int, approver: Actor, *, seen_hash: str | None = None,
                      override_reason: str | None = None) -> Alert:
-    """Approve after the review: a blast-radius warning needs a reason (recorded with the approval)."""
+    """Approve after the review: the target must still resolve to the count submitted (Refused,
+    audited, otherwise: the composer submits it again), and a blast-radius warning needs a reason
+    (recorded with the approval)."""
     alert = lifecycle.get_alert(session, alert_id, lock=True)
     reason = (override_reason or "").strip() or None
+    if alert.state is not AlertState.PENDING_APPROVAL or is_correction(alert):
+        return corrections.approve_alert(session, alert_id, approver, seen_hash=seen_hash, override_reason=reason)
+    preview = preview_alert(session, alert)
+    if alert.submitted_recipients is not None and preview.total != alert.submitted_recipients:
+        raise Refused(f"{alert.reference} was submitted for {alert.submitted_recipients:,} recipients and its target "
+                      f"now reaches {preview.total:,}; the composer must submit it again before it can be approved",
+                      alert_id=alert_id)
     if alert.mode is AlertMode.LIVE:
-        radius = blast_radius(session, alert, preview_alert(session, alert))
+        radius = blast_radius(session, alert, preview)
         if radius.needs_reason and not reason:
             raise InvalidInput("this target is far larger than expected: say why it is right",
                                fields={"override_reason": "; ".join(radius.reasons)})

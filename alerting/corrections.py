@@ -6,17 +6,18 @@ Hawaii 2018 had no correction message ready, and took 38 minutes to send one. He
   from the templates below) while it is still a draft. They can change only while the alert is
   editable, and changing them returns it to draft and voids its approvals, so the approval of the
   alert is also the approval of its correction and cancellation (`arm_on_approval` records it);
-- firing the correction takes ONE operator with the approver or admin role and one step
-  (`fire_correction`): the original's unsent deliveries are purged at once, the original becomes
-  superseded, and a kind=correction alert at flash priority goes to every number that got the
-  original or was queued to (the fan-out copies the original's deliveries). No second approval:
-  speed over ceremony, audited like everything else;
-- the same, with the cancellation text, is `fire_cancel_notice`.
-
-A correction text typed at the moment (instead of the pre-armed one) is allowed, because the
-situation may need it, but the system prefixes it with the correction marker and the original's
-reference, so a single account cannot use this path to send a new alert that looks like anything
-but a correction.
+- firing the PRE-APPROVED correction takes ONE operator with the approver or admin role and one
+  step (`fire_correction`): the original's unsent deliveries are purged at once, the original
+  becomes superseded, and a kind=correction alert at flash priority goes to every number that got
+  the original or was queued to (the fan-out copies the original's deliveries). No second
+  approval: speed over ceremony, audited like everything else;
+- the same, with the cancellation text, is `fire_cancel_notice`;
+- any other text is a new message to the whole audience, so it is never sent on one person's
+  word: `propose_correction` makes a correction alert PENDING APPROVAL (flash, the same audience,
+  marked with the correction marker and the original's reference) that needs the normal
+  approval by other operators, as many as a flash alert of that mode needs. Once approved
+  (`approve_alert`), it replaces the original exactly as a fired correction does. A text given
+  to `fire_correction` is refused (and the refusal audited by the error boundary).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ MARKER = {"correction": {"es": "CORRECCIÓN {ref}: ", "en": "CORRECTION {ref}: "
 FIREABLE = frozenset({AlertState.APPROVED, AlertState.SCHEDULED, AlertState.SENDING, AlertState.COMPLETED,
                       AlertState.CANCELLED})
 MAX_CORRECTION_CHARS = 1000
+ORIGINS = frozenset({"console", "api", "cli", "email", "cap"})
 
 
 class PrearmedTexts(Base):
@@ -128,9 +130,19 @@ def set_prearmed_texts(session: Session, alert_id: int, correction: dict[str, st
 
 def approve_alert(session: Session, alert_id: int, approver: Actor, *, seen_hash: str | None = None,
                   override_reason: str | None = None) -> Alert:
-    """`lifecycle.approve_alert`, then arm the alert's correction and cancellation with the same approval."""
+    """`lifecycle.approve_alert`, then arm the alert's correction and cancellation with the same approval.
+
+    A correction or cancellation notice that has all its approvals now also replaces its original:
+    the original's unsent deliveries are purged and it becomes superseded, as `fire_correction` does
+    (CAP Update and Cancel messages, imported as corrections, included).
+    """
     alert = lifecycle.approve_alert(session, alert_id, approver, seen_hash=seen_hash, override_reason=override_reason)
     arm_on_approval(session, alert, approver)
+    if (alert.kind is not AlertKind.ALERT and alert.corrects_alert_id is not None
+            and alert.state is not AlertState.PENDING_APPROVAL):
+        original = lifecycle.get_alert(session, alert.corrects_alert_id, lock=True)
+        if original.state in FIREABLE:  # a CAP Update may reference an alert never approved: nothing to stop
+            _supersede(session, original, alert, approver)
     return alert
 
 
@@ -150,18 +162,20 @@ def arm_on_approval(session: Session, alert: Alert, approver: Actor) -> Prearmed
 
 
 def fire_correction(session: Session, original_id: int, actor: Actor, text: str | None = None) -> Alert:
-    """Send the original's correction now, to everyone who got it or was queued to. Returns the correction.
+    """Send the original's PRE-APPROVED correction now, to everyone who got it or was queued to.
 
-    One operator with the approver or admin role; no second approval (FIELD.md req. 5). Purges the
-    original's unsent deliveries, marks it superseded, queues the correction's fan-out on the flash
-    queue. `text` replaces the pre-armed text in every language (marked as a correction). Raises
-    Refused (role, not armed), InvalidTransition (nothing was sent, or already corrected).
+    One operator with the approver or admin role; no second approval (FIELD.md req. 5), because the
+    original's approval approved this text. Purges the original's unsent deliveries, marks it
+    superseded, queues the correction's fan-out on the flash queue. Returns the correction.
+    `text` must be None: another text needs approval (`propose_correction`), and giving one here is
+    Refused. Raises Refused (role, not armed, a text), InvalidTransition (nothing was sent, or
+    already corrected).
     """
     return _fire(session, original_id, actor, AlertKind.CORRECTION, text)
 
 
 def fire_cancel_notice(session: Session, original_id: int, actor: Actor, text: str | None = None) -> Alert:
-    """Like fire_correction, with the cancellation text ("this alert no longer applies")."""
+    """Like fire_correction, with the pre-approved cancellation text ("this alert no longer applies")."""
     return _fire(session, original_id, actor, AlertKind.CANCEL, text)
 
 
@@ -169,6 +183,11 @@ def _fire(session: Session, original_id: int, actor: Actor, kind: AlertKind, tex
     if not (actor.has_role(Role.APPROVER.value) or actor.has_role(Role.ADMIN.value)):
         raise Refused(f"{actor.name} may not send corrections (needs the approver or admin role)",
                       alert_id=original_id)
+    if text is not None:
+        # One person may send only what was approved with the original: anything else could be a
+        # new alert to the whole audience on one account's word.
+        raise Refused("only the pre-approved text can be sent in one step; a different text needs another "
+                      "operator's approval: propose it as a correction pending approval", alert_id=original_id)
     original = lifecycle.get_alert(session, original_id, lock=True)
     if original.state not in FIREABLE:
         raise InvalidTransition(f"alert {original.reference} is {original.state.value}: nothing was sent to correct",
@@ -177,42 +196,94 @@ def _fire(session: Session, original_id: int, actor: Actor, kind: AlertKind, tex
     if row is None or row.armed_at is None:
         raise Refused(f"alert {original.reference} has no approved correction; compose one for approval",
                       alert_id=original_id)
-    texts = _texts_for(original, row, kind, text)
-    purged = 0
-    if original.state in (AlertState.APPROVED, AlertState.SCHEDULED, AlertState.SENDING):
-        before = _unsent(session, original.id)
-        lifecycle.cancel_alert(session, original.id, actor, reason=f"{kind.value} sent")
-        purged = before
-    lifecycle.check_transition(original, AlertState.SUPERSEDED)
+    armed = row.correction_texts if kind is AlertKind.CORRECTION else row.cancel_texts
+    texts = {lang: body.replace("{referencia}", original.reference).replace("{reference}", original.reference)
+             for lang, body in armed.items()}
     now = utcnow()
-    correction = Alert(
-        reference="pending-" + hashlib.sha256(f"{original.id}{now}".encode()).hexdigest()[:12],
-        reply_code=lifecycle.new_reply_code(session), kind=kind, mode=original.mode, priority=Priority.FLASH,
-        state=AlertState.APPROVED, title=f"{kind.value.upper()} {original.reference}", sender_name=original.sender_name,
-        texts=texts, target={}, corrects_alert_id=original.id, composed_by_id=actor.operator_id,
-        approved_by_id=actor.operator_id, approved_at=now, submitted_at=now, origin="console",
-        required_approvals=1,
-    )
-    session.add(correction)
-    session.flush()
-    correction.reference = f"A-{now:%Y}-{correction.id:06d}"
+    correction = _correction_alert(session, original, actor, kind, texts, AlertState.APPROVED, now)
+    correction.approved_by_id, correction.approved_at, correction.required_approvals = actor.operator_id, now, 1
     correction.approval_hash = lifecycle.approval_hash(correction)
-    original.state, original.updated_at, original.superseded_by_id = AlertState.SUPERSEDED, now, correction.id
+    purged = _supersede(session, original, correction, actor)
     row.fired_alert_id, row.fired_at = correction.id, now
     trail.append(session, actor=actor, action=f"alert.{kind.value}_fired", subject_type="alert", subject_id=original.id,
                  payload={"alert_id": original.id, "correction_id": correction.id, "kind": kind.value,
-                          "texts": texts, "pre_armed": text is None, "unsent_purged": purged,
+                          "texts": texts, "pre_armed": True, "unsent_purged": purged,
                           "texts_sha256": row.texts_sha256})
     lifecycle.enqueue_fan_out(session, correction)
     return correction
 
 
-def _texts_for(original: Alert, row: PrearmedTexts, kind: AlertKind, text: str | None) -> dict[str, str]:
-    armed = row.correction_texts if kind is AlertKind.CORRECTION else row.cancel_texts
-    if text is None:
-        return {lang: body.replace("{referencia}", original.reference).replace("{reference}", original.reference)
-                for lang, body in armed.items()}
-    body = " ".join(text.split())
+def propose_correction(session: Session, original_id: int, text: str, actor: Actor, *,
+                       kind: AlertKind = AlertKind.CORRECTION) -> Alert:
+    """A correction (or cancellation notice) with a text of the moment, PENDING APPROVAL.
+
+    It goes, once approved by other operators (as many as a flash alert of the original's mode
+    needs; never its proposer), at flash priority to everyone who got the original or was queued
+    to, and then replaces the original (`approve_alert`). The text is marked with the correction
+    marker and the original's reference in every language of the original. Composer, approver or
+    admin role. Raises Refused (role), InvalidInput (text), InvalidTransition (nothing was sent yet,
+    or another correction of it is already waiting for approval).
+    """
+    if kind is AlertKind.ALERT:
+        raise InvalidInput("a correction is a correction or a cancellation notice",
+                           fields={"kind": "correction or cancel"})
+    if not any(actor.has_role(r.value) for r in (Role.COMPOSER, Role.APPROVER, Role.ADMIN)):
+        raise Refused(f"{actor.name} may not propose corrections (needs the composer, approver or admin role)",
+                      alert_id=original_id)
+    original = lifecycle.get_alert(session, original_id, lock=True)
+    if original.state not in FIREABLE | {AlertState.SUPERSEDED}:
+        raise InvalidTransition(f"alert {original.reference} is {original.state.value}: nothing was sent to correct",
+                                alert_id=original_id)
+    waiting = session.scalar(select(Alert.reference).where(
+        Alert.corrects_alert_id == original.id, Alert.state == AlertState.PENDING_APPROVAL).limit(1))
+    if waiting is not None:
+        raise InvalidTransition(f"correction {waiting} of {original.reference} is already waiting for approval; "
+                                "approve or reject it first", alert_id=original_id)
+    texts = _typed_texts(original, kind, text)
+    now = utcnow()
+    correction = _correction_alert(session, original, actor, kind, texts, AlertState.PENDING_APPROVAL, now)
+    correction.required_approvals = lifecycle.required_approvals(Priority.FLASH, original.mode)
+    correction.approval_hash = lifecycle.approval_hash(correction)
+    trail.append(session, actor=actor, action=f"alert.{kind.value}_proposed", subject_type="alert",
+                 subject_id=correction.id,
+                 payload={"alert_id": original.id, "correction_id": correction.id, "kind": kind.value, "texts": texts,
+                          "approval_hash": correction.approval_hash,
+                          "required_approvals": correction.required_approvals})
+    return correction
+
+
+def _correction_alert(session: Session, original: Alert, actor: Actor, kind: AlertKind, texts: dict[str, str],
+                      state: AlertState, now: datetime) -> Alert:
+    correction = Alert(
+        reference="pending-" + hashlib.sha256(f"{original.id}{now}".encode()).hexdigest()[:12],
+        reply_code=lifecycle.new_reply_code(session), kind=kind, mode=original.mode, priority=Priority.FLASH,
+        state=state, title=f"{kind.value.upper()} {original.reference}", sender_name=original.sender_name,
+        texts=texts, target={}, corrects_alert_id=original.id, composed_by_id=actor.operator_id,
+        submitted_at=now, origin=actor.interface if actor.interface in ORIGINS else "console",
+    )
+    session.add(correction)
+    session.flush()
+    correction.reference = f"A-{now:%Y}-{correction.id:06d}"
+    return correction
+
+
+def _supersede(session: Session, original: Alert, correction: Alert, actor: Actor) -> int:
+    """Stop what is left of the original and mark it replaced by `correction`; returns how many
+    unsent deliveries were purged. An original already superseded (a correction went first) stays so."""
+    if original.state is AlertState.SUPERSEDED:
+        return 0
+    purged = 0
+    if original.state in (AlertState.APPROVED, AlertState.SCHEDULED, AlertState.SENDING):
+        purged = _unsent(session, original.id)
+        lifecycle.cancel_alert(session, original.id, actor,
+                               reason=f"{correction.kind.value} {correction.reference} sent")
+    lifecycle.check_transition(original, AlertState.SUPERSEDED)
+    original.state, original.updated_at, original.superseded_by_id = AlertState.SUPERSEDED, utcnow(), correction.id
+    return purged
+
+
+def _typed_texts(original: Alert, kind: AlertKind, text: str) -> dict[str, str]:
+    body = " ".join((text or "").split())
     if not body:
         raise InvalidInput("the correction text is empty", fields={"text": "required"})
     if len(body) > MAX_CORRECTION_CHARS:
@@ -220,7 +291,8 @@ def _texts_for(original: Alert, row: PrearmedTexts, kind: AlertKind, text: str |
     if "{" in body or "}" in body:
         raise InvalidInput("a typed correction cannot hold placeholders", fields={"text": "remove { }"})
     marker = MARKER["correction" if kind is AlertKind.CORRECTION else "cancel"]
-    return {lang: marker.get(lang, marker["es"]).format(ref=original.reference) + body for lang in armed}
+    return {lang: marker.get(lang, marker["es"]).format(ref=original.reference) + body
+            for lang in sorted(original.texts or {"es": ""})}
 
 
 def _unsent(session: Session, alert_id: int) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from alerting.db import utcnow
+from alerting.db import configured_settings, utcnow
 from alerting.errors import InvalidInput, InvalidTransition, NotFound, Refused, TwoPersonRuleViolated
 from alerting.models import (
     Alert,
@@ -33,6 +33,7 @@ from alerting.models import (
     Sender,
 )
 from alerting.outbox import enqueue_after_commit
+from alerting.settings import MIN_APPROVALS
 from alerting.texts import check_placeholders, mode_prefix
 from audit import trail
 from audit.actor import Actor
@@ -191,7 +192,7 @@ def compose_alert(session: Session, draft: AlertDraft, composer: Actor) -> Alert
         origin=draft.origin,
         idempotency_key=draft.idempotency_key,
         cap_identifier=draft.cap_identifier,
-        required_approvals=2 if draft.priority is Priority.FLASH and draft.mode is AlertMode.LIVE else 1,
+        required_approvals=required_approvals(draft.priority, draft.mode),
     )
     session.add(alert)
     session.flush()
@@ -235,25 +236,47 @@ def update_draft(session: Session, alert_id: int, changes: dict[str, Any], edito
     return alert
 
 
+def required_approvals(priority: Priority, mode: AlertMode) -> int:
+    """Approvals an alert needs: for a live alert SIRENA_APPROVALS of its priority (never below the
+    built-in minimum, flash=2), for an exercise or test alert (drill groups only) one."""
+    if mode is not AlertMode.LIVE:
+        return 1
+    settings = configured_settings()
+    if settings is None:
+        return MIN_APPROVALS.get(priority.value, 1)
+    return settings.required_approvals(priority.value)
+
+
 def approval_hash(alert: Alert) -> str:
-    """SHA-256 over what phones will show (prefix included), the target as given, sender and mode."""
+    """SHA-256 over what phones will show (prefix included), the target as given (zone versions
+    pinned at submission), the recipients count fixed at submission, sender, priority and mode."""
     rendered = {lang: mode_prefix(alert.mode, lang) + body for lang, body in sorted(alert.texts.items())}
-    material = {
+    material: dict[str, Any] = {
         "texts": rendered, "target": alert.target, "mode": alert.mode.value, "sender": alert.sender_name,
         "priority": alert.priority.value, "zone_versions": (alert.resolved or {}).get("zone_versions"),
     }
+    if alert.submitted_recipients is not None:  # absent for alerts submitted before it was counted
+        material["recipients"] = alert.submitted_recipients
     return hashlib.sha256(json.dumps(material, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def submit_alert(session: Session, alert_id: int, composer: Actor) -> Alert:
-    """Ask for approval: draft → pending_approval, fixing the approval hash of what will be sent."""
+def submit_alert(session: Session, alert_id: int, composer: Actor, *, recipients: int | None = None) -> Alert:
+    """Ask for approval: draft → pending_approval, fixing the approval hash of what will be sent.
+
+    `recipients` is the count the target resolves to now (approvals.submit_for_approval passes
+    it); it becomes part of the hash. The approvals needed are fixed now, from the priority and
+    mode being submitted.
+    """
     alert = get_alert(session, alert_id, lock=True)
     _require_role(composer, Role.COMPOSER, "submit alerts")
     _move(alert, S.PENDING_APPROVAL)
     alert.submitted_at = utcnow()
+    alert.submitted_recipients = recipients
+    alert.required_approvals = required_approvals(alert.priority, alert.mode)
     alert.approval_hash = approval_hash(alert)
     trail.append(session, actor=composer, action="alert.submitted", subject_type="alert", subject_id=alert.id,
-                 payload={"approval_hash": alert.approval_hash})
+                 payload={"approval_hash": alert.approval_hash, "recipients": recipients,
+                          "required_approvals": alert.required_approvals})
     return alert
 
 

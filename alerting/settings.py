@@ -1,7 +1,8 @@
 """One Settings object, built once from the environment at process start and passed down.
 
-No other module reads os.environ. Defaults are the demo's: local PostgreSQL, local Redis, the
-built-in simulated carriers.
+No other module reads SIRENA_* variables (the carriers loader reads only the password variables
+the carriers file names). Defaults are the demo's: local PostgreSQL, local Redis, the built-in
+simulated carriers. A malformed value raises ConfigError naming the variable, at start.
 """
 
 from __future__ import annotations
@@ -13,18 +14,34 @@ from datetime import timedelta
 from pathlib import Path
 
 from alerting.errors import ConfigError
+from alerting.intake.config import IntakeConfig
 
 DEFAULT_CARRIERS_FILE = Path(__file__).resolve().parent.parent / "broadcast" / "carriers.demo.toml"
 
 
-class Secret:
-    """A secret value whose repr and str never show it."""
+# Approvals a live alert needs before it is sent, per priority: the floor SIRENA_APPROVALS may
+# raise but never lower (issue 9: "configurable per priority only upward").
+MIN_APPROVALS: dict[str, int] = {"flash": 2, "high": 1, "normal": 1, "low": 1}
+MAX_APPROVALS = 5
 
-    def __init__(self, value: str) -> None:
+
+class Secret:
+    """A secret value whose repr and str never show it.
+
+    `previous` holds older values of the same secret after a rotation: they may still be used to
+    read (decrypt a TOTP seed or a webhook secret, verify an old checkpoint line), never to write.
+    """
+
+    def __init__(self, value: str, previous: tuple[Secret, ...] = ()) -> None:
         self._value = value
+        self.previous = previous
 
     def reveal(self) -> str:
         return self._value
+
+    def all_values(self) -> list[str]:
+        """The current value first, then the previous ones (newest first)."""
+        return [self._value, *(p.reveal() for p in self.previous)]
 
     def __repr__(self) -> str:
         return "Secret('***')"
@@ -65,6 +82,16 @@ class Settings:
     # How long a worker's claim on a delivery lasts before the reconciler may hand it to another.
     lease_s: int = 30
     log_level: str = "INFO"
+    # Approvals per priority for live alerts, e.g. (("flash", 2), ("high", 2), ...); never below MIN_APPROVALS.
+    approvals: tuple[tuple[str, int], ...] = tuple(MIN_APPROVALS.items())
+    # Secret key files in use before a rotation: they still read what they wrote (see Secret).
+    secret_key_previous_files: tuple[Path, ...] = ()
+    # Base-map tile URL template for the console's maps; none: zones on a plain background (offline).
+    tile_url: str | None = None
+    # REST API requests a minute per token (0: no limit).
+    api_rate_per_min: int = 600
+    # E-mail intake, CAP and quiet hours (SIRENA_INTAKE_*, SIRENA_CAP_*, SIRENA_QUIET_*).
+    intake: IntakeConfig = field(default_factory=IntakeConfig)
     # Extra reply words per meaning (TOML, `ack = ["vale"]`), added to the built-in Spanish and English.
     vocabulary_file: Path | None = None
     # Priorities whose LIVE alerts reach opted-out contacts too (policy; "none" for no override).
@@ -84,6 +111,7 @@ class Settings:
                 values[name] = parse(raw)
             except ValueError as exc:
                 raise ConfigError(f"{var}: {exc}", variable=var) from None
+        values["intake"] = IntakeConfig.from_env(env)
         settings = cls(**values)  # type: ignore[arg-type]
         settings.validate()
         return settings
@@ -113,36 +141,45 @@ class Settings:
             raise ConfigError(
                 f'SIRENA_TIMEZONE: unknown time zone "{self.timezone}"', variable="SIRENA_TIMEZONE"
             ) from None
+        table = dict(self.approvals)
+        for priority, floor in MIN_APPROVALS.items():
+            if table.get(priority, floor) < floor:
+                raise ConfigError(f"SIRENA_APPROVALS: {priority}={table[priority]} is below the built-in minimum "
+                                  f"{priority}={floor} (approvals can only be raised)", variable="SIRENA_APPROVALS")
+        for path in self.secret_key_previous_files:
+            if not path.is_file():
+                raise ConfigError(f'SIRENA_SECRET_KEY_PREVIOUS_FILES: "{path}" is not a readable file',
+                                  variable="SIRENA_SECRET_KEY_PREVIOUS_FILES")
         if self.vocabulary_file is not None:
             from broadcast.vocabulary import load_vocabulary
 
             load_vocabulary(self.vocabulary_file)  # a bad file stops start-up, not the first reply
 
+    def required_approvals(self, priority: str) -> int:
+        """Approvals a live alert of `priority` needs (SIRENA_APPROVALS, never below MIN_APPROVALS)."""
+        return max(dict(self.approvals).get(priority, 1), MIN_APPROVALS.get(priority, 1))
+
     def secret_key(self) -> Secret:
-        """The key that signs sessions and encrypts TOTP seeds, read from secret_key_file."""
-        try:
-            value = self.secret_key_file.read_text().strip()
-        except FileNotFoundError:
-            raise ConfigError(
-                f"SIRENA_SECRET_KEY_FILE: {self.secret_key_file} does not exist (run `sirena setup`)",
-                variable="SIRENA_SECRET_KEY_FILE",
-            ) from None
-        if len(value) < 32:
-            raise ConfigError(
-                f"SIRENA_SECRET_KEY_FILE: {self.secret_key_file} holds fewer than 32 characters",
-                variable="SIRENA_SECRET_KEY_FILE",
-            )
-        return Secret(value)
+        """The key that signs sessions and encrypts TOTP seeds, read from secret_key_file, carrying
+        the keys of SIRENA_SECRET_KEY_PREVIOUS_FILES as `previous` (read-only use)."""
+        previous = tuple(Secret(_read_key(p, "SIRENA_SECRET_KEY_PREVIOUS_FILES"))
+                         for p in self.secret_key_previous_files)
+        return Secret(_read_key(self.secret_key_file, "SIRENA_SECRET_KEY_FILE"), previous)
 
     def shown(self) -> dict[str, str]:
         """Effective settings for `sirena config show`, passwords in URLs masked."""
         out: dict[str, str] = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if isinstance(value, IntakeConfig):
+                out.update(value.shown())
+                continue
             if isinstance(value, timedelta):
                 text = str(int(value.total_seconds()))
+            elif f.name == "approvals":
+                text = ",".join(f"{k}={v}" for k, v in value)
             elif isinstance(value, tuple):
-                text = ",".join(value)
+                text = ",".join(str(v) for v in value)
             elif value is None:
                 text = ""
             elif f.name.endswith("_url"):
@@ -151,6 +188,16 @@ class Settings:
                 text = str(value)
             out[f"SIRENA_{f.name.upper()}"] = text
         return out
+
+
+def _read_key(path: Path, var: str) -> str:
+    try:
+        value = path.read_text().strip()
+    except FileNotFoundError:
+        raise ConfigError(f"{var}: {path} does not exist (run `sirena setup`)", variable=var) from None
+    if len(value) < 32:
+        raise ConfigError(f"{var}: {path} holds fewer than 32 characters", variable=var)
+    return value
 
 
 def _mask_url(url: str) -> str:
@@ -226,6 +273,41 @@ def _database_url(raw: str) -> str:
     return url
 
 
+def _approvals(raw: str) -> tuple[tuple[str, int], ...]:
+    """"flash=2,high=1": approvals per priority; unnamed priorities keep their built-in minimum."""
+    table = dict(MIN_APPROVALS)
+    for item in (i.strip() for i in raw.split(",") if i.strip()):
+        name, sep, count = item.partition("=")
+        name = name.strip().lower()
+        if not sep or name not in MIN_APPROVALS or not count.strip().isdigit():
+            raise ValueError(f'expected priority=count pairs such as "flash=2,high=1,normal=1,low=1", got "{item}"')
+        value = int(count)
+        if value < MIN_APPROVALS[name]:
+            raise ValueError(f"{name}={value} is below the built-in minimum {name}={MIN_APPROVALS[name]} "
+                             "(approvals can only be raised)")
+        if value > MAX_APPROVALS:
+            raise ValueError(f"{name}={value}: at most {MAX_APPROVALS} approvals")
+        table[name] = value
+    return tuple(table.items())
+
+
+def _paths(raw: str) -> tuple[Path, ...]:
+    return tuple(Path(p.strip()).expanduser() for p in raw.split(",") if p.strip())
+
+
+def _tile_url(raw: str) -> str:
+    url = raw.strip()
+    if not url.startswith(("https://", "http://")) or not all(p in url for p in ("{z}", "{x}", "{y}")):
+        raise ValueError(f'expected an http(s) URL template with {{z}}, {{x}} and {{y}}, got "{raw}"')
+    return url
+
+
+def _rate(raw: str) -> int:
+    if not raw.strip().isdigit():
+        raise ValueError(f'expected a whole number of requests a minute (0: no limit), got "{raw}"')
+    return int(raw)
+
+
 _PARSERS: dict[str, Callable[[str], object]] = {
     "database_url": _database_url,
     "database_owner_url": _database_url,
@@ -243,6 +325,10 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "drill_allowlist": _numbers,
     "reconcile_interval_s": _positive_float,
     "lease_s": lambda raw: int(_positive_float(raw)),
+    "approvals": _approvals,
+    "secret_key_previous_files": _paths,
+    "tile_url": _tile_url,
+    "api_rate_per_min": _rate,
     "vocabulary_file": _path,
     "opt_out_override": _priorities,
 }

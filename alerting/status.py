@@ -11,6 +11,7 @@ look at, alerts still leave) or "down" (alerts cannot leave, or will not without
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -49,8 +50,11 @@ class Status:
         return asdict(self)
 
 
-def system_status(settings: Settings, env: dict[str, str] | None = None) -> Status:
-    """Build the report; see the module docstring. Never raises for an unreachable component."""
+def system_status(settings: Settings, env: Mapping[str, str]) -> Status:
+    """Build the report; see the module docstring. Never raises for an unreachable component.
+
+    `env` is the process environment the entry point passes in: the carriers file names the
+    variables holding its passwords."""
     status = Status()
     _postgres(status, settings)
     redis = _redis(status, settings)
@@ -141,7 +145,7 @@ def _presence(status: Status, redis: Any) -> None:
                        "TPS (runbooks/capacity.md).")
 
 
-def _carriers(status: Status, settings: Settings, env: dict[str, str] | None) -> None:
+def _carriers(status: Status, settings: Settings, env: Mapping[str, str]) -> None:
     """Merge every worker's view of every bind; a carrier no worker has up is down."""
     for worker in status.workers:
         for name, entry in worker.get("carriers", {}).items():
@@ -171,11 +175,9 @@ def _carriers(status: Status, settings: Settings, env: dict[str, str] | None) ->
     if not status.workers:
         return
     try:
-        import os
-
         from broadcast.carriers import load_carriers
 
-        config = load_carriers(settings.carriers_file, env if env is not None else os.environ)
+        config = load_carriers(settings.carriers_file, env)
     except Exception as exc:
         status.problem("warning", f"the carriers file cannot be read: {_first_line(exc)}",
                        "Fix it; a worker started now would refuse to start with the same message.")

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select, text
@@ -65,12 +65,40 @@ def configure_webhooks(secret_key: Secret) -> None:
     _key["secret"] = secret_key
 
 
-def _fernet() -> Fernet:
+def _fernet() -> MultiFernet:
+    """Encrypts with the current secret key; decrypts with it or a previous one (after a rotation)."""
     if "secret" not in _key:
         raise RuntimeError("configure_webhooks(settings.secret_key()) was not called")
+    return _all_keys(_key["secret"])
+
+
+def _all_keys(key: Secret) -> MultiFernet:
+    return MultiFernet([_one_fernet(value) for value in key.all_values()])
+
+
+def _one_fernet(secret: str) -> Fernet:
     derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"sirena-webhooks", info=b"subscriber-secret").derive(
-        _key["secret"].reveal().encode())
+        secret.encode())
     return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def reencrypt_subscriber_secrets(session: Session, key: Secret) -> tuple[int, list[str]]:
+    """Re-encrypt every subscriber secret an older secret key (key.previous) encrypted under the
+    current one; returns (how many changed, names of subscribers no configured key can read)."""
+    current, every = _one_fernet(key.reveal()), _all_keys(key)
+    changed, unreadable = 0, []
+    for sub in session.scalars(select(WebhookSubscriber).order_by(WebhookSubscriber.id).with_for_update()):
+        try:
+            current.decrypt(sub.secret_enc)
+            continue
+        except InvalidToken:
+            pass
+        try:
+            sub.secret_enc = every.rotate(sub.secret_enc)
+            changed += 1
+        except InvalidToken:
+            unreadable.append(sub.name)
+    return changed, unreadable
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:

@@ -5,7 +5,8 @@ that is left is still valid. A checkpoint kept outside (a file under Settings.au
 and a log line on the `sirena.audit.checkpoint` logger, which can be routed to syslog) records
 "the trail had N events ending in hash H"; `verify` then demands that the chain still holds event N
 with hash H. Each line is signed with an HMAC key derived from the secret key, so a checkpoint
-cannot be forged or edited without it.
+cannot be forged or edited without it. After a rotation of the secret key, lines signed with the
+old one still verify while its file is listed in SIRENA_SECRET_KEY_PREVIOUS_FILES.
 
 One file per database (`<database>.checkpoints.jsonl`), one JSON object per line, appended.
 """
@@ -57,8 +58,18 @@ class BadLine:
 
 
 def signing_key(settings: Settings) -> bytes:
-    """The checkpoint HMAC key: derived from the secret key, so rotating that needs re-signing."""
-    return hmac.new(settings.secret_key().reveal().encode(), _KEY_LABEL, hashlib.sha256).digest()
+    """The checkpoint HMAC key: derived from the secret key (it signs new lines and exports)."""
+    return _derive(settings.secret_key().reveal())
+
+
+def previous_signing_keys(settings: Settings) -> tuple[bytes, ...]:
+    """The keys derived from SIRENA_SECRET_KEY_PREVIOUS_FILES: they verify lines and exports signed
+    before the secret key was rotated, and never sign anything."""
+    return tuple(_derive(p.reveal()) for p in settings.secret_key().previous)
+
+
+def _derive(secret: str) -> bytes:
+    return hmac.new(secret.encode(), _KEY_LABEL, hashlib.sha256).digest()
 
 
 def checkpoint_file(settings: Settings, database: str) -> Path:
@@ -177,13 +188,14 @@ def _last_line(path: Path) -> dict[str, object] | None:
 def read_checkpoints(settings: Settings, database: str) -> tuple[list[Checkpoint], list[BadLine]]:
     """Every checkpoint recorded for `database`, and the lines that fail their signature.
 
-    No file means no checkpoints (and no key is needed). Raises ConfigError if there is a file
-    but no secret key to check it with.
+    A line signed with the current key or one of the previous keys (SIRENA_SECRET_KEY_PREVIOUS_FILES,
+    lines written before a rotation) is good. No file means no checkpoints (and no key is needed).
+    Raises ConfigError if there is a file but no secret key to check it with.
     """
     path = checkpoint_file(settings, database)
     if not path.exists():
         return [], []
-    key = signing_key(settings)
+    keys = (signing_key(settings), *previous_signing_keys(settings))
     good: list[Checkpoint] = []
     bad: list[BadLine] = []
     with path.open(encoding="utf-8") as fh:
@@ -197,7 +209,7 @@ def read_checkpoints(settings: Settings, database: str) -> tuple[list[Checkpoint
             except (ValueError, KeyError, TypeError) as exc:
                 bad.append(BadLine(line_no, f"malformed checkpoint line ({exc})"))
                 continue
-            if not hmac.compare_digest(mac, _mac(key, cp.body())):
+            if not any(hmac.compare_digest(mac, _mac(key, cp.body())) for key in keys):
                 bad.append(BadLine(line_no, "checkpoint signature does not match (edited or forged)"))
             elif cp.database != database:
                 bad.append(BadLine(line_no, f"checkpoint is for database {cp.database}, not {database}"))

@@ -30,7 +30,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from alerting.errors import InvalidInput
-from audit import chain
+from audit import chain, trail
+from audit.actor import Actor
 from audit.checkpoints import read_head
 from audit.verify import BROKEN_LINK, CHANGED_CONTENT, REORDERED, Problem, Verdict
 
@@ -99,6 +100,14 @@ def _rows(session: Session, scope: Scope, head_seq: int) -> Iterator[dict[str, A
         yield record
 
 
+def record_export(session: Session, actor: Actor, scope: Scope, fmt: str, destination: str, *,
+                  alert_id: int | None = None) -> None:
+    """Audit an export before it is written (action audit.exported): who took which part of the
+    trail, in which format, to where. Every interface that exports calls it (CLI, console)."""
+    trail.append(session, actor=actor, action="audit.exported", subject_type="alert" if alert_id is not None else None,
+                 subject_id=alert_id, payload={"scope": scope.as_dict(), "format": fmt, "output": destination})
+
+
 def write_export(session: Session, scope: Scope, fmt: str, out: TextIO, *, key: bytes | None) -> ExportSummary:
     """Write the sealed events in `scope`, up to the head seen now, to `out` as "csv" or "json".
 
@@ -153,18 +162,21 @@ def _mac(key: bytes, signed: dict[str, Any]) -> str:
 # --- checking an export ----------------------------------------------------------------------
 
 
-def verify_export(path: Path, *, engine: Engine | None, key: bytes | None) -> Verdict:
+def verify_export(path: Path, *, engine: Engine | None, key: bytes | None,
+                  previous_keys: tuple[bytes, ...] = ()) -> Verdict:
     """Check an export file: every event's hash, the links between consecutive events, and
     (JSON) its signature, count and digest; with `engine`, also that every event is in the trail
     with the same hash and (JSON) that no event of the scope is missing from the file.
 
-    Raises InvalidInput when the file is not an export. CSV is streamed; JSON is read whole.
+    The signature may be by `key` or, for an export made before the secret key was rotated, by
+    one of `previous_keys`. Raises InvalidInput when the file is not an export. CSV is streamed;
+    JSON is read whole.
     """
     with path.open(encoding="utf-8", newline="") as fh:
         start = fh.read(1)
         fh.seek(0)
         if start == "{":
-            return _verify_json(fh, engine=engine, key=key)
+            return _verify_json(fh, engine=engine, keys=(key, *previous_keys) if key is not None else ())
         return _verify_csv(fh, engine=engine)
 
 
@@ -249,7 +261,7 @@ def _verify_csv(fh: TextIO, *, engine: Engine | None) -> Verdict:
     return checker.done()
 
 
-def _verify_json(fh: TextIO, *, engine: Engine | None, key: bytes | None) -> Verdict:
+def _verify_json(fh: TextIO, *, engine: Engine | None, keys: tuple[bytes, ...]) -> Verdict:
     try:
         doc = json.load(fh)
         events = doc["events"]
@@ -275,8 +287,8 @@ def _verify_json(fh: TextIO, *, engine: Engine | None, key: bytes | None) -> Ver
     if doc.get("count") != len(events) or doc.get("events_digest") != digest.hexdigest():
         checker.verdict.add(Problem(BAD_SIGNATURE, None, "the export's count or digest does not match its events "
                                     "(events removed, added or replaced)"))
-    if key is not None and (not isinstance(doc.get("mac"), str) or
-                            not hmac.compare_digest(doc["mac"], _mac(key, signed))):
+    if keys and (not isinstance(doc.get("mac"), str) or
+                 not any(hmac.compare_digest(doc["mac"], _mac(k, signed)) for k in keys)):
         checker.verdict.add(Problem(BAD_SIGNATURE, None, "the export's signature does not match (edited or forged)"))
     if engine is not None:
         _check_complete(checker, engine, scope, head_seq)

@@ -158,14 +158,16 @@ def periodic_tasks(settings: object | None = None) -> list[tuple[str, object]]:
 
         return escalation.periodic_pass(now)  # type: ignore[arg-type]
 
+    from alerting.intake.config import IntakeConfig
+
+    # Read once, with the settings at process start (a bad SIRENA_QUIET_* stops the scheduler there).
+    intake = getattr(settings, "intake", None) or IntakeConfig()
+
     def interfaces(now: object) -> object:
         """Recurring schedules due, webhook events collected and their retries re-queued."""
-        import os
-
-        from alerting.intake.config import IntakeConfig
         from alerting.intake.tick import tick
 
-        return tick(config=IntakeConfig.from_env(os.environ), now=now)  # type: ignore[arg-type]
+        return tick(config=intake, now=now)  # type: ignore[arg-type]
 
     def seal(now: object) -> object:
         """Link what has committed into the audit chain: an event waits at most one pass."""

@@ -20,7 +20,8 @@ def test_headless_demo_tells_the_whole_story_and_every_figure_holds(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert "every figure is as expected" in out
-    for step in ("Flash evacuation order", "Carrier alpha drops", "pre-armed correction", "audit verify: OK"):
+    for step in ("Flash evacuation order", "Carrier alpha drops", "a corrected text goes for approval",
+                 "audit verify: OK"):
         assert step in out, step
     assert list(tmp_path.glob("demo/timeline-alert-*.json")), "the auditor's export was not written"
     import json

@@ -22,6 +22,7 @@ from alerting.api.schemas import (
     AlertPageSchema,
     AlertSchema,
     ApproveSchema,
+    CorrectionProposalSchema,
     CorrectionSchema,
     DeliveryPageSchema,
     DeliveryQuerySchema,
@@ -32,7 +33,7 @@ from alerting.api.schemas import (
 from alerting.db import transaction
 from alerting.errors import InvalidInput
 from alerting.intake.config import IntakeConfig
-from alerting.models import Alert, AlertMode, AlertState, Delivery, DeliveryState, Priority, Reply
+from alerting.models import Alert, AlertKind, AlertMode, AlertState, Delivery, DeliveryState, Priority, Reply
 from alerting.settings import Settings
 from audit import trail
 from broadcast.jobs import counts_by_carrier, counts_by_state
@@ -55,6 +56,7 @@ def alert_view(session: Session, alert: Alert) -> dict[str, Any]:
         "sender": alert.sender_name, "texts": alert.texts, "target": alert.target, "reply_code": alert.reply_code,
         "origin": alert.origin, "approval_hash": alert.approval_hash, "scheduled_at": alert.scheduled_at,
         "created_at": alert.created_at, "corrects_alert_id": alert.corrects_alert_id, "reason": alert.reason,
+        "required_approvals": alert.required_approvals, "submitted_recipients": alert.submitted_recipients,
         "counts": counts_by_state(session, alert.id), "counts_by_carrier": counts_by_carrier(session, alert.id),
     }
 
@@ -123,22 +125,39 @@ def approve_alert(alert_id: int, body: dict[str, Any]) -> dict[str, Any]:
         return alert_view(session, alert)
 
 
-@operation(api_bp, "POST", "/alerts/<int:alert_id>/correct", summary="Fire the pre-armed correction now",
+@operation(api_bp, "POST", "/alerts/<int:alert_id>/correct", summary="Fire the pre-approved correction now",
            tag="alerts", body=CorrectionSchema, response=AlertSchema, status=201, scope="alerts:approve",
-           description="One operator with the approver or admin role, no second approval (the alert's approval "
-                       "armed it). Unsent deliveries of the original are purged; the correction goes at flash "
-                       "priority to everyone who got the original or was queued to. Returns the correction.")
+           description="One operator with the approver or admin role, no second approval: the alert's approval "
+                       "armed this text. Unsent deliveries of the original are purged; the correction goes at flash "
+                       "priority to everyone who got the original or was queued to. Returns the correction. A "
+                       "different text is refused here (403, audited): propose it with POST "
+                       "/alerts/{id}/corrections.")
 def correct_alert(alert_id: int, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     with transaction() as session:
         return alert_view(session, corrections.fire_correction(session, alert_id, g.actor, body.get("text"))), 201
 
 
-@operation(api_bp, "POST", "/alerts/<int:alert_id>/cancel-notice", summary="Fire the pre-armed cancellation notice",
+@operation(api_bp, "POST", "/alerts/<int:alert_id>/cancel-notice", summary="Fire the pre-approved cancellation notice",
            tag="alerts", body=CorrectionSchema, response=AlertSchema, status=201, scope="alerts:approve",
-           description="Like correct, with the cancellation text (\"this alert no longer applies\").")
+           description="Like correct, with the pre-approved cancellation text (\"this alert no longer applies\").")
 def cancel_notice(alert_id: int, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     with transaction() as session:
         return alert_view(session, corrections.fire_cancel_notice(session, alert_id, g.actor, body.get("text"))), 201
+
+
+@operation(api_bp, "POST", "/alerts/<int:alert_id>/corrections", summary="Propose a correction with another text",
+           tag="alerts", body=CorrectionProposalSchema, response=AlertSchema, status=201, scope="alerts:draft",
+           description="A correction (or cancellation notice) alert PENDING APPROVAL: flash priority, the same "
+                       "audience as the original (everyone who got it or was queued to), the text marked as a "
+                       "correction of it. It needs the approvals of a flash alert of that mode "
+                       "(POST /alerts/{new id}/approve by other operators); once approved the original's unsent "
+                       "deliveries are purged and it is superseded. The operator needs the composer, approver "
+                       "or admin role.")
+def propose_correction(alert_id: int, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    kind = AlertKind.CANCEL if body["kind"] == "cancel" else AlertKind.CORRECTION
+    with transaction() as session:
+        return alert_view(session, corrections.propose_correction(session, alert_id, body["text"], g.actor,
+                                                                   kind=kind)), 201
 
 
 @operation(api_bp, "POST", "/alerts/<int:alert_id>/reject", summary="Reject with a reason", tag="alerts",

@@ -80,7 +80,7 @@ def check_rate(app: Flask, actor: Actor) -> None:
     Fails open when Redis is unreachable: in an emergency a missing limiter must not block alerts.
     """
     limit = int(app.config.get("SIRENA_API_RATE_PER_MIN", DEFAULT_RATE_PER_MIN))
-    redis = _redis(app)
+    redis = redis_of(app)
     if redis is None or limit <= 0:
         return
     window = int(time.time()) // 60
@@ -98,7 +98,8 @@ def check_rate(app: Flask, actor: Actor) -> None:
                               retry_after_s=retry)
 
 
-def _redis(app: Flask):  # type: ignore[no-untyped-def]
+def redis_of(app: Flask):  # type: ignore[no-untyped-def]
+    """The API's Redis connection (rate windows), or None without settings."""
     ext = app.extensions.setdefault("sirena_api", {})
     if "redis" not in ext:
         settings = current_app.config.get("SIRENA_SETTINGS")

@@ -2,7 +2,8 @@
 
 Domain errors map as STYLE.md §5 says (NotFound 404, InvalidInput 422, InvalidTransition 409,
 Refused 403); a refusal is audited here in a fresh transaction, because the action's own
-transaction has rolled back. Anything unexpected is a 500 with an `error_id` found in the log.
+transaction has rolled back; so is a rate-limit refusal (429), the first per token per minute.
+Anything unexpected is a 500 with an `error_id` found in the log.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import logging
 import uuid
 from typing import Any
 
-from flask import Response, g, json, request
+from flask import Response, current_app, g, json, request
 from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
 from alerting.errors import Refused, SirenaError
 from audit.actor import Actor
+from audit.rate_limits import audit_rate_limited
 from audit.trail import audit_refusal
 
 log = logging.getLogger("sirena.api")
@@ -103,6 +105,13 @@ def handle_sirena_error(exc: SirenaError) -> Response:
         subject_type, subject = _subject(exc)
         audit_refusal(who, f"api.{request.endpoint or 'unknown'}", subject_type, subject, exc.message,
                       payload={"method": request.method, "path": request.path, "code": exc.code})
+    if isinstance(exc, TooManyRequests):
+        from alerting.api.auth import redis_of
+
+        audit_rate_limited(redis_of(current_app), actor or Actor(kind="anonymous", name="", interface="api",
+                                                                 address=request.remote_addr),
+                           f"api.{request.endpoint or 'unknown'}", exc.message,
+                           payload={"method": request.method, "path": request.path, "code": exc.code})
     if exc.http_status >= 500:
         error_id = uuid.uuid4().hex[:12]
         log.error("api error %s on %s %s: %s", error_id, request.method, request.path, exc.message)

@@ -95,7 +95,17 @@ class ApproveSchema(Schema):
 
 class CorrectionSchema(Schema):
     text = fields.String(validate=validate.Length(min=1, max=2000),
-                         metadata={"description": "replaces the pre-armed text; marked as a correction"})
+                         metadata={"description": "leave out: only the pre-approved text is sent in one step. A text "
+                                                  "here is refused (403, audited); propose it with POST "
+                                                  "/alerts/{id}/corrections, which needs approval"})
+
+
+class CorrectionProposalSchema(Schema):
+    text = fields.String(required=True, validate=validate.Length(min=1, max=1000),
+                         metadata={"description": "the correction's text; the system prefixes the correction (or "
+                                                  "cancellation) marker and the original's reference"})
+    kind = fields.String(load_default="correction", validate=validate.OneOf(["correction", "cancel"]),
+                         metadata={"description": "correction, or cancel for a cancellation notice"})
 
 
 class ReasonSchema(Schema):
@@ -120,6 +130,10 @@ class AlertSchema(Schema):
     created_at = fields.DateTime(allow_none=True)
     corrects_alert_id = fields.Integer(allow_none=True)
     reason = fields.String(allow_none=True)
+    required_approvals = fields.Integer(metadata={"description": "approvals by other operators it needs"})
+    submitted_recipients = fields.Integer(allow_none=True, metadata={
+        "description": "recipients the target resolved to at submission, covered by approval_hash (null for a "
+                       "correction: it goes to the original's audience)"})
     counts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
                          metadata={"description": "live delivery counts by state"})
     counts_by_carrier = fields.Dict(keys=fields.String(), values=fields.Dict(keys=fields.String(),

@@ -37,6 +37,7 @@ _MODULES = [
     "alerting.cli.intake_cmd",
     "alerting.cli.webhooks_cmd",
     "alerting.cli.schedules_cmd",
+    "alerting.cli.secret_key_cmd",
 ]
 
 

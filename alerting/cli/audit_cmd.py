@@ -42,7 +42,7 @@ def verify_cmd(ctx: Context, export_file: Path | None, offline: bool, as_json: b
     Exit 0 with the count and head hash; exit 1 naming the first bad event and what is wrong.
     """
     from alerting.db import engine
-    from audit.checkpoints import signing_key
+    from audit.checkpoints import previous_signing_keys, signing_key
     from audit.export import verify_export
     from audit.verify import verify_chain
 
@@ -51,9 +51,10 @@ def verify_cmd(ctx: Context, export_file: Path | None, offline: bool, as_json: b
     if export_file:
         try:
             key: bytes | None = signing_key(settings)
+            previous = previous_signing_keys(settings)
         except ConfigError:
-            key, note = None, "signature not checked: no secret key on this machine"
-        verdict = verify_export(export_file, engine=None if offline else engine(), key=key)
+            key, previous, note = None, (), "signature not checked: no secret key on this machine"
+        verdict = verify_export(export_file, engine=None if offline else engine(), key=key, previous_keys=previous)
         subject = f"export {export_file}"
     else:
         verdict = verify_chain(engine(), settings)
@@ -124,9 +125,8 @@ def export_cmd(ctx: Context, alert_id: int | None, since: str | None, until: str
     from alerting.db import engine, transaction
     from alerting.models import Alert
     from audit.checkpoints import signing_key
-    from audit.export import Scope, write_export
+    from audit.export import Scope, record_export, write_export
     from audit.seal import seal_committed
-    from audit.trail import append
 
     settings = ctx.db()
     if alert_id is None and since is None and until is None:
@@ -140,9 +140,7 @@ def export_cmd(ctx: Context, alert_id: int | None, since: str | None, until: str
                 raise NotFound(f"alert {alert_id} does not exist", fields={"--alert": "no such alert"})
             ids = _with_corrections(session, alert_id)
             scope = Scope(alert_ids=ids, since=scope.since, until=scope.until)
-        append(session, actor=_cli_actor(), action="audit.exported",
-               subject_type="alert" if alert_id is not None else None, subject_id=alert_id,
-               payload={"scope": scope.as_dict(), "format": fmt, "output": str(output) if output else "stdout"})
+        record_export(session, _cli_actor(), scope, fmt, str(output) if output else "stdout", alert_id=alert_id)
     seal_committed(engine())  # only sealed events have their place in the chain, and are exported
     with transaction() as session:
         if output is None:

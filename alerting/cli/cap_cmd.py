@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -30,11 +29,9 @@ def cap_import_cmd(ctx: Context, file: Path, username: str, as_json: bool) -> No
     from alerting.db import transaction
     from alerting.errors import SirenaError
     from alerting.intake.cap_import import import_cap
-    from alerting.intake.config import IntakeConfig
     from alerting.intake.review import keep_for_review, record
 
-    ctx.db()
-    config = IntakeConfig.from_env(os.environ)
+    config = ctx.db().intake
     data = file.read_bytes()
     try:
         with transaction() as session:
@@ -61,10 +58,8 @@ def cap_export_cmd(ctx: Context, alert_id: int, out: Path | None) -> None:
     """Print an alert as a CAP 1.2 document (schema-validated)."""
     from alerting.db import transaction
     from alerting.intake.cap_export import export_alert
-    from alerting.intake.config import IntakeConfig
 
-    ctx.db()
-    config = IntakeConfig.from_env(os.environ)
+    config = ctx.db().intake
     with transaction() as session:
         data = export_alert(session, alert_id, config)
     if out is None:
@@ -87,10 +82,8 @@ def cap_poll_cmd(ctx: Context, url: str, username: str, every_s: float, as_json:
     from alerting.accounts import actor_of, get_operator
     from alerting.db import transaction
     from alerting.intake.cap_feed import poll_feed
-    from alerting.intake.config import IntakeConfig
 
-    ctx.db()
-    config = IntakeConfig.from_env(os.environ)
+    config = ctx.db().intake
     with transaction() as session:
         actor = actor_of(get_operator(session, username), interface="cap")
     while True:

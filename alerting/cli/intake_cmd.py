@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 
@@ -20,11 +19,10 @@ def intake_group() -> None:
 @pass_ctx
 def intake_smtp(ctx: Context) -> None:
     """Run the SMTP intake service until interrupted (settings: SIRENA_INTAKE_*)."""
-    from alerting.intake.config import IntakeConfig
     from alerting.intake.smtp import start
 
     settings = ctx.db()
-    config = IntakeConfig.from_env(os.environ)
+    config = settings.intake
     controller = start(config, settings)
     click.echo(f"intake listening on {config.smtp_host}:{config.smtp_port} for {config.intake_address}; "
                f"replies via {config.relay_host}:{config.relay_port}")

@@ -10,7 +10,8 @@ from alerting.cli.app import Context, cli, pass_ctx
 @cli.command("web")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
-@click.option("--tile-url", default=None, help="Base-map tile URL template; none: zones on a plain background.")
+@click.option("--tile-url", default=None,
+              help="Base-map tile URL template (default: SIRENA_TILE_URL); none: zones on a plain background.")
 @click.option("--proxy-hops", default=0, show_default=True, type=click.IntRange(0, 5),
               help="Reverse proxies in front whose X-Forwarded-* headers are trusted (TLS ends there).")
 @pass_ctx
@@ -20,12 +21,7 @@ def web(ctx: Context, host: str, port: int, tile_url: str | None, proxy_hops: in
 
     from alerting.web import create_app
 
-    app = create_app(ctx.settings, tile_url=tile_url, proxy_hops=proxy_hops)
-    import os
-
-    from alerting.intake.config import IntakeConfig
-
-    app.config["SIRENA_INTAKE_CONFIG"] = IntakeConfig.from_env(os.environ)  # CAP trust, quiet hours
+    app = create_app(ctx.settings, tile_url=tile_url, proxy_hops=proxy_hops)  # intake config: settings.intake
     if host not in ("127.0.0.1", "::1", "localhost") and not proxy_hops:
         click.echo("warning: plain HTTP on a network address; sessions and codes cross the wire in clear. "
                    "Put a TLS proxy in front and pass --proxy-hops 1.", err=True)

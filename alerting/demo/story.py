@@ -3,7 +3,8 @@
 A river flood warning (high, es+en) to the flood zone and the brigades; while it sends, a flash
 evacuation order to one district preempts it; carrier alpha drops and refuses binds, traffic
 fails over to beta; handsets reply; at the ACK deadline non-responders get it again and the
-supervisors get the list; a wrong street is corrected; the auditor exports and verifies.
+supervisors get the list; a wrong street is corrected with a text of the moment, approved by two
+approvers as any flash alert; the auditor exports and verifies.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ FLOOD_EN = ("RED ALERT: Mapocho river flooding. Move to high ground via Los Arom
             "Reply ACK {codigo} when received.")
 EVAC_ES = "EVACUACIÓN INMEDIATA sector Centro: diríjase al Parque O'Higgins. Responda ACK {codigo}."
 EVAC_EN = "EVACUATE NOW, Centro district: go to O'Higgins Park. Reply ACK {codigo}."
-FIX_TEXT = ("CORRECCIÓN: la ruta de evacuación es por calle Los Olmos, no Los Aromos. / "
-            "CORRECTION: evacuate via Los Olmos street, not Los Aromos.")
+FIX_TEXT = ("la ruta de evacuación es por calle Los Olmos, no Los Aromos. / "
+            "evacuate via Los Olmos street, not Los Aromos.")  # the system prefixes "CORRECCIÓN A-…: "
 
 
 @dataclass
@@ -101,14 +102,17 @@ class Story:
         self.say(f"  after alpha dropped, beta carried {moved:,} messages of the two alerts")
         self.say(click.style("\n4. Handsets reply; the ACK deadline passes", bold=True))
         self.wait_escalation(flood)
-        self.say(click.style("\n5. A wrong street in the warning: the pre-armed correction is fired", bold=True))
-        from alerting.corrections import fire_correction
+        self.say(click.style("\n5. A wrong street in the warning: a corrected text goes for approval", bold=True))
+        from alerting.corrections import propose_correction
 
+        self.say("  the pre-armed correction says \"sent in error\", which does not fit: a text of the moment goes to "
+                 "the whole audience, so it needs approval like any flash alert (two approvers)")
         clicked = time.monotonic()
         with transaction() as s:
-            fix = fire_correction(s, flood, a.approver, text=FIX_TEXT)
+            fix = propose_correction(s, flood, FIX_TEXT, a.composer)
             fix_id, fix_ref = fix.id, fix.reference
-        self.say(f"  {a.approver.name} fired correction {fix_ref} (flash, to everyone the warning reached)")
+        self.say(f"  {a.composer.name} proposed correction {fix_ref} (flash, to everyone the warning reached)")
+        self.approve(fix_id, a.approver, a.second_approver)
         self.wait_progress(fix_id, until=1.0, label="correction")
         self.figures["correction_click_to_first_sms_s"] = self.first_submit_after(fix_id, clicked)
         self.say(click.style("\n6. The auditor exports the timeline and verifies the trail", bold=True))

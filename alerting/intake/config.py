@@ -1,8 +1,8 @@
 """Settings of the machine ways in (e-mail intake, CAP, schedules), from SIRENA_* variables.
 
-Kept beside the intake until the lead folds them into alerting.settings.Settings; like Settings,
-built once at process start from an environment mapping the entry point passes in, never read
-at import time. A malformed value raises ConfigError naming the variable.
+Part of alerting.settings.Settings (`settings.intake`): built once at process start by
+`Settings.from_env`, never read at import time or per task. A malformed value raises ConfigError
+naming the variable, so a process refuses to start with it.
 """
 
 from __future__ import annotations
@@ -46,6 +46,19 @@ class IntakeConfig:
             except ValueError as exc:
                 raise ConfigError(f"{var}: {exc}", variable=var) from None
         return cls(**values)  # type: ignore[arg-type]
+
+    def shown(self) -> dict[str, str]:
+        """Effective values by variable name, for `sirena config show`."""
+        out = {}
+        for name, (var, _parse) in _VARS.items():
+            value = getattr(self, name)
+            if isinstance(value, tuple):
+                out[var] = ",".join(str(v) for v in value)
+            elif isinstance(value, time):
+                out[var] = value.strftime("%H:%M")
+            else:
+                out[var] = str(value).lower() if isinstance(value, bool) else str(value)
+        return out
 
 
 def _port(raw: str) -> int:

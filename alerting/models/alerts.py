@@ -83,6 +83,9 @@ class Alert(Base):
     # SHA-256 over what phones will show, the resolved target and the mode; an edit voids it.
     approval_hash: Mapped[str | None] = mapped_column(String(64))
     required_approvals: Mapped[int] = mapped_column(Integer, default=1)
+    # Recipients the target resolved to at submission (bound by the approval hash); NULL for a
+    # correction, whose audience is the original's deliveries, and for alerts from before 0019.
+    submitted_recipients: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str | None] = mapped_column(Text)  # rejection / cancellation / override reason
     origin: Mapped[str] = mapped_column(String(16), default="console")  # console/api/email/cap/cli
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)

@@ -44,13 +44,15 @@ def create_app(
     Timeouts: ASVS 3.3.2 level 2 (30 minutes idle, 12 hours absolute).
     """
     app = Flask(__name__, static_folder="static", template_folder="templates")
-    tile_url = tile_url if tile_url is not None else getattr(settings, "tile_url", None)
+    tile_url = tile_url if tile_url is not None else settings.tile_url
     app.config.update(
         SECRET_KEY=settings.secret_key().reveal(),
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
         SIRENA_SETTINGS=settings,
         SIRENA_TIMEZONE=settings.timezone,
         SIRENA_TILE_URL=tile_url or "",
+        SIRENA_INTAKE_CONFIG=settings.intake,  # CAP signatures and trust, quiet hours (SIRENA_INTAKE_*, …)
+        SIRENA_API_RATE_PER_MIN=settings.api_rate_per_min,
         SIRENA_IDLE_TIMEOUT=idle_timeout,
         SIRENA_ABSOLUTE_TIMEOUT=absolute_timeout,
         TEMPLATES_AUTO_RELOAD=False,

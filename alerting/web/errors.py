@@ -6,6 +6,7 @@
 | InvalidInput | the form again with a message by each field (views declare `on_invalid`), else a 422 page |
 | InvalidTransition | flash and back to the page it came from |
 | Refused | 403 page; the refusal audited in a fresh transaction (the action's own rolled back) |
+| a rate limit (429) | 429 page; audited, the first per client per minute (audit/rate_limits.py) |
 | anything else | 500 page with an error id; the traceback in the log |
 
 The API blueprint registers its own handlers, which Flask prefers for errors raised in it.
@@ -24,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 
 from alerting.errors import InvalidInput, InvalidTransition, NotFound, Refused, SirenaError
 from alerting.web.security import SignInRequired, current_actor, safe_next
+from audit.rate_limits import audit_rate_limited
 from audit.trail import audit_refusal
 
 log = logging.getLogger("sirena.web")
@@ -119,6 +121,11 @@ def handle_csrf(exc: CSRFError) -> Any:
 def handle_http(exc: HTTPException) -> Any:
     if exc.code is not None and exc.code < 400:
         return exc
+    if exc.code == 429:  # a refusal like any other: audited (once a minute per client, see audit.rate_limits)
+        throttle = current_app.extensions.get("sirena_throttle")
+        audit_rate_limited(getattr(throttle, "redis", None), current_actor(),
+                           f"console.{request.endpoint or 'unknown'}", f"rate limit: {exc.description}",
+                           payload={"method": request.method, "path": request.path})
     if request.path.startswith("/api/"):  # no API route matched: answer in the API's own shape
         try:
             from alerting.api.problems import handle_http_error

@@ -3,25 +3,28 @@
 Threads, not only processes: each open alert page keeps one request waiting up to 20 s (the live
 view's long poll), holding no database connection meanwhile.
 
-Settings come from the environment once, when the server process builds the app (STYLE §4).
-One reverse proxy in front is trusted for X-Forwarded-For/Proto: it terminates TLS, so HSTS and
-the `__Host-` Secure cookie follow from its X-Forwarded-Proto. Without a proxy, use `sirena web`.
+The one factory every served app comes from (docker/wsgi.py calls it too, `sirena web` builds
+the same app from the same Settings): settings come from the environment once, when the server
+process builds the app (STYLE §4), intake config, tile URL and API rate included, so an entry
+point cannot forget one. One reverse proxy in front is trusted for X-Forwarded-For/Proto: it
+terminates TLS, so HSTS and the `__Host-` Secure cookie follow from its X-Forwarded-Proto.
+Without a proxy, use `sirena web`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flask import Flask
 
+from alerting.logs import configure_logging
 from alerting.settings import Settings
 from alerting.web import create_app
 
 
-def make_app(proxy_hops: int = 1) -> Flask:
-    """The console app from the environment's settings, trusting `proxy_hops` reverse proxies."""
-    import os
-
-    from alerting.intake.config import IntakeConfig
-
-    app = create_app(Settings.from_env(), proxy_hops=proxy_hops)
-    app.config["SIRENA_INTAKE_CONFIG"] = IntakeConfig.from_env(os.environ)  # CAP trust, quiet hours
-    return app
+def make_app(proxy_hops: int = 1, env: Mapping[str, str] | None = None) -> Flask:
+    """The console app from the environment's settings (`env`, default os.environ), with logging
+    configured, trusting `proxy_hops` reverse proxies. Raises ConfigError naming a bad variable."""
+    settings = Settings.from_env(env)
+    configure_logging(settings.log_level)
+    return create_app(settings, proxy_hops=proxy_hops)

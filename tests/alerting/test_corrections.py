@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+from dataclasses import replace
 
-from alerting import corrections, lifecycle
-from alerting.errors import InvalidTransition, Refused
-from alerting.models import AlertApproval, AlertKind, AlertState
+import pytest
+from sqlalchemy import select
+
+from alerting import approvals, corrections, lifecycle
+from alerting.errors import InvalidTransition, Refused, TwoPersonRuleViolated
+from alerting.models import AlertApproval, AlertKind, AlertState, Delivery, DeliveryState, Priority
 from tests.factories import actor_for
 
 
@@ -74,10 +77,75 @@ def test_one_approver_fires_a_flash_correction_with_the_reference(db, pending, r
     assert alert.state is AlertState.SUPERSEDED
 
 
-def test_a_typed_correction_is_always_marked_as_one(db, pending, redis_db):
+def test_a_typed_text_is_refused_in_one_step(db, pending, redis_db):
     alert, _, approver = pending
     corrections.approve_alert(db, alert.id, actor_for(approver))
-    fix = corrections.fire_cancel_notice(db, alert.id, actor_for(approver), text="Vuelvan a sus casas")
-    assert fix.kind is AlertKind.CANCEL
-    assert fix.texts["es"] == f"ANULADA {alert.reference}: Vuelvan a sus casas"
-    assert fix.texts["en"].startswith(f"CANCELLED {alert.reference}: ")
+    for fire in (corrections.fire_correction, corrections.fire_cancel_notice):
+        with pytest.raises(Refused, match="pre-approved"):
+            fire(db, alert.id, actor_for(approver), text="Vuelvan a sus casas")
+    assert alert.state is AlertState.APPROVED and alert.superseded_by_id is None
+
+
+@pytest.fixture
+def sent(db, pending, factories, redis_db):
+    """The pending alert approved, with one delivery delivered and one still queued."""
+    alert, composer, approver = pending
+    corrections.approve_alert(db, alert.id, actor_for(approver))
+    alert.state = AlertState.SENDING
+    for state in (DeliveryState.DELIVERED, DeliveryState.QUEUED):
+        contact = factories.ContactFactory()
+        db.add(Delivery(alert_id=alert.id, contact_id=contact.id, msisdn=contact.msisdn, language="es", state=state))
+    db.flush()
+    return alert, composer, approver
+
+
+def test_a_typed_correction_waits_for_the_approvals_of_a_flash_alert(db, sent, factories):
+    alert, composer, approver = sent
+    fix = corrections.propose_correction(db, alert.id, "Vuelvan  a sus casas", actor_for(composer),
+                                         kind=AlertKind.CANCEL)
+    assert fix.state is AlertState.PENDING_APPROVAL and fix.kind is AlertKind.CANCEL
+    assert fix.priority is Priority.FLASH and fix.required_approvals == 2 and fix.corrects_alert_id == alert.id
+    assert fix.texts == {"es": f"ANULADA {alert.reference}: Vuelvan a sus casas",
+                         "en": f"CANCELLED {alert.reference}: Vuelvan a sus casas"}
+    assert alert.state is AlertState.SENDING  # the original goes on until the correction is approved
+    assert approvals.preview_alert(db, fix).total == 2  # its audience: the original's deliveries
+    with pytest.raises(TwoPersonRuleViolated):
+        approvals.approve_reviewed(db, fix.id, actor_for(composer), seen_hash=fix.approval_hash)
+    approvals.approve_reviewed(db, fix.id, actor_for(approver), seen_hash=fix.approval_hash)
+    assert fix.state is AlertState.PENDING_APPROVAL and alert.state is AlertState.SENDING  # one of two
+    second = factories.OperatorFactory(roles=["approver"])
+    approvals.approve_reviewed(db, fix.id, actor_for(second), seen_hash=fix.approval_hash)
+    assert fix.state is AlertState.APPROVED
+    assert alert.state is AlertState.SUPERSEDED and alert.superseded_by_id == fix.id
+    states = set(db.scalars(select(Delivery.state).where(Delivery.alert_id == alert.id)))
+    assert states == {DeliveryState.DELIVERED, DeliveryState.CANCELLED}  # the unsent were purged
+
+
+def test_one_correction_waits_for_approval_at_a_time(db, sent):
+    alert, composer, _ = sent
+    corrections.propose_correction(db, alert.id, "Primera versión", actor_for(composer))
+    with pytest.raises(InvalidTransition, match="already waiting"):
+        corrections.propose_correction(db, alert.id, "Segunda versión", actor_for(composer))
+
+
+def test_a_proposal_needs_something_sent_and_a_text(db, pending):
+    alert, composer, _ = pending
+    with pytest.raises(InvalidTransition):
+        corrections.propose_correction(db, alert.id, "Nada salió", actor_for(composer))
+
+
+def test_a_proposed_correction_follows_the_configured_flash_approvals(db, sent, settings, monkeypatch):
+    import alerting.db as dbmod
+
+    alert, composer, _ = sent
+    monkeypatch.setattr(dbmod, "_settings", replace(settings, approvals=(("flash", 3), ("high", 1))))
+    fix = corrections.propose_correction(db, alert.id, "Texto nuevo", actor_for(composer))
+    assert fix.required_approvals == 3
+
+
+def test_the_pre_armed_correction_still_goes_at_once_while_a_typed_one_waits(db, sent):
+    alert, composer, approver = sent
+    typed = corrections.propose_correction(db, alert.id, "Texto nuevo", actor_for(composer))
+    fix = corrections.fire_correction(db, alert.id, actor_for(approver))
+    assert fix.state is AlertState.APPROVED and alert.superseded_by_id == fix.id
+    assert typed.state is AlertState.PENDING_APPROVAL

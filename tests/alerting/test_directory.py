@@ -355,7 +355,7 @@ def test_opt_out_and_opt_in_are_idempotent_and_audited(db: Session, settings: Se
     again = opt_out(db, "+56961234567", "otra razón", ACTOR)
     assert again.opted_out_at == first.opted_out_at and again.opted_out_reason == "STOP por SMS"
     assert opt_in(db, "+56961234567", ACTOR).opted_out_at is None
-    actions = db.scalars(text("SELECT action FROM audit.events WHERE subject_type = 'contact' ORDER BY seq")).all()
+    actions = db.scalars(text("SELECT action FROM audit.events WHERE subject_type = 'contact' ORDER BY id")).all()
     assert actions == ["contact.opted_out", "contact.opted_in"]
     with pytest.raises(NotFound):
         opt_out(db, "+56961234599", "x", ACTOR)

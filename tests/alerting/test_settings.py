@@ -62,6 +62,30 @@ def test_a_plain_postgres_url_connects_with_the_installed_driver(scheme, setting
         engine.dispose()
 
 
+def test_intake_settings_are_read_once_at_start_and_a_bad_one_stops_it(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    settings = Settings.from_env({"SIRENA_QUIET_START": "23:30", "SIRENA_CAP_REQUIRE_SIGNATURE": "yes"})
+    assert settings.intake.quiet_start.hour == 23 and settings.intake.cap_require_signature
+    assert settings.shown()["SIRENA_QUIET_START"] == "23:30"
+    env = {**os.environ, "SIRENA_QUIET_START": "10pm"}
+    code = "import sys; from alerting.cli import main; main(sys.argv[1:])"
+    for command in (["scheduler"], ["cap", "export", "1"], ["intake", "smtp"]):
+        proc = subprocess.run([sys.executable, "-c", code, *command], env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode != 0 and 'SIRENA_QUIET_START: expected HH:MM, got "10pm"' in proc.stderr, command
+
+
+def test_every_setting_is_in_the_readme_with_an_example():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for variable in Settings().shown():
+        assert f"`{variable}`" in readme, variable
+
+
 def test_a_vocabulary_file_is_read_at_start_and_a_bad_one_is_refused_naming_the_variable(tmp_path):
     good = tmp_path / "vocabulary.toml"
     good.write_text('ack = ["vale"]\n', encoding="utf-8")

@@ -212,3 +212,46 @@ def test_submitting_a_live_alert_that_reaches_nobody_is_refused_naming_the_targe
     problem = response.get_json()
     assert problem["errors"][0]["field"] == "target" and "reaches nobody" in problem["errors"][0]["reason"]
     assert client.get(f"/api/v1/alerts/{alert['id']}", headers=composer.headers).get_json()["state"] == "draft"
+
+
+def _approved(client, composer, approver):  # type: ignore[no-untyped-def]
+    alert = _draft(client, composer)
+    submitted = client.post(f"/api/v1/alerts/{alert['id']}/submit", headers=composer.headers).get_json()
+    assert submitted["submitted_recipients"] == 3
+    ok = client.post(f"/api/v1/alerts/{alert['id']}/approve", json={"seen_hash": submitted["approval_hash"]},
+                     headers=approver.headers)
+    assert ok.status_code == 200, ok.get_json()
+    return alert
+
+
+def test_a_typed_text_cannot_be_fired_by_one_token(client, composer, approver, sender, db, redis_db):
+    alert = _approved(client, composer, approver)
+    response = client.post(f"/api/v1/alerts/{alert['id']}/correct", json={"text": "Vuelvan a sus casas"},
+                           headers=approver.headers)
+    assert response.status_code == 403 and "pre-approved" in response.get_json()["detail"]
+    assert db.get(Alert, alert["id"]).state is AlertState.APPROVED
+    refused = db.execute(text("SELECT count(*) FROM audit.events WHERE action = 'api.api.correct_alert' "
+                              "AND outcome = 'refused' AND subject_id = :a"), {"a": str(alert["id"])}).scalar_one()
+    assert refused == 1
+
+
+def test_a_proposed_correction_needs_two_other_approvers(client, composer, approver, make_token, sender, db,
+                                                         redis_db):
+    alert = _approved(client, composer, approver)
+    proposed = client.post(f"/api/v1/alerts/{alert['id']}/corrections",
+                           json={"text": "La ruta es por Los Olmos"}, headers=approver.headers)
+    assert proposed.status_code == 201, proposed.get_json()
+    fix = proposed.get_json()
+    assert fix["state"] == "pending_approval" and fix["priority"] == "flash" and fix["kind"] == "correction"
+    assert fix["required_approvals"] == 2 and fix["corrects_alert_id"] == alert["id"]
+    assert fix["texts"]["es"].endswith(": La ruta es por Los Olmos")
+    own = client.post(f"/api/v1/alerts/{fix['id']}/approve", json={"seen_hash": fix["approval_hash"]},
+                      headers=approver.headers)
+    assert own.status_code == 403
+    for other in (make_token(("approver",)), make_token(("approver",))):
+        ok = client.post(f"/api/v1/alerts/{fix['id']}/approve", json={"seen_hash": fix["approval_hash"]},
+                         headers=other.headers)
+        assert ok.status_code == 200, ok.get_json()
+    assert ok.get_json()["state"] == "approved"
+    db.expire_all()
+    assert db.get(Alert, alert["id"]).state is AlertState.SUPERSEDED

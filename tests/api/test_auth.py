@@ -72,3 +72,13 @@ def test_the_rate_limit_per_token_answers_429_with_retry_after(app, client, comp
     limited = client.get("/api/v1/groups", headers=composer.headers)
     assert 0 < int(limited.headers["Retry-After"]) <= 60
     assert client.get("/api/v1/groups", headers=other.headers).status_code == 200  # per token, not global
+
+
+def test_a_rate_limited_token_is_audited_once_a_minute(app, client, composer, db):
+    app.config["SIRENA_API_RATE_PER_MIN"] = 2
+    statuses = [client.get("/api/v1/groups", headers=composer.headers).status_code for _ in range(6)]
+    assert statuses == [200, 200, 429, 429, 429, 429]
+    rows = db.execute(text("SELECT action, actor_token_id, payload FROM audit.events WHERE outcome = 'refused' "
+                           "AND reason LIKE 'rate limit of 2 requests%'")).all()
+    assert len(rows) == 1 and rows[0].actor_token_id == composer.token_id
+    assert rows[0].payload["client"] == f"token:{composer.token_id}"

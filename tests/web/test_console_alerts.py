@@ -139,7 +139,14 @@ def test_correction_goes_at_flash_to_everyone_the_original_reached(app, db, peop
     detail = approver.get(f"/alerts/{alert_id}").get_data(as_text=True)
     assert 'id="fire-correction"' in detail
     token = csrf_of(approver, f"/alerts/{alert_id}")
-    r = approver.post(f"/alerts/{alert_id}/correction", data={"csrf_token": token, "kind": "correction"})
+    no_code = approver.post(f"/alerts/{alert_id}/correction", data={"csrf_token": token, "kind": "correction"})
+    assert no_code.status_code == 422 and "fresh code" in no_code.get_data(as_text=True)
+    assert db.get(Alert, alert_id).state is AlertState.SENDING  # nothing was fired
+    assert db.execute(text("SELECT count(*) FROM audit.events WHERE action = 'console.alerts.correction' "
+                           "AND outcome = 'refused'")).scalar_one() == 1
+    db.refresh(checker.operator)
+    r = approver.post(f"/alerts/{alert_id}/correction", data={"csrf_token": token, "kind": "correction",
+                                                              "step_up_code": checker.code()})
     assert r.status_code == 303
     fix_id = _alert_id(r)
     db.expire_all()
@@ -159,6 +166,64 @@ def test_a_composer_alone_cannot_fire_a_correction(app, db, people, town):
     sign_in(client, people("only", "composer"), db)
     token = csrf_of(client, "/")
     assert client.post("/alerts/1/correction", data={"csrf_token": token}).status_code == 403
+
+
+def test_a_typed_text_cannot_be_fired_by_one_operator(app, db, people, town, redis_db):
+    alert_id, _ = _approved_and_sent(app, db, people, names=("typed-writer", "typed-approver"))
+    checker = people("typed-approver-2", "approver")
+    client = app.test_client()
+    sign_in(client, checker, db)
+    token = csrf_of(client, f"/alerts/{alert_id}")
+    db.refresh(checker.operator)
+    r = client.post(f"/alerts/{alert_id}/correction", data={
+        "csrf_token": token, "kind": "correction", "step_up_code": checker.code(), "text": "Vuelvan a sus casas"})
+    assert r.status_code == 403 and "pre-approved" in r.get_data(as_text=True)
+    db.expire_all()
+    assert db.get(Alert, alert_id).state is AlertState.SENDING
+    assert db.scalar(select(text("count(*)")).select_from(Alert).where(Alert.corrects_alert_id == alert_id)) == 0
+    reason = db.execute(text("SELECT reason FROM audit.events WHERE action = 'console.alerts.correction' "
+                             "AND outcome = 'refused' AND subject_id = :a"), {"a": str(alert_id)}).scalar_one()
+    assert "pre-approved" in reason
+
+
+def test_a_different_correction_text_waits_for_two_other_approvers(app, db, people, town, redis_db):
+    alert_id, _ = _approved_and_sent(app, db, people, names=("prop-writer", "prop-approver"))
+    proposer, first, second = people("prop-author", "approver"), people("prop-a1", "approver"), \
+        people("prop-a2", "approver")
+    client = app.test_client()
+    sign_in(client, proposer, db)
+    token = csrf_of(client, f"/alerts/{alert_id}")
+    assert 'id="propose-correction"' in client.get(f"/alerts/{alert_id}").get_data(as_text=True)
+    r = client.post(f"/alerts/{alert_id}/correction/proposal",
+                    data={"csrf_token": token, "kind": "correction", "text": "La ruta es por Los Olmos"})
+    assert r.status_code == 303
+    fix_id = _alert_id(r)
+    db.expire_all()
+    fix = db.get(Alert, fix_id)
+    assert fix.state is AlertState.PENDING_APPROVAL and fix.priority is Priority.FLASH
+    assert fix.required_approvals == 2 and fix.corrects_alert_id == alert_id
+    assert fix.texts["es"] == f"CORRECCIÓN {db.get(Alert, alert_id).reference}: La ruta es por Los Olmos"
+    assert db.get(Alert, alert_id).state is AlertState.SENDING  # nothing changes until it is approved
+    review = client.get(f"/alerts/{fix_id}/review").get_data(as_text=True)
+    assert '<span id="recipients-total">3</span>' in review  # the original's audience
+    db.refresh(proposer.operator)
+    own = client.post(f"/alerts/{fix_id}/approve", data={"csrf_token": token, "seen_hash": fix.approval_hash,
+                                                          "step_up_code": proposer.code()})
+    assert own.status_code == 403
+    for person in (first, second):
+        approver = app.test_client()
+        sign_in(approver, person, db)
+        db.refresh(person.operator)
+        ok = approver.post(f"/alerts/{fix_id}/approve", data={"csrf_token": csrf_of(approver, "/"),
+                                                              "seen_hash": fix.approval_hash,
+                                                              "step_up_code": person.code()})
+        assert ok.status_code == 303, ok.get_data(as_text=True)[-800:]
+    db.expire_all()
+    assert db.get(Alert, fix_id).state is AlertState.APPROVED
+    original = db.get(Alert, alert_id)
+    assert original.state is AlertState.SUPERSEDED and original.superseded_by_id == fix_id
+    jobs.fan_out(fix_id)
+    assert db.scalar(select(text("count(*)")).select_from(Delivery).where(Delivery.alert_id == fix_id)) == 3
 
 
 def test_segment_counter_counts_the_prefix(app, db, people):

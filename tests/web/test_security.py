@@ -6,6 +6,7 @@ import re
 
 import pytest
 from flask import Flask
+from sqlalchemy import text
 
 from alerting.accounts import create_token
 from alerting.models import AlertState
@@ -30,6 +31,7 @@ EXPECTED: dict[str, frozenset[str] | None] = {
     "alerts.approve": frozenset({"approver"}), "alerts.reject": frozenset({"approver"}),
     "alerts.cancel": frozenset({"composer", "approver", "admin"}),
     "alerts.correction": frozenset({"approver", "admin"}), "alerts.points": WATCHERS,
+    "alerts.correction_proposal": frozenset({"composer", "approver", "admin"}),
     "alerts.escalate": frozenset({"composer", "approver", "admin"}),
     "alerts.answer": frozenset({"composer", "approver", "admin"}),
     "alerts.segments": frozenset({"composer", "approver"}), "alerts.preview": frozenset({"composer", "approver"}),
@@ -231,3 +233,19 @@ def test_an_unrouted_api_path_gets_a_problem_document_not_a_console_page(client)
     if r.mimetype != "text/html":  # the API package is installed: its problem+json shape
         assert r.mimetype == "application/problem+json"
     assert "X-Content-Type-Options" in r.headers
+
+
+def test_a_rate_limited_client_is_audited_once_a_minute_with_the_rest_counted(client, db, redis_db):
+    statuses = [client.get("/login").status_code for _ in range(125)]
+    assert statuses.count(429) == 5  # PAGE_LIMIT: 120 a minute per address
+    query = text("SELECT action, payload FROM audit.events WHERE outcome = 'refused' AND reason LIKE 'rate limit%' "
+                 "ORDER BY id")
+    events = db.execute(query).all()
+    assert [e.action for e in events] == ["console.auth.login"]  # one event, not five
+    assert events[0].payload["client"].startswith("address:") and events[0].payload["suppressed_before"] == 0
+    window = list(redis_db.keys("sirena:audit-429:window:*"))
+    assert len(window) == 1
+    redis_db.delete(*window)  # the minute has passed
+    assert client.get("/login").status_code == 429
+    events = db.execute(query).all()
+    assert len(events) == 2 and events[1].payload["suppressed_before"] == 4

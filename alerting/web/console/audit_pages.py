@@ -1,4 +1,5 @@
-"""Auditor pages: the trail (overall or per alert), chain verification, export. Read-only."""
+"""Auditor pages: the trail (overall or per alert), chain verification, export. Read-only (an
+export is recorded in the trail, like every other access to the whole record)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy import text
 from alerting.db import engine, transaction
 from alerting.errors import InvalidInput
 from alerting.models import Role
-from alerting.web.security import requires_role
+from alerting.web.security import current_actor, requires_role
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
@@ -59,18 +60,24 @@ def verify() -> str:
 @bp.get("/export")
 @requires_role(*AUDITORS)
 def export() -> Any:
-    """Download the trail (or one alert's part) as signed JSON or CSV."""
+    """Download the trail (or one alert's part) as signed JSON or CSV; the export itself is audited
+    (audit.exported, as `sirena audit export` does) before it is written, so it is in the file too."""
     from audit.checkpoints import signing_key
-    from audit.export import Scope, write_export
+    from audit.export import Scope, record_export, write_export
     from audit.seal import seal_committed
 
     fmt = request.args.get("format", "json")
+    if fmt not in ("csv", "json"):
+        raise InvalidInput(f"unknown export format {fmt!r}", fields={"format": "expected csv or json"})
     alert_id = _alert_id()
     scope = Scope(alert_ids=(alert_id,) if alert_id is not None else ())
+    key = signing_key(current_app.config["SIRENA_SETTINGS"])
+    with transaction() as db:
+        record_export(db, current_actor(), scope, fmt, "console download", alert_id=alert_id)
     out = io.StringIO()
     seal_committed(engine())  # only sealed events have their place in the chain, and are exported
     with transaction() as db:
-        write_export(db, scope, fmt, out, key=signing_key(current_app.config["SIRENA_SETTINGS"]))
+        write_export(db, scope, fmt, out, key=key)
     name = f"sirena-audit-{alert_id or 'all'}.{fmt}"
     mimetype = "text/csv" if fmt == "csv" else "application/json"
     return Response(out.getvalue(), mimetype=mimetype,

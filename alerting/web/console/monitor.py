@@ -1,5 +1,6 @@
 """Watching and steering an alert once it is out: live counts, replies, the responders' map,
-non-responders, cancel, the one-step correction, escalate now, answering one responder.
+non-responders, cancel, the one-step pre-approved correction (or a different one, pending
+approval), escalate now, answering one responder.
 
 The routes belong to the `alerts` blueprint (their endpoints read `alerts.detail`, …).
 """
@@ -17,10 +18,11 @@ from sqlalchemy.orm import Session
 from alerting import corrections, lifecycle
 from alerting.db import transaction
 from alerting.errors import InvalidInput
-from alerting.models import Alert, AlertKind, AlertState, Role
+from alerting.models import Alert, AlertKind, AlertMode, AlertState, Role
 from alerting.web import review
 from alerting.web.console.alerts import ACTION_LIMIT, CANCELLERS, CORRECTORS, WATCHERS, approvals_of, bp
-from alerting.web.security import current_actor, limiter, requires_role
+from alerting.web.errors import on_invalid
+from alerting.web.security import current_actor, limiter, requires_role, step_up
 from broadcast import jobs
 from broadcast import live as live_view
 
@@ -131,18 +133,46 @@ def cancel(alert_id: int) -> Any:
     return redirect(url_for("alerts.detail", alert_id=alert_id), 303)
 
 
+def _detail_again(errors: dict[str, str]) -> Any:
+    """After a wrong step-up code or a bad text: the alert page again (the message is flashed)."""
+    del errors
+    return detail((request.view_args or {})["alert_id"])
+
+
 @bp.post("/alerts/<int:alert_id>/correction")
 @requires_role(*CORRECTORS)
+@on_invalid(_detail_again)
 @limiter.limit(ACTION_LIMIT)
 def correction(alert_id: int) -> Any:
-    """Fire the pre-armed correction (or cancellation) in one step, at flash priority."""
+    """Fire the PRE-APPROVED correction (or cancellation) in one step, at flash priority.
+
+    For a live alert the operator confirms with a fresh TOTP code, as for approving one. A typed
+    text is refused here (and audited): it goes through `correction_proposal` instead.
+    """
     kind = request.form.get("kind", "correction")
     typed = request.form.get("text", "").strip() or None
     with transaction() as db:
+        if lifecycle.get_alert(db, alert_id).mode is AlertMode.LIVE:
+            step_up(db, "console.alerts.correction")  # a hijacked session alone cannot reach every phone
         fire = corrections.fire_cancel_notice if kind == "cancel" else corrections.fire_correction
         fixed = fire(db, alert_id, current_actor(), typed)
     flash(f"{fixed.reference} is going out at flash priority to everyone the original reached.", "ok")
     return redirect(url_for("alerts.detail", alert_id=fixed.id), 303)
+
+
+@bp.post("/alerts/<int:alert_id>/correction/proposal")
+@requires_role(*CANCELLERS)
+@on_invalid(_detail_again)
+@limiter.limit(ACTION_LIMIT)
+def correction_proposal(alert_id: int) -> Any:
+    """A correction with a different text: a flash alert to the same audience, pending approval."""
+    kind = AlertKind.CANCEL if request.form.get("kind") == "cancel" else AlertKind.CORRECTION
+    with transaction() as db:
+        proposed = corrections.propose_correction(db, alert_id, request.form.get("text", ""), current_actor(),
+                                                  kind=kind)
+    flash(f"{proposed.reference} waits for approval by {proposed.required_approvals} other operator(s); "
+          "the pre-approved correction can still be sent at once.", "ok")
+    return redirect(url_for("alerts.detail", alert_id=proposed.id), 303)
 
 
 @bp.post("/alerts/<int:alert_id>/escalate")

@@ -1,0 +1,85 @@
+"""Approval rules every interface shares: approvals per priority, the recipients count in the hash."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+import alerting.db as dbmod
+from alerting import approvals, lifecycle
+from alerting.errors import ConfigError, Refused
+from alerting.models import AlertMode, AlertState, Priority
+from alerting.settings import Settings
+from tests.factories import actor_for, add_member
+
+
+@pytest.fixture
+def brigade(db, factories):
+    factories.SenderFactory(name="SIRENA-SC")
+    group = factories.GroupFactory(name="brigadas")
+    for _ in range(3):
+        add_member(db, group, factories.ContactFactory())
+    composer = factories.OperatorFactory(roles=["composer"])
+    approvers = [factories.OperatorFactory(roles=["approver"]) for _ in range(3)]
+    return group, actor_for(composer), [actor_for(a) for a in approvers]
+
+
+def _submitted(db, composer, priority=Priority.HIGH, mode=AlertMode.LIVE):
+    alert = lifecycle.compose_alert(db, lifecycle.AlertDraft(
+        texts={"es": "Evacuar. Responda ACK {codigo}"}, mode=mode, sender_name="SIRENA-SC", priority=priority,
+        target={"groups": ["brigadas"]}), composer)
+    return approvals.submit_for_approval(db, alert.id, composer)
+
+
+def test_approvals_per_priority_can_only_be_raised_naming_the_variable():
+    assert Settings.from_env({"SIRENA_APPROVALS": "flash=3,high=2"}).required_approvals("high") == 2
+    assert Settings.from_env({}).required_approvals("flash") == 2
+    with pytest.raises(ConfigError, match="SIRENA_APPROVALS: flash=1 is below the built-in minimum flash=2"):
+        Settings.from_env({"SIRENA_APPROVALS": "flash=1"})
+    with pytest.raises(ConfigError, match=r"SIRENA_APPROVALS: .*priority=count"):
+        Settings.from_env({"SIRENA_APPROVALS": "urgent=2"})
+    with pytest.raises(ConfigError, match="SIRENA_APPROVALS"):
+        Settings(approvals=(("flash", 1),)).validate()
+
+
+def test_a_live_alert_needs_the_configured_approvals_fixed_at_submission(db, brigade, settings, monkeypatch):
+    _, composer, (first, second, _) = brigade
+    monkeypatch.setattr(dbmod, "_settings", replace(settings, approvals=(("flash", 3), ("high", 2))))
+    alert = lifecycle.compose_alert(db, lifecycle.AlertDraft(
+        texts={"es": "Evacuar"}, mode=AlertMode.LIVE, sender_name="SIRENA-SC", priority=Priority.NORMAL,
+        target={"groups": ["brigadas"]}), composer)
+    lifecycle.update_draft(db, alert.id, {"priority": Priority.HIGH}, composer)  # raised after composing
+    approvals.submit_for_approval(db, alert.id, composer)
+    assert alert.required_approvals == 2
+    approvals.approve_reviewed(db, alert.id, first, seen_hash=alert.approval_hash)
+    assert alert.state is AlertState.PENDING_APPROVAL
+    approvals.approve_reviewed(db, alert.id, second, seen_hash=alert.approval_hash)
+    assert alert.state is AlertState.APPROVED
+    assert lifecycle.required_approvals(Priority.FLASH, AlertMode.EXERCISE) == 1  # drill groups only
+    assert lifecycle.required_approvals(Priority.FLASH, AlertMode.LIVE) == 3
+
+
+def test_the_recipients_count_is_fixed_at_submission_and_in_the_hash(db, brigade):
+    _, composer, _ = brigade
+    alert = _submitted(db, composer)
+    assert alert.submitted_recipients == 3
+    bound = alert.approval_hash
+    alert.submitted_recipients = 4
+    assert lifecycle.approval_hash(alert) != bound
+    alert.submitted_recipients = 3
+    assert lifecycle.approval_hash(alert) == bound
+
+
+def test_an_approver_is_refused_when_the_count_changed_since_submission(db, brigade, factories):
+    group, composer, (approver, _, _) = brigade
+    alert = _submitted(db, composer)
+    add_member(db, group, factories.ContactFactory())  # one more brigadier since it was submitted
+    with pytest.raises(Refused, match="submitted for 3 recipients and its target now reaches 4"):
+        approvals.approve_reviewed(db, alert.id, approver, seen_hash=alert.approval_hash)
+    assert alert.state is AlertState.PENDING_APPROVAL
+    lifecycle.update_draft(db, alert.id, {}, composer)  # the composer submits it again
+    approvals.submit_for_approval(db, alert.id, composer)
+    assert alert.submitted_recipients == 4
+    approvals.approve_reviewed(db, alert.id, approver, seen_hash=alert.approval_hash)
+    assert alert.state is AlertState.APPROVED
