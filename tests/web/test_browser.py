@@ -69,13 +69,30 @@ def _seed(settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def server(committed_db, redis_db) -> Iterator[tuple[str, dict[str, str]]]:  # type: ignore[no-untyped-def]
+def server(committed_db, redis_db, monkeypatch) -> Iterator[tuple[str, dict[str, str]]]:  # type: ignore[no-untyped-def]
     # tests/conftest.py's `db` teardown leaves join_transaction_mode="conservative_savepoint", which
     # SQLAlchemy 2.1 refuses; reset it to the default for this committed database.
+    from alerting.web.console import monitor
+
     bind_sessions(engine(), join_transaction_mode="conditional_savepoint")
+    # A long poll still open when the test ends would run on into the next test's database session:
+    # keep them short here, and let every request in flight finish before the database goes.
+    monkeypatch.setattr(monitor, "LONG_POLL_MAX_S", 2.0)
     seeds = _seed(committed_db)
     app = create_app(committed_db, configure_services=False)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    in_flight = [0]
+    lock = threading.Lock()
+
+    def counted(environ, start_response):  # type: ignore[no-untyped-def]
+        with lock:
+            in_flight[0] += 1
+        try:
+            return list(app(environ, start_response))
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    httpd = make_server("127.0.0.1", 0, counted, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -83,6 +100,9 @@ def server(committed_db, redis_db) -> Iterator[tuple[str, dict[str, str]]]:  # t
     finally:
         httpd.shutdown()
         thread.join(5)
+        deadline = time.monotonic() + 10
+        while in_flight[0] and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 @pytest.fixture
