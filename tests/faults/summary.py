@@ -22,7 +22,7 @@ DOC = Path(__file__).resolve().parent.parent.parent / "docs" / "faults.md"
 CASES = (
     "worker SIGKILLed mid-batch (twice)",
     "carrier bind dropped, then refusing binds",
-    "carrier refusing binds for 15 s",
+    "carrier refusing binds for 60 s",
     "carrier black hole (accepts, never answers)",
     "throttling every 5th submit",
     "Redis restarted empty",
