@@ -13,10 +13,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, pool, text
@@ -333,3 +337,24 @@ def gateway(committed_db, redis_db, simulator):  # type: ignore[no-untyped-def]
     finally:
         gw.stop()
         inbound.close()
+
+
+# --- the `sirena` command as a user runs it: its own process, settings from the environment ------
+
+
+def cli_env(settings: Settings, data_dir: Path) -> dict[str, str]:
+    """The environment a `sirena` process needs to work on `settings`' database and Redis."""
+    return {**os.environ, "SIRENA_DATABASE_URL": settings.database_url,
+            "SIRENA_DATABASE_OWNER_URL": settings.database_owner_url, "SIRENA_REDIS_URL": settings.redis_url,
+            "SIRENA_SECRET_KEY_FILE": str(settings.secret_key_file), "SIRENA_DATA_DIR": str(data_dir)}
+
+
+def run_sirena(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", "from alerting.cli import main; main()", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def last_json_line(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The JSON object a `--json` command prints last; the command must have succeeded."""
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])

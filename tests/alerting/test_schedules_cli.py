@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 from sqlalchemy import text
 
 from alerting.db import transaction
 from alerting.models import Group, GroupKind, Operator, Sender, SenderKind
+from tests.conftest import cli_env
+from tests.conftest import last_json_line as _json
+from tests.conftest import run_sirena as _sirena
 
 DRILL = ["--rule", "0 10 1-7 * mon", "--timezone", "America/Santiago", "--mode", "exercise", "--sender", "SIRENA-SC",
          "--group", "brigadas", "--text-es", "Simulacro mensual: responda ACK {codigo}"]
@@ -25,19 +23,9 @@ def env(committed_db, tmp_path):  # type: ignore[no-untyped-def]
         session.add(Group(name="vecinos", kind=GroupKind.STATIC, drill_allowed=False, description=""))
         session.add(Operator(username="compositora", password_hash="x", roles=["composer"]))
         session.add(Operator(username="aprobador", password_hash="x", roles=["approver"]))
-    return {**os.environ, "SIRENA_DATABASE_URL": committed_db.database_url,
-            "SIRENA_DATABASE_OWNER_URL": committed_db.database_owner_url, "SIRENA_REDIS_URL": committed_db.redis_url,
-            "SIRENA_SECRET_KEY_FILE": str(committed_db.secret_key_file), "SIRENA_DATA_DIR": str(tmp_path)}
+    return cli_env(committed_db, tmp_path)
 
 
-def _sirena(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from alerting.cli import main; main()", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
-
-
-def _json(done: subprocess.CompletedProcess[str]) -> dict:
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_a_monthly_drill_is_created_approved_by_another_operator_paused_resumed_and_deleted(env):

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from alerting.db import transaction
 from alerting.intake import cap
 from alerting.models import Operator, Sender, SenderKind
+from tests.conftest import cli_env
+from tests.conftest import run_sirena as _sirena
 from tests.intake.conftest import CAP_DIR, resident_in_the_circle
 
 
@@ -21,14 +20,8 @@ def env(committed_db, tmp_path):  # type: ignore[no-untyped-def]
         session.add(Sender(name="SIRENA-SC", kind=SenderKind.SHORT, address="4242", active=True))
         session.add(Operator(username="ana", password_hash="x", roles=["composer"]))
         resident_in_the_circle(session)
-    return {**os.environ, "SIRENA_DATABASE_URL": committed_db.database_url,
-            "SIRENA_DATABASE_OWNER_URL": committed_db.database_owner_url, "SIRENA_REDIS_URL": committed_db.redis_url,
-            "SIRENA_SECRET_KEY_FILE": str(committed_db.secret_key_file), "SIRENA_DATA_DIR": str(tmp_path)}
+    return cli_env(committed_db, tmp_path)
 
-
-def _sirena(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from alerting.cli import main; main()", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
 
 
 def test_cap_import_then_export_round_trips_through_the_cli(env, tmp_path):
