@@ -80,6 +80,11 @@ def bind_sessions(bind: object, **options: object) -> None:
     _sessions.configure(bind=bind, **options)
 
 
+def session_bind() -> object:
+    """What the session factory is bound to: the engine, or in tests one connection."""
+    return _sessions.kw.get("bind")
+
+
 @contextmanager
 def transaction() -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""

@@ -13,6 +13,7 @@ against their content hash.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import re
 from collections.abc import Callable
@@ -87,17 +88,21 @@ class _Sink:
     """Receives one COPY row per write() and checks it against the running chain.
 
     `write` is a closure over local state, not a method over attributes: it runs once per event,
-    and attribute look-ups were a third of its time.
+    and attribute look-ups were a third of its time; `finish` stores the totals once, after the
+    COPY. One split, joined buffers and hexlify halved its cost again (5.8–6.7 → 3.2–3.8 µs per
+    event on 300,000 events of the benchmark's trail).
     """
 
     def __init__(self, first_prev: bytes, prev_seq: int | None, expected: dict[int, str]) -> None:
         self.result = RangeResult()
         self.expected = expected
         self.suspects: list[tuple[int, bytes, bool]] = []  # (seq, previous row's hash, after a gap)
-        self.write = self._writer(first_prev, prev_seq)
+        self.write, self.finish = self._writer(first_prev, prev_seq)
 
-    def _writer(self, prev_hash: bytes, prev_seq: int | None) -> Callable[[bytes | str], None]:
-        sha, tag_v2, iso_utc = hashlib.sha256, chain.VERSION_TAG_V2, _iso_utc_bytes
+    def _writer(self, prev_hash: bytes, prev_seq: int | None
+                ) -> tuple[Callable[[bytes | str], None], Callable[[], None]]:
+        """(write, finish): write checks one row; finish stores the range's count and last event."""
+        sha, tag_v2, hexlify = hashlib.sha256, chain.VERSION_TAG_V2, binascii.b2a_hex
         result, suspects, expected = self.result, self.suspects, self.expected
         next_seq = None if prev_seq is None else prev_seq + 1
         count = 0
@@ -105,23 +110,27 @@ class _Sink:
         def write(data: bytes | str) -> None:
             nonlocal prev_hash, next_seq, count
             line = data.encode() if isinstance(data, str) else data
-            t1 = line.index(9)
-            t2 = line.index(9, t1 + 1)
-            t3 = line.index(9, t2 + 1)
-            t4 = line.index(9, t3 + 1)
-            seq = int(line[:t1])
-            stored_hex = line[t1 + 4:t2]  # bytea in COPY text is '\\x<hex>'
-            if line[t2 + 1:t3] == b"\\N":
-                digest = self._version_1(line, seq, t3, t4, prev_hash)
-                ok = digest.hex().encode() == stored_hex
+            # seq, hash, content_hash, at, then the rest of the content as COPY sent it.
+            seq_text, stored_hex, content_hex, at, rest = line.split(b"\t", 4)
+            seq = int(seq_text)
+            stored_hex = stored_hex[3:]  # bytea in COPY text is '\\x<hex>'
+            if content_hex == b"\\N":
+                digest = self._version_1(seq, at, rest, prev_hash)
+                ok = hexlify(digest) == stored_hex
             else:
-                content = sha(tag_v2 + iso_utc(line[t3 + 1:t4]) + line[t4:-1]).digest()
-                digest = sha(prev_hash + content + seq.to_bytes(8, "big")).digest()
+                # The time in the canonical form (_iso_utc_bytes, inlined: this runs once per event).
+                clock = at[11:-3]
+                if len(clock) != 15:
+                    clock = (clock + b"." if len(clock) == 8 else clock).ljust(15, b"0")
+                content = sha(b"".join((tag_v2, at[:10], b"T", clock, b"Z\t", rest[:-1]))).digest()
+                digest = sha(b"".join((prev_hash, content, seq.to_bytes(8, "big")))).digest()
                 # The stored content hash must agree too.
-                ok = digest.hex().encode() == stored_hex and content.hex().encode() == line[t2 + 4:t3]
-            gap = next_seq is not None and seq != next_seq
-            if gap:
-                self._add(chain_gap(next_seq - 1, seq))  # type: ignore[operator]
+                ok = hexlify(digest) == stored_hex and hexlify(content) == content_hex[3:]
+            if seq != next_seq and next_seq is not None:
+                self._add(chain_gap(next_seq - 1, seq))
+                gap = True
+            else:
+                gap = False
             if not ok:
                 if len(suspects) < MAX_SUSPECTS:
                     suspects.append((seq, prev_hash, gap))
@@ -135,14 +144,18 @@ class _Sink:
             if count == 0:
                 result.first_seq = seq
             count += 1
-            result.count, result.last_seq, result.last_hash = count, seq, digest
             prev_hash, next_seq = digest, seq + 1
 
-        return write
+        def finish() -> None:
+            result.count = count
+            if count:
+                result.last_seq, result.last_hash = next_seq - 1, prev_hash  # type: ignore[operator]
 
-    def _version_1(self, line: bytes, seq: int, t3: int, t4: int, prev_hash: bytes) -> bytes:
+        return write, finish
+
+    def _version_1(self, seq: int, at: bytes, rest: bytes, prev_hash: bytes) -> bytes:
         """An event written before migration 0011: length-prefixed fields, seq included."""
-        fields = [str(seq), _iso_utc(line[t3 + 1:t4].decode()), *line[t4 + 1:-1].decode().split("\t")]
+        fields = [str(seq), _iso_utc(at.decode()), *rest[:-1].decode().split("\t")]
         parts = [chain.VERSION_TAG]
         for v in fields:
             if v == "\\N":
@@ -193,8 +206,12 @@ def scan_range(conn: Any, lo: int, hi: int, *, first: bool, expected: dict[int, 
             return RangeResult()
         first_prev = bytes(row[0]) if row[0] is not None else b""
     sink = _Sink(first_prev, 0 if first else None, expected)
+    # Stream the range in seq order by the seq index: a sort (or a bitmap scan and a sort, which
+    # the planner picks on stale statistics) held the whole range and spilled it to disk first.
+    cur.execute("SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off")
     cur.copy_expert(f"COPY (SELECT {_COPY_COLUMNS} FROM audit.events WHERE seq >= {int(lo)} AND seq <= {int(hi)} "
                     "ORDER BY seq) TO STDOUT", sink)
+    sink.finish()
     result = sink.result
     result.first_prev_hash = first_prev if result.count else None
     result.server_cpu_s = backend.used_s()

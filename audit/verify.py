@@ -11,10 +11,11 @@ snapshot (pg_export_snapshot), then the ranges are stitched together.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,6 @@ from audit.scan import (
     RangeResult,
     chain_gap,
     scan_range,
-    scan_range_in_snapshot,
     scan_unsealed,
 )
 from audit.seal import seal_committed
@@ -175,13 +175,28 @@ def _ranges(lo: int | None, hi: int | None, workers: int | None, per_worker: int
 
 def _scan_parallel(dsn: str, snapshot: str, ranges: list[tuple[int, int]],
                    expected: dict[int, str]) -> list[RangeResult]:
-    # spawn, not fork: a forked child would share (and on exit, close) the parent's connections.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=len(ranges), mp_context=context) as pool:
-        futures = [pool.submit(scan_range_in_snapshot, dsn, snapshot, a, b, i == 0,
-                               {s: h for s, h in expected.items() if a <= s <= b})
-                   for i, (a, b) in enumerate(ranges)]
-        return [f.result() for f in futures]
+    """One `python -m audit.scan_worker` process per range, all in the exported snapshot."""
+    workers = []
+    for i, (a, b) in enumerate(ranges):
+        proc = subprocess.Popen([sys.executable, "-m", "audit.scan_worker"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert proc.stdin is not None
+        proc.stdin.write(pickle.dumps((dsn, snapshot, a, b, i == 0,
+                                       {s: h for s, h in expected.items() if a <= s <= b})))
+        proc.stdin.close()
+        workers.append(proc)
+    results: list[RangeResult] = []
+    failed: list[str] = []
+    for (a, b), proc in zip(ranges, workers, strict=True):
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        if proc.wait() != 0 or not out:
+            failed.append(f"events {a}..{b} (worker exit code {proc.returncode})")
+            continue
+        results.append(pickle.loads(out))  # noqa: S301  (our own child's pipe, as multiprocessing does)
+    if failed:
+        raise RuntimeError(f"audit verify could not check {', '.join(failed)}; the worker's error is above")
+    return results
 
 
 def _stitch(results: list[RangeResult]) -> Verdict:

@@ -5,9 +5,12 @@
 Runs in a database of its own, `sirena_bench_audit` (created with the setup functions, migrated,
 dropped at the start and, unless --keep, at the end); the user's `sirena` database is never touched.
 
-1. appends: `--writers` processes, each appending `--appends` events through audit.trail.append as
-   the application role, one transaction per event (one privileged action each), while a sealer
-   links them into the chain every `--seal-every` seconds (the scheduler's pass); then the same
+1. appends: `--writers` processes, each appending `--appends` events as the application role, one
+   transaction per event, while a sealer links them into the chain every `--seal-every` seconds
+   (the scheduler's pass). Twice: through audit.trail.append_alone (the trail's own path: a pooled
+   connection, no ORM session, as every refusal is written) → `appends_per_s`; and through
+   audit.trail.append in an ORM session per event (a privileged action that does nothing else, so
+   the session's own cost is counted too) → `appends_per_s_in_session`. Then the session path
    with threads of one process, and with synchronous_commit=off (the CPU ceiling). Beside them,
    the serial commit rate of one connection (the WAL flush rate, which bounded the old design, in
    which appends were serialized up to COMMIT). Then the rest is sealed, timed (events/s).
@@ -48,7 +51,7 @@ from alerting.settings import Settings
 from audit.actor import Actor
 from audit.checkpoints import write_checkpoint
 from audit.seal import SEAL_LOCK_KEY, seal_committed
-from audit.trail import append
+from audit.trail import append, append_alone
 from audit.verify import verify_chain
 
 DATABASE = "sirena_bench_audit"
@@ -150,7 +153,8 @@ def bench_appends(writers: int, per_writer: int) -> tuple[float, int]:
     return (writers * per_writer - len(errors)) / elapsed, len(errors)
 
 
-def _process_writer(url: str, n: int, per_writer: int, fsync: bool, ready: Any, go: Any, done: Any) -> None:
+def _process_writer(url: str, n: int, per_writer: int, fsync: bool, alone: bool, ready: Any, go: Any,
+                    done: Any) -> None:
     """One writer process: its own engine and connection, as a web or job worker has."""
     options = "-c timezone=UTC" + ("" if fsync else " -c synchronous_commit=off")
     engine = create_engine(url, pool_pre_ping=True, pool_size=1, max_overflow=0,
@@ -165,10 +169,14 @@ def _process_writer(url: str, n: int, per_writer: int, fsync: bool, ready: Any, 
     own_start = own.now()
     errors = 0
     for i in range(per_writer):
+        payload = {"before": {"title": f"t{i}"}, "after": {"title": f"t{i + 1}"}}
         try:
-            with dbmod.transaction() as session:
-                append(session, actor=actor, action="alert.edited", subject_type="alert", subject_id=i % 100,
-                       payload={"before": {"title": f"t{i}"}, "after": {"title": f"t{i + 1}"}})
+            if alone:
+                append_alone(actor, "alert.edited", "alert", i % 100, payload=payload)
+            else:
+                with dbmod.transaction() as session:
+                    append(session, actor=actor, action="alert.edited", subject_type="alert", subject_id=i % 100,
+                           payload=payload)
         except Exception as exc:
             errors += 1
             print(f"append error: {exc!r}", file=sys.stderr)
@@ -218,13 +226,14 @@ class Sealer:
         self.engine.dispose()
 
 
-def appends_in_processes(settings: Settings, writers: int, per_writer: int, *,
+def appends_in_processes(settings: Settings, writers: int, per_writer: int, *, alone: bool,
                          fsync: bool = True) -> tuple[float, int, float, float]:
     """(appends/s, errors, client and server CPU µs per append) with one process per writer: no GIL
     shared between writers. CPU per append does not depend on what else the machine runs."""
     ctx = multiprocessing.get_context("spawn")
     ready, done, go = ctx.Queue(), ctx.Queue(), ctx.Event()
-    procs = [ctx.Process(target=_process_writer, args=(settings.database_url, n, per_writer, fsync, ready, go, done))
+    procs = [ctx.Process(target=_process_writer,
+                         args=(settings.database_url, n, per_writer, fsync, alone, ready, go, done))
              for n in range(writers)]
     for p in procs:
         p.start()
@@ -310,14 +319,20 @@ def main() -> None:
                 ceiling = serial_commit_ceiling(settings)
                 print(f"serial commits (WAL flush rate, the ceiling of a serialized append): {ceiling:,.0f}/s")
                 with Sealer(settings.database_url, args.seal_every) as sealer:
-                    rate, errors, client_us, server_us = appends_in_processes(settings, args.writers, args.appends)
+                    rate, errors, client_us, server_us = appends_in_processes(
+                        settings, args.writers, args.appends, alone=True)
+                    in_session, session_errors, session_client_us, session_server_us = appends_in_processes(
+                        settings, args.writers, args.appends, alone=False)
                 cpus = os.cpu_count() or 1
                 append_ceiling = cpus * 1e6 / (client_us + server_us)
-                print(f"appends: {args.writers} writer processes x {args.appends}: {rate:,.0f} appends/s, "
-                      f"{errors} errors; meanwhile sealed {sealer.sealed:,} every {args.seal_every:g} s, "
+                print(f"appends (trail alone, append_alone): {args.writers} writer processes x {args.appends}: "
+                      f"{rate:,.0f} appends/s, {errors} errors; CPU per append: client {client_us:.0f} µs, "
+                      f"server {server_us:.0f} µs → {append_ceiling:,.0f}/s if this machine's {cpus} CPUs were free")
+                print(f"appends (ORM session per event, append): {in_session:,.0f} appends/s, {session_errors} "
+                      f"errors; CPU per append: client {session_client_us:.0f} µs (session, pre-ping, append), "
+                      f"server {session_server_us:.0f} µs")
+                print(f"meanwhile sealed {sealer.sealed:,} every {args.seal_every:g} s, "
                       f"longest seal {sealer.longest_s:.2f} s")
-                print(f"append CPU: client {client_us:.0f} µs (SQLAlchemy session, pre-ping, append), server "
-                      f"{server_us:.0f} µs → {append_ceiling:,.0f} appends/s if this machine's {cpus} CPUs were free")
                 threads, _ = appends_with(settings, args.writers, args.appends // 4, fsync=True)
                 print(f"appends: {args.writers} writer threads in one process: {threads:,.0f} appends/s")
                 nosync, _ = appends_with(settings, args.writers, args.appends // 4, fsync=False)
@@ -333,6 +348,9 @@ def main() -> None:
                 print(f"fill: chain extended to {args.events:,} events in one statement in {fill_s:.1f} s")
                 figures.update(writers=args.writers, appends=args.writers * args.appends,
                                appends_per_s=round(rate, 1), append_errors=errors,
+                               appends_per_s_in_session=round(in_session, 1), append_errors_in_session=session_errors,
+                               append_in_session_client_us=round(session_client_us),
+                               append_in_session_server_us=round(session_server_us),
                                appends_per_s_threads=round(threads, 1),
                                serial_commits_per_s=round(ceiling, 1), appends_per_s_sync_off=round(nosync, 1),
                                append_client_us=round(client_us), append_server_us=round(server_us),
