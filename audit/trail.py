@@ -195,13 +195,13 @@ def append_alone(
         with transaction() as session:
             return _execute(session, params)
     try:
-        dbapi = bind.raw_connection()  # pre-pinged on checkout, as every pooled connection
+        dbapi = bind.raw_connection()  # pinged on checkout if it sat idle (alerting.db.make_engine)
     except (DBAPIError, psycopg2.Error) as exc:
         raise _failed(params, exc) from exc
     driver = dbapi.dbapi_connection
     try:
         # Autocommit: the call is its own transaction, one round trip, where BEGIN, the call and
-        # COMMIT took three. The pool's pre-ping left no transaction open, so the switch is free.
+        # COMMIT took three. The pool hands out a connection with no transaction open: the switch is free.
         driver.autocommit = True
         try:
             return _append_on(driver, params)

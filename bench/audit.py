@@ -39,7 +39,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import create_engine, event, pool, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -156,9 +156,9 @@ def bench_appends(writers: int, per_writer: int) -> tuple[float, int]:
 def _process_writer(url: str, n: int, per_writer: int, fsync: bool, alone: bool, ready: Any, go: Any,
                     done: Any) -> None:
     """One writer process: its own engine and connection, as a web or job worker has."""
-    options = "-c timezone=UTC" + ("" if fsync else " -c synchronous_commit=off")
-    engine = create_engine(url, pool_pre_ping=True, pool_size=1, max_overflow=0,
-                           connect_args={"application_name": "sirena-bench-audit", "options": options})
+    engine = dbmod.make_engine(url, application_name="sirena-bench-audit", pool_size=1)  # as the app's
+    if not fsync:
+        event.listen(engine, "connect", lambda conn, _rec: _sync_off(conn))
     dbmod.bind_sessions(engine)
     actor = Actor(kind="operator", name=f"bench-{n}", operator_id=n, interface="api", address="127.0.0.1")
     with dbmod.transaction() as session:  # connect before the clock starts
@@ -182,6 +182,11 @@ def _process_writer(url: str, n: int, per_writer: int, fsync: bool, alone: bool,
             print(f"append error: {exc!r}", file=sys.stderr)
     done.put((errors, own.now() - own_start, backend.now() - server))
     engine.dispose()
+
+
+def _sync_off(conn: Any) -> None:
+    with conn.cursor() as cur:
+        cur.execute("SET synchronous_commit = off")
 
 
 class _Cpu:
@@ -329,7 +334,7 @@ def main() -> None:
                       f"{rate:,.0f} appends/s, {errors} errors; CPU per append: client {client_us:.0f} µs, "
                       f"server {server_us:.0f} µs → {append_ceiling:,.0f}/s if this machine's {cpus} CPUs were free")
                 print(f"appends (ORM session per event, append): {in_session:,.0f} appends/s, {session_errors} "
-                      f"errors; CPU per append: client {session_client_us:.0f} µs (session, pre-ping, append), "
+                      f"errors; CPU per append: client {session_client_us:.0f} µs (session, append), "
                       f"server {session_server_us:.0f} µs")
                 print(f"meanwhile sealed {sealer.sealed:,} every {args.seal_every:g} s, "
                       f"longest seal {sealer.longest_s:.2f} s")

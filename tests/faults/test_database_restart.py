@@ -1,8 +1,9 @@
 """PostgreSQL restarted mid-alert (`pg_ctl restart -m immediate`: a crash, every connection cut).
 
 Runs on a throwaway cluster the test creates (initdb in a temp dir, its own port, removed at the
-end), never the machine's own. Workers and the scheduler reconnect (pool pre-ping) and carry on:
-uncommitted claims roll back with the crash, committed ones are leases that outlive it.
+end), never the machine's own. Workers and the scheduler reconnect (the pool pings a connection
+that sat idle, and renews the pool at the first disconnect) and carry on: uncommitted claims
+roll back with the crash, committed ones are leases that outlive it.
 """
 
 from __future__ import annotations
