@@ -85,13 +85,19 @@ def _postgres(status: Status, settings: Settings) -> None:
         with transaction() as session:
             session.execute(text("SELECT 1"))
             version = session.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
-        status.postgres = {"ok": True, "schema": sorted(version)}
+            autovacuum = session.execute(text("SHOW autovacuum")).scalar_one()
+        status.postgres = {"ok": True, "schema": sorted(version), "autovacuum": autovacuum == "on"}
     except Exception as exc:
         status.postgres = {"ok": False, "error": _first_line(exc)}
         status.problem("critical", f"PostgreSQL is unreachable: {_first_line(exc)}",
                        "Start it (pg_ctlcluster --skip-systemctl-redirect 15 main start) or fix "
                        "SIRENA_DATABASE_URL; nothing can be approved or sent without it.")
         return
+    if not status.postgres["autovacuum"]:
+        status.problem("warning", "PostgreSQL's autovacuum is off: every audit seal and every delivery state "
+                                  "change leaves a dead row, so tables and indexes only grow and the planner's "
+                                  "statistics go stale",
+                       "Turn it on (as a superuser): ALTER SYSTEM SET autovacuum = on; SELECT pg_reload_conf();")
     heads = migrate.script_heads()
     status.postgres["schema_current"] = set(status.postgres["schema"]) == heads
     if not status.postgres["schema_current"]:

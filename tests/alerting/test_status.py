@@ -58,3 +58,15 @@ def test_status_json_prints_one_object_and_exits_1_when_down(settings, redis_db)
     assert result.exit_code == 1, result.output
     data = json.loads(result.output.strip().splitlines()[-1])
     assert data["level"] == "down" and data["problems"][0]["severity"] == "critical"
+
+
+def test_autovacuum_off_is_a_warning_with_the_command_to_turn_it_on(db, settings, redis_db):
+    from sqlalchemy import text as sql
+
+    on = db.execute(sql("SHOW autovacuum")).scalar_one() == "on"
+    report = system_status(settings, {})
+    assert report.postgres["autovacuum"] is on
+    warned = [p for p in report.problems if "autovacuum is off" in p.what]
+    assert bool(warned) is (not on)  # this machine's PostgreSQL runs with it off; a default one has it on
+    if warned:
+        assert warned[0].severity == "warning" and "ALTER SYSTEM SET autovacuum = on" in warned[0].do
