@@ -68,6 +68,10 @@ class ImportReport:
     locations: int = 0  # locations written (new or moved); a dry run: locations in the file
     memberships: int = 0  # new group memberships
     groups_created: list[str] = field(default_factory=list)
+    # recipients_only: columns of the file that were not applied, and numbers already in the
+    # directory that were left as they are.
+    ignored_columns: list[str] = field(default_factory=list)
+    left_as_is: int = 0
     rejects_path: str | None = None  # the report of rejects, warnings and duplicates; None if none
     import_id: int | None = None
     seconds: float = 0.0
@@ -88,6 +92,7 @@ def import_contacts(
     progress: Progress | None = None,
     max_rows: int = MAX_ROWS,
     max_bytes: int = MAX_BYTES,
+    recipients_only: bool = False,
 ) -> ImportReport:
     """Import contacts from a CSV path or binary stream; every good row, every bad row reported.
 
@@ -96,7 +101,14 @@ def import_contacts(
     no ContactImport row and no audit event are written. Raises InvalidInput(fields={"file": ...})
     for a file that is not a contacts CSV or is over `max_bytes`/`max_rows` (nothing is imported),
     and InvalidInput(fields={"group": ...}) when `group` names a dynamic group.
+
+    `recipients_only` (a list mailed with an alert, by someone who may not edit the directory):
+    the file only names recipients. New numbers are added (with their name and language) and put
+    in `group`; numbers already in the directory are left as they are; the file's group, location
+    and attribute columns are not applied (`report.ignored_columns` names them).
     """
+    if recipients_only and group is None:
+        raise ValueError("recipients_only needs the group the recipients go in")
     started = time.monotonic()
     dynamic = frozenset(session.scalars(select(Group.name).where(Group.kind == GroupKind.DYNAMIC)))
     if group is not None:
@@ -109,6 +121,8 @@ def import_contacts(
     csv_file, handle = open_contacts_csv(source, max_bytes)
     report = ImportReport(filename=str(source) if isinstance(source, str | Path) else csv_file.name,
                           dry_run=dry_run, delimiter=csv_file.delimiter, group=group)
+    if recipients_only:
+        report.ignored_columns = _directory_columns(csv_file.layout)
     rejects = _RejectsFile(settings.data_dir / "imports", csv_file.name)
     try:
         session.flush()
@@ -131,7 +145,10 @@ def import_contacts(
         if dry_run:
             _estimate(session, stage, report)
         else:
-            _merge(session, stage, report, lap)
+            if recipients_only:
+                _add_recipients(session, stage, report, lap)
+            else:
+                _merge(session, stage, report, lap)
             _record(session, report, actor, started)
             lap("record")
         stage.drop()
@@ -297,6 +314,39 @@ def _merge(session: Session, stage: _Staging, report: ImportReport, lap: _Laps) 
         " ) m JOIN groups g ON g.name = m.name AND g.kind = 'static' JOIN contacts c ON c.msisdn = m.msisdn"
         " ON CONFLICT DO NOTHING"
     ), {"extra": report.group}).rowcount
+    lap("memberships")
+
+
+def _directory_columns(layout: Any) -> list[str]:
+    """The headers of the columns that would change groups, locations or attributes (which
+    dynamic groups select on)."""
+    indexes = {i for i in (layout.group, layout.label) if i is not None}
+    for _label, lat, lon in layout.locations:
+        indexes |= {lat, lon}
+    indexes |= {i for _name, i in layout.attributes}
+    return [layout.headers[i] for i in sorted(indexes)]
+
+
+def _add_recipients(session: Session, stage: _Staging, report: ImportReport, lap: _Laps) -> None:
+    """recipients_only: new numbers inserted, every number of the file put in report.group."""
+    session.execute(text(
+        "INSERT INTO groups (name, kind, description, drill_allowed)"
+        " VALUES (:g, 'static', 'created by a contact import', false) ON CONFLICT (name) DO NOTHING"
+    ), {"g": report.group})
+    report.inserted = session.execute(text(
+        "INSERT INTO contacts (msisdn, name, language, attributes)"
+        " SELECT s.msisdn, COALESCE(s.name, ''), COALESCE(s.language, :language), '{}'::jsonb"
+        f" FROM {stage.contacts} s ON CONFLICT (msisdn) DO NOTHING"
+    ), {"language": DEFAULT_LANGUAGE}).rowcount
+    report.left_as_is = report.contacts - report.inserted
+    report.unchanged = report.left_as_is
+    lap("contacts")
+    report.memberships = session.execute(text(
+        "INSERT INTO group_members (group_id, contact_id)"
+        f" SELECT g.id, c.id FROM {stage.contacts} s JOIN contacts c ON c.msisdn = s.msisdn"
+        " JOIN groups g ON g.name = :g AND g.kind = 'static'"
+        " ON CONFLICT DO NOTHING"
+    ), {"g": report.group}).rowcount
     lap("memberships")
 
 

@@ -153,9 +153,17 @@ def _create(session: Session, request: MailRequest, actor: Actor, config: Intake
     if request.numbers or request.contacts_csv:
         adhoc = f"correo-{hashlib.sha256((request.message_id or request.subject).encode()).hexdigest()[:10]}"
         for source in _csv_sources(request):
-            report = directory.import_contacts(session, source, settings=settings, group=adhoc, actor=actor)
+            # Recipients only: a mailed list must not change the directory (groups, locations,
+            # attributes, people already in it); that takes `contacts:write` in the console or API.
+            report = directory.import_contacts(session, source, settings=settings, group=adhoc, actor=actor,
+                                               recipients_only=True)
             lines.append(f"recipients read: {report.rows_read}, imported {report.contacts}, "
                          f"rejected {report.rejected}")
+            if report.left_as_is:
+                lines.append(f"  {report.left_as_is} number(s) already in the directory: sent to, left as they are")
+            if report.ignored_columns:
+                lines.append(f"  column(s) {', '.join(report.ignored_columns)} not applied: a mailed list only "
+                             "names recipients; groups, locations and attributes are changed in the console or API")
             lines += _problem_lines(report, attached=source.name == ATTACHED_CSV)
         groups.append(adhoc)
     language = request.language if request.language in {"es", "en"} else "es"

@@ -233,4 +233,45 @@ def test_an_attached_csv_gives_recipients_and_the_reply_names_each_bad_row(mail)
                                   .where(GroupMember.group_id == adhoc.id).order_by(Contact.msisdn)).all()
         assert members == ["+56961234567", "+56987654321"]
         ana = session.scalar(select(Contact).where(Contact.msisdn == "+56961234567"))
-        assert ana.name == "Ana Pérez" and ana.attributes == {"rol": "brigadista"}
+        assert ana.name == "Ana Pérez" and ana.attributes == {}  # "rol" would feed dynamic groups
+    assert "column(s) rol not applied" in reply
+
+
+def test_a_mailed_csv_names_recipients_and_cannot_change_the_directory(mail):
+    """A composer's mail must not move people between groups, relocate them or rename them: that
+    takes contacts:write. The people in the list still get the alert."""
+    from geoalchemy2.shape import to_shape
+
+    from alerting.models import ContactLocation
+
+    config, token, capture = mail
+    with transaction() as session:
+        bomberos = session.scalar(select(Group).where(Group.name == "bomberos"))
+        known = Contact(msisdn="+56961234567", name="Ana Pérez", language="es", attributes={"rol": "jefa"})
+        session.add(known)
+        session.flush()
+        session.add(GroupMember(group_id=bomberos.id, contact_id=known.id))
+        session.add(ContactLocation(contact_id=known.id, label="home", geom="SRID=4326;POINT(-70.65 -33.45)"))
+    sheet = ("telefono,nombre,grupo,lat,lon,rol\n"
+             "+56961234567,Mallory,policia,-33.0,-71.0,ninguno\n"
+             "+56987654321,Beto,bomberos,-33.1,-71.1,brigadista\n")
+    message = _message(f"[{token}] Brigadas", "Modo: real\n\nReunión a las 20:00", message_id="<csv2@municipio.cl>")
+    message.add_attachment(sheet.encode(), maintype="text", subtype="csv", filename="lista.csv")
+    _send(config, message)
+    from email import message_from_bytes, policy
+
+    reply = message_from_bytes(capture.wait()[0], policy=policy.default).get_content()
+    assert "It would reach 2 phone(s) now." in reply
+    assert "1 number(s) already in the directory: sent to, left as they are" in reply
+    assert "column(s) grupo, lat, lon, rol not applied" in reply
+    with transaction() as session:
+        ana = session.scalar(select(Contact).where(Contact.msisdn == "+56961234567"))
+        assert (ana.name, ana.attributes) == ("Ana Pérez", {"rol": "jefa"})
+        where = session.scalars(select(ContactLocation.geom).where(ContactLocation.contact_id == ana.id)).all()
+        assert [(p.x, p.y) for p in map(to_shape, where)] == [(-70.65, -33.45)]
+        assert session.scalar(select(Group).where(Group.name == "policia")) is None
+        beto = session.scalar(select(Contact).where(Contact.msisdn == "+56987654321"))
+        bomberos_ids = set(session.scalars(select(GroupMember.contact_id).join(Group).where(Group.name == "bomberos")))
+        assert bomberos_ids == {ana.id}  # Beto was not made a firefighter by a mail
+        assert beto.attributes == {} and not session.scalars(
+            select(ContactLocation).where(ContactLocation.contact_id == beto.id)).all()
