@@ -178,7 +178,11 @@ def resolve(session: Session, spec: TargetSpec) -> Resolution:
 def _groups(session: Session, names: list[str], key: str, missing: dict[str, list[str]]) -> list[GroupRef]:
     if not names:
         return []
-    found = {g.name: g for g in session.scalars(select(Group).where(Group.name.in_(names)))}
+    # FOR KEY SHARE: a group being deleted meanwhile (delete_group locks it FOR UPDATE) is waited
+    # for, and then unknown here; one resolved here cannot be deleted before this transaction
+    # ends, and then its deleter sees the alert that uses it and refuses. Edits are not blocked.
+    found = {g.name: g for g in session.scalars(
+        select(Group).where(Group.name.in_(names)).with_for_update(read=True, key_share=True))}
     unknown = [n for n in names if n not in found]
     if unknown:
         missing.setdefault(key, []).append("unknown group " + ", ".join(f"\"{n}\"" for n in unknown))

@@ -159,3 +159,42 @@ def test_added_and_removed_pasted_numbers_round_trip(db, factories):
     assert remove_members(db, group, numbers[:1], actor=ACTOR).removed == 1
     assert member_counts(db)[group.id] == 1
     assert group.kind is GroupKind.STATIC
+
+
+def test_a_group_deleted_while_an_alert_to_it_is_submitted_is_refused_not_lost(committed_db):
+    """Compose and submit in one transaction (as the API, e-mail and schedules do) overlapping a
+    delete: the delete waits for it, then sees the alert and refuses."""
+    import threading
+
+    from alerting.approvals import submit_for_approval
+    from alerting.db import transaction
+    from alerting.lifecycle import AlertDraft, compose_alert
+    from alerting.models import Sender, SenderKind
+    from tests.cluster import operators, seed_group
+
+    seed_group(3, group="brigadas")
+    with transaction() as session:
+        session.add(Sender(name="SIRENA-SC", kind=SenderKind.SHORT, address="4242", active=True))
+    composer, _ = operators("-race")
+    outcome: list[object] = []
+
+    def delete() -> None:
+        try:
+            with transaction() as other:
+                outcome.append(delete_group(other, "brigadas", actor=ACTOR))
+        except Exception as exc:  # the outcome is asserted below
+            outcome.append(exc)
+
+    with transaction() as session:
+        alert = compose_alert(session, AlertDraft(texts={"es": "Reunión"}, mode=AlertMode.LIVE,
+                                                  sender_name="SIRENA-SC", target={"groups": ["brigadas"]}), composer)
+        submit_for_approval(session, alert.id, composer)  # resolves the target: 3 recipients
+        deleter = threading.Thread(target=delete)
+        deleter.start()
+        deleter.join(timeout=1.0)
+        assert deleter.is_alive(), "the delete went ahead while the alert naming the group was being submitted"
+    deleter.join(timeout=20)
+    assert len(outcome) == 1 and isinstance(outcome[0], Refused), outcome
+    assert alert.reference in outcome[0].message
+    with transaction() as session:
+        assert session.scalar(select(Group.id).where(Group.name == "brigadas")) is not None
