@@ -24,7 +24,7 @@ from uuid import UUID
 import psycopg2
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from alerting.errors import SirenaError
@@ -196,7 +196,7 @@ def append_alone(
             return _execute(session, params)
     try:
         dbapi = bind.raw_connection()  # pinged on checkout if it sat idle (alerting.db.make_engine)
-    except (DBAPIError, psycopg2.Error) as exc:
+    except (SQLAlchemyError, psycopg2.Error) as exc:  # unreachable, or the pool is exhausted
         raise _failed(params, exc) from exc
     driver = dbapi.dbapi_connection
     try:
