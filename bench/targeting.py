@@ -208,7 +208,7 @@ def main() -> None:
             s.add(alert)
             s.flush()
             alert_id = alert.id
-        vacuum(settings, "zone_parts", "group_members", "groups", "deliveries")
+        vacuum(settings, "zone_parts", "zone_cells", "group_members", "groups", "deliveries")
         spec = TargetSpec(zones=["Bench zone"], groups=["brigadas", "salud"])
         print(f"zone: 1,000 vertices, {shapely.intersects_xy(zone, xs[home], ys[home]).mean():.1%} of homes inside")
 
