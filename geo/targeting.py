@@ -279,11 +279,11 @@ def materialize_chunk(
         recorded = session.scalar(select(Alert.resolved).where(Alert.id == alert_id))
         pinned = (recorded or {}).get("zone_versions")
     res = resolve(session, replace(spec, zone_versions=pinned))
-    reached = reach.reached_in_range(res.zones, res.groups, spec.location_labels, id_from, id_to).subquery()
+    reached = reach.reached_in_range(res.zones, res.groups, spec.location_labels, id_from, id_to)
     include = spec.include_opted_out if include_opted_out is None else include_opted_out
     chosen = (
         select(literal(alert_id).label("alert_id"), Contact.id.label("contact_id"), Contact.msisdn, Contact.language)
-        .where(Contact.id.in_(select(reached.c.contact_id)), Contact.id.between(id_from, id_to),
+        .where(Contact.id.between(id_from, id_to), reached,
                reach.criteria(spec.criteria), ~reach.excluded(res.exclude_groups, spec.exclude_numbers))
     )
     if not include:
