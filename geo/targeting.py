@@ -279,13 +279,11 @@ def materialize_chunk(
         recorded = session.scalar(select(Alert.resolved).where(Alert.id == alert_id))
         pinned = (recorded or {}).get("zone_versions")
     res = resolve(session, replace(spec, zone_versions=pinned))
-    reached = reach.reached_in_range(res.zones, res.groups, spec.location_labels, id_from, id_to)
     include = spec.include_opted_out if include_opted_out is None else include_opted_out
-    chosen = (
+    chosen = reach.reached_in_range(
         select(literal(alert_id).label("alert_id"), Contact.id.label("contact_id"), Contact.msisdn, Contact.language)
-        .where(Contact.id.between(id_from, id_to), reached,
-               reach.criteria(spec.criteria), ~reach.excluded(res.exclude_groups, spec.exclude_numbers))
-    )
+        .where(reach.criteria(spec.criteria), ~reach.excluded(res.exclude_groups, spec.exclude_numbers)),
+        res.zones, res.groups, spec.location_labels, id_from, id_to)
     if not include:
         chosen = chosen.where(Contact.opted_out_at.is_(None))
     # MATERIALIZED: the chunk's recipients are settled first, then each is checked once against
