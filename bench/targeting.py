@@ -10,6 +10,11 @@ Python with shapely as the baseline. --explain prints EXPLAIN (ANALYZE, BUFFERS)
 and of the first chunk's INSERT. The last line is one JSON object.
 
     .venv/bin/python bench/targeting.py [--contacts 1000000] [--chunk 50000] [--explain] [--keep]
+
+Measured 2026-11-27 on the 2-core machine at load 1.9-3.3 (shared), back to back: preview 1.21-1.31 s
+(PostgreSQL CPU 1.13-1.27 s), materialize 5.75-6.01 s (CPU 5.16-5.20 s), first chunk 0.13-0.14 s; the
+code before the cell covering (migration 0020) 2.74-2.76 s / 7.22-8.32 s / 0.13-0.14 s in the same runs.
+Targets (0.5 s / 2 s / 0.2 s) still missed for the first two; what dominates: see README's table.
 """
 
 from __future__ import annotations
@@ -208,7 +213,7 @@ def main() -> None:
             s.add(alert)
             s.flush()
             alert_id = alert.id
-        vacuum(settings, "zone_parts", "group_members", "groups", "deliveries")
+        vacuum(settings, "zone_parts", "zone_cells", "group_members", "groups", "deliveries")
         spec = TargetSpec(zones=["Bench zone"], groups=["brigadas", "salud"])
         print(f"zone: 1,000 vertices, {shapely.intersects_xy(zone, xs[home], ys[home]).mean():.1%} of homes inside")
 

@@ -2,9 +2,9 @@
 
 A 1,000-vertex zone has one big bounding box: a GiST search with it returns everything in the
 box, which for an irregular outline is far more than the zone. Cut into pieces of at most
-MAX_VERTICES vertices, the pieces' boxes hug the outline, so a search through them returns
-little more than the zone. The pieces only find candidates: whether a point is inside is always
-decided against the whole zone (geo.reach), so the cut lines can never change a result."""
+MAX_VERTICES vertices, the pieces' boxes hug the outline. Targeting no longer searches through
+them (the cell covering of geo.cells replaced them, migration 0020); they are still written for
+every version and reported by zone_geojson (`parts`), for spatial look-ups of zones."""
 
 from __future__ import annotations
 

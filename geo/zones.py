@@ -3,7 +3,7 @@
 A zone is a named MultiPolygon (lon/lat, SRID 4326). Saving a zone whose geometry changed makes
 a new version and keeps the old ones (an alert records the versions it was sent to); saving the
 same geometry again changes nothing. Each version is cut into pieces for the GiST index
-(geo.parts). Checks and their messages live in geo.validation.
+(geo.parts) and covered by cell key ranges for targeting (geo.cells). Checks and their messages live in geo.validation.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from alerting.errors import InvalidInput, NotFound, Refused
 from alerting.target_refs import zone_users
 from audit import trail
 from audit.actor import Actor
+from geo.cells import write_covering
 from geo.models import Zone
 from geo.parts import ZonePart, subdivide_zone
 from geo.validation import (
@@ -291,6 +292,7 @@ def _store(
     session.add(zone)
     session.flush()
     subdivide_zone(session, zone.id)
+    write_covering(session, zone.id)
     if actor is not None:
         trail.append(session, actor=actor, action="zone.saved", subject_type="zone", subject_id=zone.id,
                      payload={"name": name, "version": zone.version, "source": source,

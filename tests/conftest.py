@@ -17,7 +17,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,31 @@ def _drop_database(settings: Settings, name: str) -> None:
     with engine.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()
+
+
+@contextmanager
+def upgraded_database(base_settings: Settings, settings: Settings, suffix: str, before: str,
+                      seed: Callable[[Any], None], **overrides: Any) -> Iterator[Settings]:
+    """A database of its own migrated to `before`, seeded by `seed(connection)` as the app role,
+    then upgraded to the head and configured as this process's database; dropped afterwards."""
+    name = f"sirena_test_{_run_id()}_{_worker()}_{suffix}"
+    _drop_database(base_settings, name)
+    ensure_database(base_settings, name, SetupReport(), lambda _m: None)
+    own = replace(base_settings, database_url=_url_for(base_settings, base_settings.database_url, name),
+                  database_owner_url=_url_for(base_settings, base_settings.database_owner_url, name), **overrides)
+    try:
+        migrate.upgrade(own.database_owner_url, before)
+        app = create_engine(own.database_url, poolclass=pool.NullPool)
+        with app.begin() as conn:
+            seed(conn)
+        app.dispose()
+        migrate.upgrade(own.database_owner_url)
+        dbmod.configure_db(own, application_name=f"sirena-test-{suffix}")
+        yield own
+    finally:
+        dbmod.engine().dispose()
+        _drop_database(base_settings, name)
+        dbmod.configure_db(settings, application_name=f"sirena-test-{_worker()}")
 
 
 def _template_name() -> str:

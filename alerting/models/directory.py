@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from geoalchemy2 import Geometry
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Computed, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -35,13 +35,19 @@ class ContactLocation(Base):
     """A labelled place of a contact (home, work, station). Zones match any of them."""
 
     __tablename__ = "contact_locations"
-    __table_args__ = (Index("ix_contact_locations_geom", "geom", postgresql_using="gist"),)
+    __table_args__ = (
+        Index("ix_contact_locations_geom", "geom", postgresql_using="gist"),
+        # Zones' key ranges (geo.cells), answered index-only: contact_id and label ride along.
+        Index("ix_contact_locations_cell", "cell", postgresql_include=["contact_id", "label"]),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # No foreign key (a look-up per imported row): deleting contacts cascades by a trigger, see 0013.
     contact_id: Mapped[int] = mapped_column(BigInteger, index=True)
     label: Mapped[str] = mapped_column(String(32), default="home")
     geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
+    # Z-order key of the point (geo.cells), computed by PostgreSQL: no writer can forget it.
+    cell: Mapped[int | None] = mapped_column(BigInteger, Computed("public.sirena_cell(geom)", persisted=True))
 
 
 class GroupKind(enum.StrEnum):

@@ -5,25 +5,23 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import make_url
 
 from alerting import db as dbmod
-from alerting import migrate
 from alerting.db import transaction
-from alerting.provision import SetupReport, ensure_database
 from alerting.settings import Settings
 from audit import verify
 from audit.actor import Actor
 from audit.checkpoints import signing_key
 from audit.export import CSV_COLUMNS_V1, Scope, verify_export, write_export
 from audit.trail import append
-from tests.conftest import _drop_database, _run_id, _url_for, _worker
+from tests.conftest import upgraded_database
 
 BEFORE = "0010_deliveries_no_fk"
 _APPEND_V1 = text("SELECT audit.append_event('operator', 'ana', 1, NULL, :action, 'alert', '7', "
@@ -33,27 +31,14 @@ _APPEND_V1 = text("SELECT audit.append_event('operator', 'ana', 1, NULL, :action
 @pytest.fixture
 def legacy(base_settings: Settings, settings: Settings, tmp_path: Path) -> Iterator[Settings]:
     """A database migrated to 0010 holding three version 1 events, then upgraded to the head."""
-    name = f"sirena_test_{_run_id()}_{_worker()}_legacy"
-    _drop_database(base_settings, name)
-    ensure_database(base_settings, name, SetupReport(), lambda _m: None)
-    own = replace(base_settings, database_url=_url_for(base_settings, base_settings.database_url, name),
-                  database_owner_url=_url_for(base_settings, base_settings.database_owner_url, name),
-                  audit_checkpoint_dir=tmp_path / "checkpoints")
-    try:
-        migrate.upgrade(own.database_owner_url, BEFORE)
-        app = create_engine(own.database_url, poolclass=pool.NullPool)
-        with app.begin() as conn:
-            for i, reason in ((1, None), (2, "tab\there"), (3, "back\\slash \\N")):
-                conn.execute(_APPEND_V1, {"action": f"alert.step{i}", "payload": f'{{"alert_id": 7, "i": {i}}}',
-                                          "reason": reason})
-        app.dispose()
-        migrate.upgrade(own.database_owner_url)
-        dbmod.configure_db(own, application_name="sirena-test-legacy")
+    def seed(conn: Any) -> None:
+        for i, reason in ((1, None), (2, "tab\there"), (3, "back\\slash \\N")):
+            conn.execute(_APPEND_V1, {"action": f"alert.step{i}", "payload": f'{{"alert_id": 7, "i": {i}}}',
+                                      "reason": reason})
+
+    with upgraded_database(base_settings, settings, "legacy", BEFORE, seed,
+                           audit_checkpoint_dir=tmp_path / "checkpoints") as own:
         yield own
-    finally:
-        dbmod.engine().dispose()
-        _drop_database(base_settings, name)
-        dbmod.configure_db(settings, application_name=f"sirena-test-{_worker()}")
 
 
 def _tamper(base_settings: Settings, own: Settings, statement: str) -> None:
