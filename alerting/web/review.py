@@ -74,13 +74,18 @@ def recipient_points(session: Session, alert: Alert, *, limit: int = POINTS_LIMI
         target = alert.target or {}
         names = list(target.get("zones") or [])
         pinned = dict(target.get("zone_versions") or {})
+        # Through each zone version's cell covering (geo.cells), as targeting does: the points
+        # of inside ranges need no test, those of boundary ranges the exact one.
         rows = session.execute(text("""
             SELECT ST_X(l.geom), ST_Y(l.geom), 'targeted'
-              FROM zones z JOIN contact_locations l ON ST_Intersects(z.geom, l.geom)
+              FROM zones z JOIN zone_cells zc ON zc.zone_id = z.id
+              CROSS JOIN LATERAL (SELECT p.contact_id, p.geom FROM contact_locations p
+                                   WHERE p.cell BETWEEN zc.lo AND zc.hi ORDER BY p.cell OFFSET 0) l
               JOIN contacts c ON c.id = l.contact_id AND c.opted_out_at IS NULL
              WHERE z.name = ANY(:names)
                AND (z.version = (CAST(:pinned AS jsonb) ->> z.name)::int
                     OR (NOT CAST(:pinned AS jsonb) ? z.name AND z.is_current))
+               AND (zc.inside OR _ST_Intersects(z.geom, l.geom))
              LIMIT :limit
         """), {"names": names, "pinned": json.dumps(pinned), "limit": limit}).all() if names else []
     features = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [round(x, 6), round(y, 6)]},
