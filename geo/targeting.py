@@ -154,8 +154,11 @@ class Resolution:
         }
 
 
-def resolve(session: Session, spec: TargetSpec) -> Resolution:
-    """Look up zones (pinned or current versions) and groups. Raises NotFound naming every unknown one."""
+def resolve(session: Session, spec: TargetSpec, *, coverings: bool = True) -> Resolution:
+    """Look up zones (pinned or current versions) and groups. Raises NotFound naming every unknown one.
+
+    coverings=False leaves each zone's cell covering empty, for callers that only record which
+    versions and groups a target names (a covering is thousands of ranges to read)."""
     missing: dict[str, list[str]] = {}
     zones = []
     for name in spec.zones:
@@ -167,7 +170,8 @@ def resolve(session: Session, spec: TargetSpec) -> Resolution:
             missing.setdefault("zones", []).append(
                 f"unknown zone \"{name}\"" + (f" version {version}" if version is not None else ""))
         else:
-            zones.append(ZoneRef(name, row[1], row[0], bytes(row[2]), _covering(session, row[0])))
+            covering = _covering(session, row[0]) if coverings else Covering([], [], [])
+            zones.append(ZoneRef(name, row[1], row[0], bytes(row[2]), covering))
     groups = _groups(session, spec.groups, "groups", missing)
     excluded = _groups(session, spec.exclude_groups, "exclude_groups", missing)
     if missing:
@@ -202,7 +206,7 @@ def _groups(session: Session, names: list[str], key: str, missing: dict[str, lis
 
 def resolution_record(session: Session, spec: TargetSpec) -> dict[str, Any]:
     """What to store in alert.resolved: zone versions (`zone_versions` pins later chunks), groups."""
-    return resolve(session, spec).record()
+    return resolve(session, spec, coverings=False).record()
 
 
 @dataclass(frozen=True)
