@@ -179,7 +179,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--contacts", type=int, default=1_000_000)
     # The fan-out job (broadcast.jobs) writes a small first chunk, then bigger ones.
-    parser.add_argument("--first-chunk", type=int, default=20_000, help="contact ids in the first chunk")
+    parser.add_argument("--first-chunk", type=int, default=10_000,
+                        help="contact ids in the first chunk (broadcast.jobs.FIRST_CHUNK_CONTACTS)")
     parser.add_argument("--chunk", type=int, default=200_000, help="contact ids per later chunk")
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of preview and a chunk")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
