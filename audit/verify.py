@@ -178,7 +178,9 @@ def _scan_parallel(dsn: str, snapshot: str, ranges: list[tuple[int, int]],
     """One `python -m audit.scan_worker` process per range, all in the exported snapshot."""
     workers = []
     for i, (a, b) in enumerate(ranges):
-        proc = subprocess.Popen([sys.executable, "-m", "audit.scan_worker"],
+        # -P: the current directory is not put on sys.path, so an auditor's own "audit" folder
+        # there cannot stand in for this package.
+        proc = subprocess.Popen([sys.executable, "-P", "-m", "audit.scan_worker"],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert proc.stdin is not None
         proc.stdin.write(pickle.dumps((dsn, snapshot, a, b, i == 0,
