@@ -156,9 +156,7 @@ def bench_appends(writers: int, per_writer: int) -> tuple[float, int]:
 def _process_writer(url: str, n: int, per_writer: int, fsync: bool, alone: bool, ready: Any, go: Any,
                     done: Any) -> None:
     """One writer process: its own engine and connection, as a web or job worker has."""
-    engine = dbmod.make_engine(url, application_name="sirena-bench-audit", pool_size=1)  # as the app's
-    if not fsync:
-        event.listen(engine, "connect", lambda conn, _rec: _sync_off(conn))
+    engine = _app_engine(url, pool_size=1, fsync=fsync)
     dbmod.bind_sessions(engine)
     actor = Actor(kind="operator", name=f"bench-{n}", operator_id=n, interface="api", address="127.0.0.1")
     with dbmod.transaction() as session:  # connect before the clock starts
@@ -182,6 +180,15 @@ def _process_writer(url: str, n: int, per_writer: int, fsync: bool, alone: bool,
             print(f"append error: {exc!r}", file=sys.stderr)
     done.put((errors, own.now() - own_start, backend.now() - server))
     engine.dispose()
+
+
+def _app_engine(url: str, *, pool_size: int, fsync: bool) -> Any:
+    """The application's engine (alerting.db.make_engine: its pool and pings); fsync=False adds
+    synchronous_commit=off on every connection (the CPU ceiling, not a durable configuration)."""
+    engine = dbmod.make_engine(url, application_name="sirena-bench-audit", pool_size=pool_size)
+    if not fsync:
+        event.listen(engine, "connect", lambda conn, _rec: _sync_off(conn))
+    return engine
 
 
 def _sync_off(conn: Any) -> None:
@@ -278,10 +285,8 @@ def serial_commit_ceiling(settings: Settings, n: int = 500) -> float:
 def appends_with(settings: Settings, writers: int, per_writer: int, *, fsync: bool) -> tuple[float, int]:
     """bench_appends on a pool of `writers` connections; fsync=False sets synchronous_commit=off
     (the CPU ceiling of the append path, not a durable configuration)."""
-    options = "-c timezone=UTC" + ("" if fsync else " -c synchronous_commit=off")
     # A pooled connection per writer: overflow connections would be closed and reopened each time.
-    engine = create_engine(settings.database_url, pool_pre_ping=True, pool_size=max(5, writers), max_overflow=0,
-                           connect_args={"application_name": "sirena-bench-audit", "options": options})
+    engine = _app_engine(settings.database_url, pool_size=max(5, writers), fsync=fsync)
     dbmod.bind_sessions(engine)
     try:
         return bench_appends(writers, per_writer)
