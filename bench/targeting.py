@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session as OrmSession  # noqa: E402
 from alerting import db as dbmod  # noqa: E402
 from alerting.models import Alert, AlertMode  # noqa: E402
 from alerting.settings import Settings  # noqa: E402
-from geo.targeting import TargetSpec, contact_id_ranges, materialize_chunk, preview, resolution_record  # noqa: E402
+from geo.targeting import TargetSpec, materialize_chunk, next_contact_range, preview, resolution_record  # noqa: E402
 from geo.zones import save_zone  # noqa: E402
 
 DATABASE = "sirena_bench_targeting"
@@ -180,8 +180,8 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=1_000_000)
     # The fan-out job (broadcast.jobs) writes a small first chunk, then bigger ones.
     parser.add_argument("--first-chunk", type=int, default=10_000,
-                        help="contact ids in the first chunk (broadcast.jobs.FIRST_CHUNK_CONTACTS)")
-    parser.add_argument("--chunk", type=int, default=200_000, help="contact ids per later chunk")
+                        help="contacts in the first chunk (broadcast.jobs.FIRST_CHUNK_CONTACTS)")
+    parser.add_argument("--chunk", type=int, default=200_000, help="contacts per later chunk")
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of preview and a chunk")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
     parser.add_argument("--reuse", action="store_true", help="reuse the data a --keep run left (no generation)")
@@ -241,7 +241,7 @@ def main() -> None:
             with dbmod.engine().connect() as conn:
                 outer = conn.begin()
                 probe = OrmSession(bind=conn)
-                materialize_chunk(probe, alert_id, spec, 1, args.first_chunk)
+                materialize_chunk(probe, alert_id, spec, *next_contact_range(probe, 0, args.first_chunk))
                 outer.rollback()
             chunk_insert = next(st for st in statements if "INSERT INTO deliveries" in st[0])
             chunk_plan = explain(*chunk_insert)
@@ -250,8 +250,9 @@ def main() -> None:
         first_chunk_s = None
         rows = 0
         with dbmod.transaction() as s:
-            first = contact_id_ranges(s, args.first_chunk)[0]
-            ranges = [first, *contact_id_ranges_after(s, first[1], args.chunk)]
+            ranges = [next_contact_range(s, 0, args.first_chunk)]
+            while (rng := next_contact_range(s, ranges[-1][1], args.chunk)) is not None:
+                ranges.append(rng)
         materialize_cpu_s = first_chunk_cpu_s = 0.0
         for i, (lo, hi) in enumerate(ranges):
             with dbmod.transaction() as s:
@@ -266,7 +267,7 @@ def main() -> None:
                 first_chunk_s = time.perf_counter() - started
         materialize_s = time.perf_counter() - started
         print(f"materialize: {rows:,} deliveries in {materialize_s:.3f} s, {len(ranges)} chunks (first "
-              f"{args.first_chunk:,} contact ids, then {args.chunk:,}); first chunk committed after "
+              f"{args.first_chunk:,} contacts, then {args.chunk:,}); first chunk committed after "
               f"{first_chunk_s:.3f} s (PostgreSQL CPU {first_chunk_cpu_s:.3f} s); PostgreSQL CPU "
               f"{materialize_cpu_s:.3f} s in all")
 
@@ -302,11 +303,6 @@ def backend_cpu_s(session: Any) -> float:
     """CPU seconds used so far by this session's PostgreSQL backend (steadier than wall-clock on a busy box)."""
     cpu = psutil.Process(session.execute(text("SELECT pg_backend_pid()")).scalar_one()).cpu_times()
     return cpu.user + cpu.system
-
-
-def contact_id_ranges_after(session: Any, after: int, width: int) -> list[tuple[int, int]]:
-    last = session.execute(text("SELECT max(id) FROM contacts")).scalar_one()
-    return [(lo, min(lo + width - 1, last)) for lo in range(after + 1, last + 1, width)]
 
 
 def expected_recipients(zone_contacts: np.ndarray) -> int:

@@ -25,7 +25,8 @@ from broadcast import claims
 log = logging.getLogger("sirena.jobs")
 
 BATCH_SIZE = 500
-# Small, so the first batches are queued within ~0.1 s (bench/targeting.py; 20,000 took 0.18-0.21 s).
+# Contacts per chunk (not id width: ids have gaps). The first is small, so the first batches are
+# queued within ~0.1 s (bench/targeting.py; 20,000 took 0.18-0.21 s).
 FIRST_CHUNK_CONTACTS = 10_000
 CHUNK_CONTACTS = 200_000
 FAN_OUT_TIMEOUT_S = 600
@@ -73,21 +74,22 @@ def queue_batches(session: Session, alert: Alert, batches: list[tuple[int, int]]
 
 
 def _materialize_next_chunk(session: Session, alert: Alert) -> tuple[int, bool]:
-    """One chunk by contact id range; returns (rows written, whether every chunk is now done)."""
+    """The next chunk of contacts (by id order); returns (rows written, whether every chunk is now done)."""
     from geo import targeting
 
     spec = targeting.TargetSpec.from_json(alert.target or {})
     cursor = alert.fanout_cursor or 0
     last_contact = session.execute(text("SELECT coalesce(max(id), 0) FROM contacts")).scalar_one()
-    size = FIRST_CHUNK_CONTACTS if cursor == 0 else CHUNK_CONTACTS
-    upper = cursor + size
     if cursor == 0:  # pin the zone versions every later chunk will use
         alert.resolved = {**(alert.resolved or {}), **targeting.resolution_record(session, spec)}
         session.flush()
-    written = targeting.materialize_chunk(session, alert.id, spec, cursor + 1, upper,
+    chunk = targeting.next_contact_range(session, cursor, FIRST_CHUNK_CONTACTS if cursor == 0 else CHUNK_CONTACTS)
+    if chunk is None:
+        return 0, True
+    written = targeting.materialize_chunk(session, alert.id, spec, *chunk,
                                           include_opted_out=_overrides_opt_out(alert) or None)
-    alert.fanout_cursor = upper
-    return written, upper >= last_contact
+    alert.fanout_cursor = chunk[1]
+    return written, chunk[1] >= last_contact
 
 
 def _overrides_opt_out(alert: Alert) -> bool:

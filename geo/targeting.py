@@ -312,12 +312,27 @@ def materialize_chunk(
     return int(session.execute(statement).rowcount or 0)
 
 
+def next_contact_range(session: Session, after: int, contacts: int) -> tuple[int, int] | None:
+    """Inclusive id bounds of the next `contacts` contacts with id > `after`; None when none is left.
+
+    Chunks count contacts, not ids: after deletions or a sequence that has moved on, ids start
+    far from 1 and have gaps, and a chunk cut by id width could hold nobody (the first SMS would
+    then wait for a later chunk). Reads at most `contacts` entries of the primary key.
+    """
+    lo, hi = session.execute(sql_text(
+        "SELECT min(id), max(id) FROM (SELECT id FROM contacts WHERE id > :after ORDER BY id LIMIT :n) AS c"
+    ), {"after": after, "n": contacts}).one()
+    return None if lo is None else (int(lo), int(hi))
+
+
 def contact_id_ranges(session: Session, chunk_contacts: int = 50_000) -> list[tuple[int, int]]:
-    """Inclusive contact id ranges `chunk_contacts` ids wide covering every contact (ids may have gaps)."""
-    lo, hi = session.execute(select(func.min(Contact.id), func.max(Contact.id))).one()
-    if lo is None:
-        return []
-    return [(start, min(start + chunk_contacts - 1, hi)) for start in range(lo, hi + 1, chunk_contacts)]
+    """Inclusive contact id ranges of `chunk_contacts` contacts each, covering every contact."""
+    ranges: list[tuple[int, int]] = []
+    after = 0
+    while (rng := next_contact_range(session, after, chunk_contacts)) is not None:
+        ranges.append(rng)
+        after = rng[1]
+    return ranges
 
 
 @dataclass(frozen=True)
@@ -411,6 +426,7 @@ __all__ = [
     "estimate_sms",
     "materialize",
     "materialize_chunk",
+    "next_contact_range",
     "opt_out_policy",
     "preview",
     "require_nonempty",
