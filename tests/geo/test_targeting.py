@@ -49,6 +49,24 @@ def test_same_contact_in_two_zones_and_a_group_gets_one_delivery(db, directory):
     assert p.by_group == [{"name": "brigadas", "kind": "static", "members": 1, "recipients": 1}]
 
 
+def test_a_number_that_moved_to_a_later_contact_is_sent_once_and_the_rest_of_its_chunk_is_written(db, directory):
+    """Chunks are written without checking earlier deliveries unless the unique (alert, number)
+    constraint objects; then the chunk is written again, leaving out only the number already sent."""
+    first, moved, other = directory.contacts([OUTSIDE] * 3)
+    directory.group("brigadas", [first, moved, other])
+    alert = directory.alert()
+    spec = TargetSpec(groups=["brigadas"])
+    assert materialize_chunk(db, alert.id, spec, first, first) == 1
+    number = db.execute(text("SELECT msisdn FROM contacts WHERE id = :c"), {"c": first}).scalar_one()
+    db.execute(text("UPDATE contacts SET msisdn = '+56911111111' WHERE id = :c"), {"c": first})
+    db.execute(text("UPDATE contacts SET msisdn = :m WHERE id = :c"), {"m": number, "c": moved})
+    assert materialize_chunk(db, alert.id, spec, moved, other) == 1
+    sent = db.execute(text("SELECT contact_id, msisdn FROM deliveries WHERE alert_id = :a ORDER BY id"),
+                      {"a": alert.id}).all()
+    assert [tuple(r) for r in sent] == [(first, number), (other, db.execute(
+        text("SELECT msisdn FROM contacts WHERE id = :c"), {"c": other}).scalar_one())]
+
+
 def test_preview_counts_each_of_many_sources_past_one_word_of_bits(db, directory):
     # 70 groups: the per-contact source set spans two 63-bit words.
     people = directory.contacts([OUTSIDE] * 3)
