@@ -26,6 +26,7 @@ import os
 import re
 import statistics
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -45,7 +46,8 @@ from sqlalchemy.orm import Session as OrmSession  # noqa: E402
 from alerting import db as dbmod  # noqa: E402
 from alerting.models import Alert, AlertMode  # noqa: E402
 from alerting.settings import Settings  # noqa: E402
-from geo.targeting import TargetSpec, materialize_chunk, next_contact_range, preview, resolution_record  # noqa: E402
+from broadcast import jobs  # noqa: E402
+from geo.targeting import TargetSpec, contact_id_ranges, materialize_chunk, next_contact_range, preview  # noqa: E402
 from geo.zones import save_zone  # noqa: E402
 
 DATABASE = "sirena_bench_targeting"
@@ -64,6 +66,9 @@ def reused_database() -> Settings:
     base = Settings.from_env()
     owner = make_url(base.database_owner_url).set(database=DATABASE).render_as_string(hide_password=False)
     app = make_url(base.database_url).set(database=DATABASE).render_as_string(hide_password=False)
+    from alerting import migrate
+
+    migrate.upgrade(owner)  # the kept data may predate a migration
     return replace(base, database_url=app, database_owner_url=owner)
 
 
@@ -179,9 +184,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--contacts", type=int, default=1_000_000)
     # The fan-out job (broadcast.jobs) writes a small first chunk, then bigger ones.
-    parser.add_argument("--first-chunk", type=int, default=10_000,
+    parser.add_argument("--first-chunk", type=int, default=jobs.FIRST_CHUNK_CONTACTS,
                         help="contacts in the first chunk (broadcast.jobs.FIRST_CHUNK_CONTACTS)")
-    parser.add_argument("--chunk", type=int, default=200_000, help="contacts per later chunk")
+    parser.add_argument("--chunk", type=int, default=jobs.CHUNK_CONTACTS,
+                        help="contacts per later chunk (broadcast.jobs.CHUNK_CONTACTS)")
+    parser.add_argument("--lanes", type=int, default=jobs.FAN_OUT_LANES,
+                        help="chunks written at once (broadcast.jobs.FAN_OUT_LANES)")
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of preview and a chunk")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
     parser.add_argument("--reuse", action="store_true", help="reuse the data a --keep run left (no generation)")
@@ -250,28 +258,44 @@ def main() -> None:
             chunk_insert = next(st for st in statements if "INSERT INTO deliveries" in st[0])
             chunk_plan = explain(*chunk_insert)
             statements.clear()
-        started = time.perf_counter()
-        first_chunk_s = None
-        rows = 0
+        # The fan-out job itself (broadcast.jobs.fan_out), as a gateway worker runs it: the first
+        # chunk, then FAN_OUT_LANES runs at once, each writing a chunk and running again until the
+        # alert's fan-out is done (RQ's queue is left out: no Redis here, so nothing is queued).
+        jobs.FIRST_CHUNK_CONTACTS, jobs.CHUNK_CONTACTS, jobs.FAN_OUT_LANES = args.first_chunk, args.chunk, args.lanes
         with dbmod.transaction() as s:
-            ranges = [next_contact_range(s, 0, args.first_chunk)]
-            while (rng := next_contact_range(s, ranges[-1][1], args.chunk)) is not None:
-                ranges.append(rng)
-        materialize_cpu_s = first_chunk_cpu_s = 0.0
-        for i, (lo, hi) in enumerate(ranges):
-            with dbmod.transaction() as s:
-                c0 = backend_cpu_s(s)
-                rows += materialize_chunk(s, alert_id, spec, lo, hi)
-                if i == 0:
-                    s.get(Alert, alert_id).resolved = resolution_record(s, spec)
-                materialize_cpu_s += backend_cpu_s(s) - c0
-                if i == 0:
-                    first_chunk_cpu_s = materialize_cpu_s
-            if first_chunk_s is None:
-                first_chunk_s = time.perf_counter() - started
+            s.execute(text("UPDATE alerts SET state = 'approved', approved_at = now(), target = CAST(:t AS jsonb) "
+                           "WHERE id = :a"), {"t": json.dumps(spec.to_json()), "a": alert_id})
+        cpu0 = postgres_cpu_s()
+        started = time.perf_counter()
+        jobs.fan_out(alert_id)
+        first_chunk_s = time.perf_counter() - started
+        first_chunk_cpu_s = postgres_cpu_s() - cpu0
+
+        failures: list[BaseException] = []
+
+        def lane() -> None:
+            try:
+                while not fan_out_done(alert_id):
+                    jobs.fan_out(alert_id)
+            except BaseException as exc:
+                failures.append(exc)
+                raise
+
+        lanes = [threading.Thread(target=lane) for _ in range(jobs.FAN_OUT_LANES)]
+        for t in lanes:
+            t.start()
+        for t in lanes:
+            t.join()
+        if failures:
+            raise RuntimeError("a fan-out lane failed") from failures[0]
+        materialize_cpu_s = postgres_cpu_s() - cpu0
+        with dbmod.transaction() as s:
+            rows = s.execute(text("SELECT count(*) FROM deliveries WHERE alert_id = :a"), {"a": alert_id}).scalar_one()
+            chunks = 1 + len(contact_id_ranges(s, args.chunk)) if rows else 0
         materialize_s = time.perf_counter() - started
-        print(f"materialize: {rows:,} deliveries in {materialize_s:.3f} s, {len(ranges)} chunks (first "
-              f"{args.first_chunk:,} contacts, then {args.chunk:,}); first chunk committed after "
+        print(f"materialize: {rows:,} deliveries in {materialize_s:.3f} s, about {chunks} chunks (first "
+              f"{args.first_chunk:,} contacts, then {args.chunk:,}, {jobs.FAN_OUT_LANES} at a time); first chunk "
+              "committed after "
               f"{first_chunk_s:.3f} s (PostgreSQL CPU {first_chunk_cpu_s:.3f} s); PostgreSQL CPU "
               f"{materialize_cpu_s:.3f} s in all")
 
@@ -301,6 +325,20 @@ def main() -> None:
         dbmod.engine().dispose()
         if not args.keep and not args.reuse:
             drop_database(settings)
+
+
+def fan_out_done(alert_id: int) -> bool:
+    with dbmod.transaction() as s:
+        return bool(s.execute(text("SELECT fanout_done FROM alerts WHERE id = :a"), {"a": alert_id}).scalar_one())
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds used so far by every PostgreSQL process (the backends of both lanes, WAL writer…)."""
+    total = 0.0
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        if proc.info["name"] in ("postgres", "postmaster") and proc.info["cpu_times"]:
+            total += proc.info["cpu_times"].user + proc.info["cpu_times"].system
+    return total
 
 
 def backend_cpu_s(session: Any) -> float:

@@ -158,14 +158,19 @@ def release_claims(session: Session, ids: list[int], *, worker: str) -> int:
     """), {"ids": ids, "worker": worker}).rowcount
 
 
-def cut_batches(session: Session, alert_id: int, *, after_id: int = 0, size: int = 500) -> list[tuple[int, int]]:
-    """Id ranges of `size` queued deliveries each, for the rows of `alert_id` with id > after_id."""
-    rows = session.execute(text("""
+def cut_batches(session: Session, alert_id: int, *, after_id: int = 0, size: int = 500,
+                contacts: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+    """Id ranges of `size` queued deliveries each, for the rows of `alert_id` with id > after_id
+    (and, given `contacts`, of contact ids in that inclusive range: what one fan-out chunk wrote,
+    leaving out the rows another chunk writes at the same time, whose ids may interleave)."""
+    in_chunk = "AND contact_id BETWEEN :clo AND :chi" if contacts else ""
+    rows = session.execute(text(f"""
         SELECT min(id), max(id) FROM (
             SELECT id, (row_number() OVER (ORDER BY id) - 1) / :size AS b
-              FROM deliveries WHERE alert_id = :alert_id AND id > :after AND state = 'queued') t
+              FROM deliveries WHERE alert_id = :alert_id AND id > :after AND state = 'queued' {in_chunk}) t
          GROUP BY b ORDER BY 1
-    """), {"alert_id": alert_id, "after": after_id, "size": size}).all()
+    """), {"alert_id": alert_id, "after": after_id, "size": size,
+           "clo": contacts[0] if contacts else None, "chi": contacts[1] if contacts else None}).all()
     return [(r[0], r[1]) for r in rows]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from alerting.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
 from alerting.models import Alert, AlertMode, Delivery, Priority
@@ -60,3 +60,97 @@ def test_chunks_hold_the_next_contacts_in_id_order(db, factories, redis_db, monk
         written.append(_deliveries(db, alert_id))
     assert written == [2, 3, 4]
     assert db.get(Alert, alert_id).fanout_done
+
+
+def _committed_alert(contacts: int) -> int:
+    """`contacts` contacts in group brigadas and an approved live alert to it, all committed."""
+    from alerting.db import transaction
+    from alerting.models import Sender, SenderKind
+    from tests.cluster import approved_alert, seed_group
+
+    with transaction() as s:
+        s.add(Sender(name="SIRENA-SC", kind=SenderKind.SHORT, address="4000", active=True, test_route=True))
+    seed_group(contacts)
+    return approved_alert({"es": "Evacuar el sector norte."})
+
+
+def _queued_batch_ranges(redis_db, alert_id: int) -> list[tuple[int, int]]:
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    q = Queue("high", connection=redis_db, serializer=JSONSerializer)
+    return [tuple(j.args[1:]) for j in q.get_jobs() if j.func_name == "broadcast.jobs.send_batch"
+            and j.args[0] == alert_id]
+
+
+def test_two_lanes_at_once_write_every_contact_once_and_queue_every_row(committed_db, redis_db, monkeypatch):
+    """The lanes write their chunks at the same time (two threads, two connections, real commits):
+    every contact gets one delivery, every delivery is in a queued batch, fan-out ends once."""
+    import threading
+
+    from alerting.db import transaction
+    monkeypatch.setattr(jobs, "FIRST_CHUNK_CONTACTS", 100)
+    monkeypatch.setattr(jobs, "CHUNK_CONTACTS", 400)
+    alert_id = _committed_alert(3000)
+    jobs.fan_out(alert_id)  # the first chunk
+    errors: list[BaseException] = []
+
+    def lane() -> None:
+        try:
+            for _ in range(20):
+                jobs.fan_out(alert_id)
+        except BaseException as exc:
+            errors.append(exc)
+
+    lanes = [threading.Thread(target=lane) for _ in range(jobs.FAN_OUT_LANES)]
+    for t in lanes:
+        t.start()
+    for t in lanes:
+        t.join()
+    assert errors == []
+    with transaction() as s:
+        rows = s.execute(select(Delivery.id, Delivery.msisdn).where(Delivery.alert_id == alert_id)).all()
+        alert = s.get(Alert, alert_id)
+        assert alert.fanout_done
+        assert s.scalar(select(func.count()).select_from(select(Delivery.contact_id).where(
+            Delivery.alert_id == alert_id).distinct().subquery())) == 3000
+        left = s.execute(text("SELECT count(*) FROM fanout_chunks")).scalar_one()
+    assert len(rows) == len({m for _, m in rows}) == 3000
+    assert left == 0
+    ranges = _queued_batch_ranges(redis_db, alert_id)
+    assert all(any(lo <= i <= hi for lo, hi in ranges) for i, _ in rows)
+
+
+def test_a_chunk_claimed_by_a_run_that_died_is_written_by_the_next(committed_db, redis_db, monkeypatch):
+    from alerting.db import transaction
+    monkeypatch.setattr(jobs, "FIRST_CHUNK_CONTACTS", 100)
+    monkeypatch.setattr(jobs, "CHUNK_CONTACTS", 400)
+    alert_id = _committed_alert(1000)
+    jobs.fan_out(alert_id)
+    with transaction() as s:  # a run that claimed its chunk and died before writing it
+        assert jobs._claim_next_chunk(s, s.get(Alert, alert_id, with_for_update=True))
+    for _ in range(5):
+        jobs.fan_out(alert_id)
+    with transaction() as s:
+        assert s.get(Alert, alert_id).fanout_done
+        assert _deliveries(s, alert_id) == 1000
+
+
+def test_a_cancel_while_a_chunk_is_claimed_leaves_no_queued_row(committed_db, redis_db, monkeypatch):
+    from alerting.db import transaction
+    from alerting.lifecycle import cancel_alert
+    from tests.cluster import operators
+
+    monkeypatch.setattr(jobs, "FIRST_CHUNK_CONTACTS", 100)
+    monkeypatch.setattr(jobs, "CHUNK_CONTACTS", 400)
+    alert_id = _committed_alert(1000)
+    jobs.fan_out(alert_id)
+    with transaction() as s:
+        assert jobs._claim_next_chunk(s, s.get(Alert, alert_id, with_for_update=True))
+    _, approver = operators("-cancel-lane")
+    with transaction() as s:
+        cancel_alert(s, alert_id, approver, "zona equivocada")
+    jobs._write_pending_chunk(alert_id)
+    jobs.fan_out(alert_id)
+    with transaction() as s:
+        assert jobs.counts_by_state(s, alert_id) == {"cancelled": 100}
