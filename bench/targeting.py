@@ -234,10 +234,10 @@ def main() -> None:
         times, cpus = [], []
         for _ in range(5):
             with dbmod.transaction() as s:
-                t0, c0 = time.perf_counter(), backend_cpu_s(s)
+                t0, c0 = time.perf_counter(), postgres_cpu_s()
                 result = preview(s, spec, text=TEXT)
                 times.append(time.perf_counter() - t0)
-                cpus.append(backend_cpu_s(s) - c0)
+                cpus.append(postgres_cpu_s() - c0)
         preview_statement = max(statements, key=lambda st: len(st[0]))
         preview_s = statistics.median(times)
         preview_cpu_s = statistics.median(cpus)
@@ -339,12 +339,6 @@ def postgres_cpu_s() -> float:
         if proc.info["name"] in ("postgres", "postmaster") and proc.info["cpu_times"]:
             total += proc.info["cpu_times"].user + proc.info["cpu_times"].system
     return total
-
-
-def backend_cpu_s(session: Any) -> float:
-    """CPU seconds used so far by this session's PostgreSQL backend (steadier than wall-clock on a busy box)."""
-    cpu = psutil.Process(session.execute(text("SELECT pg_backend_pid()")).scalar_one()).cpu_times()
-    return cpu.user + cpu.system
 
 
 def expected_recipients(zone_contacts: np.ndarray) -> int:

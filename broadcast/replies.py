@@ -224,13 +224,15 @@ WITH m AS (SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:msisdns AS varchar
 SELECT m.inbound_id, c.id AS contact_id, c.language, pick.*
   FROM m LEFT JOIN contacts c ON c.msisdn = m.msisdn
   LEFT JOIN LATERAL (
+       -- The alerts sent within the window (ix_alerts_reply_window: a few), then this number's
+       -- delivery of each by the unique (alert_id, msisdn) index: the SMS sent to the phone
+       -- that answers, whoever the directory says owns that number now.
        SELECT d.id AS delivery_id, a.id AS alert_id, a.poll_options, a.escalation, a.sender_name, a.mode
-         FROM (SELECT id, alert_id FROM deliveries
-                WHERE contact_id = c.id AND state IN ('submitting', 'submitted', 'delivered', 'failed', 'expired')
-               OFFSET 0) d  -- a fence: a contact has few deliveries, an alert may have a million
-         JOIN alerts a ON a.id = d.alert_id
+         FROM alerts a
+         JOIN deliveries d ON d.alert_id = a.id AND d.msisdn = m.msisdn
         WHERE a.state IN ('sending', 'completed')
           AND coalesce(a.sending_at, a.approved_at) > now() - make_interval(secs => :window)
+          AND d.state IN ('submitting', 'submitted', 'delivered', 'failed', 'expired')
           AND (m.senders IS NULL OR a.sender_name = ANY(string_to_array(m.senders, ',')))
         ORDER BY (a.reply_code = m.code) IS TRUE DESC, coalesce(a.sending_at, a.approved_at) DESC, a.id DESC
         LIMIT 1) pick ON true

@@ -80,8 +80,10 @@ def _labels(labels: list[str] | None) -> ColumnElement[bool]:
     return true() if labels is None else ContactLocation.label.in_(labels)
 
 
-def zone_hits_everywhere(zone: ZoneRef, labels: list[str] | None) -> CompoundSelect:
-    """contact_id of every located point in `zone` (a contact may repeat), through its covering.
+def zone_hits_everywhere(zone: ZoneRef, labels: list[str] | None,
+                         ids: tuple[int, int] | None = None) -> CompoundSelect:
+    """contact_id of every located point in `zone` (a contact may repeat), through its covering;
+    given `ids`, only of contacts with ids in that inclusive range.
 
     Two parts, because an index-only scan cannot evaluate a test on geom: the inside ranges
     (no test at all) and the boundary ranges (the exact test). The ranges are disjoint, so no
@@ -93,7 +95,8 @@ def zone_hits_everywhere(zone: ZoneRef, labels: list[str] | None) -> CompoundSel
         # left free it tested every point of the table exactly, then joined (80 s on the bench).
         # ORDER BY cell: a plain index scan, not a bitmap built per range (3 times the CPU).
         scan = (select(ContactLocation.contact_id, *columns)
-                .where(ContactLocation.cell.between(ZoneCell.lo, ZoneCell.hi), _labels(labels))
+                .where(ContactLocation.cell.between(ZoneCell.lo, ZoneCell.hi), _labels(labels),
+                       true() if ids is None else ContactLocation.contact_id.between(*ids))
                 .order_by(ContactLocation.cell).offset(0).lateral())
         return scan, (select(scan.c.contact_id).select_from(ZoneCell).join(scan, true())
                       .where(ZoneCell.zone_id == zone.zone_id, ZoneCell.inside.is_(inside)))
@@ -189,13 +192,13 @@ def sources(zones: list[ZoneRef], groups: list[GroupRef]) -> list[Source]:
     return [Source("zone", z) for z in zones] + [Source("group", g) for g in groups]
 
 
-def _members(s: Source, labels: list[str] | None) -> Select[Any] | CompoundSelect:
+def _members(s: Source, labels: list[str] | None, ids: tuple[int, int] | None) -> Select[Any] | CompoundSelect:
     if isinstance(s.ref, ZoneRef):
-        return zone_hits_everywhere(s.ref, labels)
+        return zone_hits_everywhere(s.ref, labels, ids)
     if s.ref.dynamic:
         # correlate(None): this SELECT over contacts is its own scan, not the outer row.
-        return dynamic_members(s.ref).correlate(None)
-    return static_members([s.ref])
+        return dynamic_members(s.ref, *(ids or (None, None))).correlate(None)
+    return static_members([s.ref], *(ids or (None, None)))
 
 
 # Bits per word of the per-contact source set: a bigint holds 63 (the sign bit left alone).
@@ -207,8 +210,10 @@ def source_words(n_sources: int) -> int:
 
 
 def preview_statement(srcs: list[Source], labels: list[str] | None, crit: dict[str, Any] | None,
-                      exclusion: ColumnElement[bool], include_opted_out: bool) -> Select[Any]:
-    """One row per (status, opted_out, language, source set): how many contacts.
+                      exclusion: ColumnElement[bool], include_opted_out: bool,
+                      ids: tuple[int, int] | None = None) -> Select[Any]:
+    """One row per (status, opted_out, language, source set): how many contacts (given `ids`,
+    among contacts with ids in that inclusive range; the rows of disjoint ranges add up).
 
     Each source's members carry their source's bit (UNION ALL, the spatial scan once per zone);
     they are folded into one row per contact with the set of sources that reached it (bit_or,
@@ -219,7 +224,7 @@ def preview_statement(srcs: list[Source], labels: list[str] | None, crit: dict[s
     """
     tagged = []
     for i, s in enumerate(srcs):
-        members = _members(s, labels).subquery()
+        members = _members(s, labels, ids).subquery()
         tagged.append(select(members.c.contact_id, literal(i // WORD_BITS, Integer).label("word"),
                              literal(1 << (i % WORD_BITS), BigInteger).label("bit")))
     every = tagged[0].subquery() if len(tagged) == 1 else union_all(*tagged).subquery()
@@ -236,6 +241,7 @@ def preview_statement(srcs: list[Source], labels: list[str] | None, crit: dict[s
     # guesses 200 rows) and would look each contact up by index, 375,000 random reads on the
     # bench, where one pass over contacts into a hash join costs a third of that.
     joined = reached.join(Contact.__table__, (Contact.id + literal_column("0")) == reached.c.contact_id)
-    return (select(status, opted_out.label("opted_out"), Contact.language, func.count(), *source_sets)
-            .select_from(joined)
-            .group_by(status, opted_out, Contact.language, *source_sets))
+    statement = (select(status, opted_out.label("opted_out"), Contact.language, func.count(), *source_sets)
+                 .select_from(joined)
+                 .group_by(status, opted_out, Contact.language, *source_sets))
+    return statement if ids is None else statement.where(Contact.id.between(*ids))

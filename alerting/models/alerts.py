@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -55,7 +55,12 @@ class AlertKind(enum.StrEnum):
 
 class Alert(Base):
     __tablename__ = "alerts"
-    __table_args__ = (Index("ix_alerts_state_scheduled_at", "state", "scheduled_at"),)
+    __table_args__ = (
+        Index("ix_alerts_state_scheduled_at", "state", "scheduled_at"),
+        # The alerts a reply may answer (broadcast.replies): sent within the window (migration 0023).
+        Index("ix_alerts_reply_window", text("coalesce(sending_at, approved_at)"),
+              postgresql_where=text("state IN ('sending', 'completed')")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     reference: Mapped[str] = mapped_column(String(32), unique=True)  # "A-2026-000042", shown to people

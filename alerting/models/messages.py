@@ -54,7 +54,7 @@ class Delivery(Base):
     # No foreign keys (migration 0010): a delivery is history that outlives its contact, alerts are
     # never deleted, and each key cost a look-up per row on the hot fan-out insert.
     alert_id: Mapped[int] = mapped_column(Integer)
-    contact_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    contact_id: Mapped[int | None] = mapped_column(BigInteger)  # not indexed: replies match by number (0023)
     msisdn: Mapped[str] = mapped_column(String(16))
     language: Mapped[str] = mapped_column(String(8), default="es")
     state: Mapped[DeliveryState] = mapped_column(enum_type(DeliveryState), default=DeliveryState.QUEUED)

@@ -297,3 +297,46 @@ def test_a_personalised_text_is_estimated_for_its_longest_expansion_too(db, dire
     assert longest["encoding"] == "ucs2" and longest["parts"] == 2 and longest["total_sms"] == 6
     plain = preview(db, TargetSpec(groups=["vecinos"]), text="Corte de agua hasta las 18:00. ACK {codigo}")
     assert "longest" not in plain.sms  # nothing personal: nothing to bound
+
+
+def test_a_large_directory_is_previewed_in_two_halves_that_add_up_to_the_whole(committed_db, monkeypatch):
+    """Past PREVIEW_SPLIT_MIN_CONTACTS the preview counts two contact id halves at once on two
+    connections sharing the caller's snapshot; the breakdowns are the same as in one statement."""
+    from alerting.db import transaction
+    from geo import targeting
+    from tests.geo.conftest import Directory
+
+    with transaction() as s:
+        d = Directory(s)
+        save_zone(s, "Centro", CENTRO, "geojson")
+        inside = d.contacts([INSIDE_CENTRO] * 5 + [INSIDE_BOTH] * 2, language="en")
+        outside = d.contacts([OUTSIDE] * 6)
+        opted = d.contacts([INSIDE_CENTRO] * 2, opted_out=True)
+        d.group("brigadas", [inside[0], outside[0], outside[1], opted[0]])
+        d.group("salud", criterion={"attr": "role", "eq": "salud"})
+        d.contacts([OUTSIDE] * 3, attributes={"role": "salud"})
+    spec = TargetSpec(zones=["Centro"], groups=["brigadas", "salud"])
+    splits = []
+    real_split = targeting._preview_split
+    monkeypatch.setattr(targeting, "_preview_split", lambda s: splits.append(real_split(s)) or splits[-1])
+
+    monkeypatch.setattr(targeting, "PREVIEW_SPLIT_MIN_CONTACTS", 10**12)
+    with transaction() as s:
+        whole = preview(s, spec).to_json()
+    monkeypatch.setattr(targeting, "PREVIEW_SPLIT_MIN_CONTACTS", 0)
+    with transaction() as s:
+        halves = preview(s, spec).to_json()
+    assert splits[0] is None and len(splits[1]) == 2
+    assert halves == whole
+    assert whole["total"] == 7 + 2 + 3 and whole["opted_out_excluded"] == 2
+    assert whole["by_language"] == {"en": 7, "es": 5}
+
+
+def test_a_transaction_that_wrote_contacts_previews_them_in_one_statement(db, directory, monkeypatch):
+    """The halves would run on other connections, blind to this transaction's uncommitted rows."""
+    from geo import targeting
+
+    monkeypatch.setattr(targeting, "PREVIEW_SPLIT_MIN_CONTACTS", 0)
+    save_zone(db, "Centro", CENTRO, "geojson")
+    directory.contacts([INSIDE_CENTRO] * 4)
+    assert preview(db, TargetSpec(zones=["Centro"])).total == 4
