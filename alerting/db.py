@@ -6,17 +6,22 @@ may flush, and never commit, roll back or close it.
 
 from __future__ import annotations
 
+import logging
+import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Enum, MetaData, create_engine, event, exc, func
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from alerting.settings import Settings
+
+log = logging.getLogger("sirena.db")
+T = TypeVar("T")
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -125,6 +130,30 @@ def transaction() -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
     with _sessions.begin() as session:
         yield session
+
+
+# deadlock_detected, serialization_failure: PostgreSQL aborted the transaction to let another
+# finish; running it again from the start is correct.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def retrying_transaction(work: Callable[[Session], T], *, attempts: int = 4, what: str = "transaction") -> T:
+    """work(session) in a transaction(), run again (up to `attempts` times in all, after a short
+    random pause) when PostgreSQL picks it as a deadlock victim. `work` must be safe to repeat
+    from the start: everything it wrote was rolled back."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with transaction() as session:
+                return work(session)
+        except Exception as error:
+            # Wrapped by SQLAlchemy (error.orig), or raised by a raw DBAPI cursor as it is.
+            cause = getattr(error, "orig", None) or error
+            if getattr(cause, "pgcode", None) not in RETRYABLE_SQLSTATES or attempt == attempts:
+                raise
+            log.warning("%s: %s (attempt %d of %d), running it again", what,
+                        (str(cause).splitlines() or ["?"])[0], attempt, attempts)
+            time.sleep(random.uniform(0.01, 0.05) * attempt)
+    raise AssertionError("unreachable")
 
 
 def enum_type(enum_cls: type) -> Enum:

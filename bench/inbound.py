@@ -137,9 +137,21 @@ def main() -> None:
             except Exception as exc:  # the sweep takes the rows again, as in production
                 print(f"process_inbound({item[0]}, {top}) failed: {exc!r}", file=sys.stderr)
 
+    stop_sweeping = threading.Event()
+
+    def sweeper() -> None:
+        # As the scheduler queues it (broadcast.replies.queue_sweep): one sweep every 5 s takes the
+        # rows no job finished (a job's LIMIT, a failed job).
+        while not stop_sweeping.wait(5.0):
+            try:
+                replies.sweep()
+            except Exception as exc:
+                print(f"sweep failed: {exc!r}", file=sys.stderr)
+
     workers = [threading.Thread(target=work, daemon=True) for _ in range(args.workers)]
     for worker in workers:
         worker.start()
+    threading.Thread(target=sweeper, daemon=True).start()
     try:
         alert_id = seed(args.n)
         while gateway.send_batch(alert_id, 0, 2**62)["claimed"]:
@@ -190,6 +202,7 @@ def main() -> None:
         print(f"pushed in {pushed:.2f} s; stored raw after {stored_at or 0:.2f} s; all matched and recorded "
               f"after {seconds:.2f} s; meanings {meanings}; inbound stored {store.stored}", file=sys.stderr)
     finally:
+        stop_sweeping.set()
         for _ in workers:
             ranges.put(None)
         gateway.stop()

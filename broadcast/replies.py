@@ -27,7 +27,7 @@ from psycopg2.extras import execute_values
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from alerting.db import configured_settings, transaction
+from alerting.db import configured_settings, retrying_transaction, transaction
 from alerting.models import ReplyMeaning
 from alerting.outbox import enqueue_now
 from alerting.phones import mask_msisdn
@@ -60,6 +60,7 @@ CONFIRMATIONS = {
 
 @dataclass
 class InboundReport:
+    rows: int = 0  # inbound rows taken (at most the batch's limit)
     receipts: int = 0
     receipts_matched: int = 0
     replies: int = 0
@@ -130,19 +131,32 @@ def process_inbound(min_id: int, max_id: int) -> dict[str, Any]:
     rows fills with dead entries for rows already done, and a scan from the start of the table
     would walk all of them on every job. Older stragglers are the periodic sweep's.
     """
-    with transaction() as session:
-        report = process_batch(session, f"id BETWEEN {int(min_id)} AND {int(max_id)}", _styles())
-    return report.__dict__
+    # Batches of BATCH rows until the range is done: a burst can put more than one batch in a range,
+    # and the rest would otherwise wait for the periodic sweep (every 5 s). Two passes at once can
+    # deadlock on the live counters (each applies receipts and replies of the same alert); the
+    # victim runs again rather than leaving its rows to the sweep.
+    where = f"id BETWEEN {int(min_id)} AND {int(max_id)}"
+    total = InboundReport()
+    while True:
+        report = retrying_transaction(lambda session: process_batch(session, where, _styles()),
+                                      what=f"process_inbound({min_id}, {max_id})")
+        for name in ("rows", "receipts", "receipts_matched", "replies"):
+            setattr(total, name, getattr(total, name) + getattr(report, name))
+        for counts, more in ((total.unmatched, report.unmatched), (total.meanings, report.meanings)):
+            for key, n in more.items():
+                counts[key] = counts.get(key, 0) + n
+        if report.rows < BATCH:
+            return total.__dict__
 
 
 def sweep(limit: int = BATCH, min_age_s: float = 1.0) -> dict[str, Any]:
     """Job/periodic pass: interpret unprocessed rows older than `min_age_s` (younger ones have a job
     on the way), then match receipts still waiting for their message id. Idempotent."""
     total = InboundReport()
-    with transaction() as session:
-        report = process_batch(session, f"received_at <= now() - make_interval(secs => {float(min_age_s)})",
-                               _styles(), limit=limit)
-        total.receipts, total.replies = report.receipts, report.replies
+    report = retrying_transaction(
+        lambda session: process_batch(session, f"received_at <= now() - make_interval(secs => {float(min_age_s)})",
+                                      _styles(), limit=limit), what="inbound sweep")
+    total.receipts, total.replies = report.receipts, report.replies
     with transaction() as session:
         matched = receipts.match_receipts(session)
         total.receipts_matched = matched.matched
@@ -186,7 +200,7 @@ def process_batch(session: Session, where: str, styles: Mapping[str, str], *, li
         SELECT id, kind, carrier, source_addr, destination_addr, text, tlvs, received_at FROM inbound_messages
          WHERE processed_at IS NULL AND {where} ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
     """), {"limit": limit}).all()
-    report = InboundReport()
+    report = InboundReport(rows=len(rows))
     outcomes: dict[int, str] = {}
     receipt_rows = [(r.id, r.carrier, r.tlvs, r.text, r.received_at) for r in rows if r.kind == "receipt"]
     if receipt_rows:

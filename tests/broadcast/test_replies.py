@@ -241,6 +241,22 @@ def test_process_inbound_job_is_idempotent(committed_db, redis_db):
     assert len(reply_rows()) == 1
 
 
+def test_one_job_takes_every_row_of_its_range_past_one_batch(committed_db, redis_db, monkeypatch):
+    """A burst can put more rows in a job's range than one batch takes: the job goes on in batches
+    rather than leave the rest to the sweep, 5 s later."""
+    monkeypatch.setattr(replies, "BATCH", 2)
+    numbers = [f"+5697980010{i}" for i in range(5)]
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(numbers)
+        send(gateway, alert_id)
+        for number in numbers:
+            mo(sim, number, "ACK")
+        wait_inbound(sim, 2 * len(numbers))
+        report = replies.process_inbound(0, 10**9)
+    assert report["replies"] == 5 and report["rows"] == 10
+    assert len(reply_rows()) == 5
+
+
 def live_alert(body: str, group: str, priority) -> int:  # type: ignore[no-untyped-def]
     """Composed, submitted and approved by as many approvers as its priority needs."""
     from uuid import uuid4
