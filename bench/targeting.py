@@ -9,12 +9,14 @@ the fan-out job does), time until the first chunk is committed, and the same cou
 Python with shapely as the baseline. --explain prints EXPLAIN (ANALYZE, BUFFERS) of the preview
 and of the first chunk's INSERT. The last line is one JSON object.
 
-    .venv/bin/python bench/targeting.py [--contacts 1000000] [--chunk 50000] [--explain] [--keep]
+    .venv/bin/python bench/targeting.py [--contacts 1000000] [--chunk 100000] [--lanes 2] [--explain] [--keep] [--reuse]
 
-Measured 2026-11-27 on the 2-core machine at load 1.9-3.3 (shared), back to back: preview 1.21-1.31 s
-(PostgreSQL CPU 1.13-1.27 s), materialize 5.75-6.01 s (CPU 5.16-5.20 s), first chunk 0.13-0.14 s; the
-code before the cell covering (migration 0020) 2.74-2.76 s / 7.22-8.32 s / 0.13-0.14 s in the same runs.
-Targets (0.5 s / 2 s / 0.2 s) still missed for the first two; what dominates: see README's table.
+Materialization runs the fan-out job itself (broadcast.jobs.fan_out): the first chunk, then
+--lanes runs at once until the alert's fan-out is done; "PostgreSQL CPU" is that of every
+PostgreSQL process (both lanes' backends, the WAL writer).
+
+Measured 2026-11-28 on the 2-core machine, quiet, fresh data: preview 0.36-0.45 s, materialize
+1.88-2.39 s, first chunk 0.05 s (the figures and what dominates: README's table).
 """
 
 from __future__ import annotations
@@ -310,7 +312,8 @@ def main() -> None:
               f"(SQL: {located:,}); recipients by numpy {expected:,}; agree: {counts_agree}")
 
         if args.explain:
-            print("\n--- EXPLAIN ANALYZE: preview ---\n" + explain(*preview_statement))
+            print("\n--- EXPLAIN ANALYZE: preview (for a large directory: one of its two contact id halves) ---\n"
+                  + explain(*preview_statement))
             print("\n--- EXPLAIN ANALYZE: first chunk INSERT (rolled back) ---\n" + chunk_plan)
         print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
               "(other processes share this machine; the figures are wall-clock)")
