@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -47,6 +47,13 @@ class ReconcileReport:
         return {"reaped": sum(self.reaped.values()), "waiting_route_retried": self.waiting_retried,
                 "fan_outs_queued": self.fan_outs_queued, "batches_queued": sum(self.batches_queued.values()),
                 "completed": self.completed, "seconds": round(self.seconds, 3)}
+
+
+def has_fan_out_job(job_ids: Iterable[str], alert_id: int) -> bool:
+    """Whether one of `job_ids` is a fan-out of this alert: "fan-out-12" or "fan-out-12-…" (never
+    alert 123's "fan-out-123-…", which a bare prefix test took for alert 12's)."""
+    own = f"fan-out-{alert_id}"
+    return any(j == own or j.startswith(own + "-") for j in job_ids)
 
 
 def pending_jobs(redis: Redis | None, prefix: str = "", *, waiting_only: bool = False) -> set[str]:
@@ -104,7 +111,7 @@ def reconcile(redis: Redis | None) -> ReconcileReport:
             | (Alert.state == AlertState.SENDING) & ~Alert.fanout_done
         )).all()
         for alert in candidates:
-            if any(j.startswith(f"fan-out-{alert.id}") for j in live):
+            if has_fan_out_job(live, alert.id):
                 continue
             enqueue_after_commit(session, "broadcast.jobs.fan_out", alert.id, queue=alert.priority.queue_name,
                                  job_id=f"fan-out-{alert.id}{tag}", timeout_s=jobs.FAN_OUT_TIMEOUT_S)

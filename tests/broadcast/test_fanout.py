@@ -154,3 +154,12 @@ def test_a_cancel_while_a_chunk_is_claimed_leaves_no_queued_row(committed_db, re
     jobs.fan_out(alert_id)
     with transaction() as s:
         assert jobs.counts_by_state(s, alert_id) == {"cancelled": 100}
+
+
+def test_the_reconciler_tells_one_alerts_fan_out_jobs_from_anothers():
+    from broadcast.reconciler import has_fan_out_job
+
+    assert has_fan_out_job(["fan-out-12"], 12)
+    assert has_fan_out_job(["send-12-1-500", "fan-out-12-110000"], 12)
+    assert has_fan_out_job(["fan-out-12-rc1764288000000"], 12)
+    assert not has_fan_out_job(["fan-out-123-110000", "fan-out-1"], 12)  # alert 12 would never be re-queued
