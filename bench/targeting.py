@@ -49,7 +49,14 @@ from alerting import db as dbmod  # noqa: E402
 from alerting.models import Alert, AlertMode  # noqa: E402
 from alerting.settings import Settings  # noqa: E402
 from broadcast import jobs  # noqa: E402
-from geo.targeting import TargetSpec, contact_id_ranges, materialize_chunk, next_contact_range, preview  # noqa: E402
+from geo.targeting import (  # noqa: E402
+    STATEMENT_SETTINGS,
+    TargetSpec,
+    contact_id_ranges,
+    materialize_chunk,
+    next_contact_range,
+    preview,
+)
 from geo.zones import save_zone  # noqa: E402
 
 DATABASE = "sirena_bench_targeting"
@@ -170,9 +177,8 @@ def explain(statement: str, parameters: Any) -> str:
     raw = dbmod.engine().raw_connection()
     try:
         cur = raw.cursor()
-        cur.execute("SET jit = off")
-        cur.execute("SET work_mem = '64MB'")  # as geo.targeting sets them for its statements
-        cur.execute("SET max_parallel_workers_per_gather = 0")
+        for setting in STATEMENT_SETTINGS:  # as geo.targeting sets them for its statements
+            cur.execute(f"SET {setting}")
         cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
         plan = "\n".join(re.sub(r"'([0-9A-F]{200,})'", lambda m: f"'<EWKB, {len(m[1]) // 2} bytes>'", r[0])
                          for r in cur.fetchall())

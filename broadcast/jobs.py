@@ -89,7 +89,7 @@ def _first_chunk(session: Session, alert: Alert) -> None:
     """Pin the zone versions every later chunk uses, write the first chunk, start the lanes."""
     from geo import targeting
 
-    alert.resolved = {**(alert.resolved or {}), **targeting.resolution_record(session, alert_spec(alert))}
+    alert.resolved = {**(alert.resolved or {}), **targeting.resolution_record(session, _spec(alert))}
     session.flush()
     chunk = targeting.next_contact_range(session, 0, FIRST_CHUNK_CONTACTS)
     alert.fanout_cursor = chunk[1] if chunk else 0
@@ -158,11 +158,11 @@ def _write_pending_chunk(alert_id: int) -> None:
 def _materialize(session: Session, alert: Alert, chunk: tuple[int, int]) -> int:
     from geo import targeting
 
-    return targeting.materialize_chunk(session, alert.id, alert_spec(alert), *chunk,
+    return targeting.materialize_chunk(session, alert.id, _spec(alert), *chunk,
                                        include_opted_out=_overrides_opt_out(alert) or None)
 
 
-def alert_spec(alert: Alert) -> Any:
+def _spec(alert: Alert) -> Any:
     from geo import targeting
 
     return targeting.TargetSpec.from_json(alert.target or {})

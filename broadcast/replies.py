@@ -67,6 +67,16 @@ class InboundReport:
     unmatched: dict[str, int] = field(default_factory=dict)
     meanings: dict[str, int] = field(default_factory=dict)
 
+    def add(self, other: InboundReport) -> None:
+        """Count `other`'s batch into this report."""
+        self.rows += other.rows
+        self.receipts += other.receipts
+        self.receipts_matched += other.receipts_matched
+        self.replies += other.replies
+        for mine, theirs in ((self.unmatched, other.unmatched), (self.meanings, other.meanings)):
+            for key, n in theirs.items():
+                mine[key] = mine.get(key, 0) + n
+
 
 def _styles() -> dict[str, str]:
     """Each carrier's receipt id style, from this process's gateway (receipts need a gateway worker)."""
@@ -140,11 +150,7 @@ def process_inbound(min_id: int, max_id: int) -> dict[str, Any]:
     while True:
         report = retrying_transaction(lambda session: process_batch(session, where, _styles()),
                                       what=f"process_inbound({min_id}, {max_id})")
-        for name in ("rows", "receipts", "receipts_matched", "replies"):
-            setattr(total, name, getattr(total, name) + getattr(report, name))
-        for counts, more in ((total.unmatched, report.unmatched), (total.meanings, report.meanings)):
-            for key, n in more.items():
-                counts[key] = counts.get(key, 0) + n
+        total.add(report)
         if report.rows < BATCH:
             return total.__dict__
 

@@ -252,15 +252,17 @@ def opt_out_policy() -> OptOutPolicy:
     return _opt_out_policy
 
 
-def _fast(session: Session) -> None:
-    # JIT spends 0.1-0.3 s compiling these statements and then saves nothing. 64 MB keeps a
-    # 1M-contact preview's hash tables in memory. No parallel workers (re-checked with the
-    # one-pass preview): each worker builds its own copy of the reached-contacts hash, so each
-    # redoes the spatial scan, and zone_cells is a few pages, so a parallel scan cannot share
-    # out the ranges either.
-    session.execute(sql_text("SET LOCAL jit = off"))
-    session.execute(sql_text("SET LOCAL work_mem = '64MB'"))
-    session.execute(sql_text("SET LOCAL max_parallel_workers_per_gather = 0"))
+# JIT spends 0.1-0.3 s compiling these statements and then saves nothing. 64 MB keeps a 1M-contact
+# preview's hash tables in memory. No parallel workers (re-checked with the one-pass preview): each
+# worker builds its own copy of the reached-contacts hash, so each redoes the spatial scan, and
+# zone_cells is a few pages, so a parallel scan cannot share out the ranges either.
+STATEMENT_SETTINGS = ("jit = off", "work_mem = '64MB'", "max_parallel_workers_per_gather = 0")
+
+
+def _fast(session: Any) -> None:
+    """STATEMENT_SETTINGS for the rest of the transaction of `session` (a Session or Connection)."""
+    for setting in STATEMENT_SETTINGS:
+        session.execute(sql_text(f"SET LOCAL {setting}"))
 
 
 def materialize_chunk(
@@ -446,7 +448,7 @@ def _preview_split(session: Session) -> list[tuple[int, int]] | None:
 
 
 def _preview_rows(session: Session, statement: Any, split: list[tuple[int, int]] | None) -> list[Any]:
-    """The preview statement's rows: in this session, or summed over the halves of `split`."""
+    """The preview statement's rows: in this session, or those of each half of `split`."""
     if split is None:
         _fast(session)
         # The planner cannot estimate the covering's range scans (it guesses 6,000 points a
@@ -464,21 +466,15 @@ def _preview_rows(session: Session, statement: Any, split: list[tuple[int, int]]
         with engine.connect().execution_options(isolation_level="REPEATABLE READ",
                                                 postgresql_readonly=True) as conn:
             conn.execute(sql_text(f"SET TRANSACTION SNAPSHOT '{_snapshot_id(snapshot)}'"))
-            for setting in ("jit = off", "work_mem = '64MB'", "max_parallel_workers_per_gather = 0",
-                            "enable_sort = off"):
-                conn.execute(sql_text(f"SET LOCAL {setting}"))
+            _fast(conn)
+            conn.execute(sql_text("SET LOCAL enable_sort = off"))  # as in one statement, above
             rows = conn.execute(statement(ids)).all()
             conn.rollback()
             return rows
 
     with ThreadPoolExecutor(max_workers=len(split), thread_name_prefix="preview") as pool:
         halves = list(pool.map(half, split))
-    totals: dict[tuple[Any, ...], int] = {}
-    for rows in halves:
-        for status, opted_out, language, n, *words in rows:
-            key = (status, opted_out, language, *words)
-            totals[key] = totals.get(key, 0) + n
-    return [(k[0], k[1], k[2], n, *k[3:]) for k, n in totals.items()]
+    return [row for rows in halves for row in rows]  # counts of disjoint halves: assemble() adds them up
 
 
 def _snapshot_id(value: str) -> str:
@@ -499,6 +495,7 @@ def require_nonempty(result: Preview, mode: AlertMode | str) -> None:
 
 
 __all__ = [
+    "STATEMENT_SETTINGS",
     "ChunkResult",
     "OptOutPolicy",
     "Preview",
