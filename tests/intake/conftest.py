@@ -1,4 +1,4 @@
-"""Fixtures for the intake tests: the real CAP files in shared/cap/, an importer and its config."""
+"""Fixtures for the intake tests: the real CAP files in cap_files/, an importer and its config."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from alerting.intake.config import IntakeConfig
 from alerting.models import Contact, ContactLocation
 from tests.factories import actor_for
 
-CAP_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "cap"
+CAP_DIR = Path(__file__).resolve().parent / "cap_files"  # real CAP messages; their sources in SOURCES.md
 
 
 def cap_file(name: str) -> bytes:
@@ -35,7 +35,7 @@ def resident_in_the_circle(session: Session, msisdn: str = "+61412345678") -> Co
 
 
 def exercise_cap() -> bytes:
-    """Our own Exercise message: no real one exists (shared/cap/SOURCES.md), so the Australian circle alert
+    """Our own Exercise message: no real one exists (cap_files/SOURCES.md), so the Australian circle alert
     with its <status> changed, as SOURCES.md suggests."""
     data = cap_file("australia-circle.xml").replace(b"<cap:status>Actual</cap:status>",
                                                     b"<cap:status>Exercise</cap:status>")

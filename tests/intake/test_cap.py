@@ -1,4 +1,4 @@
-"""CAP 1.2 in and out, on the five real CAP files in shared/cap/ plus our own Exercise file."""
+"""CAP 1.2 in and out, on the five real CAP files in cap_files/ plus our own Exercise file."""
 
 from __future__ import annotations
 
