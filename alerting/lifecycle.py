@@ -322,9 +322,14 @@ def approve_alert(session: Session, alert_id: int, approver: Actor, *, seen_hash
 
 
 def enqueue_fan_out(session: Session, alert: Alert) -> None:
-    """Queue the alert's fan-out after commit (best effort: the reconciler re-enqueues if lost)."""
+    """Queue the alert's fan-out after commit (best effort: the reconciler re-enqueues if lost). A flash
+    alert also wakes every gateway's flash lane at commit, which starts it without Redis."""
     enqueue_after_commit(session, "broadcast.jobs.fan_out", alert.id, queue=alert.priority.queue_name,
                          job_id=f"fan-out-{alert.id}")
+    if alert.priority is Priority.FLASH:
+        from broadcast.flash_lane import notify
+
+        notify(session, alert.id)
 
 
 def _require_route(session: Session, alert: Alert) -> None:

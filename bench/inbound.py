@@ -116,7 +116,7 @@ def main() -> None:
     # As `sirena worker` wires it: the store pokes a Coalescer, which queues one job per interval.
     coalescer = Coalescer(lambda lo, hi: ranges.put((lo, hi)), interval_s=args.coalesce_s)
     store = InboundStore(after_store=coalescer.poke)
-    gateway = Gateway(config, name="gw-bench-inbound", on_deliver=store)
+    gateway = Gateway(config, name="gw-bench-inbound", on_deliver=store, flash_lane=False)
     gateway.start()
 
     def work() -> None:

@@ -32,6 +32,7 @@ from audit.actor import Actor
 from broadcast import allowance, carrier_health, claims, jobs
 from broadcast.carriers import CarriersConfig
 from broadcast.encoding import ConcatReference, encode_parts
+from broadcast.flash_lane import FlashLane
 from broadcast.pool import CarrierPool, OutboundMessage, Outcome, SubmitResult
 
 log = logging.getLogger("sirena.gateway")
@@ -83,7 +84,7 @@ class Gateway:
 
     def __init__(self, config: CarriersConfig, *, name: str | None = None,
                  drill_allowlist: frozenset[str] = frozenset(), on_deliver: Any = None,
-                 lease_s: int = claims.LEASE_S) -> None:
+                 lease_s: int = claims.LEASE_S, flash_lane: bool = True) -> None:
         self.name = name or f"gw-{socket.gethostname()}-{os.getpid()}"
         self.config = config
         self.test_carriers = frozenset(c.name for c in config.carriers if c.test)
@@ -94,6 +95,9 @@ class Gateway:
         self._stopping = threading.Event()
         # A slice is what one worker may have in flight: the duplicates a SIGKILL can cause.
         self.slice_size = max(20, min(500, sum(c.window * c.binds for c in config.carriers)))
+        # Flash work taken from PostgreSQL at once, whatever the RQ loop is doing (broadcast.flash_lane).
+        # Off for gateways a test drives job by job.
+        self.flash_lane = FlashLane(self) if flash_lane else None
 
     def start(self, wait_s: float = 5.0) -> None:
         """Bind to every carrier and start renewing this worker's leases."""
@@ -101,10 +105,16 @@ class Gateway:
         _current = self
         self._heartbeat = threading.Thread(target=self._renew_leases, name="lease-heartbeat", daemon=True)
         self._heartbeat.start()
-        self.pool.start(wait_s=wait_s)
+        try:
+            self.pool.start(wait_s=wait_s)
+        finally:  # binds still coming up keep retrying; flash work waits for them in the pool
+            if self.flash_lane is not None:
+                self.flash_lane.start()
 
     def stop(self) -> None:
         global _current
+        if self.flash_lane is not None:
+            self.flash_lane.stop()  # after the slice in hand is recorded
         self._stopping.set()
         self.pool.stop()
         if _current is self:
@@ -121,15 +131,21 @@ class Gateway:
             except Exception as exc:  # Postgres restarting: the leases outlive a short outage
                 log.warning("lease renewal failed: %s", exc)
 
-    def send_batch(self, alert_id: int, lo: int, hi: int) -> dict[str, Any]:
+    def send_batch(self, alert_id: int, lo: int, hi: int, *, max_slices: int | None = None) -> dict[str, Any]:
         """Send the queued deliveries of `alert_id` with ids in [lo, hi]. Idempotent.
 
         Works in slices no larger than this process's windows: claim (commit), submit, record
         (commit), next slice. A worker killed mid-slice re-sends at most one slice, which is what
-        bounds duplicates by the window; a cancel takes effect at the next slice.
+        bounds duplicates by the window; a cancel takes effect at the next slice. With `max_slices`
+        it returns after that many (`more`: True), leaving the rest queued (the flash lane takes one
+        slice of each flash alert in turn).
         """
-        totals = {"claimed": 0, "submitted": 0, "retry": False, "completed": False}
+        totals = {"claimed": 0, "submitted": 0, "retry": False, "completed": False, "more": False}
+        slices = 0
         while True:
+            if max_slices is not None and slices >= max_slices:
+                totals["more"] = True
+                return totals
             with transaction() as session:
                 alert = session.get(Alert, alert_id)
                 if alert is None or alert.state is not AlertState.SENDING:
@@ -141,6 +157,7 @@ class Gateway:
                                              with_contact=plan.personalized, lease_s=self.lease_s)
             if not claimed:
                 break
+            slices += 1
             outcomes = self._submit(plan, claimed)
             retry = any(o.state == "queued" for o in outcomes)
             self._record_until_stored(plan, outcomes, lo, hi, retry)

@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 
 from alerting import lifecycle
 from alerting.db import configured_settings, transaction, utcnow
-from alerting.models import Alert, AlertKind, AlertState, Delivery
+from alerting.models import Alert, AlertKind, AlertState, Delivery, Priority
 from alerting.outbox import enqueue_after_commit
 from audit.seal import seal_after_commit
-from broadcast import claims
+from broadcast import claims, flash_lane
 
 log = logging.getLogger("sirena.jobs")
 
@@ -37,11 +37,12 @@ FAN_OUT_TIMEOUT_S = 600
 SEND_BATCH_TIMEOUT_S = 300
 
 
-def fan_out(alert_id: int) -> None:
+def fan_out(alert_id: int, *, first_only: bool = False) -> None:
     """Materialize more of the alert's deliveries and queue their send batches. A re-run adds nothing.
 
     Accepts an approved alert, a scheduled alert that is due, or a sending alert whose fan-out is
-    not finished; anything else (cancelled, done) is left alone.
+    not finished; anything else (cancelled, done) is left alone. `first_only`: write the first
+    chunk if nobody has, nothing more (the flash lane, which then sends it).
 
     The first run writes the first, small chunk under the alert's row lock and queues
     FAN_OUT_LANES runs; each of those claims the next contact range (fanout_chunks, under the
@@ -69,6 +70,8 @@ def fan_out(alert_id: int) -> None:
         if alert.fanout_cursor is None:
             _first_chunk(session, alert)
             return
+        if first_only:
+            return
         if not _claim_next_chunk(session, alert) and not _pending_chunks(session, alert.id):
             # Nothing left to claim or to write (contacts deleted since the last claim).
             alert.fanout_done = True
@@ -91,10 +94,11 @@ def _first_chunk(session: Session, alert: Alert) -> None:
 
     alert.resolved = {**(alert.resolved or {}), **targeting.resolution_record(session, _spec(alert))}
     session.flush()
-    chunk = targeting.next_contact_range(session, 0, FIRST_CHUNK_CONTACTS)
+    start = targeting.skip_unreachable(session, _spec(alert), 0)
+    chunk = None if start is None else targeting.next_contact_range(session, start, FIRST_CHUNK_CONTACTS)
     alert.fanout_cursor = chunk[1] if chunk else 0
     written = _materialize(session, alert, chunk) if chunk else 0
-    done = not _contacts_after(session, alert.fanout_cursor)
+    done = chunk is None or not _reachable_after(session, alert, alert.fanout_cursor)
     _queue_written(session, alert, 0, chunk, done=done)
     if not done:
         for lane in range(FAN_OUT_LANES):
@@ -106,7 +110,8 @@ def _claim_next_chunk(session: Session, alert: Alert) -> bool:
     """Under the alert's lock: record the next contact range as claimed and move the cursor past it."""
     from geo import targeting
 
-    chunk = targeting.next_contact_range(session, alert.fanout_cursor or 0, CHUNK_CONTACTS)
+    start = targeting.skip_unreachable(session, _spec(alert), alert.fanout_cursor or 0)
+    chunk = None if start is None else targeting.next_contact_range(session, start, CHUNK_CONTACTS)
     if chunk is None:
         return False
     session.execute(text("INSERT INTO fanout_chunks (alert_id, lo, hi) VALUES (:a, :lo, :hi)"),
@@ -120,9 +125,13 @@ def _pending_chunks(session: Session, alert_id: int) -> bool:
                                 {"a": alert_id}).scalar_one())
 
 
-def _contacts_after(session: Session, cursor: int) -> bool:
-    return bool(session.execute(text("SELECT EXISTS (SELECT 1 FROM contacts WHERE id > :c)"),
-                                {"c": cursor}).scalar_one())
+def _reachable_after(session: Session, alert: Alert, cursor: int) -> bool:
+    """Whether a contact after `cursor` may still be reached (targeting.skip_unreachable)."""
+    from geo import targeting
+
+    start = targeting.skip_unreachable(session, _spec(alert), cursor)
+    return start is not None and bool(session.execute(text("SELECT EXISTS (SELECT 1 FROM contacts WHERE id > :c)"),
+                                                      {"c": start}).scalar_one())
 
 
 def _write_pending_chunk(alert_id: int) -> None:
@@ -145,7 +154,7 @@ def _write_pending_chunk(alert_id: int) -> None:
             alert = session.get(Alert, alert_id, with_for_update=True, populate_existing=True)
             if alert is None or alert.state is not AlertState.SENDING:
                 raise _StopChunk
-            more = _contacts_after(session, alert.fanout_cursor or 0)
+            more = _reachable_after(session, alert, alert.fanout_cursor or 0)
             done = not more and not _pending_chunks(session, alert_id)
             _queue_written(session, alert, before, chunk, done=done)
             if not done:  # more to claim, or a claimed chunk whose run died (taken next time)
@@ -173,6 +182,8 @@ def _queue_written(session: Session, alert: Alert, before: int, chunk: tuple[int
     """Queue the send batches of what this transaction wrote; on the last chunk, mark fan-out done."""
     batches = claims.cut_batches(session, alert.id, after_id=before, size=BATCH_SIZE, contacts=chunk)
     queue_batches(session, alert, batches)
+    if batches and alert.priority is Priority.FLASH:
+        flash_lane.notify(session, alert.id)  # every gateway's lane sends them, whatever its RQ loop is doing
     if done:
         alert.fanout_done = True
         if not batches:

@@ -356,7 +356,7 @@ def gateway(committed_db, redis_db, simulator):  # type: ignore[no-untyped-def]
     config = parse_carriers(carriers_toml(simulator.ports()), sim_env())
     sync_senders(config)
     inbound = InboundStore()
-    gw = Gateway(config, name="gw-test", on_deliver=inbound)
+    gw = Gateway(config, name="gw-test", on_deliver=inbound, flash_lane=False)  # jobs run by hand (run_jobs)
     gw.start()
     try:
         yield gw

@@ -16,6 +16,7 @@ from alerting.cli.app import Context, cli, pass_ctx
 
 DEMO_DB = "sirena_demo"
 DEMO_REDIS_DB = 3
+FLASH_FIRST_SMS_LIMIT_S = 5.0  # what `--headless` fails on: the target is 1 s, a loaded machine gets slack
 
 
 @cli.command("demo")
@@ -85,6 +86,19 @@ def _archive_checkpoints(settings) -> None:  # type: ignore[no-untyped-def]
         path.rename(path.with_name(f"{path.name}.{int(time.time())}.old"))
 
 
+def _analyze(settings) -> None:  # type: ignore[no-untyped-def]
+    """Statistics of the city just written, as the tables' owner (the application role may not
+    ANALYZE them: PostgreSQL skips them with a warning). Autovacuum would, a minute later, if on."""
+    from sqlalchemy import create_engine, pool, text
+
+    owner = create_engine(settings.database_owner_url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with owner.connect() as conn:
+            conn.execute(text("ANALYZE contacts, contact_locations, group_members"))
+    finally:
+        owner.dispose()
+
+
 def _drop_demo_database(settings) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy import create_engine, pool, text
 
@@ -122,6 +136,7 @@ def _run(ctx: Context, settings, children, pdu_log: Path, out_dir: Path, *, head
         started = time.monotonic()
         with transaction() as s:
             made = city.seed_city(s, contacts, setup_actor)
+        _analyze(settings)
         click.echo(f"  {made.contacts:,} contacts in {time.monotonic() - started:.1f} s; groups "
                    + ", ".join(f"{k} {v:,}" for k, v in made.groups.items()) + "; zones "
                    + ", ".join(f"{k} {v:,}" for k, v in made.zones.items()))
@@ -203,6 +218,10 @@ def _check(rows, air, figures) -> list[str]:  # type: ignore[no-untyped-def]
     if by["evacuation"]["last_sms_s"] and by["flood"]["last_sms_s"] and \
             by["evacuation"]["first_sms_s"] > by["flood"]["last_sms_s"]:
         problems.append("the flash evacuation did not overtake the flood warning")
+    # The target is 1 s (bench/preemption.py measures it); the check leaves room for a loaded machine.
+    if (by["evacuation"]["first_sms_s"] or 0) > FLASH_FIRST_SMS_LIMIT_S:
+        problems.append(f"the flash evacuation's first SMS left {by['evacuation']['first_sms_s']} s after approval "
+                        f"(target 1 s)")
     if by["correction"]["recipients"] < by["flood"]["recipients"]:
         problems.append("the correction did not go to everyone the warning was for")
     fo = figures.get("failover", {})

@@ -98,5 +98,4 @@ def seed_city(session: Session, contacts: int, actor: Actor) -> City:
         """), {"z": zone.id}).scalar_one()
         session.execute(text("UPDATE zones SET expected_population = :p WHERE id = :z"),
                         {"p": zones[name], "z": zone.id})
-    session.execute(text("ANALYZE contacts; ANALYZE contact_locations; ANALYZE group_members"))
     return City(contacts, groups, zones)

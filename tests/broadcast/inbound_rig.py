@@ -68,7 +68,7 @@ def inbound_rig(*, receipts: bool = True, delay_s: float = 0.0,
         config = replace(config, carriers=tuple(replace(c, registered_delivery=0) for c in config.carriers))
     sync_senders(config)
     store = InboundStore()
-    gateway = Gateway(config, name="gw-inbound-test", on_deliver=store)
+    gateway = Gateway(config, name="gw-inbound-test", on_deliver=store, flash_lane=False)
     gateway.start()
     try:
         yield sim, gateway

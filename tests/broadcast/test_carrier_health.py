@@ -60,7 +60,7 @@ def test_the_only_carrier_of_a_sender_keeps_its_rate_when_degraded(simulator):
 
 def test_gateways_follow_the_verdict_stored_by_the_scheduler(committed_db, simulator):
     gateway = Gateway(parse_carriers(carriers_toml(simulator.ports(), tps=TPS), sim_env()), name="gw-health",
-                      lease_s=2)
+                      lease_s=2, flash_lane=False)
     gateway.start()
     try:
         with transaction() as s:

@@ -69,7 +69,7 @@ def test_an_exercise_with_no_test_carrier_left_reaches_only_the_drill_allowlist(
     alert_id = approved_alert({"es": "Simulacro de incendio."}, group="simulacro", mode=AlertMode.EXERCISE)
     live_only = parse_carriers(carriers_toml(simulator.ports(), test=False), sim_env())
     allowed = "+56990000003"
-    gateway = Gateway(live_only, name="gw-live-only", drill_allowlist=frozenset({allowed}))
+    gateway = Gateway(live_only, name="gw-live-only", drill_allowlist=frozenset({allowed}), flash_lane=False)
     gateway.start()
     try:
         run_jobs()
