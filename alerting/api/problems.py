@@ -16,7 +16,7 @@ from flask import Response, current_app, g, json, request
 from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
-from alerting.errors import Refused, SirenaError
+from alerting.errors import InvalidTransition, Refused, SirenaError
 from audit.actor import Actor
 from audit.rate_limits import audit_rate_limited
 from audit.trail import audit_refusal
@@ -99,7 +99,9 @@ def _subject(exc: SirenaError) -> tuple[str | None, int | str | None]:
 
 def handle_sirena_error(exc: SirenaError) -> Response:
     actor: Actor | None = g.get("actor")
-    if isinstance(exc, Refused | Unauthorized):
+    # A refused action is audited; so is one too late for the alert's state (a second approver
+    # answered 409 because the first just approved): every attempt at a privileged action is in the trail.
+    if isinstance(exc, Refused | Unauthorized | InvalidTransition):
         who = actor or Actor(kind="anonymous", name="", interface="api", address=request.remote_addr,
                              user_agent=request.user_agent.string or None)
         subject_type, subject = _subject(exc)

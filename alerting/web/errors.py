@@ -92,6 +92,11 @@ def handle_invalid(exc: InvalidInput) -> Any:
 
 
 def handle_transition(exc: InvalidTransition) -> Response:
+    """Too late for the alert's state (approved by someone else a moment ago, already cancelled): said
+    on the page it came from, and audited as a refusal like any privileged action that did not happen."""
+    subject_type, subject_id = _subject()
+    audit_refusal(current_actor(), f"console.{request.endpoint or 'unknown'}", subject_type, subject_id,
+                  exc.message, payload={"code": exc.code, "method": request.method, "path": request.path})
     flash(exc.message, "error")
     back = safe_next(request.form.get("back") or _same_site_referrer()) or url_for("console.dashboard")
     return redirect(back, 303)  # type: ignore[return-value]
