@@ -12,11 +12,13 @@ coming due, deliveries back in the queue after a retry), it:
    binds, where the pool serves them before any routine submit;
 3. writes the next chunk of a flash alert whose fan-out is not done, and sends it (2) …
 
-until no flash work is left. It does what the RQ jobs do, through the same code (`jobs.fan_out`,
-`Gateway.send_batch`), so every guarantee holds: a slice is a committed claim with a lease (a job
-or another lane never takes the same rows; a killed process's leases expire and the reconciler
-re-queues them), a chunk is claimed in `fanout_chunks`. The RQ jobs of a flash alert still run
-and find less to do; nothing depends on Redis here, so a flash alert leaves with Redis hung.
+until no flash work is left, then completes the alert. It does what the RQ jobs do, through the
+same code (`jobs.fan_out`, `Gateway.send_batch`), so every guarantee holds: a slice is a committed
+claim with a lease (a job or another lane never takes the same rows; a killed process's leases
+expire and the reconciler re-queues them), a chunk is claimed in `fanout_chunks`. It queues no RQ
+job for what it writes (it sends that itself; rows still queued a few seconds later get batches
+from the reconciler), so it makes no Redis call: a flash alert leaves with Redis hung. The RQ jobs
+queued at approval still run and find less to do.
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ class FlashLane:
 
         if state in ("approved", "scheduled"):
             # The first chunk (after the lock, if a worker is writing it: then nothing), then its slices.
-            jobs.fan_out(alert_id, first_only=True)
+            jobs.fan_out(alert_id, first_only=True, queue_jobs=False)
             return True, 0
         if queued:
             totals = self.gateway.send_batch(alert_id, *ALL_IDS, max_slices=1)  # each flash alert in turn
@@ -138,7 +140,8 @@ class FlashLane:
                 self._resting[alert_id] = time.monotonic() + self.poll_s
             return bool(totals.get("claimed")), 1
         if not fanout_done:
-            jobs.fan_out(alert_id)  # the next chunk, if one is left to claim (others may be writing theirs)
+            # The next chunk, if one is left to claim (others may be writing theirs).
+            jobs.fan_out(alert_id, queue_jobs=False)
             return self._fanout_moved(alert_id), 0
         with transaction() as session:  # all written and handed over: completed (else in flight elsewhere)
             return jobs.finish_if_done(session, alert_id), 0

@@ -37,12 +37,14 @@ FAN_OUT_TIMEOUT_S = 600
 SEND_BATCH_TIMEOUT_S = 300
 
 
-def fan_out(alert_id: int, *, first_only: bool = False) -> None:
+def fan_out(alert_id: int, *, first_only: bool = False, queue_jobs: bool = True) -> None:
     """Materialize more of the alert's deliveries and queue their send batches. A re-run adds nothing.
 
     Accepts an approved alert, a scheduled alert that is due, or a sending alert whose fan-out is
-    not finished; anything else (cancelled, done) is left alone. `first_only`: write the first
-    chunk if nobody has, nothing more (the flash lane, which then sends it).
+    not finished; anything else (cancelled, done) is left alone. For the flash lane, which sends
+    what it writes itself: `first_only` writes the first chunk if nobody has, nothing more;
+    `queue_jobs=False` queues no RQ job (so no Redis call: with Redis hung, each would wait for
+    its timeout), the reconciler queues batches for rows still queued a few seconds later.
 
     The first run writes the first, small chunk under the alert's row lock and queues
     FAN_OUT_LANES runs; each of those claims the next contact range (fanout_chunks, under the
@@ -64,11 +66,11 @@ def fan_out(alert_id: int, *, first_only: bool = False) -> None:
         if alert.kind in (AlertKind.CORRECTION, AlertKind.CANCEL) and alert.corrects_alert_id:
             before = _last_delivery_id(session, alert.id)
             written = _materialize_correction(session, alert)
-            _queue_written(session, alert, before, None, done=True)
+            _queue_written(session, alert, before, None, done=True, queue_jobs=queue_jobs)
             log.info("fan-out alert_id=%s correction wrote=%s", alert.id, written)
             return
         if alert.fanout_cursor is None:
-            _first_chunk(session, alert)
+            _first_chunk(session, alert, queue_jobs=queue_jobs)
             return
         if first_only:
             return
@@ -77,7 +79,7 @@ def fan_out(alert_id: int, *, first_only: bool = False) -> None:
             alert.fanout_done = True
             finish_if_done(session, alert.id)
             return
-    _write_pending_chunk(alert_id)
+    _write_pending_chunk(alert_id, queue_jobs=queue_jobs)
 
 
 class _StopChunk(Exception):
@@ -88,7 +90,7 @@ def _last_delivery_id(session: Session, alert_id: int) -> int:
     return session.scalar(select(func.coalesce(func.max(Delivery.id), 0)).where(Delivery.alert_id == alert_id))
 
 
-def _first_chunk(session: Session, alert: Alert) -> None:
+def _first_chunk(session: Session, alert: Alert, *, queue_jobs: bool = True) -> None:
     """Pin the zone versions every later chunk uses, write the first chunk, start the lanes."""
     from geo import targeting
 
@@ -99,8 +101,8 @@ def _first_chunk(session: Session, alert: Alert) -> None:
     alert.fanout_cursor = chunk[1] if chunk else 0
     written = _materialize(session, alert, chunk) if chunk else 0
     done = chunk is None or not _reachable_after(session, alert, alert.fanout_cursor)
-    _queue_written(session, alert, 0, chunk, done=done)
-    if not done:
+    _queue_written(session, alert, 0, chunk, done=done, queue_jobs=queue_jobs)
+    if not done and queue_jobs:
         for lane in range(FAN_OUT_LANES):
             _queue_lane(session, alert, f"{alert.fanout_cursor}-{lane}")
     log.info("fan-out alert_id=%s first chunk wrote=%s done=%s", alert.id, written, done)
@@ -134,7 +136,7 @@ def _reachable_after(session: Session, alert: Alert, cursor: int) -> bool:
                                                       {"c": start}).scalar_one())
 
 
-def _write_pending_chunk(alert_id: int) -> None:
+def _write_pending_chunk(alert_id: int, *, queue_jobs: bool = True) -> None:
     """Write one claimed chunk (this run's, or one a dead run left) and queue its batches."""
     try:
         with transaction() as session:
@@ -156,8 +158,8 @@ def _write_pending_chunk(alert_id: int) -> None:
                 raise _StopChunk
             more = _reachable_after(session, alert, alert.fanout_cursor or 0)
             done = not more and not _pending_chunks(session, alert_id)
-            _queue_written(session, alert, before, chunk, done=done)
-            if not done:  # more to claim, or a claimed chunk whose run died (taken next time)
+            _queue_written(session, alert, before, chunk, done=done, queue_jobs=queue_jobs)
+            if not done and queue_jobs:  # more to claim, or a claimed chunk whose run died (taken next time)
                 _queue_lane(session, alert, str(chunk[0]))
             log.info("fan-out alert_id=%s chunk=%s-%s wrote=%s done=%s", alert_id, *chunk, written, done)
     except _StopChunk:
@@ -178,10 +180,11 @@ def _spec(alert: Alert) -> Any:
 
 
 def _queue_written(session: Session, alert: Alert, before: int, chunk: tuple[int, int] | None, *,
-                   done: bool) -> None:
+                   done: bool, queue_jobs: bool = True) -> None:
     """Queue the send batches of what this transaction wrote; on the last chunk, mark fan-out done."""
     batches = claims.cut_batches(session, alert.id, after_id=before, size=BATCH_SIZE, contacts=chunk)
-    queue_batches(session, alert, batches)
+    if queue_jobs:
+        queue_batches(session, alert, batches)
     if batches and alert.priority is Priority.FLASH:
         flash_lane.notify(session, alert.id)  # every gateway's lane sends them, whatever its RQ loop is doing
     if done:
