@@ -16,7 +16,9 @@ import time
 import urllib.request
 
 import pytest
+from sqlalchemy import text
 
+from alerting import db as dbmod
 from tests.cluster import approved_alert, seed_group, wait_until
 from tests.conftest import _free_port, carriers_toml, sim_env
 from tests.faults.conftest import N, fault_carriers
@@ -94,3 +96,34 @@ def test_carrier_refusing_binds_for_a_while_traffic_waits_for_nobody(committed_d
     record(request, FaultRow(f"carrier refusing binds for {REFUSE_S} s", N, **result, bound=0, seconds=clock.seconds(),
                              notes=f"{attempts} bind attempts while refused (~{per_min:.0f}/min for {BINDS} binds); "
                                    f"alpha {alpha:,} / beta {beta:,} messages"))
+
+
+SLOW_S = (0.5, 2.0)  # RELIABILITY.md row 7: every response 0.5-2 s late
+
+
+def test_slow_carriers_throughput_follows_the_window_and_nothing_times_out(committed_db, redis_db, simulator,
+                                                                          make_cluster, request):
+    """Both carriers answer every PDU 0.5-2 s late. The windows (50 outstanding per bind, 4 binds) keep
+    throughput at window / latency; the response timeout (10 s) is never reached, so nothing is
+    re-sent. Bound: 0 duplicates."""
+    cluster = make_cluster(committed_db, fault_carriers(simulator.ports(), binds=BINDS, window=WINDOW))
+    seed_group(N)
+    for carrier in ("alpha", "beta"):
+        simulator.set_fault(carrier, "slow", delay_s=list(SLOW_S))
+    clock = Stopwatch()
+    alert_id = approved_alert({"es": "Temporal: no salga de su casa. ACK {codigo}"})
+    cluster.scheduler()
+    cluster.worker()
+    cluster.wait_completed(alert_id, timeout_s=240)
+    seconds = clock.seconds()
+    result = check_recovered(simulator, alert_id, N, bound=0, settings=committed_db)
+    with dbmod.transaction() as s:
+        sending_s = float(s.scalar(text("SELECT extract(epoch FROM last_submit_at - first_submit_at) FROM alerts "
+                                        "WHERE id = :a"), {"a": alert_id}))
+    rate = N / sending_s
+    ceiling = 2 * BINDS * WINDOW / (sum(SLOW_S) / 2)  # what the windows allow at the mean latency
+    assert rate > ceiling / 3, f"{rate:.0f} msg/s with {2 * BINDS} windows of {WINDOW} at ~1.25 s: windows not full"
+    record(request, FaultRow(f"slow carriers ({SLOW_S[0]}-{SLOW_S[1]} s per response)", N, **result, bound=0,
+                             seconds=seconds,
+                             notes=f"{rate:.0f} msg/s against a window ceiling of {ceiling:.0f} msg/s "
+                                   f"({2 * BINDS} binds × window {WINDOW} / 1.25 s mean latency)"))
