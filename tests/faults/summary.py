@@ -91,4 +91,11 @@ and never more than Sirena counted (`possible_duplicates` on the delivery), coun
 alert's completion, fault and recovery included.
 
 {table}
+
+{COVERAGE}
 """
+
+
+# Every row of the reliability research's fault table (RELIABILITY.md, table (a)) and where it is
+# checked: a case above, another part of the suite, or why it does not apply. Kept beside this file.
+COVERAGE = (Path(__file__).resolve().parent / "coverage.md").read_text(encoding="utf-8")
