@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import psutil
 from sqlalchemy import create_engine, pool, text
@@ -79,9 +80,42 @@ def sirena(*args: str, env: dict[str, str], log: Path | None = None) -> subproce
     return proc
 
 
+def private_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A redis-server of the benchmark's own on a free port (no persistence): no other benchmark or
+    test run on the machine can flush or read its queues. Returns the process and its URL."""
+    import shutil
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
+                             "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    _children.append(proc)
+    url = f"redis://127.0.0.1:{port}/0"
+    from redis import Redis
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if Redis.from_url(url, socket_timeout=0.5).ping():
+                return proc, url
+        except Exception:
+            time.sleep(0.05)
+    raise RuntimeError("the private redis-server did not start")
+
+
 def start_simulator(config: Path, env: dict[str, str], log_file: Path | None = None,
                     *, timeout_s: float = 15.0) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
     """`sirena smsc-sim --config FILE` as a child; returns it and its ports once it listens."""
+    proc, listening = start_simulator_listening(config, env, log_file, timeout_s=timeout_s)
+    return proc, listening["ports"]
+
+
+def start_simulator_listening(config: Path, env: dict[str, str], log_file: Path | None = None,
+                              *, timeout_s: float = 15.0) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """As start_simulator; returns the simulator's whole "listening" line (ports, control_port)."""
     args = [str(ROOT / ".venv" / "bin" / "sirena"), "smsc-sim", "--config", str(config), "--no-records"]
     if log_file:
         args += ["--log", str(log_file)]
@@ -97,7 +131,7 @@ def start_simulator(config: Path, env: dict[str, str], log_file: Path | None = N
         except ValueError:
             continue
         if data.get("smsc_sim") == "listening":
-            return proc, data["ports"]
+            return proc, data
     proc.kill()
     raise RuntimeError("the simulator did not start")
 

@@ -20,10 +20,21 @@ import os
 import tempfile
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
-from common import Sampler, bench_settings, cpu_seconds, drop_database, env_for, sirena, start_simulator, stop
+from common import (
+    Sampler,
+    bench_settings,
+    cpu_seconds,
+    drop_database,
+    env_for,
+    private_redis,
+    sirena,
+    start_simulator,
+    stop,
+)
 from sqlalchemy import select, text
 
 from alerting import db as dbmod
@@ -36,9 +47,12 @@ from audit.actor import Actor
 PASSWORDS = {"SIM_ALPHA_PW": "alphapw", "SIM_BETA_PW": "betapw"}
 
 
-def sim_config(path: Path, receipts: bool) -> None:
-    delay = "[1.0, 3.0]" if receipts else "[0.0, 0.0]"
-    path.write_text("".join(f"""
+def sim_config(path: Path, receipts: bool, delay_s: tuple[float, float] = (1.0, 3.0), *, head: str = "",
+               per_carrier: str = "") -> None:
+    """The simulator's two carriers, alpha and beta; `head`: top-level keys (control_port, log),
+    `per_carrier`: more TOML after each carrier's receipts (its handsets)."""
+    delay = f"[{delay_s[0]}, {delay_s[1]}]" if receipts else "[0.0, 0.0]"
+    path.write_text(head + "".join(f"""
 [[carriers]]
 name = "{name}"
 port = 0
@@ -49,10 +63,12 @@ message_id_style = "{'hex' if name == 'alpha' else 'decimal'}"
 [carriers.receipts]
 style = "both"
 delay_s = {delay}
-""" for name in ("alpha", "beta")))
+{per_carrier}""" for name in ("alpha", "beta")))
 
 
-def carriers_file(path: Path, ports: dict[str, int], window: int) -> None:
+def carriers_file(path: Path, ports: dict[str, int], window: int, *, tps: int = 50000, binds: int = 2,
+                  extra: str = "") -> None:
+    """Sirena's carriers file for the simulator's carriers; `extra`: more keys for each carrier."""
     path.write_text("""
 [senders.SIRENA-SC]
 kind = "short"
@@ -63,13 +79,13 @@ host = "127.0.0.1"
 port = {port}
 system_id = "{name}"
 password_env = "SIM_{name.upper()}_PW"
-binds = 2
-tps = 50000
+binds = {binds}
+tps = {tps}
 window = {window}
 registered_delivery = 1
 test = true
 senders = ["SIRENA-SC"]
-""" for name, port in ports.items()))
+{extra}""" for name, port in ports.items()))
 
 
 def seed(n: int) -> tuple[Actor, Actor]:
@@ -90,21 +106,28 @@ def seed(n: int) -> tuple[Actor, Actor]:
                      for o in ops)  # type: ignore[return-value]
 
 
-def start_rig(database: str, *, receipts: bool, window: int, pdu_log: bool):  # type: ignore[no-untyped-def]
+def start_rig(database: str, *, receipts: bool, window: int, pdu_log: bool,  # type: ignore[no-untyped-def]
+              receipt_delay_s: tuple[float, float] = (1.0, 3.0), extra_env: dict[str, str] | None = None,
+              own_redis: bool = False):
     """A fresh database and Redis db, the simulator as a child with two carriers, their carriers file
-    and senders; returns (settings, redis, tmp dir, env for `sirena` children, simulator process)."""
+    and senders; returns (settings, redis, tmp dir, env for `sirena` children, simulator process).
+    `receipt_delay_s`: the range of a receipt's delay after its submit; `extra_env`: more settings
+    for the children (e.g. SIRENA_LEASE_S); `own_redis`: a private redis-server instead of db 14 of
+    the machine's."""
     from broadcast.carriers import load_carriers
     from broadcast.gateway import sync_senders
 
     settings = bench_settings(database)
     dbmod.configure_db(settings, application_name=f"bench-{database}")
+    tmp = Path(tempfile.mkdtemp(prefix="sirena-bench-"))
+    if own_redis:
+        settings = replace(settings, redis_url=private_redis(tmp)[1])
     redis = redis_connection(settings.redis_url)
     redis.flushdb()
     configure_outbox(redis)
-    tmp = Path(tempfile.mkdtemp(prefix="sirena-bench-"))
-    env = env_for(settings, **PASSWORDS, SIRENA_CARRIERS_FILE=str(tmp / "carriers.toml"))
+    env = env_for(settings, **PASSWORDS, SIRENA_CARRIERS_FILE=str(tmp / "carriers.toml"), **(extra_env or {}))
     os.environ.update(PASSWORDS)
-    sim_config(tmp / "sim.toml", receipts=receipts)
+    sim_config(tmp / "sim.toml", receipts=receipts, delay_s=receipt_delay_s)
     sim, ports = start_simulator(tmp / "sim.toml", env, tmp / "pdus.jsonl" if pdu_log else None)
     carriers_file(tmp / "carriers.toml", ports, window)
     sync_senders(load_carriers(tmp / "carriers.toml", env))
