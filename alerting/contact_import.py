@@ -28,6 +28,7 @@ from typing import IO, Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from alerting import permissions
 from alerting.contact_csv import CsvFile, open_contacts_csv
 from alerting.contact_rows import CheckedChunk, Issue, RowChecker, checked_chunks
 from alerting.errors import InvalidInput
@@ -109,6 +110,8 @@ def import_contacts(
     """
     if recipients_only and group is None:
         raise ValueError("recipients_only needs the group the recipients go in")
+    # A mailed list of recipients is part of composing an alert; changing the directory is not.
+    permissions.require(actor, "alerts.compose" if recipients_only else "contacts.write", "import contacts")
     started = time.monotonic()
     dynamic = frozenset(session.scalars(select(Group.name).where(Group.kind == GroupKind.DYNAMIC)))
     if group is not None:

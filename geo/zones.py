@@ -19,6 +19,7 @@ from shapely.geometry import MultiPolygon, Polygon, mapping
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from alerting import permissions
 from alerting.errors import InvalidInput, NotFound, Refused
 from alerting.target_refs import zone_users
 from audit import trail
@@ -72,6 +73,8 @@ def import_geojson(
     raises InvalidInput whose `fields` name every bad feature and why; nothing is saved then.
     `region` (Settings.default_region) enables the swapped lat/lon warning.
     """
+    if actor is not None:
+        permissions.require(actor, "zones.write", "import zones")
     doc = _load(data)
     pieces = _features(doc)
     if not pieces:
@@ -263,6 +266,8 @@ def save_zone(
     advisory lock, so two editors get versions n+1 and n+2, never a clash. Raises InvalidInput
     (geo.validation.check_geometry) for a bad geometry or name; nothing is written then.
     """
+    if actor is not None:
+        permissions.require(actor, "zones.draw", "save zones")
     checked = check_geometry(geometry, path="polygon", region=region)
     zone, _ = _store(session, name, checked.geometry, source, description=description,
                      expected_population=expected_population, actor=actor)
@@ -309,6 +314,7 @@ def delete_zone(session: Session, name: str, *, actor: Actor) -> Zone:
     (field "zone", naming them) while an unfinished alert or an active schedule names the zone.
     Serialized with saving by the zone's advisory lock. Audited as "zone.deleted".
     """
+    permissions.require(actor, "zones.write", "delete zones")
     name = (name or "").strip()
     session.execute(text("SELECT pg_advisory_xact_lock(hashtext('sirena.zone:' || :n))"), {"n": name})
     zone = get_zone(session, name)

@@ -22,8 +22,10 @@ def test_a_token_composes_a_draft_that_is_never_sent_without_approval(client, co
 
 def test_the_composers_token_cannot_approve_its_own_alert(client, approver, sender, db):
     alert = _draft(client, approver)
-    assert client.post(f"/api/v1/alerts/{alert['id']}/submit", headers=approver.headers).status_code == 200
-    response = client.post(f"/api/v1/alerts/{alert['id']}/approve", json={}, headers=approver.headers)
+    submitted = client.post(f"/api/v1/alerts/{alert['id']}/submit", headers=approver.headers)
+    assert submitted.status_code == 200
+    response = client.post(f"/api/v1/alerts/{alert['id']}/approve",
+                           json={"seen_hash": submitted.get_json()["approval_hash"]}, headers=approver.headers)
     assert response.status_code == 403
     problem = response.get_json()
     assert response.mimetype == "application/problem+json"

@@ -15,20 +15,16 @@ from sqlalchemy.orm import Session
 from alerting import corrections, lifecycle
 from alerting.db import transaction
 from alerting.errors import InvalidInput
-from alerting.models import Alert, AlertMode, AlertState, Group, Priority, Role, Sender
+from alerting.models import Alert, AlertMode, AlertState, Group, Priority, Sender
 from alerting.web import review
 from alerting.web.errors import on_invalid
 from alerting.web.message_templates import TEMPLATES
-from alerting.web.security import current_actor, limiter, requires_login, requires_role, step_up
+from alerting.web.security import current_actor, limiter, requires, step_up
 from broadcast.encoding import analyze
 from geo import targeting, zones
 
 bp = Blueprint("alerts", __name__)
 
-COMPOSERS = (Role.COMPOSER,)
-WATCHERS = (Role.COMPOSER, Role.APPROVER, Role.ADMIN, Role.AUDITOR)
-CANCELLERS = (Role.COMPOSER, Role.APPROVER, Role.ADMIN)
-CORRECTORS = (Role.APPROVER, Role.ADMIN)
 ACTION_LIMIT = "30 per minute"  # ASVS 11.1.4: business actions are rate limited too
 
 
@@ -189,14 +185,14 @@ def _confirm_live(db: Session, draft: lifecycle.AlertDraft) -> None:
 
 
 @bp.get("/alerts/new")
-@requires_role(*COMPOSERS)
+@requires("alerts.compose")
 def new() -> str:
     """The compose form: mode first, then target on the map, texts, sending options."""
     return _render_compose({})
 
 
 @bp.post("/alerts")
-@requires_role(*COMPOSERS)
+@requires("alerts.compose")
 @on_invalid(_render_compose_again)
 @limiter.limit(ACTION_LIMIT)
 def create() -> Any:
@@ -213,7 +209,7 @@ def create() -> Any:
 
 
 @bp.get("/alerts/<int:alert_id>/edit")
-@requires_role(*COMPOSERS)
+@requires("alerts.compose")
 def edit(alert_id: int) -> str:
     """The compose form for an editable alert."""
     with transaction() as db:
@@ -222,7 +218,7 @@ def edit(alert_id: int) -> str:
 
 
 @bp.post("/alerts/<int:alert_id>/edit")
-@requires_role(*COMPOSERS)
+@requires("alerts.compose")
 @on_invalid(_render_compose_again)
 @limiter.limit(ACTION_LIMIT)
 def update(alert_id: int) -> Any:
@@ -243,7 +239,7 @@ def update(alert_id: int) -> Any:
 
 
 @bp.post("/alerts/<int:alert_id>/submit")
-@requires_role(*COMPOSERS)
+@requires("alerts.submit")
 @limiter.limit(ACTION_LIMIT)
 def submit(alert_id: int) -> Any:
     """Ask for a second operator's approval (zone versions pinned, hash fixed)."""
@@ -278,7 +274,7 @@ def _render_review(errors: dict[str, str]) -> str:
 
 
 @bp.get("/approvals")
-@requires_role(Role.APPROVER)
+@requires("alerts.approve")
 def approvals() -> str:
     """Alerts waiting for approval, oldest first."""
     with transaction() as db:
@@ -288,14 +284,14 @@ def approvals() -> str:
 
 
 @bp.get("/alerts/<int:alert_id>/review")
-@requires_role(Role.APPROVER)
+@requires("alerts.approve")
 def review_page(alert_id: int) -> str:
     """What an approver must see before approving: phones' texts, recipients, map, blast radius."""
     return _render_review({})
 
 
 @bp.post("/alerts/<int:alert_id>/approve")
-@requires_role(Role.APPROVER)
+@requires("alerts.approve")
 @on_invalid(_render_review)
 @limiter.limit(ACTION_LIMIT)
 def approve(alert_id: int) -> Any:
@@ -313,7 +309,7 @@ def approve(alert_id: int) -> Any:
 
 
 @bp.post("/alerts/<int:alert_id>/reject")
-@requires_role(Role.APPROVER)
+@requires("alerts.reject")
 @on_invalid(_render_review)
 def reject(alert_id: int) -> Any:
     """Reject with a reason; the composer may revise."""
@@ -327,7 +323,7 @@ def reject(alert_id: int) -> Any:
 
 
 @bp.post("/compose/segments")
-@requires_role(Role.COMPOSER, Role.APPROVER)
+@requires("alerts.preview")
 def segments() -> Any:
     """The live segment counter: encoding, parts, characters left, for each language's text."""
     body = request.get_json(silent=True) or {}
@@ -345,7 +341,7 @@ def segments() -> Any:
 
 
 @bp.post("/compose/preview")
-@requires_role(Role.COMPOSER, Role.APPROVER)
+@requires("alerts.preview")
 def preview() -> Any:
     """Recipients now, with the breakdown and the SMS cost (recipients × parts per language)."""
     body = request.get_json(silent=True) or {}
@@ -362,7 +358,7 @@ def preview() -> Any:
 
 
 @bp.get("/zones.geojson")
-@requires_login
+@requires("zones.map")
 def zones_geojson() -> Any:
     """Every current zone as one FeatureCollection, for the console's maps."""
     with transaction() as db:

@@ -13,20 +13,18 @@ from sqlalchemy import or_, select
 from alerting import directory
 from alerting.db import transaction
 from alerting.errors import InvalidInput
-from alerting.models import Contact, Role
+from alerting.models import Contact
 from alerting.target_refs import group_users
 from alerting.web.errors import on_invalid
-from alerting.web.security import current_actor, requires_role
+from alerting.web.security import current_actor, requires
 from geo import zones
 
 bp = Blueprint("directory", __name__, url_prefix="/directory")
 
-READERS = (Role.COMPOSER, Role.APPROVER, Role.ADMIN)
-EDITORS = (Role.ADMIN,)
 
 
 @bp.get("/contacts")
-@requires_role(*READERS)
+@requires("directory.read")
 def contacts() -> str:
     """Search contacts by number or name (first 100)."""
     query = request.args.get("q", "").strip()[:64]
@@ -44,14 +42,14 @@ def _render_import(errors: dict[str, str]) -> str:
 
 
 @bp.get("/contacts/import")
-@requires_role(*EDITORS)
+@requires("contacts.write")
 def import_form() -> str:
     """The contact CSV import form."""
     return _render_import({})
 
 
 @bp.post("/contacts/import")
-@requires_role(*EDITORS)
+@requires("contacts.write")
 @on_invalid(_render_import)
 def import_upload() -> str:
     """Import a contact CSV; the report lists every rejected row."""
@@ -67,7 +65,7 @@ def import_upload() -> str:
 
 
 @bp.post("/contacts/opt-out")
-@requires_role(*EDITORS)
+@requires("contacts.write")
 def opt_out() -> Any:
     """Opt a number out (with a reason) or back in (audited)."""
     settings = current_app.config["SIRENA_SETTINGS"]
@@ -88,14 +86,14 @@ def _render_groups(errors: dict[str, str]) -> str:
 
 
 @bp.get("/groups")
-@requires_role(*READERS)
+@requires("directory.read")
 def groups() -> str:
     """Static and dynamic groups, with members and drill marking."""
     return _render_groups({})
 
 
 @bp.post("/groups")
-@requires_role(*EDITORS)
+@requires("groups.write")
 @on_invalid(_render_groups)
 def create_group() -> Any:
     """Create a group (a dynamic one with its criterion)."""
@@ -121,14 +119,14 @@ def _render_zones(errors: dict[str, str]) -> str:
 
 
 @bp.get("/zones")
-@requires_role(*READERS)
+@requires("directory.read")
 def zone_list() -> str:
     """Zones on the map, with versions and areas."""
     return _render_zones({})
 
 
 @bp.post("/zones")
-@requires_role(*EDITORS)
+@requires("zones.write")
 @on_invalid(_render_zones)
 def zone_import() -> Any:
     """Import zones from GeoJSON; a bad feature is named with its reason."""
@@ -155,14 +153,14 @@ def _render_group(errors: dict[str, str], group_id: int | None = None) -> str:
 
 
 @bp.get("/groups/<int:group_id>")
-@requires_role(*READERS)
+@requires("directory.read")
 def group_detail(group_id: int) -> str:
     """One group: what it is, who still aims at it, and (admins) edit, members, delete."""
     return _render_group({}, group_id)
 
 
 @bp.post("/groups/<int:group_id>/edit")
-@requires_role(*EDITORS)
+@requires("groups.write")
 @on_invalid(_render_group)
 def group_edit(group_id: int) -> Any:
     """Change the description, the criterion (dynamic groups) or the drill marking."""
@@ -187,7 +185,7 @@ def _criterion(raw: str) -> Any:
 
 
 @bp.post("/groups/<int:group_id>/members/add")
-@requires_role(*EDITORS)
+@requires("groups.write")
 @on_invalid(_render_group)
 def group_members_add(group_id: int) -> Any:
     """Add pasted numbers (one per line) to a static group; every bad line is named by its number."""
@@ -201,7 +199,7 @@ def group_members_add(group_id: int) -> Any:
 
 
 @bp.post("/groups/<int:group_id>/members/remove")
-@requires_role(*EDITORS)
+@requires("groups.write")
 @on_invalid(_render_group)
 def group_members_remove(group_id: int) -> Any:
     """Take pasted numbers (one per line) out of a static group."""
@@ -217,7 +215,7 @@ def group_members_remove(group_id: int) -> Any:
 
 
 @bp.post("/groups/<int:group_id>/delete")
-@requires_role(*EDITORS)
+@requires("groups.write")
 @on_invalid(_render_group)
 def group_delete(group_id: int) -> Any:
     """Delete a group once its name is typed; refused (403, audited) while an unfinished alert uses it."""
@@ -237,7 +235,7 @@ def _confirm(name: str) -> None:
 
 
 @bp.post("/zones/delete")
-@requires_role(*EDITORS)
+@requires("zones.write")
 @on_invalid(_render_zones)
 def zone_delete() -> Any:
     """Retire a zone (versions kept) once its name is typed; refused while an unfinished alert uses it."""
