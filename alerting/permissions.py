@@ -113,7 +113,8 @@ def require(actor: Actor, action: str, what: str | None = None) -> None:
     needed = ACTIONS[action]
     if not needed & actor.roles:
         raise Refused(f"{actor.name} may not {what or action} (needs the {_needs(needed)} role)",
-                      action=action, needs=sorted(needed))
+                      fields={"action": f"{action} needs the {_needs(needed)} role"}, action=action,
+                      needs=sorted(needed))
 
 
 def check_scopes(scopes: Iterable[str], roles: Iterable[str], operator: str) -> list[str]:

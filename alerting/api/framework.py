@@ -173,7 +173,7 @@ def _handle(op: Operation, view: Callable[..., Any], path_args: dict[str, Any]) 
         auth.check_rate(current_app._get_current_object(), g.actor)  # type: ignore[attr-defined]
         assert op.scope is not None and op.action is not None
         permissions.require_scope(g.actor, op.scope)
-        permissions.require(g.actor, op.action)
+        permissions.require(g.actor, op.action, f"use {op.method} {request.path}")
     kwargs = dict(path_args)
     if op.query is not None:
         kwargs["query"] = _load(op.query, request.args.to_dict(), "query")

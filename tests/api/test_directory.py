@@ -115,3 +115,28 @@ def test_deleting_a_zone_keeps_its_versions_and_is_refused_while_in_use(client, 
     assert client.get("/api/v1/zones/Centro", headers=admin.headers).status_code == 404
     assert _events(db, "zone.deleted")[0].actor_name.startswith(admin.username + "/")
     assert client.delete("/api/v1/zones/Centro", headers=admin.headers).status_code == 404
+
+
+def test_a_token_never_outranks_its_operator(client, db, make_token, factories):
+    """Issue 16: a composer's groups:write opened a public group to drills; auditors wrote the directory."""
+    from alerting.accounts import create_token
+    from alerting.errors import Refused
+    from audit.actor import Actor
+
+    factories.GroupFactory(name="brigadas")
+    composer = factories.OperatorFactory(roles=["composer"])
+    with pytest.raises(Refused, match="scope groups:write needs the admin role") as refused:
+        create_token(db, composer.username, ["read", "groups:write"], Actor.system("test"))
+    assert refused.value.details["fields"] == {"scope": "scope groups:write needs the admin role"}
+    auditor = factories.OperatorFactory(roles=["auditor"])
+    for scope in ("contacts:write", "zones:write", "alerts:draft"):
+        with pytest.raises(Refused, match=f"scope {scope} needs"):
+            create_token(db, auditor.username, [scope], Actor.system("test"))
+    reader = make_token(operator=auditor)  # every scope an auditor may hold: read
+    assert client.get("/api/v1/contacts", headers=reader.headers).status_code == 403  # as the console refuses
+    assert client.get("/api/v1/zones", headers=reader.headers).status_code == 403
+    assert client.get("/api/v1/alerts", headers=reader.headers).status_code == 200
+    writer = make_token(operator=composer)
+    r = client.patch("/api/v1/groups/brigadas", json={"drill_allowed": True}, headers=writer.headers)
+    assert r.status_code == 403
+    assert client.get("/api/v1/groups/brigadas", headers=writer.headers).get_json()["drill_allowed"] is False
