@@ -62,7 +62,7 @@ def _binds() -> tuple[list[dict[str, Any]], str | None]:
     for record in records:
         if record.get("role") != "gateway":
             continue
-        for carrier, entry in sorted((record.get("health") or {}).items()):
+        for carrier, entry in sorted(((record.get("health") or {}).get("carriers") or {}).items()):
             for name, bind in sorted((entry.get("binds") or {}).items()):
                 rows.append({"gateway": record.get("name"), "carrier": carrier, "bind": name, **bind})
     if not rows:
