@@ -119,7 +119,8 @@ def _no_markup_and_the_text_shown(page, where: str, *, expect_text: str = MARK) 
     assert expect_text in page.inner_text("body"), f"{where}: the text is not shown as typed"
 
 
-def test_markup_from_every_door_is_shown_as_text(server, chromium, gateway, simulator, run_jobs):  # noqa: F811
+def test_markup_from_every_door_is_shown_as_text(server, chromium, gateway, simulator, run_jobs,  # noqa: F811
+                                                 redis_db):
     base, seeds = server
     _seed_markup([[[-70.85, -33.45], [-70.75, -33.45], [-70.75, -33.35], [-70.85, -33.35], [-70.85, -33.45]]])
     context = chromium.new_context()
@@ -181,6 +182,11 @@ def test_markup_from_every_door_is_shown_as_text(server, chromium, gateway, simu
         page.goto(base + "/")
         page.wait_for_selector("text=cannot connect to")
         _no_markup_and_the_text_shown(page, "dashboard", expect_text=MARK.replace('"', "'"))
+        # The same heartbeat is what /readyz reads: SIRENA-SC is carried, gamma's sender is not.
+        from broadcast.presence import read_all, routes_up
+
+        published = routes_up(read_all(redis_db))
+        assert published["SIRENA-SC"] == ["alpha", "beta"] and published["OTRO"] == []
         assert errors == [], errors
     finally:
         context.close()
