@@ -41,7 +41,7 @@ from alerting.db import transaction
 from alerting.errors import InvalidInput
 from alerting.models import Contact, Group
 from alerting.settings import Settings
-from geo import targeting, zones
+from geo import targeting, zone_files, zones
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
 REJECTS_SHOWN = 100
@@ -204,11 +204,16 @@ def list_zones() -> list[dict[str, Any]]:
 
 @operation(api_bp, "POST", "/zones", summary="Save zones from GeoJSON (new versions when changed)", tag="geo",
            body=ZoneCreateSchema, response=ZoneResultSchema, many=True, status=201, scope="zones:write",
-           action="zones.write")
+           action="zones.write",
+           description="At most 50 zones and 100,000 vertices per request (the body at most 5 MB): more is "
+                       "refused (422 naming the count); a bigger set goes through `sirena zones import`, which "
+                       "saves it in batches.")
 def create_zones(body: dict[str, Any]) -> tuple[list[Any], int]:
+    # Checked before the transaction opens, which then holds only the saving (at most 50 zones).
+    checked = zone_files.check_geojson(body["geojson"], name=body.get("name"), repair=body["repair"],
+                                       region=_settings().default_region, limits=zone_files.REQUEST_LIMITS)
     with transaction() as session:
-        results = zones.import_geojson(session, body["geojson"], name=body.get("name"), repair=body["repair"],
-                                       actor=g.actor, region=_settings().default_region)
+        results = zones.store_zones(session, checked, actor=g.actor)
         return [r.to_json() for r in results], 201
 
 

@@ -23,6 +23,7 @@ from alerting import permissions
 from alerting.api import auth, idempotency
 from alerting.api.problems import handle_sirena_error, handle_unexpected
 from alerting.errors import InvalidInput, SirenaError
+from alerting.json_limits import parse_json
 
 DEFAULT_ERRORS = (400, 401, 403, 404, 409, 422, 429)
 MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -103,18 +104,20 @@ def _load(schema_cls: type[Schema], data: Any, where: str) -> Any:
 
 
 def parse_json_body(op: Operation) -> Any:
+    """The request's JSON body through its schema: 422 naming `body` when it is larger than
+    MAX_BODY_BYTES (refused from Content-Length before it is read), nested deeper than
+    json_limits.MAX_DEPTH, or not JSON; 422 naming each field the schema refuses."""
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise InvalidInput(f"body: larger than {MAX_BODY_BYTES:,} bytes", fields={"body": "too large"})
     raw = request.get_data(cache=True)
     if len(raw) > MAX_BODY_BYTES:
-        raise InvalidInput(f"body: larger than {MAX_BODY_BYTES} bytes", fields={"body": "too large"})
+        raise InvalidInput(f"body: larger than {MAX_BODY_BYTES:,} bytes", fields={"body": "too large"})
     if not raw.strip():
         return _load(op.body, {}, "body") if op.body is not None else None
     if not request.is_json:
         raise InvalidInput("body: send JSON with Content-Type: application/json",
                            fields={"Content-Type": "expected application/json"})
-    try:
-        data = json.loads(raw or b"null")
-    except ValueError as exc:
-        raise InvalidInput(f"body: malformed JSON ({exc})", fields={"body": f"malformed JSON: {exc}"}) from None
+    data = parse_json(raw, field="body", max_bytes=MAX_BODY_BYTES)
     if op.body is None:
         return data
     return _load(op.body, data if data is not None else {}, "body")

@@ -104,7 +104,7 @@ def test_groups_create_list_and_add(sirena, tmp_path: Path) -> None:
 def test_groups_create_refuses_a_criterion_that_is_not_json(sirena) -> None:
     result = sirena("groups", "create", "x", "--criterion", "{rol: brigadista")
     assert result.exit_code != 0
-    assert result.exception.details["fields"] == {"criterion": "not valid JSON"}  # type: ignore[union-attr]
+    assert result.exception.details["fields"]["criterion"].startswith("not valid JSON: ")  # type: ignore[union-attr]
 
 
 def test_optout_then_show_then_optin(sirena, tmp_path: Path) -> None:

@@ -140,3 +140,44 @@ def test_a_token_never_outranks_its_operator(client, db, make_token, factories):
     r = client.patch("/api/v1/groups/brigadas", json={"drill_allowed": True}, headers=writer.headers)
     assert r.status_code == 403
     assert client.get("/api/v1/groups/brigadas", headers=writer.headers).get_json()["drill_allowed"] is False
+
+
+def _squares(n: int, *, vertices: int = 5) -> dict:
+    """n small zones side by side (a FeatureCollection), each a ring of `vertices` positions."""
+    import math
+
+    features = []
+    for i in range(n):
+        x, y = -71.0 + (i % 100) * 0.01, -34.0 + (i // 100) * 0.01
+        ring = [[x + 0.004 * math.cos(2 * math.pi * k / (vertices - 1)), y + 0.004 * math.sin(2 * math.pi * k /
+                                                                                           (vertices - 1))]
+                for k in range(vertices - 1)]
+        features.append({"type": "Feature", "properties": {"name": f"manzana-{i:05d}"},
+                         "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def test_a_zone_upload_beyond_the_request_limits_is_refused_naming_the_count(client, make_token, db):
+    from geo.models import Zone
+
+    admin = make_token(("admin",))
+    r = client.post("/api/v1/zones", json={"geojson": _squares(51)}, headers=admin.headers)
+    assert r.status_code == 422
+    assert r.get_json()["errors"] == [{"field": "geojson", "reason": "51 features, at most 50"}]
+    assert "sirena zones import" in r.get_json()["detail"]
+    r = client.post("/api/v1/zones", json={"geojson": _squares(2, vertices=50_001)}, headers=admin.headers)
+    assert r.status_code == 422 and "100,002 vertices, at most 100,000" in r.get_json()["errors"][0]["reason"]
+    assert db.query(Zone).count() == 0
+    r = client.post("/api/v1/zones", json={"geojson": _squares(50)}, headers=admin.headers)
+    assert r.status_code == 201 and len(r.get_json()) == 50
+
+
+def test_a_deeply_nested_or_oversized_body_is_a_422_naming_the_body(client, make_token):
+    admin = make_token(("admin",))
+    deep = b'{"geojson": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    r = client.post("/api/v1/zones", data=deep, content_type="application/json", headers=admin.headers)
+    assert r.status_code == 422
+    assert r.get_json()["errors"] == [{"field": "body", "reason": "nested deeper than 32 levels"}]
+    big = b'{"geojson": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+    r = client.post("/api/v1/zones", data=big, content_type="application/json", headers=admin.headers)
+    assert r.status_code == 422 and r.get_json()["errors"] == [{"field": "body", "reason": "too large"}]

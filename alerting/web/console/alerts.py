@@ -13,15 +13,17 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from alerting import corrections, lifecycle
+from alerting.criteria import MAX_CRITERION_BYTES
 from alerting.db import transaction
 from alerting.errors import InvalidInput
+from alerting.json_limits import parse_json
 from alerting.models import Alert, AlertMode, AlertState, Group, Priority, Sender
 from alerting.web import review
 from alerting.web.errors import on_invalid
 from alerting.web.message_templates import TEMPLATES
 from alerting.web.security import current_actor, limiter, requires, step_up
 from broadcast.encoding import analyze
-from geo import targeting, zones
+from geo import targeting, zone_files, zones
 
 bp = Blueprint("alerts", __name__)
 
@@ -109,9 +111,9 @@ def _parse(db: Session) -> tuple[lifecycle.AlertDraft, dict[str, str], dict[str,
                               if form.getlist(key)}
     if form.get("criteria", "").strip():
         try:
-            target["criteria"] = json.loads(form["criteria"])
-        except ValueError as exc:
-            problems["criteria"] = f"not valid JSON: {exc}"
+            target["criteria"] = parse_json(form["criteria"], field="criteria", max_bytes=MAX_CRITERION_BYTES)
+        except InvalidInput as exc:
+            problems.update(exc.details["fields"])  # type: ignore[arg-type]
     scheduled = None
     if form.get("scheduled_at", "").strip():
         try:
@@ -161,8 +163,9 @@ def _save_drawn(db: Session, form: Any, target: dict[str, Any], problems: dict[s
     if not name:
         problems["drawn_name"] = "name the zone you drew"
         return
+    drawn = parse_json(form["drawn_geojson"], field="drawn_geojson", max_bytes=zone_files.REQUEST_LIMITS.max_bytes)
     try:
-        geometry = shape(json.loads(form["drawn_geojson"]))
+        geometry = shape(drawn)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         problems["drawn_geojson"] = f"the drawn shape is not a polygon: {exc}"
         return
@@ -322,11 +325,23 @@ def reject(alert_id: int) -> Any:
 # --- helpers the compose page calls --------------------------------------------------------------
 
 
+JSON_CALL_BYTES = 256 * 1024  # two texts and a target: far below this
+
+
+def _json_call() -> dict[str, Any]:
+    """The body of one of the compose page's own JSON calls: an object, bounded (422 naming `body`)."""
+    if (request.content_length or 0) > JSON_CALL_BYTES:
+        raise InvalidInput(f"body: larger than {JSON_CALL_BYTES:,} bytes", fields={"body": "too large"})
+    raw = request.get_data()
+    body = parse_json(raw, field="body", max_bytes=JSON_CALL_BYTES) if raw.strip() else {}
+    return body if isinstance(body, dict) else {}
+
+
 @bp.post("/compose/segments")
 @requires("alerts.preview")
 def segments() -> Any:
     """The live segment counter: encoding, parts, characters left, for each language's text."""
-    body = request.get_json(silent=True) or {}
+    body = _json_call()
     mode = AlertMode(body.get("mode")) if body.get("mode") in {m.value for m in AlertMode} else AlertMode.LIVE
     from alerting.texts import mode_prefix
 
@@ -344,7 +359,7 @@ def segments() -> Any:
 @requires("alerts.preview")
 def preview() -> Any:
     """Recipients now, with the breakdown and the SMS cost (recipients × parts per language)."""
-    body = request.get_json(silent=True) or {}
+    body = _json_call()
     mode = AlertMode(body.get("mode")) if body.get("mode") in {m.value for m in AlertMode} else AlertMode.LIVE
     from alerting.texts import mode_prefix
 

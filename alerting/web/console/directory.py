@@ -3,7 +3,6 @@ delete), zones (import, delete). Every rule is in alerting.directory and geo.zon
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -11,13 +10,15 @@ from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
 from alerting import directory
+from alerting.criteria import MAX_CRITERION_BYTES
 from alerting.db import transaction
 from alerting.errors import InvalidInput
+from alerting.json_limits import parse_json
 from alerting.models import Contact
 from alerting.target_refs import group_users
 from alerting.web.errors import on_invalid
 from alerting.web.security import current_actor, requires
-from geo import zones
+from geo import zone_files, zones
 
 bp = Blueprint("directory", __name__, url_prefix="/directory")
 
@@ -100,10 +101,7 @@ def create_group() -> Any:
     form = request.form
     criterion = None
     if form.get("criterion", "").strip():
-        try:
-            criterion = json.loads(form["criterion"])
-        except ValueError as exc:
-            raise InvalidInput("the criterion is not JSON", fields={"criterion": str(exc)}) from None
+        criterion = parse_json(form["criterion"], field="criterion", max_bytes=MAX_CRITERION_BYTES)
     with transaction() as db:
         group = directory.create_group(db, form.get("name", ""), kind=form.get("kind", "static"), criterion=criterion,
                                        drill_allowed=bool(form.get("drill_allowed")),
@@ -134,10 +132,16 @@ def zone_import() -> Any:
     if upload is None or not upload.filename:
         raise InvalidInput("choose a GeoJSON file", fields={"file": "required"})
     settings = current_app.config["SIRENA_SETTINGS"]
+    limits = zone_files.REQUEST_LIMITS
+    data = upload.read(limits.max_bytes + 1)
+    if len(data) > limits.max_bytes:
+        raise InvalidInput(f"file: larger than {limits.max_bytes:,} bytes; {zone_files.BIG_SETS}",
+                           fields={"file": f"larger than {limits.max_bytes:,} bytes"})
+    # Checked before the transaction opens, which then holds only the saving (at most 50 zones).
+    checked = zone_files.check_geojson(data, name=request.form.get("name", "").strip() or None,
+                                       region=settings.default_region, limits=limits)
     with transaction() as db:
-        results = zones.import_geojson(db, upload.read().decode("utf-8", "replace"),
-                                       name=request.form.get("name", "").strip() or None, actor=current_actor(),
-                                       region=settings.default_region)
+        results = zones.store_zones(db, checked, actor=current_actor())
     flash(f"{len(results)} zone(s) imported.", "ok")
     return redirect(url_for("directory.zone_list"), 303)
 
@@ -178,10 +182,7 @@ def group_edit(group_id: int) -> Any:
 def _criterion(raw: str) -> Any:
     if not raw.strip():
         return None
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise InvalidInput(_("the criterion is not JSON"), fields={"criterion": str(exc)}) from None
+    return parse_json(raw, field="criterion", max_bytes=MAX_CRITERION_BYTES)
 
 
 @bp.post("/groups/<int:group_id>/members/add")
