@@ -6,7 +6,7 @@ checks every geometry with shapely (geo.validation). It touches no database: ent
 first, then store what it returns (geo.zones.store_zones) in a transaction that holds only the
 saving, about 0.1 s a zone here.
 
-Limits: a console or API request may hold at most REQUEST_LIMITS (50 zones, 100,000 vertices,
+Limits: a console or API request may hold at most REQUEST_LIMITS (25 zones, 50,000 vertices,
 5 MB), so its one transaction stays within a few seconds; anything bigger is refused, naming the
 count and `sirena zones import`, which has no limit and saves in batches with progress.
 """
@@ -37,7 +37,9 @@ class Limits:
     max_bytes: int
 
 
-REQUEST_LIMITS = Limits(max_features=50, max_vertices=100_000, max_bytes=5 * 1024 * 1024)
+# Measured (bench/zone_import.py): ~0.1 s a small zone, 0.8 s a 50,000-vertex one; 50 zones held
+# one transaction 5.4 s. At these limits a request's transaction stays near 3 s at worst.
+REQUEST_LIMITS = Limits(max_features=25, max_vertices=50_000, max_bytes=5 * 1024 * 1024)
 BIG_SETS = "import a bigger set with `sirena zones import FILE` (saved in batches, with progress)"
 
 

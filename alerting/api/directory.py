@@ -205,11 +205,11 @@ def list_zones() -> list[dict[str, Any]]:
 @operation(api_bp, "POST", "/zones", summary="Save zones from GeoJSON (new versions when changed)", tag="geo",
            body=ZoneCreateSchema, response=ZoneResultSchema, many=True, status=201, scope="zones:write",
            action="zones.write",
-           description="At most 50 zones and 100,000 vertices per request (the body at most 5 MB): more is "
+           description="At most 25 zones and 50,000 vertices per request (the body at most 5 MB): more is "
                        "refused (422 naming the count); a bigger set goes through `sirena zones import`, which "
                        "saves it in batches.")
 def create_zones(body: dict[str, Any]) -> tuple[list[Any], int]:
-    # Checked before the transaction opens, which then holds only the saving (at most 50 zones).
+    # Checked before the transaction opens, which then holds only the saving (at most 25 zones).
     checked = zone_files.check_geojson(body["geojson"], name=body.get("name"), repair=body["repair"],
                                        region=_settings().default_region, limits=zone_files.REQUEST_LIMITS)
     with transaction() as session:

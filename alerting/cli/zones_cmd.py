@@ -15,7 +15,7 @@ def zones_group() -> None:
     """Geographic zones (GeoJSON in and out, versioned)."""
 
 
-BATCH_ZONES = 25  # one transaction each: about 2.5 s at ~0.1 s a zone on the development machine
+BATCH_ZONES = 10  # one transaction each: 1-2.5 s at 0.1-0.25 s a zone on the development machine
 
 
 @zones_group.command("import")

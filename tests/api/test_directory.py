@@ -161,15 +161,15 @@ def test_a_zone_upload_beyond_the_request_limits_is_refused_naming_the_count(cli
     from geo.models import Zone
 
     admin = make_token(("admin",))
-    r = client.post("/api/v1/zones", json={"geojson": _squares(51)}, headers=admin.headers)
+    r = client.post("/api/v1/zones", json={"geojson": _squares(26)}, headers=admin.headers)
     assert r.status_code == 422
-    assert r.get_json()["errors"] == [{"field": "geojson", "reason": "51 features, at most 50"}]
+    assert r.get_json()["errors"] == [{"field": "geojson", "reason": "26 features, at most 25"}]
     assert "sirena zones import" in r.get_json()["detail"]
-    r = client.post("/api/v1/zones", json={"geojson": _squares(2, vertices=50_001)}, headers=admin.headers)
-    assert r.status_code == 422 and "100,002 vertices, at most 100,000" in r.get_json()["errors"][0]["reason"]
+    r = client.post("/api/v1/zones", json={"geojson": _squares(2, vertices=25_001)}, headers=admin.headers)
+    assert r.status_code == 422 and "50,002 vertices, at most 50,000" in r.get_json()["errors"][0]["reason"]
     assert db.query(Zone).count() == 0
-    r = client.post("/api/v1/zones", json={"geojson": _squares(50)}, headers=admin.headers)
-    assert r.status_code == 201 and len(r.get_json()) == 50
+    r = client.post("/api/v1/zones", json={"geojson": _squares(25)}, headers=admin.headers)
+    assert r.status_code == 201 and len(r.get_json()) == 25
 
 
 def test_a_deeply_nested_or_oversized_body_is_a_422_naming_the_body(client, make_token):

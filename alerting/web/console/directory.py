@@ -137,7 +137,7 @@ def zone_import() -> Any:
     if len(data) > limits.max_bytes:
         raise InvalidInput(f"file: larger than {limits.max_bytes:,} bytes; {zone_files.BIG_SETS}",
                            fields={"file": f"larger than {limits.max_bytes:,} bytes"})
-    # Checked before the transaction opens, which then holds only the saving (at most 50 zones).
+    # Checked before the transaction opens, which then holds only the saving (at most 25 zones).
     checked = zone_files.check_geojson(data, name=request.form.get("name", "").strip() or None,
                                        region=settings.default_region, limits=limits)
     with transaction() as db:
