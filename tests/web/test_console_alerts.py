@@ -527,3 +527,22 @@ def test_a_console_approval_without_the_reviewed_hash_is_refused_naming_seen_has
     r = approver.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "step_up_code": checker.code()})
     assert r.status_code == 422 and "seen_hash" in r.get_data(as_text=True)
     assert db.get(Alert, alert_id).state is AlertState.PENDING_APPROVAL
+
+
+def test_the_review_page_says_a_small_drift_is_within_the_tolerance_and_the_approval_goes_through(
+        app, db, people, town, factories, redis_db):
+    composer = app.test_client()
+    sign_in(composer, people("c10", "composer"), db)
+    alert_id = _alert_id(_compose(composer, mode="live", groups="bomberos", confirm_live="LIVE 3", action="submit"))
+    from alerting.models import Group
+
+    add_member(db, db.scalar(select(Group).where(Group.name == "bomberos")), factories.ContactFactory())
+    approver, checker = app.test_client(), people("a10", "approver")
+    sign_in(approver, checker, db)
+    page = approver.get(f"/alerts/{alert_id}/review").get_data(as_text=True)
+    assert re.search(r'id="count-changed">[^<]*\b3\b[^<]*\b4\b[^<]*tolerancia de ±10', page), page[:3000]
+    seen = re.search(r'name="seen_hash" value="([0-9a-f]{64})"', page).group(1)
+    token = csrf_of(approver, f"/alerts/{alert_id}/review")
+    r = approver.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "seen_hash": seen,
+                                                           "step_up_code": checker.code()})
+    assert r.status_code == 303 and db.get(Alert, alert_id).state is AlertState.APPROVED

@@ -260,7 +260,8 @@ def _review_context(db: Session, alert_id: int) -> dict[str, Any]:
     preview = review.preview_alert(db, alert)
     return {"alert": alert, "phones": review.phone_texts(alert), "preview": preview,
             "radius": review.blast_radius(db, alert, preview), "prearmed": corrections.prearmed(db, alert_id),
-            "capacity": review.sender_capacity(db, alert, preview), "approvals": approvals_of(db, alert_id)}
+            "capacity": review.sender_capacity(db, alert, preview), "approvals": approvals_of(db, alert_id),
+            "tolerance": review.count_tolerance(alert.submitted_recipients or 0)}
 
 
 def approvals_of(db: Session, alert_id: int) -> list[Any]:
