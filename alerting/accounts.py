@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from alerting import permissions
 from alerting.db import utcnow
 from alerting.errors import InvalidInput, NotFound, Refused
 from alerting.models import ApiToken, Operator, Role
@@ -27,8 +28,7 @@ from audit.actor import Actor
 # argon2id above OWASP's minimum (m=19 MiB, t=2, p=1): m=19 MiB, t=3, p=1, ~30 ms a hash here.
 HASHER = PasswordHasher(time_cost=3, memory_cost=19456, parallelism=1)
 ISSUER = "Sirena"
-SCOPES = frozenset({"read", "alerts:draft", "alerts:submit", "alerts:approve", "alerts:cancel",
-                    "contacts:write", "zones:write", "groups:write"})
+SCOPES = frozenset(permissions.SCOPES)  # the table says which roles may hold each
 # A few of the most common passwords; the length rule (12+) already excludes most of the rest.
 COMMON = frozenset({"123456789012", "password1234", "qwertyuiopas", "contraseña123", "passwordpassword",
                     "111111111111", "000000000000", "iloveyou1234", "administrator", "sirenasirena",
@@ -227,20 +227,23 @@ def token_digest(token: str) -> str:
 
 def create_token(session: Session, username: str, scopes: list[str], actor: Actor, *, name: str = "",
                  expires_in: timedelta | None = timedelta(days=90)) -> tuple[ApiToken, str]:
-    """A bearer token for `username`, returned in clear once; only its SHA-256 is stored."""
+    """A bearer token for `username`, returned in clear once; only its SHA-256 is stored.
+
+    A token never outranks its operator: a scope their roles cannot hold (alerting/permissions.py)
+    is Refused, naming the scope and the role it needs (audited by the caller's error boundary).
+    The API checks again on every request, against the roles the operator has then.
+    """
     operator = get_operator(session, username)
-    bad = sorted(set(scopes) - SCOPES)
-    if bad or not scopes:
-        raise InvalidInput("invalid scopes", fields={"scope": f"unknown: {', '.join(bad) or 'none given'}; "
-                                                               f"known: {', '.join(sorted(SCOPES))}"})
+    wanted = permissions.check_scopes(scopes, operator.roles or [], username)
     token = "sir_" + secrets.token_urlsafe(32)
     row = ApiToken(operator_id=operator.id, name=name or f"{username}-token", token_sha256=token_digest(token),
-                   prefix=token[:10], scopes=sorted(set(scopes)),
+                   prefix=token[:10], scopes=wanted,
                    expires_at=utcnow() + expires_in if expires_in else None)
     session.add(row)
     session.flush()
     trail.append(session, actor=actor, action="token.created", subject_type="api_token", subject_id=row.id,
-                 payload={"operator": username, "scopes": row.scopes, "expires_at": str(row.expires_at)})
+                 payload={"operator": username, "roles": sorted(operator.roles or []), "scopes": row.scopes,
+                          "expires_at": str(row.expires_at)})
     return row, token
 
 

@@ -6,9 +6,10 @@
   the approval hash is fixed over both, so what was approved is what fans out, even if a zone is
   redrawn meanwhile; a live alert with nobody to reach is refused with the breakdown saying why.
 - `sender_capacity`: a long number's daily cap left today and its TPS, against the alert's parts.
-- `approve_reviewed`: the recipients count must still be the one submitted, the blast-radius
-  rule, then `corrections.approve_alert` (which arms the correction and cancellation with the
-  same approval, and sends an approved correction in place of its original).
+- `approve_reviewed`: the recipients count must still be close to the one submitted (within
+  `count_tolerance`: max(1 % of it, 10)), the blast-radius rule, then `corrections.approve_alert`
+  (which arms the correction and cancellation with the same approval, and sends an approved
+  correction in place of its original). Both counts are kept with the approval.
 
 A correction or cancellation notice (kind correction/cancel referencing an original) goes to the
 original's deliveries, not to its target: its preview counts those, and it has no blast radius
@@ -17,6 +18,7 @@ of its own (that audience was approved with the original).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +35,8 @@ from geo import targeting
 from geo.models import Zone
 from geo.preview import Preview, estimate_sms
 
+DRIFT_SHARE = 0.01  # opt-outs, imports and replies move an audience while it waits for approval …
+DRIFT_MIN = 10  # … by up to max(1 % of the submitted count, 10) without voiding the approval
 OVER_EXPECTED = 1.5  # recipients above 1.5 × the zones' expected population
 MOST_OF_DIRECTORY = 0.5  # or above half of every reachable contact …
 DIRECTORY_MIN = 1000  # … in a directory big enough for that share to mean "the public"
@@ -137,23 +141,36 @@ def submit_for_approval(session: Session, alert_id: int, composer: Actor) -> Ale
     return lifecycle.submit_alert(session, alert_id, composer, recipients=recipients)
 
 
-def approve_reviewed(session: Session, alert_id: int, approver: Actor, *, seen_hash: str | None = None,
+def count_tolerance(submitted: int) -> int:
+    """How far the recipients count may drift between submission and approval: max(1 %, 10)."""
+    return max(math.ceil(submitted * DRIFT_SHARE), DRIFT_MIN)
+
+
+def approve_reviewed(session: Session, alert_id: int, approver: Actor, *, seen_hash: str | None,
                      override_reason: str | None = None) -> Alert:
-    """Approve after the review: the target must still resolve to the count submitted (Refused,
-    audited, otherwise: the composer submits it again), and a blast-radius warning needs a reason
-    (recorded with the approval)."""
+    """Approve after the review (`seen_hash`: the approval hash the approver saw; required).
+
+    The approval is bound to the audience: the target must still resolve to the count submitted,
+    give or take `count_tolerance` (an opt-out or a new contact in the zone during an incident);
+    beyond it the approval is Refused (audited) and the composer submits it again. Both counts
+    are recorded with the approval. A blast-radius warning needs a reason (recorded with it).
+    """
+    seen_hash = lifecycle.require_seen_hash(seen_hash)
     alert = lifecycle.get_alert(session, alert_id, lock=True)
     reason = (override_reason or "").strip() or None
     if alert.state is not AlertState.PENDING_APPROVAL or is_correction(alert):
         return corrections.approve_alert(session, alert_id, approver, seen_hash=seen_hash, override_reason=reason)
     preview = preview_alert(session, alert)
-    if alert.submitted_recipients is not None and preview.total != alert.submitted_recipients:
-        raise Refused(f"{alert.reference} was submitted for {alert.submitted_recipients:,} recipients and its target "
-                      f"now reaches {preview.total:,}; the composer must submit it again before it can be approved",
-                      alert_id=alert_id)
+    submitted = alert.submitted_recipients
+    if submitted is not None and abs(preview.total - submitted) > count_tolerance(submitted):
+        raise Refused(f"{alert.reference} was submitted for {submitted:,} recipients and its target now reaches "
+                      f"{preview.total:,}, more than {count_tolerance(submitted):,} away; the composer must submit "
+                      "it again before it can be approved", alert_id=alert_id, submitted_recipients=submitted,
+                      recipients_now=preview.total)
     if alert.mode is AlertMode.LIVE:
         radius = blast_radius(session, alert, preview)
         if radius.needs_reason and not reason:
             raise InvalidInput("this target is far larger than expected: say why it is right",
                                fields={"override_reason": "; ".join(radius.reasons)})
-    return corrections.approve_alert(session, alert_id, approver, seen_hash=seen_hash, override_reason=reason)
+    return corrections.approve_alert(session, alert_id, approver, seen_hash=seen_hash, override_reason=reason,
+                                     recipients_now=preview.total)

@@ -14,7 +14,6 @@ The import never touches opt-out state: a re-import cannot re-subscribe someone 
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import secrets
@@ -28,6 +27,7 @@ from typing import IO, Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from alerting import csv_cells, permissions
 from alerting.contact_csv import CsvFile, open_contacts_csv
 from alerting.contact_rows import CheckedChunk, Issue, RowChecker, checked_chunks
 from alerting.errors import InvalidInput
@@ -109,6 +109,8 @@ def import_contacts(
     """
     if recipients_only and group is None:
         raise ValueError("recipients_only needs the group the recipients go in")
+    # A mailed list of recipients is part of composing an alert; changing the directory is not.
+    permissions.require(actor, "alerts.compose" if recipients_only else "contacts.write", "import contacts")
     started = time.monotonic()
     dynamic = frozenset(session.scalars(select(Group.name).where(Group.kind == GroupKind.DYNAMIC)))
     if group is not None:
@@ -416,7 +418,7 @@ class _RejectsFile:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # phone numbers: personal data
             self._file = open(fd, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed in close())
-            self._writer = csv.writer(self._file)
+            self._writer = csv_cells.writer(self._file)  # opened in a spreadsheet: no formula cells
             self._writer.writerow(REPORT_COLUMNS)
         self._writer.writerow(issue)
         if report is not None:
@@ -442,8 +444,8 @@ def read_rejects(path: str | None, limit: int = 100) -> list[dict[str, str]]:
         return []
     with open(path, newline="", encoding="utf-8") as handle:
         rows = []
-        for i, row in enumerate(csv.DictReader(handle)):
+        for i, row in enumerate(csv_cells.dict_reader(handle)):
             if i >= limit:
                 break
-            rows.append({k: v for k, v in row.items() if k is not None})
+            rows.append(row)
         return rows

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from alerting import directory
+from alerting import directory, permissions
 from alerting.db import utcnow
 from alerting.errors import InvalidInput, NotFound
 from alerting.models import Contact, Group, GroupMember
@@ -60,6 +60,7 @@ def create_contact(session: Session, msisdn: str, *, name: str = "", language: s
                    attributes: dict[str, Any] | None = None, groups: list[str] | None = None,
                    region: str | None, actor: Actor) -> Contact:
     """Add one contact (and its static group memberships). Raises InvalidInput naming the field."""
+    permissions.require(actor, "contacts.write", "change the directory")
     number = normalize_msisdn(msisdn, region)
     _check(name, language, attributes or {})
     if session.scalar(select(Contact.id).where(Contact.msisdn == number)) is not None:
@@ -76,6 +77,7 @@ def create_contact(session: Session, msisdn: str, *, name: str = "", language: s
 
 def update_contact(session: Session, contact_id: int, changes: dict[str, Any], *, actor: Actor) -> Contact:
     """Change name, language, attributes, or opt the contact out/in (opt-out needs a reason)."""
+    permissions.require(actor, "contacts.write", "change the directory")
     contact = get_contact_by_id(session, contact_id, lock=True)
     _check(changes.get("name"), changes.get("language"), changes.get("attributes"))
     before = {k: getattr(contact, k) for k in ("name", "language", "attributes") if k in changes}
@@ -95,6 +97,7 @@ def update_contact(session: Session, contact_id: int, changes: dict[str, Any], *
 
 def delete_contact(session: Session, contact_id: int, *, actor: Actor) -> None:
     """Remove a contact; its past deliveries keep the number (contact_id becomes NULL)."""
+    permissions.require(actor, "contacts.write", "change the directory")
     contact = get_contact_by_id(session, contact_id, lock=True)
     trail.append(session, actor=actor, action="contact.deleted", subject_type="contact", subject_id=contact.id,
                  payload={"msisdn": contact.msisdn})

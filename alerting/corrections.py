@@ -32,10 +32,11 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.types import DateTime
 
-from alerting import lifecycle
+from alerting import lifecycle, permissions
 from alerting.db import Base, created_at_column, utcnow
 from alerting.errors import InvalidInput, InvalidTransition, Refused
-from alerting.models import Alert, AlertKind, AlertState, Delivery, DeliveryState, Priority, Role
+from alerting.models import Alert, AlertKind, AlertState, Delivery, DeliveryState, Priority
+from alerting.models.alerts import AuthorRole
 from audit import trail
 from audit.actor import Actor
 
@@ -115,6 +116,8 @@ def set_prearmed_texts(session: Session, alert_id: int, correction: dict[str, st
         return row
     if row is not None and alert.state is not AlertState.DRAFT:
         lifecycle.update_draft(session, alert_id, {}, editor)  # voids approvals: they covered the old texts
+    if row is not None or editor.operator_id != alert.composed_by_id:
+        lifecycle.record_author(session, alert_id, editor, AuthorRole.EDITOR)  # these texts are approved with it
     if row is None:
         row = PrearmedTexts(alert_id=alert_id, correction_texts=correction, cancel_texts=cancel, texts_sha256=digest)
         session.add(row)
@@ -128,15 +131,16 @@ def set_prearmed_texts(session: Session, alert_id: int, correction: dict[str, st
     return row
 
 
-def approve_alert(session: Session, alert_id: int, approver: Actor, *, seen_hash: str | None = None,
-                  override_reason: str | None = None) -> Alert:
+def approve_alert(session: Session, alert_id: int, approver: Actor, *, seen_hash: str | None,
+                  override_reason: str | None = None, recipients_now: int | None = None) -> Alert:
     """`lifecycle.approve_alert`, then arm the alert's correction and cancellation with the same approval.
 
     A correction or cancellation notice that has all its approvals now also replaces its original:
     the original's unsent deliveries are purged and it becomes superseded, as `fire_correction` does
     (CAP Update and Cancel messages, imported as corrections, included).
     """
-    alert = lifecycle.approve_alert(session, alert_id, approver, seen_hash=seen_hash, override_reason=override_reason)
+    alert = lifecycle.approve_alert(session, alert_id, approver, seen_hash=seen_hash, override_reason=override_reason,
+                                    recipients_now=recipients_now)
     arm_on_approval(session, alert, approver)
     if (alert.kind is not AlertKind.ALERT and alert.corrects_alert_id is not None
             and alert.state is not AlertState.PENDING_APPROVAL):
@@ -180,9 +184,7 @@ def fire_cancel_notice(session: Session, original_id: int, actor: Actor, text: s
 
 
 def _fire(session: Session, original_id: int, actor: Actor, kind: AlertKind, text: str | None) -> Alert:
-    if not (actor.has_role(Role.APPROVER.value) or actor.has_role(Role.ADMIN.value)):
-        raise Refused(f"{actor.name} may not send corrections (needs the approver or admin role)",
-                      alert_id=original_id)
+    permissions.require(actor, "alerts.correct", "send corrections")
     if text is not None:
         # One person may send only what was approved with the original: anything else could be a
         # new alert to the whole audience on one account's word.
@@ -227,9 +229,7 @@ def propose_correction(session: Session, original_id: int, text: str, actor: Act
     if kind is AlertKind.ALERT:
         raise InvalidInput("a correction is a correction or a cancellation notice",
                            fields={"kind": "correction or cancel"})
-    if not any(actor.has_role(r.value) for r in (Role.COMPOSER, Role.APPROVER, Role.ADMIN)):
-        raise Refused(f"{actor.name} may not propose corrections (needs the composer, approver or admin role)",
-                      alert_id=original_id)
+    permissions.require(actor, "alerts.propose_correction", "propose corrections")
     original = lifecycle.get_alert(session, original_id, lock=True)
     if original.state not in FIREABLE | {AlertState.SUPERSEDED}:
         raise InvalidTransition(f"alert {original.reference} is {original.state.value}: nothing was sent to correct",
@@ -264,6 +264,7 @@ def _correction_alert(session: Session, original: Alert, actor: Actor, kind: Ale
     session.add(correction)
     session.flush()
     correction.reference = f"A-{now:%Y}-{correction.id:06d}"
+    lifecycle.record_author(session, correction.id, actor, AuthorRole.COMPOSER)  # never its approver
     return correction
 
 

@@ -23,7 +23,6 @@ offending key by its path, e.g. {"criteria.all[1].in": "expected a list of value
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from typing import Any
 
@@ -32,9 +31,11 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
 from alerting.errors import InvalidInput
+from alerting.json_limits import parse_json
 from alerting.models import Contact
 
 MAX_DEPTH = 12
+MAX_CRITERION_BYTES = 64 * 1024  # 500 conditions of 1,000 values fit; a criterion is typed, not uploaded
 MAX_NODES = 500
 MAX_IN_VALUES = 1000
 MAX_NAME_LEN = 64
@@ -50,10 +51,7 @@ def compile_criterion(criterion: object, *, path: str = "criteria") -> ColumnEle
     The result refers to the `contacts` table (Contact); use it in any SELECT over contacts.
     """
     if isinstance(criterion, str):
-        try:
-            criterion = json.loads(criterion)
-        except ValueError as exc:
-            raise _bad(path, f"not valid JSON: {exc}") from None
+        criterion = parse_json(criterion, field=path, max_bytes=MAX_CRITERION_BYTES)
     counter = [0]
     return _compile(criterion, path, 0, counter)
 

@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from alerting import permissions
 from alerting.contact_import import ImportReport, Progress, import_contacts
 from alerting.criteria import validate_criterion
 from alerting.db import utcnow
@@ -72,6 +73,7 @@ def create_group(
     "criterion" (missing for a dynamic group, given for a static one, or invalid: then the field
     is the criterion's own path, e.g. "criterion.all[0].in"). Audited as "group.created".
     """
+    permissions.require(actor, "groups.write", "change groups")
     clean = " ".join((name or "").split())
     if not clean or len(clean) > MAX_GROUP_NAME:
         raise InvalidInput(f"name: a group name has 1 to {MAX_GROUP_NAME} characters",
@@ -141,6 +143,8 @@ def add_members(
     group or any number is not in the directory (nothing is added then). Audited as
     "group.members_added" when `actor` is given.
     """
+    if actor is not None:
+        permissions.require(actor, "groups.write", "change groups")
     target = get_group_by_name(session, group) if isinstance(group, str) else group
     if target.kind is not GroupKind.STATIC:
         raise InvalidInput(f'group: "{target.name}" is dynamic; its members come from its criterion',
@@ -192,6 +196,7 @@ def remove_members(
     NotFound for an unknown group. Audited as "group.members_removed" (counts and the first
     100 numbers removed) when anything was removed.
     """
+    permissions.require(actor, "groups.write", "change groups")
     target = _group_for_update(session, group)
     if target.kind is not GroupKind.STATIC:
         raise InvalidInput(f'group: "{target.name}" is dynamic; its members come from its criterion',
@@ -215,6 +220,8 @@ def remove_members(
 def update_group(session: Session, name: str, changes: Mapping[str, Any], *, actor: Actor) -> Group:
     """Change a group's description, criterion (dynamic groups) or drill marking; the name and kind stay.
 
+    Needs groups.write (admins): marking a group for drills lets exercises reach it.
+
     Only the keys given change. Raises NotFound; InvalidInput naming the field ("criterion" for a
     static group or a bad criterion, with the criterion's own path; "description" too long; an
     unknown key); Refused (field "drill_allowed") when unmarking a group for drills while an
@@ -222,6 +229,7 @@ def update_group(session: Session, name: str, changes: Mapping[str, Any], *, act
     then reach a group not meant for drills. Audited as "group.updated" with before and after,
     only when something changed. The group row is locked.
     """
+    permissions.require(actor, "groups.write", "change groups")
     unknown = sorted(set(changes) - GROUP_CHANGES)
     if unknown:
         raise InvalidInput(f"{unknown[0]}: cannot be changed (only description, criterion, drill_allowed)",
@@ -268,6 +276,7 @@ def delete_group(session: Session, name: str, *, actor: Actor) -> int:
     schedule targets, excludes or escalates to it: finish, cancel or re-aim them first. Alerts
     already finished keep the name as history. Audited as "group.deleted" with what it was.
     """
+    permissions.require(actor, "groups.write", "change groups")
     target = _group_for_update(session, name)
     users = group_users(session, target.name)
     if users:
@@ -348,6 +357,7 @@ def opt_out(session: Session, msisdn: str, reason: str, actor: Actor, *, region:
     A contact already opted out keeps its first time and reason. Raises NotFound, InvalidInput
     ("phone", or "reason" when blank). Audited as "contact.opted_out" when it changes something.
     """
+    permissions.require(actor, "contacts.write", "change the directory")
     why = " ".join((reason or "").split())
     if not why:
         raise InvalidInput("reason: say why the number is opted out", fields={"reason": "required"})
@@ -363,6 +373,7 @@ def opt_out(session: Session, msisdn: str, reason: str, actor: Actor, *, region:
 
 def opt_in(session: Session, msisdn: str, actor: Actor, *, region: str | None = None) -> Contact:
     """Send to this number again. Idempotent. Raises NotFound, InvalidInput. Audited as "contact.opted_in"."""
+    permissions.require(actor, "contacts.write", "change the directory")
     contact = get_contact(session, msisdn, region=region, lock=True)
     if contact.opted_out_at is None:
         return contact

@@ -3,6 +3,10 @@
 draft → pending_approval → approved → (scheduled →) sending → completed,
 plus rejected, cancelled and superseded (by a correction). Console, API, e-mail, CAP and CLI all
 call these functions, so the two-person rule and the other safety rules cannot disagree.
+
+The two-person rule is about authorship: every operator who composed, edited or submitted any
+version of an alert is one of its authors (alert_authors), and no author may approve it. A second
+composer may edit someone else's draft; they then become an author too, and can never approve it.
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from alerting import permissions
 from alerting.db import configured_settings, utcnow
 from alerting.errors import InvalidInput, InvalidTransition, NotFound, Refused, TwoPersonRuleViolated
 from alerting.models import (
     Alert,
     AlertApproval,
+    AlertAuthor,
     AlertKind,
     AlertMode,
     AlertState,
@@ -29,9 +36,9 @@ from alerting.models import (
     DeliveryState,
     Group,
     Priority,
-    Role,
     Sender,
 )
+from alerting.models.alerts import AuthorRole
 from alerting.outbox import enqueue_after_commit
 from alerting.settings import MIN_APPROVALS
 from alerting.texts import check_placeholders, mode_prefix
@@ -170,7 +177,7 @@ def compose_alert(session: Session, draft: AlertDraft, composer: Actor) -> Alert
         existing = session.scalar(select(Alert).where(Alert.idempotency_key == draft.idempotency_key))
         if existing is not None:
             return existing
-    _require_role(composer, Role.COMPOSER, "compose alerts")
+    permissions.require(composer, "alerts.compose", "compose alerts")
     _validate(session, draft)
     alert = Alert(
         reference="pending-" + secrets.token_hex(6),
@@ -197,6 +204,7 @@ def compose_alert(session: Session, draft: AlertDraft, composer: Actor) -> Alert
     session.add(alert)
     session.flush()
     alert.reference = f"A-{utcnow():%Y}-{alert.id:06d}"
+    record_author(session, alert.id, composer, AuthorRole.COMPOSER)
     trail.append(session, actor=composer, action="alert.composed", subject_type="alert",
                  subject_id=alert.id, payload={"mode": alert.mode.value, "priority": alert.priority.value,
                                                 "texts": alert.texts, "target": alert.target})
@@ -204,12 +212,16 @@ def compose_alert(session: Session, draft: AlertDraft, composer: Actor) -> Alert
 
 
 def update_draft(session: Session, alert_id: int, changes: dict[str, Any], editor: Actor) -> Alert:
-    """Edit a draft, pending or rejected alert; any edit voids its approvals and returns it to draft."""
+    """Edit a draft, pending or rejected alert; any edit voids its approvals and returns it to draft.
+
+    Any composer may edit any editable alert; the editor becomes one of its authors, and so can
+    never approve it (`approve_alert`).
+    """
     alert = get_alert(session, alert_id, lock=True)
     if alert.state not in EDITABLE:
         raise InvalidTransition(f"alert {alert.reference} is {alert.state.value}; it can no longer be edited",
                                 alert_id=alert_id)
-    _require_role(editor, Role.COMPOSER, "edit alerts")
+    permissions.require(editor, "alerts.compose", "edit alerts")
     before = {k: getattr(alert, k) for k in changes}
     allowed = {"texts", "target", "priority", "title", "sender_name", "scheduled_at", "ack_deadline_s",
                "escalation", "poll_options", "mode"}
@@ -231,6 +243,7 @@ def update_draft(session: Session, alert_id: int, changes: dict[str, Any], edito
     session.execute(AlertApproval.__table__.delete().where(AlertApproval.alert_id == alert.id))
     alert.approval_hash = None
     alert.updated_at = utcnow()
+    record_author(session, alert.id, editor, AuthorRole.EDITOR)
     trail.append(session, actor=editor, action="alert.edited", subject_type="alert", subject_id=alert.id,
                  payload={"before": _jsonable(before), "after": _jsonable(changes)})
     return alert
@@ -268,37 +281,73 @@ def submit_alert(session: Session, alert_id: int, composer: Actor, *, recipients
     mode being submitted.
     """
     alert = get_alert(session, alert_id, lock=True)
-    _require_role(composer, Role.COMPOSER, "submit alerts")
+    permissions.require(composer, "alerts.submit", "submit alerts")
     _move(alert, S.PENDING_APPROVAL)
     alert.submitted_at = utcnow()
     alert.submitted_recipients = recipients
     alert.required_approvals = required_approvals(alert.priority, alert.mode)
     alert.approval_hash = approval_hash(alert)
+    record_author(session, alert.id, composer, AuthorRole.SUBMITTER)
     trail.append(session, actor=composer, action="alert.submitted", subject_type="alert", subject_id=alert.id,
                  payload={"approval_hash": alert.approval_hash, "recipients": recipients,
                           "required_approvals": alert.required_approvals})
     return alert
 
 
-def approve_alert(session: Session, alert_id: int, approver: Actor, *, seen_hash: str | None = None,
-                  override_reason: str | None = None) -> Alert:
+def record_author(session: Session, alert_id: int, actor: Actor, role: AuthorRole) -> None:
+    """Record that `actor` wrote a version of the alert (idempotent). Actors that are not operators
+    (the system, a CAP feed without an operator) are not authors: they can never approve anyway."""
+    if actor.operator_id is None:
+        return
+    session.execute(pg_insert(AlertAuthor).values(alert_id=alert_id, operator_id=actor.operator_id, role=role.value)
+                    .on_conflict_do_nothing())
+
+
+def authors_of(session: Session, alert_id: int) -> set[int]:
+    """The operator ids of everyone who composed, edited or submitted any version of the alert."""
+    alert = session.get(Alert, alert_id)
+    ids = set(session.scalars(select(AlertAuthor.operator_id).where(AlertAuthor.alert_id == alert_id)))
+    if alert is not None and alert.composed_by_id is not None:
+        ids.add(alert.composed_by_id)
+    return ids
+
+
+def require_seen_hash(seen_hash: str | None) -> str:
+    """The hash the approver reviewed; InvalidInput naming `seen_hash` when it is missing: an
+    approval always names the version it approves (a stale one is Refused by `approve_alert`)."""
+    if not seen_hash or not seen_hash.strip():
+        raise InvalidInput("seen_hash: required: the approval_hash of the version you reviewed",
+                           fields={"seen_hash": "required: the approval_hash of the version you reviewed"})
+    return seen_hash.strip()
+
+
+def approve_alert(session: Session, alert_id: int, approver: Actor, *, seen_hash: str | None,
+                  override_reason: str | None = None, recipients_now: int | None = None) -> Alert:
     """Approve a pending alert; with enough approvals, queue its fan-out (or schedule it).
 
-    Raises NotFound, InvalidTransition, Refused (role, stale hash), TwoPersonRuleViolated.
-    Locks the alert: two approvers clicking together produce one approval each, one transition.
+    `seen_hash` is the approval hash of the version the approver reviewed (InvalidInput when
+    missing, Refused when it is not the alert's current one). No author of the alert (composer,
+    editor, submitter of any version) may approve it. `recipients_now` is the count the target
+    resolves to at approval (approvals.approve_reviewed), kept with the approval beside the
+    submitted one. Raises NotFound, InvalidInput, InvalidTransition, Refused (role, stale hash),
+    TwoPersonRuleViolated. Locks the alert: two approvers clicking together produce one approval
+    each, one transition.
     """
+    seen_hash = require_seen_hash(seen_hash)
     alert = get_alert(session, alert_id, lock=True)
     if alert.state is not S.PENDING_APPROVAL:
         raise InvalidTransition(f"alert {alert.reference} is {alert.state.value}, not pending approval",
                                 alert_id=alert_id)
-    if approver.operator_id is not None and approver.operator_id == alert.composed_by_id:
-        # One stolen account must not be able to alert a city.
-        raise TwoPersonRuleViolated(f"the composer of {alert.reference} cannot approve it", alert_id=alert_id)
-    _require_role(approver, Role.APPROVER, "approve alerts")
+    if approver.operator_id is not None and approver.operator_id in authors_of(session, alert.id):
+        # One stolen account must not be able to alert a city: whoever wrote any version of it,
+        # even by editing someone else's draft, is not the second person.
+        raise TwoPersonRuleViolated(f"{approver.name} composed, edited or submitted {alert.reference}; an author "
+                                    "cannot approve it", alert_id=alert_id)
+    permissions.require(approver, "alerts.approve", "approve alerts")
     if approver.operator_id is None:
         raise Refused("only an operator (or a token acting as one) can approve", alert_id=alert_id)
     current = approval_hash(alert)
-    if current != alert.approval_hash or (seen_hash is not None and seen_hash != current):
+    if current != alert.approval_hash or seen_hash != current:
         raise Refused(f"alert {alert.reference} changed since it was shown; review it again", alert_id=alert_id)
     already = session.scalars(select(AlertApproval.operator_id).where(AlertApproval.alert_id == alert.id)).all()
     if approver.operator_id in already:
@@ -306,10 +355,12 @@ def approve_alert(session: Session, alert_id: int, approver: Actor, *, seen_hash
                                     alert_id=alert_id)
     _require_route(session, alert)
     session.add(AlertApproval(alert_id=alert.id, operator_id=approver.operator_id, approval_hash=current,
-                              override_reason=override_reason))
+                              override_reason=override_reason, submitted_recipients=alert.submitted_recipients,
+                              recipients_at_approval=recipients_now))
     trail.append(session, actor=approver, action="alert.approved", subject_type="alert", subject_id=alert.id,
                  payload={"approval_hash": current, "approvals": len(already) + 1,
-                          "required": alert.required_approvals, "override_reason": override_reason})
+                          "required": alert.required_approvals, "override_reason": override_reason,
+                          "submitted_recipients": alert.submitted_recipients, "recipients_at_approval": recipients_now})
     if len(already) + 1 < alert.required_approvals:
         return alert
     alert.approved_by_id, alert.approved_at = approver.operator_id, utcnow()
@@ -349,7 +400,7 @@ def reject_alert(session: Session, alert_id: int, approver: Actor, reason: str) 
     if not reason or not reason.strip():
         raise InvalidInput("a rejection needs a reason", fields={"reason": "required"})
     alert = get_alert(session, alert_id, lock=True)
-    _require_role(approver, Role.APPROVER, "reject alerts")
+    permissions.require(approver, "alerts.reject", "reject alerts")
     _move(alert, S.REJECTED)
     alert.reason = reason.strip()
     trail.append(session, actor=approver, action="alert.rejected", subject_type="alert", subject_id=alert.id,
@@ -364,9 +415,8 @@ def cancel_alert(session: Session, alert_id: int, actor: Actor, reason: str) -> 
     correction right after (see fire_correction).
     """
     alert = get_alert(session, alert_id, lock=True)
-    if not (actor.has_role(Role.APPROVER) or actor.operator_id == alert.composed_by_id
-            or actor.has_role(Role.ADMIN)):
-        raise Refused("only the composer, an approver or an admin may cancel an alert", alert_id=alert_id)
+    if actor.operator_id is None or actor.operator_id != alert.composed_by_id:  # its composer may always stop it
+        permissions.require(actor, "alerts.cancel", "cancel alerts")
     _move(alert, S.CANCELLED)
     alert.cancelled_at, alert.reason = utcnow(), reason
     purged = session.execute(
@@ -397,13 +447,6 @@ def mark_completed(session: Session, alert: Alert, counts: dict[str, int], diges
     alert.completed_at = utcnow()
     trail.append(session, actor=Actor.system("completion"), action="alert.completed", subject_type="alert",
                  subject_id=alert.id, payload={"counts": counts, "deliveries_digest": digest})
-
-
-def _require_role(actor: Actor, role: Role, what: str) -> None:
-    if actor.kind == "system":
-        return
-    if not actor.has_role(role.value):
-        raise Refused(f"{actor.name} may not {what} (needs the {role.value} role)")
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:

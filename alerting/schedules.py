@@ -28,13 +28,13 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from alerting import approvals, lifecycle
+from alerting import approvals, lifecycle, permissions
 from alerting.accounts import actor_of
 from alerting.db import utcnow
-from alerting.errors import InvalidInput, InvalidTransition, NotFound, Refused, SirenaError, TwoPersonRuleViolated
+from alerting.errors import InvalidInput, InvalidTransition, NotFound, SirenaError, TwoPersonRuleViolated
 from alerting.intake.config import IntakeConfig
 from alerting.intake.models import Schedule, ScheduleRun
-from alerting.models import AlertMode, Operator, Priority, Role
+from alerting.models import AlertMode, Operator, Priority
 from audit import trail
 from audit.actor import Actor
 
@@ -105,7 +105,7 @@ def create_schedule(session: Session, name: str, rule: str, timezone: str, templ
     if policy == "preapproved_exercise" and draft.mode is AlertMode.LIVE:
         raise InvalidInput("policy: a live schedule is never pre-approved; use policy draft",
                            fields={"policy": "live alerts are never pre-approved"})
-    lifecycle._require_role(actor, Role.COMPOSER, "schedule alerts")
+    permissions.require(actor, "schedules.create", "schedule alerts")
     lifecycle._validate(session, draft)  # the same checks compose_alert makes, once, now
     first = next_occurrence(rule, tz, now)
     check_quiet_hours(draft.mode, first, tz, config, quiet_override_reason)
@@ -134,7 +134,7 @@ def approve_schedule(session: Session, schedule_id: int, approver: Actor) -> Sch
     schedule = get_schedule(session, schedule_id, lock=True)
     if approver.operator_id == schedule.created_by_id:
         raise TwoPersonRuleViolated("the creator of a schedule cannot pre-approve it")
-    lifecycle._require_role(approver, Role.APPROVER, "pre-approve drill schedules")
+    permissions.require(approver, "schedules.approve", "pre-approve drill schedules")
     if schedule.policy != "preapproved_exercise":
         raise InvalidTransition("only preapproved_exercise schedules take a pre-approval")
     schedule.approved_by_id = approver.operator_id
@@ -145,6 +145,7 @@ def approve_schedule(session: Session, schedule_id: int, approver: Actor) -> Sch
 
 def stop_schedule(session: Session, schedule_id: int, actor: Actor) -> Schedule:
     """No further occurrences. Idempotent; audited."""
+    permissions.require(actor, "schedules.stop", "stop schedules")
     schedule = get_schedule(session, schedule_id, lock=True)
     if schedule.active:
         schedule.active = False
@@ -165,7 +166,7 @@ def resume_schedule(session: Session, schedule_id: int, actor: Actor, *, config:
     schedule = get_schedule(session, schedule_id, lock=True)
     if schedule.active:
         return schedule
-    lifecycle._require_role(actor, Role.COMPOSER, "resume schedules")
+    permissions.require(actor, "schedules.resume", "resume schedules")
     tz = _zone(schedule.timezone)
     upcoming = next_occurrence(schedule.rule, tz, now)
     check_quiet_hours(AlertMode(schedule.template["mode"]), upcoming, tz, config, schedule.quiet_override_reason)
@@ -182,9 +183,7 @@ def delete_schedule(session: Session, schedule_id: int, actor: Actor) -> Schedul
     whole definition, so the audit trail can say what it was.
     """
     schedule = get_schedule(session, schedule_id, lock=True)
-    if not actor.roles & {Role.COMPOSER.value, Role.ADMIN.value}:
-        raise Refused(f"{actor.name} may not delete schedules (needs the composer or admin role)",
-                      subject_type="schedule", subject_id=schedule.id)
+    permissions.require(actor, "schedules.delete", "delete schedules")
     runs = session.scalar(select(func.count()).select_from(ScheduleRun).where(ScheduleRun.schedule_id == schedule.id))
     trail.append(session, actor=actor, action="schedule.deleted", subject_type="schedule", subject_id=schedule.id,
                  payload={"name": schedule.name, "rule": schedule.rule, "timezone": schedule.timezone,
@@ -262,7 +261,10 @@ def _fire_one(session: Session, schedule: Schedule, run: ScheduleRun, tz: ZoneIn
             run.alert_id, run.outcome = alert.id, "drafted"
             if schedule.policy == "preapproved_exercise" and schedule.approved_by_id is not None:
                 approver = session.get(Operator, schedule.approved_by_id)
+                # What the approver reviewed is the schedule's template, which cannot change after
+                # they approved it; each occurrence is that template, so its hash is what they saw.
                 approvals.approve_reviewed(session, alert.id, actor_of(approver, interface="scheduler"),
+                                          seen_hash=alert.approval_hash,
                                           override_reason=f"pre-approved drill schedule {schedule.name}")
                 run.outcome = "approved"
     except SirenaError as exc:

@@ -38,8 +38,9 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from alerting import permissions
 from alerting.db import transaction, utcnow
-from alerting.errors import InvalidInput, Refused
+from alerting.errors import InvalidInput
 from alerting.intake.models import WebhookCursor, WebhookDelivery, WebhookSubscriber
 from alerting.outbox import enqueue_after_commit
 from alerting.settings import Secret
@@ -126,8 +127,7 @@ def create_subscriber(session: Session, name: str, url: str, events: list[str], 
 
     Admins only (Refused otherwise): a subscriber receives every phone number that replies.
     """
-    if actor.kind != "system" and not actor.has_role("admin"):
-        raise Refused(f"{actor.name} may not add webhook subscribers (needs the admin role)")
+    permissions.require(actor, "webhooks.manage", "add webhook subscribers")
     parsed = urlparse(url)
     problems = {}
     if parsed.scheme not in {"http", "https"} or not parsed.netloc:

@@ -6,7 +6,9 @@ alone (audit/chain.py documents the bytes). Only sealed events are exported: ent
 first (audit/seal.py).
 
 - CSV: one row per event, columns `chain.FIELDS + content_hash, prev_hash, hash`; an empty cell in
-  a NULLABLE column is NULL (the trail never stores '' there). Checked event by event, and against
+  a NULLABLE column is NULL (the trail never stores '' there). A cell a spreadsheet would evaluate
+  (`=…`, `+…`, `-…`, `@…`) is written after a single quote (alerting/csv_cells.py), taken off again
+  when the export is verified. Checked event by event, and against
   the trail. Exports made before version 2 (no content_hash column) are still checked.
 - JSON: an envelope with the scope, the chain head when exported, the events (each also with its
   payload parsed), their count and digest, and an HMAC by the checkpoint key: this proves, too,
@@ -15,7 +17,6 @@ first (audit/seal.py).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
 import json
@@ -29,6 +30,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from alerting import csv_cells
 from alerting.errors import InvalidInput
 from audit import chain, trail
 from audit.actor import Actor
@@ -120,7 +122,7 @@ def write_export(session: Session, scope: Scope, fmt: str, out: TextIO, *, key: 
     rows = _rows(session, scope, head.seq)
     digest, count, first, last = hashlib.sha256(), 0, None, None
     if fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv_cells.writer(out)  # no cell a spreadsheet would evaluate; rows end in CRLF
         writer.writerow(CSV_COLUMNS)
         for r in rows:
             writer.writerow(["" if r[c] is None else r[c] for c in CSV_COLUMNS])
@@ -246,7 +248,7 @@ class _Checker:
 
 
 def _verify_csv(fh: TextIO, *, engine: Engine | None) -> Verdict:
-    reader = csv.reader(fh)
+    reader = csv_cells.reader(fh)  # cells as they were before the formula quote
     header = next(reader, None)
     if header is None or tuple(header) not in (CSV_COLUMNS, CSV_COLUMNS_V1):
         raise InvalidInput("not a Sirena audit export: unexpected CSV header",

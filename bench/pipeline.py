@@ -182,7 +182,7 @@ def main() -> None:
     machine0 = psutil.cpu_times()
     wall0 = time.monotonic()
     with transaction() as s:
-        approve_alert(s, alert.id, approver)
+        approve_alert(s, alert.id, approver, seen_hash=alert.approval_hash)
     state = None
     while time.monotonic() - wall0 < 3600:
         with transaction() as s:

@@ -41,7 +41,7 @@ from sqlalchemy import create_engine, pool, text
 
 from alerting.db import transaction
 from alerting.lifecycle import AlertDraft, compose_alert, submit_alert
-from alerting.models import AlertMode, Operator, Priority
+from alerting.models import Alert, AlertMode, Operator, Priority
 from audit.actor import Actor
 
 BUSY_PHASES = ("fanout", "sending", "receipts")
@@ -96,7 +96,7 @@ def approve(alert_id: int, *approvers: Actor) -> None:
 
     for approver in approvers:
         with transaction() as s:
-            approve_alert(s, alert_id, approver)
+            approve_alert(s, alert_id, approver, seen_hash=s.get(Alert, alert_id).approval_hash)
 
 
 def counts(alert_id: int) -> dict[str, int]:

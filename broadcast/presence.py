@@ -117,7 +117,7 @@ def routes_up(records: list[dict[str, Any]]) -> dict[str, list[str]]:
     for record in records:
         if record.get("role") != "gateway":
             continue
-        for carrier, entry in (record.get("health") or {}).items():
+        for carrier, entry in ((record.get("health") or {}).get("carriers") or {}).items():  # pool.health()
             if any(b.get("state") == "up" for b in (entry.get("binds") or {}).values()):
                 up.add(carrier)
         for sender, carriers in (record.get("senders") or {}).items():

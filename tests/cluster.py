@@ -135,7 +135,7 @@ def approved_alert(texts: dict[str, str], *, group: str = "brigadas", priority: 
                                             target={"groups": [group]}), composer)
         submit_alert(s, alert.id, composer)
     with transaction() as s:
-        approve_alert(s, alert.id, approver)
+        approve_alert(s, alert.id, approver, seen_hash=alert.approval_hash)
         return alert.id
 
 

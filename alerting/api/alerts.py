@@ -70,7 +70,7 @@ def parse_cursor(raw: str | None) -> int:
 
 
 @operation(api_bp, "POST", "/alerts", summary="Compose a draft alert", tag="alerts", body=AlertCreateSchema,
-           response=AlertSchema, status=201, scope="alerts:draft",
+           response=AlertSchema, status=201, scope="alerts:draft", action="alerts.compose",
            description="Always a draft: it needs submit and a different operator's approve. "
                        "Send an Idempotency-Key header: a retried request returns the same alert.")
 def create_alert(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
@@ -102,21 +102,21 @@ def _target(target: dict[str, Any]) -> dict[str, Any]:
 
 
 @operation(api_bp, "GET", "/alerts/<int:alert_id>", summary="An alert with live counts", tag="alerts",
-           response=AlertSchema, scope="read")
+           response=AlertSchema, scope="read", action="alerts.read")
 def get_alert(alert_id: int) -> dict[str, Any]:
     with transaction() as session:
         return alert_view(session, lifecycle.get_alert(session, alert_id))
 
 
 @operation(api_bp, "POST", "/alerts/<int:alert_id>/submit", summary="Submit a draft for approval", tag="alerts",
-           response=AlertSchema, scope="alerts:submit")
+           response=AlertSchema, scope="alerts:submit", action="alerts.submit")
 def submit_alert(alert_id: int) -> dict[str, Any]:
     with transaction() as session:
         return alert_view(session, approvals.submit_for_approval(session, alert_id, g.actor))
 
 
 @operation(api_bp, "POST", "/alerts/<int:alert_id>/approve", summary="Approve (two-person rule)", tag="alerts",
-           body=ApproveSchema, response=AlertSchema, scope="alerts:approve",
+           body=ApproveSchema, response=AlertSchema, scope="alerts:approve", action="alerts.approve",
            description="Refused (403, audited) when the token's operator composed the alert.")
 def approve_alert(alert_id: int, body: dict[str, Any]) -> dict[str, Any]:
     with transaction() as session:
@@ -127,6 +127,7 @@ def approve_alert(alert_id: int, body: dict[str, Any]) -> dict[str, Any]:
 
 @operation(api_bp, "POST", "/alerts/<int:alert_id>/correct", summary="Fire the pre-approved correction now",
            tag="alerts", body=CorrectionSchema, response=AlertSchema, status=201, scope="alerts:approve",
+           action="alerts.correct",
            description="One operator with the approver or admin role, no second approval: the alert's approval "
                        "armed this text. Unsent deliveries of the original are purged; the correction goes at flash "
                        "priority to everyone who got the original or was queued to. Returns the correction. A "
@@ -139,6 +140,7 @@ def correct_alert(alert_id: int, body: dict[str, Any]) -> tuple[dict[str, Any], 
 
 @operation(api_bp, "POST", "/alerts/<int:alert_id>/cancel-notice", summary="Fire the pre-approved cancellation notice",
            tag="alerts", body=CorrectionSchema, response=AlertSchema, status=201, scope="alerts:approve",
+           action="alerts.correct",
            description="Like correct, with the pre-approved cancellation text (\"this alert no longer applies\").")
 def cancel_notice(alert_id: int, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     with transaction() as session:
@@ -147,6 +149,7 @@ def cancel_notice(alert_id: int, body: dict[str, Any]) -> tuple[dict[str, Any], 
 
 @operation(api_bp, "POST", "/alerts/<int:alert_id>/corrections", summary="Propose a correction with another text",
            tag="alerts", body=CorrectionProposalSchema, response=AlertSchema, status=201, scope="alerts:draft",
+           action="alerts.propose_correction",
            description="A correction (or cancellation notice) alert PENDING APPROVAL: flash priority, the same "
                        "audience as the original (everyone who got it or was queued to), the text marked as a "
                        "correction of it. It needs the approvals of a flash alert of that mode "
@@ -161,21 +164,21 @@ def propose_correction(alert_id: int, body: dict[str, Any]) -> tuple[dict[str, A
 
 
 @operation(api_bp, "POST", "/alerts/<int:alert_id>/reject", summary="Reject with a reason", tag="alerts",
-           body=ReasonSchema, response=AlertSchema, scope="alerts:approve")
+           body=ReasonSchema, response=AlertSchema, scope="alerts:approve", action="alerts.reject")
 def reject_alert(alert_id: int, body: dict[str, Any]) -> dict[str, Any]:
     with transaction() as session:
         return alert_view(session, lifecycle.reject_alert(session, alert_id, g.actor, body["reason"]))
 
 
 @operation(api_bp, "POST", "/alerts/<int:alert_id>/cancel", summary="Cancel (unsent deliveries stop)",
-           tag="alerts", body=ReasonSchema, response=AlertSchema, scope="alerts:cancel")
+           tag="alerts", body=ReasonSchema, response=AlertSchema, scope="alerts:cancel", action="alerts.cancel")
 def cancel_alert(alert_id: int, body: dict[str, Any]) -> dict[str, Any]:
     with transaction() as session:
         return alert_view(session, lifecycle.cancel_alert(session, alert_id, g.actor, body["reason"]))
 
 
 @operation(api_bp, "GET", "/alerts/<int:alert_id>/deliveries", summary="Deliveries, by id, cursor-paginated",
-           tag="alerts", query=DeliveryQuerySchema, response=DeliveryPageSchema, scope="read")
+           tag="alerts", query=DeliveryQuerySchema, response=DeliveryPageSchema, scope="read", action="alerts.read")
 def list_deliveries(alert_id: int, query: dict[str, Any]) -> dict[str, Any]:
     after, limit = parse_cursor(query.get("cursor")), query["limit"]
     with transaction() as session:
@@ -194,7 +197,7 @@ def list_deliveries(alert_id: int, query: dict[str, Any]) -> dict[str, Any]:
 
 
 @operation(api_bp, "GET", "/alerts/<int:alert_id>/replies", summary="Replies to an alert, cursor-paginated",
-           tag="alerts", query=PageQuerySchema, response=ReplyPageSchema, scope="read")
+           tag="alerts", query=PageQuerySchema, response=ReplyPageSchema, scope="read", action="alerts.read")
 def list_replies(alert_id: int, query: dict[str, Any]) -> dict[str, Any]:
     after, limit = parse_cursor(query.get("cursor")), query["limit"]
     with transaction() as session:
@@ -209,7 +212,7 @@ def list_replies(alert_id: int, query: dict[str, Any]) -> dict[str, Any]:
 
 
 @operation(api_bp, "GET", "/alerts", summary="Alerts, newest first, cursor-paginated (e.g. state=scheduled)",
-           tag="alerts", query=AlertListQuerySchema, response=AlertPageSchema, scope="read")
+           tag="alerts", query=AlertListQuerySchema, response=AlertPageSchema, scope="read", action="alerts.read")
 def list_alerts(query: dict[str, Any]) -> dict[str, Any]:
     before, limit = parse_cursor(query.get("cursor")), query["limit"]
     with transaction() as session:

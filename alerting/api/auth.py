@@ -1,8 +1,10 @@
 """Bearer tokens for the API: hashed look-up, expiry, revocation and scopes, checked per request.
 
-A token acts as its operator: the actor carries the operator's id and roles, so the lifecycle's
-two-person rule binds a token exactly as it binds the operator at the console (a token may
-approve only alerts its operator did not compose, and only with the `alerts:approve` scope).
+A token acts as its operator: the actor carries the operator's id and roles as they are on this
+request, so the authorization table (alerting/permissions.py) and the lifecycle's two-person rule
+bind a token exactly as they bind the operator at the console (a token may approve only alerts
+its operator did not write, only with the `alerts:approve` scope, and only while its operator
+has the approver role).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from sqlalchemy import select, update
 from alerting.accounts import token_digest
 from alerting.api.problems import BadRequest, TooManyRequests, Unauthorized
 from alerting.db import transaction, utcnow
-from alerting.errors import Refused
 from alerting.models import ApiToken, Operator
 from audit.actor import Actor
 
@@ -66,12 +67,6 @@ def authenticate() -> Actor:
                      roles=frozenset(operator.roles or []), interface="api", address=request.remote_addr,
                      user_agent=request.user_agent.string or None, token_id=token.id,
                      scopes=frozenset(token.scopes or []))
-
-
-def require_scope(actor: Actor, scope: str) -> None:
-    """Refused (403, audited) unless the token carries `scope`."""
-    if scope not in actor.scopes:
-        raise Refused(f"this token lacks the {scope} scope", fields={"scope": f"{scope} required"})
 
 
 def check_rate(app: Flask, actor: Actor) -> None:

@@ -23,7 +23,8 @@ def _config() -> IntakeConfig:
 
 
 @operation(api_bp, "POST", "/cap", summary="Import a CAP 1.2 alert (becomes an alert pending approval)",
-           tag="cap", response=CapImportedSchema, status=201, scope="alerts:draft", raw_body="application/cap+xml",
+           tag="cap", response=CapImportedSchema, status=201, scope="alerts:draft",
+           action="cap.import", raw_body="application/cap+xml",
            description="Validated against the OASIS CAP 1.2 schema; DTDs and entities are refused; a signed "
                        "document must verify against the trusted certificates. Test and Exercise never become "
                        "live. A refused document is kept for review.")
@@ -45,7 +46,7 @@ def import_cap_document() -> tuple[dict[str, object], int]:
 
 
 @operation(api_bp, "GET", "/alerts/<int:alert_id>/cap", summary="An alert as a CAP 1.2 document", tag="cap",
-           scope="read", produces="application/cap+xml")
+           scope="read", action="alerts.read", produces="application/cap+xml")
 def export_cap_document(alert_id: int) -> Response:
     with transaction() as session:
         data = cap_export.export_alert(session, alert_id, _config())
@@ -53,7 +54,7 @@ def export_cap_document(alert_id: int) -> Response:
 
 
 @operation(api_bp, "GET", "/cap/feed", summary="Atom feed of approved alerts, linking their CAP documents",
-           tag="cap", scope="read", produces="application/atom+xml")
+           tag="cap", scope="read", action="alerts.read", produces="application/atom+xml")
 def cap_feed() -> Response:
     with transaction() as session:
         data = cap_export.atom_feed(session, _config(), request.host_url)

@@ -41,7 +41,7 @@ from alerting.db import transaction
 from alerting.errors import InvalidInput
 from alerting.models import Contact, Group
 from alerting.settings import Settings
-from geo import targeting, zones
+from geo import targeting, zone_files, zones
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
 REJECTS_SHOWN = 100
@@ -58,7 +58,7 @@ def _contact_view(session: Any, contact: Contact) -> dict[str, Any]:
 
 
 @operation(api_bp, "GET", "/contacts", summary="Contacts, by id, cursor-paginated", tag="directory",
-           query=PageQuerySchema, response=ContactPageSchema, scope="read")
+           query=PageQuerySchema, response=ContactPageSchema, scope="read", action="directory.read")
 def list_contacts(query: dict[str, Any]) -> dict[str, Any]:
     after, limit = parse_cursor(query.get("cursor")), query["limit"]
     with transaction() as session:
@@ -69,7 +69,7 @@ def list_contacts(query: dict[str, Any]) -> dict[str, Any]:
 
 
 @operation(api_bp, "POST", "/contacts", summary="Add one contact", tag="directory", body=ContactCreateSchema,
-           response=ContactSchema, status=201, scope="contacts:write")
+           response=ContactSchema, status=201, scope="contacts:write", action="contacts.write")
 def create_contact(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     with transaction() as session:
         contact = contact_records.create_contact(
@@ -79,14 +79,15 @@ def create_contact(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 
 
 @operation(api_bp, "GET", "/contacts/<int:contact_id>", summary="One contact", tag="directory",
-           response=ContactSchema, scope="read")
+           response=ContactSchema, scope="read", action="directory.read")
 def get_contact(contact_id: int) -> dict[str, Any]:
     with transaction() as session:
         return _contact_view(session, contact_records.get_contact_by_id(session, contact_id))
 
 
 @operation(api_bp, "PATCH", "/contacts/<int:contact_id>", summary="Change a contact, or opt it out/in",
-           tag="directory", body=ContactUpdateSchema, response=ContactSchema, scope="contacts:write")
+           tag="directory", body=ContactUpdateSchema, response=ContactSchema, scope="contacts:write",
+           action="contacts.write")
 def update_contact(contact_id: int, body: dict[str, Any]) -> dict[str, Any]:
     with transaction() as session:
         contact = contact_records.update_contact(session, contact_id, body, actor=g.actor)
@@ -94,7 +95,7 @@ def update_contact(contact_id: int, body: dict[str, Any]) -> dict[str, Any]:
 
 
 @operation(api_bp, "DELETE", "/contacts/<int:contact_id>", summary="Remove a contact", tag="directory",
-           response=DeletedSchema, scope="contacts:write")
+           response=DeletedSchema, scope="contacts:write", action="contacts.write")
 def delete_contact(contact_id: int) -> dict[str, Any]:
     with transaction() as session:
         contact_records.delete_contact(session, contact_id, actor=g.actor)
@@ -103,6 +104,7 @@ def delete_contact(contact_id: int) -> dict[str, Any]:
 
 @operation(api_bp, "POST", "/contacts/import", summary="Bulk import a contacts CSV (body: text/csv)",
            tag="directory", query=ImportQuerySchema, response=ImportReportSchema, scope="contacts:write",
+           action="contacts.write",
            raw_body="text/csv",
            description="Every good row is imported; every bad row is reported with its column and reason.")
 def import_contacts(query: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +130,7 @@ def _group_view(group: Group, members: int) -> dict[str, Any]:
 
 
 @operation(api_bp, "GET", "/groups", summary="Every group", tag="directory", response=GroupSchema, many=True,
-           scope="read")
+           scope="read", action="directory.read")
 def list_groups() -> list[dict[str, Any]]:
     with transaction() as session:
         counts = directory.member_counts(session)
@@ -136,7 +138,7 @@ def list_groups() -> list[dict[str, Any]]:
 
 
 @operation(api_bp, "POST", "/groups", summary="Create a static or dynamic group", tag="directory",
-           body=GroupCreateSchema, response=GroupSchema, status=201, scope="groups:write")
+           body=GroupCreateSchema, response=GroupSchema, status=201, scope="groups:write", action="groups.write")
 def create_group(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     with transaction() as session:
         group = directory.create_group(session, body["name"], kind=body["kind"], criterion=body.get("criterion"),
@@ -146,7 +148,7 @@ def create_group(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 
 
 @operation(api_bp, "GET", "/groups/<string:name>", summary="One group by name", tag="directory",
-           response=GroupSchema, scope="read")
+           response=GroupSchema, scope="read", action="directory.read")
 def get_group(name: str) -> dict[str, Any]:
     with transaction() as session:
         group = directory.get_group_by_name(session, name)
@@ -154,7 +156,8 @@ def get_group(name: str) -> dict[str, Any]:
 
 
 @operation(api_bp, "POST", "/groups/<string:name>/members", summary="Add contacts (by number) to a static group",
-           tag="directory", body=MembersSchema, response=MembersAddedSchema, scope="groups:write")
+           tag="directory", body=MembersSchema, response=MembersAddedSchema, scope="groups:write",
+           action="groups.write")
 def add_members(name: str, body: dict[str, Any]) -> dict[str, Any]:
     with transaction() as session:
         added = directory.add_members(session, name, body["msisdns"], region=_settings().default_region,
@@ -163,7 +166,7 @@ def add_members(name: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 @operation(api_bp, "PATCH", "/groups/<string:name>", summary="Change a group's description, criterion or drill marking",
-           tag="directory", body=GroupUpdateSchema, response=GroupSchema, scope="groups:write",
+           tag="directory", body=GroupUpdateSchema, response=GroupSchema, scope="groups:write", action="groups.write",
            description="Only the fields given change; the criterion only of a dynamic group. Unmarking "
                        "drill_allowed is refused (403, audited) while an unfinished exercise or test aims at it.")
 def update_group(name: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +176,7 @@ def update_group(name: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 @operation(api_bp, "DELETE", "/groups/<string:name>", summary="Delete a group (its members stay contacts)",
-           tag="directory", response=GroupDeletedSchema, scope="groups:write",
+           tag="directory", response=GroupDeletedSchema, scope="groups:write", action="groups.write",
            description="Refused (403, audited, naming them) while an unfinished alert or an active schedule "
                        "targets, excludes or escalates to the group.")
 def delete_group(name: str) -> dict[str, Any]:
@@ -184,7 +187,7 @@ def delete_group(name: str) -> dict[str, Any]:
 
 @operation(api_bp, "POST", "/groups/<string:name>/members/remove",
            summary="Take contacts (by number) out of a static group", tag="directory", body=MembersSchema,
-           response=MembersRemovedSchema, scope="groups:write")
+           response=MembersRemovedSchema, scope="groups:write", action="groups.write")
 def remove_members(name: str, body: dict[str, Any]) -> dict[str, Any]:
     with transaction() as session:
         result = directory.remove_members(session, name, body["msisdns"], region=_settings().default_region,
@@ -193,30 +196,36 @@ def remove_members(name: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 @operation(api_bp, "GET", "/zones", summary="Current zones", tag="geo", response=ZoneSummarySchema, many=True,
-           scope="read")
+           scope="read", action="directory.read")
 def list_zones() -> list[dict[str, Any]]:
     with transaction() as session:
         return zones.list_zones(session)
 
 
 @operation(api_bp, "POST", "/zones", summary="Save zones from GeoJSON (new versions when changed)", tag="geo",
-           body=ZoneCreateSchema, response=ZoneResultSchema, many=True, status=201, scope="zones:write")
+           body=ZoneCreateSchema, response=ZoneResultSchema, many=True, status=201, scope="zones:write",
+           action="zones.write",
+           description="At most 25 zones and 50,000 vertices per request (the body at most 5 MB): more is "
+                       "refused (422 naming the count); a bigger set goes through `sirena zones import`, which "
+                       "saves it in batches.")
 def create_zones(body: dict[str, Any]) -> tuple[list[Any], int]:
+    # Checked before the transaction opens, which then holds only the saving (at most 25 zones).
+    checked = zone_files.check_geojson(body["geojson"], name=body.get("name"), repair=body["repair"],
+                                       region=_settings().default_region, limits=zone_files.REQUEST_LIMITS)
     with transaction() as session:
-        results = zones.import_geojson(session, body["geojson"], name=body.get("name"), repair=body["repair"],
-                                       actor=g.actor, region=_settings().default_region)
+        results = zones.store_zones(session, checked, actor=g.actor)
         return [r.to_json() for r in results], 201
 
 
 @operation(api_bp, "GET", "/zones/<string:name>", summary="A zone as a GeoJSON Feature", tag="geo",
-           response=ZoneFeatureSchema, scope="read")
+           response=ZoneFeatureSchema, scope="read", action="directory.read")
 def get_zone(name: str) -> dict[str, Any]:
     with transaction() as session:
         return zones.zone_geojson(session, name)
 
 
 @operation(api_bp, "DELETE", "/zones/<string:name>", summary="Retire a zone (its versions are kept)", tag="geo",
-           response=ZoneDeletedSchema, scope="zones:write",
+           response=ZoneDeletedSchema, scope="zones:write", action="zones.write",
            description="No version stays current; alerts pinned to a version still resolve it. Refused (403, "
                        "audited, naming them) while an unfinished alert or an active schedule names the zone.")
 def delete_zone(name: str) -> dict[str, Any]:
@@ -226,7 +235,7 @@ def delete_zone(name: str) -> dict[str, Any]:
 
 
 @operation(api_bp, "POST", "/targets/preview", summary="Count recipients without writing anything",
-           tag="alerts", body=PreviewRequestSchema, response=PreviewSchema, scope="read")
+           tag="alerts", body=PreviewRequestSchema, response=PreviewSchema, scope="read", action="alerts.preview")
 def preview_targets(body: dict[str, Any]) -> dict[str, Any]:
     spec = targeting.TargetSpec.from_json({k: v for k, v in body["target"].items() if v is not None},
                                           region=_settings().default_region)

@@ -3,8 +3,10 @@
 `@operation(...)` registers a view on `api_bp` and records its schemas; the same marshmallow
 schemas validate the request (body and query) and generate the OpenAPI document (openapi.py).
 Per request, in order: token not in the query string; bearer token (401); rate limit (429);
-scope (403); query and body parsed (422 naming each field); Idempotency-Key claimed (POST);
-the view, which opens one transaction and calls one service; the result dumped by its schema.
+scope and action (403: the token carries the scope, and its operator's roles, read on this
+request, may hold that scope and do the operation's action: alerting/permissions.py); query and
+body parsed (422 naming each field); Idempotency-Key claimed (POST); the view, which opens one
+transaction and calls one service; the result dumped by its schema.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, json, request
 from marshmallow import Schema, ValidationError
 
+from alerting import permissions
 from alerting.api import auth, idempotency
 from alerting.api.problems import handle_sirena_error, handle_unexpected
 from alerting.errors import InvalidInput, SirenaError
+from alerting.json_limits import parse_json
 
 DEFAULT_ERRORS = (400, 401, 403, 404, 409, 422, 429)
 MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -38,6 +42,7 @@ class Operation:
     many: bool = False
     status: int = 200
     scope: str | None = None
+    action: str | None = None  # alerting/permissions.py: what the token's operator must be allowed to do
     public: bool = False
     errors: tuple[int, ...] = DEFAULT_ERRORS
     raw_body: str | None = None  # a non-JSON request body's media type ("text/csv", "application/xml")
@@ -99,18 +104,20 @@ def _load(schema_cls: type[Schema], data: Any, where: str) -> Any:
 
 
 def parse_json_body(op: Operation) -> Any:
+    """The request's JSON body through its schema: 422 naming `body` when it is larger than
+    MAX_BODY_BYTES (refused from Content-Length before it is read), nested deeper than
+    json_limits.MAX_DEPTH, or not JSON; 422 naming each field the schema refuses."""
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise InvalidInput(f"body: larger than {MAX_BODY_BYTES:,} bytes", fields={"body": "too large"})
     raw = request.get_data(cache=True)
     if len(raw) > MAX_BODY_BYTES:
-        raise InvalidInput(f"body: larger than {MAX_BODY_BYTES} bytes", fields={"body": "too large"})
+        raise InvalidInput(f"body: larger than {MAX_BODY_BYTES:,} bytes", fields={"body": "too large"})
     if not raw.strip():
         return _load(op.body, {}, "body") if op.body is not None else None
     if not request.is_json:
         raise InvalidInput("body: send JSON with Content-Type: application/json",
                            fields={"Content-Type": "expected application/json"})
-    try:
-        data = json.loads(raw or b"null")
-    except ValueError as exc:
-        raise InvalidInput(f"body: malformed JSON ({exc})", fields={"body": f"malformed JSON: {exc}"}) from None
+    data = parse_json(raw, field="body", max_bytes=MAX_BODY_BYTES)
     if op.body is None:
         return data
     return _load(op.body, data if data is not None else {}, "body")
@@ -142,6 +149,9 @@ def operation(bp: Blueprint, method: str, rule: str, **options: Any) -> Callable
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         op = Operation(method=method, rule=rule, endpoint=view.__name__, **options)
+        if not op.public and (op.scope is None or op.action not in permissions.SCOPES[op.scope]):
+            # Caught at import: an operation outside the table would be nobody's, or everybody's.
+            raise ValueError(f"{method} {rule}: action {op.action!r} is not one scope {op.scope!r} unlocks")
         OPERATIONS.append(op)
 
         @functools.wraps(view)
@@ -164,8 +174,9 @@ def _handle(op: Operation, view: Callable[..., Any], path_args: dict[str, Any]) 
     if not op.public:
         g.actor = auth.authenticate()
         auth.check_rate(current_app._get_current_object(), g.actor)  # type: ignore[attr-defined]
-        if op.scope:
-            auth.require_scope(g.actor, op.scope)
+        assert op.scope is not None and op.action is not None
+        permissions.require_scope(g.actor, op.scope)
+        permissions.require(g.actor, op.action, f"use {op.method} {request.path}")
     kwargs = dict(path_args)
     if op.query is not None:
         kwargs["query"] = _load(op.query, request.args.to_dict(), "query")

@@ -9,6 +9,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Response, current_app, json, request
 
+from alerting import permissions
 from alerting.api import api_bp
 from alerting.api.framework import OPERATIONS, Operation
 from alerting.api.problems import ProblemSchema
@@ -78,6 +79,9 @@ def _operation(op: Operation) -> dict[str, Any]:
     if not op.public:
         responses.setdefault("500", {"description": "Internal error with an error_id", "content": _PROBLEM})
         out["security"] = [{"bearer": []}]
+        # The authorization table's cell for this operation (alerting/permissions.py).
+        out["x-sirena-scope"], out["x-sirena-action"] = op.scope, op.action
+        out["x-sirena-roles"] = sorted(permissions.roles_for(op.action)) if op.action else []
     else:
         out["security"] = []
     out["responses"] = responses

@@ -14,6 +14,7 @@ from broadcast import live
 
 @operation(api_bp, "GET", "/replies/unmatched", summary="Replies that matched no alert, newest first",
            tag="replies", query=PageQuerySchema, response=UnmatchedReplyPageSchema, scope="read",
+           action="replies.read_unmatched",
            description="A number not in the directory (unmatched_sender), a number with no alert open "
                        "(no_open_alert) or an unknown keyword on a shared short code (unknown_keyword). "
                        "Numbers show their last 4 digits only. Cursor-paginated backwards.")

@@ -24,7 +24,8 @@ def _view(schedule: Schedule) -> dict[str, Any]:
 
 
 @operation(api_bp, "POST", "/schedules", summary="Create a recurring send (e.g. a monthly drill)", tag="schedules",
-           body=ScheduleCreateSchema, response=ScheduleSchema, status=201, scope="alerts:draft")
+           body=ScheduleCreateSchema, response=ScheduleSchema, status=201, scope="alerts:draft",
+           action="schedules.create")
 def create_schedule(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     config = current_app.config.get("SIRENA_INTAKE_CONFIG") or IntakeConfig()
     with transaction() as session:
@@ -35,21 +36,21 @@ def create_schedule(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 
 
 @operation(api_bp, "GET", "/schedules", summary="Every schedule", tag="schedules", response=ScheduleSchema,
-           many=True, scope="read")
+           many=True, scope="read", action="schedules.read")
 def list_schedules() -> list[dict[str, Any]]:
     with transaction() as session:
         return [_view(s) for s in session.scalars(select(Schedule).order_by(Schedule.name))]
 
 
 @operation(api_bp, "POST", "/schedules/<int:schedule_id>/approve", summary="Pre-approve a drill schedule",
-           tag="schedules", response=ScheduleSchema, scope="alerts:approve")
+           tag="schedules", response=ScheduleSchema, scope="alerts:approve", action="schedules.approve")
 def approve_schedule(schedule_id: int) -> dict[str, Any]:
     with transaction() as session:
         return _view(schedules.approve_schedule(session, schedule_id, g.actor))
 
 
 @operation(api_bp, "POST", "/schedules/<int:schedule_id>/stop", summary="Stop a schedule", tag="schedules",
-           response=ScheduleSchema, scope="alerts:cancel")
+           response=ScheduleSchema, scope="alerts:cancel", action="schedules.stop")
 def stop_schedule(schedule_id: int) -> dict[str, Any]:
     with transaction() as session:
         return _view(schedules.stop_schedule(session, schedule_id, g.actor))

@@ -88,8 +88,10 @@ class ScheduleSchema(Schema):
 
 
 class ApproveSchema(Schema):
-    seen_hash = fields.String(validate=validate.Length(equal=64),
-                              metadata={"description": "the approval_hash the approver reviewed"})
+    seen_hash = fields.String(required=True, validate=validate.Length(equal=64),
+                              metadata={"description": "the approval_hash of the version the approver reviewed "
+                                                       "(GET /alerts/{id}); required. Another one is refused (403): "
+                                                       "the alert changed since it was read"})
     override_reason = fields.String(validate=validate.Length(min=1, max=2000))
 
 

@@ -169,15 +169,14 @@ def groups_create(ctx: Context, name: str, criterion: str | None, drill_allowed:
     """Create a group: static by default, dynamic with --criterion."""
     from alerting.db import transaction
     from alerting.directory import create_group
-    from alerting.errors import InvalidInput
     from alerting.models import GroupKind
 
     parsed = None
     if criterion is not None:
-        try:
-            parsed = json.loads(criterion)
-        except ValueError as exc:
-            raise InvalidInput(f"criterion: not valid JSON ({exc})", fields={"criterion": "not valid JSON"}) from None
+        from alerting.criteria import MAX_CRITERION_BYTES
+        from alerting.json_limits import parse_json
+
+        parsed = parse_json(criterion, field="criterion", max_bytes=MAX_CRITERION_BYTES)
     ctx.db()
     with transaction() as session:
         group = create_group(session, name, kind=GroupKind.DYNAMIC if criterion is not None else GroupKind.STATIC,

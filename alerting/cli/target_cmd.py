@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from alerting.cli.app import Context, cli, emit, json_option, pass_ctx
@@ -41,11 +39,10 @@ def target_preview(ctx: Context, zones: tuple[str, ...], groups: tuple[str, ...]
     settings = ctx.db()
     criteria = None
     if where is not None:
-        try:
-            criteria = json.loads(where)
-        except ValueError as exc:
-            raise InvalidInput(f"--where: not valid JSON: {exc}", fields={"where": f"not valid JSON: {exc}"}) \
-                from None
+        from alerting.criteria import MAX_CRITERION_BYTES
+        from alerting.json_limits import parse_json
+
+        criteria = parse_json(where, field="where", max_bytes=MAX_CRITERION_BYTES)
     if not zones and not groups:
         raise InvalidInput("target: give at least one --zone or --group",
                            fields={"target": "give at least one --zone or --group"})

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from alerting import approvals
 from alerting.db import transaction, utcnow
 from alerting.lifecycle import AlertDraft, compose_alert
-from alerting.models import AlertMode, Priority
+from alerting.models import Alert, AlertMode, Priority
 from audit.actor import Actor
 
 FLOOD_ES = ("ALERTA ROJA por crecida del río Mapocho. Evacúe a zonas altas por calle Los Aromos. "
@@ -67,8 +67,9 @@ class Story:
         from alerting.approvals import approve_reviewed as approve_alert
 
         for approver in approvers:
-            with transaction() as s:
-                alert = approve_alert(s, alert_id, approver)
+            with transaction() as s:  # the approver reviews the alert as it is, then approves that version
+                seen = s.get(Alert, alert_id).approval_hash  # type: ignore[union-attr]
+                alert = approve_alert(s, alert_id, approver, seen_hash=seen)
                 self.say(f"  {approver.name} approved {alert.reference} → {alert.state.value}")
         return time.monotonic()
 

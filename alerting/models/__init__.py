@@ -3,6 +3,7 @@
 from alerting.models.alerts import (
     Alert,
     AlertApproval,
+    AlertAuthor,
     AlertCounter,
     AlertKind,
     AlertMode,
@@ -18,6 +19,7 @@ from geo.models import Zone
 __all__ = [
     "Alert",
     "AlertApproval",
+    "AlertAuthor",
     "AlertCounter",
     "AlertKind",
     "AlertMode",

@@ -130,4 +130,25 @@ class AlertApproval(Base):
     operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
     approval_hash: Mapped[str] = mapped_column(String(64))
     override_reason: Mapped[str | None] = mapped_column(Text)
+    # The recipients counted at submission and when this approval was given (a small drift is
+    # tolerated: alerting/approvals.py). NULL for corrections and approvals from before 0024.
+    submitted_recipients: Mapped[int | None] = mapped_column(Integer)
+    recipients_at_approval: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = created_at_column()
+
+
+class AuthorRole(enum.StrEnum):
+    COMPOSER = "composer"  # wrote the first version (or proposed the correction)
+    EDITOR = "editor"  # changed a version: text, target, options, correction texts
+    SUBMITTER = "submitter"  # sent a version for approval
+
+
+class AlertAuthor(Base):
+    """An operator who wrote a version of an alert. No author may approve it (alerting/lifecycle.py)."""
+
+    __tablename__ = "alert_authors"
+
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+    at: Mapped[datetime] = created_at_column()

@@ -91,6 +91,7 @@ def _services(settings: Settings) -> Any:
 
 
 def _templates(app: Flask) -> None:
+    from alerting import permissions
     from alerting.models import AlertMode
 
     i18n.install(app)  # `_` in templates: Flask-Babel, per operator
@@ -102,7 +103,8 @@ def _templates(app: Flask) -> None:
     def _context() -> dict[str, Any]:
         operator = g.get("operator")
         roles = set(operator.roles or []) if operator is not None else set()
-        return {"operator": operator, "roles": roles, "can": lambda *names: bool(roles & set(names)),
+        # `can(action)`: the authorization table (alerting/permissions.py) decides what a page offers too.
+        return {"operator": operator, "roles": roles, "can": lambda action: permissions.allowed(roles, action),
                 "lang": language(),
                 "tile_url": app.config["SIRENA_TILE_URL"]}
 

@@ -18,6 +18,7 @@ from alerting.approvals import (  # noqa: F401  (the console imports them from h
     BlastRadius,
     approve_reviewed,
     blast_radius,
+    count_tolerance,
     preview_alert,
     sender_capacity,
     submit_for_approval,

@@ -1,9 +1,10 @@
 """Console hardening, in one place: access rules, CSRF, rate limits and response headers.
 
-- Access: every console view declares who may use it (`public`, `requires_login`,
-  `requires_role(...)`). A `before_request` hook checks the declaration before the view runs and
-  refuses, by default, any endpoint that declares nothing (ASVS 4.1.3, 4.1.5). Roles are read
-  from the database on every request, so removing a role takes effect at once.
+- Access: every console view declares who may use it: `public`, or `requires(action)`, an action
+  of the one authorization table (alerting/permissions.py) that the API, the CLI and the services
+  consult too. A `before_request` hook checks the declaration before the view runs and refuses,
+  by default, any endpoint that declares nothing (ASVS 4.1.3, 4.1.5). Roles are read from the
+  database on every request, so removing a role takes effect at once.
 - CSRF: Flask-WTF on every unsafe method (forms, and `X-CSRFToken` for the console's fetch calls).
   The bearer-token API is exempt (no cookies are used there).
 - Rate limits: Flask-Limiter with its counts in Redis, shared by every web process.
@@ -25,9 +26,10 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import Session
 
+from alerting import permissions
 from alerting.db import transaction
 from alerting.errors import Refused
-from alerting.models import Operator, Role
+from alerting.models import Operator
 from audit.actor import Actor
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,10 +40,10 @@ csrf = CSRFProtect()
 
 @dataclass(frozen=True)
 class Access:
-    """Who may use a view: anyone (`public`), any signed-in operator (`roles` empty), or these roles."""
+    """Who may use a view: anyone (`public`), or an operator who may do `action` (permissions.ACTIONS)."""
 
     public: bool = False
-    roles: frozenset[str] = frozenset()
+    action: str | None = None
 
 
 class SignInRequired(Exception):
@@ -64,19 +66,12 @@ def public(view: F) -> F:
     return _tag(view, Access(public=True))
 
 
-def requires_login(view: F) -> F:
-    """Any signed-in operator, whatever their roles."""
-    return _tag(view, Access())
-
-
-def requires_role(*roles: Role | str) -> Callable[[F], F]:
-    """A signed-in operator with at least one of `roles`; others get 403 (audited)."""
-    names = frozenset(r.value if isinstance(r, Role) else str(r) for r in roles)
-    if not names:
-        raise ValueError("requires_role needs at least one role")
+def requires(action: str) -> Callable[[F], F]:
+    """A signed-in operator whose roles may do `action` (alerting/permissions.py); others get 403 (audited)."""
+    permissions.roles_for(action)  # an action missing from the table fails at import, not at 3 a.m.
 
     def decorate(view: F) -> F:
-        return _tag(view, Access(roles=names))
+        return _tag(view, Access(action=action))
 
     return decorate
 
@@ -133,9 +128,11 @@ def _check(access: Access) -> None:
     operator = current_operator()
     if operator is None:
         raise SignInRequired()
-    if access.roles and not access.roles & set(operator.roles or []):
-        raise Refused(f"{operator.username} may not use this page (needs the {' or '.join(sorted(access.roles))} "
-                      "role)", endpoint=request.endpoint, needs=sorted(access.roles))
+    assert access.action is not None
+    if not permissions.allowed(operator.roles or [], access.action):
+        needs = sorted(permissions.roles_for(access.action))
+        raise Refused(f"{operator.username} may not use this page (needs the {' or '.join(needs)} role)",
+                      endpoint=request.endpoint, action=access.action, needs=needs)
 
 
 def enforce_access() -> None:

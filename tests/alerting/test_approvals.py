@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import select, text
 
 import alerting.db as dbmod
-from alerting import approvals, lifecycle
+from alerting import approvals, directory, lifecycle
 from alerting.errors import ConfigError, Refused
-from alerting.models import AlertMode, AlertState, Priority
+from alerting.models import AlertApproval, AlertMode, AlertState, Contact, GroupMember, Priority
 from alerting.settings import Settings
+from audit.actor import Actor
 from tests.factories import actor_for, add_member
 
 
@@ -71,15 +73,41 @@ def test_the_recipients_count_is_fixed_at_submission_and_in_the_hash(db, brigade
     assert lifecycle.approval_hash(alert) == bound
 
 
-def test_an_approver_is_refused_when_the_count_changed_since_submission(db, brigade, factories):
+def test_a_small_drift_in_the_count_keeps_the_approval_and_both_counts_are_recorded(db, brigade, factories):
     group, composer, (approver, _, _) = brigade
+    for _ in range(17):  # 20 brigadiers: the tolerance is max(1 % of 20, 10) = 10
+        add_member(db, group, factories.ContactFactory())
     alert = _submitted(db, composer)
-    add_member(db, group, factories.ContactFactory())  # one more brigadier since it was submitted
-    with pytest.raises(Refused, match="submitted for 3 recipients and its target now reaches 4"):
+    assert alert.submitted_recipients == 20
+    one = db.scalar(select(Contact).join(GroupMember, GroupMember.contact_id == Contact.id)
+                   .where(GroupMember.group_id == group.id).limit(1))
+    directory.opt_out(db, one.msisdn, "BAJA", Actor.system("replies"))  # one replied BAJA meanwhile
+    approvals.approve_reviewed(db, alert.id, approver, seen_hash=alert.approval_hash)
+    assert alert.state is AlertState.APPROVED
+    row = db.scalar(select(AlertApproval).where(AlertApproval.alert_id == alert.id))
+    assert (row.submitted_recipients, row.recipients_at_approval) == (20, 19)
+    payload = db.execute(text("SELECT payload FROM audit.events WHERE action = 'alert.approved' "
+                              "AND subject_id = :a"), {"a": str(alert.id)}).scalar_one()
+    assert (payload["submitted_recipients"], payload["recipients_at_approval"]) == (20, 19)
+
+
+def test_a_drift_beyond_the_tolerance_sends_the_alert_back_to_its_composer(db, brigade, factories):
+    group, composer, (approver, _, _) = brigade
+    for _ in range(17):
+        add_member(db, group, factories.ContactFactory())
+    alert = _submitted(db, composer)
+    for _ in range(10):  # 20 → 30: exactly the tolerance
+        add_member(db, group, factories.ContactFactory())
+    add_member(db, group, factories.ContactFactory())  # 31: one beyond it
+    with pytest.raises(Refused, match="submitted for 20 recipients and its target now reaches 31, more than 10 away"):
         approvals.approve_reviewed(db, alert.id, approver, seen_hash=alert.approval_hash)
     assert alert.state is AlertState.PENDING_APPROVAL
     lifecycle.update_draft(db, alert.id, {}, composer)  # the composer submits it again
     approvals.submit_for_approval(db, alert.id, composer)
-    assert alert.submitted_recipients == 4
+    assert alert.submitted_recipients == 31
     approvals.approve_reviewed(db, alert.id, approver, seen_hash=alert.approval_hash)
     assert alert.state is AlertState.APPROVED
+
+
+def test_the_tolerance_is_one_percent_or_ten_recipients_whichever_is_larger():
+    assert [approvals.count_tolerance(n) for n in (0, 3, 200, 999, 1000, 1001, 48213)] == [10, 10, 10, 10, 10, 11, 483]

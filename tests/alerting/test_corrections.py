@@ -32,7 +32,7 @@ def test_default_texts_follow_the_alert_languages(db, pending):
 
 def test_approval_arms_the_correction(db, pending):
     alert, _, approver = pending
-    corrections.approve_alert(db, alert.id, actor_for(approver))
+    corrections.approve_alert(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
     assert corrections.prearmed(db, alert.id).armed_at is not None
 
 
@@ -40,7 +40,7 @@ def test_changing_the_texts_of_a_pending_alert_voids_its_approvals(db, pending, 
     alert, composer, approver = pending
     alert.required_approvals = 2
     db.flush()
-    corrections.approve_alert(db, alert.id, actor_for(approver))
+    corrections.approve_alert(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
     assert db.query(AlertApproval).filter_by(alert_id=alert.id).count() == 1
     corrections.set_prearmed_texts(db, alert.id, {"es": "Otra corrección"}, None, actor_for(composer))
     assert db.query(AlertApproval).filter_by(alert_id=alert.id).count() == 0
@@ -49,14 +49,14 @@ def test_changing_the_texts_of_a_pending_alert_voids_its_approvals(db, pending, 
 
 def test_texts_are_fixed_once_approved(db, pending):
     alert, composer, approver = pending
-    corrections.approve_alert(db, alert.id, actor_for(approver))
+    corrections.approve_alert(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
     with pytest.raises(InvalidTransition):
         corrections.set_prearmed_texts(db, alert.id, {"es": "cambiada"}, None, actor_for(composer))
 
 
 def test_a_composer_alone_cannot_fire(db, pending):
     alert, composer, approver = pending
-    corrections.approve_alert(db, alert.id, actor_for(approver))
+    corrections.approve_alert(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
     with pytest.raises(Refused):
         corrections.fire_correction(db, alert.id, actor_for(composer))
 
@@ -69,7 +69,7 @@ def test_nothing_sent_nothing_to_correct(db, pending):
 
 def test_one_approver_fires_a_flash_correction_with_the_reference(db, pending, redis_db):
     alert, _, approver = pending
-    corrections.approve_alert(db, alert.id, actor_for(approver))
+    corrections.approve_alert(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
     fix = corrections.fire_correction(db, alert.id, actor_for(approver))
     assert fix.kind is AlertKind.CORRECTION and fix.state is AlertState.APPROVED
     assert fix.corrects_alert_id == alert.id and fix.approved_by_id == approver.id
@@ -79,7 +79,7 @@ def test_one_approver_fires_a_flash_correction_with_the_reference(db, pending, r
 
 def test_a_typed_text_is_refused_in_one_step(db, pending, redis_db):
     alert, _, approver = pending
-    corrections.approve_alert(db, alert.id, actor_for(approver))
+    corrections.approve_alert(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
     for fire in (corrections.fire_correction, corrections.fire_cancel_notice):
         with pytest.raises(Refused, match="pre-approved"):
             fire(db, alert.id, actor_for(approver), text="Vuelvan a sus casas")
@@ -90,7 +90,7 @@ def test_a_typed_text_is_refused_in_one_step(db, pending, redis_db):
 def sent(db, pending, factories, redis_db):
     """The pending alert approved, with one delivery delivered and one still queued."""
     alert, composer, approver = pending
-    corrections.approve_alert(db, alert.id, actor_for(approver))
+    corrections.approve_alert(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
     alert.state = AlertState.SENDING
     for state in (DeliveryState.DELIVERED, DeliveryState.QUEUED):
         contact = factories.ContactFactory()

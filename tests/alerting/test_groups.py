@@ -20,7 +20,7 @@ from alerting.intake.models import Schedule
 from alerting.models import AlertMode, AlertState, Group, GroupKind
 from audit.actor import Actor
 
-ACTOR = Actor(kind="operator", name="admin", interface="console")
+ACTOR = Actor(kind="operator", name="admin", roles=frozenset({"admin"}), interface="console")
 
 
 def _events(db: Session, action: str) -> list[dict]:

@@ -1,7 +1,7 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from alerting.db import utcnow
 from alerting.errors import InvalidInput, InvalidTransition, Refused, TwoPersonRuleViolated
@@ -94,15 +94,16 @@ def test_same_idempotency_key_returns_the_same_alert(db, people):
 def test_composer_cannot_approve_own_alert(db, people):
     alert = pending(db, people)
     with pytest.raises(TwoPersonRuleViolated):
-        approve_alert(db, alert.id, people["composer"])
+        approve_alert(db, alert.id, people["composer"], seen_hash=alert.approval_hash)
+    own = pending(db, {**people, "composer": people["both"]})
     with pytest.raises(Refused):  # composer lacks the role; an approver-composer still cannot approve
-        approve_alert(db, pending(db, {**people, "composer": people["both"]}).id, people["both"])
+        approve_alert(db, own.id, people["both"], seen_hash=own.approval_hash)
     assert db.get(Alert, alert.id).state is AlertState.PENDING_APPROVAL
 
 
 def test_second_operator_approves_and_fan_out_is_queued(db, people, redis_db):
     alert = pending(db, people)
-    approve_alert(db, alert.id, people["approver"])
+    approve_alert(db, alert.id, people["approver"], seen_hash=alert.approval_hash)
     db.commit()
     assert alert.state is AlertState.APPROVED
     assert alert.approved_by_id == people["approver"].operator_id
@@ -115,21 +116,21 @@ def test_second_operator_approves_and_fan_out_is_queued(db, people, redis_db):
 
 def test_live_flash_needs_two_different_approvers(db, people):
     alert = pending(db, people, priority=Priority.FLASH)
-    approve_alert(db, alert.id, people["approver"])
+    approve_alert(db, alert.id, people["approver"], seen_hash=alert.approval_hash)
     assert alert.state is AlertState.PENDING_APPROVAL
     with pytest.raises(TwoPersonRuleViolated):
-        approve_alert(db, alert.id, people["approver"])
-    approve_alert(db, alert.id, people["second"])
+        approve_alert(db, alert.id, people["approver"], seen_hash=alert.approval_hash)
+    approve_alert(db, alert.id, people["second"], seen_hash=alert.approval_hash)
     assert alert.state is AlertState.APPROVED
 
 
 def test_an_edit_voids_the_approval(db, people):
     alert = pending(db, people, priority=Priority.FLASH)
-    approve_alert(db, alert.id, people["approver"])
+    approve_alert(db, alert.id, people["approver"], seen_hash=alert.approval_hash)
     update_draft(db, alert.id, {"texts": {"es": "Evacuar Zona Sur. ACK {codigo}"}}, people["composer"])
     assert alert.state is AlertState.DRAFT and alert.approval_hash is None
     submit_alert(db, alert.id, people["composer"])
-    approve_alert(db, alert.id, people["approver"])
+    approve_alert(db, alert.id, people["approver"], seen_hash=alert.approval_hash)
     assert alert.state is AlertState.PENDING_APPROVAL  # the earlier approval no longer counts
 
 
@@ -143,7 +144,7 @@ def test_approval_of_a_changed_alert_is_refused(db, people):
 
 def test_scheduled_alert_waits_in_scheduled(db, people, redis_db):
     alert = pending(db, people, scheduled_at=utcnow() + timedelta(hours=1))
-    approve_alert(db, alert.id, people["approver"])
+    approve_alert(db, alert.id, people["approver"], seen_hash=alert.approval_hash)
     assert alert.state is AlertState.SCHEDULED
 
 
@@ -159,7 +160,7 @@ def test_reject_needs_a_reason_and_allows_revision(db, people):
 
 def test_cancel_purges_unsent_deliveries_in_one_statement(db, people, factories):
     alert = pending(db, people)
-    approve_alert(db, alert.id, people["approver"])
+    approve_alert(db, alert.id, people["approver"], seen_hash=alert.approval_hash)
     for i, state in enumerate([DeliveryState.QUEUED, DeliveryState.SUBMITTED, DeliveryState.WAITING_ROUTE]):
         db.add(Delivery(alert_id=alert.id, msisdn=f"+5699000000{i}", state=state))
     db.flush()
@@ -182,16 +183,63 @@ def test_every_illegal_transition_is_refused(start, target):
 def test_approving_a_draft_is_an_invalid_transition(db, people):
     alert = compose_alert(db, draft(), people["composer"])
     with pytest.raises(InvalidTransition, match="not pending approval"):
-        approve_alert(db, alert.id, people["approver"])
+        approve_alert(db, alert.id, people["approver"], seen_hash="0" * 64)
 
 
 def test_system_actor_is_not_an_approver(db, people):
     alert = pending(db, people)
     with pytest.raises(Refused):
-        approve_alert(db, alert.id, Actor(kind="operator", name="x", roles=frozenset({"composer"})))
+        approve_alert(db, alert.id, Actor(kind="operator", name="x", roles=frozenset({"composer"})),
+                      seen_hash=alert.approval_hash)
 
 
 def test_a_text_beyond_255_parts_is_refused_at_compose(db, people):
     with pytest.raises(InvalidInput) as err:
         compose_alert(db, draft(texts={"es": "á" * (67 * 255 + 1)}), people["composer"])
     assert "256 parts" in err.value.details["fields"]["texts.es"]
+
+
+def _authors(db, alert_id):
+    return sorted(db.execute(text("SELECT o.username, a.role FROM alert_authors a JOIN operators o "
+                                  "ON o.id = a.operator_id WHERE a.alert_id = :a"), {"a": alert_id}).all())
+
+
+def test_whoever_edited_someone_elses_draft_is_an_author_and_cannot_approve_it(db, people):
+    alert = compose_alert(db, draft(), people["composer"])
+    update_draft(db, alert.id, {"texts": {"es": "EVACUEN INMEDIATAMENTE. ACK {codigo}"}}, people["both"])
+    submit_alert(db, alert.id, people["composer"])
+    with pytest.raises(TwoPersonRuleViolated, match="composed, edited or submitted"):
+        approve_alert(db, alert.id, people["both"], seen_hash=alert.approval_hash)
+    assert alert.state is AlertState.PENDING_APPROVAL
+    assert _authors(db, alert.id) == sorted([(people["composer"].name, "composer"), (people["both"].name, "editor"),
+                                             (people["composer"].name, "submitter")])
+    approve_alert(db, alert.id, people["approver"], seen_hash=alert.approval_hash)  # a third person may
+    assert alert.state is AlertState.APPROVED
+
+
+def test_whoever_submitted_an_alert_cannot_approve_it(db, people):
+    alert = compose_alert(db, draft(), people["composer"])
+    submit_alert(db, alert.id, people["both"])
+    with pytest.raises(TwoPersonRuleViolated):
+        approve_alert(db, alert.id, people["both"], seen_hash=alert.approval_hash)
+
+
+def test_whoever_rewrote_the_pre_armed_correction_cannot_approve_the_alert(db, people):
+    from alerting import corrections
+
+    alert = compose_alert(db, draft(), people["composer"])
+    corrections.set_prearmed_texts(db, alert.id, {"es": "Era un simulacro mal enviado"}, None, people["both"])
+    submit_alert(db, alert.id, people["composer"])
+    with pytest.raises(TwoPersonRuleViolated):
+        approve_alert(db, alert.id, people["both"], seen_hash=alert.approval_hash)
+
+
+def test_an_approval_must_name_the_version_it_approves(db, people):
+    alert = pending(db, people)
+    for missing in (None, "", "  "):
+        with pytest.raises(InvalidInput) as err:
+            approve_alert(db, alert.id, people["approver"], seen_hash=missing)
+        assert "seen_hash" in err.value.details["fields"]
+    with pytest.raises(Refused, match="changed since"):
+        approve_alert(db, alert.id, people["approver"], seen_hash="0" * 64)
+    assert alert.state is AlertState.PENDING_APPROVAL

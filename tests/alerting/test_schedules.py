@@ -200,3 +200,16 @@ def test_deleting_a_schedule_keeps_the_alerts_it_made_and_audits_what_it_was(db,
     assert db.scalar(select(func.count()).select_from(ScheduleRun)) == 0
     payload = db.scalar(text("SELECT payload FROM audit.events WHERE action = 'schedule.deleted'"))
     assert payload["rule"] == FIRST_MONDAY_10 and payload["template"] == DRILL and payload["runs"] == 1
+
+
+def test_the_creator_of_a_schedule_is_an_author_of_every_occurrence_and_never_approves_one(db, people, factories):
+    from alerting import approvals
+
+    both = actor_for(factories.OperatorFactory(roles=["composer", "approver"]))
+    _, approver = people
+    schedule = create_schedule(db, "s", FIRST_MONDAY_10, TZ, DRILL, "draft", both, config=IntakeConfig(), now=NOW)
+    alert = db.get(Alert, fire_due_schedules(db, schedule.next_run_at)[0].alert_id)
+    with pytest.raises(TwoPersonRuleViolated):
+        approvals.approve_reviewed(db, alert.id, both, seen_hash=alert.approval_hash)
+    approvals.approve_reviewed(db, alert.id, approver, seen_hash=alert.approval_hash)
+    assert alert.state is AlertState.APPROVED

@@ -37,3 +37,16 @@ def test_an_unknown_operator_or_role_is_refused_naming_it(env):
     assert missing.returncode != 0 and "nadie" in missing.stderr
     bad = _sirena(env, "users", "roles", "nadie", "--role", "jefe")
     assert bad.returncode == 2 and "jefe" in bad.stderr
+
+
+def test_tokens_create_refuses_a_scope_the_operators_roles_cannot_hold_naming_both(env):
+    _json(_sirena(env, "users", "create", "dario", "--role", "composer", "--json"))
+    refused = _sirena(env, "tokens", "create", "--user", "dario", "--scope", "read", "--scope", "groups:write")
+    assert refused.returncode == 5
+    assert "scope groups:write needs the admin role" in refused.stderr and "composer" in refused.stderr
+    made = _json(_sirena(env, "tokens", "create", "--user", "dario", "--scope", "read", "--scope", "alerts:draft",
+                         "--json"))
+    assert made["scopes"] == ["alerts:draft", "read"]
+    with transaction() as s:
+        outcomes = s.execute(text("SELECT action, outcome FROM audit.events WHERE action LIKE '%token%' ORDER BY id"))
+        assert outcomes.all() == [("cli.tokens.create", "refused"), ("token.created", "done")]

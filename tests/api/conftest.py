@@ -13,6 +13,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from alerting.accounts import SCOPES, create_token
+from alerting.permissions import scope_roles
 from alerting.settings import Settings
 from audit.actor import Actor
 
@@ -56,9 +57,12 @@ class Who:
 
 @pytest.fixture
 def make_token(db: Session, factories):  # type: ignore[no-untyped-def]
-    def make(roles: tuple[str, ...] = ("composer",), scopes: tuple[str, ...] = tuple(SCOPES),
+    def make(roles: tuple[str, ...] = ("composer",), scopes: tuple[str, ...] | None = None,
              operator=None) -> Who:  # type: ignore[no-untyped-def]
+        """An operator with `roles` and a token with `scopes` (default: every scope those roles may hold)."""
         op = operator or factories.OperatorFactory(roles=list(roles))
+        if scopes is None:
+            scopes = tuple(s for s in SCOPES if scope_roles(s) & set(op.roles))
         row, token = create_token(db, op.username, list(scopes), Actor.system("test"))
         return Who(op.id, op.username, token, row.id)
 

@@ -22,8 +22,10 @@ def test_a_token_composes_a_draft_that_is_never_sent_without_approval(client, co
 
 def test_the_composers_token_cannot_approve_its_own_alert(client, approver, sender, db):
     alert = _draft(client, approver)
-    assert client.post(f"/api/v1/alerts/{alert['id']}/submit", headers=approver.headers).status_code == 200
-    response = client.post(f"/api/v1/alerts/{alert['id']}/approve", json={}, headers=approver.headers)
+    submitted = client.post(f"/api/v1/alerts/{alert['id']}/submit", headers=approver.headers)
+    assert submitted.status_code == 200
+    response = client.post(f"/api/v1/alerts/{alert['id']}/approve",
+                           json={"seen_hash": submitted.get_json()["approval_hash"]}, headers=approver.headers)
     assert response.status_code == 403
     problem = response.get_json()
     assert response.mimetype == "application/problem+json"
@@ -255,3 +257,19 @@ def test_a_proposed_correction_needs_two_other_approvers(client, composer, appro
     assert ok.get_json()["state"] == "approved"
     db.expire_all()
     assert db.get(Alert, alert["id"]).state is AlertState.SUPERSEDED
+
+
+def test_an_approval_without_the_reviewed_hash_is_a_422_naming_seen_hash(client, composer, approver, sender, db):
+    alert = _draft(client, composer)
+    submitted = client.post(f"/api/v1/alerts/{alert['id']}/submit", headers=composer.headers).get_json()
+    for body in ({}, {"override_reason": "x"}):
+        response = client.post(f"/api/v1/alerts/{alert['id']}/approve", json=body, headers=approver.headers)
+        assert response.status_code == 422
+        assert {"field": "seen_hash", "reason": "Missing data for required field."} in response.get_json()["errors"]
+    stale = client.post(f"/api/v1/alerts/{alert['id']}/approve", json={"seen_hash": "f" * 64},
+                        headers=approver.headers)
+    assert stale.status_code == 403 and "changed since" in stale.get_json()["detail"]
+    assert db.get(Alert, alert["id"]).state is AlertState.PENDING_APPROVAL
+    ok = client.post(f"/api/v1/alerts/{alert['id']}/approve", json={"seen_hash": submitted["approval_hash"]},
+                     headers=approver.headers)
+    assert ok.status_code == 200

@@ -115,3 +115,69 @@ def test_deleting_a_zone_keeps_its_versions_and_is_refused_while_in_use(client, 
     assert client.get("/api/v1/zones/Centro", headers=admin.headers).status_code == 404
     assert _events(db, "zone.deleted")[0].actor_name.startswith(admin.username + "/")
     assert client.delete("/api/v1/zones/Centro", headers=admin.headers).status_code == 404
+
+
+def test_a_token_never_outranks_its_operator(client, db, make_token, factories):
+    """Issue 16: a composer's groups:write opened a public group to drills; auditors wrote the directory."""
+    from alerting.accounts import create_token
+    from alerting.errors import Refused
+    from audit.actor import Actor
+
+    factories.GroupFactory(name="brigadas")
+    composer = factories.OperatorFactory(roles=["composer"])
+    with pytest.raises(Refused, match="scope groups:write needs the admin role") as refused:
+        create_token(db, composer.username, ["read", "groups:write"], Actor.system("test"))
+    assert refused.value.details["fields"] == {"scope": "scope groups:write needs the admin role"}
+    auditor = factories.OperatorFactory(roles=["auditor"])
+    for scope in ("contacts:write", "zones:write", "alerts:draft"):
+        with pytest.raises(Refused, match=f"scope {scope} needs"):
+            create_token(db, auditor.username, [scope], Actor.system("test"))
+    reader = make_token(operator=auditor)  # every scope an auditor may hold: read
+    assert client.get("/api/v1/contacts", headers=reader.headers).status_code == 403  # as the console refuses
+    assert client.get("/api/v1/zones", headers=reader.headers).status_code == 403
+    assert client.get("/api/v1/alerts", headers=reader.headers).status_code == 200
+    writer = make_token(operator=composer)
+    r = client.patch("/api/v1/groups/brigadas", json={"drill_allowed": True}, headers=writer.headers)
+    assert r.status_code == 403
+    assert client.get("/api/v1/groups/brigadas", headers=writer.headers).get_json()["drill_allowed"] is False
+
+
+def _squares(n: int, *, vertices: int = 5) -> dict:
+    """n small zones side by side (a FeatureCollection), each a ring of `vertices` positions."""
+    import math
+
+    features = []
+    for i in range(n):
+        x, y = -71.0 + (i % 100) * 0.01, -34.0 + (i // 100) * 0.01
+        ring = [[x + 0.004 * math.cos(2 * math.pi * k / (vertices - 1)), y + 0.004 * math.sin(2 * math.pi * k /
+                                                                                           (vertices - 1))]
+                for k in range(vertices - 1)]
+        features.append({"type": "Feature", "properties": {"name": f"manzana-{i:05d}"},
+                         "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def test_a_zone_upload_beyond_the_request_limits_is_refused_naming_the_count(client, make_token, db):
+    from geo.models import Zone
+
+    admin = make_token(("admin",))
+    r = client.post("/api/v1/zones", json={"geojson": _squares(26)}, headers=admin.headers)
+    assert r.status_code == 422
+    assert r.get_json()["errors"] == [{"field": "geojson", "reason": "26 features, at most 25"}]
+    assert "sirena zones import" in r.get_json()["detail"]
+    r = client.post("/api/v1/zones", json={"geojson": _squares(2, vertices=25_001)}, headers=admin.headers)
+    assert r.status_code == 422 and "50,002 vertices, at most 50,000" in r.get_json()["errors"][0]["reason"]
+    assert db.query(Zone).count() == 0
+    r = client.post("/api/v1/zones", json={"geojson": _squares(25)}, headers=admin.headers)
+    assert r.status_code == 201 and len(r.get_json()) == 25
+
+
+def test_a_deeply_nested_or_oversized_body_is_a_422_naming_the_body(client, make_token):
+    admin = make_token(("admin",))
+    deep = b'{"geojson": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    r = client.post("/api/v1/zones", data=deep, content_type="application/json", headers=admin.headers)
+    assert r.status_code == 422
+    assert r.get_json()["errors"] == [{"field": "body", "reason": "nested deeper than 32 levels"}]
+    big = b'{"geojson": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+    r = client.post("/api/v1/zones", data=big, content_type="application/json", headers=admin.headers)
+    assert r.status_code == 422 and r.get_json()["errors"] == [{"field": "body", "reason": "too large"}]

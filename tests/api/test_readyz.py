@@ -6,8 +6,11 @@ from broadcast.presence import publish
 
 
 def health(binds: dict[str, str]) -> dict[str, object]:
-    return {"alpha": {"test": True, "binds": {f"alpha-{i}": {"state": s} for i, s in enumerate(binds["alpha"])}},
-            "beta": {"test": True, "binds": {f"beta-{i}": {"state": s} for i, s in enumerate(binds["beta"])}}}
+    """In the shape CarrierPool.health() publishes: the carriers under "carriers"."""
+    return {"carriers": {
+        "alpha": {"test": True, "binds": {f"alpha-{i}": {"state": s} for i, s in enumerate(binds["alpha"])}},
+        "beta": {"test": True, "binds": {f"beta-{i}": {"state": s} for i, s in enumerate(binds["beta"])}}},
+        "possible_duplicates": 0}
 
 
 SENDERS = {"SIRENA-SC": ["alpha", "beta"], "BOMBEROS": ["alpha"]}

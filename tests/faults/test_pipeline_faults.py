@@ -169,7 +169,7 @@ def test_a_flash_alert_overtakes_a_routine_alert_already_sending(make_cluster, s
         submit_alert(s, flash.id, composer)
     for approver in (first, second):  # a live flash alert needs two approvers
         with transaction() as s:
-            approve_alert(s, flash.id, approver)
+            approve_alert(s, flash.id, approver, seen_hash=flash.approval_hash)
     cluster.wait_completed(flash.id)
     cluster.wait_completed(routine)
     order = [m["dest"] for m in simulator.messages()]

@@ -41,7 +41,7 @@ def test_scheduler_killed_when_an_alert_is_due_standby_fires_it_once(cluster, si
                                             target={"groups": ["brigadas"]}, scheduled_at=due), composer)
         submit_alert(s, alert.id, composer)
     with dbmod.transaction() as s:
-        assert approve_alert(s, alert.id, approver).state.value == "scheduled"
+        assert approve_alert(s, alert.id, approver, seen_hash=alert.approval_hash).state.value == "scheduled"
     alert_id = alert.id
     time.sleep(max(0.0, (due - utcnow()).total_seconds()))
     clock = Stopwatch()  # from the due time

@@ -98,3 +98,21 @@ def test_bad_where_is_refused_naming_the_key(sirena):
     result = sirena("target", "preview", "--group", "x", "--where", '{"attr": "a", "like": 1}')
     assert isinstance(result.exception, InvalidInput)
     assert "target.criteria.like" in result.exception.details["fields"]
+
+
+def test_a_big_zone_file_is_saved_in_batches_with_progress(sirena, db, tmp_path):
+    from sqlalchemy import text
+
+    from tests.api.test_directory import _squares
+
+    path = tmp_path / "manzanas.geojson"
+    path.write_text(json.dumps(_squares(60)))
+    result = sirena("zones", "import", str(path), "--batch", "25", "--json")
+    assert result.exit_code == 0, result.output
+    out = last_json(result.output)
+    assert (out["saved"], out["created"], len(out["zones"])) == (60, 60, 60)
+    assert "60 zone(s) checked" in result.stderr and "saved 60 of 60 (100 %)" in result.stderr
+    saved = db.execute(text("SELECT count(*), min(actor_name) FROM audit.events WHERE action = 'zone.saved'")).one()
+    assert saved[0] == 60 and saved[1].startswith("cli:")
+    again = last_json(sirena("zones", "import", str(path), "--json").output)
+    assert (again["saved"], again["created"]) == (60, 0)  # a second run after a stop changes nothing

@@ -166,7 +166,7 @@ def test_bad_cap_circles_are_refused(value, words):
 
 # --- deleting a zone: versions kept, refused while in use ---------------------------------------
 
-DELETER = Actor(kind="operator", name="admin", interface="console")
+DELETER = Actor(kind="operator", name="admin", roles=frozenset({"admin"}), interface="console")
 
 
 def test_deleting_a_zone_retires_it_but_keeps_every_version_a_finished_alert_pinned(db, factories):

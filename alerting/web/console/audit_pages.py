@@ -11,12 +11,10 @@ from sqlalchemy import text
 
 from alerting.db import engine, transaction
 from alerting.errors import InvalidInput
-from alerting.models import Role
-from alerting.web.security import current_actor, requires_role
+from alerting.web.security import current_actor, requires
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
-AUDITORS = (Role.AUDITOR, Role.ADMIN)
 PAGE = 200
 
 
@@ -30,7 +28,7 @@ def _alert_id() -> int | None:
 
 
 @bp.get("/timeline")
-@requires_role(*AUDITORS)
+@requires("audit.read")
 def timeline() -> str:
     """The trail, newest first, overall or about one alert."""
     alert_id = _alert_id()
@@ -48,7 +46,7 @@ def timeline() -> str:
 
 
 @bp.get("/verify")
-@requires_role(*AUDITORS)
+@requires("audit.read")
 def verify() -> str:
     """Recompute the hash chain and check it against the signed checkpoints."""
     from audit.verify import verify_chain
@@ -58,7 +56,7 @@ def verify() -> str:
 
 
 @bp.get("/export")
-@requires_role(*AUDITORS)
+@requires("audit.read")
 def export() -> Any:
     """Download the trail (or one alert's part) as signed JSON or CSV; the export itself is audited
     (audit.exported, as `sirena audit export` does) before it is written, so it is in the file too."""

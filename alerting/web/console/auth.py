@@ -17,7 +17,7 @@ from alerting.models import Operator
 from alerting.web import signin
 from alerting.web.errors import on_invalid
 from alerting.web.i18n import LANGUAGES
-from alerting.web.security import current_actor, current_operator, limiter, public, requires_login, safe_next
+from alerting.web.security import current_actor, current_operator, limiter, public, requires, safe_next
 from alerting.web.sessions import revoke_operator_sessions
 
 bp = Blueprint("auth", __name__)
@@ -121,7 +121,7 @@ def enrol_qr() -> Response:
 
 
 @bp.post("/logout")
-@requires_login
+@requires("account.own")
 def logout() -> Any:
     """Sign out: the session row is revoked, so a copied cookie stops working."""
     from audit import trail
@@ -138,14 +138,14 @@ def _render_password(fields: dict[str, str]) -> str:
 
 
 @bp.get("/account/password")
-@requires_login
+@requires("account.own")
 def password_form() -> str:
     """The password change form and the sign-out-everywhere button."""
     return _render_password({})
 
 
 @bp.post("/account/password")
-@requires_login
+@requires("account.own")
 @on_invalid(_render_password)
 def password_change() -> Any:
     """Change the own password; every other session is signed out."""
@@ -162,7 +162,7 @@ def password_change() -> Any:
 
 
 @bp.post("/account/sessions/revoke")
-@requires_login
+@requires("account.own")
 def revoke_other_sessions() -> Any:
     """Sign out every other session of this operator (ASVS 3.3.4), e.g. a forgotten browser."""
     from audit import trail
@@ -178,7 +178,7 @@ def revoke_other_sessions() -> Any:
 
 
 @bp.post("/account/language")
-@requires_login
+@requires("account.own")
 def set_language() -> Any:
     """The operator's console language (es or en)."""
     choice = request.form.get("language", "")

@@ -8,8 +8,8 @@ from flask import Blueprint, current_app, render_template
 from sqlalchemy import select, text
 
 from alerting.db import transaction
-from alerting.models import Alert, AlertState, Reply, ReplyMeaning, Role
-from alerting.web.security import requires_role
+from alerting.models import Alert, AlertState, Reply, ReplyMeaning
+from alerting.web.security import requires
 from broadcast import carrier_health, jobs
 
 bp = Blueprint("console", __name__)
@@ -19,7 +19,7 @@ SILENCE_AFTER = 20  # messages handed to a carrier with not one receipt back
 
 
 @bp.get("/")
-@requires_role(Role.COMPOSER, Role.APPROVER, Role.ADMIN, Role.AUDITOR)
+@requires("dashboard.view")
 def dashboard() -> str:
     """Alerts in progress with live counts, approvals waiting, carriers, HELP replies."""
     with transaction() as db:
@@ -62,7 +62,7 @@ def _binds() -> tuple[list[dict[str, Any]], str | None]:
     for record in records:
         if record.get("role") != "gateway":
             continue
-        for carrier, entry in sorted((record.get("health") or {}).items()):
+        for carrier, entry in sorted(((record.get("health") or {}).get("carriers") or {}).items()):
             for name, bind in sorted((entry.get("binds") or {}).items()):
                 rows.append({"gateway": record.get("name"), "carrier": carrier, "bind": name, **bind})
     if not rows:

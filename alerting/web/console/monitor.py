@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 from alerting import corrections, lifecycle
 from alerting.db import transaction
 from alerting.errors import InvalidInput
-from alerting.models import Alert, AlertKind, AlertMode, AlertState, Role
+from alerting.models import Alert, AlertKind, AlertMode, AlertState
 from alerting.web import review
-from alerting.web.console.alerts import ACTION_LIMIT, CANCELLERS, CORRECTORS, WATCHERS, approvals_of, bp
+from alerting.web.console.alerts import ACTION_LIMIT, approvals_of, bp
 from alerting.web.errors import on_invalid
-from alerting.web.security import current_actor, limiter, requires_role, step_up
+from alerting.web.security import current_actor, limiter, requires, step_up
 from broadcast import jobs
 from broadcast import live as live_view
 
@@ -32,7 +32,7 @@ DONE = (AlertState.COMPLETED, AlertState.CANCELLED, AlertState.SUPERSEDED, Alert
 
 
 @bp.get("/alerts")
-@requires_role(*WATCHERS)
+@requires("alerts.read")
 def index() -> str:
     """The latest 200 alerts."""
     with transaction() as db:
@@ -41,7 +41,7 @@ def index() -> str:
 
 
 @bp.get("/alerts/<int:alert_id>")
-@requires_role(*WATCHERS)
+@requires("alerts.read")
 def detail(alert_id: int) -> str:
     """An alert, live: counts, chart, replies, map of responders, non-responders, actions."""
     from broadcast import followups
@@ -77,7 +77,7 @@ def _live(db: Session, alert: Alert, *, after: int) -> dict[str, Any]:
 
 
 @bp.get("/alerts/<int:alert_id>/live.json")
-@requires_role(*WATCHERS)
+@requires("alerts.read")
 def live(alert_id: int) -> Any:
     """A long poll: counts by state and carrier, reply counts, replies after `after`, and `version`.
 
@@ -111,7 +111,7 @@ def _query_number(name: str) -> float:
 
 
 @bp.get("/alerts/<int:alert_id>/points.geojson")
-@requires_role(*WATCHERS)
+@requires("alerts.read")
 def points(alert_id: int) -> Any:
     """Located recipients coloured by status: the blast radius before, who has answered after."""
     with transaction() as db:
@@ -119,7 +119,7 @@ def points(alert_id: int) -> Any:
 
 
 @bp.post("/alerts/<int:alert_id>/cancel")
-@requires_role(*CANCELLERS)
+@requires("alerts.cancel")
 def cancel(alert_id: int) -> Any:
     """Stop a send: unsent deliveries purged at once; the correction is offered next."""
     reason = request.form.get("reason", "").strip()
@@ -140,7 +140,7 @@ def _detail_again(errors: dict[str, str]) -> Any:
 
 
 @bp.post("/alerts/<int:alert_id>/correction")
-@requires_role(*CORRECTORS)
+@requires("alerts.correct")
 @on_invalid(_detail_again)
 @limiter.limit(ACTION_LIMIT)
 def correction(alert_id: int) -> Any:
@@ -161,7 +161,7 @@ def correction(alert_id: int) -> Any:
 
 
 @bp.post("/alerts/<int:alert_id>/correction/proposal")
-@requires_role(*CANCELLERS)
+@requires("alerts.propose_correction")
 @on_invalid(_detail_again)
 @limiter.limit(ACTION_LIMIT)
 def correction_proposal(alert_id: int) -> Any:
@@ -176,7 +176,7 @@ def correction_proposal(alert_id: int) -> Any:
 
 
 @bp.post("/alerts/<int:alert_id>/escalate")
-@requires_role(Role.COMPOSER, Role.APPROVER, Role.ADMIN)
+@requires("alerts.escalate")
 @limiter.limit(ACTION_LIMIT)
 def escalate(alert_id: int) -> Any:
     """Run every escalation stage not yet run, now."""
@@ -189,7 +189,7 @@ def escalate(alert_id: int) -> Any:
 
 
 @bp.post("/alerts/<int:alert_id>/replies/<int:reply_id>/answer")
-@requires_role(Role.COMPOSER, Role.APPROVER, Role.ADMIN)
+@requires("replies.answer")
 @limiter.limit(ACTION_LIMIT)
 def answer(alert_id: int, reply_id: int) -> Any:
     """A one-to-one SMS to one responder, from the sender their reply reached (audited)."""

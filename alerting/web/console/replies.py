@@ -8,18 +8,16 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 
 from alerting.db import transaction
-from alerting.models import Role
-from alerting.web.security import requires_role
+from alerting.web.security import requires
 from broadcast import live
 
 bp = Blueprint("replies", __name__, url_prefix="/replies")
 
-READERS = (Role.COMPOSER, Role.APPROVER, Role.AUDITOR)
 PAGE = 100
 
 
 @bp.get("/unmatched")
-@requires_role(*READERS)
+@requires("replies.read_unmatched")
 def unmatched() -> str:
     """The latest unmatched replies, newest first; `before` (a reply id) pages back."""
     raw = request.args.get("before", "")

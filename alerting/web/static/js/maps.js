@@ -23,7 +23,11 @@ window.SirenaMaps = (function () {
       state.layer = L.geoJSON(fc, {
         style: styleFor(state.selected),
         onEachFeature: function (feature, layer) {
-          layer.bindTooltip(feature.properties.name + " v" + feature.properties.version);
+          // A zone's name is anyone's text: a node with textContent, never a string Leaflet would
+          // put through innerHTML.
+          var tip = document.createElement("span");
+          tip.textContent = feature.properties.name + " v" + feature.properties.version;
+          layer.bindTooltip(tip);
           if (options.onZoneClick) { layer.on("click", function () { options.onZoneClick(feature.properties.name); }); }
         }
       }).addTo(map);
