@@ -151,7 +151,7 @@ def new_alert(number: int, actors: list[Actor], rng: random.Random) -> tuple[int
         need = alert.required_approvals
     for approver in (first, second)[:need]:
         with transaction() as s:
-            approve_alert(s, alert.id, approver)
+            approve_alert(s, alert.id, approver, seen_hash=alert.approval_hash)
     return alert.id, priority.value
 
 

@@ -82,7 +82,7 @@ def test_scheduler_down_for_a_minute_alerts_still_send_and_the_due_one_fires_on_
                                                 target={"groups": ["simulacro"]}, scheduled_at=due), composer)
         submit_alert(s, scheduled.id, composer)
     with dbmod.transaction() as s:
-        assert approve_alert(s, scheduled.id, approver).state.value == "scheduled"
+        assert approve_alert(s, scheduled.id, approver, seen_hash=scheduled.approval_hash).state.value == "scheduled"
     time.sleep(2)
     cluster.kill(scheduler)
     down_at = time.monotonic()
