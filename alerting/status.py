@@ -135,9 +135,8 @@ def _presence(status: Status, redis: Any) -> None:
     for record in presence.read_all(redis):
         record["age_s"] = round(now - float(record.get("at", now)), 1)
         if record.get("role") == "gateway":
-            health = record.pop("health", {}) or {}
-            record["carriers"] = health.get("carriers", {})
-            record["possible_duplicates"] = health.get("possible_duplicates", 0)
+            record["carriers"] = presence.gateway_carriers(record)
+            record["possible_duplicates"] = (record.pop("health", None) or {}).get("possible_duplicates", 0)
             status.workers.append(record)
         elif record.get("role") == "scheduler":
             status.schedulers.append(record)
