@@ -166,7 +166,7 @@ def send_followups(limit: int = BATCH) -> dict[str, int]:
         for row in claimed:
             if row.attempts > MAX_ATTEMPTS:
                 outcomes.append((row.id, "failed", None, None, None, None, "gave_up",
-                                 f"not accepted after {MAX_ATTEMPTS} attempts"))
+                                 f"not accepted after {MAX_ATTEMPTS} attempts", 0))
                 continue
             encoded = encode_parts(row.text, next_reference())
             allowed = frozenset(row.allowed_carriers) if row.allowed_carriers else None

@@ -166,3 +166,30 @@ def test_a_follow_up_re_sent_after_no_answer_is_counted_as_a_possible_duplicate(
     assert tuple(first) == ("queued", 1)
     assert state == "submitted" and on_air == 3  # the alert, then the re-send twice
     assert counted == on_air - 2  # every copy beyond the one meant is counted
+
+
+def test_a_follow_up_never_accepted_is_given_up_and_its_batch_still_recorded(committed_db, redis_db, monkeypatch):
+    from broadcast import followups
+    from broadcast.followups import FollowupDraft, create_followups
+
+    monkeypatch.setattr(followups, "MAX_ATTEMPTS", 3)  # the limit (30 deployed), not the path, is shortened
+    with inbound_rig() as (sim, gateway):
+        sim.set_fault("alpha", "refuse_bind", mode="nack")  # ALPHA-SC's only carrier: down, and stays down
+        sim.set_fault("alpha", "drop_at", in_s=0)
+        assert sim.wait_for(lambda: not gateway.pool.health()["carriers"]["alpha"]["up"], 10)
+        with transaction() as s:
+            [old] = create_followups(s, [FollowupDraft("+56980800001", "help_notice", "ALPHA-SC", "AYUDA de …0001")],
+                                     created_by="test")
+        for _ in range(3):  # each pass: no route, so back to queued for the next one
+            followups.send_followups()
+        with transaction() as s:
+            [new] = create_followups(s, [FollowupDraft("+56980800002", "help_notice", "ALPHA-SC", "AYUDA de …0002")],
+                                     created_by="test")
+        followups.send_followups()  # one batch: the old one past its limit, the new one on its first try
+    with transaction() as s:
+        rows = {r.id: r for r in s.execute(text(
+            "SELECT id, state, attempts, error_code, error_reason, lease_until FROM followups"))}
+    assert (rows[old].state, rows[old].attempts, rows[old].error_code) == ("failed", 4, "gave_up")
+    assert rows[old].error_reason == "not accepted after 3 attempts"
+    assert (rows[new].state, rows[new].attempts, rows[new].lease_until) == ("queued", 1, None)  # recorded too
+
