@@ -193,3 +193,30 @@ def test_a_follow_up_never_accepted_is_given_up_and_its_batch_still_recorded(com
     assert rows[old].error_reason == "not accepted after 3 attempts"
     assert (rows[new].state, rows[new].attempts, rows[new].lease_until) == ("queued", 1, None)  # recorded too
 
+
+def test_an_alert_composed_without_a_deadline_is_chased_at_the_default_one(committed_db, redis_db, run_jobs):
+    from alerting.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+    from alerting.models import AlertMode, Priority
+    from tests.cluster import operators
+
+    numbers = [f"+56980900{i:03d}" for i in range(3)]
+    add_group("vecinos", numbers)
+    default_s = int(committed_db.ack_deadline.total_seconds())  # SIRENA_ACK_DEADLINE, 900 unless set
+    composer, approver = operators("-ack")
+    with inbound_rig() as (sim, _gateway):
+        with transaction() as s:
+            alert = compose_alert(s, AlertDraft(texts={"es": "Corte de agua: responda ACK {codigo}"},
+                                                mode=AlertMode.LIVE, sender_name="ALPHA-SC", priority=Priority.HIGH,
+                                                target={"groups": ["vecinos"]}), composer)
+            submit_alert(s, alert.id, composer)
+        with transaction() as s:
+            approve_alert(s, alert.id, approver)
+        run_jobs()
+        t0 = sending_at(alert.id)
+        early = escalate(t0 + timedelta(seconds=default_s - 1))
+        resend = escalate(t0 + timedelta(seconds=default_s))
+        run_jobs()
+        got = sim.messages_by_recipient()
+    assert alert.ack_deadline_s == default_s
+    assert early == [] and [(r["stage"], r["non_responders"]) for r in resend] == [("resend", 3)]
+    assert [len(got[n.lstrip("+")]) for n in numbers] == [2, 2, 2]
