@@ -92,6 +92,7 @@ class Gateway:
         self.pool = CarrierPool(config, on_deliver or _ignore_deliver)
         self.lease_s = lease_s
         self._stopping = threading.Event()
+        self._draining = threading.Event()
         # A slice is what one worker may have in flight: the duplicates a SIGKILL can cause.
         self.slice_size = max(20, min(500, sum(c.window * c.binds for c in config.carriers)))
 
@@ -102,6 +103,15 @@ class Gateway:
         self._heartbeat = threading.Thread(target=self._renew_leases, name="lease-heartbeat", daemon=True)
         self._heartbeat.start()
         self.pool.start(wait_s=wait_s)
+
+    def request_stop(self) -> None:
+        """Take no new slice: the one in flight is finished and recorded, the rest of its batch is
+        queued again for another worker. Only sets a flag (called from the SIGTERM handler)."""
+        self._draining.set()
+
+    @property
+    def draining(self) -> bool:
+        return self._draining.is_set()
 
     def stop(self) -> None:
         global _current
@@ -133,6 +143,12 @@ class Gateway:
             with transaction() as session:
                 alert = session.get(Alert, alert_id)
                 if alert is None or alert.state is not AlertState.SENDING:
+                    return totals
+                if self.draining:  # this worker is stopping: another one takes what is left, at once
+                    jobs.queue_batches(session, alert, [(lo, hi)], tag=f"-h{utcnow():%H%M%S%f}")
+                    log.info("alert_id=%s: stopping; the rest of batch %s-%s is queued for another worker",
+                             alert_id, lo, hi)
+                    totals["handed_over"] = True
                     return totals
                 plan = _Plan(alert.id, alert.reference, alert.reply_code, alert.mode, alert.priority,
                              alert.sender_name, dict(alert.texts),

@@ -210,3 +210,38 @@ def delivery_totals(alert_id: int) -> dict[str, int]:
     out = {state: int(n) for state, n, _ in rows}
     out["possible_duplicates"] = sum(int(d or 0) for _, _, d in rows)
     return out
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free port, without persistence: killed, it comes back
+    empty on the same port (`restart`), as after a crash."""
+
+    def __init__(self, workdir: Path) -> None:
+        import shutil
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.cmd = [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                    "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisServer:
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL)
+        wait_until(self.up, 10, "redis-server to answer")
+        return self
+
+    def up(self) -> bool:
+        from alerting.outbox import redis_connection
+
+        try:
+            return bool(redis_connection(self.url, timeout_s=0.5).ping())
+        except Exception:
+            return False
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
