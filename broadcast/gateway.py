@@ -304,17 +304,32 @@ def _ignore_deliver(carrier: str, bind: str, fields: dict[str, Any]) -> None:
     log.info("deliver_sm on %s/%s not stored: this gateway has no inbound handler", carrier, bind)
 
 
-def sync_senders(config: CarriersConfig) -> int:
-    """Mirror the carriers file's senders into the `senders` table (what compose validates against)."""
+def sync_senders(config: CarriersConfig) -> list[str]:
+    """Mirror the carriers file's senders into the `senders` table (what compose validates against),
+    in a transaction of its own; return the senders added or changed. Every gateway worker does it
+    at start, `sirena setup` on install (alerting.provision)."""
     with transaction() as session:
-        known = {s.name: s for s in session.scalars(select(Sender))}
-        for name, cfg in config.senders.items():
-            row = known.pop(name, None) or Sender(name=name)
-            row.kind, row.address, row.keyword = SenderKind(cfg.kind), cfg.address, cfg.keyword
-            carriers = config.carriers_for(name)
-            row.daily_cap, row.tps = cfg.daily_cap, cfg.tps
-            row.active, row.test_route = bool(carriers), any(c.test for c in carriers)
-            session.add(row)
-        for stale in known.values():
+        return write_senders(session, config)
+
+
+def write_senders(session: Any, config: CarriersConfig) -> list[str]:
+    """sync_senders in the caller's session: each sender of the file written, those no longer in it
+    made inactive; returns the names added or changed (idempotent: a second run returns [])."""
+    known = {s.name: s for s in session.scalars(select(Sender))}
+    changed: list[str] = []
+    for name, cfg in config.senders.items():
+        row = known.pop(name, None) or Sender(name=name)
+        carriers = config.carriers_for(name)
+        wanted = {"kind": SenderKind(cfg.kind), "address": cfg.address, "keyword": cfg.keyword,
+                  "daily_cap": cfg.daily_cap, "tps": cfg.tps, "active": bool(carriers),
+                  "test_route": any(c.test for c in carriers)}
+        if row.id is None or any(getattr(row, k) != v for k, v in wanted.items()):
+            changed.append(name)
+        for key, value in wanted.items():
+            setattr(row, key, value)
+        session.add(row)
+    for stale in known.values():
+        if stale.active:
             stale.active = False
-        return len(config.senders)
+            changed.append(stale.name)
+    return changed
