@@ -159,6 +159,12 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str,
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}{details}")
 
 
+def unsealed_events() -> int:
+    """Audit events committed but not yet sealed into the hash chain."""
+    with transaction() as s:
+        return int(s.execute(text("SELECT count(*) FROM audit.events WHERE seq IS NULL")).scalar_one())
+
+
 def seed_group(n: int, *, group: str = "brigadas", prefix: str = "+5699", drill: bool = False) -> None:
     """n contacts in one static group, written set-based (committed)."""
     with transaction() as s:

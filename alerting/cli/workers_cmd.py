@@ -46,7 +46,9 @@ def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool,
     SIGTERM or SIGINT stops it cleanly (exit 0): idle at once; busy, after the slice in flight is
     recorded (the rest of its batch goes back to the queue), then it unbinds. A second signal stops
     it at once."""
+    from alerting.db import engine
     from alerting.webhooks import configure_webhooks
+    from audit.seal import Sealer
     from broadcast import replies
     from broadcast.gateway import Gateway, split_config, sync_senders
     from broadcast.inbound import InboundStore
@@ -71,6 +73,7 @@ def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool,
                       lease_s=settings.lease_s)
     stop = StopSignal(on_stop=gateway.request_stop).install()  # from here on a SIGTERM is never lost
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: every thread's stack, to stderr
+    sealer = Sealer.start_for(engine())  # audit events this process writes get their link within a second
     try:
         gateway.start()
     except Exception as exc:
@@ -98,6 +101,7 @@ def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool,
         beat.stop()
         gateway.stop()
         inbound.close()
+        sealer.stop()
     if stop.requested.is_set():
         click.echo(f"gateway {gateway.name}: stopped on {stop.signal_name} "
                    f"({stats.restarts} loop restart(s) since it started)")

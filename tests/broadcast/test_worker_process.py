@@ -17,7 +17,15 @@ from sqlalchemy import text
 
 from alerting.db import transaction
 from alerting.outbox import configure_outbox, redis_connection
-from tests.cluster import Cluster, RedisServer, approved_alert, delivery_totals, seed_group, wait_until
+from tests.cluster import (
+    Cluster,
+    RedisServer,
+    approved_alert,
+    delivery_totals,
+    seed_group,
+    unsealed_events,
+    wait_until,
+)
 from tests.conftest import carriers_toml
 
 TEXT = {"es": "Prueba de sirena: responda ACK {codigo}"}
@@ -64,6 +72,8 @@ def test_an_idle_worker_keeps_listening_then_sends_and_raises_help_at_once(worke
     assert to_air < 2.0, f"first submit {to_air:.2f} s after approval (target 1 s)"
     assert help_s is not None and help_s < 2.0, f"HELP raised {help_s:.2f} s after it was sent (target 2 s)"
     assert cluster.gateway_record(redis_db, worker)["loop_restarts"] == 0
+    # No scheduler runs: the worker itself links the trail's new events (approval, HELP) within seconds.
+    wait_until(lambda: unsealed_events() == 0, 5, "the worker to seal the audit trail", cluster.log_text)
 
 
 def test_a_worker_takes_work_at_once_when_redis_comes_back(committed_db, simulator, tmp_path):
