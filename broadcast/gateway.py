@@ -304,6 +304,9 @@ def _ignore_deliver(carrier: str, bind: str, fields: dict[str, Any]) -> None:
     log.info("deliver_sm on %s/%s not stored: this gateway has no inbound handler", carrier, bind)
 
 
+SENDERS_LOCK = 0x53454E44  # pg advisory lock key: one sender sync at a time ("SEND")
+
+
 def sync_senders(config: CarriersConfig) -> list[str]:
     """Mirror the carriers file's senders into the `senders` table (what compose validates against),
     in a transaction of its own; return the senders added or changed. Every gateway worker does it
@@ -314,7 +317,10 @@ def sync_senders(config: CarriersConfig) -> list[str]:
 
 def write_senders(session: Any, config: CarriersConfig) -> list[str]:
     """sync_senders in the caller's session: each sender of the file written, those no longer in it
-    made inactive; returns the names added or changed (idempotent: a second run returns [])."""
+    made inactive; returns the names added or changed (idempotent: a second run returns []).
+    Serialized across processes (two workers starting together both inserted a new sender, and
+    one died on the unique name)."""
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SENDERS_LOCK})
     known = {s.name: s for s in session.scalars(select(Sender))}
     changed: list[str] = []
     for name, cfg in config.senders.items():

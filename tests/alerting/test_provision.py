@@ -90,3 +90,33 @@ def test_the_migration_chain_has_one_head():
     from alerting import migrate
 
     assert len(migrate.script_heads()) == 1, "merge the Alembic heads: a new migration must revise the last one"
+
+
+def test_workers_starting_together_on_a_fresh_database_both_write_the_senders(committed_db):
+    import threading
+
+    from alerting.db import transaction
+    from alerting.settings import DEFAULT_CARRIERS_FILE
+    from broadcast.carriers import load_carriers
+    from broadcast.gateway import sync_senders
+
+    config = load_carriers(DEFAULT_CARRIERS_FILE, None)
+
+    def start_worker(start: threading.Barrier, changed: list[list[str]], errors: list[Exception]) -> None:
+        start.wait()
+        try:
+            changed.append(sync_senders(config))
+        except Exception as exc:  # before: a unique violation killed all but one worker at start
+            errors.append(exc)
+
+    for _ in range(5):
+        with transaction() as s:
+            s.execute(text("DELETE FROM senders"))
+        start, changed, errors = threading.Barrier(3), [], []  # type: ignore[var-annotated]
+        threads = [threading.Thread(target=start_worker, args=(start, changed, errors)) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert errors == []
+        assert sorted(len(c) for c in changed) == [0, 0, 4]  # one wrote them, the others found them
