@@ -254,6 +254,7 @@ def main() -> None:
         ready.append(readyz(web_port))
         print(f"{time.monotonic() - started:7.1f} s  {line}" + (f"  (readyz {ready[-1]})" if args.web else ""),
               flush=True)
+    time.sleep(max(0.0, started + span_s - time.monotonic()))  # quiet again until the span's end
     restarts = loop_restarts(redis)
     alive = [p.poll() is None for p in procs]
     stop(*procs, sim, timeout_s=20)

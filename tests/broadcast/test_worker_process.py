@@ -128,11 +128,15 @@ def test_sigterm_mid_alert_finishes_the_slice_and_another_worker_sends_the_rest(
     alert_id = approved_alert(TEXT)
     wait_until(lambda: simulator.submit_count() >= 400, 30, "the alert to be sending", cluster.log_text)
     code, took = Cluster.terminate(first)
+    with transaction() as s:  # what it held is recorded and its leases released before it exits
+        held = s.execute(text("SELECT count(*) FROM deliveries WHERE state = 'submitting' AND claimed_by = :w"),
+                         {"w": cluster.names[first.pid]}).scalar_one()
     wait_until(lambda: handed(alert_id) == n, 60, "every delivery handed over", cluster.log_text)
     cluster.wait_completed(alert_id, 30)
     totals = delivery_totals(alert_id)
     got = simulator.messages_by_recipient()
     assert code == 0 and took < 10, (code, took, cluster.log_text())
+    assert held == 0
     assert len(got) == n, f"lost {n - len(got)}"  # everyone got it
     assert all(len(texts) == 1 for texts in got.values()), "a clean stop must not duplicate"
     assert totals["possible_duplicates"] == 0
