@@ -123,9 +123,9 @@ def approval(composer: Actor, approver: Actor, k: int) -> tuple[int, float]:
         alert = compose_alert(s, AlertDraft(texts={"es": f"Aviso {k}: corte de agua en su sector. Responda ACK "
                                                          "{codigo}"}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
                                             priority=Priority.HIGH, target={"groups": ["vecinos"]}), composer)
-        submit_alert(s, alert.id, composer)
+        seen = submit_alert(s, alert.id, composer).approval_hash
     with transaction() as s:
-        approve_alert(s, alert.id, approver)
+        approve_alert(s, alert.id, approver, seen_hash=seen)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         with transaction() as s:
