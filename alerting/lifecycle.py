@@ -40,7 +40,7 @@ from alerting.models import (
 )
 from alerting.models.alerts import AuthorRole
 from alerting.outbox import enqueue_after_commit
-from alerting.settings import MIN_APPROVALS
+from alerting.settings import MIN_APPROVALS, Settings
 from alerting.texts import check_placeholders, mode_prefix
 from audit import trail
 from audit.actor import Actor
@@ -190,7 +190,7 @@ def compose_alert(session: Session, draft: AlertDraft, composer: Actor) -> Alert
         sender_name=draft.sender_name,
         texts=dict(draft.texts),
         target=dict(draft.target),
-        ack_deadline_s=draft.ack_deadline_s,
+        ack_deadline_s=ack_deadline_of(draft),
         escalation=draft.escalation,
         poll_options=draft.poll_options,
         scheduled_at=draft.scheduled_at,
@@ -247,6 +247,15 @@ def update_draft(session: Session, alert_id: int, changes: dict[str, Any], edito
     trail.append(session, actor=editor, action="alert.edited", subject_type="alert", subject_id=alert.id,
                  payload={"before": _jsonable(before), "after": _jsonable(changes)})
     return alert
+
+
+def ack_deadline_of(draft: AlertDraft) -> int | None:
+    """The draft's ACK deadline, or SIRENA_ACK_DEADLINE (900 s unless set) for an alert composed
+    without one, from any interface. Corrections and cancellations have none: they are not chased."""
+    if draft.ack_deadline_s is not None or draft.kind is not AlertKind.ALERT:
+        return draft.ack_deadline_s
+    settings = configured_settings()
+    return int((settings.ack_deadline if settings is not None else Settings.ack_deadline).total_seconds())
 
 
 def required_approvals(priority: Priority, mode: AlertMode) -> int:

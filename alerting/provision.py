@@ -50,7 +50,29 @@ def run_setup(settings: Settings, say: Say = print, *, database: str | None = No
     ensure_database(settings, dbname, report, say)
     ensure_secret_key(settings, report, say)
     migrate_database(settings, dbname, report, say)
+    ensure_senders(settings, dbname, report, say)
     return report
+
+
+def ensure_senders(settings: Settings, dbname: str, report: SetupReport, say: Say) -> None:
+    """Write the carriers file's senders to the database, so alerts can be composed (console, API,
+    CAP, e-mail) before any gateway worker has run; each worker writes them again at its start.
+    No password variable is needed here. Raises ConfigError naming a bad line of the file."""
+    from sqlalchemy.orm import Session
+
+    from broadcast.carriers import load_carriers
+    from broadcast.gateway import write_senders
+
+    config = load_carriers(settings.carriers_file, None)
+    url = make_url(settings.database_url).set(database=dbname)
+    engine = create_engine(url, poolclass=pool.NullPool, connect_args={"connect_timeout": 3})
+    try:
+        with Session(engine) as session, session.begin():
+            changed = write_senders(session, config)
+    finally:
+        engine.dispose()
+    if changed:
+        report.did(f"senders from {settings.carriers_file.name}: {', '.join(changed)}", say)
 
 
 # --- packages and services -------------------------------------------------------------------

@@ -81,6 +81,9 @@ class Settings:
     reconcile_interval_s: float = 2.0
     # How long a worker's claim on a delivery lasts before the reconciler may hand it to another.
     lease_s: int = 30
+    # How long an idle gateway worker's blocking wait on the queues lasts before it renews its RQ
+    # heartbeat and waits again (a job wakes it at once). Its Redis socket timeout is this + 10 s.
+    worker_idle_wait_s: int = 5
     log_level: str = "INFO"
     # Approvals per priority for live alerts, e.g. (("flash", 2), ("high", 2), ...); never below MIN_APPROVALS.
     approvals: tuple[tuple[str, int], ...] = tuple(MIN_APPROVALS.items())
@@ -231,6 +234,12 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _whole_seconds(raw: str, low: int, high: int) -> int:
+    if not raw.strip().isdigit() or not low <= int(raw) <= high:
+        raise ValueError(f'expected whole seconds from {low} to {high}, got "{raw}"')
+    return int(raw)
+
+
 def _path(raw: str) -> Path:
     return Path(raw).expanduser()
 
@@ -325,6 +334,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "drill_allowlist": _numbers,
     "reconcile_interval_s": _positive_float,
     "lease_s": lambda raw: int(_positive_float(raw)),
+    "worker_idle_wait_s": lambda raw: _whole_seconds(raw, 1, 300),
     "approvals": _approvals,
     "secret_key_previous_files": _paths,
     "tile_url": _tile_url,

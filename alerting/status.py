@@ -41,6 +41,7 @@ class Status:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     inbound: dict[str, Any] = field(default_factory=dict)
     reconciler: dict[str, Any] = field(default_factory=dict)
+    audit: dict[str, Any] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
     def problem(self, severity: str, what: str, do: str) -> None:
@@ -68,6 +69,7 @@ def system_status(settings: Settings, env: Mapping[str, str]) -> Status:
             status.problem("warning", f"alerts in flight could not be read: {_first_line(exc)}",
                            "Run sirena status again; if it persists, check the PostgreSQL log.")
         _inbound(status)
+        _audit(status)
     _reconciler(status, settings)
     status.problems.sort(key=lambda p: p.severity != "critical")
     if any(p.severity == "critical" for p in status.problems):
@@ -135,9 +137,8 @@ def _presence(status: Status, redis: Any) -> None:
     for record in presence.read_all(redis):
         record["age_s"] = round(now - float(record.get("at", now)), 1)
         if record.get("role") == "gateway":
-            health = record.pop("health", {}) or {}
-            record["carriers"] = health.get("carriers", {})
-            record["possible_duplicates"] = health.get("possible_duplicates", 0)
+            record["carriers"] = presence.gateway_carriers(record)
+            record["possible_duplicates"] = (record.pop("health", None) or {}).get("possible_duplicates", 0)
             status.workers.append(record)
         elif record.get("role") == "scheduler":
             status.schedulers.append(record)
@@ -243,6 +244,23 @@ def _inbound(status: Status) -> None:
             status.inbound["unmatched_receipts"] = receipts.pending_count(session)
     except Exception as exc:
         status.inbound["error"] = _first_line(exc)
+
+
+def _audit(status: Status) -> None:
+    """Audit events waiting for their seal (their link in the hash chain): seconds, unless nothing seals."""
+    from alerting.db import transaction
+    from audit.seal import LATE_DO, unsealed_backlog
+
+    try:
+        with transaction() as session:
+            backlog = unsealed_backlog(session)
+    except Exception as exc:
+        status.audit["error"] = _first_line(exc)
+        return
+    status.audit = backlog.as_dict()
+    warning = backlog.warning()
+    if warning:
+        status.problem("warning", warning, LATE_DO)
 
 
 def _reconciler(status: Status, settings: Settings) -> None:

@@ -1,6 +1,8 @@
 """Verify the whole chain, streamed in constant memory, against the checkpoints kept outside.
 
-The trail is sealed first (audit/seal.py), so every committed event is in the chain. Every event's
+The trail is sealed first (audit/seal.py), so every committed event is in the chain; how many
+events waited for that seal, and for how long, is reported (a warning past UNSEALED_WARN_S: until
+sealed, an event's deletion leaves no trace in the chain). Every event's
 hash is recomputed in Python from its stored columns (audit/chain.py, audit/scan.py), its link to
 the previous event checked, the sequence checked for gaps, and every signed checkpoint must still
 be in the chain with the same hash. The verdict names the first bad event and what is wrong.
@@ -36,7 +38,7 @@ from audit.scan import (
     scan_range,
     scan_unsealed,
 )
-from audit.seal import seal_committed
+from audit.seal import Backlog, seal_committed, unsealed_backlog
 
 MISSING_AFTER_CHECKPOINT = "missing_after_checkpoint"
 BAD_CHECKPOINT = "bad_checkpoint"
@@ -60,6 +62,7 @@ class Verdict:
     server_cpu_s: float | None = None
     sealed: int = 0  # events this verify sealed before checking
     unsealed: int = 0  # events committed after that seal: content checked, not yet linked
+    backlog: Backlog | None = None  # what waited for its seal when verify started (before its own seal)
 
     @property
     def ok(self) -> bool:
@@ -96,6 +99,9 @@ class Verdict:
             "more_problems": self.more_problems,
             "sealed": self.sealed,
             "unsealed": self.unsealed,
+            "unsealed_before": self.backlog.as_dict() if self.backlog else None,
+            "warnings": [f"{w}; nothing sealed them until this verify" for w in
+                         (self.backlog.warning() if self.backlog else None,) if w],
             "elapsed_s": round(self.elapsed_s, 3),
             "workers": self.workers,
         }
@@ -114,6 +120,8 @@ def verify_chain(engine: Engine, settings: Settings, *, workers: int | None = No
     chain: see Verdict.problems.
     """
     started = time.perf_counter()
+    with engine.connect() as conn:  # how long events waited unsealed: a window for an unnoticed deletion
+        backlog = unsealed_backlog(conn)
     sealed = seal_committed(engine) if seal else 0
     raw = engine.raw_connection()
     try:
@@ -143,7 +151,7 @@ def verify_chain(engine: Engine, settings: Settings, *, workers: int | None = No
     finally:
         raw.close()
     verdict = _stitch(results)
-    verdict.sealed, verdict.unsealed = sealed, unsealed
+    verdict.sealed, verdict.unsealed, verdict.backlog = sealed, unsealed, backlog
     for problem in unsealed_problems:
         verdict.add(problem)
     verdict.workers = len(ranges)

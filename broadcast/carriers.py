@@ -155,10 +155,12 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def load_carriers(path: Path, env: Mapping[str, str]) -> CarriersConfig:
+def load_carriers(path: Path, env: Mapping[str, str] | None) -> CarriersConfig:
     """Read and validate the carriers file at `path`; passwords are looked up in `env`.
 
-    Raises ConfigError naming the file and the line or key that is wrong.
+    `env=None` reads senders and routes only (what `sirena setup` writes to the database): the
+    password variables need not be set, and the carriers' passwords are empty, so such a config
+    can never bind. Raises ConfigError naming the file and the line or key that is wrong.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -167,8 +169,9 @@ def load_carriers(path: Path, env: Mapping[str, str]) -> CarriersConfig:
     return parse_carriers(text, env, source=str(path))
 
 
-def parse_carriers(text: str, env: Mapping[str, str], *, source: str = "<string>") -> CarriersConfig:
-    """Validate carriers-file TOML `text`. Raises ConfigError naming the line or key."""
+def parse_carriers(text: str, env: Mapping[str, str] | None, *, source: str = "<string>") -> CarriersConfig:
+    """Validate carriers-file TOML `text` (`env=None`: without passwords, see load_carriers).
+    Raises ConfigError naming the line or key."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -308,7 +311,7 @@ def _carrier(
     name: str,
     raw: Mapping[str, Any],
     senders: Mapping[str, SenderConfig],
-    env: Mapping[str, str],
+    env: Mapping[str, str] | None,
     problem: _Problems,
 ) -> CarrierConfig:
     path = f"carriers.{name}"
@@ -323,7 +326,7 @@ def _carrier(
     env_name = raw["password_env"]
     if not _ENV_NAME.match(env_name):
         problem.fail(f"{path}.password_env", f'expected an environment variable name, got "{env_name}"')
-    password = env.get(env_name)
+    password = "" if env is None else env.get(env_name)
     if password is None:
         problem.fail(f"{path}.password_env", f"environment variable {env_name} is not set")
     if len(password) > 8:  # type: ignore[arg-type]

@@ -82,16 +82,17 @@ def create_followups(session: Session, drafts: Sequence[FollowupDraft], *, creat
     return ids
 
 
-def queue_pending(session: Session, *, queue: str = "high") -> int:
-    """Queue a sending job when queued (or lease-expired) follow-ups wait longer than a few seconds.
+def queue_pending(session: Session, *, queue: str = "high", grace_s: float = PENDING_GRACE_S) -> int:
+    """Queue a sending job when queued (or lease-expired) follow-ups wait longer than `grace_s`.
 
-    Called by every escalation pass, so a follow-up whose job Redis lost is still sent.
+    Called by every escalation pass, so a follow-up whose job Redis lost is still sent, and by a
+    stopping worker for what it leaves (grace 0).
     """
     waiting = session.execute(text("""
         SELECT count(*), max(id) FROM followups
          WHERE (state = 'queued' AND updated_at < now() - make_interval(secs => :grace))
             OR (state = 'submitting' AND lease_until < now())
-    """), {"grace": PENDING_GRACE_S}).one()
+    """), {"grace": grace_s}).one()
     if waiting[0]:
         enqueue_after_commit(session, "broadcast.followups.send_followups", queue=queue,
                              job_id=f"followups-pending-{waiting[1]}", timeout_s=120)
@@ -157,6 +158,10 @@ def send_followups(limit: int = BATCH) -> dict[str, int]:
     gateway = gw_module.current()
     sent = 0
     for _ in range(20):  # bounded: a flood of follow-ups yields to other jobs between runs
+        if gateway.draining:  # this worker is stopping: another one sends what is left
+            with transaction() as session:
+                queue_pending(session, grace_s=0, queue="flash")
+            break
         with transaction() as session:
             claimed = session.execute(_CLAIM, {"lease": LEASE_S, "limit": limit}).all()
         if not claimed:
@@ -166,7 +171,7 @@ def send_followups(limit: int = BATCH) -> dict[str, int]:
         for row in claimed:
             if row.attempts > MAX_ATTEMPTS:
                 outcomes.append((row.id, "failed", None, None, None, None, "gave_up",
-                                 f"not accepted after {MAX_ATTEMPTS} attempts"))
+                                 f"not accepted after {MAX_ATTEMPTS} attempts", 0))
                 continue
             encoded = encode_parts(row.text, next_reference())
             allowed = frozenset(row.allowed_carriers) if row.allowed_carriers else None

@@ -93,6 +93,7 @@ class Gateway:
         self.pool = CarrierPool(config, on_deliver or _ignore_deliver)
         self.lease_s = lease_s
         self._stopping = threading.Event()
+        self._draining = threading.Event()
         # A slice is what one worker may have in flight: the duplicates a SIGKILL can cause.
         self.slice_size = max(20, min(500, sum(c.window * c.binds for c in config.carriers)))
         # Flash work taken from PostgreSQL at once, whatever the RQ loop is doing (broadcast.flash_lane).
@@ -110,6 +111,15 @@ class Gateway:
         finally:  # binds still coming up keep retrying; flash work waits for them in the pool
             if self.flash_lane is not None:
                 self.flash_lane.start()
+
+    def request_stop(self) -> None:
+        """Take no new slice: the one in flight is finished and recorded, the rest of its batch is
+        queued again for another worker. Only sets a flag (called from the SIGTERM handler)."""
+        self._draining.set()
+
+    @property
+    def draining(self) -> bool:
+        return self._draining.is_set()
 
     def stop(self) -> None:
         global _current
@@ -149,6 +159,12 @@ class Gateway:
             with transaction() as session:
                 alert = session.get(Alert, alert_id)
                 if alert is None or alert.state is not AlertState.SENDING:
+                    return totals
+                if self.draining:  # this worker is stopping: another one takes what is left, at once
+                    jobs.queue_batches(session, alert, [(lo, hi)], tag=f"-h{utcnow():%H%M%S%f}")
+                    log.info("alert_id=%s: stopping; the rest of batch %s-%s is queued for another worker",
+                             alert_id, lo, hi)
+                    totals["handed_over"] = True
                     return totals
                 plan = _Plan(alert.id, alert.reference, alert.reply_code, alert.mode, alert.priority,
                              alert.sender_name, dict(alert.texts),
@@ -305,17 +321,38 @@ def _ignore_deliver(carrier: str, bind: str, fields: dict[str, Any]) -> None:
     log.info("deliver_sm on %s/%s not stored: this gateway has no inbound handler", carrier, bind)
 
 
-def sync_senders(config: CarriersConfig) -> int:
-    """Mirror the carriers file's senders into the `senders` table (what compose validates against)."""
+SENDERS_LOCK = 0x53454E44  # pg advisory lock key: one sender sync at a time ("SEND")
+
+
+def sync_senders(config: CarriersConfig) -> list[str]:
+    """Mirror the carriers file's senders into the `senders` table (what compose validates against),
+    in a transaction of its own; return the senders added or changed. Every gateway worker does it
+    at start, `sirena setup` on install (alerting.provision)."""
     with transaction() as session:
-        known = {s.name: s for s in session.scalars(select(Sender))}
-        for name, cfg in config.senders.items():
-            row = known.pop(name, None) or Sender(name=name)
-            row.kind, row.address, row.keyword = SenderKind(cfg.kind), cfg.address, cfg.keyword
-            carriers = config.carriers_for(name)
-            row.daily_cap, row.tps = cfg.daily_cap, cfg.tps
-            row.active, row.test_route = bool(carriers), any(c.test for c in carriers)
-            session.add(row)
-        for stale in known.values():
+        return write_senders(session, config)
+
+
+def write_senders(session: Any, config: CarriersConfig) -> list[str]:
+    """sync_senders in the caller's session: each sender of the file written, those no longer in it
+    made inactive; returns the names added or changed (idempotent: a second run returns []).
+    Serialized across processes (two workers starting together both inserted a new sender, and
+    one died on the unique name)."""
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SENDERS_LOCK})
+    known = {s.name: s for s in session.scalars(select(Sender))}
+    changed: list[str] = []
+    for name, cfg in config.senders.items():
+        row = known.pop(name, None) or Sender(name=name)
+        carriers = config.carriers_for(name)
+        wanted = {"kind": SenderKind(cfg.kind), "address": cfg.address, "keyword": cfg.keyword,
+                  "daily_cap": cfg.daily_cap, "tps": cfg.tps, "active": bool(carriers),
+                  "test_route": any(c.test for c in carriers)}
+        if row.id is None or any(getattr(row, k) != v for k, v in wanted.items()):
+            changed.append(name)
+        for key, value in wanted.items():
+            setattr(row, key, value)
+        session.add(row)
+    for stale in known.values():
+        if stale.active:
             stale.active = False
-        return len(config.senders)
+            changed.append(stale.name)
+    return changed

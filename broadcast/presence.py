@@ -84,8 +84,10 @@ class Heartbeat:
             self._stop.wait(INTERVAL_S)
 
 
-def watch_gateway(gateway: Any, redis: Any, *, queues: list[str], share: str, metrics_port: int = 0) -> Heartbeat:
-    """Start the gateway's presence heartbeat and, if `metrics_port`, its Prometheus endpoint."""
+def watch_gateway(gateway: Any, redis: Any, *, queues: list[str], share: str, metrics_port: int = 0,
+                  extra: Callable[[], dict[str, Any]] | None = None) -> Heartbeat:
+    """Start the gateway's presence heartbeat and, if `metrics_port`, its Prometheus endpoint.
+    `extra()` adds the worker loop's own figures (restarts, stopping) to each record."""
     from broadcast import metrics
 
     started = time.time()
@@ -95,7 +97,7 @@ def watch_gateway(gateway: Any, redis: Any, *, queues: list[str], share: str, me
 
     def payload() -> dict[str, Any]:
         return {"queues": queues, "share": share, "started_at": started, "metrics_port": metrics_port,
-                "health": gateway.pool.health(), "senders": carriers_of}
+                "health": gateway.pool.health(), "senders": carriers_of, **(extra() if extra else {})}
 
     if metrics_port:
         metrics.serve(metrics_port, pool_health=gateway.pool.health, redis=redis)
@@ -110,6 +112,15 @@ def watch_scheduler(redis: Any, *, metrics_port: int = 0) -> None:
         metrics.serve(metrics_port, redis=redis)
 
 
+def gateway_carriers(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """carrier → its entry in a gateway's record: `{"test", "up", "degraded", "binds": {bind → state,
+    breaker, window, in_flight, tps, counters, last_error}}`, as `CarrierPool.health()` builds it and
+    `watch_gateway` publishes it under "health" (beside "possible_duplicates"). Every reader of a
+    gateway's binds goes through here, so none can read another shape than the one published."""
+    carriers = (record.get("health") or {}).get("carriers")
+    return carriers if isinstance(carriers, dict) else {}
+
+
 def routes_up(records: list[dict[str, Any]]) -> dict[str, list[str]]:
     """sender → the carriers with at least one bind up for it, across every live gateway."""
     up: set[str] = set()
@@ -117,7 +128,7 @@ def routes_up(records: list[dict[str, Any]]) -> dict[str, list[str]]:
     for record in records:
         if record.get("role") != "gateway":
             continue
-        for carrier, entry in ((record.get("health") or {}).get("carriers") or {}).items():  # pool.health()
+        for carrier, entry in gateway_carriers(record).items():
             if any(b.get("state") == "up" for b in (entry.get("binds") or {}).values()):
                 up.add(carrier)
         for sender, carriers in (record.get("senders") or {}).items():

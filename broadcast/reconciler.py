@@ -210,7 +210,10 @@ def run_forever(redis: Redis | None, *, interval_s: float = 2.0, stop: object = 
                     presence.publish(redis, "scheduler", presence.process_name(), {"leader": False})
         except Exception:  # Postgres unreachable: no lock, no pass
             log.exception("scheduler pass failed; retrying")
-        time.sleep(interval_s)
+        if stop is None:
+            time.sleep(interval_s)
+        else:  # SIGTERM ends the wait: the scheduler stops after the pass it is in, never in one
+            stop.wait(interval_s)  # type: ignore[attr-defined]
 
 
 PASS_LOCK = 0x5152_4543  # pg advisory lock key: one scheduler pass at a time, whatever the machine

@@ -42,9 +42,28 @@ class Cluster:
             "SIRENA_LEASE_S": "3",
             "SIRENA_RECONCILE_INTERVAL_S": "0.5",
             "SIRENA_LOG_LEVEL": "INFO",
+            # Idle compressed: a worker's blocking wait on the queues ends every second (5 s deployed),
+            # so a test idling for seconds goes through as many quiet cycles as a worker does in minutes.
+            "SIRENA_WORKER_IDLE_WAIT_S": "1",
         })
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.names: dict[int, str] = {}  # pid → worker name
         self._n = 0
+
+    @classmethod
+    def with_carriers(cls, settings: Settings, carriers_text: str, tmp_path: Path) -> Cluster:
+        """Write the carriers file, register its senders (as `sirena setup` does), return a Cluster
+        whose workers use it (no process started yet)."""
+        from broadcast.carriers import parse_carriers
+        from broadcast.gateway import sync_senders
+        from tests.conftest import sim_env
+
+        carriers = tmp_path / "carriers.toml"
+        carriers.write_text(carriers_text)
+        sync_senders(parse_carriers(carriers_text, sim_env()))
+        logs = tmp_path / "logs"
+        logs.mkdir(exist_ok=True)
+        return cls(settings, carriers, sim_env(), logs)
 
     def _start(self, *args: str) -> subprocess.Popen[bytes]:
         self._n += 1
@@ -55,7 +74,46 @@ class Cluster:
         return proc
 
     def worker(self, share: str = "1/1") -> subprocess.Popen[bytes]:
-        return self._start("worker", "--share", share, "--name", f"test-gw-{os.getpid()}-{self._n + 1}")
+        name = f"test-gw-{os.getpid()}-{self._n + 1}"
+        proc = self._start("worker", "--share", share, "--name", name)
+        self.names[proc.pid] = name
+        return proc
+
+    def web(self, port: int, *args: str) -> subprocess.Popen[bytes]:
+        return self._start("web", "--port", str(port), *args)
+
+    def gateway_record(self, redis: object, proc: subprocess.Popen[bytes]) -> dict[str, object] | None:
+        """The presence record the worker `proc` publishes (None while it has published none)."""
+        import json
+
+        raw = redis.get(f"sirena:presence:gateway:{self.names[proc.pid]}")  # type: ignore[attr-defined]
+        return json.loads(raw) if raw else None
+
+    def wait_listening(self, redis: object, proc: subprocess.Popen[bytes], timeout_s: float = 30) -> dict[str, object]:
+        """Wait until the worker has published a record in which every carrier has a bind up or an
+        error to show, and its RQ loop has registered (it takes jobs); return the record."""
+        from broadcast.presence import gateway_carriers
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"the worker exited with {proc.returncode}:\n{self.log_text()}")
+            record = self.gateway_record(redis, proc)
+            if not record or not redis.exists(f"rq:worker:{self.names[proc.pid]}"):  # type: ignore[attr-defined]
+                return False
+            return all(entry["up"] or any(b["last_error"] for b in entry["binds"].values())
+                       for entry in gateway_carriers(record).values())
+
+        wait_until(ready, timeout_s, "the worker to listen", self.log_text)
+        return self.gateway_record(redis, proc)  # type: ignore[return-value]
+
+    @staticmethod
+    def terminate(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 30) -> tuple[int, float]:
+        """Send `sig` to the process itself (as systemd, docker stop or Ctrl-C do); return its exit
+        code and the seconds it took to exit."""
+        started = time.monotonic()
+        proc.send_signal(sig)
+        code = proc.wait(timeout_s)
+        return code, time.monotonic() - started
 
     def scheduler(self) -> subprocess.Popen[bytes]:
         return self._start("scheduler")
@@ -99,6 +157,12 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str,
         time.sleep(0.1)
     details = "\n" + diagnose() if diagnose else ""
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}{details}")
+
+
+def unsealed_events() -> int:
+    """Audit events committed but not yet sealed into the hash chain."""
+    with transaction() as s:
+        return int(s.execute(text("SELECT count(*) FROM audit.events WHERE seq IS NULL")).scalar_one())
 
 
 def seed_group(n: int, *, group: str = "brigadas", prefix: str = "+5699", drill: bool = False) -> None:
@@ -152,3 +216,38 @@ def delivery_totals(alert_id: int) -> dict[str, int]:
     out = {state: int(n) for state, n, _ in rows}
     out["possible_duplicates"] = sum(int(d or 0) for _, _, d in rows)
     return out
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free port, without persistence: killed, it comes back
+    empty on the same port (`restart`), as after a crash."""
+
+    def __init__(self, workdir: Path) -> None:
+        import shutil
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.cmd = [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                    "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisServer:
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL)
+        wait_until(self.up, 10, "redis-server to answer")
+        return self
+
+    def up(self) -> bool:
+        from alerting.outbox import redis_connection
+
+        try:
+            return bool(redis_connection(self.url, timeout_s=0.5).ping())
+        except Exception:
+            return False
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)

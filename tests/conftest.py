@@ -384,3 +384,24 @@ def last_json_line(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     """The JSON object a `--json` command prints last; the command must have succeeded."""
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def worker_process(committed_db, redis_db, simulator, tmp_path):  # type: ignore[no-untyped-def]
+    """start() → (cluster, proc): a real `sirena worker` process bound to the simulator's alpha and
+    beta, on a committed database of its own, once it listens (every carrier up or its error
+    published). Ask for it before `db` (or what uses `db`: the web client), so the test's session
+    joins the database the worker uses. Every process is stopped afterwards."""
+    from tests.cluster import Cluster
+
+    cluster = Cluster.with_carriers(committed_db, carriers_toml(simulator.ports()), tmp_path)
+
+    def start():  # type: ignore[no-untyped-def]
+        proc = cluster.worker()
+        cluster.wait_listening(redis_db, proc)
+        return cluster, proc
+
+    try:
+        yield start
+    finally:
+        cluster.stop()

@@ -99,10 +99,26 @@ def _check_binds() -> dict[str, Any]:
     return {"ok": True, "routes": routes}
 
 
+def _check_audit() -> dict[str, Any]:
+    """Audit events waiting for their seal: a warning (not unready) when the oldest is late, since
+    alerts still go out; until sealed, a deleted event would leave no trace in the chain."""
+    from audit.seal import LATE_DO, unsealed_backlog
+
+    with transaction() as session:
+        backlog = unsealed_backlog(session)
+    out: dict[str, Any] = {"ok": True, **backlog.as_dict()}
+    warning = backlog.warning()
+    if warning:
+        out["warning"] = f"{warning}. {LATE_DO}"
+    return out
+
+
 @operation(api_bp, "GET", "/readyz", summary="Readiness: PostgreSQL+PostGIS, Redis, a bind up for every sender",
            tag="health", response=HealthSchema, public=True, errors=(503,),
            description="Bind health comes from the gateway workers, which publish it to Redis every 3 s "
-                       "(expiring after 15 s): no live gateway, or a sender with no bind up, is not ready.")
+                       "(expiring after 15 s): no live gateway, or a sender with no bind up, is not ready. "
+                       "`checks.audit` counts audit events not yet sealed into the hash chain and warns "
+                       "(`warning`, still ready) when the oldest has waited more than 10 s.")
 def readyz() -> tuple[dict[str, Any], int]:
     checks: dict[str, dict[str, Any]] = {}
     for name, check in (("postgres", _check_postgres), ("redis", _check_redis)):
@@ -114,6 +130,8 @@ def readyz() -> tuple[dict[str, Any], int]:
         checks["binds"] = _check_binds()
     except Exception as exc:
         checks["binds"] = {"ok": False, "error": f"cannot read the gateways' presence: {type(exc).__name__}"}
+    if checks["postgres"]["ok"]:
+        checks["audit"] = _check_audit()
     ready = all(c["ok"] for c in checks.values())
     return {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503
 

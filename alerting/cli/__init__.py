@@ -93,3 +93,21 @@ def main(argv: list[str] | None = None) -> None:
         log.exception("unexpected error %s", error_id)
         click.echo(f"error: internal error (error id {error_id}); see the log", err=True)
         sys.exit(1)
+    finally:
+        _seal_what_was_written()
+
+
+def _seal_what_was_written() -> None:
+    """A command that used the database seals the audit events it committed as it ends, so they
+    get their link in the chain even when no web app, worker or scheduler runs. Never fails the
+    command: a failure is logged and left to the next sealer."""
+    from alerting.db import configured_settings, engine
+
+    if configured_settings() is None:
+        return
+    from audit.seal import seal_committed
+
+    try:
+        seal_committed(engine(), wait=False)
+    except Exception as exc:
+        log.warning("could not seal the audit trail as the command ended: %s", exc)

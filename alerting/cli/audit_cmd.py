@@ -64,10 +64,11 @@ def verify_cmd(ctx: Context, export_file: Path | None, offline: bool, as_json: b
         data["export"] = str(export_file)
         data["signature_checked"] = note is None
     first = verdict.first
+    warnings = "".join(f"\nwarning: {w}" for w in data.get("warnings") or [])
     if first is None:
         human = (f"{subject} OK: {verdict.count} events, head seq {verdict.head.seq} "
                  f"hash {verdict.head.hash_hex}, {verdict.checkpoints} checkpoints checked "
-                 f"({verdict.elapsed_s:.2f} s)" + (f"; {note}" if note else ""))
+                 f"({verdict.elapsed_s:.2f} s)" + (f"; {note}" if note else "") + warnings)
         emit(as_json, data, human)
         return
     lines = [f"{subject} FAILED: {len(verdict.problems)}{'+' if verdict.more_problems else ''} problem(s)",

@@ -76,8 +76,11 @@ def cap_export_cmd(ctx: Context, alert_id: int, out: Path | None) -> None:
 @json_option
 @pass_ctx
 def cap_poll_cmd(ctx: Context, url: str, username: str, every_s: float, as_json: bool) -> None:
-    """Import new CAP alerts from an Atom/RSS feed (each one pending approval)."""
-    import time
+    """Import new CAP alerts from an Atom/RSS feed (each one pending approval).
+
+    With --every, SIGTERM or SIGINT stops it after the poll in progress (exit 0)."""
+    import signal
+    import threading
 
     from alerting.accounts import actor_of, get_operator
     from alerting.db import transaction
@@ -86,12 +89,15 @@ def cap_poll_cmd(ctx: Context, url: str, username: str, every_s: float, as_json:
     config = ctx.db().intake
     with transaction() as session:
         actor = actor_of(get_operator(session, username), interface="cap")
+    stop = threading.Event()
+    if every_s > 0:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
     while True:
         report = poll_feed(url, actor=actor, config=config)
         emit(as_json, {"seen": report.seen, "imported": report.imported, "duplicates": report.duplicates,
                        "refused": report.refused},
              f"{report.seen} entries; imported {', '.join(report.imported) or 'none'}; "
              f"{report.duplicates} already known; {len(report.refused)} refused (kept for review)")
-        if every_s <= 0:
+        if every_s <= 0 or stop.wait(every_s):
             return
-        time.sleep(every_s)

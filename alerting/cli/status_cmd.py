@@ -46,7 +46,9 @@ def _human(report) -> str:  # type: ignore[no-untyped-def]
         binds = sum(len(c.get("binds", {})) for c in w.get("carriers", {}).values())
         up = sum(b.get("state") == "up" for c in w.get("carriers", {}).values() for b in c.get("binds", {}).values())
         lines.append(f"  {w['name']} on {w['host']} share {w.get('share')}: {up}/{binds} binds up, "
-                     f"seen {w['age_s']:.0f} s ago")
+                     f"seen {w['age_s']:.0f} s ago, {w.get('loop_restarts', 0)} loop restart(s)"
+                     + (" (last: " + w["loop_last_restart_reason"] + ")" if w.get("loop_last_restart_reason") else "")
+                     + (", STOPPING" if w.get("stopping") else ""))
     lines.append("Carriers:")
     for name, c in sorted(report.carriers.items()):
         lines.append(f"  {name}{' (test)' if c.get('test') else ''}: {c['up']}/{c['binds']} binds up, "
@@ -56,6 +58,10 @@ def _human(report) -> str:  # type: ignore[no-untyped-def]
     age = rec.get("last_pass_age_s")
     lines.append(f"Schedulers: {len(report.schedulers)}; last reconcile pass "
                  f"{'never' if age is None else f'{age:.0f} s ago'}; expired leases {rec.get('expired_leases', '?')}")
+    if report.audit.get("unsealed_events") is not None:
+        oldest = report.audit.get("oldest_unsealed_s")
+        lines.append(f"Audit events waiting for their seal: {report.audit['unsealed_events']}"
+                     + (f", the oldest {oldest:.0f} s" if oldest is not None else ""))
     if "unmatched_receipts" in report.inbound:
         lines.append(f"Receipts kept unmatched (no message of ours has their id): "
                      f"{report.inbound['unmatched_receipts']}")

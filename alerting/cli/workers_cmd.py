@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
@@ -40,86 +41,70 @@ def _redis(ctx: Context):  # type: ignore[no-untyped-def]
 @click.option("--metrics-port", type=int, default=0, help="Serve Prometheus metrics on this port (default: off).")
 @pass_ctx
 def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool, metrics_port: int) -> None:
-    """A gateway worker: holds the SMPP binds and runs fan-out and send-batch jobs."""
-    from rq import Queue, SimpleWorker
-    from rq.serializers import JSONSerializer
+    """A gateway worker: holds the SMPP binds and runs fan-out and send-batch jobs.
 
+    SIGTERM or SIGINT stops it cleanly (exit 0): idle at once; busy, after the slice in flight is
+    recorded (the rest of its batch goes back to the queue), then it unbinds. A second signal stops
+    it at once."""
+    from alerting.db import engine
+    from alerting.webhooks import configure_webhooks
+    from audit.seal import Sealer
+    from broadcast import replies
     from broadcast.gateway import Gateway, split_config, sync_senders
     from broadcast.inbound import InboundStore
     from broadcast.presence import watch_gateway
+    from broadcast.worker import GatewayWorker, LoopStats, StopSignal, pinger, run_until_stopped, worker_connection
+    from broadcast.worker import queues as worker_queues
 
     logging.getLogger().setLevel(ctx.settings.log_level)
     k, _, n = share.partition("/")
     if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
         raise click.BadParameter(f'expected K/N such as 1/2, got "{share}"', param_hint="--share")
+    settings = ctx.settings
     ctx.db()
-    conn = _redis(ctx)
-    from alerting.webhooks import configure_webhooks
-
-    configure_webhooks(ctx.settings.secret_key())
+    conn = _redis(ctx)  # short timeouts: what jobs enqueue, the presence heartbeat
+    configure_webhooks(settings.secret_key())
     config = load_carriers(ctx)
     sync_senders(config)
-    from broadcast import replies
-
-    replies.configure_vocabulary(ctx.settings)  # SIRENA_VOCABULARY_FILE, read once for this process
+    replies.configure_vocabulary(settings)  # SIRENA_VOCABULARY_FILE, read once for this process
     inbound = InboundStore(after_store=_process_inbound_hook())
     gateway = Gateway(split_config(config, int(k) - 1, int(n)), name=name,
-                      drill_allowlist=frozenset(ctx.settings.drill_allowlist), on_deliver=inbound,
-                      lease_s=ctx.settings.lease_s)
+                      drill_allowlist=frozenset(settings.drill_allowlist), on_deliver=inbound,
+                      lease_s=settings.lease_s)
+    stop = StopSignal(on_stop=gateway.request_stop).install()  # from here on a SIGTERM is never lost
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: every thread's stack, to stderr
+    sealer = Sealer.start_for(engine())  # audit events this process writes get their link within a second
     try:
         gateway.start()
     except Exception as exc:
         click.echo(f"warning: {exc}; binds keep retrying in the background", err=True)
-    qs = [Queue(q.strip(), connection=conn, serializer=JSONSerializer) for q in queues.split(",") if q.strip()]
+    # The RQ loop's own client: its socket timeout outlasts the blocking pop (an idle worker stays listening).
+    rq_conn = worker_connection(settings.redis_url, idle_wait_s=settings.worker_idle_wait_s,
+                                connect_timeout_s=settings.redis_timeout_s)
+    qs = worker_queues([q.strip() for q in queues.split(",") if q.strip()], rq_conn)
     click.echo(f"gateway {gateway.name} on queues {', '.join(q.name for q in qs)}")
-    beat = watch_gateway(gateway, conn, queues=[q.name for q in qs], share=share, metrics_port=metrics_port)
-    try:
+    stats = LoopStats()
+    beat = watch_gateway(gateway, conn, queues=[q.name for q in qs], share=share, metrics_port=metrics_port,
+                         extra=lambda: {**stats.as_dict(), "stopping": stop.requested.is_set()})
+
+    def make_worker(restarts: int) -> GatewayWorker:
         # A restarted loop takes a new RQ name: the old one may still be registered (Redis hung, not
         # restarted) and RQ refuses a second live worker of one name. Leases use the gateway's name.
-        work_until_stopped(lambda n: SimpleWorker(qs, connection=conn, serializer=JSONSerializer,
-                                                  name=gateway.name if n == 0 else f"{gateway.name}-r{n}"),
-                           burst=burst, logging_level=ctx.settings.log_level)
+        return GatewayWorker(qs, connection=rq_conn, serializer=qs[0].serializer, stop=stop,
+                             worker_ttl=settings.worker_idle_wait_s + 15,  # RQ pops for worker_ttl - 15 s
+                             name=gateway.name if restarts == 0 else f"{gateway.name}-r{restarts}")
+
+    try:
+        run_until_stopped(make_worker, stop, redis_up=pinger(conn), burst=burst, logging_level=settings.log_level,
+                          stats=stats)
     finally:
         beat.stop()
         gateway.stop()
         inbound.close()
-
-
-def work_until_stopped(make_worker, *, burst: bool, logging_level: str) -> None:  # type: ignore[no-untyped-def]
-    """Run RQ workers one after another until one is asked to stop (SIGTERM/SIGINT) or, with `burst`,
-    runs out of work. RQ's loop quits on a Redis timeout or any error outside a job (a heartbeat
-    during a Redis restart): the process, its binds and its leases stay; the loop starts again,
-    backing off to 10 s, and the reconciler re-queues what Redis lost."""
-    import itertools
-    import logging
-    import time
-
-    log = logging.getLogger("sirena.worker")
-    delay_s = 0.5
-    last = None  # the latest RQ worker: its signal handlers stay installed between loops
-
-    def stop_requested() -> bool:
-        return bool(last is not None and last._stop_requested)
-
-    for attempt in itertools.count():
-        started = time.monotonic()
-        try:
-            last = make_worker(attempt)  # registers in Redis: fails while Redis is down
-            last.work(burst=burst, with_scheduler=False, logging_level=logging_level)
-        except Exception as exc:  # creating it, or its teardown, against an unreachable Redis
-            log.warning("the RQ worker loop failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
-        if burst or stop_requested():
-            return
-        if time.monotonic() - started > 60:
-            delay_s = 0.5
-        log.warning("the RQ worker loop ended without a stop request (Redis lost?): starting it again in %.1f s",
-                    delay_s)
-        deadline = time.monotonic() + delay_s
-        while time.monotonic() < deadline and not stop_requested():
-            time.sleep(0.1)  # a SIGTERM now still reaches the last worker's handler
-        if stop_requested():
-            return
-        delay_s = min(delay_s * 2, 10.0)
+        sealer.stop()
+    if stop.requested.is_set():
+        click.echo(f"gateway {gateway.name}: stopped on {stop.signal_name} "
+                   f"({stats.restarts} loop restart(s) since it started)")
 
 
 def _process_inbound_hook():  # type: ignore[no-untyped-def]
@@ -145,11 +130,18 @@ def scheduler(ctx: Context, metrics_port: int) -> None:
     ctx.db()
     conn = _redis(ctx)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    got: list[str] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        got.append(signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     click.echo(f"scheduler: reconciling every {ctx.settings.reconcile_interval_s:g} s")
     watch_scheduler(conn, metrics_port=metrics_port)
     run_forever(conn, interval_s=ctx.settings.reconcile_interval_s, stop=stop, settings=ctx.settings)
+    click.echo(f"scheduler: stopped on {got[0] if got else 'request'} after its pass")
 
 
 @cli.command("reconcile")

@@ -1,4 +1,6 @@
-"""The WSGI entry point for production: `gunicorn --workers 4 --threads 16 'alerting.web.wsgi:make_app()'`.
+"""The WSGI entry point for a gunicorn of your own: `gunicorn --workers 4 --threads 16
+--worker-class alerting.web.server.StoppingThreadWorker 'alerting.web.wsgi:make_app()'` (`sirena web`
+runs the same app under gunicorn itself: alerting/web/server.py).
 
 Threads, not only processes: each open alert page keeps one request waiting up to 20 s (the live
 view's long poll), holding no database connection meanwhile.
@@ -19,12 +21,13 @@ from flask import Flask
 
 from alerting.logs import configure_logging
 from alerting.settings import Settings
-from alerting.web import create_app
+from alerting.web.server import build_app
 
 
 def make_app(proxy_hops: int = 1, env: Mapping[str, str] | None = None) -> Flask:
     """The console app from the environment's settings (`env`, default os.environ), with logging
-    configured, trusting `proxy_hops` reverse proxies. Raises ConfigError naming a bad variable."""
+    configured and the audit sealer running, trusting `proxy_hops` reverse proxies. Raises
+    ConfigError naming a bad variable."""
     settings = Settings.from_env(env)
     configure_logging(settings.log_level)
-    return create_app(settings, proxy_hops=proxy_hops)
+    return build_app(settings, proxy_hops=proxy_hops)

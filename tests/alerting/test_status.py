@@ -70,3 +70,14 @@ def test_autovacuum_off_is_a_warning_with_the_command_to_turn_it_on(db, settings
     assert bool(warned) is (not on)  # this machine's PostgreSQL runs with it off; a default one has it on
     if warned:
         assert warned[0].severity == "warning" and "ALTER SYSTEM SET autovacuum = on" in warned[0].do
+
+
+def test_a_running_worker_is_listed_with_its_binds_and_loop_restarts(worker_process, redis_db):
+    from tests.conftest import run_sirena
+
+    cluster, _worker = worker_process()
+    out = run_sirena(cluster.env, "status").stdout  # the worker's own environment: database, Redis, carriers
+    assert "Gateway workers: 1" in out and "4/4 binds up" in out and "0 loop restart(s)" in out, out
+    assert "no gateway worker is running" not in out
+    assert "alpha (test): 2/2 binds up" in out and "beta (test): 2/2 binds up" in out
+    assert "Audit events waiting for their seal:" in out

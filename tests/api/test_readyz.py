@@ -1,19 +1,6 @@
-"""/readyz: PostgreSQL, Redis, and a bind up for every sender, from what the gateways publish."""
+"""/readyz: PostgreSQL, Redis, and a bind up for every sender, from what a real gateway worker publishes."""
 
 from __future__ import annotations
-
-from broadcast.presence import publish
-
-
-def health(binds: dict[str, str]) -> dict[str, object]:
-    """In the shape CarrierPool.health() publishes: the carriers under "carriers"."""
-    return {"carriers": {
-        "alpha": {"test": True, "binds": {f"alpha-{i}": {"state": s} for i, s in enumerate(binds["alpha"])}},
-        "beta": {"test": True, "binds": {f"beta-{i}": {"state": s} for i, s in enumerate(binds["beta"])}}},
-        "possible_duplicates": 0}
-
-
-SENDERS = {"SIRENA-SC": ["alpha", "beta"], "BOMBEROS": ["alpha"]}
 
 
 def test_no_gateway_running_is_not_ready(client):
@@ -24,25 +11,25 @@ def test_no_gateway_running_is_not_ready(client):
     assert "no gateway worker" in body["checks"]["binds"]["why"]
 
 
-def test_ready_when_every_sender_has_a_bind_up(client, redis_db):
-    publish(redis_db, "gateway", "gw-a", {"health": health({"alpha": ["up", "down"], "beta": ["down"]}),
-                                          "senders": SENDERS})
+def test_ready_while_a_worker_runs_with_every_sender_bound(worker_process, client):
+    worker_process()
     response = client.get("/api/v1/readyz")
     assert response.status_code == 200, response.get_json()
-    assert response.get_json()["checks"]["binds"]["routes"] == {"BOMBEROS": ["alpha"], "SIRENA-SC": ["alpha"]}
+    assert response.get_json()["checks"]["binds"]["routes"] == {"BOMBEROS": ["alpha"], "SIRENA-SC": ["alpha", "beta"]}
 
 
-def test_a_sender_whose_only_carrier_is_down_is_named(client, redis_db):
-    publish(redis_db, "gateway", "gw-a", {"health": health({"alpha": ["down"], "beta": ["up"]}), "senders": SENDERS})
+def test_a_sender_whose_only_carrier_refuses_binds_is_named(worker_process, simulator, client):
+    simulator.set_fault("alpha", "refuse_bind", mode="nack", status=0x0D)
+    worker_process()
     response = client.get("/api/v1/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"]["binds"]["why"] == "no bind up for sender(s) BOMBEROS"
 
 
-def test_the_probes_answer_at_the_root_too_without_signing_in(client, redis_db):
+def test_the_probes_answer_at_the_root_too_without_signing_in(worker_process, client):
     assert client.get("/healthz").get_json()["status"] == "ok"
     assert client.get("/readyz").status_code == 503  # no gateway published yet
-    publish(redis_db, "gateway", "gw-a", {"health": health({"alpha": ["up"], "beta": ["up"]}), "senders": SENDERS})
+    worker_process()
     assert client.get("/readyz").status_code == 200
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and "sirena_api_requests" in metrics.get_data(as_text=True)

@@ -166,3 +166,57 @@ def test_a_follow_up_re_sent_after_no_answer_is_counted_as_a_possible_duplicate(
     assert tuple(first) == ("queued", 1)
     assert state == "submitted" and on_air == 3  # the alert, then the re-send twice
     assert counted == on_air - 2  # every copy beyond the one meant is counted
+
+
+def test_a_follow_up_never_accepted_is_given_up_and_its_batch_still_recorded(committed_db, redis_db, monkeypatch):
+    from broadcast import followups
+    from broadcast.followups import FollowupDraft, create_followups
+
+    monkeypatch.setattr(followups, "MAX_ATTEMPTS", 3)  # the limit (30 deployed), not the path, is shortened
+    with inbound_rig() as (sim, gateway):
+        sim.set_fault("alpha", "refuse_bind", mode="nack")  # ALPHA-SC's only carrier: down, and stays down
+        sim.set_fault("alpha", "drop_at", in_s=0)
+        assert sim.wait_for(lambda: not gateway.pool.health()["carriers"]["alpha"]["up"], 10)
+        with transaction() as s:
+            [old] = create_followups(s, [FollowupDraft("+56980800001", "help_notice", "ALPHA-SC", "AYUDA de …0001")],
+                                     created_by="test")
+        for _ in range(3):  # each pass: no route, so back to queued for the next one
+            followups.send_followups()
+        with transaction() as s:
+            [new] = create_followups(s, [FollowupDraft("+56980800002", "help_notice", "ALPHA-SC", "AYUDA de …0002")],
+                                     created_by="test")
+        followups.send_followups()  # one batch: the old one past its limit, the new one on its first try
+    with transaction() as s:
+        rows = {r.id: r for r in s.execute(text(
+            "SELECT id, state, attempts, error_code, error_reason, lease_until FROM followups"))}
+    assert (rows[old].state, rows[old].attempts, rows[old].error_code) == ("failed", 4, "gave_up")
+    assert rows[old].error_reason == "not accepted after 3 attempts"
+    assert (rows[new].state, rows[new].attempts, rows[new].lease_until) == ("queued", 1, None)  # recorded too
+
+
+def test_an_alert_composed_without_a_deadline_is_chased_at_the_default_one(committed_db, redis_db, run_jobs):
+    from alerting.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+    from alerting.models import AlertMode, Priority
+    from tests.cluster import operators
+
+    numbers = [f"+56980900{i:03d}" for i in range(3)]
+    add_group("vecinos", numbers)
+    default_s = int(committed_db.ack_deadline.total_seconds())  # SIRENA_ACK_DEADLINE, 900 unless set
+    composer, approver = operators("-ack")
+    with inbound_rig() as (sim, _gateway):
+        with transaction() as s:
+            alert = compose_alert(s, AlertDraft(texts={"es": "Corte de agua: responda ACK {codigo}"},
+                                                mode=AlertMode.LIVE, sender_name="ALPHA-SC", priority=Priority.HIGH,
+                                                target={"groups": ["vecinos"]}), composer)
+            submit_alert(s, alert.id, composer)
+        with transaction() as s:
+            approve_alert(s, alert.id, approver)
+        run_jobs()
+        t0 = sending_at(alert.id)
+        early = escalate(t0 + timedelta(seconds=default_s - 1))
+        resend = escalate(t0 + timedelta(seconds=default_s))
+        run_jobs()
+        got = sim.messages_by_recipient()
+    assert alert.ack_deadline_s == default_s
+    assert early == [] and [(r["stage"], r["non_responders"]) for r in resend] == [("resend", 3)]
+    assert [len(got[n.lstrip("+")]) for n in numbers] == [2, 2, 2]

@@ -9,7 +9,7 @@ import pytest
 
 from alerting.settings import Settings
 from tests.cluster import Cluster
-from tests.conftest import carriers_toml, sim_env
+from tests.conftest import carriers_toml
 
 N = 5000  # recipients per case: the issue's minimum
 
@@ -24,15 +24,7 @@ def fault_carriers(ports: dict[str, int], *, response_timeout_s: int = 10, **kwa
 
 def start_cluster(settings: Settings, carriers_text: str, tmp_path: Path) -> Cluster:
     """Write the carriers file, register its senders, return a Cluster (no process started yet)."""
-    from broadcast.carriers import parse_carriers
-    from broadcast.gateway import sync_senders
-
-    carriers = tmp_path / "carriers.toml"
-    carriers.write_text(carriers_text)
-    sync_senders(parse_carriers(carriers_text, sim_env()))
-    logs = tmp_path / "logs"
-    logs.mkdir(exist_ok=True)
-    return Cluster(settings, carriers, sim_env(), logs)
+    return Cluster.with_carriers(settings, carriers_text, tmp_path)
 
 
 @pytest.fixture

@@ -78,7 +78,7 @@ senders = ["OTRO"]
     config = parse_carriers(carriers_toml(simulator.ports(), extra=gamma), sim_env())
     sync_senders(config)
     inbound = InboundStore()
-    gw = Gateway(config, name="gw-markup", on_deliver=inbound)
+    gw = Gateway(config, name="gw-markup", on_deliver=inbound, flash_lane=False)  # jobs run by hand
     with contextlib.suppress(CarrierUnavailable):  # gamma is down on purpose; `sirena worker` goes on too
         gw.start()
     beat = watch_gateway(gw, redis_db, queues=["flash", "high"], share="1/1")

@@ -1,8 +1,8 @@
-"""The dashboard shows every gateway's binds, and says so plainly when none is running."""
+"""The dashboard shows every gateway's binds, as a real worker publishes them, and says so plainly
+when none is running."""
 
 from __future__ import annotations
 
-from broadcast.presence import publish
 from tests.web.conftest import sign_in
 
 
@@ -12,21 +12,28 @@ def test_no_gateway_is_an_alarm_not_a_blank(client, people, db):
     assert "No gateway worker is running" in page
 
 
-def test_binds_and_breakers_of_every_gateway_are_listed(client, people, db, redis_db):
-    health = {"alpha": {"test": True, "binds": {
-        "alpha-1": {"state": "up", "breaker": "closed", "window": 100, "in_flight": 7, "tps": 2000.0,
-                    "submitted": 12345, "last_error": ""},
-        "alpha-2": {"state": "down", "breaker": "open", "window": 100, "in_flight": 0, "tps": 2000.0,
-                    "submitted": 10, "last_error": "bind refused: ESME_RBINDFAIL"}}}}
-    # The shape CarrierPool.health() publishes (the carriers under "carriers"): a record in another
-    # shape hid a dashboard that answered 500 to every real gateway (tests/web/test_browser_markup.py).
-    publish(redis_db, "gateway", "gw-1", {"health": {"carriers": health, "possible_duplicates": 0},
-                                          "senders": {"SIRENA-SC": ["alpha"]}})
+def test_every_role_sees_the_binds_of_a_running_worker(worker_process, app, people, db):
+    _cluster, worker = worker_process()
+    for role in ("composer", "approver", "admin", "auditor"):
+        client = app.test_client()
+        sign_in(client, people(f"dash-{role}", role), db)
+        response = client.get("/")
+        page = response.get_data(as_text=True)
+        assert response.status_code == 200, (role, page[:500])
+        assert "alpha-1" in page and "beta-2" in page, role  # each bind, as the worker's pool names it
+        assert "No gateway worker is running" not in page and "bind health unknown" not in page
+    assert worker.poll() is None
+
+
+def test_a_refused_bind_shows_with_the_carriers_answer(worker_process, simulator, app, people, db):
+    simulator.set_fault("alpha", "refuse_bind", mode="nack", status=0x0D)  # ESME_RBINDFAIL, until cleared
+    worker_process()
+    client = app.test_client()
     sign_in(client, people("ana", "composer"), db)
     page = client.get("/").get_data(as_text=True)
-    assert "alpha-1" in page and "alpha-2" in page
-    assert "ESME_RBINDFAIL" in page and "12,345" in page
-    assert "No gateway worker is running" not in page
+    assert page.count('<tr class="flash error"><td>alpha</td>') == 2  # both alpha binds down, in red
+    assert "ESME_RBINDFAIL" in page or "0x0D" in page
+    assert page.count("<td>beta</td><td>beta-") == 2
 
 
 def test_a_carrier_degraded_by_its_receipts_is_shown_with_the_reason(client, people, db):

@@ -48,7 +48,7 @@ def dashboard() -> str:
 def _binds() -> tuple[list[dict[str, Any]], str | None]:
     """Every bind of every live gateway worker: state, breaker, window in use, TPS (published every 3 s)."""
     from alerting.outbox import redis_connection
-    from broadcast.presence import read_all
+    from broadcast.presence import gateway_carriers, read_all
 
     try:
         conn = redis_connection(current_app.config["SIRENA_SETTINGS"].redis_url, timeout_s=1.0)
@@ -62,7 +62,7 @@ def _binds() -> tuple[list[dict[str, Any]], str | None]:
     for record in records:
         if record.get("role") != "gateway":
             continue
-        for carrier, entry in sorted(((record.get("health") or {}).get("carriers") or {}).items()):
+        for carrier, entry in sorted(gateway_carriers(record).items()):
             for name, bind in sorted((entry.get("binds") or {}).items()):
                 rows.append({"gateway": record.get("name"), "carrier": carrier, "bind": name, **bind})
     if not rows:

@@ -19,7 +19,7 @@ from alerting import corrections, lifecycle
 from alerting.db import transaction
 from alerting.errors import InvalidInput
 from alerting.models import Alert, AlertKind, AlertMode, AlertState
-from alerting.web import review
+from alerting.web import review, server
 from alerting.web.console.alerts import ACTION_LIMIT, approvals_of, bp
 from alerting.web.errors import on_invalid
 from alerting.web.security import current_actor, limiter, requires, step_up
@@ -96,7 +96,8 @@ def live(alert_id: int) -> Any:
             version, last_reply = live_view.live_marks(db, alert_id)
             seen = seen or version
             # A completed alert still gets replies (ACKs arrive for minutes after the last submit).
-            if version != seen or last_reply > after or time.monotonic() + LONG_POLL_STEP_S > deadline:
+            if (version != seen or last_reply > after or time.monotonic() + LONG_POLL_STEP_S > deadline
+                    or server.stopping.is_set()):  # a stopping server answers now: the page asks the next one
                 return jsonify(_live(db, alert, after=after))
         time.sleep(LONG_POLL_STEP_S)
 
