@@ -21,6 +21,7 @@ DOC = Path(__file__).resolve().parent.parent.parent / "docs" / "faults.md"
 # The cases of issues 11 and 17; the file is rewritten only when each of them reported a row.
 CASES = (
     "worker SIGKILLed mid-batch (twice)",
+    "worker SIGTERMed mid-batch (deploy)",
     "carrier bind dropped, then refusing binds",
     "carrier refusing binds for 60 s",
     "carrier black hole (accepts, never answers)",

@@ -17,7 +17,7 @@ import pytest
 
 from alerting.models import Priority
 from alerting.outbox import configure_outbox, redis_connection
-from tests.cluster import approved_alert, seed_group, wait_until
+from tests.cluster import Cluster, approved_alert, seed_group, wait_until
 from tests.conftest import _free_port
 from tests.faults.conftest import N, fault_carriers
 from tests.faults.rig import FaultRow, Stopwatch, check_recovered, record
@@ -177,3 +177,31 @@ def test_a_flash_alert_overtakes_a_routine_alert_already_sending(make_cluster, s
     routine_after = sum(1 for dest in order[last_flash + 1:] if dest.startswith("5699"))
     assert routine_after > 0, "the routine alert had finished before the flash went out: nothing was overtaken"
     assert len([d for d in order if d.startswith("5697")]) == 50
+
+
+def test_a_deploy_sigterms_each_worker_mid_alert_and_nothing_is_lost_or_sent_twice(committed_db, redis_db, simulator,
+                                                                                   make_cluster, request):
+    """A rolling deploy (RELIABILITY.md row 3): each of two workers gets SIGTERM mid-alert in turn and a
+    new one starts in its place, as systemd or `docker stop`/`start` do. A clean stop finishes the
+    slice in flight, records it, hands the rest of its batch to the queue and exits 0. Bound: 0
+    duplicates (nothing is left in the ambiguous window), counted 0."""
+    # 300 TPS per carrier: the alert lasts ~8 s, time for both stops mid-send.
+    cluster = make_cluster(committed_db, fault_carriers(simulator.ports(), binds=2, window=50, tps=300))
+    seed_group(N)
+    clock = Stopwatch()
+    alert_id = approved_alert({"es": "Actualización del sistema: alerta vigente. ACK {codigo}"})
+    cluster.scheduler()
+    workers = {share: cluster.worker(share) for share in ("1/2", "2/2")}
+    stops = []
+    for share, at in (("1/2", 800), ("2/2", 2500)):
+        wait_until(lambda at=at: simulator.submit_count() >= at, 60, f"{at} submits", cluster.log_text)
+        code, took = Cluster.terminate(workers[share])
+        stops.append((code, round(took, 1), simulator.submit_count()))
+        workers[share] = cluster.worker(share)  # the new version
+    cluster.wait_completed(alert_id)
+    result = check_recovered(simulator, alert_id, N, bound=0, settings=committed_db)
+    assert [code for code, *_ in stops] == [0, 0], f"exit codes {stops}\n{cluster.log_text()}"
+    assert all(at < N for *_, at in stops), f"a stop came after the alert was sent: {stops}"
+    record(request, FaultRow("worker SIGTERMed mid-batch (deploy)", N, **result, bound=0, seconds=clock.seconds(),
+                             notes=f"2 workers stopped in turn mid-alert and replaced; exit 0 after "
+                                   f"{stops[0][1]:.1f} s and {stops[1][1]:.1f} s"))

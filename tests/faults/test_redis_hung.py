@@ -2,7 +2,7 @@
 
 Redis only carries work; PostgreSQL holds the truth. While Redis does not answer, an operator must
 still be able to use the console and approve (the approval commits; its enqueue gives up after
-SIREN_REDIS_TIMEOUT_S and the reconciler queues the work later), and a flash alert approved then
+SIRENA_REDIS_TIMEOUT_S and the reconciler queues the work later), and a flash alert approved then
 must still leave: the gateways' flash lanes take it from PostgreSQL. Measured: the latency of every
 console and API request made during the hang, the flash alert's first SMS, and how long the rest
 took once Redis answered again.
@@ -11,9 +11,7 @@ took once Redis answered again.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 import time
 from dataclasses import replace
 
@@ -27,8 +25,7 @@ from alerting.lifecycle import AlertDraft, compose_alert, submit_alert
 from alerting.models import AlertMode, AlertState, Priority
 from alerting.outbox import configure_outbox, redis_connection
 from audit.actor import Actor
-from tests.cluster import approved_alert, operators, seed_group, state_of, wait_until
-from tests.conftest import _free_port
+from tests.cluster import RedisServer, approved_alert, operators, seed_group, state_of, wait_until
 from tests.faults.conftest import N, fault_carriers
 from tests.faults.rig import FaultRow, Stopwatch, check_recovered, record
 
@@ -50,14 +47,10 @@ def test_redis_hung_console_and_approvals_answer_and_a_flash_alert_still_leaves(
     from alerting.web import create_app
     from tests.web.conftest import PASSWORD, Person, sign_in
 
-    port = _free_port()
-    redis = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
-                              "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-                             stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
+    redis = RedisServer(tmp_path).start()
+    url = redis.url
     stopped = False
     try:
-        wait_until(lambda: _ping(url), 10, "redis up")
         settings = replace(committed_db, redis_url=url)
         configure_outbox(redis_connection(url, timeout_s=settings.redis_timeout_s))
         # 500 TPS per carrier: the routine alert is still sending when Redis stops.
@@ -88,7 +81,7 @@ def test_redis_hung_console_and_approvals_answer_and_a_flash_alert_still_leaves(
         cluster.scheduler()
         cluster.worker()
         wait_until(lambda: simulator.submit_count() >= 1000, 60, "the routine alert under way")
-        os.kill(redis.pid, signal.SIGSTOP)
+        os.kill(redis.proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
         stopped, hung_at = True, time.monotonic()
         latencies: dict[str, float] = {}
 
@@ -120,7 +113,7 @@ def test_redis_hung_console_and_approvals_answer_and_a_flash_alert_still_leaves(
         slowest = max(latencies.values())
         assert slowest < 5, f"requests during the hang: {latencies}"
         time.sleep(max(0.0, HUNG_S - (time.monotonic() - hung_at)))
-        os.kill(redis.pid, signal.SIGCONT)
+        os.kill(redis.proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
         stopped = False
         back = time.monotonic()
         cluster.wait_completed(routine, timeout_s=180)
@@ -138,20 +131,12 @@ def test_redis_hung_console_and_approvals_answer_and_a_flash_alert_still_leaves(
                                        f"done {after_s:.1f} s after SIGCONT"))
     finally:
         if stopped:
-            os.kill(redis.pid, signal.SIGCONT)
+            os.kill(redis.proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
         configure_outbox(None)
         redis.kill()
-        redis.wait(5)
 
 
 SLICE = 200  # 2 carriers × 2 binds × window 50
-
-
-def _ping(url: str) -> bool:
-    try:
-        return bool(redis_connection(url, timeout_s=0.5).ping())
-    except Exception:
-        return False
 
 
 def _first_submit(alert_id: int) -> float | None:
