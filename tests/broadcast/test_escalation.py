@@ -210,7 +210,7 @@ def test_an_alert_composed_without_a_deadline_is_chased_at_the_default_one(commi
                                                 target={"groups": ["vecinos"]}), composer)
             submit_alert(s, alert.id, composer)
         with transaction() as s:
-            approve_alert(s, alert.id, approver)
+            approve_alert(s, alert.id, approver, seen_hash=alert.approval_hash)
         run_jobs()
         t0 = sending_at(alert.id)
         early = escalate(t0 + timedelta(seconds=default_s - 1))
