@@ -40,6 +40,7 @@ from alerting.models import (
 )
 from alerting.models.alerts import AuthorRole
 from alerting.outbox import enqueue_after_commit
+from alerting.senders import describe_senders
 from alerting.settings import MIN_APPROVALS, Settings
 from alerting.texts import check_placeholders, mode_prefix
 from audit import trail
@@ -125,7 +126,8 @@ def _validate(session: Session, draft: AlertDraft) -> None:
             problems["scheduled_at"] = "is in the past"
     sender = session.scalar(select(Sender).where(Sender.name == draft.sender_name))
     if sender is None or not sender.active:
-        problems["sender"] = f'unknown or inactive sender "{draft.sender_name}"'
+        problems["sender"] = (f'unknown or inactive sender "{draft.sender_name}"; the senders are: '
+                              f"{describe_senders(session)}")
     if draft.mode is not AlertMode.LIVE:
         _validate_drill_target(session, draft.target, problems)
     if problems:

@@ -93,6 +93,9 @@ class CarriersConfig:
     carriers: tuple[CarrierConfig, ...]
     senders: Mapping[str, SenderConfig]
     source: str = "<string>"
+    # What the console offers first: `default_sender` in the file, else the first short code, then
+    # long number (a dedicated two-way code: replies to a shared one need its keyword).
+    default_sender: str | None = None
 
     def carrier(self, name: str) -> CarrierConfig:
         """The carrier called `name`; raises ConfigError naming the known ones."""
@@ -177,7 +180,7 @@ def parse_carriers(text: str, env: Mapping[str, str] | None, *, source: str = "<
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: {exc}", file=source) from None
     problem = _Problems(text, source)
-    problem.unknown_keys(data, {"carriers", "senders"}, "")
+    problem.unknown_keys(data, {"carriers", "senders", "default_sender"}, "")
     senders_raw = _table(data, "senders", problem)
     carriers_raw = _table(data, "carriers", problem)
     if not carriers_raw:
@@ -185,7 +188,29 @@ def parse_carriers(text: str, env: Mapping[str, str] | None, *, source: str = "<
     senders = {name: _sender(name, raw, problem) for name, raw in senders_raw.items()}
     _refuse_duplicate_senders(senders, problem)
     carriers = tuple(_carrier(name, raw, senders, env, problem) for name, raw in carriers_raw.items())
-    return CarriersConfig(carriers=carriers, senders=senders, source=source)
+    return CarriersConfig(carriers=carriers, senders=senders, source=source,
+                          default_sender=_default_sender(data.get("default_sender"), senders, problem))
+
+
+def _default_sender(raw: Any, senders: Mapping[str, SenderConfig], problem: _Problems) -> str | None:
+    """The file's `default_sender`, checked: a dedicated two-way code. Absent: the first short code
+    declared, else the first long number, else none."""
+    if raw is None:
+        for kind in (SenderKind.SHORT, SenderKind.LONG):
+            found = next((name for name, s in senders.items() if s.kind is kind), None)
+            if found is not None:
+                return found
+        return None
+    if not isinstance(raw, str) or raw not in senders:
+        problem.fail("default_sender", f"expected the name of a [senders.NAME] table, got {raw!r}")
+    kind = senders[raw].kind
+    if kind is SenderKind.SHARED:
+        problem.fail("default_sender", f"{raw} is a shared short code: replies to it are lost without its keyword "
+                                       f"{senders[raw].keyword}; name a dedicated short code or long number")
+    if kind is SenderKind.ALPHANUMERIC:
+        problem.fail("default_sender", f"{raw} is an alphanumeric sender: nobody can reply to it; name a "
+                                       "dedicated short code or long number")
+    return str(raw)
 
 
 class _Problems:

@@ -30,7 +30,8 @@ from sqlalchemy.orm import Session
 from alerting.errors import InvalidTransition, NotFound
 from alerting.models import Alert, AlertMode, AlertState
 from alerting.phones import mask_msisdn
-from alerting.texts import render
+from alerting.senders import sender_keyword
+from alerting.texts import render, texts_for_phones
 from audit import trail
 from audit.actor import Actor
 from broadcast.followups import FollowupDraft, create_followups, queue_pending
@@ -166,10 +167,12 @@ def _non_responders(session: Session, alert_id: int) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def _text_for(alert: Alert, row: Mapping[str, Any]) -> str:
-    """The text this recipient's phone showed the first time (same rendering as the gateway)."""
-    language = row["language"] if row["language"] in alert.texts else next(iter(alert.texts))
-    return render(alert.texts[language], mode=alert.mode, language=language, code=alert.reply_code,
+def _text_for(alert: Alert, row: Mapping[str, Any], keyword: str | None) -> str:
+    """The text this recipient's phone showed the first time (same rendering as the gateway);
+    `keyword`: the alert's sender's, when it is a shared code (alerting.senders.sender_keyword)."""
+    texts = texts_for_phones(alert, keyword)
+    language = row["language"] if row["language"] in texts else next(iter(texts))
+    return render(texts[language], mode=alert.mode, language=language, code=alert.reply_code,
                   reference=alert.reference, contact_name=row["name"], attributes=row["attributes"])
 
 
@@ -184,14 +187,16 @@ def retry_undelivered(session: Session, delivery_ids: list[int], carriers_by_sen
     """), {"ids": delivery_ids}).mappings().all()
     alerts = {a.id: a for a in session.scalars(select(Alert).where(Alert.id.in_({r["alert_id"] for r in rows})))}
     by_queue: dict[str, list[FollowupDraft]] = {}
+    keywords = {name: sender_keyword(session, name) for name in {a.sender_name for a in alerts.values()}}
     for row in rows:
         alert = alerts[row["alert_id"]]
         others = carriers_by_sender.get(alert.sender_name, set()) - {row["carrier"]}
         if alert.state is AlertState.CANCELLED or not others:
             continue
         by_queue.setdefault(alert.priority.queue_name, []).append(FollowupDraft(
-            row["msisdn"], "carrier_retry", alert.sender_name, _text_for(alert, dict(row)), alert_id=alert.id,
-            delivery_id=row["delivery_id"], contact_id=row["contact_id"], test_only=alert.mode is not AlertMode.LIVE,
+            row["msisdn"], "carrier_retry", alert.sender_name, _text_for(alert, dict(row), keywords[alert.sender_name]),
+            alert_id=alert.id, delivery_id=row["delivery_id"], contact_id=row["contact_id"],
+            test_only=alert.mode is not AlertMode.LIVE,
             avoid_carriers=(row["carrier"],) if row["carrier"] else None))
     for queue, drafts in by_queue.items():
         create_followups(session, drafts, created_by="receipts", queue=queue)
@@ -200,8 +205,9 @@ def retry_undelivered(session: Session, delivery_ids: list[int], carriers_by_sen
 
 def _resend(session: Session, alert: Alert, policy: Policy, silent: list[dict[str, Any]]) -> int:
     drafts = []
+    keyword = sender_keyword(session, alert.sender_name)
     for row in silent:
-        body = _text_for(alert, row)
+        body = _text_for(alert, row, keyword)
         drafts.append(FollowupDraft(
             row["msisdn"], "resend", alert.sender_name, body, alert_id=alert.id, delivery_id=row["delivery_id"],
             contact_id=row["contact_id"], test_only=alert.mode is not AlertMode.LIVE,

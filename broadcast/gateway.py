@@ -26,7 +26,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from alerting.db import transaction, utcnow
 from alerting.models import Alert, AlertMode, AlertState, Priority, Sender, SenderKind
 from alerting.outbox import enqueue_after_commit
-from alerting.texts import has_placeholders, mode_prefix, render
+from alerting.texts import has_placeholders, mode_prefix, render, texts_for_phones
 from audit import trail
 from audit.actor import Actor
 from broadcast import allowance, carrier_health, claims, jobs
@@ -166,8 +166,9 @@ class Gateway:
                              alert_id, lo, hi)
                     totals["handed_over"] = True
                     return totals
+                sender = self.config.senders.get(alert.sender_name)
                 plan = _Plan(alert.id, alert.reference, alert.reply_code, alert.mode, alert.priority,
-                             alert.sender_name, dict(alert.texts),
+                             alert.sender_name, texts_for_phones(alert, sender.keyword if sender else None),
                              any(has_placeholders(t) for t in alert.texts.values()))
                 claimed = claims.claim_batch(session, alert_id, lo, hi, worker=self.name, limit=self.slice_size,
                                              with_contact=plan.personalized, lease_s=self.lease_s)
@@ -345,7 +346,7 @@ def write_senders(session: Any, config: CarriersConfig) -> list[str]:
         carriers = config.carriers_for(name)
         wanted = {"kind": SenderKind(cfg.kind), "address": cfg.address, "keyword": cfg.keyword,
                   "daily_cap": cfg.daily_cap, "tps": cfg.tps, "active": bool(carriers),
-                  "test_route": any(c.test for c in carriers)}
+                  "test_route": any(c.test for c in carriers), "is_default": name == config.default_sender}
         if row.id is None or any(getattr(row, k) != v for k, v in wanted.items()):
             changed.append(name)
         for key, value in wanted.items():

@@ -8,8 +8,9 @@ depends on Redis. Both work in sets: one transaction per batch, one statement pe
 A reply is matched by its sender's number (through `contacts`) to their open deliveries: an alert
 sending or completed within REPLY_WINDOW_S whose message was handed to a carrier. With several
 open, the one whose reply code the text quotes (`ACK 4821`) wins, else the most recent. On a shared
-short code the first word must be one of its keywords (`BOMBEROS ACK 4821`), and only that
-sender's alerts match. A reply nobody can match is kept with the reason (`unmatched_sender`,
+short code the first word is one of its keywords (`BOMBEROS ACK 4821`), and only that sender's
+alerts match; without a keyword, a reply that quotes the code of an alert sent to that number
+from that code (`ACK 4821`) is matched to it. A reply nobody can match is kept with the reason (`unmatched_sender`,
 `no_open_alert`, `unknown_keyword`). Opt-out (STOP/BAJA/ALTO) and opt-in (START/ALTA) apply to
 the contact whatever matched, and are confirmed by SMS; HELP is raised at once (an escalation job
 and an audit event). A verification campaign (an alert whose `escalation` has `"verification":
@@ -240,7 +241,8 @@ def _e164(source: str) -> str:
 
 _MATCH = text("""
 WITH m AS (SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:msisdns AS varchar[]), CAST(:senders AS text[]),
-                                CAST(:codes AS varchar[])) AS m(inbound_id, msisdn, senders, code))
+                                CAST(:codes AS varchar[]), CAST(:by_code AS boolean[]))
+                  AS m(inbound_id, msisdn, senders, code, by_code))
 SELECT m.inbound_id, c.id AS contact_id, c.language, pick.*
   FROM m LEFT JOIN contacts c ON c.msisdn = m.msisdn
   LEFT JOIN LATERAL (
@@ -254,6 +256,7 @@ SELECT m.inbound_id, c.id AS contact_id, c.language, pick.*
           AND coalesce(a.sending_at, a.approved_at) > now() - make_interval(secs => :window)
           AND d.state IN ('submitting', 'submitted', 'delivered', 'failed', 'expired')
           AND (m.senders IS NULL OR a.sender_name = ANY(string_to_array(m.senders, ',')))
+          AND (NOT m.by_code OR a.reply_code = m.code)  -- a shared code's reply without its keyword
         ORDER BY (a.reply_code = m.code) IS TRUE DESC, coalesce(a.sending_at, a.approved_at) DESC, a.id DESC
         LIMIT 1) pick ON true
 """)
@@ -280,19 +283,26 @@ def interpret_replies(session: Session, rows: list[Any], vocabulary: Vocabulary,
         senders = by_address.get(row.destination_addr.lstrip("+"), [])
         keywords = [k for _, kind, k in senders if kind == "shared" and k]
         reading = vocabulary.read(row.text or "", keywords=keywords)
-        if keywords:
-            names = [n for n, _, k in senders if k == reading.keyword] if reading.keyword else []
+        by_code = False
+        if keywords and reading.keyword:
+            names = [n for n, _, k in senders if k == reading.keyword]
+        elif keywords and reading.code:
+            # No keyword, but it quotes a code: the alert of one of this address's shared senders
+            # that was sent to this number with that code (a reply is never lost for want of a keyword).
+            names, by_code = [n for n, kind, _ in senders if kind == "shared"], True
+        elif keywords:
+            names = []
         else:
             names = [n for n, _, _ in senders]
-        prepared.append((row, reading, keywords, names))
+        prepared.append((row, reading, keywords, names, by_code))
     matched = {r.inbound_id: r for r in session.execute(_MATCH, {
         "ids": [p[0].id for p in prepared], "msisdns": [_e164(p[0].source_addr) for p in prepared],
         "senders": [",".join(p[3]) if p[3] else None for p in prepared],
-        "codes": [p[1].code for p in prepared], "window": REPLY_WINDOW_S})}
+        "codes": [p[1].code for p in prepared], "by_code": [p[4] for p in prepared], "window": REPLY_WINDOW_S})}
     values, acts, outcomes = [], [], {}
-    for row, reading, keywords, names in prepared:
+    for row, reading, keywords, names, by_code in prepared:
         hit = matched[row.id]
-        if keywords and not names:
+        if keywords and (not names or (by_code and hit.delivery_id is None)):
             reason, hit_alert = "unknown_keyword", None
         elif hit.contact_id is None:
             reason, hit_alert = "unmatched_sender", None

@@ -34,6 +34,7 @@ from alerting.db import transaction
 from alerting.errors import InvalidInput
 from alerting.intake.config import IntakeConfig
 from alerting.models import Alert, AlertKind, AlertMode, AlertState, Delivery, DeliveryState, Priority, Reply
+from alerting.senders import sender_keyword
 from alerting.settings import Settings
 from audit import trail
 from broadcast.jobs import counts_by_carrier, counts_by_state
@@ -53,7 +54,8 @@ def alert_view(session: Session, alert: Alert) -> dict[str, Any]:
     return {
         "id": alert.id, "reference": alert.reference, "kind": alert.kind.value, "mode": alert.mode.value,
         "priority": alert.priority.value, "state": alert.state.value, "title": alert.title,
-        "sender": alert.sender_name, "texts": alert.texts, "target": alert.target, "reply_code": alert.reply_code,
+        "sender": alert.sender_name, "reply_keyword": sender_keyword(session, alert.sender_name),
+        "texts": alert.texts, "target": alert.target, "reply_code": alert.reply_code,
         "origin": alert.origin, "approval_hash": alert.approval_hash, "scheduled_at": alert.scheduled_at,
         "created_at": alert.created_at, "corrects_alert_id": alert.corrects_alert_id, "reason": alert.reason,
         "required_approvals": alert.required_approvals, "submitted_recipients": alert.submitted_recipients,

@@ -123,6 +123,9 @@ class AlertSchema(Schema):
     state = fields.String(required=True, validate=validate.OneOf(_values(AlertState)))
     title = fields.String(required=True)
     sender = fields.String(required=True)
+    reply_keyword = fields.String(allow_none=True, metadata={
+        "description": "the sender is a shared short code: replies reach us when they start with this keyword "
+                       "(Sirena writes it into the SMS's reply instruction) or quote reply_code"})
     texts = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
     target = fields.Dict(required=True)
     reply_code = fields.String(required=True)

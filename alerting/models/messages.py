@@ -120,7 +120,11 @@ class Reply(Base):
     """What an inbound message meant, linked to the delivery it answers when one matched."""
 
     __tablename__ = "replies"
-    __table_args__ = (Index("ix_replies_alert_meaning", "alert_id", "meaning"),)
+    __table_args__ = (
+        Index("ix_replies_alert_meaning", "alert_id", "meaning"),
+        # The HELPs nobody has handled yet: pinned on the dashboard and the alert page (0025).
+        Index("ix_replies_open_help", "id", postgresql_where=text("meaning = 'help' AND handled_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound_messages.id"), index=True)
@@ -133,3 +137,6 @@ class Reply(Base):
     text: Mapped[str | None] = mapped_column(Text)
     unmatched_reason: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = created_at_column()
+    # A HELP stays pinned until an operator marks it handled (alerting/help_desk.py), audited.
+    handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    handled_by_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))

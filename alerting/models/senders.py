@@ -30,6 +30,8 @@ class Sender(Base):
     tps: Mapped[float | None] = mapped_column(Float)
     active: Mapped[bool] = mapped_column(Boolean, default=True)  # some carrier in the carriers file carries it
     test_route: Mapped[bool] = mapped_column(Boolean, default=False)  # some carrier marked `test` does
+    # The carriers file's `default_sender`: what the console offers first (a dedicated two-way code).
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
 
 
 class SenderUsage(Base):

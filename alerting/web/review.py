@@ -1,7 +1,8 @@
 """What an approver sees before approving, and the checks the console adds around the lifecycle.
 
 - `phone_texts`: each language exactly as a handset shows it (mode prefix, reply code and
-  reference filled; contact fields shown with their defaults), with encoding and parts.
+  reference filled, a shared code's keyword in the reply instruction; contact fields shown with
+  their defaults), with encoding and parts.
 - the rules every interface shares (blast radius, zone versions pinned at submission) live in
   alerting/approvals.py.
 """
@@ -24,23 +25,16 @@ from alerting.approvals import (  # noqa: F401  (the console imports them from h
     submit_for_approval,
 )
 from alerting.models import Alert, Delivery
-from alerting.texts import ALERT_FIELDS, PLACEHOLDER, mode_prefix
+from alerting.texts import ALERT_FIELDS, PLACEHOLDER, render, texts_for_phones
 from broadcast.encoding import analyze
 
 
-def phone_texts(alert: Alert) -> list[dict[str, Any]]:
-    """Per language: what the phone shows, its encoding and parts."""
+def phone_texts(alert: Alert, keyword: str | None) -> list[dict[str, Any]]:
+    """Per language: what the phone shows (with a shared code's `keyword` in the reply instruction,
+    contact fields at their defaults), its encoding and parts."""
     out = []
-    for lang, body in sorted(alert.texts.items()):
-        def fill(match: Any) -> str:
-            name, default = match.group(1).lower(), match.group(2)
-            if name in {"codigo", "code"}:
-                return alert.reply_code
-            if name in {"referencia", "reference"}:
-                return alert.reference
-            return default if default is not None else match.group(0)
-
-        shown = mode_prefix(alert.mode, lang) + PLACEHOLDER.sub(fill, body)
+    for lang, body in sorted(texts_for_phones(alert, keyword).items()):
+        shown = render(body, mode=alert.mode, language=lang, code=alert.reply_code, reference=alert.reference)
         info = analyze(shown)
         out.append({"language": lang, "text": shown, "encoding": info.encoding, "parts": info.parts,
                     "left": info.units_left_in_last,

@@ -54,6 +54,7 @@ def test_a_fresh_install_can_compose_before_any_worker_has_run(fresh_install, mo
     try:
         with Session(engine) as session, session.begin():
             senders = dict(session.execute(text("SELECT name, active FROM senders")).all())
+            default = session.execute(text("SELECT name FROM senders WHERE is_default")).scalars().all()
             composer = Operator(username="ana", password_hash="x", roles=["composer"])
             session.add(composer)
             session.flush()
@@ -65,6 +66,7 @@ def test_a_fresh_install_can_compose_before_any_worker_has_run(fresh_install, mo
     finally:
         engine.dispose()
     assert senders == {"SIRENA-SC": True, "BOMBEROS": True, "SIRENA-LN": True, "SIRENA": True}
+    assert default == ["SIRENA-SC"]  # the carriers file's default_sender: a dedicated code
 
 
 def test_setup_cli_reports_nothing_to_do_as_json(fresh_install):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, text
 
-from alerting.models import Alert, AlertState, Delivery, DeliveryState
+from alerting.models import Alert, AlertState, Delivery, DeliveryState, SenderKind
 from tests.api.conftest import live_alert_body
 
 
@@ -75,10 +75,24 @@ def test_bad_fields_are_named_with_their_reason(client, composer, sender):
     assert "mode" in fields and any(f.startswith("texts") for f in fields)
 
 
-def test_an_unknown_sender_is_refused_by_the_service_naming_the_field(client, composer, sender):
+def test_an_unknown_sender_is_refused_naming_the_field_and_each_shared_codes_keyword(client, composer, sender,
+                                                                                     factories):
+    factories.SenderFactory(name="BOMBEROS", kind=SenderKind.SHARED, address="5555", keyword="BOMBEROS")
     response = client.post("/api/v1/alerts", json=live_alert_body(sender="NOPE"), headers=composer.headers)
     assert response.status_code == 422
-    assert {"field": "sender", "reason": 'unknown or inactive sender "NOPE"'} in response.get_json()["errors"]
+    reason = next(e["reason"] for e in response.get_json()["errors"] if e["field"] == "sender")
+    assert reason.startswith('unknown or inactive sender "NOPE"; the senders are: ')
+    assert "BOMBEROS (shared code 5555: replies must start with BOMBEROS)" in reason
+    assert "SIRENA-SC (short code " in reason
+
+
+def test_an_alert_on_a_shared_code_says_its_reply_keyword(client, composer, sender, factories):
+    factories.SenderFactory(name="BOMBEROS", kind=SenderKind.SHARED, address="5555", keyword="BOMBEROS")
+    shared = client.post("/api/v1/alerts", json=live_alert_body(sender="BOMBEROS"), headers=composer.headers)
+    dedicated = client.post("/api/v1/alerts", json=live_alert_body(), headers=composer.headers)
+    assert shared.status_code == dedicated.status_code == 201
+    assert shared.get_json()["reply_keyword"] == "BOMBEROS"
+    assert dedicated.get_json()["reply_keyword"] is None
 
 
 def test_malformed_json_is_a_422_naming_the_body(client, composer):

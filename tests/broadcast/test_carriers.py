@@ -123,6 +123,25 @@ def test_shared_code_without_keyword_is_refused():
     assert "senders.B.keyword" in refused(text)
 
 
+def test_the_default_sender_is_a_dedicated_code_named_in_the_file_or_the_first_short_code():
+    assert load_carriers(DEMO, ENV).default_sender == "SIRENA-SC"
+    shared_first = '[senders.A-SHARED]\nkind = "shared"\naddress = "5555"\nkeyword = "BOMBEROS"\n' + MINIMAL
+    assert parse_carriers(shared_first, ENV).default_sender == "SC"  # never the shared code, whatever the order
+    long_named = MINIMAL + '[senders.LN]\nkind = "long"\naddress = "+56900000001"\n'
+    assert parse_carriers('default_sender = "LN"\n' + long_named, ENV).default_sender == "LN"
+
+
+@pytest.mark.parametrize(("sender", "expected"), [
+    ("B", "default_sender: B is a shared short code: replies to it are lost without its keyword BOMBEROS"),
+    ("NAME", "default_sender: NAME is an alphanumeric sender: nobody can reply to it"),
+    ("NOPE", "default_sender: expected the name of a [senders.NAME] table, got 'NOPE'"),
+])
+def test_a_default_sender_nobody_can_reply_to_is_refused_at_start(sender: str, expected: str):
+    text = (f'default_sender = "{sender}"\n' + MINIMAL + '[senders.B]\nkind = "shared"\naddress = "5555"\n'
+            'keyword = "BOMBEROS"\n[senders.NAME]\nkind = "alphanumeric"\naddress = "SIRENA"\n')
+    assert expected in refused(text)
+
+
 def test_unknown_sender_in_carrier_list_is_named():
     assert 'unknown sender "NOPE"' in refused(MINIMAL.replace('["SC"]', '["SC", "NOPE"]'))
 

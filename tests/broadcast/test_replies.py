@@ -106,6 +106,48 @@ def test_shared_short_code_routes_by_keyword_first(committed_db, redis_db):
     assert got["+56979100009"]["unmatched_reason"] == "unknown_keyword"
 
 
+def test_a_shared_code_puts_its_keyword_in_the_sms_and_no_reply_is_lost_for_want_of_it(committed_db, redis_db):
+    numbers = [f"+5697910100{i}" for i in range(5)]
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(numbers, sender="BOMBEROS", reply_code="4821", ack_deadline_s=600,
+                              texts={"es": "Incendio en el cerro. Responda ACK {codigo} o AYUDA {codigo}"})
+        send(gateway, alert_id)
+        on_air = {m["dest"]: m["text"] for m in sim.messages()}
+        assert on_air[numbers[0].lstrip("+")] == ("Incendio en el cerro. Responda BOMBEROS ACK 4821 o "
+                                                  "BOMBEROS AYUDA 4821")
+        mo(sim, numbers[0], "BOMBEROS ACK 4821", to="5555")  # as the SMS says
+        mo(sim, numbers[1], "ACK 4821", to="5555")  # without the keyword, quoting the code
+        mo(sim, numbers[2], "AYUDA 4821 estoy atrapado", to="5555")
+        mo(sim, numbers[3], "ok", to="5555")  # neither: the carrier would not even route it to us
+        mo(sim, "+56979101099", "ACK 4821", to="5555")  # a code quoted by someone we never wrote to
+        wait_inbound(sim, len(numbers) + 5)  # receipts and replies
+        process_all()
+    got = reply_rows()
+    assert [(got[n]["alert_id"], got[n]["meaning"]) for n in numbers[:3]] == [
+        (alert_id, "ack"), (alert_id, "ack"), (alert_id, "help")]
+    assert got[numbers[3]]["unmatched_reason"] == "unknown_keyword"
+    assert got["+56979101099"]["unmatched_reason"] == "unknown_keyword"
+    with transaction() as s:
+        counts = live.alert_reply_counts(s, alert_id)
+    assert (counts["ack"], counts["help"]) == (2, 1)
+
+
+def test_a_text_without_a_reply_instruction_gets_one_on_a_shared_code(committed_db, redis_db):
+    with inbound_rig() as (sim, gateway):
+        chased = seed_alert(["+56979102001"], sender="BOMBEROS", reply_code="5150", ack_deadline_s=600,
+                            texts={"es": "Corte de agua hasta las 18:00", "en": "No water until 6 pm"})
+        told = seed_alert(["+56979102002"], sender="BOMBEROS", reply_code="5151",
+                          texts={"es": "Fin del corte de agua"})
+        dedicated = seed_alert(["+56979102003"], sender="ALPHA-SC", reply_code="5152", ack_deadline_s=600,
+                               texts={"es": "Corte de agua hasta las 18:00"})
+        for alert_id in (chased, told, dedicated):
+            send(gateway, alert_id)
+        on_air = {m["dest"]: m["text"] for m in sim.messages()}
+    assert on_air["56979102001"] == "Corte de agua hasta las 18:00. Responda BOMBEROS ACK 5150."
+    assert on_air["56979102002"] == "Fin del corte de agua"  # not chased for answers: no instruction added
+    assert on_air["56979102003"] == "Corte de agua hasta las 18:00"  # a dedicated code needs no keyword
+
+
 def test_unmatched_replies_are_kept_with_their_reason(committed_db, redis_db):
     with inbound_rig() as (sim, gateway):
         alert_id = seed_alert(["+56979200001"])

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, text
 
 from alerting import corrections
-from alerting.models import Alert, AlertKind, AlertMode, AlertState, Delivery, DeliveryState, Priority
+from alerting.models import Alert, AlertKind, AlertMode, AlertState, Delivery, DeliveryState, Priority, SenderKind
 from broadcast import jobs
 from tests.factories import add_member
 from tests.web.conftest import csrf_of, sign_in
@@ -47,6 +47,20 @@ def test_live_alert_needs_its_summary_typed(app, db, people, town):
     assert "Incendio forestal" in page  # what was typed is kept
     r = _compose(client, mode="live", groups="bomberos", confirm_live="LIVE 3")
     assert r.status_code == 303
+
+
+def test_the_compose_form_offers_the_default_dedicated_code_and_says_a_shared_codes_keyword(app, db, people,
+                                                                                          factories):
+    factories.SenderFactory(name="BOMBEROS", kind=SenderKind.SHARED, address="5555", keyword="BOMBEROS")
+    factories.SenderFactory(name="SIRENA-SC", is_default=True)
+    client = app.test_client()
+    sign_in(client, people("c1", "composer"), db)
+    page = client.get("/alerts/new").get_data(as_text=True)
+    selected = re.search(r'<option value="([^"]+)"[^>]*selected', page[page.index('id="sender"'):]).group(1)
+    assert selected == "SIRENA-SC"  # not BOMBEROS, first by the alphabet
+    assert "BOMBEROS · shared code 5555 · replies must start with BOMBEROS" in page
+    hint = re.search(r'<p class="sender-hint[^>]*data-sender="BOMBEROS"[^>]*>([^<]+)</p>', page)
+    assert hint and " hidden" in hint.group(0) and "Responda BOMBEROS ACK 4821" in hint.group(1).replace("&#34;", "")
 
 
 def test_two_person_rule_through_the_console(app, db, people, town, redis_db):

@@ -12,7 +12,7 @@ from shapely.geometry import shape
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from alerting import corrections, lifecycle
+from alerting import corrections, lifecycle, senders
 from alerting.criteria import MAX_CRITERION_BYTES
 from alerting.db import transaction
 from alerting.errors import InvalidInput
@@ -81,8 +81,10 @@ def _render_compose(errors: dict[str, str], alert_id: int | None = None) -> str:
     with transaction() as db:
         alert = db.get(Alert, alert_id) if alert_id else None
         prearmed = corrections.prearmed(db, alert_id) if alert_id else None
-        return render_template("alerts/compose.html", v=_form_values(alert, prearmed), errors=errors, alert=alert,
-                               **_choices(db))
+        values = _form_values(alert, prearmed)
+        if not values.get("sender") and (default := senders.default_sender(db)) is not None:
+            values["sender"] = default.name  # a dedicated code: never a shared one by the alphabet's chance
+        return render_template("alerts/compose.html", v=values, errors=errors, alert=alert, **_choices(db))
 
 
 def _render_compose_again(errors: dict[str, str]) -> str:
@@ -258,8 +260,9 @@ def submit(alert_id: int) -> Any:
 def _review_context(db: Session, alert_id: int) -> dict[str, Any]:
     alert = lifecycle.get_alert(db, alert_id)
     preview = review.preview_alert(db, alert)
-    return {"alert": alert, "phones": review.phone_texts(alert), "preview": preview,
-            "radius": review.blast_radius(db, alert, preview), "prearmed": corrections.prearmed(db, alert_id),
+    return {"alert": alert, "phones": review.phone_texts(alert, senders.sender_keyword(db, alert.sender_name)),
+            "preview": preview, "radius": review.blast_radius(db, alert, preview),
+            "prearmed": corrections.prearmed(db, alert_id),
             "capacity": review.sender_capacity(db, alert, preview), "approvals": approvals_of(db, alert_id),
             "tolerance": review.count_tolerance(alert.submitted_recipients or 0)}
 

@@ -15,7 +15,7 @@ from flask import flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from alerting import corrections, lifecycle
+from alerting import corrections, lifecycle, senders
 from alerting.db import transaction
 from alerting.errors import InvalidInput
 from alerting.models import Alert, AlertKind, AlertMode, AlertState
@@ -49,7 +49,8 @@ def detail(alert_id: int) -> str:
     with transaction() as db:
         alert = lifecycle.get_alert(db, alert_id)
         context = {
-            "alert": alert, "phones": review.phone_texts(alert), "prearmed": corrections.prearmed(db, alert_id),
+            "alert": alert, "phones": review.phone_texts(alert, senders.sender_keyword(db, alert.sender_name)),
+            "prearmed": corrections.prearmed(db, alert_id),
             "approvals": approvals_of(db, alert_id), "live": _live(db, alert, after=0),
             "timeline": db.execute(text(
                 "SELECT seq, at, actor_name, action, outcome, reason FROM audit.events "

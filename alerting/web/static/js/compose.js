@@ -110,8 +110,16 @@
     segments(); save();
   });
 
+  function showSender() {  // a shared code's keyword note, under the picker, for the sender chosen
+    var chosen = form.elements.sender ? form.elements.sender.value : "";
+    Array.prototype.forEach.call(document.querySelectorAll(".sender-hint"), function (hint) {
+      hint.hidden = hint.dataset.sender !== chosen;
+    });
+  }
+
   restore();
-  form.addEventListener("change", function () { showMode(); save(); });
+  form.addEventListener("change", function () { showMode(); showSender(); save(); });
+  showSender();
   form.addEventListener("input", function (e) { save(); if (e.target.dataset.lang) { segments(); } });
   form.addEventListener("submit", function () { try { localStorage.removeItem(key); } catch (e) { /* ignore */ } });
   document.getElementById("preview-button").addEventListener("click", preview);
