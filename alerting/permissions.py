@@ -51,6 +51,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "alerts.propose_correction": frozenset({C, AP, AD}),
     "alerts.escalate": frozenset({C, AP, AD}),
     "replies.answer": frozenset({C, AP, AD}),
+    "replies.handle_help": frozenset({C, AP, AD}),  # a HELP stays pinned until someone marks it handled
     "replies.read_unmatched": frozenset({C, AP, AU}),
     "schedules.stop": frozenset({C, AP, AD}),
     "schedules.delete": frozenset({C, AD}),

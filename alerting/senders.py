@@ -33,6 +33,12 @@ def default_sender(session: Session) -> Sender | None:
     return None
 
 
+def default_sender_name(session: Session) -> str | None:
+    """default_sender()'s name: what a message that belongs to no alert goes from (a HELP notice)."""
+    sender = default_sender(session)
+    return sender.name if sender is not None else None
+
+
 def describe_sender(sender: Sender) -> str:
     """One sender as an operator needs to know it: `BOMBEROS (shared code 5555: replies must start
     with BOMBEROS)`, `SIRENA-SC (short code 4242)`."""

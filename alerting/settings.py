@@ -99,6 +99,9 @@ class Settings:
     vocabulary_file: Path | None = None
     # Priorities whose LIVE alerts reach opted-out contacts too (policy; "none" for no override).
     opt_out_override: tuple[str, ...] = ("flash",)
+    # The group told at once, by SMS, of a HELP whose alert names no supervisors (or that matched
+    # no alert); none: such a HELP reaches only the console (`sirena status` warns).
+    oncall_group: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -273,6 +276,13 @@ def _priorities(raw: str) -> tuple[str, ...]:
     return names
 
 
+def _group_name(raw: str) -> str:
+    name = raw.strip()
+    if not 1 <= len(name) <= 100:
+        raise ValueError(f'expected a group name of 1-100 characters, got "{raw}"')
+    return name
+
+
 def _database_url(raw: str) -> str:
     """A PostgreSQL URL for the installed driver: a bare postgresql:// (or postgres://) gets +psycopg2."""
     url = raw.strip()
@@ -341,4 +351,5 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "api_rate_per_min": _rate,
     "vocabulary_file": _path,
     "opt_out_override": _priorities,
+    "oncall_group": _group_name,
 }

@@ -42,7 +42,10 @@ class Status:
     inbound: dict[str, Any] = field(default_factory=dict)
     reconciler: dict[str, Any] = field(default_factory=dict)
     audit: dict[str, Any] = field(default_factory=dict)
+    oncall: dict[str, Any] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    # What this shell could not check, or advice that needs no action now: never a problem by itself.
+    notes: list[str] = field(default_factory=list)
 
     def problem(self, severity: str, what: str, do: str) -> None:
         self.problems.append(Problem(severity, what, do))
@@ -70,6 +73,7 @@ def system_status(settings: Settings, env: Mapping[str, str]) -> Status:
                            "Run sirena status again; if it persists, check the PostgreSQL log.")
         _inbound(status)
         _audit(status)
+        _oncall(status, settings)
     _reconciler(status, settings)
     status.problems.sort(key=lambda p: p.severity != "critical")
     if any(p.severity == "critical" for p in status.problems):
@@ -181,14 +185,19 @@ def _carriers(status: Status, settings: Settings, env: Mapping[str, str]) -> Non
                            "in the worker log (runbooks/carrier-outage.md).")
     if not status.workers:
         return
-    try:
-        from broadcast.carriers import load_carriers
+    from broadcast.carriers import load_carriers, password_problems
 
-        config = load_carriers(settings.carriers_file, env)
+    try:
+        # The routes need no password: a shell without the carriers' passwords (an operator's, a
+        # cron job's) checks the routes all the same and says what it could not check.
+        config = load_carriers(settings.carriers_file, None)
     except Exception as exc:
         status.problem("warning", f"the carriers file cannot be read: {_first_line(exc)}",
                        "Fix it; a worker started now would refuse to start with the same message.")
         return
+    for what in password_problems(config, env):
+        status.notes.append(f"not checked here: {what}; the workers check their own at start, and one that "
+                            "started is up above")
     for sender in config.senders:
         carriers = [c.name for c in config.carriers_for(sender)]
         if carriers and not any(status.carriers.get(c, {}).get("up") for c in carriers):
@@ -261,6 +270,32 @@ def _audit(status: Status) -> None:
     warning = backlog.warning()
     if warning:
         status.problem("warning", warning, LATE_DO)
+
+
+def _oncall(status: Status, settings: Settings) -> None:
+    """The on-call group (SIRENA_ONCALL_GROUP) told of a HELP whose alert names no supervisors."""
+    from alerting.db import transaction
+
+    name = settings.oncall_group
+    if name is None:
+        status.notes.append("no on-call group (SIRENA_ONCALL_GROUP): a HELP on an alert that names no supervisors "
+                            "is pinned on the console but told to nobody by SMS")
+        return
+    try:
+        with transaction() as session:
+            members = session.execute(text(
+                "SELECT count(gm.contact_id) FROM groups g LEFT JOIN group_members gm ON gm.group_id = g.id "
+                "WHERE g.name = :g GROUP BY g.id"), {"g": name}).scalar()
+    except Exception as exc:
+        status.oncall = {"group": name, "error": _first_line(exc)}
+        return
+    status.oncall = {"group": name, "exists": members is not None, "members": int(members or 0)}
+    if members is None or not members:
+        status.problem("warning", f"the on-call group {name} (SIRENA_ONCALL_GROUP) "
+                                  f"{'does not exist' if members is None else 'has nobody in it'}: a HELP on an alert "
+                                  "that names no supervisors reaches nobody by SMS",
+                       f"sirena groups {'create ' + name + '; sirena groups ' if members is None else ''}"
+                       f"add {name} +569… (the phones of whoever is on call)")
 
 
 def _reconciler(status: Status, settings: Settings) -> None:

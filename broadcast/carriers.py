@@ -354,8 +354,9 @@ def _carrier(
     password = "" if env is None else env.get(env_name)
     if password is None:
         problem.fail(f"{path}.password_env", f"environment variable {env_name} is not set")
-    if len(password) > 8:  # type: ignore[arg-type]
-        problem.fail(f"{path}.password_env", f"{env_name} is longer than the 8 characters SMPP allows")
+    why = smpp_password_problem(password)  # type: ignore[arg-type]
+    if why:
+        problem.fail(f"{path}.password_env", f"{env_name} {why}")
     carried = raw["senders"]
     if not carried or not all(isinstance(s, str) for s in carried):
         problem.fail(f"{path}.senders", "expected a non-empty list of sender names")
@@ -386,6 +387,30 @@ def _carrier(
         validity_period=relative_validity(raw["validity_period_s"]) if "validity_period_s" in raw else None,
         **options,
     )
+
+
+def smpp_password_problem(password: str) -> str | None:
+    """Why SMPP cannot carry `password`, or None. bind's password is a C-Octet String of at most 9
+    octets with its NUL (SMPP 3.4 §4.1.1): 8 characters, and plain ASCII so a character is an octet.
+    The simulator checks its accounts with the same rule, so both refuse what a carrier would."""
+    if not password.isascii() or any(not ch.isprintable() for ch in password):
+        return "holds characters other than printable ASCII (SMPP's password is a C-Octet String)"
+    if len(password) > 8:
+        return f"is {len(password)} characters long; SMPP allows at most 8 (a C-Octet String of 9 octets with its NUL)"
+    return None
+
+
+def password_problems(config: CarriersConfig, env: Mapping[str, str]) -> list[str]:
+    """For `sirena status` and the like: each carrier password variable of `config` that is unset in
+    `env`, or holds a password SMPP cannot carry, said in a sentence naming the variable."""
+    out = []
+    for carrier in config.carriers:
+        value = env.get(carrier.password_env)
+        if value is None:
+            out.append(f"{carrier.password_env} (carrier {carrier.name}'s password) is not set in this shell")
+        elif why := smpp_password_problem(value):
+            out.append(f"{carrier.password_env} (carrier {carrier.name}'s password) {why}")
+    return out
 
 
 _NOT_FIELDS = {"senders", "bind_mode", "validity_period_s"}

@@ -27,10 +27,11 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from alerting.db import configured_settings
 from alerting.errors import InvalidTransition, NotFound
 from alerting.models import Alert, AlertMode, AlertState
 from alerting.phones import mask_msisdn
-from alerting.senders import sender_keyword
+from alerting.senders import default_sender_name, sender_keyword
 from alerting.texts import render, texts_for_phones
 from audit import trail
 from audit.actor import Actor
@@ -238,28 +239,50 @@ def _notify_supervisors(session: Session, alert: Alert, policy: Policy, silent: 
     return len(drafts)
 
 
-def raise_help_now(session: Session, helps: list[tuple[int, int | None, str, str | None]]) -> None:
-    """HELP replies (reply id, alert id, number, text): audited and, where the alert names a
-    supervisors' group, told to it by SMS at flash priority, in the reply's own transaction."""
+def raise_help_now(session: Session, helps: list[tuple[int, int | None, str, str | None]], *,
+                   oncall_group: str | None = None) -> None:
+    """HELP replies (reply id, alert id, number, text): audited and told at once by SMS, at flash
+    priority and in the reply's own transaction, to a person: the alert's supervisors' group, or
+    the on-call group (`oncall_group`, by default SIRENA_ONCALL_GROUP) when the alert names none,
+    its group has nobody in it, or the HELP matched no alert. Each also stays pinned on the
+    console until an operator marks it handled (alerting/help_desk.py)."""
+    if oncall_group is None:
+        settings = configured_settings()
+        oncall_group = settings.oncall_group if settings is not None else None
     alert_ids = {a for _, a, _, _ in helps if a is not None}
     alerts = {a.id: a for a in session.scalars(select(Alert).where(Alert.id.in_(alert_ids)))} if alert_ids else {}
+    names = dict(session.execute(text("SELECT r.id, c.name FROM replies r JOIN contacts c ON c.id = r.contact_id "
+                                      "WHERE r.id = ANY(:ids)"), {"ids": [h[0] for h in helps]}).all())
+    fallback_sender: list[str | None] = []
     drafts = []
     for reply_id, alert_id, msisdn, body in helps:
         trail.append(session, actor=SYSTEM, action="reply.help", subject_type="alert", subject_id=alert_id,
                      payload={"reply_id": reply_id, "from": mask_msisdn(msisdn), "text": body})
         alert = alerts.get(alert_id) if alert_id is not None else None
-        if alert is None:
-            continue
-        claimed = session.execute(text("""
-            INSERT INTO escalations (alert_id, stage, reply_id) VALUES (:a, 'help', :r)
-            ON CONFLICT (alert_id, stage, coalesce(reply_id, 0)) DO NOTHING RETURNING id
-        """), {"a": alert_id, "r": reply_id}).scalar_one_or_none()
-        policy = Policy.of(alert)
-        if claimed is None or not policy.supervisors:
-            continue
-        notice = f"SIRENA {alert.reference}: AYUDA de {mask_msisdn(msisdn)}: {(body or '')[:80]}"
-        drafts += [FollowupDraft(m, "help_notice", alert.sender_name, notice, alert_id=alert.id, contact_id=c,
-                                 reply_id=reply_id, test_only=alert.mode is not AlertMode.LIVE)
-                   for c, m, _ in _supervisors(session, policy.supervisors)]
+        who = f"{names[reply_id]} {mask_msisdn(msisdn)}" if names.get(reply_id) else mask_msisdn(msisdn)
+        if alert is not None:
+            claimed = session.execute(text("""
+                INSERT INTO escalations (alert_id, stage, reply_id) VALUES (:a, 'help', :r)
+                ON CONFLICT (alert_id, stage, coalesce(reply_id, 0)) DO NOTHING RETURNING id
+            """), {"a": alert_id, "r": reply_id}).scalar_one_or_none()
+            if claimed is None:
+                continue  # told already (this reply was interpreted before)
+            policy = Policy.of(alert)
+            people = _supervisors(session, policy.supervisors) if policy.supervisors else []
+            if not people and oncall_group:
+                people = _supervisors(session, oncall_group)
+            notice = f"SIRENA {alert.reference}: AYUDA de {who}: {(body or '')[:80]}. Ver consola."
+            drafts += [FollowupDraft(m, "help_notice", alert.sender_name, notice, alert_id=alert.id, contact_id=c,
+                                     reply_id=reply_id, test_only=alert.mode is not AlertMode.LIVE)
+                       for c, m, _ in people]
+        elif oncall_group:
+            if not fallback_sender:
+                fallback_sender.append(default_sender_name(session))
+            if fallback_sender[0] is None:
+                log.warning("HELP reply %s matched no alert and no sender can tell the on-call group", reply_id)
+                continue
+            notice = f"SIRENA: AYUDA sin alerta de {who}: {(body or '')[:80]}. Ver consola."
+            drafts += [FollowupDraft(m, "help_notice", fallback_sender[0], notice, contact_id=c, reply_id=reply_id)
+                       for c, m, _ in _supervisors(session, oncall_group)]
     if drafts:
         create_followups(session, drafts, created_by="help", queue="flash")

@@ -396,7 +396,8 @@ def worker_process(committed_db, redis_db, simulator, tmp_path):  # type: ignore
 
     cluster = Cluster.with_carriers(committed_db, carriers_toml(simulator.ports()), tmp_path)
 
-    def start():  # type: ignore[no-untyped-def]
+    def start(**env: str):  # type: ignore[no-untyped-def]
+        cluster.env.update(env)  # settings of this worker beyond the cluster's (SIRENA_ONCALL_GROUP=…)
         proc = cluster.worker()
         cluster.wait_listening(redis_db, proc)
         return cluster, proc

@@ -33,6 +33,9 @@ def _human(report) -> str:  # type: ignore[no-untyped-def]
         for p in report.problems:
             lines.append(f"  [{p.severity}] {p.what}")
             lines.append(f"      → {p.do}")
+    if report.notes:
+        lines.append("")
+        lines += [f"  [note] {n}" for n in report.notes]
     pg = report.postgres
     lines += ["", f"PostgreSQL: {'ok, schema ' + ','.join(pg.get('schema', [])) if pg.get('ok') else pg.get('error')}"]
     rd = report.redis

@@ -81,3 +81,34 @@ def test_a_running_worker_is_listed_with_its_binds_and_loop_restarts(worker_proc
     assert "no gateway worker is running" not in out
     assert "alpha (test): 2/2 binds up" in out and "beta (test): 2/2 binds up" in out
     assert "Audit events waiting for their seal:" in out
+
+
+def test_a_shell_without_the_carrier_passwords_checks_the_routes_and_says_what_it_could_not_check(
+        worker_process, redis_db):
+    from tests.conftest import run_sirena
+
+    cluster, _worker = worker_process()
+    shell = {k: v for k, v in cluster.env.items() if not (k.startswith("SIM_") and k.endswith("_PASSWORD"))}
+    done = run_sirena(shell, "status", "--json")
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not [p for p in data["problems"] if "carriers file" in p["what"] or "PASSWORD" in p["what"]], data
+    assert not [p for p in data["problems"] if p["what"].startswith("sender ")]  # routes checked: binds are up
+    notes = "\n".join(data["notes"])
+    assert "not checked here: SIM_ALPHA_PASSWORD (carrier alpha's password) is not set in this shell" in notes
+    assert "SIM_BETA_PASSWORD" in notes
+    human = run_sirena(shell, "status").stdout
+    assert "[note] not checked here: SIM_ALPHA_PASSWORD" in human
+
+
+def test_the_oncall_group_is_noted_when_unset_and_a_warning_when_it_has_nobody(db, settings, redis_db, factories):
+    unset = system_status(settings, {})
+    assert any("no on-call group (SIRENA_ONCALL_GROUP)" in n for n in unset.notes)
+    assert not [p for p in unset.problems if "on-call" in p.what]
+    missing = system_status(replace(settings, oncall_group="guardia"), {})
+    warned = next(p for p in missing.problems if "on-call group guardia" in p.what)
+    assert warned.severity == "warning" and "does not exist" in warned.what
+    assert "sirena groups create guardia" in warned.do
+    factories.GroupFactory(name="guardia")
+    empty = system_status(replace(settings, oncall_group="guardia"), {})
+    assert "has nobody in it" in next(p.what for p in empty.problems if "on-call group guardia" in p.what)
+    assert empty.oncall == {"group": "guardia", "exists": True, "members": 0}

@@ -76,6 +76,20 @@ def test_an_idle_worker_keeps_listening_then_sends_and_raises_help_at_once(worke
     wait_until(lambda: unsealed_events() == 0, 5, "the worker to seal the audit trail", cluster.log_text)
 
 
+def test_a_help_on_an_alert_without_supervisors_reaches_the_oncall_phones_from_a_real_worker(
+        worker_process, redis_db, simulator):
+    cluster, _worker = worker_process(SIRENA_ONCALL_GROUP="guardia")
+    seed_group(5)
+    seed_group(2, group="guardia", prefix="+5698")
+    alert_id = approved_alert(TEXT)  # names no supervisors
+    wait_until(lambda: handed(alert_id) == 5, 20, "the alert to be handed to the carriers", cluster.log_text)
+    simulator.send_mo("alpha", "56990000003", "4242", "AYUDA se inunda la casa")
+    wait_until(lambda: len(simulator.messages(dest="56980000001")) + len(simulator.messages(dest="56980000002")) == 2,
+               20, "both on-call phones to get the HELP", cluster.log_text)
+    [notice] = [m["text"] for m in simulator.messages(dest="56980000001")]
+    assert notice.startswith("SIRENA A-") and "AYUDA de Persona 3 …0003: AYUDA se inunda la casa" in notice
+
+
 def test_a_worker_takes_work_at_once_when_redis_comes_back(committed_db, simulator, tmp_path):
     redis = RedisServer(tmp_path).start()
     settings = replace(committed_db, redis_url=redis.url)

@@ -42,6 +42,7 @@ ROUTE_ACTIONS: dict[str, str | None] = {
     "alerts.reject": "alerts.reject", "alerts.cancel": "alerts.cancel", "alerts.correction": "alerts.correct",
     "alerts.correction_proposal": "alerts.propose_correction", "alerts.escalate": "alerts.escalate",
     "alerts.answer": "replies.answer", "replies.unmatched": "replies.read_unmatched",
+    "replies.help_json": "dashboard.view", "replies.help_handled": "replies.handle_help",
     "directory.contacts": "directory.read", "directory.groups": "directory.read",
     "directory.zone_list": "directory.read", "directory.group_detail": "directory.read",
     "directory.import_form": "contacts.write", "directory.import_upload": "contacts.write",

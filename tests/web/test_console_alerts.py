@@ -58,9 +58,11 @@ def test_the_compose_form_offers_the_default_dedicated_code_and_says_a_shared_co
     page = client.get("/alerts/new").get_data(as_text=True)
     selected = re.search(r'<option value="([^"]+)"[^>]*selected', page[page.index('id="sender"'):]).group(1)
     assert selected == "SIRENA-SC"  # not BOMBEROS, first by the alphabet
-    assert "BOMBEROS · shared code 5555 · replies must start with BOMBEROS" in page
+    # The operator reads Spanish (the default language):
+    assert "BOMBEROS · código compartido 5555 · las respuestas deben empezar con BOMBEROS" in page
+    assert "SIRENA-SC · código corto " in page and " · predeterminado</option>" in page
     hint = re.search(r'<p class="sender-hint[^>]*data-sender="BOMBEROS"[^>]*>([^<]+)</p>', page)
-    assert hint and " hidden" in hint.group(0) and "Responda BOMBEROS ACK 4821" in hint.group(1).replace("&#34;", "")
+    assert hint and " hidden" in hint.group(0) and "«Responda BOMBEROS ACK 4821»" in hint.group(1)
 
 
 def test_two_person_rule_through_the_console(app, db, people, town, redis_db):

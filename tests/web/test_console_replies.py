@@ -112,3 +112,77 @@ def test_the_live_poll_answers_empty_when_nothing_happens_in_time(committed_db, 
     # A stale `seen` (something changed since the page's last answer) answers at once, with the news.
     assert client.get(f"/alerts/{alert_id}/live.json?seen=old&wait=20").get_json()["version"] == first["version"]
     assert client.get("/alerts/999999/live.json?wait=20").status_code == 404
+
+
+# ---- the HELP desk: pinned on the dashboard and the alert page until someone marks it handled --------
+
+
+def _signed_in(settings, *roles: str):  # type: ignore[no-untyped-def]
+    from alerting.db import bind_sessions, engine
+
+    bind_sessions(engine(), join_transaction_mode="conditional_savepoint")
+    key = settings.secret_key()
+    with transaction() as s:
+        new = create_operator(s, f"desk-{uuid4().hex[:8]}", list(roles), key, Actor.system("test"), password=PASSWORD)
+        new.operator.totp_enrolled_at = utcnow()
+        s.flush()
+        s.expunge(new.operator)
+    client = create_app(settings, configure_services=False).test_client()
+    sign_in(client, Person(new.operator, PASSWORD, decrypt_totp(new.operator.totp_secret_enc, key)))  # type: ignore[arg-type]
+    return client, new.operator
+
+
+def test_a_help_is_pinned_on_the_dashboard_and_its_alert_until_marked_handled(committed_db, redis_db):
+    import re
+
+    from tests.broadcast.inbound_rig import inbound_rig, process_all, seed_alert, send, wait_inbound
+
+    composer, who = _signed_in(committed_db, "composer")
+    auditor, _ = _signed_in(committed_db, "auditor")
+    numbers = [f"+569797000{i:02d}" for i in range(12)]
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(numbers)
+        send(gateway, alert_id)
+        for number in numbers:
+            sim.send_mo("alpha", number.lstrip("+"), "4242", "AYUDA, agua hasta el techo" if number == numbers[0]
+                        else "AYUDA")
+        wait_inbound(sim, 2 * len(numbers))
+        process_all()
+    with transaction() as s:
+        first = s.execute(text("SELECT id FROM replies WHERE msisdn = :n"), {"n": numbers[0]}).scalar_one()
+
+    dashboard = composer.get("/").get_data(as_text=True)
+    start = dashboard.index('id="help-panel"')
+    panel = dashboard[start:dashboard.index("</section>", start)]
+    assert 'class="help-panel help-open"' in dashboard and '<span class="help-count" id="help-count">12</span>' in panel
+    assert "AYUDA, agua hasta el techo" in panel and "+56979700000" in panel  # a composer reads the directory anyway
+    assert f'action="/replies/{first}/handled"' in panel
+    page = composer.get(f"/alerts/{alert_id}").get_data(as_text=True)
+    assert page.index('id="help-panel"') < page.index('id="live"')  # at the top, above the counts
+    lines = [int(n) for n in re.findall(r"<td>reply\.help × (\d+)</td>", page)]
+    assert len(lines) in (1, 2) and sum(lines) == 12  # one line a minute (the minute may turn mid-flood)
+    on_the_board = auditor.get("/replies/help.json").get_json()
+    assert on_the_board["total"] == 12 and on_the_board["helps"][-1]["number"] == "…0000"  # last 4 for an auditor
+
+    refused = auditor.post(f"/replies/{first}/handled", data={"csrf_token": csrf(auditor), "next": "/"})
+    assert refused.status_code == 403
+    done = composer.post(f"/replies/{first}/handled", data={"csrf_token": csrf(composer), "note": "bomberos van",
+                                                           "next": f"/alerts/{alert_id}"})
+    assert done.status_code == 303 and done.headers["Location"].endswith(f"/alerts/{alert_id}")
+    after = composer.get("/replies/help.json").get_json()
+    assert after["total"] == 11 and first not in [h["id"] for h in after["helps"]]
+    again = composer.post(f"/replies/{first}/handled", data={"csrf_token": csrf(composer), "next": "/"})
+    assert again.status_code == 303  # said on the page: handled already, by whom
+    assert f"marked handled by {who.username}" in composer.get("/").get_data(as_text=True)
+    with transaction() as s:
+        events = s.execute(text("SELECT action, outcome, actor_name, reason FROM audit.events "
+                                "WHERE action IN ('reply.help_handled') OR (outcome = 'refused' AND "
+                                "payload ->> 'path' = :p) ORDER BY id"), {"p": f"/replies/{first}/handled"}).all()
+    assert [(e.action, e.outcome) for e in events][:1] == [("console.replies.help_handled", "refused")]
+    assert ("reply.help_handled", "done", who.username, "bomberos van") in [tuple(e) for e in events]
+
+
+def csrf(client) -> str:  # type: ignore[no-untyped-def]
+    from tests.web.conftest import csrf_of
+
+    return csrf_of(client, "/")

@@ -1,4 +1,5 @@
-"""The dashboard: alerts in progress with live counts, approvals waiting, carriers, HELP replies."""
+"""The dashboard: HELPs waiting for a person (pinned), alerts in progress with live counts, approvals
+waiting, carriers."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Any
 from flask import Blueprint, current_app, render_template
 from sqlalchemy import select, text
 
+from alerting import help_desk
 from alerting.db import transaction
-from alerting.models import Alert, AlertState, Reply, ReplyMeaning
+from alerting.models import Alert, AlertState
+from alerting.web.console.replies import shown_helps
 from alerting.web.security import requires
 from broadcast import carrier_health, jobs
 
@@ -27,8 +30,7 @@ def dashboard() -> str:
         counts = {a.id: jobs.counts_by_state(db, a.id) for a in running}
         pending = list(db.scalars(select(Alert).where(Alert.state == AlertState.PENDING_APPROVAL)
                                   .order_by(Alert.submitted_at)))
-        help_replies = list(db.scalars(select(Reply).where(Reply.meaning == ReplyMeaning.HELP)
-                                       .order_by(Reply.id.desc()).limit(20)))
+        desk = shown_helps(help_desk.open_helps(db))
         carriers = db.execute(text(
             "SELECT c.carrier, c.state, sum(c.n) FROM alert_counters c JOIN alerts a ON a.id = c.alert_id "
             "WHERE a.state IN ('approved', 'scheduled', 'sending') AND c.carrier <> '' "
@@ -41,8 +43,8 @@ def dashboard() -> str:
         by_carrier.setdefault(carrier, {})[state] = int(n)
     binds, binds_error = _binds()
     return render_template("dashboard.html", running=running, counts=counts, pending=pending,
-                           help_replies=help_replies, carriers=by_carrier, silent=_silent(by_carrier), recent=recent,
-                           binds=binds, binds_error=binds_error, degraded=degraded)
+                           desk=desk, help_alert_id=None, carriers=by_carrier, silent=_silent(by_carrier),
+                           recent=recent, binds=binds, binds_error=binds_error, degraded=degraded)
 
 
 def _binds() -> tuple[list[dict[str, Any]], str | None]:

@@ -15,14 +15,16 @@ from flask import flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from alerting import corrections, lifecycle, senders
+from alerting import corrections, help_desk, lifecycle, senders
 from alerting.db import transaction
 from alerting.errors import InvalidInput
 from alerting.models import Alert, AlertKind, AlertMode, AlertState
 from alerting.web import review, server
 from alerting.web.console.alerts import ACTION_LIMIT, approvals_of, bp
+from alerting.web.console.replies import shown_helps
 from alerting.web.errors import on_invalid
 from alerting.web.security import current_actor, limiter, requires, step_up
+from audit.timeline import alert_timeline
 from broadcast import jobs
 from broadcast import live as live_view
 
@@ -52,10 +54,8 @@ def detail(alert_id: int) -> str:
             "alert": alert, "phones": review.phone_texts(alert, senders.sender_keyword(db, alert.sender_name)),
             "prearmed": corrections.prearmed(db, alert_id),
             "approvals": approvals_of(db, alert_id), "live": _live(db, alert, after=0),
-            "timeline": db.execute(text(
-                "SELECT seq, at, actor_name, action, outcome, reason FROM audit.events "
-                "WHERE subject_type = 'alert' AND subject_id = :a ORDER BY seq NULLS LAST, id"),
-                {"a": str(alert_id)}).all(),
+            "timeline": alert_timeline(db, alert_id),
+            "desk": shown_helps(help_desk.open_helps(db, alert_id=alert_id)), "help_alert_id": alert_id,
             "original": db.get(Alert, alert.corrects_alert_id) if alert.corrects_alert_id else None,
             "fireable": alert.state in corrections.FIREABLE,
             "silent": live_view.non_responders(db, alert_id, limit=100),
