@@ -207,22 +207,23 @@ def _carriers(status: Status, settings: Settings, env: Mapping[str, str]) -> Non
 
 def _alerts(status: Status) -> None:
     from alerting.db import transaction
+    from broadcast.jobs import counts_by_state
 
     with transaction() as session:
         rows = session.execute(text("""
             SELECT a.id, a.reference, a.state, a.priority, a.approved_at, a.scheduled_at, a.first_submit_at,
                    a.last_submit_at, extract(epoch FROM now() - coalesce(a.last_submit_at, a.sending_at,
-                   a.approved_at)) AS idle_s,
-                   (SELECT jsonb_object_agg(state, n) FROM (SELECT state, sum(n) AS n FROM alert_counters c
-                     WHERE c.alert_id = a.id GROUP BY state HAVING sum(n) <> 0) t) AS counts
+                   a.approved_at)) AS idle_s
               FROM alerts a
              WHERE a.state IN ('approved', 'sending') OR (a.state = 'scheduled' AND a.scheduled_at <= now())
              ORDER BY a.id""")).mappings().all()
+        # failed/expired are final; `retrying`: re-sent through another carrier, not final yet.
+        counts_of = {r["id"]: counts_by_state(session, r["id"]) for r in rows}
         expired = session.scalar(text(
             "SELECT count(*) FROM deliveries WHERE state = 'submitting' AND lease_until < now()"))
     status.reconciler["expired_leases"] = int(expired or 0)
     for r in rows:
-        counts = dict(r["counts"] or {})
+        counts = counts_of[r["id"]]
         left = sum(int(counts.get(s, 0)) for s in ("queued", "submitting", "waiting_route"))
         alert = {"id": r["id"], "reference": r["reference"], "state": r["state"], "priority": r["priority"],
                  "counts": counts, "left": left, "idle_s": round(float(r["idle_s"] or 0), 1),

@@ -262,12 +262,28 @@ def _checkpoint_at_completion(session: Session) -> None:
         seal_after_commit(session)
 
 
+# A failed or expired delivery whose re-send through another carrier is still on its way
+# (broadcast.escalation.retry_undelivered) is not final: it may yet be delivered. The partial index
+# ix_followups_retry_pending (migration 0026) holds exactly the re-sends r counts.
+_COUNTS = text("""
+WITH c AS (SELECT state, sum(n) AS n FROM alert_counters WHERE alert_id = :a GROUP BY state),
+     r AS (SELECT d.state, count(DISTINCT d.id) AS n
+             FROM followups f JOIN deliveries d ON d.id = f.delivery_id
+            WHERE f.alert_id = :a AND f.kind = 'carrier_retry' AND f.state IN ('queued', 'submitting', 'submitted')
+              AND d.state IN ('failed', 'expired')
+            GROUP BY d.state)
+SELECT c.state, c.n - coalesce(r.n, 0) FROM c LEFT JOIN r USING (state)
+UNION ALL SELECT 'retrying', sum(n) FROM r
+""")
+
+
 def counts_by_state(session: Session, alert_id: int) -> dict[str, int]:
-    """Live counts by delivery state, from the trigger-kept counters (no scan of deliveries)."""
-    rows = session.execute(text(
-        "SELECT state, sum(n) FROM alert_counters WHERE alert_id = :a GROUP BY state HAVING sum(n) <> 0"
-    ), {"a": alert_id}).all()
-    return {state: int(n) for state, n in rows}
+    """Live counts by delivery state, from the trigger-kept counters (no scan of deliveries), with
+    the failed and expired deliveries being re-sent through another carrier counted apart as
+    `retrying`: `failed` and `expired` are final and never go down; `retrying` ends delivered or
+    failed. One statement, so one snapshot: the split always adds up to the counters."""
+    rows = session.execute(_COUNTS, {"a": alert_id}).all()
+    return {state: int(n) for state, n in rows if n}
 
 
 def counts_by_carrier(session: Session, alert_id: int) -> dict[str, dict[str, int]]:

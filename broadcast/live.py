@@ -120,17 +120,20 @@ def help_requests(session: Session, *, since_hours: int = 24, limit: int = 50) -
 def live_marks(session: Session, alert_id: int) -> tuple[str, int]:
     """What the console's long poll compares between two looks, cheaply (primary-key and index reads
     only): a fingerprint of what the live view shows (the alert's state, its counters by state and
-    carrier, its escalations, the newest reply anywhere, which moves the unmatched count too) and
+    carrier, its carrier re-sends on their way, its escalations, the newest reply anywhere, which
+    moves the unmatched count too) and
     the alert's own newest reply id. Raises nothing for a missing alert: the caller read it first."""
     row = session.execute(text("""
         SELECT a.state,
                (SELECT coalesce(max(id), 0) FROM replies WHERE alert_id = :a) AS last_reply,
                (SELECT coalesce(max(id), 0) FROM replies) AS any_reply,
                (SELECT count(*) FROM escalations WHERE alert_id = :a) AS escalations,
+               (SELECT count(*) FROM followups WHERE alert_id = :a AND kind = 'carrier_retry'
+                   AND state IN ('queued', 'submitting', 'submitted')) AS retrying,
                (SELECT string_agg(state || ':' || carrier || ':' || n, ',' ORDER BY state, carrier)
                   FROM alert_counters WHERE alert_id = :a) AS counters
           FROM alerts a WHERE a.id = :a
     """), {"a": alert_id}).one_or_none()
     if row is None:
         return "", 0
-    return f"{row.state}|{row.any_reply}|{row.escalations}|{row.counters or ''}", int(row.last_reply)
+    return f"{row.state}|{row.any_reply}|{row.escalations}|{row.retrying}|{row.counters or ''}", int(row.last_reply)

@@ -34,3 +34,33 @@ def test_headless_demo_tells_the_whole_story_and_every_figure_holds(tmp_path):
     assert alerts["correction"]["recipients"] >= alerts["flood"]["recipients"]
     assert all(report["replies"].get(m) for m in ("ack", "no", "help", "free_text")), report["replies"]
     assert report["air"]["air_duplicates"] <= sum(a["possible_duplicates"] for a in alerts.values())
+    assert "\r" not in proc.stdout  # no progress bar drawn into a pipe or a log
+    assert "failed  retrying" in proc.stdout  # the table tells final failures from those being re-sent
+    # The table against the database, after the fact: a failure shown as final stays final.
+    now = _demo_counts([a["reference"] for a in alerts.values()])
+    for a in alerts.values():
+        counts = now[a["reference"]]
+        assert a["failed"] <= counts.get("failed", 0) + counts.get("expired", 0), (a, counts)
+        assert a["delivered"] <= counts.get("delivered", 0), (a, counts)
+        assert sum(counts.values()) == a["recipients"], (a, counts)
+
+
+def _demo_counts(references: list[str]) -> dict[str, dict[str, int]]:
+    """Each alert's counts as the console shows them now, read from the demo's own database."""
+    from sqlalchemy import create_engine, pool, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.orm import Session
+
+    from alerting.cli.demo_cmd import DEMO_DB
+    from alerting.settings import Settings
+    from broadcast.jobs import counts_by_state
+
+    url = make_url(Settings.from_env().database_url).set(database=DEMO_DB)
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with Session(engine) as session:
+            ids = dict(session.execute(text("SELECT reference, id FROM alerts WHERE reference = ANY(:r)"),
+                                       {"r": references}).all())
+            return {ref: counts_by_state(session, alert_id) for ref, alert_id in ids.items()}
+    finally:
+        engine.dispose()

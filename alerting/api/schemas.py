@@ -140,7 +140,9 @@ class AlertSchema(Schema):
         "description": "recipients the target resolved to at submission, covered by approval_hash (null for a "
                        "correction: it goes to the original's audience)"})
     counts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
-                         metadata={"description": "live delivery counts by state"})
+                         metadata={"description": "live delivery counts by state; failed and expired are final and "
+                                                  "never go down; retrying: undelivered once and re-sent through "
+                                                  "another carrier, not final yet (ends delivered or failed)"})
     counts_by_carrier = fields.Dict(keys=fields.String(), values=fields.Dict(keys=fields.String(),
                                                                                 values=fields.Integer()))
 

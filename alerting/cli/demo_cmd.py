@@ -191,13 +191,15 @@ def _run(ctx: Context, settings, children, pdu_log: Path, out_dir: Path, *, head
 
 def _print_summary(rows, air, figures) -> None:  # type: ignore[no-untyped-def]
     click.echo(click.style("\nSummary", bold=True))
-    header = f"{'alert':<12}{'ref':<16}{'recipients':>11}{'delivered':>10}{'failed':>8}{'ack':>7}" \
+    header = f"{'alert':<12}{'ref':<16}{'recipients':>11}{'delivered':>10}{'failed':>8}{'retrying':>9}{'ack':>7}" \
              f"{'1st SMS s':>10}{'last SMS s':>11}{'msg/s':>8}{'dup?':>6}"
     click.echo(header)
     for r in rows:
         click.echo(f"{r['alert']:<12}{r['reference']:<16}{r['recipients']:>11,}{r['delivered']:>10,}"
-                   f"{r['failed']:>8,}{r['acknowledged']:>7,}{r['first_sms_s'] or 0:>10.2f}"
+                   f"{r['failed']:>8,}{r['retrying']:>9,}{r['acknowledged']:>7,}{r['first_sms_s'] or 0:>10.2f}"
                    f"{r['last_sms_s'] or 0:>11.2f}{r['msgs_per_s'] or 0:>8,}{r['possible_duplicates']:>6}")
+    click.echo("failed: final, never goes down; retrying: undelivered once, re-sent through the other carrier, "
+               "not final yet")
     fo = figures.get("failover", {})
     click.echo(f"failover: beta carried {fo.get('beta_after_drop', 0):,} messages after alpha dropped "
                f"(alpha {fo.get('alpha_after_drop', 0):,}); duplicates seen on the air: {air['air_duplicates']}")

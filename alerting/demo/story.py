@@ -24,6 +24,7 @@ from alerting.db import transaction, utcnow
 from alerting.lifecycle import AlertDraft, compose_alert
 from alerting.models import Alert, AlertMode, Priority
 from audit.actor import Actor
+from broadcast.jobs import counts_by_state
 
 FLOOD_ES = ("ALERTA ROJA por crecida del río Mapocho. Evacúe a zonas altas por calle Los Aromos. "
             "Responda ACK {codigo} al recibir.")
@@ -200,32 +201,36 @@ class Story:
 
 
 def summary(story_figures: dict[str, Any], pdu_log: Path) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Per alert: recipients, delivered, failed, acknowledged, time to first and last SMS, rate."""
+    """Per alert: recipients, delivered, failed (final: never goes down) and retrying (failed once,
+    re-sent through another carrier, not final yet), acknowledged, time to first and last SMS, rate.
+    The counts are the console's and the API's (broadcast.jobs.counts_by_state)."""
     rows = []
     with transaction() as s:
         for name, alert_id in story_figures["alerts"].items():
+            counts = counts_by_state(s, alert_id)
             r = s.execute(text("""
                 SELECT a.reference,
-                       (SELECT coalesce(sum(n), 0) FROM alert_counters c WHERE c.alert_id = a.id),
-                       (SELECT coalesce(sum(n), 0) FROM alert_counters c
-                         WHERE c.alert_id = a.id AND state = 'delivered'),
-                       (SELECT coalesce(sum(n), 0) FROM alert_counters c WHERE c.alert_id = a.id
-                         AND state IN ('failed', 'expired')),
-                       (SELECT count(DISTINCT delivery_id) FROM replies r WHERE r.alert_id = a.id AND meaning = 'ack'),
-                       extract(epoch FROM a.first_submit_at - a.approved_at),
-                       extract(epoch FROM a.last_submit_at - a.approved_at),
-                       (SELECT coalesce(sum(possible_duplicates), 0) FROM deliveries d WHERE d.alert_id = a.id),
+                       (SELECT count(DISTINCT delivery_id) FROM replies r WHERE r.alert_id = a.id AND meaning = 'ack')
+                         AS acknowledged,
+                       extract(epoch FROM a.first_submit_at - a.approved_at) AS first_s,
+                       extract(epoch FROM a.last_submit_at - a.approved_at) AS last_s,
+                       (SELECT coalesce(sum(possible_duplicates), 0) FROM deliveries d WHERE d.alert_id = a.id)
+                         AS possible_duplicates,
                        (SELECT count(*) FROM deliveries d WHERE d.alert_id = a.id
-                         AND d.state IN ('queued', 'submitting', 'waiting_route'))
+                         AND d.state IN ('queued', 'submitting', 'waiting_route')) AS not_handed
                   FROM alerts a WHERE a.id = :a
             """), {"a": alert_id}).one()
-            first, last = (float(r[5]) if r[5] is not None else None), (float(r[6]) if r[6] is not None else None)
-            rows.append({"alert": name, "reference": r[0], "recipients": int(r[1]), "delivered": int(r[2]),
-                         "failed": int(r[3]), "acknowledged": int(r[4]),
+            first = float(r.first_s) if r.first_s is not None else None
+            last = float(r.last_s) if r.last_s is not None else None
+            recipients = sum(counts.values())
+            rows.append({"alert": name, "reference": r.reference, "recipients": recipients,
+                         "delivered": counts.get("delivered", 0),
+                         "failed": counts.get("failed", 0) + counts.get("expired", 0),
+                         "retrying": counts.get("retrying", 0), "acknowledged": int(r.acknowledged),
                          "first_sms_s": round(first, 2) if first is not None else None,
                          "last_sms_s": round(last, 2) if last is not None else None,
-                         "msgs_per_s": round(int(r[1]) / last) if last else None,
-                         "possible_duplicates": int(r[7]), "not_handed": int(r[8])})
+                         "msgs_per_s": round(recipients / last) if last else None,
+                         "possible_duplicates": int(r.possible_duplicates), "not_handed": int(r.not_handed)})
     air: dict[str, int] = {}
     with pdu_log.open(encoding="utf-8") as fh:
         for line in fh:

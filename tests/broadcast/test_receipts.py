@@ -271,3 +271,40 @@ def test_undelivered_is_retried_once_through_another_carrier_and_counts_when_it_
     after = deliveries(alert_id)
     assert {d["state"] for d in after.values()} == {"delivered"}
     assert all("delivered on retry through" in d["error_reason"] for d in after.values())
+
+
+def test_failed_counts_only_what_is_final_and_never_goes_down_while_retries_run(committed_db, redis_db, run_jobs):
+    from broadcast.jobs import counts_by_state
+
+    def counts(alert_id: int) -> dict[str, int]:
+        with transaction() as s:
+            return counts_by_state(s, alert_id)
+
+    numbers = ["+56974400001", "+56974400002", "+56974400003"]
+    with inbound_rig(receipts=False) as (sim, gateway):
+        alert_id = seed_alert(numbers, sender="MULTI-SC")
+        single = seed_alert(["+56974400009"], sender="ALPHA-SC")  # one carrier only: nothing to retry through
+        send(gateway, alert_id), send(gateway, single)
+        for d in [*deliveries(alert_id).values(), *deliveries(single).values()]:
+            sim.send_receipt(d["carrier"], d["message_ids"][0], "UNDELIV", 1)
+        wait_inbound(sim, 4)
+        process_all()
+        seen = [counts(alert_id)]
+        assert seen[0] == {"retrying": 3}  # undelivered once, each re-sent through the other carrier
+        assert counts(single) == {"failed": 1}  # final at once
+        run_jobs()
+        seen.append(counts(alert_id))
+        with transaction() as s:
+            retries = dict(s.execute(text("SELECT d.msisdn, f.carrier || '|' || f.message_ids[1] FROM followups f "
+                                          "JOIN deliveries d ON d.id = f.delivery_id WHERE f.alert_id = :a"),
+                                     {"a": alert_id}).all())
+        for number, stat in ((numbers[0], "DELIVRD"), (numbers[1], "UNDELIV")):  # the third: no receipt yet
+            carrier, message_id = retries[number].split("|")
+            sim.send_receipt(carrier, message_id, stat, 0 if stat == "DELIVRD" else 1)
+        wait_inbound(sim, 6)
+        process_all()
+        seen.append(counts(alert_id))
+    assert seen[-1] == {"delivered": 1, "failed": 1, "retrying": 1}
+    failed = [c.get("failed", 0) for c in seen]
+    assert failed == sorted(failed)  # a count shown as final never goes down
+    assert all(sum(c.values()) == 3 for c in seen)
