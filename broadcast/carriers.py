@@ -392,7 +392,9 @@ def _carrier(
 def smpp_password_problem(password: str) -> str | None:
     """Why SMPP cannot carry `password`, or None. bind's password is a C-Octet String of at most 9
     octets with its NUL (SMPP 3.4 §4.1.1): 8 characters, and plain ASCII so a character is an octet.
-    The simulator checks its accounts with the same rule, so both refuse what a carrier would."""
+    The simulator, standing for a carrier, checks its accounts by the spec too (smsc_sim.pdu:
+    the product does not import the simulator); tests/broadcast/test_carriers.py holds both to
+    the same answers."""
     if not password.isascii() or any(not ch.isprintable() for ch in password):
         return "holds characters other than printable ASCII (SMPP's password is a C-Octet String)"
     if len(password) > 8:

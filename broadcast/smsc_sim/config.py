@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from alerting.errors import ConfigError
+from broadcast.smsc_sim import pdu
 
 RECEIPT_STYLES = ("text", "tlv", "both")
 RECEIPT_ID_STYLES = ("same", "decimal", "upper", "padded")
@@ -116,6 +117,7 @@ class CarrierConfig:
     faults: list[FaultSpec] = field(default_factory=list)
     gsm7_codings: tuple[int, ...] = (0, 1)
     deliver_window: int = 0  # deliver_sm outstanding per receiver bind; 0 = no limit
+    pw_source: str = "password"  # where the password came from, named when it is refused
 
     def __post_init__(self) -> None:
         if not self.system_id:
@@ -131,6 +133,11 @@ class CarrierConfig:
             raise ConfigError(f"{where}.deliver_window: expected >= 0, got {self.deliver_window}")
         if self.max_binds < 1:
             raise ConfigError(f"{where}.max_binds: expected >= 1, got {self.max_binds}")
+        why = pdu.password_problem(self.password)
+        if why:
+            raise ConfigError(f"{where}: {self.pw_source} {why}", variable=self.pw_source)
+        if not 1 <= len(self.system_id) <= 15:
+            raise ConfigError(f"{where}.system_id: SMPP allows 1-15 characters, got {len(self.system_id)}")
         _one_of(where, "message_id_style", self.message_id_style, MESSAGE_ID_STYLES)
         self.receipts.validate(where + ".receipts")
         self.handsets.validate(where + ".handsets")
@@ -262,6 +269,7 @@ def _carrier(where: str, raw: Mapping[str, Any], env: Mapping[str, str]) -> Carr
         faults=faults,
         gsm7_codings=tuple(raw.get("gsm7_codings", (0, 1))),
         deliver_window=int(raw.get("deliver_window", 0)),
+        pw_source=str(raw["password_env"]) if "password_env" in raw else "password",
     )
 
 

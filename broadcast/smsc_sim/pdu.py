@@ -33,6 +33,23 @@ ALERT_NOTIFICATION = 0x00000102
 DATA_SM = 0x00000103
 RESP = 0x80000000
 
+# bind's password is a C-Octet String of at most 9 octets with its NUL (SMPP 3.4 §4.1.1), and
+# system_id one of 16: an SMSC cannot take more. The simulator refuses, at start, an account it
+# could never be bound to (the gateway refuses the same passwords: broadcast/carriers.py).
+PASSWORD_MAX = 8
+
+
+def password_problem(password: str) -> str | None:
+    """Why `password` cannot be a bind's password, or None: printable ASCII (an octet a character),
+    at most PASSWORD_MAX characters."""
+    if not password.isascii() or any(not ch.isprintable() for ch in password):
+        return "holds characters other than printable ASCII (SMPP's password is a C-Octet String)"
+    if len(password) > PASSWORD_MAX:
+        return (f"is {len(password)} characters long; SMPP allows at most {PASSWORD_MAX} "
+                "(a C-Octet String of 9 octets with its NUL)")
+    return None
+
+
 COMMAND_NAMES = {
     GENERIC_NACK: "generic_nack",
     BIND_RECEIVER: "bind_receiver",

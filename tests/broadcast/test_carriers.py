@@ -193,3 +193,21 @@ def test_an_unknown_receipt_id_style_is_refused_at_start_naming_the_key():
     bad = carriers_toml({"alpha": 2775}).replace('test = true', 'test = true\nreceipt_id_style = "base64"')
     with pytest.raises(ConfigError, match=r"carriers\.alpha\.receipt_id_style"):
         parse_carriers(bad, sim_env())
+
+
+@pytest.mark.parametrize(("password", "why"), [
+    ("twelve-chars", "is 12 characters long; SMPP allows at most 8"),
+    ("contraseña", "holds characters other than printable ASCII"),
+    ("tab\there", "holds characters other than printable ASCII"),
+])
+def test_a_password_smpp_cannot_carry_is_refused_at_start_naming_the_variable(password: str, why: str):
+    message = refused(MINIMAL, {"SIRENA_CARRIER_ALPHA_PASSWORD": password})
+    assert f"carriers.alpha.password_env: SIRENA_CARRIER_ALPHA_PASSWORD {why}" in message
+
+
+@pytest.mark.parametrize("password", ["", "12345678", "a-b_c.d!", "123456789", "ñandú", "x\x00y", "  spaces"])
+def test_the_gateway_and_the_simulator_refuse_the_same_passwords(password: str):
+    from broadcast.carriers import smpp_password_problem
+    from broadcast.smsc_sim import pdu
+
+    assert smpp_password_problem(password) == pdu.password_problem(password)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import socket
@@ -688,3 +689,19 @@ def test_a_message_missing_a_part_is_reported_incomplete(sim: Simulator) -> None
     assert (partial["ref"], partial["total"]) == (9, len(encoded.parts))
     assert partial["have"] == list(range(1, len(encoded.parts)))
     esme.close()
+
+
+def test_the_simulator_refuses_at_start_an_account_smpp_cannot_carry_naming_the_variable(tmp_path):
+    from pathlib import Path
+
+    config = tmp_path / "sim.toml"
+    config.write_text('[[carriers]]\nname = "alpha"\nport = 0\npassword_env = "SIM_ALPHA_PW"\n')
+    sirena = str(Path(sys.executable).parent / "sirena")
+    done = subprocess.run([sirena, "smsc-sim", "--config", str(config)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "SIM_ALPHA_PW": "password12"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "carriers.alpha: SIM_ALPHA_PW is 10 characters long; SMPP allows at most 8" in done.stderr
+    assert "listening" not in done.stdout
+    default = subprocess.run([sirena, "smsc-sim", "--port", "0", "--password", "contraseña"], capture_output=True,
+                             text=True, timeout=60)
+    assert default.returncode == 2 and "--password holds characters other than printable ASCII" in default.stderr
