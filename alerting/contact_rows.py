@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from alerting.contact_csv import LABELS, Block, CsvFile, Layout, block_records, header_key
 from alerting.errors import InvalidInput
-from alerting.phones import MsisdnParser
+from alerting.phones import MsisdnParser, sms_doubts
 
 MAX_NAME_CHARS = 200
 MAX_GROUP_CHARS = 100
@@ -88,10 +88,8 @@ class RowChecker:
         except InvalidInput as exc:
             reason = dict(exc.details.get("fields", {})).get("phone", exc.message)  # type: ignore[call-overload]
             return None, [Issue(row, headers[lay.phone], raw_phone, reason, "rejected")]
-        if not number.mobile:
-            issues.append(Issue(row, headers[lay.phone], raw_phone,
-                                f"not a mobile number ({number.kind.replace('_', ' ')}); SMS may not reach it",
-                                "warning"))
+        for doubt in sms_doubts(number, self.region):  # imported all the same: the operator decides
+            issues.append(Issue(row, headers[lay.phone], raw_phone, doubt, "warning"))
         name = self._name(row, cells, issues)
         language = self._language(row, cells, issues)
         attributes = []  # JSON members, "key": "value", in column order; blank cells are not stored

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -104,6 +105,26 @@ def get_alert(session: Session, alert_id: int, *, lock: bool = False) -> Alert:
     if alert is None:
         raise NotFound(f"alert {alert_id} does not exist", alert_id=alert_id)
     return alert
+
+
+REFERENCE = re.compile(r"^A-\d{4}-\d{6}$")
+
+
+def alert_id_of(session: Session, raw: str, *, field: str = "alert") -> int:
+    """The id of the alert `raw` names: its numeric id ("42") or its reference ("A-2026-000042",
+    as shown everywhere; case and spaces do not matter). Raises InvalidInput naming `field` for
+    anything else, NotFound when no such alert exists."""
+    value = raw.strip().upper()
+    if value.isdigit() and len(value) <= 9:
+        alert_id = session.scalar(select(Alert.id).where(Alert.id == int(value)))
+    elif REFERENCE.match(value):
+        alert_id = session.scalar(select(Alert.id).where(Alert.reference == value))
+    else:
+        raise InvalidInput(f"{field}: expected an alert id (42) or reference (A-2026-000042), got {raw.strip()!r}",
+                           fields={field: "an alert id or reference such as A-2026-000042"})
+    if alert_id is None:
+        raise NotFound(f"alert {raw.strip()} does not exist", fields={field: "no such alert"})
+    return int(alert_id)
 
 
 def _validate(session: Session, draft: AlertDraft) -> None:

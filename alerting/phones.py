@@ -33,14 +33,40 @@ _MAX_INPUT = 64
 
 @dataclass(frozen=True, slots=True)
 class Msisdn:
-    """A parsed number: its E.164 form and whether an SMS can reach it."""
+    """A parsed number: its E.164 form, its type and the region it belongs to."""
 
     e164: str
     kind: str  # phonenumbers' type, lower case: "mobile", "fixed_line", "voip", ...
+    region: str = "ZZ"  # ISO 3166 region of the number ("CL", "US"); ZZ when no single one
 
     @property
     def mobile(self) -> bool:
         return self.kind in ("mobile", "fixed_line_or_mobile")
+
+
+# Where a region's metadata gives mobiles and landlines the same patterns (phonenumbers says
+# "fixed_line_or_mobile" for all), the national plan still tells them apart by the first digits:
+# every Chilean mobile number is +56 9 … (Subtel's plan); Santiago's landlines are +56 2 2…
+MOBILE_LEADING: dict[str, tuple[str, ...]] = {"CL": ("9",)}
+
+
+def sms_doubts(number: Msisdn, region: str) -> list[str]:
+    """Why an SMS may not reach `number`, in a directory of `region` (SIRENA_DEFAULT_REGION): not a
+    mobile by phonenumbers' type, a landline by the national plan (MOBILE_LEADING), or a number
+    of another country. Empty: nothing to doubt. The CSV import warns with these, and imports."""
+    doubts = []
+    if not number.mobile:
+        doubts.append(f"not a mobile number ({number.kind.replace('_', ' ')}); SMS may not reach it")
+    elif number.kind == "fixed_line_or_mobile" and number.region in MOBILE_LEADING:
+        national = number.e164[1 + len(str(phonenumbers.country_code_for_region(number.region))):]
+        leading = MOBILE_LEADING[number.region]
+        if not national.startswith(leading):
+            doubts.append(f"a landline by its number (mobile numbers in {number.region} start with "
+                          f"{' or '.join(leading)}); SMS may not reach it")
+    if number.region != region.upper():
+        doubts.append(f"a number of {number.region}, not {region.upper()}: your carriers may not reach it, "
+                      "or only at international rates")
+    return doubts
 
 
 def parse_msisdn(raw: str, region: str | None) -> Msisdn:
@@ -68,7 +94,8 @@ def parse_msisdn(raw: str, region: str | None) -> Msisdn:
     kind = phonenumbers.number_type(number)
     if kind == PhoneNumberType.UNKNOWN:
         raise _invalid(raw, _invalid_reason(number))
-    return Msisdn(phonenumbers.format_number(number, PhoneNumberFormat.E164), _TYPE_NAMES.get(kind, "unknown"))
+    return Msisdn(phonenumbers.format_number(number, PhoneNumberFormat.E164), _TYPE_NAMES.get(kind, "unknown"),
+                  phonenumbers.region_code_for_number(number) or "ZZ")
 
 
 class MsisdnParser:
@@ -146,6 +173,7 @@ class _Desc:
 class _RegionPlan:
     """What `MsisdnParser` needs of one region's numbering plan, from phonenumbers' metadata."""
 
+    region: str
     country_code: str
     idd: re.Pattern[str] | None
     national_prefix: re.Pattern[str] | None
@@ -167,6 +195,7 @@ class _RegionPlan:
         if any(int(code[:n]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE for n in range(1, len(code))):
             return None
         plan = cls(
+            region=region,
             country_code=code,
             idd=re.compile(meta.international_prefix) if meta.international_prefix else None,
             national_prefix=re.compile(meta.national_prefix_for_parsing) if meta.national_prefix_for_parsing else None,
@@ -201,7 +230,7 @@ class _RegionPlan:
         kind = found.lastgroup
         if kind == "fixed_line" and (self.same_mobile_and_fixed or self.mobile.matches(national)):
             kind = "fixed_line_or_mobile"
-        return Msisdn(f"+{code}{national}", kind or "unknown")
+        return Msisdn(f"+{code}{national}", kind or "unknown", self.region)
 
     def _kinds_of_length(self, length: int) -> re.Pattern[str] | None:
         """One pattern for the descriptions a number of `length` digits may match, in number_type's

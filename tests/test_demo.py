@@ -13,6 +13,7 @@ SIRENA = str(Path(sys.executable).parent / "sirena")
 
 
 @pytest.mark.demo
+@pytest.mark.xdist_group("demo")  # one demo at a time: it owns ports 8000, 2775, 2776, 2780
 def test_headless_demo_tells_the_whole_story_and_every_figure_holds(tmp_path):
     env = {**os.environ, "SIRENA_DATA_DIR": str(tmp_path)}
     proc = subprocess.run([SIRENA, "demo", "--headless", "--json", "--contacts", "20000"], capture_output=True,
@@ -64,3 +65,61 @@ def _demo_counts(references: list[str]) -> dict[str, dict[str, int]]:
             return {ref: counts_by_state(session, alert_id) for ref, alert_id in ids.items()}
     finally:
         engine.dispose()
+
+
+DEMO_PORTS = (8000, 2775, 2776, 2780)
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _processes_of(data_dir: Path) -> list[int]:
+    """Processes whose environment names this demo's data directory: the demo and its children."""
+    marker = f"SIRENA_DATA_DIR={data_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.demo
+@pytest.mark.xdist_group("demo")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_signal_to_the_demo_stops_every_process_it_started_and_frees_its_ports(tmp_path, sig):
+    import signal
+    import time
+
+    env = {**os.environ, "SIRENA_DATA_DIR": str(tmp_path)}
+    log = (tmp_path / "demo.out").open("wb")
+    demo = subprocess.Popen([SIRENA, "demo", "--contacts", "1000", "--minutes", "1"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not all(_listening(port) for port in DEMO_PORTS):  # the console is up: every child runs
+            assert demo.poll() is None and time.monotonic() < deadline, (tmp_path / "demo.out").read_text()[-3000:]
+            time.sleep(0.5)
+        children = [pid for pid in _processes_of(tmp_path) if pid != demo.pid]
+        assert len(children) >= 5, children  # simulator, two workers, scheduler, web (gunicorn: more)
+        demo.send_signal(getattr(signal, sig))
+        assert demo.wait(60) == 0, (tmp_path / "demo.out").read_text()[-3000:]
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+        log.close()
+    out = (tmp_path / "demo.out").read_text()
+    assert "stopped everything the demo started" in out
+    assert [port for port in DEMO_PORTS if _listening(port)] == []
+    gone_by = time.monotonic() + 10  # a gunicorn worker may take a moment after its master
+    while _processes_of(tmp_path) and time.monotonic() < gone_by:
+        time.sleep(0.2)
+    assert _processes_of(tmp_path) == [], "a child of the demo outlived it"

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from alerting.cli.app import Context, cli, emit, json_option, pass_ctx
-from alerting.errors import ConfigError, InvalidInput, NotFound
+from alerting.errors import ConfigError, InvalidInput
 from audit.actor import Actor
 
 if TYPE_CHECKING:
@@ -109,7 +109,8 @@ def _when(settings_tz: str, raw: str | None, option: str) -> datetime | None:
 
 
 @audit_group.command("export")
-@click.option("--alert", "alert_id", type=int, help="The alert whose timeline to export (with its corrections).")
+@click.option("--alert", "alert_ref", help="The alert whose timeline to export (with its corrections): its "
+                                            "reference (A-2026-000001) or id.")
 @click.option("--since", help="From this time (ISO 8601; without offset: SIRENA_TIMEZONE).")
 @click.option("--until", help="Up to (not including) this time.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="json", show_default=True)
@@ -117,28 +118,28 @@ def _when(settings_tz: str, raw: str | None, option: str) -> datetime | None:
               help="Write here (default: standard output).")
 @json_option
 @pass_ctx
-def export_cmd(ctx: Context, alert_id: int | None, since: str | None, until: str | None, fmt: str,
+def export_cmd(ctx: Context, alert_ref: str | None, since: str | None, until: str | None, fmt: str,
                output: Path | None, as_json: bool) -> None:
     """Export an incident timeline, or a time range, with hashes (check it with `audit verify --export`).
 
     The export is itself audited (action audit.exported) before it is written.
     """
     from alerting.db import engine, transaction
-    from alerting.models import Alert
+    from alerting.lifecycle import alert_id_of
     from audit.checkpoints import signing_key
     from audit.export import Scope, record_export, write_export
     from audit.seal import seal_committed
 
     settings = ctx.db()
-    if alert_id is None and since is None and until is None:
-        raise InvalidInput("say what to export: --alert ID and/or --since/--until",
+    if alert_ref is None and since is None and until is None:
+        raise InvalidInput("say what to export: --alert A-2026-000001 (or its id) and/or --since/--until",
                            fields={"--alert": "required unless --since or --until is given"})
     scope = Scope(since=_when(settings.timezone, since, "--since"), until=_when(settings.timezone, until, "--until"))
     key = signing_key(settings)
+    alert_id = None
     with transaction() as session:
-        if alert_id is not None:
-            if session.get(Alert, alert_id) is None:
-                raise NotFound(f"alert {alert_id} does not exist", fields={"--alert": "no such alert"})
+        if alert_ref is not None:
+            alert_id = alert_id_of(session, alert_ref, field="--alert")
             ids = _with_corrections(session, alert_id)
             scope = Scope(alert_ids=ids, since=scope.since, until=scope.until)
         record_export(session, _cli_actor(), scope, fmt, str(output) if output else "stdout", alert_id=alert_id)

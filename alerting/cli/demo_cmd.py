@@ -68,12 +68,14 @@ def demo(ctx: Context, headless: bool, minutes: int, contacts: int, port: int, k
     pdu_log = out_dir / "pdus.jsonl"
     pdu_log.unlink(missing_ok=True)
     try:
-        _run(ctx, settings, children, pdu_log, out_dir, headless=headless, minutes=minutes, contacts=contacts,
-             port=port, keep=keep, as_json=as_json)
-    except KeyboardInterrupt:
+        with procs.stop_on_signals():
+            _run(ctx, settings, children, pdu_log, out_dir, headless=headless, minutes=minutes, contacts=contacts,
+                 port=port, keep=keep, as_json=as_json)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM/SIGHUP (procs.stop_on_signals)
         click.echo("\nstopping…")
     finally:
-        children.stop()
+        with procs.signals_held():  # a second Ctrl-C must not leave children holding the ports
+            children.stop()
         click.echo(f"stopped everything the demo started (logs in {logs})")
 
 

@@ -9,12 +9,46 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 SIRENA = str(Path(sys.executable).parent / "sirena")
 SIM_CONFIG = Path(__file__).resolve().parent.parent.parent / "broadcast" / "smsc_sim" / "demo.toml"
 CONTROL_PORT = 2780
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a service manager, a closed terminal) stop the demo as Ctrl-C does: by
+    KeyboardInterrupt, so its `finally` stops the children. Without this the default action killed
+    the demo alone, and its children, each in a session of its own, kept ports 8000, 2775, 2776
+    and 2780."""
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP are ignored while the children are being stopped: a second
+    Ctrl-C must not cut the stop short and leave one of them holding its port."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, *STOP_SIGNALS)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def carrier_passwords() -> dict[str, str]:

@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from alerting import approvals
 from alerting.db import transaction, utcnow
+from alerting.demo.progress import ProgressLine
 from alerting.lifecycle import AlertDraft, compose_alert
 from alerting.models import Alert, AlertMode, Priority
 from audit.actor import Actor
@@ -140,22 +141,24 @@ class Story:
 
     def wait_progress(self, alert_id: int, *, until: float, label: str, timeout_s: float = 600) -> None:
         deadline = time.monotonic() + timeout_s
+        line = ProgressLine()
         while time.monotonic() < deadline:
             state, counts = self.counts(alert_id)
             total = sum(counts.values())
-            done = sum(counts.get(k, 0) for k in ("submitted", "delivered", "failed", "expired"))
+            done = sum(counts.get(k, 0) for k in ("submitted", "delivered", "failed", "expired", "retrying"))
             share = done / total if total else 0.0
             bar = "█" * int(share * 30) + "·" * (30 - int(share * 30))
-            click.echo(f"\r  {label:<20} [{bar}] {done:>7,}/{total:,} {state:<10}", nl=False)
+            line.show(f"  {label:<20} [{bar}] {done:>7,}/{total:,} {state:<10}")
             if (state == "completed" and until >= 1.0) or (share >= until and until < 1.0):
-                click.echo("")
+                line.done()
                 return
             time.sleep(0.3)
-        click.echo("")
+        line.done()
         raise click.ClickException(f"{label} did not progress within {timeout_s:.0f} s (see the logs)")
 
     def wait_escalation(self, alert_id: int, timeout_s: float = 300) -> None:
         deadline = time.monotonic() + timeout_s
+        line = ProgressLine()
         while time.monotonic() < deadline:
             with transaction() as s:
                 stages = [r[0] for r in s.execute(text("SELECT stage FROM escalations WHERE alert_id = :a"),
@@ -163,14 +166,14 @@ class Story:
                 replies = dict(s.execute(text("SELECT meaning, count(*) FROM replies WHERE alert_id = :a "
                                               "GROUP BY 1"), {"a": alert_id}).all())
             shown = {stage: stages.count(stage) for stage in dict.fromkeys(stages)}
-            click.echo(f"\r  replies so far: {json.dumps(replies)}  escalations: {json.dumps(shown)}   ", nl=False)
+            line.show(f"  replies so far: {json.dumps(replies)}  escalations: {json.dumps(shown)}   ")
             if "supervisors" in stages:
-                click.echo("")
+                line.done()
                 self.figures["replies"] = replies
                 self.figures["escalations"] = stages
                 return
             time.sleep(1.0)
-        click.echo("")
+        line.done()
         raise click.ClickException("the escalation did not run (is `sirena scheduler` alive? see the logs)")
 
     def first_submit_after(self, alert_id: int, clicked: float) -> float | None:

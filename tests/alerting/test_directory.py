@@ -238,6 +238,27 @@ def test_non_mobile_number_is_imported_with_a_warning(db: Session, settings: Set
     assert row["outcome"] == "warning" and "not a mobile number" in row["reason"]
 
 
+def test_landlines_and_foreign_numbers_are_imported_each_with_its_warning(db: Session, settings: Settings,
+                                                                         tmp_path: Path) -> None:
+    rows = ["telefono", "961234567",  # a Chilean mobile: nothing to say
+            "+56 2 2123 4567",  # a Santiago landline: phonenumbers cannot tell it from a mobile in CL
+            "+1 202 555 0143",  # a US number
+            "+54 11 4321 5678",  # an Argentine landline
+            "+54 9 11 5555 0000"]  # an Argentine mobile
+    report = run(db, settings, write(tmp_path, "\n".join(rows) + "\n"))
+    assert (report.inserted, report.rejected, report.warnings) == (5, 0, 5)  # one per doubt
+    warned = {(r["row"], r["reason"]) for r in report_rows(report.rejects_path)}
+    assert warned == {
+        ("3", "a landline by its number (mobile numbers in CL start with 9); SMS may not reach it"),
+        ("4", "a number of US, not CL: your carriers may not reach it, or only at international rates"),
+        ("5", "not a mobile number (fixed line); SMS may not reach it"),
+        ("5", "a number of AR, not CL: your carriers may not reach it, or only at international rates"),
+        ("6", "a number of AR, not CL: your carriers may not reach it, or only at international rates"),
+    }
+    for number in ("+56221234567", "+12025550143", "+541143215678", "+5491155550000"):
+        assert contact(db, number) is not None  # imported all the same: the operator decides
+
+
 def test_a_row_with_more_values_than_columns_is_rejected(db: Session, settings: Settings, tmp_path: Path) -> None:
     report = run(db, settings, write(tmp_path, "nombre,telefono\nPérez, Juan,961234567\nAna,961234568\n"))
     assert (report.inserted, report.rejected) == (1, 1)

@@ -96,6 +96,7 @@ def test_export_an_alert_then_verify_the_file(trail: Settings, tmp_path: Path) -
         for factory in (AlertFactory, OperatorFactory):
             factory._meta.sqlalchemy_session = session
         alert = AlertFactory()
+        alert.reference = f"A-2026-{alert.id:06d}"  # as compose_alert names it
         correction = AlertFactory(corrects_alert_id=alert.id)
         append(session, actor=ANA, action="alert.composed", subject_type="alert", subject_id=alert.id)
         append(session, actor=ANA, action="alert.composed", subject_type="alert", subject_id=correction.id)
@@ -115,12 +116,23 @@ def test_export_an_alert_then_verify_the_file(trail: Settings, tmp_path: Path) -
     result = sirena(trail, "audit", "verify", "--export", str(out), "--offline")
     assert result.returncode == 1
     assert "changed_content" in result.stderr
+    by_reference = sirena(trail, "audit", "export", "--alert", alert.reference.lower(), "--format", "csv")
+    assert by_reference.returncode == 0, by_reference.stderr  # the reference shown everywhere, any case
+    assert by_reference.stdout.count("alert.composed") == 2
 
 
 def test_export_of_a_missing_alert_exits_3(trail: Settings) -> None:
     result = sirena(trail, "audit", "export", "--alert", "999999", "--format", "csv")
     assert result.returncode == 3
     assert "alert 999999 does not exist" in result.stderr
+
+
+def test_an_export_of_something_that_is_no_alert_names_the_option(trail: Settings) -> None:
+    missing = sirena(trail, "audit", "export", "--alert", "A-2026-999999", "--format", "csv")
+    assert missing.returncode == 3 and "alert A-2026-999999 does not exist" in missing.stderr
+    wrong = sirena(trail, "audit", "export", "--alert", "incendio", "--format", "csv")
+    assert wrong.returncode == 2
+    assert "--alert: expected an alert id (42) or reference (A-2026-000042), got 'incendio'" in wrong.stderr
 
 
 def test_export_without_a_scope_names_the_option(trail: Settings) -> None:

@@ -22,6 +22,29 @@ def test_a_console_export_is_recorded_in_the_trail(client, people, db, factories
     assert row.payload["output"] == "console download"
 
 
+def test_the_trail_is_searched_and_exported_by_the_reference_shown_everywhere(client, people, db, factories):
+    auditor = people("auditora-ref", "auditor")
+    alert, other = factories.AlertFactory(), factories.AlertFactory()
+    alert.reference = f"A-2026-{alert.id:06d}"  # as compose_alert names it
+    db.flush()
+    from audit.trail import append
+    from tests.factories import actor_for
+
+    for a in (alert, other):
+        append(db, actor=actor_for(auditor.operator), action="alert.composed", subject_type="alert", subject_id=a.id)
+    sign_in(client, auditor, db)
+    page = client.get(f"/audit/timeline?alert={alert.reference}")
+    assert page.status_code == 200
+    body = page.get_data(as_text=True)
+    assert f"· {alert.reference}</h1>" in body
+    assert f"alert {alert.id}</td>" in body and f"alert {other.id}</td>" not in body
+    export = client.get(f"/audit/export?format=json&alert={alert.reference}")
+    assert export.status_code == 200
+    assert json.loads(export.get_data(as_text=True))["scope"]["alert_ids"] == [alert.id]
+    assert client.get("/audit/timeline?alert=incendio").status_code == 422
+    assert client.get("/audit/timeline?alert=A-2026-999999").status_code == 404
+
+
 def test_an_unknown_export_format_exports_and_records_nothing(client, people, db):
     sign_in(client, people("auditor2", "auditor"), db)
     assert client.get("/audit/export?format=xml").status_code == 422

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, render_template, request
 from sqlalchemy import text
 
+from alerting import lifecycle
 from alerting.db import engine, transaction
 from alerting.errors import InvalidInput
 from alerting.web.security import current_actor, requires
@@ -19,12 +20,12 @@ PAGE = 200
 
 
 def _alert_id() -> int | None:
+    """The alert the `alert` query names, by id or reference (A-2026-000001); None when absent."""
     raw = request.args.get("alert", "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
-        raise InvalidInput("alert must be an id", fields={"alert": "a number"})
-    return int(raw)
+    with transaction() as db:
+        return lifecycle.alert_id_of(db, raw)
 
 
 @bp.get("/timeline")
@@ -42,7 +43,8 @@ def timeline() -> str:
             f"SELECT seq, at, actor_kind, actor_name, origin_interface, origin_address, action, subject_type, "
             f"subject_id, outcome, reason FROM audit.events {where} ORDER BY seq DESC NULLS FIRST, id DESC "
             "LIMIT :limit"), params).all()
-    return render_template("audit/timeline.html", events=events, alert_id=alert_id)
+        reference = db.execute(text("SELECT reference FROM alerts WHERE id = :a"), {"a": alert_id}).scalar()
+    return render_template("audit/timeline.html", events=events, alert_id=alert_id, reference=reference)
 
 
 @bp.get("/verify")
