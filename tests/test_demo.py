@@ -36,7 +36,7 @@ def test_headless_demo_tells_the_whole_story_and_every_figure_holds(tmp_path):
     assert all(report["replies"].get(m) for m in ("ack", "no", "help", "free_text")), report["replies"]
     assert report["air"]["air_duplicates"] <= sum(a["possible_duplicates"] for a in alerts.values())
     assert "\r" not in proc.stdout  # no progress bar drawn into a pipe or a log
-    assert "failed  retrying" in proc.stdout  # the table tells final failures from those being re-sent
+    assert "failed retrying" in proc.stdout  # the table tells final failures from those being re-sent
     # The table against the database, after the fact: a failure shown as final stays final.
     now = _demo_counts([a["reference"] for a in alerts.values()])
     for a in alerts.values():
