@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,9 +14,21 @@ import pytest
 SIRENA = str(Path(sys.executable).parent / "sirena")
 
 
+@pytest.fixture
+def one_demo_at_a_time() -> Iterator[None]:
+    """A demo owns its database (sirena_demo, dropped at start) and ports 8000, 2775, 2776, 2780:
+    two at once, in two test processes or two checkouts of this machine, break each other. A lock
+    file shared by every process of the machine runs them one after another."""
+    with open("/tmp/sirena-demo-tests.lock", "w") as lock:  # one machine-wide lock, on purpose
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.mark.demo
-@pytest.mark.xdist_group("demo")  # one demo at a time: it owns ports 8000, 2775, 2776, 2780
-def test_headless_demo_tells_the_whole_story_and_every_figure_holds(tmp_path):
+def test_headless_demo_tells_the_whole_story_and_every_figure_holds(tmp_path, one_demo_at_a_time):
     env = {**os.environ, "SIRENA_DATA_DIR": str(tmp_path)}
     proc = subprocess.run([SIRENA, "demo", "--headless", "--json", "--contacts", "20000"], capture_output=True,
                           text=True, timeout=900, env=env)
@@ -93,9 +107,8 @@ def _processes_of(data_dir: Path) -> list[int]:
 
 
 @pytest.mark.demo
-@pytest.mark.xdist_group("demo")
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
-def test_a_signal_to_the_demo_stops_every_process_it_started_and_frees_its_ports(tmp_path, sig):
+def test_a_signal_to_the_demo_stops_every_process_it_started_and_frees_its_ports(tmp_path, sig, one_demo_at_a_time):
     import signal
     import time
 
