@@ -51,6 +51,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "alerts.propose_correction": frozenset({C, AP, AD}),
     "alerts.escalate": frozenset({C, AP, AD}),
     "replies.answer": frozenset({C, AP, AD}),
+    "alerts.non_responders": frozenset({C, AP, AD}),  # their numbers as CSV, to phone them
     "replies.read_unmatched": frozenset({C, AP, AU}),
     "schedules.stop": frozenset({C, AP, AD}),
     "schedules.delete": frozenset({C, AD}),

@@ -16,7 +16,7 @@ from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from alerting.settings import Settings
-from alerting.web import errors, i18n, security
+from alerting.web import errors, i18n, labels, security
 from alerting.web.i18n import language, localtime
 from alerting.web.sessions import ServerSessionInterface
 from alerting.web.signin import Throttle
@@ -95,9 +95,10 @@ def _templates(app: Flask) -> None:
     from alerting.models import AlertMode
 
     i18n.install(app)  # `_` in templates: Flask-Babel, per operator
-    app.jinja_env.globals.update(AlertMode=AlertMode)
-    app.jinja_env.filters["localtime"] = localtime
-    app.jinja_env.filters["thousands"] = lambda n: f"{int(n or 0):,}"
+    app.jinja_env.globals.update(AlertMode=AlertMode, labels=labels.labels)
+    app.jinja_env.filters.update(localtime=localtime, thousands=i18n.number, percent=i18n.percent,
+                                 decimal=i18n.decimal, duration=i18n.duration, label=labels.label,
+                                 tr=i18n.translate_message)
 
     @app.context_processor
     def _context() -> dict[str, Any]:
