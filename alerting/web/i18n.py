@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 from flask_babel import Babel, Domain, format_decimal, format_percent, get_locale, gettext
 
 from alerting.accounts import LANGUAGES
@@ -35,10 +35,13 @@ TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
 
 def language() -> str:
-    """The signed-in operator's language; Spanish before sign-in (the operations centre's)."""
+    """The signed-in operator's language; before sign-in, the browser's choice between the two
+    (Accept-Language), else Spanish (the operations centre's)."""
     operator = g.get("operator")
-    lang = getattr(operator, "language", None) or "es"
-    return lang if lang in LANGUAGES else "es"
+    lang = getattr(operator, "language", None)
+    if lang is None and has_request_context():
+        lang = request.accept_languages.best_match(LANGUAGES)
+    return lang if lang in LANGUAGES else LANGUAGES[0]
 
 
 def compile_catalogue(lang: str) -> NullTranslations:
@@ -103,33 +106,61 @@ def _patterns(lang: str) -> tuple[tuple[re.Pattern[str], str], ...]:
 
 
 _COUNT = re.compile(r"\d{1,3}(,\d{3})+|\d+")
+_STATED = re.compile(r"([^,;()]+) \((\w+)\)")  # "A-2026-000012 (sending)"
+_DEPTH = 6  # messages nest: a refusal's reason names users, a list of alerts, each with its state
 
 
-def _word(value: str) -> str:
+def _word(value: str, depth: int) -> str:
     """A value inside a message, in the operator's words: a count grouped as their language groups
-    it (the services write 12,345), a stored state or priority by its label, else the catalogue's."""
+    it (the services write 12,345), a stored state or priority by its label (also in parentheses
+    after a reference: `A-1 (sending)`), a phrase or message of its own (a reason inside a
+    refusal), a list of such (joined by "; " or ", "); else as it is. A single word is an
+    identifier (a field, an operator like `in`): left alone."""
     from alerting.web.labels import value_word
 
     if _COUNT.fullmatch(value):
         return number(int(value.replace(",", "")))
-    return value_word(value) or gettext(value)
+    word = value_word(value)
+    if word is not None or depth > _DEPTH:
+        return word or value
+    stated = _STATED.fullmatch(value)
+    if stated and value_word(stated[2]):
+        return f"{stated[1]} ({value_word(stated[2])})"
+    if " " in value.strip():
+        shown = _translated(value, depth + 1)
+        if shown != value:
+            return shown
+    for joint in ("; ", ", "):
+        if joint in value:
+            return joint.join(_word(part, depth + 1) for part in value.split(joint))
+    return value
+
+
+def _by_pattern(text: str, depth: int) -> str | None:
+    locale = get_locale()
+    for pattern, msgstr in _patterns(locale.language if locale is not None else "en"):
+        match = pattern.fullmatch(text)
+        if match:
+            return msgstr % {name: _word(value, depth) for name, value in match.groupdict().items()}
+    return None
+
+
+def _translated(text: str, depth: int) -> str:
+    exact = gettext(text)
+    if exact != text:
+        return exact
+    return _by_pattern(text, depth) or text
 
 
 def translate_message(message: object) -> str:
     """A service's English message (an error, a refusal, a note) in the operator's language: the
-    catalogue's entry for it, or for the pattern it fits; as it is when the catalogue has neither."""
+    catalogue's entry for it, or for the pattern it fits, its variable parts translated in turn;
+    as it is when the catalogue has neither."""
     text = "" if message is None else str(message)
     locale = get_locale()
     if not text or locale is None or locale.language == "en":
         return text
-    exact = gettext(text)
-    if exact != text:
-        return exact
-    for pattern, msgstr in _patterns(locale.language):
-        match = pattern.fullmatch(text)
-        if match:
-            return msgstr % {name: _word(value) for name, value in match.groupdict().items()}
-    return text
+    return _translated(text, 0)
 
 
 def number(value: object) -> str:
