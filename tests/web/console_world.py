@@ -18,7 +18,7 @@ from sqlalchemy import select, text
 
 from alerting import accounts, approvals, corrections, directory, lifecycle
 from alerting.db import transaction, utcnow
-from alerting.models import Alert, AlertMode, Contact, ContactLocation, Group, Priority
+from alerting.models import Alert, AlertMode, Contact, ContactLocation, Group, Operator, Priority
 from audit.actor import Actor
 from broadcast import replies as replies_job
 from geo.zones import import_geojson
@@ -42,7 +42,7 @@ class World:
     replies: dict[str, str] = field(default_factory=dict)
 
 
-def _operators(settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def operators(settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
     key, system = settings.secret_key(), Actor.system("console-test")
     seeds = {}
     with transaction() as db:
@@ -67,25 +67,30 @@ def _town() -> dict[str, int]:
         return {name: gid for name, gid in db.execute(select(Group.name, Group.id))}
 
 
-def _compose(who: Actor, *, mode: AlertMode = AlertMode.LIVE, **extra: object) -> int:
+def actor(username: str) -> Actor:
+    with transaction() as db:
+        return actor_for(db.scalar(select(Operator).where(Operator.username == username)))  # type: ignore[arg-type]
+
+
+def compose(who: Actor, *, mode: AlertMode = AlertMode.LIVE, group: str = GROUP, **extra: object) -> int:
     with transaction() as db:
         draft = lifecycle.AlertDraft(texts={"es": "Corte de agua en su sector. Responda ACK {codigo}."}, mode=mode,
                                      sender_name="SIRENA-SC", priority=Priority.HIGH, title=TITLE,
-                                     target={"groups": [GROUP]}, **extra)  # type: ignore[arg-type]
+                                     target={"groups": [group]}, **extra)  # type: ignore[arg-type]
         return lifecycle.compose_alert(db, draft, who).id
 
 
-def _submit(alert_id: int, who: Actor) -> str:
+def submit(alert_id: int, who: Actor) -> str:
     with transaction() as db:
         return approvals.submit_for_approval(db, alert_id, who).approval_hash  # type: ignore[return-value]
 
 
-def _approve(alert_id: int, seen: str, who: Actor) -> None:
+def approve(alert_id: int, seen: str, who: Actor) -> None:
     with transaction() as db:
         approvals.approve_reviewed(db, alert_id, who, seen_hash=seen)
 
 
-def _pipeline(run_jobs, until) -> None:  # type: ignore[no-untyped-def]
+def pipeline(run_jobs, until) -> None:  # type: ignore[no-untyped-def]
     """Run the jobs and the inbound sweep until `until()` holds (receipts and replies arrive async)."""
     deadline = time.monotonic() + 60
     while True:
@@ -96,44 +101,40 @@ def _pipeline(run_jobs, until) -> None:  # type: ignore[no-untyped-def]
         time.sleep(0.3)
 
 
-def _count(sql: str, **params: object) -> int:
+def count(sql: str, **params: object) -> int:
     with transaction() as db:
         return int(db.execute(text(sql), params).scalar_one())
 
 
 def build(settings, simulator, run_jobs) -> World:  # type: ignore[no-untyped-def]
     """The town, its operators and an alert in each state (the gateway and simulator are running)."""
-    seeds = _operators(settings)
+    seeds = operators(settings)
     groups = _town()
-    with transaction() as db:
-        from alerting.models import Operator
-
-        redacta, aprueba, jefa = (actor_for(db.scalar(select(Operator).where(Operator.username == n)))
-                                  for n in ("redacta", "aprueba", "jefa"))
-    alerts = {"draft": _compose(redacta), "exercise": _compose(redacta, mode=AlertMode.EXERCISE)}
-    alerts["pending_approval"] = _compose(redacta)
-    _submit(alerts["pending_approval"], redacta)
-    alerts["rejected"] = _compose(redacta)
-    _submit(alerts["rejected"], redacta)
+    redacta, aprueba, jefa = (actor(n) for n in ("redacta", "aprueba", "jefa"))
+    alerts = {"draft": compose(redacta), "exercise": compose(redacta, mode=AlertMode.EXERCISE)}
+    alerts["pending_approval"] = compose(redacta)
+    submit(alerts["pending_approval"], redacta)
+    alerts["rejected"] = compose(redacta)
+    submit(alerts["rejected"], redacta)
     with transaction() as db:
         lifecycle.reject_alert(db, alerts["rejected"], aprueba, "texto poco claro")
-    alerts["scheduled"] = _compose(redacta, scheduled_at=utcnow() + timedelta(days=1))
-    _approve(alerts["scheduled"], _submit(alerts["scheduled"], redacta), aprueba)
-    alerts["cancelled"] = _compose(redacta)
-    _approve(alerts["cancelled"], _submit(alerts["cancelled"], redacta), aprueba)
+    alerts["scheduled"] = compose(redacta, scheduled_at=utcnow() + timedelta(days=1))
+    approve(alerts["scheduled"], submit(alerts["scheduled"], redacta), aprueba)
+    alerts["cancelled"] = compose(redacta)
+    approve(alerts["cancelled"], submit(alerts["cancelled"], redacta), aprueba)
     with transaction() as db:
         lifecycle.cancel_alert(db, alerts["cancelled"], aprueba, "zona equivocada")
-    alerts["completed"] = _compose(redacta)
-    _approve(alerts["completed"], _submit(alerts["completed"], redacta), aprueba)
-    alerts["superseded"] = _compose(redacta)
-    _approve(alerts["superseded"], _submit(alerts["superseded"], redacta), aprueba)
-    _pipeline(run_jobs, lambda: _count("SELECT count(*) FROM alerts WHERE id IN (:a, :b) AND state = 'completed'",
+    alerts["completed"] = compose(redacta)
+    approve(alerts["completed"], submit(alerts["completed"], redacta), aprueba)
+    alerts["superseded"] = compose(redacta)
+    approve(alerts["superseded"], submit(alerts["superseded"], redacta), aprueba)
+    pipeline(run_jobs, lambda: count("SELECT count(*) FROM alerts WHERE id IN (:a, :b) AND state = 'completed'",
                                        a=alerts["completed"], b=alerts["superseded"]) == 2)
     with transaction() as db:
         alerts["correction"] = corrections.fire_correction(db, alerts["superseded"], jefa).id
     replies = _answer(simulator, alerts["completed"])
-    _pipeline(run_jobs, lambda: _count("SELECT count(*) FROM replies") >= len(replies)
-              and _count("SELECT count(*) FROM alerts WHERE id = :a AND state = 'completed'",
+    pipeline(run_jobs, lambda: count("SELECT count(*) FROM replies") >= len(replies)
+              and count("SELECT count(*) FROM alerts WHERE id = :a AND state = 'completed'",
                          a=alerts["correction"]) == 1)
     with transaction() as db:
         names = tuple(db.scalars(select(Contact.name)))

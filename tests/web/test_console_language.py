@@ -110,7 +110,7 @@ def _read_everything(reader: Reader, world: console_world.World) -> None:
     for alert_id in alerts.values():
         reader.read(f"/alerts/{alert_id}")
     first = reader.read(f"/alerts/{alerts['completed']}")
-    nxt = re.search(r'id="non-responders-next" href="([^"]+)"', first)
+    nxt = re.search(r'<a href="([^"]+)" id="non-responders-next"', first)
     if nxt:
         reader.read(nxt.group(1).replace("&amp;", "&"))
     # error pages, a form sent back with its errors, a refused action, flashes
