@@ -85,9 +85,9 @@ def submit(alert_id: int, who: Actor) -> str:
         return approvals.submit_for_approval(db, alert_id, who).approval_hash  # type: ignore[return-value]
 
 
-def approve(alert_id: int, seen: str, who: Actor) -> None:
+def approve(alert_id: int, seen: str, who: Actor, *, override_reason: str | None = None) -> None:
     with transaction() as db:
-        approvals.approve_reviewed(db, alert_id, who, seen_hash=seen)
+        approvals.approve_reviewed(db, alert_id, who, seen_hash=seen, override_reason=override_reason)
 
 
 def pipeline(run_jobs, until) -> None:  # type: ignore[no-untyped-def]

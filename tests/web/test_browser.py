@@ -7,6 +7,7 @@ README's picture, with SIRENA_UPDATE_SCREENSHOT=1); failures leave screenshots i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -68,18 +69,9 @@ def _seed(settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return seeds
 
 
-@pytest.fixture
-def server(committed_db, redis_db, monkeypatch) -> Iterator[tuple[str, dict[str, str]]]:  # type: ignore[no-untyped-def]
-    # tests/conftest.py's `db` teardown leaves join_transaction_mode="conservative_savepoint", which
-    # SQLAlchemy 2.1 refuses; reset it to the default for this committed database.
-    from alerting.web.console import monitor
-
-    bind_sessions(engine(), join_transaction_mode="conditional_savepoint")
-    # A long poll still open when the test ends would run on into the next test's database session:
-    # keep them short here, and let every request in flight finish before the database goes.
-    monkeypatch.setattr(monitor, "LONG_POLL_MAX_S", 2.0)
-    seeds = _seed(committed_db)
-    app = create_app(committed_db, configure_services=False)
+@contextlib.contextmanager
+def serving(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The app on a free port in a thread (its base URL); every request in flight ends before it stops."""
     in_flight = [0]
     lock = threading.Lock()
 
@@ -96,13 +88,34 @@ def server(committed_db, redis_db, monkeypatch) -> Iterator[tuple[str, dict[str,
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{httpd.server_port}", seeds
+        yield f"http://127.0.0.1:{httpd.server_port}"
     finally:
         httpd.shutdown()
         thread.join(5)
         deadline = time.monotonic() + 10
         while in_flight[0] and time.monotonic() < deadline:
             time.sleep(0.05)
+
+
+def committed_app(settings, monkeypatch):  # type: ignore[no-untyped-def]
+    """The console on a committed database, with short long polls."""
+    # tests/conftest.py's `db` teardown leaves join_transaction_mode="conservative_savepoint", which
+    # SQLAlchemy 2.1 refuses; reset it to the default for this committed database.
+    from alerting.web.console import monitor
+
+    bind_sessions(engine(), join_transaction_mode="conditional_savepoint")
+    # A long poll still open when the test ends would run on into the next test's database session:
+    # keep them short here, and let every request in flight finish before the database goes.
+    monkeypatch.setattr(monitor, "LONG_POLL_MAX_S", 2.0)
+    return create_app(settings, configure_services=False)
+
+
+@pytest.fixture
+def server(committed_db, redis_db, monkeypatch) -> Iterator[tuple[str, dict[str, str]]]:  # type: ignore[no-untyped-def]
+    app = committed_app(committed_db, monkeypatch)
+    seeds = _seed(committed_db)
+    with serving(app) as base:
+        yield base, seeds
 
 
 @pytest.fixture

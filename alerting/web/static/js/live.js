@@ -118,6 +118,7 @@
     try { sessionStorage.setItem(key, JSON.stringify(series)); } catch (e) { /* private mode: no memory */ }
   }
   function showPace(summary) {
+    if (series.length < 2) { return; }  // not approved yet: no pace to tell
     var lastPoint = series[series.length - 1], from = null;
     for (var i = series.length - 2; i >= 0; i--) {
       from = series[i];
@@ -190,6 +191,7 @@
     showPace(d.summary);
     tickClock();
     draw();
+    box.dataset.updates = String(Number(box.dataset.updates || 0) + 1);  // how many live answers it has shown
     var secs = document.getElementById("correction-seconds");
     if (secs && d.correction_seconds !== null) { secs.textContent = tenths.format(d.correction_seconds); }
   }
