@@ -168,9 +168,10 @@ def number(value: object) -> str:
     return format_decimal(int(value or 0))  # type: ignore[call-overload]
 
 
-def decimal(value: float | None) -> str:
-    """A measure (an area, seconds) with up to two decimals, as the operator's language writes it."""
-    return format_decimal(value or 0, format="#,##0.##")
+def decimal(value: float | None, pattern: str = "#,##0.##") -> str:
+    """A measure (an area, seconds) with up to two decimals (or as `pattern` says: "#,##0.0" for
+    exactly one), as the operator's language writes it."""
+    return format_decimal(value or 0, format=pattern)
 
 
 def percent(value: float | None) -> str:

@@ -25,7 +25,7 @@ from audit.actor import Actor
 from tests.web.conftest import csrf_of, sign_in
 
 ROLES = tuple(r.value for r in Role)
-CONSOLE_REFUSAL = "may not use this page"
+CONSOLE_REFUSAL = "no puede usar esta página"  # the operators read Spanish, the default
 PUBLIC = None
 # Console endpoint → the action it declares (PUBLIC: no sign-in).
 ROUTE_ACTIONS: dict[str, str | None] = {

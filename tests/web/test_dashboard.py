@@ -43,5 +43,5 @@ def test_a_carrier_degraded_by_its_receipts_is_shown_with_the_reason(client, peo
                     "VALUES ('beta', true, '45% of receipts failed (others 2%)'), ('alpha', false, '')"))
     sign_in(client, people("ana", "composer"), db)
     page = client.get("/").get_data(as_text=True)
-    assert "DEGRADADO según sus recibos, recibe menos tráfico: 45% of receipts failed (others 2%)" in page
+    assert "DEGRADADO según sus recibos, recibe menos tráfico: 45% de los recibos fallaron (los demás, 2%)" in page
     assert page.count("degraded-carrier") == 1
