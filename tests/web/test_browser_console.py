@@ -24,7 +24,7 @@ from tests.cluster import seed_group
 from tests.conftest import carriers_toml, sim_env
 from tests.web import console_world as town
 from tests.web.console_text import foreign, page_texts
-from tests.web.test_browser import CHROMIUM, chromium, committed_app, serving  # noqa: F401  (fixture)
+from tests.web.test_browser import CHROMIUM, _screenshot, chromium, committed_app, serving  # noqa: F401
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")]
@@ -109,6 +109,8 @@ def test_the_live_page_keeps_its_numbers_while_they_change(committed_db, redis_d
             expect(page.locator("#big-sent .n")).to_have_text("1,200")
             expect(page.locator("#progress-percent")).to_have_text("100%")
             expect(page.locator("#progress-words")).to_have_text("1,200 of 1,200 sent to carriers")
+            expect(page.locator("#all-sent")).to_be_visible()
+            expect(page.locator("#eta-box")).to_be_hidden()
             seen = page.evaluate("window.seen")
             assert seen == sorted(seen) and seen[-1] == RECIPIENTS, seen  # it only moves forward
             assert any(0 < v < RECIPIENTS for v in seen), f"the bar jumped, never moved: {seen}"
@@ -117,13 +119,15 @@ def test_the_live_page_keeps_its_numbers_while_they_change(committed_db, redis_d
                 float(page.locator("#progress rect.bar-failed").get_attribute("width") or 0)
             assert width == pytest.approx(1000, abs=1)
             # The chart: axes with their titles and ticks, a line per series, the legend.
-            expect(page.locator("#chart-x-title")).to_have_text("minutes since approval")
+            expect(page.locator("#chart-x-title")).to_have_text("time since approval (minutes:seconds)")
+            assert page.locator("#chart .x-tick").all_text_contents()[:2] == ["0:00", "0:15"]
             expect(page.locator("#chart-y-title")).to_have_text("messages")
             assert {"0", "1,000", "2,000"} <= set(page.locator("#chart .y-tick").all_text_contents())
             assert page.locator("#chart polyline.line").count() == 4
             assert page.locator("#chart-legend li").all_inner_texts() == ["sent to carriers", "delivered", "failed",
                                                                           "ACK"]
             assert page.locator("#carriers tbody tr").count() == 2  # alpha and beta, each with its share
+            _screenshot(page, "live.png")
             # This alert's unmatched replies: its recipient's unknown keyword, not the other alert's.
             mine, theirs = (_first_number(a) for a in (alert_id, other_id))
             simulator.send_mo("alpha", mine.lstrip("+"), "5555", "POLICIA la calle se inunda")
@@ -147,7 +151,7 @@ def test_the_live_page_keeps_its_numbers_while_they_change(committed_db, redis_d
             expect(page.locator("#big-help")).to_have_class(re.compile(r"\balarm\b"))
             expect(page.locator("#big-recipients .n")).to_have_text("1.200")
             expect(page.locator("#alert-state")).to_have_text("completada")
-            expect(page.locator("#chart-x-title")).to_have_text("minutos desde la aprobación")
+            expect(page.locator("#chart-x-title")).to_have_text("tiempo desde la aprobación (minutos:segundos)")
             assert "1.000" in page.locator("#chart .y-tick").all_text_contents()
             assert problems == [], problems
         finally:

@@ -26,7 +26,7 @@ from alerting.web import labels, review, server
 from alerting.web.console import carrier_view
 from alerting.web.console.alerts import ACTION_LIMIT, approvals_of, bp
 from alerting.web.errors import on_invalid
-from alerting.web.i18n import translate_message
+from alerting.web.i18n import localtime, translate_message
 from alerting.web.labels import label
 from alerting.web.security import current_actor, limiter, requires, step_up
 from audit import trail
@@ -100,7 +100,7 @@ def _live(db: Session, alert: Alert, *, after: int) -> dict[str, Any]:
             "version": live_view.live_marks(db, alert.id)[0],
             "approved_at": alert.approved_at.isoformat() if alert.approved_at else None,
             "first_submit_at": alert.first_submit_at.isoformat() if alert.first_submit_at else None,
-            "now": now.isoformat(),
+            "now": now.isoformat(), "now_local": localtime(now, "%H:%M:%S"),
             "elapsed_s": (now - alert.approved_at).total_seconds() if alert.approved_at else None,
             "correction_seconds": timing["seconds"] if timing else None, "done": alert.state in DONE}
 

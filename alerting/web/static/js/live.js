@@ -126,8 +126,10 @@
     }
     var rate = from && lastPoint.t > from.t ? (lastPoint.sent - from.sent) / (lastPoint.t - from.t) : 0;
     document.getElementById("rate").textContent = from ? rates.format(Math.max(0, rate)) : "—";
-    document.getElementById("eta").textContent = summary.waiting === 0 ? duration(0) :
-      (rate > 0 ? duration(summary.waiting / rate) : "—");
+    var done = summary.waiting === 0 && summary.recipients > 0;
+    document.getElementById("eta-box").classList.toggle("hidden", done);
+    document.getElementById("all-sent").classList.toggle("hidden", !done);
+    document.getElementById("eta").textContent = rate > 0 ? duration(summary.waiting / rate) : "—";
   }
   function tickClock() {
     if (clock.elapsedAt === null) { return; }
@@ -139,6 +141,12 @@
     if (text !== undefined) { node.textContent = text; }
     return node;
   }
+  var STEPS_S = [15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400];
+  function clockLabel(t) {  // 0:45, 12:30 (minutes:seconds), 2:05:00 past an hour
+    var s = Math.round(t), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+    var two = function (n) { return (n < 10 ? "0" : "") + n; };
+    return h ? h + ":" + two(m) + ":" + two(r) : m + ":" + two(r);
+  }
   function niceMax(v) {
     var p = Math.pow(10, Math.floor(Math.log10(Math.max(v, 1)))), steps = [1, 2, 2.5, 5, 10];
     for (var i = 0; i < steps.length; i++) { if (steps[i] * p >= v) { return steps[i] * p; } }
@@ -148,7 +156,9 @@
     var chart = document.getElementById("chart");
     while (chart.firstChild) { chart.removeChild(chart.firstChild); }
     var L = 64, R = 12, T = 10, B = 40, W = 640 - L - R, H = 220 - T - B;
-    var tMax = Math.max(60, series.length ? series[series.length - 1].t : 0), yMax = 1;
+    var tLast = Math.max(60, series.length ? series[series.length - 1].t : 0), step = STEPS_S[STEPS_S.length - 1];
+    for (var k = 0; k < STEPS_S.length; k++) { if (tLast / STEPS_S[k] <= 6) { step = STEPS_S[k]; break; } }
+    var tMax = Math.ceil(tLast / step) * step, yMax = 1;
     series.forEach(function (p) { yMax = Math.max(yMax, p.sent, p.delivered, p.failed, p.ack); });
     yMax = niceMax(yMax);
     function x(t) { return L + W * t / tMax; }
@@ -157,12 +167,14 @@
     axes.appendChild(svg("line", { x1: L, y1: T + H, x2: L + W, y2: T + H }));
     axes.appendChild(svg("line", { x1: L, y1: T, x2: L, y2: T + H }));
     [0, 0.25, 0.5, 0.75, 1].forEach(function (f) {
-      var v = yMax * f, t = tMax * f;
+      var v = yMax * f;
       axes.appendChild(svg("line", { "class": "grid", x1: L, y1: y(v), x2: L + W, y2: y(v) }));
       axes.appendChild(svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", "class": "tick y-tick" }, fmt(v)));
-      axes.appendChild(svg("text", { x: x(t), y: T + H + 16, "text-anchor": "middle", "class": "tick x-tick" },
-        rates.format(Math.round(t / 6) / 10)));
     });
+    for (var t = 0; t <= tMax; t += step) {
+      axes.appendChild(svg("text", { x: x(t), y: T + H + 16, "text-anchor": "middle", "class": "tick x-tick" },
+        clockLabel(t)));
+    }
     axes.appendChild(svg("text", { x: L + W / 2, y: 216, "text-anchor": "middle", "class": "axis-title", id: "chart-x-title" }, S.text.minutes));
     axes.appendChild(svg("text", { x: 12, y: T + H / 2, "text-anchor": "middle", "class": "axis-title", id: "chart-y-title",
                                    transform: "rotate(-90 12 " + (T + H / 2) + ")" }, S.text.messages));
