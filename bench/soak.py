@@ -18,7 +18,9 @@ normal or low to "todos". Every `--fault-every` seconds (jittered) one fault, dr
 
 After `--minutes`, no new alert; every alert must complete (15 minutes at most). Then, against the
 simulator's PDU log (the air): per alert, recipients never reached (lost: must be 0), copies beyond
-one on the air (duplicates) against what Sirena counted (`possible_duplicates`: never fewer) and the
+one on the air (duplicates; the copies Sirena sent again on purpose — the re-send to non-responders
+at the ACK deadline, a carrier retry after an undelivered receipt — are follow-ups of their own and
+not duplicates) against what Sirena counted (`possible_duplicates`: never fewer) and the
 bound the faults allow (a slice of a process's windows per kill, restart or drop); and
 `sirena audit verify`. Prints the faults and per-priority figures; last line: one JSON object.
 """
@@ -336,7 +338,8 @@ def run(args: argparse.Namespace, rng: random.Random, seed_value: int, tmp: Path
           f"{len(pending)}, audit verify {'OK' if figures['audit_verify'].get('ok') else 'FAILED'}")
     for priority, row in figures["by_priority"].items():
         print(f"  {priority:<7} {row['alerts']:>4} alerts {row['recipients']:>9,} recipients, first SMS p50 "
-              f"{row['first_p50_s']} s max {row['first_max_s']} s, lost {row['lost']}, duplicates {row['duplicates']}")
+              f"{row['first_p50_s']} s max {row['first_max_s']} s, lost {row['lost']}, duplicates {row['duplicates']}, "
+              f"sent again on purpose {row['sent_again']} (ACK-deadline re-sends, carrier retries)")
     print(json.dumps(result, default=str))
 
 
@@ -351,14 +354,22 @@ def check(alerts: dict[int, tuple[int, str]], air: Counter[tuple[str, int]], eve
                              {"a": alert_id}).all()
             first = s.scalar(text("SELECT extract(epoch FROM first_submit_at - approved_at) FROM alerts WHERE id = :a"),
                              {"a": alert_id})
-            got = [air.get((msisdn.lstrip("+"), n), 0) for msisdn, _ in rows]
+            # copies meant to reach the air again: the escalation's re-send to non-responders at the ACK
+            # deadline and a carrier retry after an undelivered receipt (each a follow-up of its own,
+            # with its own possible-duplicate count)
+            again = {m: (int(sent), int(dups)) for m, sent, dups in s.execute(text("""
+                SELECT msisdn, count(*) FILTER (WHERE submitted_at IS NOT NULL), coalesce(sum(possible_duplicates), 0)
+                  FROM followups WHERE alert_id = :a AND kind IN ('resend', 'carrier_retry') GROUP BY msisdn"""),
+                {"a": alert_id})}
+            got = [(air.get((msisdn.lstrip("+"), n), 0), again.get(msisdn, (0, 0))[0]) for msisdn, _ in rows]
             row = by_priority.setdefault(priority, {"alerts": 0, "recipients": 0, "lost": 0, "duplicates": 0,
-                                                    "counted": 0, "firsts": []})
+                                                    "counted": 0, "sent_again": 0, "firsts": []})
             row["alerts"] += 1
             row["recipients"] += len(rows)
-            row["lost"] += sum(1 for c in got if c == 0)
-            row["duplicates"] += sum(c - 1 for c in got if c > 1)
-            row["counted"] += sum(int(d) for _, d in rows)
+            row["lost"] += sum(1 for c, _ in got if c == 0)
+            row["duplicates"] += sum(max(c - 1 - meant, 0) for c, meant in got)
+            row["sent_again"] += sum(meant for _, meant in got)
+            row["counted"] += sum(int(d) for _, d in rows) + sum(d for _, d in again.values())
             if first is not None:
                 row["firsts"].append(float(first))
     for row in by_priority.values():
