@@ -28,6 +28,7 @@ from audit.actor import Actor
 # argon2id above OWASP's minimum (m=19 MiB, t=2, p=1): m=19 MiB, t=3, p=1, ~30 ms a hash here.
 HASHER = PasswordHasher(time_cost=3, memory_cost=19456, parallelism=1)
 ISSUER = "Sirena"
+LANGUAGES = ("es", "en")  # the console's languages; the first is an operator's until they choose
 SCOPES = frozenset(permissions.SCOPES)  # the table says which roles may hold each
 # A few of the most common passwords; the length rule (12+) already excludes most of the rest.
 COMMON = frozenset({"123456789012", "password1234", "qwertyuiopas", "contraseña123", "passwordpassword",
@@ -186,6 +187,23 @@ def set_roles(session: Session, operator_id: int, roles: list[str], actor: Actor
     operator.roles = roles
     trail.append(session, actor=actor, action="operator.roles_changed", subject_type="operator",
                  subject_id=operator.id, payload={"username": operator.username, "before": before, "after": roles})
+    return operator
+
+
+def set_language(session: Session, operator_id: int, language: str, actor: Actor) -> Operator:
+    """The language an operator reads the console in (audited with before and after): their own,
+    or anyone's by an admin. Raises InvalidInput (not a console language), NotFound, Refused."""
+    if language not in LANGUAGES:
+        raise InvalidInput(f"unknown language {language!r}", fields={"language": f"expected {' or '.join(LANGUAGES)}"})
+    if actor.operator_id != operator_id:
+        permissions.require(actor, "operators.manage", "set another operator's language")
+    operator = session.get(Operator, operator_id, with_for_update=True)
+    if operator is None:
+        raise NotFound(f"operator {operator_id} does not exist")
+    before = operator.language
+    operator.language = language
+    trail.append(session, actor=actor, action="operator.language_changed", subject_type="operator",
+                 subject_id=operator.id, payload={"username": operator.username, "before": before, "after": language})
     return operator
 
 

@@ -52,6 +52,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "alerts.escalate": frozenset({C, AP, AD}),
     "replies.answer": frozenset({C, AP, AD}),
     "replies.handle_help": frozenset({C, AP, AD}),  # a HELP stays pinned until someone marks it handled
+    "alerts.non_responders": frozenset({C, AP, AD}),  # their numbers as CSV, to phone them
     "replies.read_unmatched": frozenset({C, AP, AU}),
     "schedules.stop": frozenset({C, AP, AD}),
     "schedules.delete": frozenset({C, AD}),

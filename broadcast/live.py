@@ -7,6 +7,7 @@ except in `unmatched_replies` (strangers' numbers: the last 4 digits are enough 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import text
@@ -42,23 +43,80 @@ def alert_reply_counts(session: Session, alert_id: int) -> dict[str, Any]:
     from broadcast.jobs import counts_by_state
 
     counts["deliveries"] = counts_by_state(session, alert_id)  # queued/submitted/delivered/failed/...
-    counts["unmatched"] = int(session.execute(text("""
-        SELECT count(*) FROM replies r WHERE r.delivery_id IS NULL
-           AND r.created_at >= (SELECT coalesce(sending_at, approved_at, created_at) FROM alerts WHERE id = :a)
-    """), {"a": alert_id}).scalar_one())
+    counts["answered"] = sum(int(n) for _, _, n in rows)  # recipients whose latest word is an answer
+    counts["unmatched"] = int(session.execute(text(f"SELECT count(*) FROM ({_ALERT_UNMATCHED}) u"),
+                                              {"a": alert_id, "limit": None}).scalar_one())
     return counts
 
 
-def non_responders(session: Session, alert_id: int, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-    """Recipients handed to a carrier who have not answered (ack, no, help, poll), in delivery order."""
-    rows = session.execute(text("""
-        SELECT d.id AS delivery_id, d.msisdn, d.state, d.contact_id, c.name
-          FROM deliveries d LEFT JOIN contacts c ON c.id = d.contact_id
-         WHERE d.alert_id = :a AND d.state IN ('submitted', 'delivered', 'failed', 'expired')
-           AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.delivery_id = d.id AND r.meaning = ANY(:answered))
-         ORDER BY d.id LIMIT :limit OFFSET :offset
-    """), {"a": alert_id, "answered": list(ANSWERED), "limit": limit, "offset": offset}).mappings().all()
+# This alert's replies that matched nothing: from a number it was sent to, since it went out (the
+# recipient answered with an unknown keyword, or to a sender it was not sent from). A stranger's
+# text, or a reply to another alert, is not this alert's business.
+_ALERT_UNMATCHED = """
+    SELECT r.id, r.msisdn, r.text, r.unmatched_reason, r.created_at, r.inbound_id
+      FROM replies r JOIN deliveries d ON d.alert_id = :a AND d.msisdn = r.msisdn
+     WHERE r.alert_id IS NULL AND r.unmatched_reason IS NOT NULL
+       AND r.created_at >= (SELECT coalesce(sending_at, approved_at, created_at) FROM alerts WHERE id = :a)
+     ORDER BY r.id DESC LIMIT :limit
+"""
+
+
+def alert_unmatched(session: Session, alert_id: int, *, limit: int = 20) -> list[dict[str, Any]]:
+    """This alert's unmatched replies (see _ALERT_UNMATCHED), newest first: number by its last 4
+    digits, text as shown_text(), why it matched nothing, and the address it was sent to."""
+    rows = session.execute(text(f"""
+        SELECT u.id, u.msisdn, u.text, u.unmatched_reason, u.created_at, m.destination_addr,
+               octet_length(m.short_message) AS raw_bytes, m.data_coding
+          FROM ({_ALERT_UNMATCHED}) u JOIN inbound_messages m ON m.id = u.inbound_id ORDER BY u.id DESC
+    """), {"a": alert_id, "limit": limit}).mappings().all()
+    return [{"id": r["id"], "msisdn_last4": (r["msisdn"] or "")[-4:], "reason": r["unmatched_reason"],
+             "text": shown_text(r["text"], r["raw_bytes"], r["data_coding"]), "to": r["destination_addr"],
+             "at": r["created_at"].isoformat()} for r in rows]
+
+
+HANDED = ("submitted", "delivered", "failed", "expired")  # a carrier took it (or refused it: final)
+WAITING = ("queued", "submitting", "waiting_route")
+
+
+def progress(counts: dict[str, int], replies: dict[str, Any]) -> dict[str, Any]:
+    """How far an alert is, from its counts by delivery state and its reply counts: recipients,
+    handed to a carrier (`sent`), delivered, failed, still waiting to go, cancelled before going,
+    and who answered. `retrying` is None until the counts tell failed-final from retrying apart."""
+    recipients = sum(counts.values())
+    sent = sum(counts.get(s, 0) for s in HANDED)
+    return {"recipients": recipients, "sent": sent, "delivered": counts.get("delivered", 0),
+            "failed": counts.get("failed", 0) + counts.get("expired", 0), "retrying": counts.get("retrying"),
+            "waiting": sum(counts.get(s, 0) for s in WAITING), "cancelled": counts.get("cancelled", 0),
+            "ack": replies.get("ack", 0), "no": replies.get("no", 0), "help": replies.get("help", 0),
+            "not_answered": max(0, sent - int(replies.get("answered", 0))),
+            "unmatched": replies.get("unmatched", 0)}
+
+
+_NON_RESPONDERS = """
+    SELECT d.id AS delivery_id, d.msisdn, d.state, d.contact_id, c.name
+      FROM deliveries d LEFT JOIN contacts c ON c.id = d.contact_id
+     WHERE d.alert_id = :a AND d.state IN ('submitted', 'delivered', 'failed', 'expired') AND d.id > :after
+       AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.delivery_id = d.id AND r.meaning = ANY(:answered))
+     ORDER BY d.id
+"""
+
+
+def non_responders(session: Session, alert_id: int, limit: int = 100, offset: int = 0, *,
+                   after_id: int = 0) -> list[dict[str, Any]]:
+    """Recipients handed to a carrier who have not answered (ack, no, help, poll), in delivery order,
+    after delivery id `after_id` (a page: the next one starts after the last id of this one)."""
+    rows = session.execute(text(_NON_RESPONDERS + " LIMIT :limit OFFSET :offset"), {
+        "a": alert_id, "answered": list(ANSWERED), "limit": limit, "offset": offset, "after": after_id,
+    }).mappings().all()
     return [dict(r) for r in rows]
+
+
+def each_non_responder(session: Session, alert_id: int, *, batch: int = 5000) -> Iterator[dict[str, Any]]:
+    """Every non-responder of `non_responders`, streamed (a download of a million rows stays small)."""
+    result = session.execute(text(_NON_RESPONDERS).execution_options(yield_per=batch),
+                             {"a": alert_id, "answered": list(ANSWERED), "after": 0})
+    for row in result.mappings():
+        yield dict(row)
 
 
 def shown_text(text_: str | None, raw_bytes: int | None, data_coding: int | None) -> str | None:

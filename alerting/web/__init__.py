@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from flask import Flask, g
+from jinja2 import pass_context
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from alerting.settings import Settings
-from alerting.web import errors, i18n, security
+from alerting.web import errors, i18n, labels, security
 from alerting.web.i18n import language, localtime
 from alerting.web.sessions import ServerSessionInterface
 from alerting.web.signin import Throttle
@@ -95,9 +97,10 @@ def _templates(app: Flask) -> None:
     from alerting.models import AlertMode
 
     i18n.install(app)  # `_` in templates: Flask-Babel, per operator
-    app.jinja_env.globals.update(AlertMode=AlertMode)
-    app.jinja_env.filters["localtime"] = localtime
-    app.jinja_env.filters["thousands"] = lambda n: f"{int(n or 0):,}"
+    app.jinja_env.globals.update(AlertMode=AlertMode, labels=labels.labels)
+    filters = {"localtime": localtime, "thousands": i18n.number, "percent": i18n.percent, "decimal": i18n.decimal,
+               "duration": i18n.duration, "label": labels.label, "tr": i18n.translate_message}
+    app.jinja_env.filters.update({name: _at_render(f) for name, f in filters.items()})
 
     @app.context_processor
     def _context() -> dict[str, Any]:
@@ -107,6 +110,18 @@ def _templates(app: Flask) -> None:
         return {"operator": operator, "roles": roles, "can": lambda action: permissions.allowed(roles, action),
                 "lang": language(),
                 "tile_url": app.config["SIRENA_TILE_URL"]}
+
+
+def _at_render(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter Jinja calls when the page is rendered, never when the template is compiled: its
+    optimizer folds a filter of constants (`'live'|label('mode')`) once, in whichever language
+    the first page was in."""
+
+    @pass_context
+    def at_render(_context: Any, *args: Any, **kwargs: Any) -> Any:
+        return function(*args, **kwargs)
+
+    return at_render
 
 
 def _blueprints(app: Flask) -> None:

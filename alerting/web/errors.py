@@ -10,6 +10,10 @@
 | anything else | 500 page with an error id; the traceback in the log |
 
 The API blueprint registers its own handlers, which Flask prefers for errors raised in it.
+
+Every page and flash is in the operator's language: the titles here, the services' English
+messages through the catalogue (`translate_message`). The JSON answers to the console's own
+fetch calls keep their English `code` and carry the translated message.
 """
 
 from __future__ import annotations
@@ -20,10 +24,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from alerting.errors import InvalidInput, InvalidTransition, NotFound, Refused, SirenaError
+from alerting.web.i18n import translate_message
 from alerting.web.security import SignInRequired, current_actor, safe_next
 from audit.rate_limits import audit_rate_limited
 from audit.trail import audit_refusal
@@ -44,9 +51,26 @@ def on_invalid(render: Callable[[dict[str, str]], Any]) -> Callable[[F], F]:
     return decorate
 
 
-def _page(status: int, title: str, message: str, **extra: Any) -> Any:
+# Werkzeug's own texts are English; these say the same in the operator's language.
+HTTP_PAGES = {
+    400: (lazy_gettext("Bad request"), lazy_gettext("The request could not be understood; nothing was done.")),
+    404: (lazy_gettext("Not found"), lazy_gettext("There is no page at this address: check it, or start again from "
+                                                  "the dashboard.")),
+    405: (lazy_gettext("Method not allowed"), lazy_gettext("This page does not take that kind of request.")),
+    413: (lazy_gettext("Too large"), lazy_gettext("What was sent is too large for the console; big imports go "
+                                                  "through the command line.")),
+    429: (lazy_gettext("Too many requests"), lazy_gettext("Too many requests in a short time: wait a minute and try "
+                                                          "again; nothing was done.")),
+}
+
+
+def _page(status: int, code: str, title: str, message: str, **extra: Any) -> Any:
+    """The error page (or, to the console's own fetch calls, the API's shape with its English code)."""
+    message = translate_message(message)
+    if "fields" in extra:
+        extra["fields"] = {name: translate_message(reason) for name, reason in extra["fields"].items()}
     if request.is_json:  # the console's own fetch calls get the API's shape
-        return jsonify({"code": title.lower().replace(" ", "_"), "message": message, "details": extra}), status
+        return jsonify({"code": code, "message": message, "details": extra}), status
     try:
         return render_template("error.html", status=status, title=title, message=message, **extra), status
     except Exception:  # a broken template must not hide the original error
@@ -69,11 +93,11 @@ def handle_refused(exc: Refused) -> Any:
         subject_type, subject_id = named_type, named_id  # what the service said it refused (a zone, a group)
     audit_refusal(current_actor(), f"console.{request.endpoint or 'unknown'}", subject_type, subject_id,
                   exc.message, payload={"code": exc.code, "method": request.method, "path": request.path})
-    return _page(403, "Refused", exc.message)
+    return _page(403, "refused", _("Refused"), exc.message)
 
 
 def handle_not_found(exc: NotFound) -> Any:
-    return _page(404, "Not found", exc.message)
+    return _page(404, "not_found", _("Not found"), exc.message)
 
 
 def handle_invalid(exc: InvalidInput) -> Any:
@@ -85,10 +109,10 @@ def handle_invalid(exc: InvalidInput) -> Any:
     view = current_app.view_functions.get(request.endpoint or "")
     render = getattr(view, "_on_invalid", None)
     if render is not None:
-        flash(exc.message, "error")
+        flash(translate_message(exc.message), "error")
         body = render(fields or {"form": exc.message})
         return (body, 422) if isinstance(body, str) else body
-    return _page(422, "Invalid input", exc.message, fields=fields)
+    return _page(422, "invalid_input", _("Invalid input"), exc.message, fields=fields)
 
 
 def handle_transition(exc: InvalidTransition) -> Response:
@@ -97,7 +121,7 @@ def handle_transition(exc: InvalidTransition) -> Response:
     subject_type, subject_id = _subject()
     audit_refusal(current_actor(), f"console.{request.endpoint or 'unknown'}", subject_type, subject_id,
                   exc.message, payload={"code": exc.code, "method": request.method, "path": request.path})
-    flash(exc.message, "error")
+    flash(translate_message(exc.message), "error")
     back = safe_next(request.form.get("back") or _same_site_referrer()) or url_for("console.dashboard")
     return redirect(back, 303)  # type: ignore[return-value]
 
@@ -113,14 +137,15 @@ def handle_sign_in(_exc: SignInRequired) -> Any:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")), 302)
     audit_refusal(current_actor(), f"console.{request.endpoint or 'unknown'}", None, None,
                   "not signed in", payload={"method": request.method, "path": request.path})
-    return _page(401, "Sign in first", "Your session has ended. Sign in again; nothing was done.")
+    return _page(401, "sign_in_first", _("Sign in first"),
+                 _("Your session has ended. Sign in again; nothing was done."))
 
 
 def handle_csrf(exc: CSRFError) -> Any:
     audit_refusal(current_actor(), f"console.{request.endpoint or 'unknown'}", None, None,
                   f"CSRF check failed: {exc.description}", payload={"method": request.method, "path": request.path})
-    return _page(400, "Form expired", "The form was missing its security token or it expired. Reload the page "
-                                      "and try again; nothing was done.")
+    return _page(400, "form_expired", _("Form expired"), _("The form was missing its security token or it "
+                                                           "expired. Reload the page and try again; nothing was done."))
 
 
 def handle_http(exc: HTTPException) -> Any:
@@ -138,20 +163,23 @@ def handle_http(exc: HTTPException) -> Any:
             pass
         else:
             return handle_http_error(exc)
-    return _page(exc.code or 500, exc.name, exc.description or "")
+    status = exc.code or 500
+    title, message = HTTP_PAGES.get(status, (exc.name, exc.description or ""))
+    return _page(status, exc.name.lower().replace(" ", "_"), str(title), str(message))
 
 
 def handle_sirena(exc: SirenaError) -> Any:
     error_id = uuid.uuid4().hex[:12]
     log.error("error %s (%s): %s", error_id, exc.code, exc.message)
-    return _page(exc.http_status, "Not done", exc.message, error_id=error_id)
+    return _page(exc.http_status, "not_done", _("Not done"), exc.message, error_id=error_id)
 
 
 def handle_unexpected(exc: Exception) -> Any:
     error_id = uuid.uuid4().hex[:12]
     log.exception("unexpected error %s on %s %s", error_id, request.method, request.path, exc_info=exc)
-    return _page(500, "Internal error", "Something failed on our side; nothing you did caused it. "
-                                        "Give this id to the on-call team.", error_id=error_id)
+    return _page(500, "internal_error", _("Internal error"), _("Something failed on our side; nothing you did "
+                                                              "caused it. Give this id to the on-call team."),
+                 error_id=error_id)
 
 
 def register(app: Flask) -> None:

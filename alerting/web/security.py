@@ -139,8 +139,11 @@ def enforce_access() -> None:
     """before_request: apply the view's declared access; refuse endpoints that declare none."""
     g.pop("operator", None)  # never trust an operator cached by an earlier request in this context
     endpoint = request.endpoint
-    if endpoint is None or endpoint == "static":
-        return  # routing failed (404/405 follow) or a public asset
+    if endpoint == "static":
+        return  # a public asset
+    if endpoint is None:
+        _load_operator()  # routing failed: the 404/405 page is the signed-in operator's, in their language
+        return
     if set(request.blueprints) & current_app.config["SIRENA_SELF_AUTH_BLUEPRINTS"]:
         return  # the bearer-token API authenticates and authorizes each call itself
     view = current_app.view_functions.get(endpoint)

@@ -65,8 +65,8 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(client, people):
     wrong = client.post("/login", data={"csrf_token": token, "username": "eva", "password": "nope-nope-nope"})
     unknown = client.post("/login", data={"csrf_token": token, "username": "nobody", "password": "nope-nope-nope"})
     assert wrong.status_code == unknown.status_code == 401
-    assert "wrong user name, password or code" in wrong.get_data(as_text=True)
-    assert "wrong user name, password or code" in unknown.get_data(as_text=True)
+    assert "usuario, contraseña o código incorrectos" in wrong.get_data(as_text=True)  # before sign-in: Spanish
+    assert "usuario, contraseña o código incorrectos" in unknown.get_data(as_text=True)
 
 
 def test_lockout_after_repeated_failures_from_one_address_spares_others(app, people, db):
@@ -77,7 +77,7 @@ def test_lockout_after_repeated_failures_from_one_address_spares_others(app, peo
     for _ in range(PAIR_LIMIT):
         attacker.post("/login", data={"csrf_token": token, "username": "fede", "password": "guess-guess-guess"})
     locked = attacker.post("/login", data={"csrf_token": token, "username": "fede", "password": person.password})
-    assert locked.status_code == 401 and "too many failed attempts" in locked.get_data(as_text=True)
+    assert locked.status_code == 401 and "demasiados intentos fallidos" in locked.get_data(as_text=True)
     centre = app.test_client()
     centre.environ_base["REMOTE_ADDR"] = "198.51.100.7"
     sign_in(centre, person, db)  # the operations centre is not locked out by the attacker

@@ -25,7 +25,7 @@ from audit.actor import Actor
 from tests.web.conftest import csrf_of, sign_in
 
 ROLES = tuple(r.value for r in Role)
-CONSOLE_REFUSAL = "may not use this page"
+CONSOLE_REFUSAL = "no puede usar esta página"  # the operators read Spanish, the default
 PUBLIC = None
 # Console endpoint → the action it declares (PUBLIC: no sign-in).
 ROUTE_ACTIONS: dict[str, str | None] = {
@@ -34,7 +34,7 @@ ROUTE_ACTIONS: dict[str, str | None] = {
     "auth.set_language": "account.own", "auth.revoke_other_sessions": "account.own",
     "console.dashboard": "dashboard.view", "alerts.zones_geojson": "zones.map",
     "alerts.index": "alerts.read", "alerts.detail": "alerts.read", "alerts.live": "alerts.read",
-    "alerts.points": "alerts.read",
+    "alerts.points": "alerts.read", "alerts.non_responders_csv": "alerts.non_responders",
     "alerts.new": "alerts.compose", "alerts.create": "alerts.compose", "alerts.edit": "alerts.compose",
     "alerts.update": "alerts.compose", "alerts.submit": "alerts.submit",
     "alerts.segments": "alerts.preview", "alerts.preview": "alerts.preview",
@@ -52,6 +52,7 @@ ROUTE_ACTIONS: dict[str, str | None] = {
     "directory.zone_import": "zones.write", "directory.zone_delete": "zones.write",
     "admin.operators": "operators.manage", "admin.create_operator": "operators.manage",
     "admin.unlock": "operators.manage", "admin.disable": "operators.manage", "admin.set_roles": "operators.manage",
+    "admin.set_language": "operators.manage",
     "admin.reset_mfa": "operators.manage", "admin.tokens": "tokens.manage", "admin.create_token": "tokens.manage",
     "admin.revoke_token": "tokens.manage", "admin.senders": "senders.read",
     "audit.timeline": "audit.read", "audit.verify": "audit.read", "audit.export": "audit.read",

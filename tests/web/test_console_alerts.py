@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -42,10 +43,10 @@ def test_live_alert_needs_its_summary_typed(app, db, people, town):
     sign_in(client, people("c1", "composer"), db)
     r = _compose(client, mode="live", groups="bomberos", confirm_live="OK")
     assert r.status_code == 422
-    page = r.get_data(as_text=True)
-    assert "confirm_live" in page and "LIVE 3" in page
+    page = html.unescape(r.get_data(as_text=True))
+    assert "confirm_live" in page and 'escriba "REAL 3" para guardar una alerta REAL' in page  # her language
     assert "Incendio forestal" in page  # what was typed is kept
-    r = _compose(client, mode="live", groups="bomberos", confirm_live="LIVE 3")
+    r = _compose(client, mode="live", groups="bomberos", confirm_live="REAL 3")
     assert r.status_code == 303
 
 
@@ -120,7 +121,7 @@ def test_an_edit_after_submission_voids_the_shown_hash(app, db, people, town):
     db.refresh(checker.operator)
     r = approver.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "seen_hash": seen,
                                                            "step_up_code": checker.code()})
-    assert r.status_code == 403 and "changed since it was shown" in r.get_data(as_text=True)
+    assert r.status_code == 403 and "cambió desde que se mostró" in r.get_data(as_text=True)
 
 
 def test_exercise_shows_its_band_and_prefix_and_reaches_only_drill_groups(app, db, people, town):
@@ -131,7 +132,7 @@ def test_exercise_shows_its_band_and_prefix_and_reaches_only_drill_groups(app, d
     alert_id = _alert_id(_compose(client, mode="exercise", groups="simulacro"))
     page = client.get(f"/alerts/{alert_id}").get_data(as_text=True)
     assert 'class="band band-exercise"' in page
-    assert re.search(r'<pre class="phone-text">SIMULACRO: Incendio forestal', page)
+    assert re.search(r'<pre class="phone-text"[^>]*>SIMULACRO: Incendio forestal', page)
     assert "band-live" not in page
 
 
@@ -156,7 +157,7 @@ def test_correction_goes_at_flash_to_everyone_the_original_reached(app, db, peop
     assert 'id="fire-correction"' in detail
     token = csrf_of(approver, f"/alerts/{alert_id}")
     no_code = approver.post(f"/alerts/{alert_id}/correction", data={"csrf_token": token, "kind": "correction"})
-    assert no_code.status_code == 422 and "fresh code" in no_code.get_data(as_text=True)
+    assert no_code.status_code == 422 and "código nuevo de su autenticador" in no_code.get_data(as_text=True)
     assert db.get(Alert, alert_id).state is AlertState.SENDING  # nothing was fired
     assert db.execute(text("SELECT count(*) FROM audit.events WHERE action = 'console.alerts.correction' "
                            "AND outcome = 'refused'")).scalar_one() == 1
@@ -193,7 +194,7 @@ def test_a_typed_text_cannot_be_fired_by_one_operator(app, db, people, town, red
     db.refresh(checker.operator)
     r = client.post(f"/alerts/{alert_id}/correction", data={
         "csrf_token": token, "kind": "correction", "step_up_code": checker.code(), "text": "Vuelvan a sus casas"})
-    assert r.status_code == 403 and "pre-approved" in r.get_data(as_text=True)
+    assert r.status_code == 403 and "solo el texto preaprobado" in r.get_data(as_text=True)
     db.expire_all()
     assert db.get(Alert, alert_id).state is AlertState.SENDING
     assert db.scalar(select(text("count(*)")).select_from(Alert).where(Alert.corrects_alert_id == alert_id)) == 0
@@ -355,7 +356,8 @@ def test_detail_shows_who_answered_on_the_map_and_who_did_not(app, db, people, t
     assert sorted(f["properties"]["status"] for f in points["features"]) == ["ack", "help", "no_answer"]
     page = approver.get(f"/alerts/{alert_id}").get_data(as_text=True)
     assert "AYUDA atrapado" in page
-    assert re.search(r'<ul id="non-responders"><li>[^<]*…\d{4} · delivered</li></ul>', page)
+    silent = re.search(r'id="non-responders-table">.*?<tbody>(.*?)</tbody>', page, re.DOTALL).group(1)
+    assert re.fullmatch(r'\s*<tr><td>[^<]*</td><td>…\d{4}</td><td>entregado</td></tr>\s*', silent), silent
     live = approver.get(f"/alerts/{alert_id}/live.json?after={help_id - 1}").get_json()
     assert [e["meaning"] for e in live["events"]] == ["help"] and live["replies"]["ack"] == 1
     token = csrf_of(approver, f"/alerts/{alert_id}")
@@ -403,7 +405,7 @@ def test_a_target_far_beyond_the_zone_needs_a_written_reason(app, db, people, fa
     alert_id = _alert_id(_compose(composer, mode="live", zones="Centro", confirm_live="LIVE 3", action="submit"))
     sign_in(approver, checker, db)
     page = approver.get(f"/alerts/{alert_id}/review").get_data(as_text=True)
-    assert 'id="blast-warning"' in page and "expected population (1)" in page
+    assert 'id="blast-warning"' in page and "población esperada de las zonas (1)" in page
     token = csrf_of(approver, f"/alerts/{alert_id}/review")
     seen = db.get(Alert, alert_id).approval_hash
     db.refresh(checker.operator)
@@ -464,7 +466,7 @@ def test_stopping_a_send_offers_the_correction_at_once(app, db, people, town, re
     r = approver.post(f"/alerts/{alert_id}/cancel", data={"csrf_token": token, "reason": "wrong zone"})
     assert r.status_code == 303
     page = approver.get(f"/alerts/{alert_id}").get_data(as_text=True)
-    assert "have NOT been told" in page and 'id="fire-correction"' in page
+    assert "NO se les ha avisado: envíe la corrección" in page and 'id="fire-correction"' in page
     assert db.get(Alert, alert_id).state is AlertState.CANCELLED
     assert jobs.counts_by_state(db, alert_id).get("cancelled") == 1
 
@@ -523,7 +525,7 @@ def test_rewriting_another_composers_draft_makes_an_author_who_cannot_approve_it
     token = csrf_of(rewriter, f"/alerts/{alert_id}/review")
     r = rewriter.post(f"/alerts/{alert_id}/approve", data={"csrf_token": token, "seen_hash": alert.approval_hash,
                                                            "step_up_code": both.code()})
-    assert r.status_code == 403 and "an author cannot approve" in r.get_data(as_text=True)
+    assert r.status_code == 403 and "quien la escribió no puede aprobarla" in r.get_data(as_text=True)
     assert db.get(Alert, alert_id).state is AlertState.PENDING_APPROVAL
     refusals = db.execute(text("SELECT action, reason FROM audit.events WHERE outcome = 'refused' "
                                "AND subject_id = :a ORDER BY id"), {"a": str(alert_id)}).all()

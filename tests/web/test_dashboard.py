@@ -9,7 +9,7 @@ from tests.web.conftest import sign_in
 def test_no_gateway_is_an_alarm_not_a_blank(client, people, db):
     sign_in(client, people("ana", "composer"), db)
     page = client.get("/").get_data(as_text=True)
-    assert "No gateway worker is running" in page
+    assert "No hay ninguna pasarela en marcha: no se puede enviar nada" in page  # the operator's language
 
 
 def test_every_role_sees_the_binds_of_a_running_worker(worker_process, app, people, db):
@@ -21,7 +21,7 @@ def test_every_role_sees_the_binds_of_a_running_worker(worker_process, app, peop
         page = response.get_data(as_text=True)
         assert response.status_code == 200, (role, page[:500])
         assert "alpha-1" in page and "beta-2" in page, role  # each bind, as the worker's pool names it
-        assert "No gateway worker is running" not in page and "bind health unknown" not in page
+        assert "No hay ninguna pasarela en marcha" not in page and "estado de los enlaces desconocido" not in page
     assert worker.poll() is None
 
 
@@ -43,5 +43,5 @@ def test_a_carrier_degraded_by_its_receipts_is_shown_with_the_reason(client, peo
                     "VALUES ('beta', true, '45% of receipts failed (others 2%)'), ('alpha', false, '')"))
     sign_in(client, people("ana", "composer"), db)
     page = client.get("/").get_data(as_text=True)
-    assert "DEGRADADO según sus recibos, recibe menos tráfico: 45% of receipts failed (others 2%)" in page
+    assert "DEGRADADO según sus recibos, recibe menos tráfico: 45% de los recibos fallaron (los demás, 2%)" in page
     assert page.count("degraded-carrier") == 1

@@ -160,6 +160,7 @@ def test_the_compose_pages_json_calls_and_fields_refuse_deep_nesting_by_name(app
     token = csrf_of(client, "/alerts/new")
     r = client.post("/compose/preview", data=b"[" * 100_000, content_type="application/json",
                     headers={"X-CSRFToken": token})
-    assert r.status_code == 422 and r.get_json()["details"]["fields"] == {"body": "nested deeper than 32 levels"}
+    assert r.status_code == 422 and r.get_json()["code"] == "invalid_input"  # the code stays English
+    assert r.get_json()["details"]["fields"] == {"body": "anidado en más de 32 niveles"}  # the words are hers
     r = client.post("/alerts", data={"csrf_token": token, "mode": "test", "criteria": "[" * 2_000})
-    assert r.status_code == 422 and "nested deeper than 32 levels" in r.get_data(as_text=True)
+    assert r.status_code == 422 and "anidado en más de 32 niveles" in r.get_data(as_text=True)

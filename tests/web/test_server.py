@@ -58,7 +58,7 @@ def test_sirena_web_serves_under_gunicorn_and_a_sigterm_ends_long_polls_and_exit
         alert_id = seed_alert(["+56981000001"])
         http = _sign_in(base, "vigia", _operator(committed_db, "vigia", ["approver"]))
         dashboard = http.get(f"{base}/", timeout=5)
-        assert dashboard.status_code == 200 and "No gateway worker is running" in dashboard.text
+        assert dashboard.status_code == 200 and "No hay ninguna pasarela en marcha" in dashboard.text
         # No scheduler runs: the web app itself links its sign-in events into the chain within seconds.
         wait_until(lambda: unsealed_events() == 0, 5, "the web app to seal the audit trail", cluster.log_text)
 

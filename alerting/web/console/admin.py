@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from alerting import accounts
 from alerting.db import transaction, utcnow
 from alerting.errors import NotFound
 from alerting.models import ApiToken, Operator, Role, Sender
+from alerting.web import labels
 from alerting.web.errors import on_invalid
+from alerting.web.labels import label
 from alerting.web.security import current_actor, requires, step_up
 from alerting.web.sessions import revoke_operator_sessions
 from audit import trail
@@ -59,7 +62,7 @@ def unlock(operator_id: int) -> Any:
         current_app.extensions["sirena_throttle"].unlock(operator.username)
         trail.append(db, actor=current_actor(), action="operator.unlocked", subject_type="operator",
                      subject_id=operator_id)
-    flash(f"{operator.username} may sign in again.", "ok")
+    flash(_("%(username)s may sign in again.", username=operator.username), "ok")
     return redirect(url_for("admin.operators"), 303)
 
 
@@ -71,7 +74,19 @@ def set_roles(operator_id: int) -> Any:
     with transaction() as db:
         step_up(db, "console.admin.set_roles")
         operator = accounts.set_roles(db, operator_id, request.form.getlist("roles"), current_actor())
-    flash(f"{operator.username}: roles now {', '.join(operator.roles)}.", "ok")
+    flash(_("%(username)s: roles now %(roles)s.", username=operator.username,
+            roles=", ".join(label(r, labels.ROLE) for r in operator.roles)), "ok")
+    return redirect(url_for("admin.operators"), 303)
+
+
+@bp.post("/operators/<int:operator_id>/language")
+@requires("operators.manage")
+def set_language(operator_id: int) -> Any:
+    """The language an operator reads the console in, set by an admin (audited)."""
+    with transaction() as db:
+        operator = accounts.set_language(db, operator_id, request.form.get("language", ""), current_actor())
+    flash(_("%(username)s reads the console in %(language)s now.", username=operator.username,
+            language=_("Spanish") if operator.language == "es" else _("English")), "ok")
     return redirect(url_for("admin.operators"), 303)
 
 
@@ -146,5 +161,5 @@ def revoke_token(token_id: int) -> Any:
     """Revoke an API token at once (audited)."""
     with transaction() as db:
         accounts.revoke_token(db, token_id, current_actor())
-    flash("Token revoked.", "ok")
+    flash(_("Token revoked."), "ok")
     return redirect(url_for("admin.tokens"), 303)

@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from shapely.geometry import shape
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -20,6 +21,8 @@ from alerting.json_limits import parse_json
 from alerting.models import Alert, AlertMode, AlertState, Group, Priority, Sender
 from alerting.web import review
 from alerting.web.errors import on_invalid
+from alerting.web.i18n import number, translate_message
+from alerting.web.labels import label
 from alerting.web.message_templates import TEMPLATES
 from alerting.web.security import current_actor, limiter, requires, step_up
 from broadcast.encoding import analyze
@@ -179,14 +182,16 @@ def _save_drawn(db: Session, form: Any, target: dict[str, Any], problems: dict[s
 
 
 def _confirm_live(db: Session, draft: lifecycle.AlertDraft) -> None:
-    """A live alert is saved only after typing its summary ("LIVE 48,213"): never a bare "OK"."""
+    """A live alert is saved only after typing its summary ("LIVE 48,213", in Spanish "REAL 48.213";
+    either word, either grouping): never a bare "OK"."""
     if draft.mode is not AlertMode.LIVE:
         return
     total = targeting.preview(db, targeting.TargetSpec.from_json(draft.target)).total
     typed = request.form.get("confirm_live", "").upper().replace(",", "").replace(".", "").split()
     if typed not in (["LIVE", str(total)], ["REAL", str(total)]):
-        raise InvalidInput("confirm the live alert", fields={
-            "confirm_live": f'type "LIVE {total:,}" to save a LIVE alert that reaches {total:,} phones'})
+        phrase, phones = f"{label(AlertMode.LIVE)} {number(total)}", number(total)
+        raise InvalidInput(_("confirm the live alert"), fields={"confirm_live": _(
+            'type "%(phrase)s" to save a LIVE alert that reaches %(total)s phones', phrase=phrase, total=phones)})
 
 
 @bp.get("/alerts/new")
@@ -209,7 +214,7 @@ def create() -> Any:
         corrections.set_prearmed_texts(db, alert.id, correction, cancel, current_actor())
         if request.form.get("action") == "submit":
             review.submit_for_approval(db, alert.id, current_actor())
-    flash(f"Alert {alert.reference} saved ({alert.state.value}).", "ok")
+    flash(_("Alert %(reference)s saved (%(state)s).", reference=alert.reference, state=label(alert.state)), "ok")
     return redirect(url_for("alerts.detail", alert_id=alert.id), 303)
 
 
@@ -239,7 +244,7 @@ def update(alert_id: int) -> Any:
         corrections.set_prearmed_texts(db, alert_id, correction, cancel, current_actor())
         if request.form.get("action") == "submit":
             review.submit_for_approval(db, alert_id, current_actor())
-    flash(f"Alert {alert.reference} saved; any approval it had is void.", "ok")
+    flash(_("Alert %(reference)s saved; any approval it had is void.", reference=alert.reference), "ok")
     return redirect(url_for("alerts.detail", alert_id=alert_id), 303)
 
 
@@ -250,7 +255,7 @@ def submit(alert_id: int) -> Any:
     """Ask for a second operator's approval (zone versions pinned, hash fixed)."""
     with transaction() as db:
         alert = review.submit_for_approval(db, alert_id, current_actor())
-    flash(f"Alert {alert.reference} is waiting for a second operator's approval.", "ok")
+    flash(_("Alert %(reference)s is waiting for a second operator's approval.", reference=alert.reference), "ok")
     return redirect(url_for("alerts.detail", alert_id=alert_id), 303)
 
 
@@ -309,9 +314,11 @@ def approve(alert_id: int) -> Any:
         alert = review.approve_reviewed(db, alert_id, current_actor(), seen_hash=request.form.get("seen_hash", ""),
                                         override_reason=request.form.get("override_reason"))
     if alert.state is AlertState.PENDING_APPROVAL:
-        flash(f"Approval recorded; {alert.reference} needs {alert.required_approvals} approvals.", "ok")
+        flash(_("Approval recorded; %(reference)s needs %(n)s approvals.", reference=alert.reference,
+                n=alert.required_approvals), "ok")
     else:
-        flash(f"Alert {alert.reference} approved ({alert.state.value}). Its correction is armed.", "ok")
+        flash(_("Alert %(reference)s approved (%(state)s). Its correction is armed.", reference=alert.reference,
+                state=label(alert.state)), "ok")
     return redirect(url_for("alerts.detail", alert_id=alert_id), 303)
 
 
@@ -322,7 +329,7 @@ def reject(alert_id: int) -> Any:
     """Reject with a reason; the composer may revise."""
     with transaction() as db:
         alert = lifecycle.reject_alert(db, alert_id, current_actor(), request.form.get("reason", ""))
-    flash(f"Alert {alert.reference} rejected.", "ok")
+    flash(_("Alert %(reference)s rejected.", reference=alert.reference), "ok")
     return redirect(url_for("alerts.detail", alert_id=alert_id), 303)
 
 
@@ -373,7 +380,11 @@ def preview() -> Any:
         priority = body.get("priority") if body.get("priority") in {p.value for p in Priority} else None
         result = targeting.preview(db, targeting.TargetSpec.from_json(body.get("target") or {}),
                                    languages=texts or None, mode=mode, priority=priority)
-    return jsonify(result.to_json())
+    shown = result.to_json()
+    shown["notes"] = [translate_message(n) for n in shown.get("notes") or []]
+    if (shown.get("opt_out_policy") or {}).get("reason"):
+        shown["opt_out_policy"]["reason"] = translate_message(shown["opt_out_policy"]["reason"])
+    return jsonify(shown)
 
 
 @bp.get("/zones.geojson")

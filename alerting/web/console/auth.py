@@ -9,14 +9,14 @@ from typing import Any
 import pyotp
 import segno
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 
+from alerting import accounts
 from alerting.accounts import decrypt_totp
 from alerting.db import transaction
-from alerting.errors import InvalidInput
 from alerting.models import Operator
 from alerting.web import signin
 from alerting.web.errors import on_invalid
-from alerting.web.i18n import LANGUAGES
 from alerting.web.security import current_actor, current_operator, limiter, public, requires, safe_next
 from alerting.web.sessions import revoke_operator_sessions
 
@@ -72,7 +72,7 @@ def code() -> Any:
     """Sign-in step 2: a single-use TOTP code, or the first enrolment; a new session id on success."""
     pending = _pending()
     if pending is None:
-        flash("Sign in again: the password step expired.", "error")
+        flash(_("Sign in again: the password step expired."), "error")
         return redirect(url_for("auth.login"), 303)
     enrolling = pending["step"] == "enrol"
     if request.method == "GET":
@@ -157,7 +157,7 @@ def password_change() -> Any:
                                current_actor())
         revoked = revoke_operator_sessions(db, operator.id, keep_sid=getattr(session, "sid", None))
     session.sign_in(operator.id)  # type: ignore[attr-defined]  # and a fresh id for this one
-    flash(f"Password changed. {revoked} other session(s) were signed out.", "ok")
+    flash(_("Password changed. %(n)s other session(s) were signed out.", n=revoked), "ok")
     return redirect(url_for("console.dashboard"), 303)
 
 
@@ -173,21 +173,16 @@ def revoke_other_sessions() -> Any:
         revoked = revoke_operator_sessions(db, operator.id, keep_sid=getattr(session, "sid", None))
         trail.append(db, actor=current_actor(), action="operator.sessions_revoked", subject_type="operator",
                      subject_id=operator.id, payload={"revoked": revoked})
-    flash(f"{revoked} other session(s) signed out.", "ok")
+    flash(_("%(n)s other session(s) signed out.", n=revoked), "ok")
     return redirect(url_for("auth.password_form"), 303)
 
 
 @bp.post("/account/language")
 @requires("account.own")
 def set_language() -> Any:
-    """The operator's console language (es or en)."""
-    choice = request.form.get("language", "")
-    if choice not in LANGUAGES:
-        raise InvalidInput("unknown language", fields={"language": "expected es or en"})
+    """The operator's console language (es or en), audited."""
     operator = current_operator()
     assert operator is not None
     with transaction() as db:
-        row = db.get(Operator, operator.id, with_for_update=True)
-        assert row is not None
-        row.language = choice
+        accounts.set_language(db, operator.id, request.form.get("language", ""), current_actor())
     return redirect(safe_next(request.form.get("back")) or url_for("console.dashboard"), 303)

@@ -106,7 +106,7 @@ def create_group() -> Any:
         group = directory.create_group(db, form.get("name", ""), kind=form.get("kind", "static"), criterion=criterion,
                                        drill_allowed=bool(form.get("drill_allowed")),
                                        description=form.get("description", ""), actor=current_actor())
-    flash(f"Group {group.name} created.", "ok")
+    flash(_("Group %(name)s created.", name=group.name), "ok")
     return redirect(url_for("directory.groups"), 303)
 
 
@@ -142,7 +142,7 @@ def zone_import() -> Any:
                                        region=settings.default_region, limits=limits)
     with transaction() as db:
         results = zones.store_zones(db, checked, actor=current_actor())
-    flash(f"{len(results)} zone(s) imported.", "ok")
+    flash(_("%(n)s zone(s) imported.", n=len(results)), "ok")
     return redirect(url_for("directory.zone_list"), 303)
 
 

@@ -1,8 +1,18 @@
-/* Compose: mode first, live segment counter, recipients preview, zones on the map, autosave. */
+/* Compose: mode first, live segment counter, recipients preview, zones on the map, autosave.
+   Words from #compose-strings (the operator's language); numbers by Intl.NumberFormat with the
+   page's lang, grouping always on, as the server writes them. */
 "use strict";
 (function () {
   var form = document.getElementById("compose");
   if (!form) { return; }
+  var S = JSON.parse(document.getElementById("compose-strings").textContent);
+  var numbers;
+  try { numbers = new Intl.NumberFormat(document.documentElement.lang || "en", { useGrouping: "always" }); }
+  catch (e) { numbers = new Intl.NumberFormat("en"); }
+  function fmt(n) { return numbers.format(n || 0); }
+  function fill(template, values) {
+    return Object.keys(values).reduce(function (out, k) { return out.split("{" + k + "}").join(String(values[k])); }, template);
+  }
   var token = document.querySelector('meta[name="csrf-token"]').content;
   var key = "sirena-draft-" + form.dataset.autosave;
 
@@ -30,16 +40,12 @@
     return t;
   }
 
-  var explain = {
-    live: "LIVE: real phones. A second operator must approve.",
-    exercise: "EXERCISE: drill groups only; every SMS starts with SIMULACRO/EXERCISE.",
-    test: "TEST: drill groups only; every SMS starts with PRUEBA/TEST."
-  };
+  var explain = S.explain;
   function showMode() {
     var m = mode();
     document.body.classList.remove("mode-live", "mode-exercise", "mode-test");
     if (m) { document.body.classList.add("mode-" + m); }
-    document.getElementById("mode-explain").textContent = explain[m] || "Choose the mode first.";
+    document.getElementById("mode-explain").textContent = explain[m] || explain.none;
     document.getElementById("confirm-live-box").classList.toggle("hidden", m !== "live");
   }
 
@@ -51,8 +57,8 @@
         ["es", "en"].forEach(function (l) {
           var out = document.getElementById("segments-" + l);
           var s = res.data[l];
-          out.textContent = s ? (s.encoding + " · " + s.parts + " SMS · " + s.left + " left in the last part" +
-            (s.non_gsm.length ? " · not GSM: " + s.non_gsm.join(" ") : "")) : "";
+          out.textContent = s ? (fill(S.segments, { encoding: s.encoding, parts: fmt(s.parts), left: fmt(s.left) }) +
+            (s.non_gsm.length ? " · " + fill(S.not_gsm, { chars: s.non_gsm.join(" ") }) : "")) : "";
         });
       });
     }, 200);
@@ -62,18 +68,19 @@
     var out = document.getElementById("preview-out");
     out.textContent = "…";
     post("/compose/preview", { mode: mode() || "live", priority: priority(), texts: texts(), target: target() }).then(function (res) {
-      if (!res.ok) { out.textContent = res.data.message || "preview failed"; return; }
+      if (!res.ok) { out.textContent = res.data.message || S.failed; return; }
       var p = res.data;
-      var sms = p.sms ? " · " + p.sms.total_sms.toLocaleString("en") + " SMS" : "";
+      var sms = p.sms ? " · " + fill(S.sms, { sms: fmt(p.sms.total_sms) }) : "";
       if (p.sms && p.sms.longest) {
-        sms += " (personalised: up to " + p.sms.longest.total_sms.toLocaleString("en") + " SMS, " +
-          p.sms.longest.parts + " part(s) " + p.sms.longest.encoding + " for the longest name)";
+        sms += " (" + fill(S.personalised, { sms: fmt(p.sms.longest.total_sms), parts: fmt(p.sms.longest.parts),
+                                             encoding: p.sms.longest.encoding }) + ")";
       }
-      out.textContent = p.total.toLocaleString("en") + " recipients" + sms + " (matched " + p.matched +
-        ", criteria −" + p.removed_by_criteria + ", excluded −" + p.excluded + ", opted out −" + p.opted_out_excluded +
-        (p.include_opted_out ? ", opted out included +" + p.opted_out_included : "") + ")" +
+      out.textContent = fill(S.recipients, { total: fmt(p.total) }) + sms + " (" +
+        fill(S.breakdown, { matched: fmt(p.matched), criteria: fmt(p.removed_by_criteria), excluded: fmt(p.excluded),
+                            opted_out: fmt(p.opted_out_excluded) }) +
+        (p.include_opted_out ? ", " + fill(S.opted_in, { n: fmt(p.opted_out_included) }) : "") + ")" +
         (p.opt_out_policy && p.opt_out_policy.reason ? " · " + p.opt_out_policy.reason : "");
-      document.getElementById("confirm-phrase").textContent = "LIVE " + p.total.toLocaleString("en");
+      document.getElementById("confirm-phrase").textContent = S.live_word + " " + fmt(p.total);
     });
   }
 
@@ -105,7 +112,7 @@
     if (!chosen.value) { return; }
     ["es", "en"].forEach(function (l) {
       var box = form.elements["text_" + l];
-      if (!box.value || window.confirm("Replace the " + l + " text with the template?")) { box.value = chosen.dataset[l]; }
+      if (!box.value || window.confirm(fill(S.replace, { lang: l }))) { box.value = chosen.dataset[l]; }
     });
     segments(); save();
   });

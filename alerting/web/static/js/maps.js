@@ -1,6 +1,16 @@
-/* Zone maps: a configurable tile layer, or (offline) the zones alone on a plain background. */
+/* Zone maps: a configurable tile layer, or (offline) the zones alone on a plain background. The
+   controls' words (zoom, Leaflet.draw's toolbar and tooltips) come from #map-strings, in the
+   operator's language. */
 "use strict";
 window.SirenaMaps = (function () {
+  var holder = document.getElementById("map-strings");
+  var S = holder ? JSON.parse(holder.textContent) : null;
+  function merge(into, from) {
+    Object.keys(from).forEach(function (k) {
+      if (typeof from[k] === "object" && into[k]) { merge(into[k], from[k]); } else { into[k] = from[k]; }
+    });
+  }
+  if (S && window.L && L.drawLocal) { merge(L.drawLocal, { draw: S.draw, edit: S.edit }); }
   var COLOURS = { ack: "#2e7d32", no: "#6d4c41", help: "#b00020", poll: "#6a1b9a", no_answer: "#f9a825",
                   failed: "#212121", pending: "#90a4ae", targeted: "#b00020" };
   function styleFor(selected) {
@@ -11,9 +21,10 @@ window.SirenaMaps = (function () {
   }
   function open(el, options) {
     options = options || {};
-    var map = L.map(el, { zoomSnap: 0.25, attributionControl: !!el.dataset.tiles });
+    var map = L.map(el, { zoomSnap: 0.25, attributionControl: !!el.dataset.tiles, zoomControl: !S });
+    if (S) { L.control.zoom({ zoomInTitle: S.zoom_in, zoomOutTitle: S.zoom_out }).addTo(map); }
     if (el.dataset.tiles) {
-      L.tileLayer(el.dataset.tiles, { maxZoom: 18, attribution: "base map" }).addTo(map);
+      L.tileLayer(el.dataset.tiles, { maxZoom: 18, attribution: S ? S.base_map : "base map" }).addTo(map);
     }
     map.setView([-33.45, -70.65], 10);
     var selected = (el.dataset.selected || "").split("|").filter(Boolean);

@@ -1,0 +1,161 @@
+"""A small town with an alert in every state, for tests that read every console page.
+
+Built through the services and the real pipeline on a committed database: alerts composed,
+submitted, approved, rejected, scheduled, cancelled, sent through the in-process gateway to the
+simulator (receipts back), corrected; handsets answering through the simulator (an ACK, a HELP, a
+free text, a reply with a keyword the shared code does not know, a stranger's text), interpreted
+by the inbound job. Nothing of the pipeline's output is written by hand.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from geoalchemy2.elements import WKTElement
+from sqlalchemy import select, text
+
+from alerting import accounts, approvals, corrections, directory, lifecycle
+from alerting.db import transaction, utcnow
+from alerting.models import Alert, AlertMode, Contact, ContactLocation, Group, Operator, Priority
+from audit.actor import Actor
+from broadcast import replies as replies_job
+from geo.zones import import_geojson
+from tests.cluster import seed_group
+from tests.factories import actor_for
+
+PASSWORD = "correct horse battery staple"
+ZONE = "Sector 7"
+GROUP = "brigada"
+DYNAMIC = "unidad uno"
+TITLE = "Corte de agua"
+SQUARE = [[[-70.70, -33.45], [-70.60, -33.45], [-70.60, -33.35], [-70.70, -33.35], [-70.70, -33.45]]]
+
+
+@dataclass
+class World:
+    seeds: dict[str, str]  # username → TOTP seed
+    alerts: dict[str, int]  # state (or what it shows) → alert id
+    groups: dict[str, int]
+    data: tuple[str, ...]  # every string the test typed, that pages show as it was typed
+    replies: dict[str, str] = field(default_factory=dict)
+
+
+def operators(settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    key, system = settings.secret_key(), Actor.system("console-test")
+    seeds = {}
+    with transaction() as db:
+        for name, roles in (("jefa", ["admin", "approver", "composer", "auditor"]), ("redacta", ["composer"]),
+                            ("aprueba", ["approver"]), ("revisa", ["auditor"])):
+            new = accounts.create_operator(db, name, roles, key, system, password=PASSWORD)
+            new.operator.totp_enrolled_at = utcnow()
+            seeds[name] = accounts.decrypt_totp(new.operator.totp_secret_enc, key)  # type: ignore[arg-type]
+    return seeds
+
+
+def _town() -> dict[str, int]:
+    system = Actor.system("console-test")
+    seed_group(6, group=GROUP, prefix="+5698", drill=True)
+    with transaction() as db:
+        import_geojson(db, {"type": "Feature", "properties": {"name": ZONE},
+                            "geometry": {"type": "Polygon", "coordinates": SQUARE}}, actor=system)
+        for i, contact_id in enumerate(db.scalars(select(Contact.id).order_by(Contact.id).limit(4))):
+            db.add(ContactLocation(contact_id=contact_id, label="home",
+                                   geom=WKTElement(f"POINT(-70.6{5 + i % 3} -33.4{i})", srid=4326)))
+        directory.create_group(db, DYNAMIC, kind="dynamic", criterion={"attr": "unidad", "eq": "U1"}, actor=system)
+        return {name: gid for name, gid in db.execute(select(Group.name, Group.id))}
+
+
+def actor(username: str) -> Actor:
+    with transaction() as db:
+        return actor_for(db.scalar(select(Operator).where(Operator.username == username)))  # type: ignore[arg-type]
+
+
+def compose(who: Actor, *, mode: AlertMode = AlertMode.LIVE, group: str = GROUP, **extra: object) -> int:
+    with transaction() as db:
+        draft = lifecycle.AlertDraft(texts={"es": "Corte de agua en su sector. Responda ACK {codigo}."}, mode=mode,
+                                     sender_name="SIRENA-SC", priority=Priority.HIGH, title=TITLE,
+                                     target={"groups": [group]}, **extra)  # type: ignore[arg-type]
+        return lifecycle.compose_alert(db, draft, who).id
+
+
+def submit(alert_id: int, who: Actor) -> str:
+    with transaction() as db:
+        return approvals.submit_for_approval(db, alert_id, who).approval_hash  # type: ignore[return-value]
+
+
+def approve(alert_id: int, seen: str, who: Actor, *, override_reason: str | None = None) -> None:
+    with transaction() as db:
+        approvals.approve_reviewed(db, alert_id, who, seen_hash=seen, override_reason=override_reason)
+
+
+def pipeline(run_jobs, until) -> None:  # type: ignore[no-untyped-def]
+    """Run the jobs and the inbound sweep until `until()` holds (receipts and replies arrive async)."""
+    deadline = time.monotonic() + 60
+    while True:
+        run_jobs()
+        replies_job.sweep(min_age_s=0.0)
+        if until() or time.monotonic() > deadline:
+            return
+        time.sleep(0.3)
+
+
+def count(sql: str, **params: object) -> int:
+    with transaction() as db:
+        return int(db.execute(text(sql), params).scalar_one())
+
+
+def build(settings, simulator, run_jobs) -> World:  # type: ignore[no-untyped-def]
+    """The town, its operators and an alert in each state (the gateway and simulator are running)."""
+    seeds = operators(settings)
+    groups = _town()
+    redacta, aprueba, jefa = (actor(n) for n in ("redacta", "aprueba", "jefa"))
+    alerts = {"draft": compose(redacta), "exercise": compose(redacta, mode=AlertMode.EXERCISE)}
+    alerts["pending_approval"] = compose(redacta)
+    submit(alerts["pending_approval"], redacta)
+    alerts["rejected"] = compose(redacta)
+    submit(alerts["rejected"], redacta)
+    with transaction() as db:
+        lifecycle.reject_alert(db, alerts["rejected"], aprueba, "texto poco claro")
+    alerts["scheduled"] = compose(redacta, scheduled_at=utcnow() + timedelta(days=1))
+    approve(alerts["scheduled"], submit(alerts["scheduled"], redacta), aprueba)
+    alerts["cancelled"] = compose(redacta)
+    approve(alerts["cancelled"], submit(alerts["cancelled"], redacta), aprueba)
+    with transaction() as db:
+        lifecycle.cancel_alert(db, alerts["cancelled"], aprueba, "zona equivocada")
+    alerts["completed"] = compose(redacta)
+    approve(alerts["completed"], submit(alerts["completed"], redacta), aprueba)
+    alerts["superseded"] = compose(redacta)
+    approve(alerts["superseded"], submit(alerts["superseded"], redacta), aprueba)
+    pipeline(run_jobs, lambda: count("SELECT count(*) FROM alerts WHERE id IN (:a, :b) AND state = 'completed'",
+                                       a=alerts["completed"], b=alerts["superseded"]) == 2)
+    with transaction() as db:
+        alerts["correction"] = corrections.fire_correction(db, alerts["superseded"], jefa).id
+    replies = _answer(simulator, alerts["completed"])
+    pipeline(run_jobs, lambda: count("SELECT count(*) FROM replies") >= len(replies)
+              and count("SELECT count(*) FROM alerts WHERE id = :a AND state = 'completed'",
+                         a=alerts["correction"]) == 1)
+    with transaction() as db:
+        names = tuple(db.scalars(select(Contact.name)))
+        references = tuple(db.scalars(select(Alert.reference)))
+        codes = tuple(db.scalars(select(Alert.reply_code)))
+    data = (ZONE, GROUP, DYNAMIC, TITLE, "texto poco claro", "zona equivocada", *seeds, *names, *references,
+            *codes, *replies.values())
+    return World(seeds=seeds, alerts=alerts, groups=groups, data=data, replies=replies)
+
+
+def _answer(simulator, alert_id: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Handsets of the alert's recipients answer through the simulator; a stranger writes too."""
+    with transaction() as db:
+        code = db.get(Alert, alert_id).reply_code  # type: ignore[union-attr]
+        numbers = list(db.scalars(text("SELECT msisdn FROM deliveries WHERE alert_id = :a ORDER BY id"),
+                                  {"a": alert_id}))
+    said = {"ack": f"ACK {code}", "help": f"AYUDA {code} atrapado en el segundo piso",
+            "free": "hay humo en la esquina", "keyword": "POLICIA necesito hablar", "stranger": "quien es usted"}
+    simulator.send_mo("alpha", numbers[0].lstrip("+"), "4242", said["ack"])
+    simulator.send_mo("alpha", numbers[1].lstrip("+"), "4242", said["help"])
+    simulator.send_mo("alpha", numbers[2].lstrip("+"), "4242", said["free"])
+    simulator.send_mo("alpha", numbers[3].lstrip("+"), "5555", said["keyword"])  # the shared code: unknown keyword
+    simulator.send_mo("alpha", "56977770000", "4242", said["stranger"])
+    return said
