@@ -74,7 +74,9 @@ def alert_unmatched(session: Session, alert_id: int, *, limit: int = 20) -> list
              "at": r["created_at"].isoformat()} for r in rows]
 
 
-HANDED = ("submitted", "delivered", "failed", "expired")  # a carrier took it (or refused it: final)
+# A carrier took it (or refused it: final); `retrying` (failed, re-sent through another carrier,
+# when the counts tell it apart) was taken too.
+HANDED = ("submitted", "delivered", "failed", "expired", "retrying")
 WAITING = ("queued", "submitting", "waiting_route")
 
 
