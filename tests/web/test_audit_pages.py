@@ -37,7 +37,7 @@ def test_the_trail_is_searched_and_exported_by_the_reference_shown_everywhere(cl
     assert page.status_code == 200
     body = page.get_data(as_text=True)
     assert f"· {alert.reference}</h1>" in body
-    assert f"alert {alert.id}</td>" in body and f"alert {other.id}</td>" not in body
+    assert f"<code>alert</code> {alert.id}</td>" in body and f"<code>alert</code> {other.id}</td>" not in body
     export = client.get(f"/audit/export?format=json&alert={alert.reference}")
     assert export.status_code == 200
     assert json.loads(export.get_data(as_text=True))["scope"]["alert_ids"] == [alert.id]

@@ -42,7 +42,7 @@ def test_a_shared_code_drill_is_answered_and_a_help_is_pinned_until_handled(serv
             assert "las respuestas deben empezar con BOMBEROS" in ana.inner_text("#sender")
             ana.fill("#text_es", "Simulacro de incendio en Zona Norte. Responda ACK {codigo} o AYUDA {codigo}.")
             ana.click("#preview-button")
-            expect(ana.locator("#preview-out")).to_contain_text("recipients")
+            expect(ana.locator("#preview-out")).to_contain_text("destinatarios")  # ana reads Spanish
             ana.fill("#confirm_live", ana.inner_text("#confirm-phrase"))
             ana.click("#save-submit")
             ana.wait_for_url(re.compile(r"/alerts/\d+$"))

@@ -36,7 +36,7 @@ from tests.web.console_text import foreign, page_texts
 DUMP = os.environ.get("SIRENA_DUMP_PAGES")  # print the live page's texts (for a person to read)
 NOT_PAGES = {  # GET routes that answer data, not a page to read
     "static", "alerts.live", "alerts.points", "alerts.zones_geojson", "alerts.non_responders_csv", "auth.enrol_qr",
-    "audit.export",
+    "audit.export", "replies.help_json",
 }
 
 

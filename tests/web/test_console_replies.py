@@ -159,7 +159,7 @@ def test_a_help_is_pinned_on_the_dashboard_and_its_alert_until_marked_handled(co
     assert f'action="/replies/{first}/handled"' in panel
     page = composer.get(f"/alerts/{alert_id}").get_data(as_text=True)
     assert page.index('id="help-panel"') < page.index('id="live"')  # at the top, above the counts
-    lines = [int(n) for n in re.findall(r"<td>reply\.help × (\d+)</td>", page)]
+    lines = [int(n) for n in re.findall(r"<td><code>reply\.help</code> × (\d+)</td>", page)]
     assert len(lines) in (1, 2) and sum(lines) == 12  # one line a minute (the minute may turn mid-flood)
     on_the_board = auditor.get("/replies/help.json").get_json()
     assert on_the_board["total"] == 12 and on_the_board["helps"][-1]["number"] == "…0000"  # last 4 for an auditor
