@@ -28,13 +28,14 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from alerting import approvals, lifecycle, permissions
-from alerting.accounts import actor_of
-from alerting.db import utcnow
-from alerting.errors import InvalidInput, InvalidTransition, NotFound, SirenaError, TwoPersonRuleViolated
-from alerting.intake.config import IntakeConfig
-from alerting.intake.models import Schedule, ScheduleRun
-from alerting.models import AlertMode, Operator, Priority
+from alerting.alerts import approvals, lifecycle
+from alerting.base.db import utcnow
+from alerting.base.errors import InvalidInput, InvalidTransition, NotFound, SirenaError, TwoPersonRuleViolated
+from alerting.base.intake_config import IntakeConfig
+from alerting.base.models import AlertMode, Operator, Priority
+from alerting.base.models.intake import Schedule, ScheduleRun
+from alerting.directory import permissions
+from alerting.directory.accounts import actor_of
 from audit import trail
 from audit.actor import Actor
 

@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerting.accounts import reencrypt_totp
-from alerting.errors import InvalidInput
-from alerting.models import Operator
-from alerting.settings import Secret
+from alerting.base.errors import InvalidInput
+from alerting.base.models import Operator
+from alerting.base.settings import Secret
+from alerting.directory.accounts import reencrypt_totp
 from alerting.webhooks import reencrypt_subscriber_secrets
 from audit import trail
 from audit.actor import Actor

@@ -38,12 +38,12 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from alerting import permissions
-from alerting.db import transaction, utcnow
-from alerting.errors import InvalidInput
-from alerting.intake.models import WebhookCursor, WebhookDelivery, WebhookSubscriber
-from alerting.outbox import enqueue_after_commit
-from alerting.settings import Secret
+from alerting.base.db import transaction, utcnow
+from alerting.base.errors import InvalidInput
+from alerting.base.models.intake import WebhookCursor, WebhookDelivery, WebhookSubscriber
+from alerting.base.outbox import enqueue_after_commit
+from alerting.base.settings import Secret
+from alerting.directory import permissions
 from audit import trail
 from audit.actor import Actor
 

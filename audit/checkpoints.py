@@ -26,7 +26,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from alerting.settings import Settings
+from alerting.base.settings import Settings
 from audit.chain import GENESIS, Head
 from audit.seal import seal_committed
 

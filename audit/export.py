@@ -7,7 +7,7 @@ first (audit/seal.py).
 
 - CSV: one row per event, columns `chain.FIELDS + content_hash, prev_hash, hash`; an empty cell in
   a NULLABLE column is NULL (the trail never stores '' there). A cell a spreadsheet would evaluate
-  (`=…`, `+…`, `-…`, `@…`) is written after a single quote (alerting/csv_cells.py), taken off again
+  (`=…`, `+…`, `-…`, `@…`) is written after a single quote (alerting/base/csv_cells.py), taken off again
   when the export is verified. Checked event by event, and against
   the trail. Exports made before version 2 (no content_hash column) are still checked.
 - JSON: an envelope with the scope, the chain head when exported, the events (each also with its
@@ -30,8 +30,8 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from alerting import csv_cells
-from alerting.errors import InvalidInput
+from alerting.base import csv_cells
+from alerting.base.errors import InvalidInput
 from audit import chain, trail
 from audit.actor import Actor
 from audit.checkpoints import read_head

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from alerting.errors import SirenaError
+from alerting.base.errors import SirenaError
 from audit.actor import Actor
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ def append_alone(
     when refusals come in bursts (a password-guessing attack, a flood of API calls over a limit).
     Raises AuditWriteFailed when the event cannot be written, ValueError on a programming error.
     """
-    from alerting.db import session_bind, transaction
+    from alerting.base.db import session_bind, transaction
 
     params = _params(actor, action, subject_type, subject_id, payload, outcome, reason)
     bind = session_bind()
@@ -195,7 +195,7 @@ def append_alone(
         with transaction() as session:
             return _execute(session, params)
     try:
-        dbapi = bind.raw_connection()  # pinged on checkout if it sat idle (alerting.db.make_engine)
+        dbapi = bind.raw_connection()  # pinged on checkout if it sat idle (alerting.base.db.make_engine)
     except (SQLAlchemyError, psycopg2.Error) as exc:  # unreachable, or the pool is exhausted
         raise _failed(params, exc) from exc
     driver = dbapi.dbapi_connection

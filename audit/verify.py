@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from alerting.settings import Settings
+from alerting.base.settings import Settings
 from audit.chain import GENESIS, Head
 from audit.checkpoints import read_checkpoints
 from audit.scan import (

@@ -44,10 +44,10 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from alerting import db as dbmod
-from alerting import migrate
-from alerting.provision import SetupReport, ensure_database
-from alerting.settings import Settings
+from alerting.base import db as dbmod
+from alerting.base import migrate
+from alerting.base.settings import Settings
+from alerting.interfaces.provision import SetupReport, ensure_database
 from audit.actor import Actor
 from audit.checkpoints import write_checkpoint
 from audit.seal import SEAL_LOCK_KEY, seal_committed
@@ -183,7 +183,7 @@ def _process_writer(url: str, n: int, per_writer: int, fsync: bool, alone: bool,
 
 
 def _app_engine(url: str, *, pool_size: int, fsync: bool) -> Any:
-    """The application's engine (alerting.db.make_engine: its pool and pings); fsync=False adds
+    """The application's engine (alerting.base.db.make_engine: its pool and pings); fsync=False adds
     synchronous_commit=off on every connection (the CPU ceiling, not a durable configuration)."""
     engine = dbmod.make_engine(url, application_name="sirena-bench-audit", pool_size=pool_size)
     if not fsync:

@@ -21,9 +21,9 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from alerting import migrate  # noqa: E402
-from alerting.provision import SetupReport, ensure_database  # noqa: E402
-from alerting.settings import Settings  # noqa: E402
+from alerting.base import migrate  # noqa: E402
+from alerting.base.settings import Settings  # noqa: E402
+from alerting.interfaces.provision import SetupReport, ensure_database  # noqa: E402
 
 
 def bench_settings(database: str, *, redis_db: int = 14) -> Settings:

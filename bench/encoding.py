@@ -13,7 +13,7 @@ import platform
 import time
 from collections.abc import Callable
 
-from broadcast.encoding import analyze, encode_parts
+from alerting.base.sms_text.encoding import analyze, encode_parts
 
 TEXTS = {
     # ~100 GSM-7 characters: the common case.

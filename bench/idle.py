@@ -37,11 +37,11 @@ from common import ROOT, bench_settings, drop_database, env_for, sirena, stop
 from pipeline import PASSWORDS, carriers_file, sim_config
 from sqlalchemy import text
 
-from alerting import db as dbmod
-from alerting.db import transaction
-from alerting.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
-from alerting.models import AlertMode, Operator, Priority
-from alerting.outbox import configure_outbox, redis_connection
+from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+from alerting.base import db as dbmod
+from alerting.base.db import transaction
+from alerting.base.models import AlertMode, Operator, Priority
+from alerting.base.outbox import configure_outbox, redis_connection
 from audit.actor import Actor
 from broadcast.carriers import load_carriers
 from broadcast.gateway import sync_senders

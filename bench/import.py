@@ -29,11 +29,11 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from alerting import db as dbmod
-from alerting import migrate
-from alerting.directory import import_contacts
-from alerting.provision import SetupReport, ensure_database
-from alerting.settings import Settings
+from alerting.base import db as dbmod
+from alerting.base import migrate
+from alerting.base.settings import Settings
+from alerting.directory.contacts import import_contacts
+from alerting.interfaces.provision import SetupReport, ensure_database
 from audit.actor import Actor
 
 DATABASE = "sirena_bench_import"

@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
-from alerting import db as dbmod  # noqa: E402
-from alerting.db import transaction, utcnow  # noqa: E402
-from alerting.settings import Settings  # noqa: E402
+from alerting.base import db as dbmod  # noqa: E402
+from alerting.base.db import transaction, utcnow  # noqa: E402
+from alerting.base.settings import Settings  # noqa: E402
 
 DATABASE = "sirena_bench_inbound"
 TEXTS = ["ACK 4821", "ok", "Recibido", "si", "ACK", "enterado 4821", "👍", "no", "no puedo ir", "¿a qué hora?"]
@@ -63,7 +63,7 @@ senders = ["SIRENA-SC"]
 
 
 def seed(n: int) -> int:
-    from alerting.models import Alert, Operator
+    from alerting.base.models import Alert, Operator
 
     with transaction() as s:
         op = Operator(username="bench", password_hash="x", roles=["composer"])
@@ -97,7 +97,7 @@ def main() -> None:
     from broadcast.carriers import parse_carriers
     from broadcast.gateway import Gateway, sync_senders
     from broadcast.inbound import Coalescer, InboundStore
-    from broadcast.smsc_sim import CarrierConfig, ReceiptConfig, SimConfig, Simulator
+    from smsc_sim import CarrierConfig, ReceiptConfig, SimConfig, Simulator
 
     settings = fresh_database()
     dbmod.configure_db(settings, application_name="bench-inbound")

@@ -37,11 +37,11 @@ from common import (
 )
 from sqlalchemy import select, text
 
-from alerting import db as dbmod
-from alerting.db import transaction
-from alerting.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
-from alerting.models import Alert, AlertMode, AlertState, Operator, Priority
-from alerting.outbox import configure_outbox, redis_connection
+from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+from alerting.base import db as dbmod
+from alerting.base.db import transaction
+from alerting.base.models import Alert, AlertMode, AlertState, Operator, Priority
+from alerting.base.outbox import configure_outbox, redis_connection
 from audit.actor import Actor
 
 PASSWORDS = {"SIM_ALPHA_PW": "alphapw", "SIM_BETA_PW": "betapw"}

@@ -39,9 +39,9 @@ from common import Sampler, drop_database, sirena, stop
 from pipeline import start_rig
 from sqlalchemy import create_engine, pool, text
 
-from alerting.db import transaction
-from alerting.lifecycle import AlertDraft, compose_alert, submit_alert
-from alerting.models import Alert, AlertMode, Operator, Priority
+from alerting.alerts.lifecycle import AlertDraft, compose_alert, submit_alert
+from alerting.base.db import transaction
+from alerting.base.models import Alert, AlertMode, Operator, Priority
 from audit.actor import Actor
 
 BUSY_PHASES = ("fanout", "sending", "receipts")
@@ -92,7 +92,7 @@ def compose(composer: Actor, group: str, priority: Priority, body: str) -> int:
 
 
 def approve(alert_id: int, *approvers: Actor) -> None:
-    from alerting.corrections import approve_alert
+    from alerting.alerts.corrections import approve_alert
 
     for approver in approvers:
         with transaction() as s:

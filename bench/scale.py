@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from sqlalchemy import text  # noqa: E402
 
-from alerting import db as dbmod  # noqa: E402
-from alerting.models import Alert, AlertMode, AlertState, Priority  # noqa: E402
-from alerting.outbox import configure_outbox  # noqa: E402
+from alerting.base import db as dbmod  # noqa: E402
+from alerting.base.models import Alert, AlertMode, AlertState, Priority  # noqa: E402
+from alerting.base.outbox import configure_outbox  # noqa: E402
 from bench.common import bench_settings, drop_database  # noqa: E402
 from geo.targeting import TargetSpec, preview  # noqa: E402
 from geo.zones import save_zone  # noqa: E402

@@ -97,7 +97,7 @@ def run_client(port: int, count: int, window: int, registered_delivery: int) -> 
 
 
 def run_mode(name: str, count: int, window: int, extra: list[str], registered_delivery: int = 0) -> dict[str, object]:
-    cmd = [sys.executable, "-c", "from alerting.cli import main; main()", "smsc-sim", "--port", "0", *extra]
+    cmd = [sys.executable, "-c", "from alerting.interfaces.cli import main; main()", "smsc-sim", "--port", "0", *extra]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

@@ -45,12 +45,12 @@ from common import ROOT, Sampler, env_for, sirena, start_simulator_listening, st
 from pipeline import PASSWORDS, carriers_file, sim_config
 from sqlalchemy import text
 
-from alerting import db as dbmod
-from alerting.db import transaction
-from alerting.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
-from alerting.models import AlertMode, Operator, Priority
-from alerting.outbox import configure_outbox, redis_connection
-from alerting.settings import Settings
+from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+from alerting.base import db as dbmod
+from alerting.base.db import transaction
+from alerting.base.models import AlertMode, Operator, Priority
+from alerting.base.outbox import configure_outbox, redis_connection
+from alerting.base.settings import Settings
 from audit.actor import Actor
 from tests.faults.pgcluster import ThrowawayPostgres
 
@@ -241,7 +241,7 @@ def stop_all() -> None:
 def run(args: argparse.Namespace, rng: random.Random, seed_value: int, tmp: Path, pg: ThrowawayPostgres) -> None:
     from broadcast.carriers import load_carriers
     from broadcast.gateway import sync_senders
-    from broadcast.smsc_sim.control import ControlClient
+    from smsc_sim.control import ControlClient
 
     key = tmp / "secret_key"
     key.write_text("soak-secret-key-" + os.urandom(16).hex())

@@ -45,9 +45,9 @@ from sqlalchemy import create_engine, event, pool, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.orm import Session as OrmSession  # noqa: E402
 
-from alerting import db as dbmod  # noqa: E402
-from alerting.models import Alert, AlertMode  # noqa: E402
-from alerting.settings import Settings  # noqa: E402
+from alerting.base import db as dbmod  # noqa: E402
+from alerting.base.models import Alert, AlertMode  # noqa: E402
+from alerting.base.settings import Settings  # noqa: E402
 from broadcast import jobs  # noqa: E402
 from geo.targeting import (  # noqa: E402
     STATEMENT_SETTINGS,
@@ -75,7 +75,7 @@ def reused_database() -> Settings:
     base = Settings.from_env()
     owner = make_url(base.database_owner_url).set(database=DATABASE).render_as_string(hide_password=False)
     app = make_url(base.database_url).set(database=DATABASE).render_as_string(hide_password=False)
-    from alerting import migrate
+    from alerting.base import migrate
 
     migrate.upgrade(owner)  # the kept data may predate a migration
     return replace(base, database_url=app, database_owner_url=owner)

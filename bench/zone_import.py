@@ -95,10 +95,10 @@ def main() -> None:
 
     import pyotp
 
-    from alerting.accounts import create_operator, create_token, decrypt_totp
-    from alerting.db import configure_db, transaction, utcnow
-    from alerting.outbox import configure_outbox, redis_connection
-    from alerting.web import create_app
+    from alerting.base.db import configure_db, transaction, utcnow
+    from alerting.base.outbox import configure_outbox, redis_connection
+    from alerting.directory.accounts import create_operator, create_token, decrypt_totp
+    from alerting.interfaces.web import create_app
     from audit.actor import Actor
     from geo.zones import import_geojson
 
@@ -203,7 +203,7 @@ def main() -> None:
               f"{figures['old_40000_extrapolated_min']} min in one transaction")
     finally:
         if not args.keep:
-            from alerting.db import engine
+            from alerting.base.db import engine
 
             engine().dispose()
             drop_database(settings)

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from alerting.db import transaction
+from alerting.base.db import transaction
 
 log = logging.getLogger(__name__)
 

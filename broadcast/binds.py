@@ -34,7 +34,7 @@ import smpplib.client  # type: ignore[import-untyped]
 import smpplib.consts  # type: ignore[import-untyped]
 import smpplib.exceptions  # type: ignore[import-untyped]
 
-from alerting.errors import SirenaError
+from alerting.base.errors import SirenaError
 from broadcast.carriers import BindMode, CarrierConfig
 
 log = logging.getLogger("sirena.binds")

@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from alerting.db import transaction, utcnow
-from alerting.models import CarrierHealthRow
+from alerting.base.db import transaction, utcnow
+from alerting.base.models import CarrierHealthRow
 from audit import trail
 from audit.actor import Actor
 from broadcast.receipts import carrier_health_from_receipts

@@ -17,9 +17,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from alerting.errors import ConfigError
-from alerting.models.senders import SenderKind
-from alerting.settings import Secret
+from alerting.base.errors import ConfigError
+from alerting.base.models.senders import SenderKind
+from alerting.base.settings import Secret
 
 # TON/NPI values used here (SMPP 3.4 §5.2.5, §5.2.6).
 TON_INTERNATIONAL, TON_NETWORK_SPECIFIC, TON_ALPHANUMERIC = 1, 3, 5

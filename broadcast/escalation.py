@@ -27,12 +27,12 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from alerting.db import configured_settings
-from alerting.errors import InvalidTransition, NotFound
-from alerting.models import Alert, AlertMode, AlertState
-from alerting.phones import mask_msisdn
-from alerting.senders import default_sender_name, sender_keyword
-from alerting.texts import render, texts_for_phones
+from alerting.base.db import configured_settings
+from alerting.base.errors import InvalidTransition, NotFound
+from alerting.base.models import Alert, AlertMode, AlertState
+from alerting.base.phones import mask_msisdn
+from alerting.base.sms_text.rendering import render, texts_for_phones
+from alerting.directory.senders import default_sender_name, sender_keyword
 from audit import trail
 from audit.actor import Actor
 from broadcast.followups import FollowupDraft, create_followups, queue_pending
@@ -103,7 +103,7 @@ def periodic_pass(now: datetime) -> dict[str, Any]:
     (own transaction) and a sweep job for inbound rows whose interpretation job never ran. The
     sweep is a job because it needs a gateway worker: receipt id styles and the routes for
     retrying through another carrier live in the carriers file the gateway loaded."""
-    from alerting.db import transaction
+    from alerting.base.db import transaction
 
     with transaction() as session:
         done = escalate_due(session, now)
@@ -170,7 +170,7 @@ def _non_responders(session: Session, alert_id: int) -> list[dict[str, Any]]:
 
 def _text_for(alert: Alert, row: Mapping[str, Any], keyword: str | None) -> str:
     """The text this recipient's phone showed the first time (same rendering as the gateway);
-    `keyword`: the alert's sender's, when it is a shared code (alerting.senders.sender_keyword)."""
+    `keyword`: the alert's sender's, when it is a shared code (alerting.directory.senders.sender_keyword)."""
     texts = texts_for_phones(alert, keyword)
     language = row["language"] if row["language"] in texts else next(iter(texts))
     return render(texts[language], mode=alert.mode, language=language, code=alert.reply_code,
@@ -245,7 +245,7 @@ def raise_help_now(session: Session, helps: list[tuple[int, int | None, str, str
     priority and in the reply's own transaction, to a person: the alert's supervisors' group, or
     the on-call group (`oncall_group`, by default SIRENA_ONCALL_GROUP) when the alert names none,
     its group has nobody in it, or the HELP matched no alert. Each also stays pinned on the
-    console until an operator marks it handled (alerting/help_desk.py)."""
+    console until an operator marks it handled (alerting/alerts/help_desk.py)."""
     if oncall_group is None:
         settings = configured_settings()
         oncall_group = settings.oncall_group if settings is not None else None

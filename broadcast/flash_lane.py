@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from alerting.db import engine, transaction
+from alerting.base.db import engine, transaction
 
 if TYPE_CHECKING:
     from broadcast.gateway import Gateway

@@ -24,12 +24,12 @@ from psycopg2.extras import execute_values
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from alerting.db import transaction
-from alerting.errors import InvalidInput, NotFound
-from alerting.outbox import enqueue_after_commit
+from alerting.base.db import transaction
+from alerting.base.errors import InvalidInput, NotFound
+from alerting.base.outbox import enqueue_after_commit
+from alerting.base.sms_text.encoding import encode_parts, next_reference
 from audit import trail
 from audit.actor import Actor
-from broadcast.encoding import encode_parts, next_reference
 from broadcast.pool import OutboundMessage, Outcome
 
 log = logging.getLogger("sirena.followups")

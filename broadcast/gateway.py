@@ -23,15 +23,15 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from alerting.db import transaction, utcnow
-from alerting.models import Alert, AlertMode, AlertState, Priority, Sender, SenderKind
-from alerting.outbox import enqueue_after_commit
-from alerting.texts import has_placeholders, mode_prefix, render, texts_for_phones
+from alerting.base.db import transaction, utcnow
+from alerting.base.models import Alert, AlertMode, AlertState, Priority, Sender, SenderKind
+from alerting.base.outbox import enqueue_after_commit
+from alerting.base.sms_text.encoding import ConcatReference, encode_parts
+from alerting.base.sms_text.rendering import has_placeholders, mode_prefix, render, texts_for_phones
 from audit import trail
 from audit.actor import Actor
 from broadcast import allowance, carrier_health, claims, jobs
 from broadcast.carriers import CarriersConfig
-from broadcast.encoding import ConcatReference, encode_parts
 from broadcast.flash_lane import FlashLane
 from broadcast.pool import CarrierPool, OutboundMessage, Outcome, SubmitResult
 
@@ -328,7 +328,7 @@ SENDERS_LOCK = 0x53454E44  # pg advisory lock key: one sender sync at a time ("S
 def sync_senders(config: CarriersConfig) -> list[str]:
     """Mirror the carriers file's senders into the `senders` table (what compose validates against),
     in a transaction of its own; return the senders added or changed. Every gateway worker does it
-    at start, `sirena setup` on install (alerting.provision)."""
+    at start, `sirena setup` on install (alerting.interfaces.provision)."""
     with transaction() as session:
         return write_senders(session, config)
 

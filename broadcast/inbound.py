@@ -19,8 +19,8 @@ from typing import Any
 
 from psycopg2.extras import Json, execute_values
 
-from alerting.db import transaction
-from broadcast.encoding import decode_text
+from alerting.base.db import transaction
+from alerting.base.sms_text.encoding import decode_text
 
 log = logging.getLogger("sirena.inbound")
 

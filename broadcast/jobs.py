@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from alerting import lifecycle
-from alerting.db import configured_settings, transaction, utcnow
-from alerting.models import Alert, AlertKind, AlertState, Delivery, Priority
-from alerting.outbox import enqueue_after_commit
+from alerting.alerts import lifecycle
+from alerting.base.db import configured_settings, transaction, utcnow
+from alerting.base.models import Alert, AlertKind, AlertState, Delivery, Priority
+from alerting.base.outbox import enqueue_after_commit
 from audit.seal import seal_after_commit
 from broadcast import claims, flash_lane
 
@@ -249,7 +249,7 @@ def _checkpoint_at_completion(session: Session) -> None:
     """Seal the completion event into the chain at once and write a checkpoint of the head outside
     the database (audit issue: at every alert completion). Without the secret key that signs
     checkpoints the seal still happens; the periodic checkpoint covers the rest."""
-    from alerting.errors import ConfigError
+    from alerting.base.errors import ConfigError
     from audit.checkpoints import checkpoint_after_commit
 
     settings = configured_settings()

@@ -1,6 +1,6 @@
 """Prometheus metrics of the worker processes (`sirena worker|scheduler --metrics-port P`).
 
-The web app serves its own at /metrics (alerting/api/health.py: `sirena_api_requests`,
+The web app serves its own at /metrics (alerting/interfaces/api/health.py: `sirena_api_requests`,
 `sirena_alerts`, `sirena_deliveries`); these are the names the workers export, all `sirena_`:
 
 | metric | type | labels | source |
@@ -121,7 +121,7 @@ class SystemCollector(Collector):
         self.redis = redis
 
     def collect(self) -> Iterator[Any]:
-        from alerting.outbox import PRIORITY_QUEUES
+        from alerting.base.outbox import PRIORITY_QUEUES
 
         depth = GaugeMetricFamily("sirena_queue_depth", "RQ jobs waiting per priority queue", labels=["queue"])
         try:
@@ -139,7 +139,7 @@ class SystemCollector(Collector):
 def _postgres_families() -> Iterator[Any]:
     from sqlalchemy import text
 
-    from alerting.db import transaction
+    from alerting.base.db import transaction
     from broadcast import receipts
 
     inbound = GaugeMetricFamily("sirena_inbound_per_second", "deliver_sm stored per second over the last minute",

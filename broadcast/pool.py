@@ -59,7 +59,7 @@ class Outcome(StrEnum):
 
 @dataclass(slots=True)
 class OutboundMessage:
-    """One SMS to one handset, already encoded (broadcast.encoding.encode_parts).
+    """One SMS to one handset, already encoded (alerting.base.sms_text.encoding.encode_parts).
 
     `data_coding` 0 means GSM-7: each carrier's `data_coding_gsm7` is used in its place.
     """

@@ -36,7 +36,7 @@ from psycopg2.extras import execute_values
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from alerting.errors import ConfigError
+from alerting.base.errors import ConfigError
 from broadcast.carriers import RECEIPT_ID_STYLES
 
 STYLES = RECEIPT_ID_STYLES

@@ -23,9 +23,9 @@ from datetime import timedelta
 from redis import Redis
 from sqlalchemy import select, text
 
-from alerting.db import transaction, utcnow
-from alerting.models import Alert, AlertState
-from alerting.outbox import PRIORITY_QUEUES, enqueue_after_commit
+from alerting.base.db import transaction, utcnow
+from alerting.base.models import Alert, AlertState
+from alerting.base.outbox import PRIORITY_QUEUES, enqueue_after_commit
 from broadcast import claims, jobs, metrics, presence
 
 log = logging.getLogger("sirena.reconciler")
@@ -158,21 +158,21 @@ def periodic_tasks(settings: object | None = None) -> list[tuple[str, object]]:
     """What else the scheduler runs each pass, each in its own transaction, with the time passed in:
     sealing the audit trail, escalations at ACK deadlines (and the inbound sweep), recurring
     schedules and webhooks, audit checkpoints, carrier health from receipts."""
-    from alerting.db import engine
+    from alerting.base.db import engine
 
     def escalations(now: object) -> object:
         from broadcast import escalation
 
         return escalation.periodic_pass(now)  # type: ignore[arg-type]
 
-    from alerting.intake.config import IntakeConfig
+    from alerting.base.intake_config import IntakeConfig
 
     # Read once, with the settings at process start (a bad SIRENA_QUIET_* stops the scheduler there).
     intake = getattr(settings, "intake", None) or IntakeConfig()
 
     def interfaces(now: object) -> object:
         """Recurring schedules due, webhook events collected and their retries re-queued."""
-        from alerting.intake.tick import tick
+        from alerting.interfaces.intake.tick import tick
 
         return tick(config=intake, now=now)  # type: ignore[arg-type]
 
@@ -227,7 +227,7 @@ def exclusive_pass() -> Iterator[bool]:
     when the connection dies, so a SIGKILLed scheduler never keeps it. With it two schedulers
     (a standby, or one started by mistake) never fire the same due alert in the same instant.
     """
-    from alerting.db import engine
+    from alerting.base.db import engine
 
     with engine().connect() as conn, conn.begin():
         yield bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": PASS_LOCK}).scalar())

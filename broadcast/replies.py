@@ -28,16 +28,16 @@ from psycopg2.extras import execute_values
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from alerting.db import configured_settings, retrying_transaction, transaction
-from alerting.models import ReplyMeaning
-from alerting.outbox import enqueue_now
-from alerting.phones import mask_msisdn
-from alerting.settings import Settings
+from alerting.base.db import configured_settings, retrying_transaction, transaction
+from alerting.base.models import ReplyMeaning
+from alerting.base.outbox import enqueue_now
+from alerting.base.phones import mask_msisdn
+from alerting.base.settings import Settings
+from alerting.base.sms_text.vocabulary import Vocabulary, load_vocabulary
 from audit import trail
 from audit.actor import Actor
 from broadcast import receipts
 from broadcast.followups import FollowupDraft, create_followups
-from broadcast.vocabulary import Vocabulary, load_vocabulary
 
 log = logging.getLogger("sirena.replies")
 

@@ -27,7 +27,7 @@ import shapely
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from alerting.db import Base
+from alerting.base.db import Base
 
 FINE_LEVEL = 31  # bits per axis of the key
 MAX_LEVEL = 26  # the finest cell refined to: 360°/2^26, about 0.6 m

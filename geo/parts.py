@@ -14,7 +14,7 @@ from geoalchemy2 import Geometry
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from alerting.db import Base
+from alerting.base.db import Base
 
 MAX_VERTICES = 64  # ST_Subdivide's max_vertices: small pieces, tight boxes, short point-in-polygon tests
 

@@ -77,12 +77,12 @@ def assemble(rows: list[Any], srcs: list[Source], *, include_opted_out: bool) ->
 
 def estimate_sms(by_language: Mapping[str, int], *, text: str | None,
                  languages: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """SMS parts per language text and the total SMS count, with broadcast.encoding's segmentation.
+    """SMS parts per language text and the total SMS count, with alerting.base.sms_text.encoding's segmentation.
 
     A recipient whose language has no text of its own gets `text`, else the first text given.
     """
     # Imported here: broadcast depends on geo, so a module-level import would be a cycle.
-    from broadcast.encoding import analyze
+    from alerting.base.sms_text.encoding import analyze
 
     texts = dict(languages or {})
     fallback = text if text is not None else next(iter(texts.values()), "")
@@ -107,8 +107,8 @@ def longest_expansions(session: Any, texts: Mapping[str, str]) -> dict[str, str]
     per placeholder name."""
     from sqlalchemy import text as sql
 
-    from alerting.texts import ALERT_FIELDS, PLACEHOLDER
-    from broadcast.gsm7 import ALPHABET
+    from alerting.base.sms_text.gsm7 import ALPHABET
+    from alerting.base.sms_text.rendering import ALERT_FIELDS, PLACEHOLDER
 
     names = {m.group(1).lower() for body in texts.values() for m in PLACEHOLDER.finditer(body)} - ALERT_FIELDS
     if not names:

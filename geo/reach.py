@@ -39,8 +39,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CompoundSelect
 
-from alerting.criteria import compile_criterion
-from alerting.models import Contact, ContactLocation, GroupKind, GroupMember
+from alerting.base.models import Contact, ContactLocation, GroupKind, GroupMember
+from alerting.directory.criteria import compile_criterion
 from geo.cells import Covering, ZoneCell
 
 

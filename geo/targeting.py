@@ -31,13 +31,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from alerting.criteria import compile_criterion
-from alerting.errors import InvalidInput, NotFound
-from alerting.models import Alert, AlertMode, Contact, Delivery, Group, Priority
-from alerting.settings import Settings
+from alerting.base.errors import InvalidInput, NotFound
+from alerting.base.models import Alert, AlertMode, Contact, Delivery, Group, Priority
+from alerting.base.models.zones import Zone
+from alerting.base.settings import Settings
+from alerting.directory.criteria import compile_criterion
 from geo import reach
 from geo.cells import Covering, load_covering, write_covering
-from geo.models import Zone
 from geo.preview import Preview, assemble, estimate_sms, longest_expansions
 from geo.reach import GroupRef, ZoneRef
 

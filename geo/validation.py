@@ -27,7 +27,7 @@ from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity, make_valid
 
-from alerting.errors import InvalidInput
+from alerting.base.errors import InvalidInput
 
 EARTH_RADIUS_KM = 6371.0088
 MIN_AREA_KM2 = 0.0001  # 100 m²

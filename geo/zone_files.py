@@ -19,8 +19,8 @@ from typing import Any
 import shapely
 from shapely.geometry import MultiPolygon, Polygon
 
-from alerting.errors import InvalidInput
-from alerting.json_limits import parse_json
+from alerting.base.errors import InvalidInput
+from alerting.base.json_limits import parse_json
 from geo.validation import CheckedGeometry, check_geometry, invalid, ring_from_positions
 
 NAME_KEYS = ("name", "nombre", "NAME", "Name", "NOMBRE", "nom_comuna", "NOM_COMUNA")

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from sqlalchemy import select, text
 
-from alerting.db import transaction
-from alerting.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
-from alerting.models import Alert, AlertMode, AlertState, Operator, Priority
-from alerting.settings import Settings
+from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+from alerting.base.db import transaction
+from alerting.base.models import Alert, AlertMode, AlertState, Operator, Priority
+from alerting.base.settings import Settings
 from tests.factories import actor_for
 
 SIRENA = str(Path(sys.executable).parent / "sirena")
@@ -240,7 +240,7 @@ class RedisServer:
         return self
 
     def up(self) -> bool:
-        from alerting.outbox import redis_connection
+        from alerting.base.outbox import redis_connection
 
         try:
             return bool(redis_connection(self.url, timeout_s=0.5).ping())

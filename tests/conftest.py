@@ -28,10 +28,10 @@ from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from alerting import db as dbmod
-from alerting import migrate, outbox
-from alerting.provision import SetupReport, ensure_database, ensure_postgis_available, ensure_postgres
-from alerting.settings import Settings
+from alerting.base import db as dbmod
+from alerting.base import migrate, outbox
+from alerting.base.settings import Settings
+from alerting.interfaces.provision import SetupReport, ensure_database, ensure_postgis_available, ensure_postgres
 
 pytest_plugins = ["tests.faults.summary"]  # the fault suite's summary table, in the xdist controller too
 _LOCK_KEY = 727274  # advisory lock serializing template builds across xdist workers
@@ -334,7 +334,7 @@ def sim_env() -> dict[str, str]:
 @pytest.fixture
 def simulator():  # type: ignore[no-untyped-def]
     """Two simulated carriers, alpha and beta, on free ports; stopped after the test."""
-    from broadcast.smsc_sim import CarrierConfig, SimConfig, Simulator
+    from smsc_sim import CarrierConfig, SimConfig, Simulator
 
     sim = Simulator(SimConfig(carriers=[
         CarrierConfig(name=name, port=0, system_id=name, password=pw) for name, pw in SIM_PASSWORDS.items()
@@ -376,7 +376,7 @@ def cli_env(settings: Settings, data_dir: Path) -> dict[str, str]:
 
 
 def run_sirena(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from alerting.cli import main; main()", *args], env=env,
+    return subprocess.run([sys.executable, "-c", "from alerting.interfaces.cli import main; main()", *args], env=env,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -6,7 +6,7 @@ import factory
 from factory.alchemy import SQLAlchemyModelFactory
 from geoalchemy2.elements import WKTElement
 
-from alerting.models import (
+from alerting.base.models import (
     Alert,
     AlertMode,
     AlertState,

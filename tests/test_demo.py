@@ -66,8 +66,8 @@ def _demo_counts(references: list[str]) -> dict[str, dict[str, int]]:
     from sqlalchemy.engine import make_url
     from sqlalchemy.orm import Session
 
-    from alerting.cli.demo_cmd import DEMO_DB
-    from alerting.settings import Settings
+    from alerting.base.settings import Settings
+    from alerting.interfaces.cli.demo_cmd import DEMO_DB
     from broadcast.jobs import counts_by_state
 
     url = make_url(Settings.from_env().database_url).set(database=DEMO_DB)

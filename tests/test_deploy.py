@@ -11,10 +11,10 @@ from pathlib import Path
 import click
 import pytest
 
-from alerting.cli import _load
-from alerting.settings import Settings
+from alerting.base.settings import Settings
+from alerting.interfaces.cli import _load
 from broadcast.carriers import load_carriers
-from broadcast.smsc_sim import load_config
+from smsc_sim import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = sorted((ROOT / "deploy" / "systemd").glob("*.service"))

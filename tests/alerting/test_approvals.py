@@ -7,11 +7,12 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select, text
 
-import alerting.db as dbmod
-from alerting import approvals, directory, lifecycle
-from alerting.errors import ConfigError, Refused
-from alerting.models import AlertApproval, AlertMode, AlertState, Contact, GroupMember, Priority
-from alerting.settings import Settings
+import alerting.base.db as dbmod
+from alerting.alerts import approvals, lifecycle
+from alerting.base.errors import ConfigError, Refused
+from alerting.base.models import AlertApproval, AlertMode, AlertState, Contact, GroupMember, Priority
+from alerting.base.settings import Settings
+from alerting.directory import contacts as directory
 from audit.actor import Actor
 from tests.factories import actor_for, add_member
 

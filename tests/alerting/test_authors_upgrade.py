@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from alerting import db as dbmod
-from alerting.errors import TwoPersonRuleViolated
-from alerting.lifecycle import approve_alert
-from alerting.settings import Settings
+from alerting.alerts.lifecycle import approve_alert
+from alerting.base import db as dbmod
+from alerting.base.errors import TwoPersonRuleViolated
+from alerting.base.settings import Settings
 from audit.actor import Actor
 from tests.conftest import upgraded_database
 

@@ -7,13 +7,13 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import alerting.cli
-from alerting.errors import InvalidInput
+import alerting.interfaces.cli
+from alerting.base.errors import InvalidInput
 
 
 @pytest.fixture
 def run():
-    group = alerting.cli._load()
+    group = alerting.interfaces.cli._load()
     runner = CliRunner()
 
     def invoke(*args: str, stdin: str | None = None):
@@ -27,8 +27,8 @@ def last_json(output: str) -> dict:
 
 
 def test_segments_is_registered_with_the_sirena_group():
-    assert "alerting.cli.segments" in alerting.cli._MODULES
-    assert "segments" in alerting.cli._load().commands
+    assert "alerting.interfaces.cli.segments" in alerting.interfaces.cli._MODULES
+    assert "segments" in alerting.interfaces.cli._load().commands
 
 
 def test_json_reports_a_gsm7_text_with_extension_characters(run):
@@ -86,6 +86,6 @@ def test_text_over_255_parts_is_refused_naming_the_text(run):
 
 def test_main_exits_2_with_the_field_on_stderr(capsys):
     with pytest.raises(SystemExit) as exit_:
-        alerting.cli.main(["segments", "a" * (153 * 255 + 1)])
+        alerting.interfaces.cli.main(["segments", "a" * (153 * 255 + 1)])
     assert exit_.value.code == 2
     assert "text: too long: 256 parts" in capsys.readouterr().err

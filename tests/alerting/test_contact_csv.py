@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from alerting.contact_csv import CsvFile, block_records
-from alerting.errors import InvalidInput
+from alerting.base.errors import InvalidInput
+from alerting.directory.contact_csv import CsvFile, block_records
 
 _CELLS = ("961234567", "", "Ana", "Pérez, Ana", 'dice "hola"', "línea 1\nlínea 2", "a\r\nb", '5" pulgadas',
           "x;y", "  ", "-33,45")

@@ -11,11 +11,11 @@ from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-import alerting.cli
-from alerting import db as dbmod
-from alerting.cli.app import Context
-from alerting.models import Contact, ContactImport
-from alerting.settings import Settings
+import alerting.interfaces.cli
+from alerting.base import db as dbmod
+from alerting.base.models import Contact, ContactImport
+from alerting.base.settings import Settings
+from alerting.interfaces.cli.app import Context
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +28,7 @@ def _valid_join_mode() -> None:
 @pytest.fixture
 def sirena(db: Session, settings: Settings) -> Callable[..., Result]:
     """Invoke `sirena ARGS` in-process; its transactions join the test's (rolled back afterwards)."""
-    group = alerting.cli._load()
+    group = alerting.interfaces.cli._load()
     runner = CliRunner()
 
     def invoke(*args: str) -> Result:
@@ -51,8 +51,8 @@ def csv_file(tmp_path: Path, body: str) -> str:
 
 
 def test_contacts_commands_are_registered() -> None:
-    assert "alerting.cli.contacts_cmd" in alerting.cli._MODULES
-    commands = alerting.cli._load().commands
+    assert "alerting.interfaces.cli.contacts_cmd" in alerting.interfaces.cli._MODULES
+    commands = alerting.interfaces.cli._load().commands
     assert {"import", "optout", "optin", "show"} <= set(commands["contacts"].commands)  # type: ignore[attr-defined]
     assert {"create", "list", "add"} <= set(commands["groups"].commands)  # type: ignore[attr-defined]
 
@@ -127,7 +127,7 @@ def test_sirena_main_refuses_a_binary_file_on_stderr_with_exit_2(committed_db: S
     binary = tmp_path / "foto.csv"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 10)
     with pytest.raises(SystemExit) as exit_:
-        alerting.cli.main(["contacts", "import", str(binary), "--json"])
+        alerting.interfaces.cli.main(["contacts", "import", str(binary), "--json"])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "file: this is a binary file" in err
@@ -136,7 +136,7 @@ def test_sirena_main_refuses_a_binary_file_on_stderr_with_exit_2(committed_db: S
 def test_the_rejects_report_quotes_cells_a_spreadsheet_would_evaluate(sirena, tmp_path: Path) -> None:
     import csv
 
-    from alerting.contact_import import read_rejects
+    from alerting.directory.contact_import import read_rejects
 
     path = csv_file(tmp_path, "nombre;teléfono\nAna;961234567\n@SUM(1+1);=1+2\nBeto;-5\nCarla;+1 (800) GOOG\n")
     data = last_json(sirena("contacts", "import", path, "--json"))

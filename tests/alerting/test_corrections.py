@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-from alerting import approvals, corrections, lifecycle
-from alerting.errors import InvalidTransition, Refused, TwoPersonRuleViolated
-from alerting.models import AlertApproval, AlertKind, AlertState, Delivery, DeliveryState, Priority
+from alerting.alerts import approvals, corrections, lifecycle
+from alerting.base.errors import InvalidTransition, Refused, TwoPersonRuleViolated
+from alerting.base.models import AlertApproval, AlertKind, AlertState, Delivery, DeliveryState, Priority
 from tests.factories import actor_for
 
 
@@ -135,7 +135,7 @@ def test_a_proposal_needs_something_sent_and_a_text(db, pending):
 
 
 def test_a_proposed_correction_follows_the_configured_flash_approvals(db, sent, settings, monkeypatch):
-    import alerting.db as dbmod
+    import alerting.base.db as dbmod
 
     alert, composer, _ = sent
     monkeypatch.setattr(dbmod, "_settings", replace(settings, approvals=(("flash", 3), ("high", 1))))

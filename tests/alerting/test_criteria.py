@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects import postgresql
 
-from alerting.criteria import compile_criterion, validate_criterion
-from alerting.errors import InvalidInput
-from alerting.models import Contact
+from alerting.base.errors import InvalidInput
+from alerting.base.models import Contact
+from alerting.directory.criteria import compile_criterion, validate_criterion
 
 _seq = itertools.count(1)
 

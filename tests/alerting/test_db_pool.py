@@ -7,7 +7,7 @@ import time
 import pytest
 from sqlalchemy import text
 
-from alerting import db as dbmod
+from alerting.base import db as dbmod
 
 
 @pytest.fixture

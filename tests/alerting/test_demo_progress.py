@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from alerting.demo.progress import ProgressLine
+from alerting.interfaces.demo.progress import ProgressLine
 
 
 class Terminal(io.StringIO):

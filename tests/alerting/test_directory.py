@@ -9,9 +9,13 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from alerting import contact_import, contact_rows, csv_cells
-from alerting.contact_records import delete_contact
-from alerting.directory import (
+from alerting.base import csv_cells
+from alerting.base.errors import InvalidInput, NotFound
+from alerting.base.models import Contact, ContactImport, ContactLocation, Group, GroupKind, GroupMember
+from alerting.base.settings import Settings
+from alerting.directory import contact_import, contact_rows
+from alerting.directory.contact_records import delete_contact
+from alerting.directory.contacts import (
     add_members,
     create_group,
     find_contact,
@@ -23,9 +27,6 @@ from alerting.directory import (
     opt_in,
     opt_out,
 )
-from alerting.errors import InvalidInput, NotFound
-from alerting.models import Contact, ContactImport, ContactLocation, Group, GroupKind, GroupMember
-from alerting.settings import Settings
 from audit.actor import Actor
 
 ACTOR = Actor(kind="system", name="test-directory", interface="cli")
@@ -45,7 +46,7 @@ def run(db: Session, settings: Settings, path: Path | io.BytesIO, **kw):  # type
 
 def report_rows(path: str | None) -> list[dict[str, str]]:
     """The rejects report's rows as Sirena reads them back (a cell a spreadsheet would evaluate is
-    written after a quote, alerting/csv_cells.py; test_contacts_cli checks the raw file)."""
+    written after a quote, alerting/base/csv_cells.py; test_contacts_cli checks the raw file)."""
     assert path is not None
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv_cells.dict_reader(fh))

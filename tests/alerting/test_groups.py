@@ -6,7 +6,10 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from alerting.directory import (
+from alerting.base.errors import InvalidInput, NotFound, Refused
+from alerting.base.models import AlertMode, AlertState, Group, GroupKind
+from alerting.base.models.intake import Schedule
+from alerting.directory.contacts import (
     add_members,
     create_group,
     delete_group,
@@ -15,9 +18,6 @@ from alerting.directory import (
     remove_members,
     update_group,
 )
-from alerting.errors import InvalidInput, NotFound, Refused
-from alerting.intake.models import Schedule
-from alerting.models import AlertMode, AlertState, Group, GroupKind
 from audit.actor import Actor
 
 ACTOR = Actor(kind="operator", name="admin", roles=frozenset({"admin"}), interface="console")
@@ -166,10 +166,10 @@ def test_a_group_deleted_while_an_alert_to_it_is_submitted_is_refused_not_lost(c
     delete: the delete waits for it, then sees the alert and refuses."""
     import threading
 
-    from alerting.approvals import submit_for_approval
-    from alerting.db import transaction
-    from alerting.lifecycle import AlertDraft, compose_alert
-    from alerting.models import Sender, SenderKind
+    from alerting.alerts.approvals import submit_for_approval
+    from alerting.alerts.lifecycle import AlertDraft, compose_alert
+    from alerting.base.db import transaction
+    from alerting.base.models import Sender, SenderKind
     from tests.cluster import operators, seed_group
 
     seed_group(3, group="brigadas")

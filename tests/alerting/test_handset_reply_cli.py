@@ -7,8 +7,8 @@ import json
 
 from sqlalchemy import text
 
-from alerting.db import transaction
-from broadcast.smsc_sim import CarrierConfig, SimConfig, Simulator
+from alerting.base.db import transaction
+from smsc_sim import CarrierConfig, SimConfig, Simulator
 from tests.cluster import Cluster, approved_alert, delivery_totals, seed_group, wait_until
 from tests.conftest import SIM_PASSWORDS, carriers_toml, run_sirena
 

@@ -9,11 +9,11 @@ from uuid import uuid4
 import pytest
 from sqlalchemy import text
 
-from alerting import db as dbmod
-from alerting import help_desk
-from alerting.db import transaction
-from alerting.errors import InvalidTransition, Refused
-from alerting.models import Operator
+from alerting.alerts import help_desk
+from alerting.base import db as dbmod
+from alerting.base.db import transaction
+from alerting.base.errors import InvalidTransition, Refused
+from alerting.base.models import Operator
 from audit.timeline import alert_timeline
 from tests.broadcast.inbound_rig import add_group, inbound_rig, process_all, seed_alert, send, wait_inbound
 from tests.factories import actor_for

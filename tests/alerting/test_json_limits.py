@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from alerting.errors import InvalidInput
-from alerting.json_limits import MAX_DEPTH, nesting_depth, parse_json
+from alerting.base.errors import InvalidInput
+from alerting.base.json_limits import MAX_DEPTH, nesting_depth, parse_json
 
 
 def test_depth_counts_arrays_and_objects_but_not_brackets_inside_strings():

@@ -3,9 +3,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
-from alerting.db import utcnow
-from alerting.errors import InvalidInput, InvalidTransition, Refused, TwoPersonRuleViolated
-from alerting.lifecycle import (
+from alerting.alerts.lifecycle import (
     TRANSITIONS,
     AlertDraft,
     approve_alert,
@@ -16,7 +14,9 @@ from alerting.lifecycle import (
     submit_alert,
     update_draft,
 )
-from alerting.models import Alert, AlertMode, AlertState, Delivery, DeliveryState, Priority
+from alerting.base.db import utcnow
+from alerting.base.errors import InvalidInput, InvalidTransition, Refused, TwoPersonRuleViolated
+from alerting.base.models import Alert, AlertMode, AlertState, Delivery, DeliveryState, Priority
 from audit.actor import Actor
 
 
@@ -225,7 +225,7 @@ def test_whoever_submitted_an_alert_cannot_approve_it(db, people):
 
 
 def test_whoever_rewrote_the_pre_armed_correction_cannot_approve_the_alert(db, people):
-    from alerting import corrections
+    from alerting.alerts import corrections
 
     alert = compose_alert(db, draft(), people["composer"])
     corrections.set_prearmed_texts(db, alert.id, {"es": "Era un simulacro mal enviado"}, None, people["both"])

@@ -1,4 +1,4 @@
-"""The JSON log lines every process writes (alerting/logs.py)."""
+"""The JSON log lines every process writes (alerting/base/logs.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from alerting.logs import JsonFormatter, configure_logging, mask_phones
+from alerting.base.logs import JsonFormatter, configure_logging, mask_phones
 
 
 def _line(level: int, message: str, *args: object, **extra: object) -> dict:
@@ -54,7 +54,7 @@ def test_message_text_is_kept_out_of_the_logs_above_debug():
 
 
 def test_configure_logging_is_idempotent_and_routes_rq_through_the_same_handler():
-    from alerting import logs
+    from alerting.base import logs
 
     stream = io.StringIO()
     level = logging.getLogger().level

@@ -8,8 +8,8 @@ import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberType
 
-from alerting.errors import InvalidInput
-from alerting.phones import Msisdn, MsisdnParser, parse_msisdn
+from alerting.base.errors import InvalidInput
+from alerting.base.phones import Msisdn, MsisdnParser, parse_msisdn
 
 _TYPES = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE, PhoneNumberType.TOLL_FREE,
           PhoneNumberType.PREMIUM_RATE, PhoneNumberType.VOIP, PhoneNumberType.SHARED_COST,

@@ -10,7 +10,7 @@ import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from alerting.settings import DEFAULT_CARRIERS_FILE
+from alerting.base.settings import DEFAULT_CARRIERS_FILE
 from tests.cluster import SIRENA, Cluster, wait_until
 from tests.conftest import _free_port
 
@@ -62,8 +62,8 @@ def test_the_smtp_intake_stops_on_sigterm(committed_db, redis_db, tmp_path):
 
 
 def test_a_cap_feed_poller_stops_after_its_poll(committed_db, redis_db, tmp_path):
-    from alerting.db import transaction
-    from alerting.models import Operator
+    from alerting.base.db import transaction
+    from alerting.base.models import Operator
 
     with transaction() as s:
         s.add(Operator(username="cap-bot", password_hash="x", roles=["composer"]))

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from alerting.provision import run_setup
+from alerting.interfaces.provision import run_setup
 
 
 @pytest.fixture
@@ -42,8 +42,8 @@ def test_second_setup_run_changes_nothing(fresh_install):
 
 
 def test_a_fresh_install_can_compose_before_any_worker_has_run(fresh_install, monkeypatch):
-    from alerting.lifecycle import AlertDraft, compose_alert
-    from alerting.models import AlertMode, Operator
+    from alerting.alerts.lifecycle import AlertDraft, compose_alert
+    from alerting.base.models import AlertMode, Operator
     from tests.factories import actor_for
 
     for name in ("SIRENA_CARRIER_ALPHA_PASSWORD", "SIRENA_CARRIER_BETA_PASSWORD"):
@@ -74,22 +74,22 @@ def test_setup_cli_reports_nothing_to_do_as_json(fresh_install):
 
     from click.testing import CliRunner
 
-    import alerting.cli
+    import alerting.interfaces.cli
 
     env = {"SIRENA_DATABASE_URL": fresh_install.database_url,
            "SIRENA_DATABASE_OWNER_URL": fresh_install.database_owner_url,
            "SIRENA_REDIS_URL": fresh_install.redis_url, "SIRENA_SECRET_KEY_FILE": str(fresh_install.secret_key_file)}
-    first = CliRunner().invoke(alerting.cli._load(), ["setup", "--json"], env=env)
+    first = CliRunner().invoke(alerting.interfaces.cli._load(), ["setup", "--json"], env=env)
     assert first.exit_code == 0, first.output
     assert json.loads(first.output.strip().splitlines()[-1])["changed"] is True
-    result = CliRunner().invoke(alerting.cli._load(), ["setup", "--json"], env=env)
+    result = CliRunner().invoke(alerting.interfaces.cli._load(), ["setup", "--json"], env=env)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output.strip().splitlines()[-1])
     assert report["changed"] is False and report["actions"] == []
 
 
 def test_the_migration_chain_has_one_head():
-    from alerting import migrate
+    from alerting.base import migrate
 
     assert len(migrate.script_heads()) == 1, "merge the Alembic heads: a new migration must revise the last one"
 
@@ -97,8 +97,8 @@ def test_the_migration_chain_has_one_head():
 def test_workers_starting_together_on_a_fresh_database_both_write_the_senders(committed_db):
     import threading
 
-    from alerting.db import transaction
-    from alerting.settings import DEFAULT_CARRIERS_FILE
+    from alerting.base.db import transaction
+    from alerting.base.settings import DEFAULT_CARRIERS_FILE
     from broadcast.carriers import load_carriers
     from broadcast.gateway import sync_senders
 

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select, text
 
-from alerting.errors import InvalidInput, Refused, TwoPersonRuleViolated
-from alerting.intake.config import IntakeConfig
-from alerting.intake.models import ScheduleRun
-from alerting.models import Alert, AlertMode, AlertState
+from alerting.base.errors import InvalidInput, Refused, TwoPersonRuleViolated
+from alerting.base.intake_config import IntakeConfig
+from alerting.base.models import Alert, AlertMode, AlertState
+from alerting.base.models.intake import ScheduleRun
 from alerting.schedules import (
     approve_schedule,
     create_schedule,
@@ -129,7 +129,7 @@ def test_a_live_run_that_would_reach_nobody_is_a_failed_run_saying_why(db, peopl
 def test_a_schedule_whose_group_was_removed_records_a_failed_run_and_goes_on(db, people, factories):
     composer, _ = people
     schedule = create_schedule(db, "s", "0 12 * * *", TZ, DRILL, "draft", composer, config=IntakeConfig(), now=NOW)
-    from alerting.models import Group
+    from alerting.base.models import Group
 
     db.get(Group, db.scalar(select(Group.id).where(Group.name == "brigadas"))).drill_allowed = False
     db.flush()
@@ -155,7 +155,7 @@ def test_quiet_hours_wrap_midnight():
 
 
 def test_the_scheduler_tick_fires_due_schedules(db, people):
-    from alerting.intake.tick import tick
+    from alerting.interfaces.intake.tick import tick
 
     composer, _ = people
     schedule = create_schedule(db, "s", FIRST_MONDAY_10, TZ, DRILL, "draft", composer, config=IntakeConfig(), now=NOW)
@@ -203,7 +203,7 @@ def test_deleting_a_schedule_keeps_the_alerts_it_made_and_audits_what_it_was(db,
 
 
 def test_the_creator_of_a_schedule_is_an_author_of_every_occurrence_and_never_approves_one(db, people, factories):
-    from alerting import approvals
+    from alerting.alerts import approvals
 
     both = actor_for(factories.OperatorFactory(roles=["composer", "approver"]))
     _, approver = people

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from alerting.db import transaction
-from alerting.models import Group, GroupKind, Operator, Sender, SenderKind
+from alerting.base.db import transaction
+from alerting.base.models import Group, GroupKind, Operator, Sender, SenderKind
 from tests.conftest import cli_env
 from tests.conftest import last_json_line as _json
 from tests.conftest import run_sirena as _sirena

@@ -3,8 +3,8 @@ from datetime import timedelta
 
 import pytest
 
-from alerting.errors import ConfigError
-from alerting.settings import Settings
+from alerting.base.errors import ConfigError
+from alerting.base.settings import Settings
 
 
 def test_defaults_work_without_any_variable():
@@ -71,7 +71,7 @@ def test_intake_settings_are_read_once_at_start_and_a_bad_one_stops_it(tmp_path)
     assert settings.intake.quiet_start.hour == 23 and settings.intake.cap_require_signature
     assert settings.shown()["SIRENA_QUIET_START"] == "23:30"
     env = {**os.environ, "SIRENA_QUIET_START": "10pm"}
-    code = "import sys; from alerting.cli import main; main(sys.argv[1:])"
+    code = "import sys; from alerting.interfaces.cli import main; main(sys.argv[1:])"
     for command in (["scheduler"], ["cap", "export", "1"], ["intake", "smtp"]):
         proc = subprocess.run([sys.executable, "-c", code, *command], env=env, capture_output=True, text=True,
                               timeout=60)

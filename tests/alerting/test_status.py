@@ -12,9 +12,9 @@ from datetime import timedelta
 
 from click.testing import CliRunner
 
-from alerting.db import utcnow
-from alerting.models import AlertState
-from alerting.status import system_status
+from alerting.base.db import utcnow
+from alerting.base.models import AlertState
+from alerting.interfaces.status import system_status
 from tests.conftest import _free_port
 
 
@@ -50,7 +50,7 @@ def test_an_approved_alert_that_never_started_is_reported_stuck(db, settings, re
 
 
 def test_status_json_prints_one_object_and_exits_1_when_down(settings, redis_db):
-    from alerting.cli import _load
+    from alerting.interfaces.cli import _load
 
     env = {"SIRENA_DATABASE_URL": settings.database_url, "SIRENA_REDIS_URL": settings.redis_url,
            "SIRENA_SECRET_KEY_FILE": str(settings.secret_key_file)}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from alerting.models import Alert, AlertMode
-from alerting.texts import render, texts_for_phones, with_reply_keyword
+from alerting.base.models import Alert, AlertMode
+from alerting.base.sms_text.rendering import render, texts_for_phones, with_reply_keyword
 
 
 @pytest.mark.parametrize(("written", "shown"), [

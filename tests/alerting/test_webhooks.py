@@ -10,11 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import select
 
-from alerting import lifecycle
-from alerting.db import transaction, utcnow
-from alerting.intake.models import WebhookDelivery
-from alerting.models import AlertMode
-from alerting.settings import Secret
+from alerting.alerts import lifecycle
+from alerting.base.db import transaction, utcnow
+from alerting.base.models import AlertMode
+from alerting.base.models.intake import WebhookDelivery
+from alerting.base.settings import Secret
 from alerting.webhooks import (
     FIRST_RETRY_S,
     MAX_ATTEMPTS,
@@ -138,7 +138,7 @@ def test_a_stale_or_forged_signature_is_refused_by_the_receiver_helper():
 
 
 def test_bad_subscribers_are_refused_naming_the_field(db):
-    from alerting.errors import InvalidInput
+    from alerting.base.errors import InvalidInput
 
     with pytest.raises(InvalidInput) as refused:
         create_subscriber(db, "x", "ftp://example.org", ["nope"], Actor.system("test"))
@@ -158,7 +158,7 @@ def test_secrets_are_stored_encrypted(db, receiver):
 
 
 def test_only_admins_add_subscribers(db, factories, receiver):
-    from alerting.errors import Refused
+    from alerting.base.errors import Refused
 
     composer = actor_for(factories.OperatorFactory(roles=["composer"]))
     with pytest.raises(Refused):

@@ -1,6 +1,6 @@
 """The API under test: the real blueprint on a Flask app, against the test's Postgres and Redis.
 
-Until the console's app factory (alerting.web.create_app) exists, a minimal app registers api_bp
+Until the console's app factory (alerting.interfaces.web.create_app) exists, a minimal app registers api_bp
 the way the factory will: Settings in app.config["SIRENA_SETTINGS"].
 """
 
@@ -12,19 +12,19 @@ import pytest
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from alerting.accounts import SCOPES, create_token
-from alerting.permissions import scope_roles
-from alerting.settings import Settings
+from alerting.base.settings import Settings
+from alerting.directory.accounts import SCOPES, create_token
+from alerting.directory.permissions import scope_roles
 from audit.actor import Actor
 
 
 def make_app(settings: Settings) -> Flask:
     try:
-        from alerting.web import create_app
+        from alerting.interfaces.web import create_app
 
         app = create_app(settings, configure_services=False)
     except ImportError:  # the console is not there (yet): register the blueprint as the factory does
-        from alerting.api import api_bp
+        from alerting.interfaces.api import api_bp
 
         app = Flask("sirena-api-test")
         app.config["SIRENA_SETTINGS"] = settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, text
 
-from alerting.models import Alert, AlertState, Delivery, DeliveryState, SenderKind
+from alerting.base.models import Alert, AlertState, Delivery, DeliveryState, SenderKind
 from tests.api.conftest import live_alert_body
 
 

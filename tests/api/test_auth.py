@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from alerting.accounts import revoke_token
-from alerting.db import utcnow
-from alerting.models import ApiToken
+from alerting.base.db import utcnow
+from alerting.base.models import ApiToken
+from alerting.directory.accounts import revoke_token
 from audit.actor import Actor
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from alerting.intake import cap
-from alerting.intake.models import IntakeMessage
-from alerting.models import Alert, AlertState
+from alerting.base.models import Alert, AlertState
+from alerting.base.models.intake import IntakeMessage
+from alerting.interfaces.intake import cap
 from tests.intake.conftest import cap_file, resident_in_the_circle
 
 XML = {"Content-Type": "application/cap+xml"}
@@ -36,7 +36,7 @@ def test_an_unknown_reference_is_refused_naming_it_and_nothing_is_recorded_as_se
     response = client.post("/api/v1/cap", data=cap_file("ipaws-cancel.xml"), headers={**composer.headers, **XML})
     assert response.status_code == 422
     assert "1017033100951096-517189320160225203219800" in response.get_json()["detail"]
-    from alerting.intake.models import CapMessage
+    from alerting.base.models.intake import CapMessage
 
     assert db.scalar(select(CapMessage).where(CapMessage.sender == "AtHoc")) is None
 

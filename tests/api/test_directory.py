@@ -6,7 +6,7 @@ import pytest
 from shapely.geometry import box
 from sqlalchemy import select, text
 
-from alerting.models import AlertState, Group, GroupKind
+from alerting.base.models import AlertState, Group, GroupKind
 from geo.zones import save_zone
 
 
@@ -119,8 +119,8 @@ def test_deleting_a_zone_keeps_its_versions_and_is_refused_while_in_use(client, 
 
 def test_a_token_never_outranks_its_operator(client, db, make_token, factories):
     """Issue 16: a composer's groups:write opened a public group to drills; auditors wrote the directory."""
-    from alerting.accounts import create_token
-    from alerting.errors import Refused
+    from alerting.base.errors import Refused
+    from alerting.directory.accounts import create_token
     from audit.actor import Actor
 
     factories.GroupFactory(name="brigadas")
@@ -158,7 +158,7 @@ def _squares(n: int, *, vertices: int = 5) -> dict:
 
 
 def test_a_zone_upload_beyond_the_request_limits_is_refused_naming_the_count(client, make_token, db):
-    from geo.models import Zone
+    from alerting.base.models.zones import Zone
 
     admin = make_token(("admin",))
     r = client.post("/api/v1/zones", json={"geojson": _squares(26)}, headers=admin.headers)

@@ -6,7 +6,7 @@ import threading
 
 from sqlalchemy import func, select
 
-from alerting.models import Alert
+from alerting.base.models import Alert
 from tests.api.conftest import live_alert_body
 
 
@@ -53,9 +53,9 @@ def test_a_refused_request_is_replayed_as_the_same_refusal(client, composer, sen
 
 def test_concurrent_retries_with_one_key_make_one_alert(committed_db, redis_db):
     """Two threads, two connections, real commits: the claim row lets exactly one act."""
-    from alerting.accounts import create_token
-    from alerting.db import transaction
-    from alerting.models import Group, GroupKind, Operator, Sender, SenderKind
+    from alerting.base.db import transaction
+    from alerting.base.models import Group, GroupKind, Operator, Sender, SenderKind
+    from alerting.directory.accounts import create_token
     from audit.actor import Actor
     from tests.api.conftest import make_app
 

@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from alerting.api.openapi import build_spec
+from alerting.interfaces.api.openapi import build_spec
 
 MAX_EXAMPLES = int(os.environ.get("SIRENA_FUZZ_EXAMPLES", "8"))  # raise it to hunt, keep it small in CI
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alerting import db as dbmod
+from alerting.base import db as dbmod
 
 
 @pytest.fixture(autouse=True)

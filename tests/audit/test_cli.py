@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import make_url
 
-import alerting.cli
-from alerting import db as dbmod
-from alerting.db import transaction
-from alerting.settings import Settings
+import alerting.interfaces.cli
+from alerting.base import db as dbmod
+from alerting.base.db import transaction
+from alerting.base.settings import Settings
 from audit.actor import Actor
 from audit.seal import seal_committed
 from audit.trail import append
@@ -42,7 +42,7 @@ def sirena(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
                SIRENA_REDIS_URL=settings.redis_url,
                SIRENA_SECRET_KEY_FILE=str(settings.secret_key_file),
                SIRENA_AUDIT_CHECKPOINT_DIR=str(settings.audit_checkpoint_dir))
-    code = "import sys; from alerting.cli import main; main(sys.argv[1:])"
+    code = "import sys; from alerting.interfaces.cli import main; main(sys.argv[1:])"
     return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True,
                           timeout=120, cwd=Path(__file__).resolve().parents[2])
 
@@ -61,8 +61,8 @@ def _superuser_sql(base_settings: Settings, own: Settings, statement: str) -> No
 
 
 def test_audit_commands_are_registered() -> None:
-    assert "alerting.cli.audit_cmd" in alerting.cli._MODULES
-    assert set(alerting.cli._load().commands["audit"].commands) >= {"verify", "checkpoint", "export"}
+    assert "alerting.interfaces.cli.audit_cmd" in alerting.interfaces.cli._MODULES
+    assert set(alerting.interfaces.cli._load().commands["audit"].commands) >= {"verify", "checkpoint", "export"}
 
 
 def test_verify_exits_0_with_count_and_head(trail: Settings) -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from alerting import db as dbmod
-from alerting.db import transaction
-from alerting.errors import InvalidInput
-from alerting.settings import Settings
+from alerting.base import db as dbmod
+from alerting.base.db import transaction
+from alerting.base.errors import InvalidInput
+from alerting.base.settings import Settings
 from audit import chain, export
 from audit.actor import Actor
 from audit.checkpoints import signing_key

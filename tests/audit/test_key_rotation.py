@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from alerting import db as dbmod
-from alerting.accounts import create_operator, decrypt_totp
-from alerting.db import transaction
-from alerting.errors import ConfigError, InvalidInput
-from alerting.intake.models import WebhookSubscriber
-from alerting.models import Operator
-from alerting.settings import Settings
+from alerting.base import db as dbmod
+from alerting.base.db import transaction
+from alerting.base.errors import ConfigError, InvalidInput
+from alerting.base.models import Operator
+from alerting.base.models.intake import WebhookSubscriber
+from alerting.base.settings import Settings
+from alerting.directory.accounts import create_operator, decrypt_totp
 from alerting.webhooks import _fernet, configure_webhooks, create_subscriber
 from audit.actor import Actor
 from audit.checkpoints import previous_signing_keys, read_checkpoints, signing_key, write_checkpoint
@@ -60,7 +60,7 @@ def _env(settings: Settings) -> dict[str, str]:
 
 
 def sirena(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    code = "import sys; from alerting.cli import main; main(sys.argv[1:])"
+    code = "import sys; from alerting.interfaces.cli import main; main(sys.argv[1:])"
     return subprocess.run([sys.executable, "-c", code, *args], env=_env(settings), capture_output=True, text=True,
                           timeout=120, cwd=Path(__file__).resolve().parents[2])
 

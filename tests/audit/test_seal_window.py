@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 
-from alerting import db as dbmod
-from alerting.status import system_status
+from alerting.base import db as dbmod
+from alerting.interfaces.status import system_status
 from audit import seal
 from audit.actor import Actor
 from audit.trail import append_alone
@@ -32,7 +32,7 @@ def test_the_background_sealer_links_what_commits_within_a_second_or_two(committ
 
 
 def test_status_and_readyz_warn_when_an_event_waits_too_long(db, settings, redis_db, monkeypatch):
-    from alerting.web import create_app
+    from alerting.interfaces.web import create_app
 
     client = create_app(settings, configure_services=False).test_client()
     monkeypatch.setattr(seal, "UNSEALED_WARN_S", 0.5)

@@ -8,7 +8,7 @@ from sqlalchemy import create_engine, pool, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from alerting.db import transaction
+from alerting.base.db import transaction
 from audit import chain
 from audit.actor import Actor
 from audit.seal import seal_events
@@ -104,7 +104,7 @@ def test_an_action_in_repeatable_read_is_audited_but_sealing_there_is_refused(co
     with Session(engine) as session, pytest.raises(DBAPIError, match="needs a READ COMMITTED transaction"):
         seal_events(session)
     engine.dispose()
-    from alerting import db as dbmod
+    from alerting.base import db as dbmod
     from audit.verify import verify_chain
     verdict = verify_chain(dbmod.engine(), committed_db)
     assert verdict.ok and verdict.count == 1
@@ -162,7 +162,7 @@ def test_audit_refusal_commits_on_its_own(committed_db) -> None:
 
 
 def test_an_action_whose_event_cannot_be_written_does_not_commit(committed_db) -> None:
-    from alerting.models import Operator
+    from alerting.base.models import Operator
 
     owner = create_engine(committed_db.database_owner_url, poolclass=pool.NullPool)
     with owner.begin() as conn:  # the trail becomes unwritable for the app
@@ -196,7 +196,7 @@ def test_append_at_commit_writes_the_event_when_committing(committed_db) -> None
         seal_events(session)
         rows = session.execute(text("SELECT seq, action FROM audit.events ORDER BY seq")).all()
     assert [tuple(r) for r in rows] == [(1, "login.ok"), (2, "alert.sending_started")]
-    from alerting import db as dbmod
+    from alerting.base import db as dbmod
     from audit.verify import verify_chain
     assert verify_chain(dbmod.engine(), committed_db).ok
 
@@ -207,7 +207,7 @@ def _append_alone(action: str) -> int:
 
 
 def test_append_at_commit_that_cannot_write_fails_the_commit(committed_db) -> None:
-    from alerting.models import Operator
+    from alerting.base.models import Operator
     from audit.trail import append_at_commit
 
     owner = create_engine(committed_db.database_owner_url, poolclass=pool.NullPool)

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import Engine, make_url
 
-from alerting import db as dbmod
-from alerting.db import transaction
-from alerting.settings import Settings
+from alerting.base import db as dbmod
+from alerting.base.db import transaction
+from alerting.base.settings import Settings
 from audit import verify
 from audit.actor import Actor
 from audit.checkpoints import checkpoint_after_commit, checkpoint_file, write_checkpoint

@@ -12,10 +12,10 @@ from uuid import uuid4
 
 from sqlalchemy import text
 
-from alerting.db import transaction, utcnow
+from alerting.base.db import transaction, utcnow
 from broadcast import replies
 from broadcast.carriers import parse_carriers
-from broadcast.smsc_sim import CarrierConfig, ReceiptConfig, SimConfig, Simulator
+from smsc_sim import CarrierConfig, ReceiptConfig, SimConfig, Simulator
 
 # carrier: (simulator id style, receipt form, receipt id spelling, our receipt_id_style, sender, code)
 CARRIERS = {
@@ -97,7 +97,7 @@ def seed_alert(numbers: list[str], *, sender: str = "ALPHA-SC", texts: dict[str,
                escalation: dict | None = None, poll_options: list[str] | None = None, mode: str = "live",
                priority: str = "high", sent_ago_s: float = 0.0) -> int:
     """An alert already sending, with one queued delivery per number (contacts created as needed)."""
-    from alerting.models import Alert, Operator
+    from alerting.base.models import Alert, Operator
 
     with transaction() as s:
         op = Operator(username=f"op-{uuid4().hex[:12]}", password_hash="x", roles=["composer"])

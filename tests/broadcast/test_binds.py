@@ -18,8 +18,8 @@ import smpplib.smpp
 
 from broadcast.binds import Bind, BindState, Part, parse_deliver_sm
 from broadcast.carriers import CarrierConfig, parse_carriers
-from broadcast.smsc_sim import CarrierConfig as SimCarrier
-from broadcast.smsc_sim import ReceiptConfig, SimConfig, Simulator
+from smsc_sim import CarrierConfig as SimCarrier
+from smsc_sim import ReceiptConfig, SimConfig, Simulator
 
 
 class Recorder:

@@ -7,8 +7,8 @@ from collections import Counter
 
 from sqlalchemy import text
 
-from alerting.db import transaction
-from broadcast import encoding
+from alerting.base.db import transaction
+from alerting.base.sms_text import encoding
 from broadcast.carrier_health import DEGRADED_SHARE
 from broadcast.carriers import parse_carriers
 from broadcast.gateway import Gateway

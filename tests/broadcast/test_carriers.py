@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from alerting.errors import ConfigError
-from alerting.models.senders import SenderKind
+from alerting.base.errors import ConfigError
+from alerting.base.models.senders import SenderKind
 from broadcast.carriers import BindMode, load_carriers, parse_carriers, source_ton_npi
 
 ENV = {"SIRENA_CARRIER_ALPHA_PASSWORD": "pw-a", "SIRENA_CARRIER_BETA_PASSWORD": "pw-b"}
@@ -208,6 +208,6 @@ def test_a_password_smpp_cannot_carry_is_refused_at_start_naming_the_variable(pa
 @pytest.mark.parametrize("password", ["", "12345678", "a-b_c.d!", "123456789", "ñandú", "x\x00y", "  spaces"])
 def test_the_gateway_and_the_simulator_refuse_the_same_passwords(password: str):
     from broadcast.carriers import smpp_password_problem
-    from broadcast.smsc_sim import pdu
+    from smsc_sim import pdu
 
     assert smpp_password_problem(password) == pdu.password_problem(password)

@@ -12,8 +12,9 @@ from collections import Counter
 import pytest
 from sqlalchemy import text
 
-from alerting.db import transaction
-from broadcast import allowance, encoding
+from alerting.base.db import transaction
+from alerting.base.sms_text import encoding
+from broadcast import allowance
 from broadcast.carriers import parse_carriers
 from broadcast.gateway import split_config, submit_within_cap
 from broadcast.pool import CarrierPool, OutboundMessage, Outcome

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerting.errors import InvalidInput
-from broadcast import gsm7
-from broadcast.encoding import (
+from alerting.base.errors import InvalidInput
+from alerting.base.sms_text import gsm7
+from alerting.base.sms_text.encoding import (
     MAX_PARTS,
     UDH,
     ConcatReference,

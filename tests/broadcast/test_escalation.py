@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from alerting.db import transaction
+from alerting.base.db import transaction
 from broadcast import escalation
 from tests.broadcast.inbound_rig import add_group, inbound_rig, process_all, seed_alert, send, wait_inbound
 
@@ -102,7 +102,7 @@ def test_escalate_now_runs_the_stages_before_the_deadline_and_only_once(committe
         alert_id = seed_alert(["+56980400001"], ack_deadline_s=3600)
         send(gateway, alert_id)
         with transaction() as s:
-            from alerting.models import Operator
+            from alerting.base.models import Operator
 
             operator = s.query(Operator).first()
             first = escalation.escalate_now(s, alert_id, actor_for(operator))
@@ -195,8 +195,8 @@ def test_a_follow_up_never_accepted_is_given_up_and_its_batch_still_recorded(com
 
 
 def test_an_alert_composed_without_a_deadline_is_chased_at_the_default_one(committed_db, redis_db, run_jobs):
-    from alerting.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
-    from alerting.models import AlertMode, Priority
+    from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+    from alerting.base.models import AlertMode, Priority
     from tests.cluster import operators
 
     numbers = [f"+56980900{i:03d}" for i in range(3)]

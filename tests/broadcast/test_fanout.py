@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, text
 
-from alerting.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
-from alerting.models import Alert, AlertMode, Delivery, Priority
+from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+from alerting.base.models import Alert, AlertMode, Delivery, Priority
 from broadcast import jobs
 from geo.targeting import next_contact_range
 from tests.factories import actor_for, add_member
@@ -64,8 +64,8 @@ def test_chunks_hold_the_next_contacts_in_id_order(db, factories, redis_db, monk
 
 def _committed_alert(contacts: int) -> int:
     """`contacts` contacts in group brigadas and an approved live alert to it, all committed."""
-    from alerting.db import transaction
-    from alerting.models import Sender, SenderKind
+    from alerting.base.db import transaction
+    from alerting.base.models import Sender, SenderKind
     from tests.cluster import approved_alert, seed_group
 
     with transaction() as s:
@@ -88,7 +88,7 @@ def test_two_lanes_at_once_write_every_contact_once_and_queue_every_row(committe
     every contact gets one delivery, every delivery is in a queued batch, fan-out ends once."""
     import threading
 
-    from alerting.db import transaction
+    from alerting.base.db import transaction
     monkeypatch.setattr(jobs, "FIRST_CHUNK_CONTACTS", 100)
     monkeypatch.setattr(jobs, "CHUNK_CONTACTS", 400)
     alert_id = _committed_alert(3000)
@@ -122,7 +122,7 @@ def test_two_lanes_at_once_write_every_contact_once_and_queue_every_row(committe
 
 
 def test_a_chunk_claimed_by_a_run_that_died_is_written_by_the_next(committed_db, redis_db, monkeypatch):
-    from alerting.db import transaction
+    from alerting.base.db import transaction
     monkeypatch.setattr(jobs, "FIRST_CHUNK_CONTACTS", 100)
     monkeypatch.setattr(jobs, "CHUNK_CONTACTS", 400)
     alert_id = _committed_alert(1000)
@@ -137,8 +137,8 @@ def test_a_chunk_claimed_by_a_run_that_died_is_written_by_the_next(committed_db,
 
 
 def test_a_cancel_while_a_chunk_is_claimed_leaves_no_queued_row(committed_db, redis_db, monkeypatch):
-    from alerting.db import transaction
-    from alerting.lifecycle import cancel_alert
+    from alerting.alerts.lifecycle import cancel_alert
+    from alerting.base.db import transaction
     from tests.cluster import operators
 
     monkeypatch.setattr(jobs, "FIRST_CHUNK_CONTACTS", 100)

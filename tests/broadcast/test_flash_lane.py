@@ -9,9 +9,9 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 from sqlalchemy import text
 
-from alerting.db import transaction
-from alerting.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
-from alerting.models import AlertMode, AlertState, Priority
+from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+from alerting.base.db import transaction
+from alerting.base.models import AlertMode, AlertState, Priority
 from broadcast import jobs
 from tests.cluster import approved_alert, operators, seed_group, state_of, wait_until
 
@@ -94,7 +94,7 @@ def test_fan_out_on_a_directory_never_analyzed_takes_seconds_not_minutes(committ
     """A city just seeded (statistics as of the empty tables, as after an import with autovacuum
     off or not yet round): a target of a zone and a group is written in a few seconds. With the
     planner's nested loop the 50,000-contact chunk alone compared every contact with every hit."""
-    from alerting.demo import city
+    from alerting.interfaces.demo import city
     from audit.actor import Actor
 
     carriers(simulator)

@@ -6,9 +6,9 @@ from collections import Counter
 
 from sqlalchemy import select
 
-from alerting.db import transaction
-from alerting.lifecycle import AlertDraft, approve_alert, cancel_alert, compose_alert, submit_alert
-from alerting.models import Alert, AlertMode, AlertState, Priority
+from alerting.alerts.lifecycle import AlertDraft, approve_alert, cancel_alert, compose_alert, submit_alert
+from alerting.base.db import transaction
+from alerting.base.models import Alert, AlertMode, AlertState, Priority
 from broadcast import jobs
 from tests.cluster import approved_alert, operators, seed_group, state_of
 
@@ -33,7 +33,7 @@ def test_alert_to_1000_contacts_reaches_each_phone_exactly_once(gateway, simulat
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
-    from alerting.db import configured_settings
+    from alerting.base.db import configured_settings
     from audit.checkpoints import read_checkpoints
 
     settings = configured_settings()

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from broadcast import encoding
+from alerting.base.sms_text import encoding
 from broadcast.binds import CarrierUnavailable
 from broadcast.carriers import CarriersConfig, parse_carriers
 from broadcast.pool import CarrierPool, OutboundMessage, Outcome, plan_capacity
-from broadcast.smsc_sim import CarrierConfig, ReceiptConfig, SimConfig, Simulator
+from smsc_sim import CarrierConfig, ReceiptConfig, SimConfig, Simulator
 
 SENDERS = """
 [senders.SC]
@@ -376,7 +376,7 @@ def test_plan_capacity_reports_a_long_number_over_its_cap(sim):
 def test_send_test_command_prints_the_message_id_and_the_receipt(sim, tmp_path, monkeypatch, capsys):
     import json
 
-    from alerting.cli import main
+    from alerting.interfaces.cli import main
 
     carriers_file = tmp_path / "carriers.toml"
     carriers_file.write_text(carriers_toml(sim))
@@ -391,7 +391,7 @@ def test_send_test_command_prints_the_message_id_and_the_receipt(sim, tmp_path, 
 
 
 def test_send_test_with_a_wrong_password_names_the_carrier(sim, tmp_path, monkeypatch, capsys):
-    from alerting.cli import main
+    from alerting.interfaces.cli import main
 
     carriers_file = tmp_path / "carriers.toml"
     carriers_file.write_text(carriers_toml(sim))

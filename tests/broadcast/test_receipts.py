@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from alerting.db import transaction
+from alerting.base.db import transaction
 from broadcast import receipts
 from tests.broadcast.inbound_rig import deliveries, inbound_rig, process_all, seed_alert, send, wait_inbound
 
@@ -31,7 +31,7 @@ def test_every_id_style_gives_submit_and_receipt_the_same_key(style, submit_id, 
 
 
 def test_an_unknown_style_is_refused_naming_the_key():
-    from alerting.errors import ConfigError
+    from alerting.base.errors import ConfigError
 
     with pytest.raises(ConfigError, match="receipt_id_style"):
         receipts.check_style("octal", "alpha")
@@ -159,7 +159,7 @@ def test_a_receipt_for_an_unknown_id_is_kept_and_counted(committed_db, redis_db)
     from click.testing import CliRunner
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from alerting.cli import _load
+    from alerting.interfaces.cli import _load
     from broadcast import metrics
 
     with inbound_rig() as (sim, _gateway):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from alerting.db import transaction
+from alerting.base.db import transaction
+from alerting.base.sms_text.vocabulary import DEFAULT, DEFAULT_WORDS, Vocabulary
 from broadcast import live, replies
-from broadcast.vocabulary import DEFAULT, DEFAULT_WORDS, Vocabulary
 from tests.broadcast.inbound_rig import inbound_rig, process_all, seed_alert, send, wait_inbound
 
 SPANISH = {"ack": ["ACK", "ok", "Recibido", "enterado", "Sí", "si", "confirmo", "listo", "👍"],
@@ -303,8 +303,8 @@ def live_alert(body: str, group: str, priority) -> int:  # type: ignore[no-untyp
     """Composed, submitted and approved by as many approvers as its priority needs."""
     from uuid import uuid4
 
-    from alerting.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
-    from alerting.models import Alert, AlertMode, Operator
+    from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+    from alerting.base.models import Alert, AlertMode, Operator
     from tests.factories import actor_for
 
     with transaction() as s:
@@ -325,7 +325,7 @@ def live_alert(body: str, group: str, priority) -> int:  # type: ignore[no-untyp
 
 def test_opt_out_holds_for_routine_alerts_and_a_live_flash_overrides_it_visibly(gateway, simulator, run_jobs):
     """Policy (broadcast.jobs._overrides_opt_out): a live flash alert reaches opted-out contacts too."""
-    from alerting.models import Priority
+    from alerting.base.models import Priority
     from tests.broadcast.inbound_rig import add_group
 
     add_group("vecinos", ["+56988000001", "+56988000002", "+56988000003"])
@@ -389,7 +389,7 @@ def test_an_operator_answers_one_responder_directly_audited(committed_db, redis_
         wait_inbound(sim, 2)
         process_all()
         with transaction() as s:
-            from alerting.models import Operator
+            from alerting.base.models import Operator
 
             operator = s.query(Operator).first()
             reply_id = s.execute(text("SELECT id FROM replies")).scalar_one()
@@ -446,8 +446,8 @@ def test_interpretation_is_the_next_job_a_worker_takes_even_behind_a_big_alert(d
     from rq import Queue, SimpleWorker
     from rq.serializers import JSONSerializer
 
-    from alerting.cli.workers_cmd import WORKER_QUEUES, _process_inbound_hook
-    from alerting.outbox import enqueue_now
+    from alerting.base.outbox import enqueue_now
+    from alerting.interfaces.cli.workers_cmd import WORKER_QUEUES, _process_inbound_hook
     from broadcast.escalation import periodic_pass
 
     for lo in range(0, 5000, 500):  # a big alert's batches wait on high, a flash alert's on flash

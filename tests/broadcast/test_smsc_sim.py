@@ -20,12 +20,12 @@ import smpplib.exceptions
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from alerting.errors import ConfigError, InvalidInput
-from broadcast.encoding import encode_parts
-from broadcast.smsc_sim import CarrierConfig, HandsetConfig, ReceiptConfig, SimConfig, Simulator, load_config, pdu
-from broadcast.smsc_sim.control import ControlClient
-from broadcast.smsc_sim.handsets import Handsets
-from broadcast.smsc_sim.text import GSM7_BASIC, GSM7_EXTENSION, decode_text
+from alerting.base.errors import ConfigError, InvalidInput
+from alerting.base.sms_text.encoding import encode_parts
+from smsc_sim import CarrierConfig, HandsetConfig, ReceiptConfig, SimConfig, Simulator, load_config, pdu
+from smsc_sim.control import ControlClient
+from smsc_sim.handsets import Handsets
+from smsc_sim.text import GSM7_BASIC, GSM7_EXTENSION, decode_text
 
 PASSWORD = "s3cret"
 RECEIPT_RE = re.compile(
@@ -500,7 +500,7 @@ def test_pdu_log_file_has_one_json_line_per_pdu(sim_factory, tmp_path: Path) -> 
 
 
 def test_cli_runs_one_default_carrier_on_the_given_port(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", "from alerting.cli import main; main()", "smsc-sim",
+    proc = subprocess.Popen([sys.executable, "-c", "from alerting.interfaces.cli import main; main()", "smsc-sim",
                              "--port", "0", "--password", PASSWORD], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -608,7 +608,7 @@ def test_demo_config_matches_the_demo_carriers_file() -> None:
 
     env = {"SIRENA_CARRIER_ALPHA_PASSWORD": "a", "SIRENA_CARRIER_BETA_PASSWORD": "b"}
     root = Path(__file__).resolve().parents[2]
-    config = load_config(root / "broadcast" / "smsc_sim" / "demo.toml", env=env)
+    config = load_config(root / "smsc_sim" / "demo.toml", env=env)
     carriers = tomllib.loads((root / "broadcast" / "carriers.demo.toml").read_text())["carriers"]
     for carrier in config.carriers:
         side = carriers[carrier.name]
@@ -669,7 +669,7 @@ def test_drop_after_counts_from_when_the_fault_is_set_on_a_live_bind(sim: Simula
 
 
 def test_cli_refuses_a_bad_config_or_a_busy_port_naming_it(tmp_path: Path, sim: Simulator) -> None:
-    cli = [sys.executable, "-c", "from alerting.cli import main; main()", "smsc-sim"]
+    cli = [sys.executable, "-c", "from alerting.interfaces.cli import main; main()", "smsc-sim"]
     bad = tmp_path / "bad.toml"
     bad.write_text('[[carriers]]\nname = "a"\nreceipts = { style = "smoke" }\n')
     result = subprocess.run([*cli, "--config", str(bad)], capture_output=True, text=True, timeout=30)

@@ -15,8 +15,8 @@ from dataclasses import replace
 
 from sqlalchemy import text
 
-from alerting.db import transaction
-from alerting.outbox import configure_outbox, redis_connection
+from alerting.base.db import transaction
+from alerting.base.outbox import configure_outbox, redis_connection
 from tests.cluster import (
     Cluster,
     RedisServer,

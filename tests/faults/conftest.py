@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from alerting.settings import Settings
+from alerting.base.settings import Settings
 from tests.cluster import Cluster
 from tests.conftest import carriers_toml
 

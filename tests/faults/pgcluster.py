@@ -5,7 +5,7 @@ started by `pg_ctl` on a free loopback port with its socket in that directory, f
 is thrown away; a server crash loses nothing with fsync off, only an OS crash would). Never
 `synchronous_commit=off`: a crash would then undo commits the workers were told had happened.
 PostGIS comes from the installed package. Roles, database, grants and schema are made by the
-project's own set-up functions (`alerting.provision`, `alerting.migrate`).
+project's own set-up functions (`alerting.interfaces.provision`, `alerting.base.migrate`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import make_url
 
-from alerting.provision import SetupReport, ensure_database, migrate_database
-from alerting.settings import Settings
+from alerting.base.settings import Settings
+from alerting.interfaces.provision import SetupReport, ensure_database, migrate_database
 
 
 def _pg_bin() -> Path:

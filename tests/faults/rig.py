@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from alerting import db as dbmod
-from alerting.settings import Settings
+from alerting.base import db as dbmod
+from alerting.base.settings import Settings
 from tests.cluster import delivery_totals, state_of
 
 RESULT_KEY = "sirena_fault"

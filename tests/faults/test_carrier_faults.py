@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 from sqlalchemy import text
 
-from alerting import db as dbmod
+from alerting.base import db as dbmod
 from tests.cluster import approved_alert, seed_group, wait_until
 from tests.conftest import _free_port, carriers_toml, sim_env
 from tests.faults.conftest import N, fault_carriers
@@ -31,7 +31,7 @@ REFUSE_S = 60  # the issue's minute
 
 
 def _alpha_down_in_status(settings) -> bool:  # type: ignore[no-untyped-def]
-    from alerting.status import system_status
+    from alerting.interfaces.status import system_status
 
     report = system_status(settings, sim_env())
     alpha = report.carriers.get("alpha")

@@ -16,10 +16,10 @@ from collections import Counter
 import pytest
 from sqlalchemy import text
 
-from alerting import db as dbmod
-from alerting.accounts import create_token
-from alerting.lifecycle import AlertDraft, compose_alert, submit_alert
-from alerting.models import AlertMode, Priority
+from alerting.alerts.lifecycle import AlertDraft, compose_alert, submit_alert
+from alerting.base import db as dbmod
+from alerting.base.models import AlertMode, Priority
+from alerting.directory.accounts import create_token
 from audit.actor import Actor
 from tests.api.conftest import make_app
 from tests.cluster import operators, seed_group

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import pytest
 
-from alerting import db as dbmod
+from alerting.base import db as dbmod
 from tests.cluster import approved_alert, seed_group, wait_until
 from tests.conftest import _free_port
 from tests.faults.conftest import N, fault_carriers

@@ -15,8 +15,8 @@ from dataclasses import replace
 
 import pytest
 
-from alerting.models import Priority
-from alerting.outbox import configure_outbox, redis_connection
+from alerting.base.models import Priority
+from alerting.base.outbox import configure_outbox, redis_connection
 from tests.cluster import Cluster, approved_alert, seed_group, wait_until
 from tests.conftest import _free_port
 from tests.faults.conftest import N, fault_carriers
@@ -147,9 +147,9 @@ def test_two_workers_sending_one_alert_at_once_never_send_a_delivery_twice(clust
 def test_a_flash_alert_overtakes_a_routine_alert_already_sending(make_cluster, simulator, committed_db, redis_db):
     """A running worker, mid-way through a routine alert, sends a flash alert approved meanwhile before
     it finishes the routine one (checked on the air, in the order messages arrived)."""
-    from alerting.db import transaction
-    from alerting.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
-    from alerting.models import AlertMode
+    from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+    from alerting.base.db import transaction
+    from alerting.base.models import AlertMode
     from tests.cluster import operators
 
     seed_group(N)  # routine: everyone

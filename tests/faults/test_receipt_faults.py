@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from alerting import db as dbmod
+from alerting.base import db as dbmod
 from tests.cluster import approved_alert, delivery_totals, seed_group, wait_until
 from tests.faults.conftest import N
 from tests.faults.rig import FaultRow, Stopwatch, check_recovered, record

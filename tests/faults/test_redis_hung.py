@@ -18,12 +18,12 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import text
 
-from alerting import db as dbmod
-from alerting.accounts import create_operator, create_token
-from alerting.db import utcnow
-from alerting.lifecycle import AlertDraft, compose_alert, submit_alert
-from alerting.models import AlertMode, AlertState, Priority
-from alerting.outbox import configure_outbox, redis_connection
+from alerting.alerts.lifecycle import AlertDraft, compose_alert, submit_alert
+from alerting.base import db as dbmod
+from alerting.base.db import utcnow
+from alerting.base.models import AlertMode, AlertState, Priority
+from alerting.base.outbox import configure_outbox, redis_connection
+from alerting.directory.accounts import create_operator, create_token
 from audit.actor import Actor
 from tests.cluster import RedisServer, approved_alert, operators, seed_group, state_of, wait_until
 from tests.faults.conftest import N, fault_carriers
@@ -44,7 +44,7 @@ def _pending(composer: Actor, group: str, priority: Priority, body: str) -> tupl
 
 def test_redis_hung_console_and_approvals_answer_and_a_flash_alert_still_leaves(committed_db, simulator,
                                                                                  make_cluster, tmp_path, request):
-    from alerting.web import create_app
+    from alerting.interfaces.web import create_app
     from tests.web.conftest import PASSWORD, Person, sign_in
 
     redis = RedisServer(tmp_path).start()
@@ -64,7 +64,7 @@ def test_redis_hung_console_and_approvals_answer_and_a_flash_alert_still_leaves(
         with dbmod.transaction() as s:
             new = create_operator(s, "jefa-hung", ["approver"], key, Actor.system("test"), password=PASSWORD)
             new.operator.totp_enrolled_at = utcnow()
-            from alerting.accounts import decrypt_totp
+            from alerting.directory.accounts import decrypt_totp
 
             person = Person(new.operator, PASSWORD, decrypt_totp(new.operator.totp_secret_enc, key))  # type: ignore[arg-type]
             tokens = [create_token(s, who.name, ["read", "alerts:approve"], Actor.system("test"))[1]

@@ -15,10 +15,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from alerting import db as dbmod
-from alerting.db import utcnow
-from alerting.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
-from alerting.models import AlertMode, Priority
+from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+from alerting.base import db as dbmod
+from alerting.base.db import utcnow
+from alerting.base.models import AlertMode, Priority
 from tests.cluster import approved_alert, operators, seed_group
 from tests.faults.conftest import N
 from tests.faults.rig import FaultRow, Stopwatch, check_recovered, record

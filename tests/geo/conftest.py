@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from alerting.models import Alert, AlertMode, Group, GroupKind, GroupMember
+from alerting.base.models import Alert, AlertMode, Group, GroupKind, GroupMember
 
 _numbers = itertools.count(1)
 

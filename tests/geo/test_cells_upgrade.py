@@ -12,8 +12,8 @@ import shapely
 from shapely.geometry import Polygon
 from sqlalchemy import text
 
-from alerting import db as dbmod
-from alerting.settings import Settings
+from alerting.base import db as dbmod
+from alerting.base.settings import Settings
 from geo.cells import cover, load_covering, point_keys
 from geo.targeting import TargetSpec, preview
 from tests.conftest import upgraded_database

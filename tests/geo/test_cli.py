@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 from shapely.geometry import box, mapping
 
-import alerting.cli
-from alerting.cli.app import Context
-from alerting.errors import InvalidInput, NotFound
+import alerting.interfaces.cli
+from alerting.base.errors import InvalidInput, NotFound
+from alerting.interfaces.cli.app import Context
 
 CENTRO = box(-70.67, -33.46, -70.63, -33.43)
 
@@ -18,7 +18,7 @@ CENTRO = box(-70.67, -33.46, -70.63, -33.43)
 @pytest.fixture
 def sirena(db, settings):
     """Invoke `sirena ARGS…` in-process; its transactions join the test's rolled-back one."""
-    group = alerting.cli._load()
+    group = alerting.interfaces.cli._load()
 
     def invoke(*args: str):
         ctx = Context()
@@ -34,8 +34,9 @@ def last_json(output: str) -> dict:
 
 
 def test_commands_are_registered():
-    assert {"alerting.cli.zones_cmd", "alerting.cli.target_cmd"} <= set(alerting.cli._MODULES)
-    commands = alerting.cli._load().commands
+    registered = set(alerting.interfaces.cli._MODULES)
+    assert {"alerting.interfaces.cli.zones_cmd", "alerting.interfaces.cli.target_cmd"} <= registered
+    commands = alerting.interfaces.cli._load().commands
     assert {"import", "export", "list"} <= set(commands["zones"].commands)
     assert "preview" in commands["target"].commands
 

@@ -6,9 +6,9 @@ import pytest
 from shapely.geometry import MultiPolygon, Polygon, box
 from sqlalchemy import text
 
-from alerting.errors import InvalidInput, NotFound
-from alerting.models import AlertMode
-from alerting.settings import Settings
+from alerting.base.errors import InvalidInput, NotFound
+from alerting.base.models import AlertMode
+from alerting.base.settings import Settings
 from geo.targeting import (
     TargetSpec,
     configure_opt_out_policy,
@@ -302,7 +302,7 @@ def test_a_personalised_text_is_estimated_for_its_longest_expansion_too(db, dire
 def test_a_large_directory_is_previewed_in_two_halves_that_add_up_to_the_whole(committed_db, monkeypatch):
     """Past PREVIEW_SPLIT_MIN_CONTACTS the preview counts two contact id halves at once on two
     connections sharing the caller's snapshot; the breakdowns are the same as in one statement."""
-    from alerting.db import transaction
+    from alerting.base.db import transaction
     from geo import targeting
     from tests.geo.conftest import Directory
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from shapely.geometry import MultiPolygon, Polygon, box
 
-from alerting.errors import InvalidInput
+from alerting.base.errors import InvalidInput
 from geo.validation import area_km2, check_geometry, describe_invalidity, ring_from_positions
 
 SANTIAGO = box(-70.70, -33.50, -70.60, -33.40)

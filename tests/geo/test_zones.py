@@ -9,10 +9,10 @@ import pytest
 from shapely.geometry import box, mapping, shape
 from sqlalchemy import func, select, text
 
-from alerting.errors import InvalidInput, NotFound, Refused
-from alerting.models import AlertState
+from alerting.base.errors import InvalidInput, NotFound, Refused
+from alerting.base.models import AlertState
+from alerting.base.models.zones import Zone
 from audit.actor import Actor
-from geo.models import Zone
 from geo.parts import MAX_VERTICES, ZonePart
 from geo.targeting import TargetSpec, resolve
 from geo.zones import (

@@ -9,8 +9,8 @@ import pytest
 from geoalchemy2.elements import WKTElement
 from sqlalchemy.orm import Session
 
-from alerting.intake.config import IntakeConfig
-from alerting.models import Contact, ContactLocation
+from alerting.base.intake_config import IntakeConfig
+from alerting.base.models import Contact, ContactLocation
 from tests.factories import actor_for
 
 CAP_DIR = Path(__file__).resolve().parent / "cap_files"  # real CAP messages; their sources in SOURCES.md

@@ -7,13 +7,13 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-from alerting.errors import InvalidInput
-from alerting.intake import cap
-from alerting.intake.cap_export import export_alert
-from alerting.intake.cap_import import import_cap
-from alerting.intake.models import CapMessage
-from alerting.models import Alert, AlertKind, AlertMode, AlertState, Priority
-from geo.models import Zone
+from alerting.base.errors import InvalidInput
+from alerting.base.models import Alert, AlertKind, AlertMode, AlertState, Priority
+from alerting.base.models.intake import CapMessage
+from alerting.base.models.zones import Zone
+from alerting.interfaces.intake import cap
+from alerting.interfaces.intake.cap_export import export_alert
+from alerting.interfaces.intake.cap_import import import_cap
 from tests.intake.conftest import cap_file, embedded_cert_pem, exercise_cap, resident_in_the_circle
 
 REAL = ["australia-circle.xml", "canada-update-en-fr-polygon.xml", "ipaws-cancel.xml",

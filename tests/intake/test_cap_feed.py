@@ -9,11 +9,11 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import select
 
-from alerting.db import transaction
-from alerting.intake.cap_feed import poll_feed
-from alerting.intake.config import IntakeConfig
-from alerting.intake.models import IntakeMessage
-from alerting.models import Alert, Operator, Sender, SenderKind
+from alerting.base.db import transaction
+from alerting.base.intake_config import IntakeConfig
+from alerting.base.models import Alert, Operator, Sender, SenderKind
+from alerting.base.models.intake import IntakeMessage
+from alerting.interfaces.intake.cap_feed import poll_feed
 from tests.factories import actor_for
 from tests.intake.conftest import cap_file
 

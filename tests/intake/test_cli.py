@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from alerting.db import transaction
-from alerting.intake import cap
-from alerting.models import Operator, Sender, SenderKind
+from alerting.base.db import transaction
+from alerting.base.models import Operator, Sender, SenderKind
+from alerting.interfaces.intake import cap
 from tests.conftest import cli_env
 from tests.conftest import run_sirena as _sirena
 from tests.intake.conftest import CAP_DIR, resident_in_the_circle

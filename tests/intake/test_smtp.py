@@ -13,12 +13,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from alerting.db import transaction
-from alerting.intake import smtp
-from alerting.intake.config import IntakeConfig
-from alerting.intake.mailbox import add_sender
-from alerting.intake.models import IntakeMessage
-from alerting.models import Alert, AlertState, Contact, Group, GroupKind, GroupMember, Operator, Sender, SenderKind
+from alerting.base.db import transaction
+from alerting.base.intake_config import IntakeConfig
+from alerting.base.models import Alert, AlertState, Contact, Group, GroupKind, GroupMember, Operator, Sender, SenderKind
+from alerting.base.models.intake import IntakeMessage
+from alerting.interfaces.intake import smtp
+from alerting.interfaces.intake.mailbox import add_sender
 from audit.actor import Actor
 from tests.intake.conftest import cap_file, resident_in_the_circle
 
@@ -242,7 +242,7 @@ def test_a_mailed_csv_names_recipients_and_cannot_change_the_directory(mail):
     takes contacts:write. The people in the list still get the alert."""
     from geoalchemy2.shape import to_shape
 
-    from alerting.models import ContactLocation
+    from alerting.base.models import ContactLocation
 
     config, token, capture = mail
     with transaction() as session:

@@ -12,11 +12,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from alerting.accounts import create_operator, decrypt_totp
-from alerting.db import utcnow
-from alerting.models import Operator
-from alerting.settings import Settings
-from alerting.web import create_app
+from alerting.base.db import utcnow
+from alerting.base.models import Operator
+from alerting.base.settings import Settings
+from alerting.directory.accounts import create_operator, decrypt_totp
+from alerting.interfaces.web import create_app
 from audit.actor import Actor
 
 PASSWORD = "correct horse battery staple"

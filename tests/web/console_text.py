@@ -23,7 +23,7 @@ from pathlib import Path
 
 from babel.messages.pofile import read_po
 
-PO = Path(__file__).resolve().parents[2] / "alerting/web/translations/es/LC_MESSAGES/messages.po"
+PO = Path(__file__).resolve().parents[2] / "alerting/interfaces/web/translations/es/LC_MESSAGES/messages.po"
 SHOWN_ATTRIBUTES = ("placeholder", "title", "alt", "aria-label", "aria-valuetext")
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 SKIPPED = {"script", "style", "code"}

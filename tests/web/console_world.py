@@ -16,9 +16,11 @@ from datetime import timedelta
 from geoalchemy2.elements import WKTElement
 from sqlalchemy import select, text
 
-from alerting import accounts, approvals, corrections, directory, lifecycle
-from alerting.db import transaction, utcnow
-from alerting.models import Alert, AlertMode, Contact, ContactLocation, Group, Operator, Priority
+from alerting.alerts import approvals, corrections, lifecycle
+from alerting.base.db import transaction, utcnow
+from alerting.base.models import Alert, AlertMode, Contact, ContactLocation, Group, Operator, Priority
+from alerting.directory import accounts
+from alerting.directory import contacts as directory
 from audit.actor import Actor
 from broadcast import replies as replies_job
 from geo.zones import import_geojson

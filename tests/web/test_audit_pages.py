@@ -59,9 +59,9 @@ def test_a_user_name_typed_as_a_formula_is_text_in_the_console_csv(committed_db,
     import csv
     import io
 
-    from alerting.accounts import create_operator, decrypt_totp
-    from alerting.db import bind_sessions, engine, transaction, utcnow
-    from alerting.web import create_app
+    from alerting.base.db import bind_sessions, engine, transaction, utcnow
+    from alerting.directory.accounts import create_operator, decrypt_totp
+    from alerting.interfaces.web import create_app
     from audit.actor import Actor
     from tests.web.conftest import PASSWORD, Person, csrf_of
 

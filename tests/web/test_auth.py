@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from alerting.web.signin import PAIR_LIMIT
+from alerting.interfaces.web.signin import PAIR_LIMIT
 from tests.web.conftest import csrf_of, sign_in
 
 

@@ -1,4 +1,4 @@
-"""The authorization table (alerting/permissions.py) against what the running app really does.
+"""The authorization table (alerting/directory/permissions.py) against what the running app really does.
 
 Generated from `app.url_map`: every console route and every REST API route, for every role, is
 requested for real (the console signed in with a real password and TOTP code; the API with a
@@ -17,10 +17,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
-from alerting import permissions
-from alerting.accounts import create_token, set_roles
-from alerting.api.framework import OPERATIONS
-from alerting.models import AlertState, Role
+from alerting.base.models import AlertState, Role
+from alerting.directory import permissions
+from alerting.directory.accounts import create_token, set_roles
+from alerting.interfaces.api.framework import OPERATIONS
 from audit.actor import Actor
 from tests.web.conftest import csrf_of, sign_in
 

@@ -23,10 +23,10 @@ from playwright.sync_api import expect
 from sqlalchemy import select, text
 from werkzeug.serving import make_server
 
-from alerting.accounts import create_operator, decrypt_totp
-from alerting.db import bind_sessions, engine, transaction, utcnow
-from alerting.models import Alert, AlertState, Contact, ContactLocation, Group, GroupMember, Sender, SenderKind
-from alerting.web import create_app
+from alerting.base.db import bind_sessions, engine, transaction, utcnow
+from alerting.base.models import Alert, AlertState, Contact, ContactLocation, Group, GroupMember, Sender, SenderKind
+from alerting.directory.accounts import create_operator, decrypt_totp
+from alerting.interfaces.web import create_app
 from audit.actor import Actor
 from geo.zones import import_geojson
 
@@ -101,7 +101,7 @@ def committed_app(settings, monkeypatch):  # type: ignore[no-untyped-def]
     """The console on a committed database, with short long polls."""
     # tests/conftest.py's `db` teardown leaves join_transaction_mode="conservative_savepoint", which
     # SQLAlchemy 2.1 refuses; reset it to the default for this committed database.
-    from alerting.web.console import monitor
+    from alerting.interfaces.web.console import monitor
 
     bind_sessions(engine(), join_transaction_mode="conditional_savepoint")
     # A long poll still open when the test ends would run on into the next test's database session:

@@ -17,9 +17,9 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select, text
 
-from alerting import accounts
-from alerting.db import transaction
-from alerting.models import Operator
+from alerting.base.db import transaction
+from alerting.base.models import Operator
+from alerting.directory import accounts
 from tests.cluster import seed_group
 from tests.conftest import carriers_toml, sim_env
 from tests.web import console_world as town

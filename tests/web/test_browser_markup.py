@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text, update
 
-from alerting import approvals, directory, lifecycle
-from alerting.db import transaction
-from alerting.models import AlertMode, Contact, Priority
+from alerting.alerts import approvals, lifecycle
+from alerting.base.db import transaction
+from alerting.base.models import AlertMode, Contact, Priority
+from alerting.directory import contacts as directory
 from audit.actor import Actor
 from broadcast import replies as replies_job
 from geo.zones import import_geojson
@@ -39,8 +40,8 @@ pytestmark = [pytest.mark.browser,
 @pytest.fixture
 def simulator():  # type: ignore[no-untyped-def]
     """alpha and beta, whose handsets all answer at once with markup in the text."""
-    from broadcast.smsc_sim import CarrierConfig, SimConfig, Simulator
-    from broadcast.smsc_sim.config import HandsetConfig
+    from smsc_sim import CarrierConfig, SimConfig, Simulator
+    from smsc_sim.config import HandsetConfig
 
     handsets = HandsetConfig(reply_share=1.0, delay_s=(0.0, 0.0), texts=[(f"ACK {{code}} {MARK}", 1.0)])
     sim = Simulator(SimConfig(carriers=[CarrierConfig(name=name, port=0, system_id=name, password=pw,
@@ -103,7 +104,7 @@ def _seed_markup(seeds_zone_polygon: list) -> None:
 
 def _approved_live_alert() -> int:
     with transaction() as db:
-        from alerting.models import Operator
+        from alerting.base.models import Operator
 
         ana, beto = (actor_for(db.scalar(select(Operator).where(Operator.username == n))) for n in ("ana", "beto"))
         alert = lifecycle.compose_alert(db, lifecycle.AlertDraft(

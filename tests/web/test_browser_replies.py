@@ -13,7 +13,7 @@ import re
 from playwright.sync_api import expect
 from sqlalchemy import text
 
-from alerting.db import transaction
+from alerting.base.db import transaction
 from tests.broadcast.inbound_rig import inbound_rig, process_all, wait_inbound
 from tests.web import test_browser as browser
 from tests.web.test_browser import ROOT, _csp_watch, _next_code, _sign_in

@@ -10,9 +10,9 @@ from pathlib import Path
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from alerting.web.labels import LABELS
+from alerting.interfaces.web.labels import LABELS
 
-WEB = Path(__file__).resolve().parents[2] / "alerting" / "web"
+WEB = Path(__file__).resolve().parents[2] / "alerting" / "interfaces" / "web"
 PO = WEB / "translations" / "es" / "LC_MESSAGES" / "messages.po"
 KEYWORDS = {"_": None, "gettext": None, "lazy_gettext": None, "pgettext": ((1, "c"), 2)}
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")

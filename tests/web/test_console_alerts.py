@@ -8,8 +8,8 @@ import re
 import pytest
 from sqlalchemy import select, text
 
-from alerting import corrections
-from alerting.models import Alert, AlertKind, AlertMode, AlertState, Delivery, DeliveryState, Priority, SenderKind
+from alerting.alerts import corrections
+from alerting.base.models import Alert, AlertKind, AlertMode, AlertState, Delivery, DeliveryState, Priority, SenderKind
 from broadcast import jobs
 from tests.factories import add_member
 from tests.web.conftest import csrf_of, sign_in
@@ -308,8 +308,8 @@ def test_an_admin_changes_roles_and_resets_a_lost_authenticator_with_fresh_codes
 
 
 def test_the_last_admin_keeps_the_admin_role_and_nobody_changes_their_own(db, people):
-    from alerting.accounts import set_roles
-    from alerting.errors import Refused
+    from alerting.base.errors import Refused
+    from alerting.directory.accounts import set_roles
     from tests.factories import actor_for
 
     only, other = people("solo-admin", "admin"), people("ayudante", "composer", "approver")
@@ -386,7 +386,7 @@ def test_review_map_shows_the_blast_radius_before_approval(app, db, people, fact
 
 
 def _zone_with_people(db, factories, *, expected: int | None, people_inside: int) -> None:
-    from geo.models import Zone
+    from alerting.base.models.zones import Zone
     from geo.zones import import_geojson
 
     factories.SenderFactory(name="SIRENA-SC")
@@ -472,8 +472,8 @@ def test_stopping_a_send_offers_the_correction_at_once(app, db, people, town, re
 
 
 def test_every_ready_template_passes_compose_validation(db, factories):
-    from alerting.texts import check_placeholders
-    from alerting.web.message_templates import TEMPLATES
+    from alerting.base.sms_text.rendering import check_placeholders
+    from alerting.interfaces.web.message_templates import TEMPLATES
 
     for template in TEMPLATES:
         check_placeholders(template.texts)  # every contact placeholder has a default
@@ -481,7 +481,7 @@ def test_every_ready_template_passes_compose_validation(db, factories):
 
 
 def test_review_warns_when_a_long_number_would_pass_its_daily_cap(app, db, people, town, factories):
-    from alerting.models import SenderKind
+    from alerting.base.models import SenderKind
 
     factories.SenderFactory(name="VECINOS-LN", kind=SenderKind.LONG, address="+56900000009", daily_cap=4, tps=2.0)
     db.execute(text("INSERT INTO sender_usage (sender, day, parts) "
@@ -502,7 +502,7 @@ def test_review_warns_when_a_long_number_would_pass_its_daily_cap(app, db, peopl
 def test_rewriting_another_composers_draft_makes_an_author_who_cannot_approve_it_anywhere(app, db, people, town,
                                                                                         redis_db):
     """Issue 16, first hole: edit someone else's draft in the console, then approve it through the API."""
-    from alerting.accounts import create_token
+    from alerting.directory.accounts import create_token
     from audit.actor import Actor
 
     author = app.test_client()
@@ -552,7 +552,7 @@ def test_the_review_page_says_a_small_drift_is_within_the_tolerance_and_the_appr
     composer = app.test_client()
     sign_in(composer, people("c10", "composer"), db)
     alert_id = _alert_id(_compose(composer, mode="live", groups="bomberos", confirm_live="LIVE 3", action="submit"))
-    from alerting.models import Group
+    from alerting.base.models import Group
 
     add_member(db, db.scalar(select(Group).where(Group.name == "bomberos")), factories.ContactFactory())
     approver, checker = app.test_client(), people("a10", "approver")

@@ -22,11 +22,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, text
 from werkzeug.exceptions import HTTPException
 
-from alerting import accounts
-from alerting.db import bind_sessions, engine, transaction
-from alerting.errors import Refused
-from alerting.models import Operator
-from alerting.web import create_app
+from alerting.base.db import bind_sessions, engine, transaction
+from alerting.base.errors import Refused
+from alerting.base.models import Operator
+from alerting.directory import accounts
+from alerting.interfaces.web import create_app
 from audit.actor import Actor
 from tests.factories import actor_for
 from tests.web import console_world
@@ -194,7 +194,7 @@ def test_service_messages_reach_the_console_in_the_operators_words(app, db, peop
     """A refusal made of parts (a state, counts, a list of alerts) is translated part by part."""
     from flask import g
 
-    from alerting.web.i18n import translate_message
+    from alerting.interfaces.web.i18n import translate_message
 
     with app.test_request_context():
         g.operator = type("Op", (), {"language": "es"})()

@@ -7,9 +7,9 @@ from uuid import uuid4
 
 from sqlalchemy import text
 
-from alerting.accounts import create_operator, decrypt_totp
-from alerting.db import transaction, utcnow
-from alerting.web import create_app
+from alerting.base.db import transaction, utcnow
+from alerting.directory.accounts import create_operator, decrypt_totp
+from alerting.interfaces.web import create_app
 from audit.actor import Actor
 from tests.factories import unmatched_world
 from tests.web.conftest import PASSWORD, Person, sign_in
@@ -66,7 +66,7 @@ def _reply_lands(alert_id: int, delivery_id: int, body: str) -> int:
 
 
 def _watching_client(settings):  # type: ignore[no-untyped-def]
-    from alerting.db import bind_sessions, engine
+    from alerting.base.db import bind_sessions, engine
 
     bind_sessions(engine(), join_transaction_mode="conditional_savepoint")  # see tests/web/test_browser.py
     app = create_app(settings, configure_services=False)
@@ -118,7 +118,7 @@ def test_the_live_poll_answers_empty_when_nothing_happens_in_time(committed_db, 
 
 
 def _signed_in(settings, *roles: str):  # type: ignore[no-untyped-def]
-    from alerting.db import bind_sessions, engine
+    from alerting.base.db import bind_sessions, engine
 
     bind_sessions(engine(), join_transaction_mode="conditional_savepoint")
     key = settings.secret_key()

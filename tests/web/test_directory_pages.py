@@ -6,7 +6,7 @@ import pytest
 from shapely.geometry import box
 from sqlalchemy import select, text
 
-from alerting.models import AlertMode, AlertState, Group, GroupKind
+from alerting.base.models import AlertMode, AlertState, Group, GroupKind
 from geo.zones import list_zones, save_zone
 from tests.web.conftest import csrf_of, sign_in
 

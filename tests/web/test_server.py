@@ -8,9 +8,9 @@ import time
 import pyotp
 import requests
 
-from alerting.accounts import create_operator, decrypt_totp
-from alerting.db import transaction, utcnow
-from alerting.settings import DEFAULT_CARRIERS_FILE
+from alerting.base.db import transaction, utcnow
+from alerting.base.settings import DEFAULT_CARRIERS_FILE
+from alerting.directory.accounts import create_operator, decrypt_totp
 from audit.actor import Actor
 from tests.broadcast.inbound_rig import seed_alert
 from tests.cluster import Cluster, unsealed_events, wait_until

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from alerting import db as dbmod
-from alerting import outbox
-from alerting.errors import ConfigError
+from alerting.base import db as dbmod
+from alerting.base import outbox
+from alerting.base.errors import ConfigError
 
 DOCKER_WSGI = Path(__file__).resolve().parents[2] / "docker" / "wsgi.py"
 
