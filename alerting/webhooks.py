@@ -38,6 +38,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from alerting.base import job_ids
 from alerting.base.db import transaction, utcnow
 from alerting.base.errors import InvalidInput
 from alerting.base.models.intake import WebhookCursor, WebhookDelivery, WebhookSubscriber
@@ -164,8 +165,8 @@ def _emit(session: Session, subscribers: list[WebhookSubscriber], event_type: st
             subscriber_id=sub.id, event_id=event_id, event_type=event_type, payload=data, state="pending",
             attempts=0).on_conflict_do_nothing().returning(WebhookDelivery.id)).first()
         if row is not None:
-            enqueue_after_commit(session, "alerting.webhooks.deliver", row[0], queue=QUEUE,
-                                 job_id=f"webhook-{row[0]}-0", timeout_s=TIMEOUT_S * 3)
+            job = job_ids.deliver_webhook(row[0], 0)
+            enqueue_after_commit(session, job.func, row[0], queue=QUEUE, job_id=job.job_id, timeout_s=TIMEOUT_S * 3)
             made += 1
     return made
 
@@ -277,6 +278,6 @@ def queue_due_retries(session: Session, now: datetime | None = None) -> int:
         WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= (now or utcnow()))
         .order_by(WebhookDelivery.next_attempt_at).limit(BATCH)).all()
     for did, attempts in rows:
-        enqueue_after_commit(session, "alerting.webhooks.deliver", did, queue=QUEUE,
-                             job_id=f"webhook-{did}-{attempts}", timeout_s=TIMEOUT_S * 3)
+        job = job_ids.deliver_webhook(did, attempts)
+        enqueue_after_commit(session, job.func, did, queue=QUEUE, job_id=job.job_id, timeout_s=TIMEOUT_S * 3)
     return len(rows)

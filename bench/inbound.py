@@ -140,7 +140,7 @@ def main() -> None:
     stop_sweeping = threading.Event()
 
     def sweeper() -> None:
-        # As the scheduler queues it (broadcast.replies.queue_sweep): one sweep every 5 s takes the
+        # As the scheduler queues it (broadcast.inbound.queue_sweep): one sweep every 5 s takes the
         # rows no job finished (a job's LIMIT, a failed job).
         while not stop_sweeping.wait(5.0):
             try:

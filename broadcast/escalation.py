@@ -30,13 +30,14 @@ from sqlalchemy.orm import Session
 from alerting.base.db import configured_settings
 from alerting.base.errors import InvalidTransition, NotFound
 from alerting.base.models import Alert, AlertMode, AlertState
+from alerting.base.models.messages import ANSWERED
 from alerting.base.phones import mask_msisdn
 from alerting.base.sms_text.rendering import render, texts_for_phones
 from alerting.directory.senders import default_sender_name, sender_keyword
 from audit import trail
 from audit.actor import Actor
 from broadcast.followups import FollowupDraft, create_followups, queue_pending
-from broadcast.replies import ANSWERED, queue_sweep
+from broadcast.inbound import queue_sweep
 
 log = logging.getLogger("sirena.escalation")
 

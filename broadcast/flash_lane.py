@@ -31,16 +31,15 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
 from alerting.base.db import engine, transaction
+from alerting.base.outbox import FLASH_CHANNEL
 
 if TYPE_CHECKING:
     from broadcast.gateway import Gateway
 
 log = logging.getLogger("sirena.flash_lane")
 
-FLASH_CHANNEL = "sirena_flash"
 POLL_S = 1.0
 RETRY_REST_S = 10.0  # an alert whose work raised is left to the RQ jobs this long
 ALL_IDS = (0, 2**62)
@@ -53,11 +52,6 @@ SELECT a.id, a.state, a.fanout_done,
    AND (a.state IN ('approved', 'sending') OR (a.state = 'scheduled' AND a.scheduled_at <= now()))
  ORDER BY a.approved_at, a.id
 """)
-
-
-def notify(session: Session, alert_id: int) -> None:
-    """Wake every gateway's flash lane when `session` commits (NOTIFY is transactional)."""
-    session.execute(text("SELECT pg_notify(:c, :a)"), {"c": FLASH_CHANNEL, "a": str(alert_id)})
 
 
 class FlashLane:

@@ -8,7 +8,7 @@ person who wrote to us (audited). They are not deliveries either: `deliveries` h
 (alert, number), the broadcast itself, whose counters must not move when a follow-up is sent.
 
 So they live in `followups`, are claimed with a lease like deliveries, go through the gateway's
-carrier pool (`broadcast.gateway.current().pool.submit_many`) in the job `send_followups`, and
+carrier pool (`broadcast.runtime.current().pool.submit_many`) in the job `send_followups`, and
 get receipts like deliveries (broadcast/receipts.py matches both). A follow-up of an exercise or
 test alert may only use test carriers, as the alert itself.
 """
@@ -24,13 +24,15 @@ from psycopg2.extras import execute_values
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from alerting.base import job_ids
 from alerting.base.db import transaction
 from alerting.base.errors import InvalidInput, NotFound
 from alerting.base.outbox import enqueue_after_commit
 from alerting.base.sms_text.encoding import encode_parts, next_reference
 from audit import trail
 from audit.actor import Actor
-from broadcast.pool import OutboundMessage, Outcome
+from broadcast import runtime
+from broadcast.pool import OutboundMessage, Outcome, submit_within_cap
 
 log = logging.getLogger("sirena.followups")
 
@@ -77,8 +79,8 @@ def create_followups(session: Session, drafts: Sequence[FollowupDraft], *, creat
             page_size=len(rows), fetch=True)]
     finally:
         cursor.close()
-    enqueue_after_commit(session, "broadcast.followups.send_followups", queue=queue,
-                         job_id=f"followups-{min(ids)}-{max(ids)}", timeout_s=120)
+    job = job_ids.send_followups(min(ids), max(ids))
+    enqueue_after_commit(session, job.func, queue=queue, job_id=job.job_id, timeout_s=120)
     return ids
 
 
@@ -94,8 +96,8 @@ def queue_pending(session: Session, *, queue: str = "high", grace_s: float = PEN
             OR (state = 'submitting' AND lease_until < now())
     """), {"grace": grace_s}).one()
     if waiting[0]:
-        enqueue_after_commit(session, "broadcast.followups.send_followups", queue=queue,
-                             job_id=f"followups-pending-{waiting[1]}", timeout_s=120)
+        job = job_ids.send_pending_followups(waiting[1])
+        enqueue_after_commit(session, job.func, queue=queue, job_id=job.job_id, timeout_s=120)
     return int(waiting[0])
 
 
@@ -153,9 +155,7 @@ def send_followups(limit: int = BATCH) -> dict[str, int]:
     Runs only in a gateway worker. One transaction to claim, none during SMPP, one to record; a
     crash in between leaves leases that the next run (or `queue_pending`) takes again.
     """
-    from broadcast import gateway as gw_module
-
-    gateway = gw_module.current()
+    gateway = runtime.current()
     sent = 0
     for _ in range(20):  # bounded: a flood of follow-ups yields to other jobs between runs
         if gateway.draining:  # this worker is stopping: another one sends what is left
@@ -185,7 +185,7 @@ def send_followups(limit: int = BATCH) -> dict[str, int]:
                 delivery_id=row.id, sender=row.sender_name, destination=row.msisdn, parts=encoded.parts,
                 data_coding=encoded.data_coding, esm_class=0x40 if encoded.esm_class_udhi else 0,
                 allowed_carriers=allowed, avoid_carriers=frozenset(row.avoid_carriers or ())))
-        results = gw_module.submit_within_cap(gateway.pool, messages, priority=0) if messages else []
+        results = submit_within_cap(gateway.pool, messages, priority=0) if messages else []
         for r in results:
             code = f"0x{r.error_code:02X}" if r.error_code is not None else None
             state = {Outcome.SUBMITTED: "submitted", Outcome.FAILED: "failed"}.get(r.outcome, "queued")

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from alerting.base import job_ids
 from alerting.base.db import transaction, utcnow
 from alerting.base.models import Alert, AlertMode, AlertState, Priority, Sender, SenderKind
 from alerting.base.outbox import enqueue_after_commit
@@ -30,23 +31,15 @@ from alerting.base.sms_text.encoding import ConcatReference, encode_parts
 from alerting.base.sms_text.rendering import has_placeholders, mode_prefix, render, texts_for_phones
 from audit import trail
 from audit.actor import Actor
-from broadcast import allowance, carrier_health, claims, jobs
+from broadcast import carrier_health, claims, jobs, runtime
 from broadcast.carriers import CarriersConfig
 from broadcast.flash_lane import FlashLane
-from broadcast.pool import CarrierPool, OutboundMessage, Outcome, SubmitResult
+from broadcast.pool import CarrierPool, OutboundMessage, Outcome, SubmitResult, submit_within_cap
 
 log = logging.getLogger("sirena.gateway")
 
 MAX_QUICK_ATTEMPTS = 6
 DRILL_REFUSALS = frozenset({"drill_unmarked", "drill_no_test_route"})
-_current: Gateway | None = None
-
-
-def current() -> Gateway:
-    """The gateway of this process; send-batch jobs only run where one was started."""
-    if _current is None:
-        raise RuntimeError("send_batch needs a gateway worker (`sirena worker`): this process holds no binds")
-    return _current
 
 
 def split_config(config: CarriersConfig, index: int, count: int) -> CarriersConfig:
@@ -102,8 +95,7 @@ class Gateway:
 
     def start(self, wait_s: float = 5.0) -> None:
         """Bind to every carrier and start renewing this worker's leases."""
-        global _current
-        _current = self
+        runtime.install(self)
         self._heartbeat = threading.Thread(target=self._renew_leases, name="lease-heartbeat", daemon=True)
         self._heartbeat.start()
         try:
@@ -122,13 +114,11 @@ class Gateway:
         return self._draining.is_set()
 
     def stop(self) -> None:
-        global _current
         if self.flash_lane is not None:
             self.flash_lane.stop()  # after the slice in hand is recorded
         self._stopping.set()
         self.pool.stop()
-        if _current is self:
-            _current = None
+        runtime.uninstall(self)
 
     def _renew_leases(self) -> None:
         """A live worker keeps its claims: only a dead one's leases expire and get reclaimed. The same
@@ -200,9 +190,9 @@ class Gateway:
                 with transaction() as session:
                     self._record(session, plan, outcomes)
                     if retry:  # at the back of the queue: other work goes first, then these again
-                        enqueue_after_commit(session, "broadcast.jobs.send_batch", plan.alert_id, lo, hi,
-                                             queue=plan.priority.queue_name,
-                                             job_id=f"send-{plan.alert_id}-{lo}-{hi}-r{utcnow():%H%M%S%f}")
+                        job = job_ids.send_batch(plan.alert_id, lo, hi, f"-r{utcnow():%H%M%S%f}")
+                        enqueue_after_commit(session, job.func, plan.alert_id, lo, hi,
+                                             queue=plan.priority.queue_name, job_id=job.job_id)
                 return
             except (OperationalError, InterfaceError) as exc:
                 if self._stopping.is_set():
@@ -292,30 +282,6 @@ class Gateway:
         state = "queued" if row.attempts < MAX_QUICK_ATTEMPTS else "waiting_route"
         return claims.Outcome(row.id, state, result.carrier, result.bind, error_code=code or "retry",
                               error_reason=reason, possible_duplicates=result.possible_duplicates)
-
-
-def submit_within_cap(pool: CarrierPool, messages: list[OutboundMessage], *, priority: int) -> list[SubmitResult]:
-    """`pool.submit_many`, a daily-capped sender's parts reserved first across every gateway process
-    (broadcast.allowance) and what was not spent given back after. Past the cap, or with the
-    database unreachable, the messages come back `waiting_route` saying why: never dropped."""
-    capped = {m.sender for m in messages if (cfg := pool.config.senders.get(m.sender)) and cfg.daily_cap}
-    if not capped:
-        return pool.submit_many(messages, priority=priority)
-    reservations = {name: allowance.reserve(name, sum(len(m.parts) for m in messages if m.sender == name),
-                                            pool.config.senders[name].daily_cap or 0) for name in sorted(capped)}
-    left = {name: r.left for name, r in reservations.items()}
-    try:
-        results = pool.submit_many(messages, priority=priority, allowance=left)
-    finally:
-        for name, reservation in reservations.items():
-            reservation.left = left[name]
-            allowance.give_back(reservation)
-    why = {name: r.error for name, r in reservations.items() if r.error}
-    if why:  # the cap's reason would be wrong: say the database is what stopped them
-        for result, message in zip(results, messages, strict=True):
-            if result.outcome is Outcome.WAITING_ROUTE and message.sender in why:
-                result.reason = why[message.sender]
-    return results
 
 
 def _ignore_deliver(carrier: str, bind: str, fields: dict[str, Any]) -> None:

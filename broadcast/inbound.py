@@ -19,11 +19,14 @@ from typing import Any
 
 from psycopg2.extras import Json, execute_values
 
+from alerting.base import job_ids
 from alerting.base.db import transaction
+from alerting.base.outbox import enqueue_now
 from alerting.base.sms_text.encoding import decode_text
 
 log = logging.getLogger("sirena.inbound")
 
+INBOUND_QUEUE = "flash"  # interpreting replies and receipts goes before any alert's batches
 ESM_RECEIPT_MASK = 0x3C  # esm_class bits 2-5: message type
 ESM_UDHI = 0x40
 
@@ -191,3 +194,16 @@ class Coalescer:
                 except Exception:
                     log.exception("could not queue the interpretation of inbound rows (the sweep will)")
             time.sleep(self._interval_s)
+
+
+def queue_interpretation(min_id: int, max_id: int) -> bool:
+    """Queue `process_inbound(min_id, max_id)` ahead of all waiting work. Best effort: the sweep
+    takes whatever a lost job leaves. Returns whether Redis took it."""
+    job = job_ids.process_inbound(min_id, max_id)
+    return enqueue_now(job.func, min_id, max_id, queue=INBOUND_QUEUE, job_id=job.job_id, at_front=True)
+
+
+def queue_sweep(now_s: float) -> bool:
+    """Queue one `sweep()` per 5-second slot of `now_s` (a second scheduler's pass adds nothing)."""
+    job = job_ids.sweep_inbound(now_s)
+    return enqueue_now(job.func, queue=INBOUND_QUEUE, job_id=job.job_id, timeout_s=300, at_front=True)

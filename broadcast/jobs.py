@@ -16,12 +16,15 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from alerting.alerts import lifecycle
+from alerting.base import job_ids
 from alerting.base.db import configured_settings, transaction, utcnow
 from alerting.base.models import Alert, AlertKind, AlertState, Delivery, Priority
-from alerting.base.outbox import enqueue_after_commit
+from alerting.base.models.alerts import move_alert
+from alerting.base.outbox import enqueue_after_commit, notify_flash
+from audit import trail
+from audit.actor import Actor
 from audit.seal import seal_after_commit
-from broadcast import claims, flash_lane
+from broadcast import claims, runtime
 
 log = logging.getLogger("sirena.jobs")
 
@@ -60,7 +63,7 @@ def fan_out(alert_id: int, *, first_only: bool = False, queue_jobs: bool = True)
         if alert.state is AlertState.SCHEDULED and alert.scheduled_at and alert.scheduled_at > utcnow():
             return  # not due yet; the ticker will queue it again
         if alert.state in (AlertState.APPROVED, AlertState.SCHEDULED):
-            lifecycle.mark_sending(session, alert)
+            mark_sending(session, alert)
         elif alert.state is not AlertState.SENDING:
             return
         if alert.kind in (AlertKind.CORRECTION, AlertKind.CANCEL) and alert.corrects_alert_id:
@@ -186,7 +189,7 @@ def _queue_written(session: Session, alert: Alert, before: int, chunk: tuple[int
     if queue_jobs:
         queue_batches(session, alert, batches)
     if batches and alert.priority is Priority.FLASH:
-        flash_lane.notify(session, alert.id)  # every gateway's lane sends them, whatever its RQ loop is doing
+        notify_flash(session, alert.id)  # every gateway's lane sends them, whatever its RQ loop is doing
     if done:
         alert.fanout_done = True
         if not batches:
@@ -194,14 +197,15 @@ def _queue_written(session: Session, alert: Alert, before: int, chunk: tuple[int
 
 
 def _queue_lane(session: Session, alert: Alert, tag: str) -> None:
-    enqueue_after_commit(session, "broadcast.jobs.fan_out", alert.id, queue=alert.priority.queue_name,
-                         job_id=f"fan-out-{alert.id}-{tag}", timeout_s=FAN_OUT_TIMEOUT_S)
+    job = job_ids.fan_out(alert.id, f"-{tag}")
+    enqueue_after_commit(session, job.func, alert.id, queue=alert.priority.queue_name, job_id=job.job_id,
+                         timeout_s=FAN_OUT_TIMEOUT_S)
 
 
 def queue_batches(session: Session, alert: Alert, batches: list[tuple[int, int]], *, tag: str = "") -> None:
     for lo, hi in batches:
-        enqueue_after_commit(session, "broadcast.jobs.send_batch", alert.id, lo, hi,
-                             queue=alert.priority.queue_name, job_id=f"send-{alert.id}-{lo}-{hi}{tag}",
+        job = job_ids.send_batch(alert.id, lo, hi, tag)
+        enqueue_after_commit(session, job.func, alert.id, lo, hi, queue=alert.priority.queue_name, job_id=job.job_id,
                              timeout_s=SEND_BATCH_TIMEOUT_S)
 
 
@@ -239,7 +243,7 @@ def finish_if_done(session: Session, alert_id: int) -> bool:
                  ';' ORDER BY id), ''), 'UTF8')), 'hex')
           FROM deliveries WHERE alert_id = :a
     """), {"a": alert_id}).scalar_one()
-    lifecycle.mark_completed(session, alert, counts, digest)
+    mark_completed(session, alert, counts, digest)
     session.info.setdefault("completed_alerts", []).append(alert_id)
     _checkpoint_at_completion(session)
     return True
@@ -298,6 +302,22 @@ def counts_by_carrier(session: Session, alert_id: int) -> dict[str, dict[str, in
 
 def send_batch(alert_id: int, lo: int, hi: int) -> dict[str, Any]:
     """Claim, submit and record one batch; runs only in a gateway worker (it holds the binds)."""
-    from broadcast import gateway
+    return runtime.current().send_batch(alert_id, lo, hi)
 
-    return gateway.current().send_batch(alert_id, lo, hi)
+
+def mark_sending(session: Session, alert: Alert) -> None:
+    """approved/scheduled → sending (called by the fan-out job)."""
+    move_alert(alert, AlertState.SENDING)
+    alert.sending_at = utcnow()
+    # At commit, not now: the trail's lock must not be held while the first chunk is written, or
+    # every other audited action (approving a flash alert) would wait for it.
+    trail.append_at_commit(session, actor=Actor.system("fan-out"), action="alert.sending_started",
+                           subject_type="alert", subject_id=alert.id)
+
+
+def mark_completed(session: Session, alert: Alert, counts: dict[str, int], digest: str) -> None:
+    """sending → completed, recording the final counts and a digest of the deliveries."""
+    move_alert(alert, AlertState.COMPLETED)
+    alert.completed_at = utcnow()
+    trail.append(session, actor=Actor.system("completion"), action="alert.completed", subject_type="alert",
+                 subject_id=alert.id, payload={"counts": counts, "deliveries_digest": digest})

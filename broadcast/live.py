@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from broadcast.replies import ANSWERED
+from alerting.base.models.messages import ANSWERED
 
 
 def alert_reply_counts(session: Session, alert_id: int) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from broadcast import allowance
 from broadcast.binds import Bind, BindState, CarrierUnavailable, OnDeliver, Part
 from broadcast.carriers import CarrierConfig, CarriersConfig, SenderConfig, source_ton_npi
 from broadcast.flow import Breaker, BreakerState, TokenBucket
@@ -636,3 +637,26 @@ def _describe(status: int) -> str:
 
     return f"{smpplib.consts.DESCRIPTIONS.get(status, 'unknown error')} (0x{status:02X})"
 
+
+def submit_within_cap(pool: CarrierPool, messages: list[OutboundMessage], *, priority: int) -> list[SubmitResult]:
+    """`pool.submit_many`, a daily-capped sender's parts reserved first across every gateway process
+    (broadcast.allowance) and what was not spent given back after. Past the cap, or with the
+    database unreachable, the messages come back `waiting_route` saying why: never dropped."""
+    capped = {m.sender for m in messages if (cfg := pool.config.senders.get(m.sender)) and cfg.daily_cap}
+    if not capped:
+        return pool.submit_many(messages, priority=priority)
+    reservations = {name: allowance.reserve(name, sum(len(m.parts) for m in messages if m.sender == name),
+                                            pool.config.senders[name].daily_cap or 0) for name in sorted(capped)}
+    left = {name: r.left for name, r in reservations.items()}
+    try:
+        results = pool.submit_many(messages, priority=priority, allowance=left)
+    finally:
+        for name, reservation in reservations.items():
+            reservation.left = left[name]
+            allowance.give_back(reservation)
+    why = {name: r.error for name, r in reservations.items() if r.error}
+    if why:  # the cap's reason would be wrong: say the database is what stopped them
+        for result, message in zip(results, messages, strict=True):
+            if result.outcome is Outcome.WAITING_ROUTE and message.sender in why:
+                result.reason = why[message.sender]
+    return results

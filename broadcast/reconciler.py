@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,6 +23,7 @@ from datetime import timedelta
 from redis import Redis
 from sqlalchemy import select, text
 
+from alerting.base import job_ids
 from alerting.base.db import transaction, utcnow
 from alerting.base.models import Alert, AlertState
 from alerting.base.outbox import PRIORITY_QUEUES, enqueue_after_commit
@@ -49,13 +50,6 @@ class ReconcileReport:
                 "completed": self.completed, "seconds": round(self.seconds, 3)}
 
 
-def has_fan_out_job(job_ids: Iterable[str], alert_id: int) -> bool:
-    """Whether one of `job_ids` is a fan-out of this alert: "fan-out-12" or "fan-out-12-…" (never
-    alert 123's "fan-out-123-…", which a bare prefix test took for alert 12's)."""
-    own = f"fan-out-{alert_id}"
-    return any(j == own or j.startswith(own + "-") for j in job_ids)
-
-
 def pending_jobs(redis: Redis | None, prefix: str = "", *, waiting_only: bool = False) -> set[str]:
     """Ids of jobs waiting in any priority queue or running now (empty if Redis is unreachable).
 
@@ -80,16 +74,6 @@ def pending_jobs(redis: Redis | None, prefix: str = "", *, waiting_only: bool = 
     return ids
 
 
-def _batch_ranges(job_ids: set[str], alert_id: int) -> list[tuple[int, int]]:
-    prefix = f"send-{alert_id}-"
-    ranges = []
-    for job_id in job_ids:
-        if job_id.startswith(prefix):
-            lo, hi = job_id[len(prefix):].split("-")[:2]
-            ranges.append((int(lo), int(hi)))
-    return ranges
-
-
 def reconcile(redis: Redis | None) -> ReconcileReport:
     """One pass; see the module docstring. Each part commits in its own short transaction."""
     started = time.monotonic()
@@ -111,10 +95,11 @@ def reconcile(redis: Redis | None) -> ReconcileReport:
             | (Alert.state == AlertState.SENDING) & ~Alert.fanout_done
         )).all()
         for alert in candidates:
-            if has_fan_out_job(live, alert.id):
+            if job_ids.has_fan_out(live, alert.id):
                 continue
-            enqueue_after_commit(session, "broadcast.jobs.fan_out", alert.id, queue=alert.priority.queue_name,
-                                 job_id=f"fan-out-{alert.id}{tag}", timeout_s=jobs.FAN_OUT_TIMEOUT_S)
+            job = job_ids.fan_out(alert.id, tag)
+            enqueue_after_commit(session, job.func, alert.id, queue=alert.priority.queue_name, job_id=job.job_id,
+                                 timeout_s=jobs.FAN_OUT_TIMEOUT_S)
             report.fan_outs_queued.append(alert.id)
     sending = _sending_alerts()
     for alert_id in sending:
@@ -124,7 +109,7 @@ def reconcile(redis: Redis | None) -> ReconcileReport:
                 continue
             # Only waiting jobs cover rows: rows a live job is working on are `submitting`, not
             # `queued`; a duplicate job over a live one's range only adds a second claimer.
-            batches = _orphan_batches(session, alert_id, _batch_ranges(waiting, alert_id))
+            batches = _orphan_batches(session, alert_id, job_ids.batch_ranges(waiting, alert_id))
             if batches:
                 jobs.queue_batches(session, alert, batches, tag=tag)
                 report.batches_queued[alert_id] = len(batches)

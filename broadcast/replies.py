@@ -30,13 +30,12 @@ from sqlalchemy.orm import Session
 
 from alerting.base.db import configured_settings, retrying_transaction, transaction
 from alerting.base.models import ReplyMeaning
-from alerting.base.outbox import enqueue_now
 from alerting.base.phones import mask_msisdn
 from alerting.base.settings import Settings
 from alerting.base.sms_text.vocabulary import Vocabulary, load_vocabulary
 from audit import trail
 from audit.actor import Actor
-from broadcast import receipts
+from broadcast import receipts, runtime
 from broadcast.followups import FollowupDraft, create_followups
 
 log = logging.getLogger("sirena.replies")
@@ -45,9 +44,7 @@ REPLY_WINDOW_S = 3 * 86400
 BATCH = 5000
 # Interpretation jobs go at the front of the flash queue, which every worker takes first: a HELP
 # must not wait behind the send batches of a big alert (a job takes milliseconds per hundred rows).
-INBOUND_QUEUE = "flash"
 SYSTEM = Actor.system("inbound")
-ANSWERED = ("ack", "no", "help", "poll", "verify_yes")
 
 CONFIRMATIONS = {
     ("stop", "es"): "Sirena: no recibira mas mensajes de este servicio (las alertas vitales pueden llegar igual). "
@@ -81,10 +78,8 @@ class InboundReport:
 
 def _styles() -> dict[str, str]:
     """Each carrier's receipt id style, from this process's gateway (receipts need a gateway worker)."""
-    from broadcast import gateway
-
     try:
-        config = gateway.current().config
+        config = runtime.current().config
     except RuntimeError:
         return dict(_configured)
     return {c.name: c.receipt_id_style for c in config.carriers}
@@ -119,19 +114,6 @@ def current_vocabulary() -> Vocabulary:
         settings = configured_settings()
         _vocabulary.append(load_vocabulary(settings.vocabulary_file if settings is not None else None))
     return _vocabulary[0]
-
-
-def queue_interpretation(min_id: int, max_id: int) -> bool:
-    """Queue `process_inbound(min_id, max_id)` ahead of all waiting work. Best effort: the sweep
-    takes whatever a lost job leaves. Returns whether Redis took it."""
-    return enqueue_now("broadcast.replies.process_inbound", min_id, max_id, queue=INBOUND_QUEUE,
-                       job_id=f"inbound-{min_id}-{max_id}", at_front=True)
-
-
-def queue_sweep(now_s: float) -> bool:
-    """Queue one `sweep()` per 5-second slot of `now_s` (a second scheduler's pass adds nothing)."""
-    return enqueue_now("broadcast.replies.sweep", queue=INBOUND_QUEUE, job_id=f"inbound-sweep-{int(now_s) // 5}",
-                       timeout_s=300, at_front=True)
 
 
 def process_inbound(min_id: int, max_id: int) -> dict[str, Any]:
@@ -172,10 +154,8 @@ def sweep(limit: int = BATCH, min_age_s: float = 1.0) -> dict[str, Any]:
 
 
 def _carriers_by_sender() -> dict[str, set[str]]:
-    from broadcast import gateway
-
     try:
-        config = gateway.current().config
+        config = runtime.current().config
     except RuntimeError:
         return {}  # no gateway here: no retry through another carrier (logged by the caller)
     return {name: {c.name for c in config.carriers_for(name)} for name in config.senders}

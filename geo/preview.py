@@ -6,6 +6,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sqlalchemy import text as sql
+
+from alerting.base.sms_text.encoding import analyze
+from alerting.base.sms_text.gsm7 import ALPHABET
+from alerting.base.sms_text.rendering import ALERT_FIELDS, PLACEHOLDER
 from geo.reach import WORD_BITS, Source
 
 
@@ -81,9 +86,6 @@ def estimate_sms(by_language: Mapping[str, int], *, text: str | None,
 
     A recipient whose language has no text of its own gets `text`, else the first text given.
     """
-    # Imported here: broadcast depends on geo, so a module-level import would be a cycle.
-    from alerting.base.sms_text.encoding import analyze
-
     texts = dict(languages or {})
     fallback = text if text is not None else next(iter(texts.values()), "")
     per_language: dict[str, Any] = {}
@@ -105,11 +107,6 @@ def longest_expansions(session: Any, texts: Mapping[str, str]) -> dict[str, str]
     directory (or its default, if longer), in UCS-2 if any value needs it: the text whose parts
     bound every recipient's. Texts without contact placeholders are left out. One aggregate query
     per placeholder name."""
-    from sqlalchemy import text as sql
-
-    from alerting.base.sms_text.gsm7 import ALPHABET
-    from alerting.base.sms_text.rendering import ALERT_FIELDS, PLACEHOLDER
-
     names = {m.group(1).lower() for body in texts.values() for m in PLACEHOLDER.finditer(body)} - ALERT_FIELDS
     if not names:
         return {}

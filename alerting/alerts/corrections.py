@@ -36,7 +36,7 @@ from alerting.alerts import lifecycle
 from alerting.base.db import Base, created_at_column, utcnow
 from alerting.base.errors import InvalidInput, InvalidTransition, Refused
 from alerting.base.models import Alert, AlertKind, AlertState, Delivery, DeliveryState, Priority
-from alerting.base.models.alerts import AuthorRole
+from alerting.base.models.alerts import AuthorRole, check_transition
 from alerting.directory import permissions
 from audit import trail
 from audit.actor import Actor
@@ -279,7 +279,7 @@ def _supersede(session: Session, original: Alert, correction: Alert, actor: Acto
         purged = _unsent(session, original.id)
         lifecycle.cancel_alert(session, original.id, actor,
                                reason=f"{correction.kind.value} {correction.reference} sent")
-    lifecycle.check_transition(original, AlertState.SUPERSEDED)
+    check_transition(original, AlertState.SUPERSEDED)
     original.state, original.updated_at, original.superseded_by_id = AlertState.SUPERSEDED, utcnow(), correction.id
     return purged
 

@@ -23,6 +23,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from alerting.base import job_ids
 from alerting.base.db import configured_settings, utcnow
 from alerting.base.errors import InvalidInput, InvalidTransition, NotFound, Refused, TwoPersonRuleViolated
 from alerting.base.models import (
@@ -38,9 +39,10 @@ from alerting.base.models import (
     Priority,
     Sender,
 )
-from alerting.base.models.alerts import AuthorRole
-from alerting.base.outbox import enqueue_after_commit
+from alerting.base.models.alerts import AuthorRole, move_alert
+from alerting.base.outbox import enqueue_after_commit, notify_flash
 from alerting.base.settings import MIN_APPROVALS, Settings
+from alerting.base.sms_text.encoding import analyze
 from alerting.base.sms_text.rendering import check_placeholders, mode_prefix
 from alerting.directory import permissions
 from alerting.directory.senders import describe_senders
@@ -48,17 +50,6 @@ from audit import trail
 from audit.actor import Actor
 
 S = AlertState
-TRANSITIONS: dict[AlertState, frozenset[AlertState]] = {
-    S.DRAFT: frozenset({S.PENDING_APPROVAL, S.CANCELLED}),
-    S.PENDING_APPROVAL: frozenset({S.APPROVED, S.SCHEDULED, S.REJECTED, S.DRAFT, S.CANCELLED}),
-    S.REJECTED: frozenset({S.DRAFT}),
-    S.APPROVED: frozenset({S.SCHEDULED, S.SENDING, S.CANCELLED}),
-    S.SCHEDULED: frozenset({S.SENDING, S.CANCELLED}),
-    S.SENDING: frozenset({S.COMPLETED, S.CANCELLED, S.SUPERSEDED}),
-    S.COMPLETED: frozenset({S.SUPERSEDED}),
-    S.CANCELLED: frozenset({S.SUPERSEDED}),
-    S.SUPERSEDED: frozenset(),
-}
 EDITABLE = frozenset({S.DRAFT, S.PENDING_APPROVAL, S.REJECTED})
 MAX_TEXT_CHARS = 255 * 153  # beyond 255 parts no carrier can concatenate it
 
@@ -82,21 +73,6 @@ class AlertDraft:
     origin: str = "console"
     idempotency_key: str | None = None
     cap_identifier: str | None = None
-
-
-def check_transition(alert: Alert, to: AlertState) -> None:
-    """Raise InvalidTransition unless `alert` may move to `to`."""
-    if to not in TRANSITIONS[alert.state]:
-        raise InvalidTransition(
-            f"alert {alert.reference} is {alert.state.value}; it cannot become {to.value}",
-            alert_id=alert.id, state=alert.state.value, to=to.value,
-        )
-
-
-def _move(alert: Alert, to: AlertState) -> None:
-    check_transition(alert, to)
-    alert.state = to
-    alert.updated_at = utcnow()
 
 
 def get_alert(session: Session, alert_id: int, *, lock: bool = False) -> Alert:
@@ -172,10 +148,6 @@ def _validate_drill_target(session: Session, target: dict[str, Any], problems: d
 
 
 def _check_parts(draft: AlertDraft) -> None:
-    try:
-        from alerting.base.sms_text.encoding import analyze
-    except ImportError:  # the encoder is a broadcast module; compose works without previews
-        return
     for language, body in draft.texts.items():
         parts = analyze(mode_prefix(draft.mode, language) + body).parts
         if parts > 255:
@@ -262,7 +234,7 @@ def update_draft(session: Session, alert_id: int, changes: dict[str, Any], edito
     for key, value in changes.items():
         setattr(alert, key, value)
     if alert.state is not S.DRAFT:
-        _move(alert, S.DRAFT)
+        move_alert(alert, S.DRAFT)
     session.execute(AlertApproval.__table__.delete().where(AlertApproval.alert_id == alert.id))
     alert.approval_hash = None
     alert.updated_at = utcnow()
@@ -314,7 +286,7 @@ def submit_alert(session: Session, alert_id: int, composer: Actor, *, recipients
     """
     alert = get_alert(session, alert_id, lock=True)
     permissions.require(composer, "alerts.submit", "submit alerts")
-    _move(alert, S.PENDING_APPROVAL)
+    move_alert(alert, S.PENDING_APPROVAL)
     alert.submitted_at = utcnow()
     alert.submitted_recipients = recipients
     alert.required_approvals = required_approvals(alert.priority, alert.mode)
@@ -397,9 +369,9 @@ def approve_alert(session: Session, alert_id: int, approver: Actor, *, seen_hash
         return alert
     alert.approved_by_id, alert.approved_at = approver.operator_id, utcnow()
     if alert.scheduled_at is not None and alert.scheduled_at > utcnow():
-        _move(alert, S.SCHEDULED)  # the scheduler ticker enqueues it when due (Postgres holds the time)
+        move_alert(alert, S.SCHEDULED)  # the scheduler ticker enqueues it when due (Postgres holds the time)
     else:
-        _move(alert, S.APPROVED)
+        move_alert(alert, S.APPROVED)
         enqueue_fan_out(session, alert)
     return alert
 
@@ -407,12 +379,10 @@ def approve_alert(session: Session, alert_id: int, approver: Actor, *, seen_hash
 def enqueue_fan_out(session: Session, alert: Alert) -> None:
     """Queue the alert's fan-out after commit (best effort: the reconciler re-enqueues if lost). A flash
     alert also wakes every gateway's flash lane at commit, which starts it without Redis."""
-    enqueue_after_commit(session, "broadcast.jobs.fan_out", alert.id, queue=alert.priority.queue_name,
-                         job_id=f"fan-out-{alert.id}")
+    job = job_ids.fan_out(alert.id)
+    enqueue_after_commit(session, job.func, alert.id, queue=alert.priority.queue_name, job_id=job.job_id)
     if alert.priority is Priority.FLASH:
-        from broadcast.flash_lane import notify
-
-        notify(session, alert.id)
+        notify_flash(session, alert.id)
 
 
 def _require_route(session: Session, alert: Alert) -> None:
@@ -433,7 +403,7 @@ def reject_alert(session: Session, alert_id: int, approver: Actor, reason: str) 
         raise InvalidInput("a rejection needs a reason", fields={"reason": "required"})
     alert = get_alert(session, alert_id, lock=True)
     permissions.require(approver, "alerts.reject", "reject alerts")
-    _move(alert, S.REJECTED)
+    move_alert(alert, S.REJECTED)
     alert.reason = reason.strip()
     trail.append(session, actor=approver, action="alert.rejected", subject_type="alert", subject_id=alert.id,
                  payload={"reason": alert.reason})
@@ -449,7 +419,7 @@ def cancel_alert(session: Session, alert_id: int, actor: Actor, reason: str) -> 
     alert = get_alert(session, alert_id, lock=True)
     if actor.operator_id is None or actor.operator_id != alert.composed_by_id:  # its composer may always stop it
         permissions.require(actor, "alerts.cancel", "cancel alerts")
-    _move(alert, S.CANCELLED)
+    move_alert(alert, S.CANCELLED)
     alert.cancelled_at, alert.reason = utcnow(), reason
     purged = session.execute(
         update(Delivery)
@@ -461,24 +431,6 @@ def cancel_alert(session: Session, alert_id: int, actor: Actor, reason: str) -> 
     trail.append(session, actor=actor, action="alert.cancelled", subject_type="alert", subject_id=alert.id,
                  payload={"reason": reason, "deliveries_cancelled": purged})
     return alert
-
-
-def mark_sending(session: Session, alert: Alert) -> None:
-    """approved/scheduled → sending (called by the fan-out job)."""
-    _move(alert, S.SENDING)
-    alert.sending_at = utcnow()
-    # At commit, not now: the trail's lock must not be held while the first chunk is written, or
-    # every other audited action (approving a flash alert) would wait for it.
-    trail.append_at_commit(session, actor=Actor.system("fan-out"), action="alert.sending_started",
-                           subject_type="alert", subject_id=alert.id)
-
-
-def mark_completed(session: Session, alert: Alert, counts: dict[str, int], digest: str) -> None:
-    """sending → completed, recording the final counts and a digest of the deliveries."""
-    _move(alert, S.COMPLETED)
-    alert.completed_at = utcnow()
-    trail.append(session, actor=Actor.system("completion"), action="alert.completed", subject_type="alert",
-                 subject_id=alert.id, payload={"counts": counts, "deliveries_digest": digest})
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:

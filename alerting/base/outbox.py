@@ -11,12 +11,13 @@ import logging
 from dataclasses import dataclass, field
 
 from redis import Redis
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
 PRIORITY_QUEUES = ("flash", "high", "normal", "low")
+FLASH_CHANNEL = "sirena_flash"  # PostgreSQL NOTIFY channel every gateway's flash lane listens on
 
 
 @dataclass
@@ -93,3 +94,9 @@ def enqueue_now(func: str, *args: object, queue: str, job_id: str, timeout_s: in
         return False
     _outbox.sent.append(job_id)
     return True
+
+
+def notify_flash(session: Session, alert_id: int) -> None:
+    """Wake every gateway's flash lane when `session` commits (NOTIFY is transactional): a flash
+    alert's first SMS leaves without waiting for Redis (broadcast/flash_lane.py)."""
+    session.execute(text("SELECT pg_notify(:c, :a)"), {"c": FLASH_CHANNEL, "a": str(alert_id)})

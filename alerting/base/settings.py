@@ -15,6 +15,7 @@ from pathlib import Path
 
 from alerting.base.errors import ConfigError
 from alerting.base.intake_config import IntakeConfig
+from alerting.base.sms_text.vocabulary import load_vocabulary
 
 DEFAULT_CARRIERS_FILE = Path(__file__).resolve().parents[2] / "broadcast" / "carriers.demo.toml"
 
@@ -157,8 +158,6 @@ class Settings:
                 raise ConfigError(f'SIRENA_SECRET_KEY_PREVIOUS_FILES: "{path}" is not a readable file',
                                   variable="SIRENA_SECRET_KEY_PREVIOUS_FILES")
         if self.vocabulary_file is not None:
-            from alerting.base.sms_text.vocabulary import load_vocabulary
-
             load_vocabulary(self.vocabulary_file)  # a bad file stops start-up, not the first reply
 
     def required_approvals(self, priority: str) -> int:

@@ -14,12 +14,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from alerting.base.db import utcnow
 from alerting.base.errors import InvalidInput, NotFound, Refused
-from alerting.base.models import ApiToken, Operator, Role
+from alerting.base.models import ApiToken, Operator, Role, WebSession
 from alerting.base.settings import Secret
 from alerting.directory import permissions
 from audit import trail
@@ -217,8 +217,6 @@ def reset_mfa(session: Session, operator_id: int, key: Secret, actor: Actor) -> 
         raise Refused("an operator cannot reset their own second factor: ask an admin", operator=operator.username)
     seed = pyotp.random_base32()
     operator.totp_secret_enc, operator.totp_enrolled_at, operator.totp_last_step = encrypt_totp(seed, key), None, None
-    from alerting.interfaces.web.sessions import revoke_operator_sessions
-
     revoked = revoke_operator_sessions(session, operator.id)
     trail.append(session, actor=actor, action="operator.mfa_reset", subject_type="operator", subject_id=operator.id,
                  payload={"username": operator.username, "sessions_revoked": revoked})
@@ -272,3 +270,16 @@ def revoke_token(session: Session, token_id: int, actor: Actor) -> ApiToken:
     row.revoked_at = row.revoked_at or utcnow()
     trail.append(session, actor=actor, action="token.revoked", subject_type="api_token", subject_id=row.id)
     return row
+
+
+def session_digest(sid: str) -> str:
+    """What `web_sessions` keeps of a console session id: its SHA-256, never the id."""
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
+def revoke_operator_sessions(db: Session, operator_id: int, *, keep_sid: str | None = None) -> int:
+    """Revoke every live session of an operator (except `keep_sid`); returns how many."""
+    query = update(WebSession).where(WebSession.operator_id == operator_id, WebSession.revoked_at.is_(None))
+    if keep_sid:
+        query = query.where(WebSession.id_sha256 != session_digest(keep_sid))
+    return db.execute(query.values(revoked_at=utcnow())).rowcount

@@ -4,11 +4,9 @@ import pytest
 from sqlalchemy import select, text
 
 from alerting.alerts.lifecycle import (
-    TRANSITIONS,
     AlertDraft,
     approve_alert,
     cancel_alert,
-    check_transition,
     compose_alert,
     reject_alert,
     submit_alert,
@@ -17,6 +15,7 @@ from alerting.alerts.lifecycle import (
 from alerting.base.db import utcnow
 from alerting.base.errors import InvalidInput, InvalidTransition, Refused, TwoPersonRuleViolated
 from alerting.base.models import Alert, AlertMode, AlertState, Delivery, DeliveryState, Priority
+from alerting.base.models.alerts import TRANSITIONS, check_transition
 from audit.actor import Actor
 
 

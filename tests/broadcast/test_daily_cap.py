@@ -16,8 +16,8 @@ from alerting.base.db import transaction
 from alerting.base.sms_text import encoding
 from broadcast import allowance
 from broadcast.carriers import parse_carriers
-from broadcast.gateway import split_config, submit_within_cap
-from broadcast.pool import CarrierPool, OutboundMessage, Outcome
+from broadcast.gateway import split_config
+from broadcast.pool import CarrierPool, OutboundMessage, Outcome, submit_within_cap
 from tests.conftest import carriers_toml, sim_env
 
 CAP = 30

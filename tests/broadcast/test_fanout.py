@@ -157,7 +157,7 @@ def test_a_cancel_while_a_chunk_is_claimed_leaves_no_queued_row(committed_db, re
 
 
 def test_the_reconciler_tells_one_alerts_fan_out_jobs_from_anothers():
-    from broadcast.reconciler import has_fan_out_job
+    from alerting.base.job_ids import has_fan_out as has_fan_out_job
 
     assert has_fan_out_job(["fan-out-12"], 12)
     assert has_fan_out_job(["send-12-1-500", "fan-out-12-110000"], 12)

@@ -12,7 +12,7 @@ from alerting.base.models.alerts import (
 )
 from alerting.base.models.directory import Contact, ContactImport, ContactLocation, Group, GroupKind, GroupMember
 from alerting.base.models.messages import Delivery, DeliveryState, InboundKind, InboundMessage, Reply, ReplyMeaning
-from alerting.base.models.operators import ApiToken, Operator, Role
+from alerting.base.models.operators import ApiToken, Operator, Role, WebSession
 from alerting.base.models.senders import CarrierHealthRow, Sender, SenderKind, SenderUsage
 from alerting.base.models.zones import Zone
 
@@ -44,5 +44,6 @@ __all__ = [
     "Sender",
     "SenderKind",
     "SenderUsage",
+    "WebSession",
     "Zone",
 ]

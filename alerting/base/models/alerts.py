@@ -10,7 +10,8 @@ from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from alerting.base.db import Base, created_at_column, enum_type
+from alerting.base.db import Base, created_at_column, enum_type, utcnow
+from alerting.base.errors import InvalidTransition
 
 
 class AlertMode(enum.StrEnum):
@@ -152,3 +153,34 @@ class AlertAuthor(Base):
     operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"), primary_key=True)
     role: Mapped[str] = mapped_column(String(16), primary_key=True)
     at: Mapped[datetime] = created_at_column()
+
+
+# The alert state machine: every interface and job moves an alert through move_alert.
+_S = AlertState
+TRANSITIONS: dict[AlertState, frozenset[AlertState]] = {
+    _S.DRAFT: frozenset({_S.PENDING_APPROVAL, _S.CANCELLED}),
+    _S.PENDING_APPROVAL: frozenset({_S.APPROVED, _S.SCHEDULED, _S.REJECTED, _S.DRAFT, _S.CANCELLED}),
+    _S.REJECTED: frozenset({_S.DRAFT}),
+    _S.APPROVED: frozenset({_S.SCHEDULED, _S.SENDING, _S.CANCELLED}),
+    _S.SCHEDULED: frozenset({_S.SENDING, _S.CANCELLED}),
+    _S.SENDING: frozenset({_S.COMPLETED, _S.CANCELLED, _S.SUPERSEDED}),
+    _S.COMPLETED: frozenset({_S.SUPERSEDED}),
+    _S.CANCELLED: frozenset({_S.SUPERSEDED}),
+    _S.SUPERSEDED: frozenset(),
+}
+
+
+def check_transition(alert: Alert, to: AlertState) -> None:
+    """Raise InvalidTransition unless `alert` may move to `to`."""
+    if to not in TRANSITIONS[alert.state]:
+        raise InvalidTransition(
+            f"alert {alert.reference} is {alert.state.value}; it cannot become {to.value}",
+            alert_id=alert.id, state=alert.state.value, to=to.value,
+        )
+
+
+def move_alert(alert: Alert, to: AlertState) -> None:
+    """The one way an alert changes state: checked against TRANSITIONS, stamped."""
+    check_transition(alert, to)
+    alert.state = to
+    alert.updated_at = utcnow()

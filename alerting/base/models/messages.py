@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from alerting.base.db import Base, created_at_column, enum_type
+from alerting.base.sms_text.vocabulary import ReplyMeaning
 
 
 class DeliveryState(enum.StrEnum):
@@ -105,15 +106,8 @@ class InboundMessage(Base):
     outcome: Mapped[str | None] = mapped_column(String(32))  # matched / unmatched_sender / ...
 
 
-class ReplyMeaning(enum.StrEnum):
-    ACK = "ack"
-    NO = "no"
-    HELP = "help"
-    POLL = "poll"
-    STOP = "stop"
-    START = "start"
-    VERIFY_YES = "verify_yes"
-    FREE_TEXT = "free_text"
+# The meanings that count as an answer to an alert (ACK deadlines, non-responders, the live page).
+ANSWERED = ("ack", "no", "help", "poll", "verify_yes")
 
 
 class Reply(Base):

@@ -8,6 +8,7 @@ the word is also close to another meaning's word: then the reply is kept as free
 
 from __future__ import annotations
 
+import enum
 import re
 import tomllib
 import unicodedata
@@ -17,7 +18,20 @@ from functools import cached_property
 from pathlib import Path
 
 from alerting.base.errors import ConfigError
-from alerting.base.models import ReplyMeaning
+
+
+class ReplyMeaning(enum.StrEnum):
+    """What a reply means (the `replies.meaning` column); the words for each are below."""
+
+    ACK = "ack"
+    NO = "no"
+    HELP = "help"
+    POLL = "poll"
+    STOP = "stop"
+    START = "start"
+    VERIFY_YES = "verify_yes"
+    FREE_TEXT = "free_text"
+
 
 DEFAULT_WORDS: dict[ReplyMeaning, tuple[str, ...]] = {
     ReplyMeaning.ACK: ("ack", "ok", "okay", "oka", "recibido", "recibida", "enterado", "enterada", "si", "yes",

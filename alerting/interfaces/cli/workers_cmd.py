@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 
 import click
 
@@ -107,15 +108,11 @@ def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool,
                    f"({stats.restarts} loop restart(s) since it started)")
 
 
-def _process_inbound_hook():  # type: ignore[no-untyped-def]
-    """After raw inbound rows commit, queue their interpretation (when the inbound service exists)."""
-    try:
-        from broadcast import replies
-    except ImportError:
-        return None
-    from broadcast.inbound import Coalescer
+def _process_inbound_hook() -> Callable[[list[int]], None]:
+    """After raw inbound rows commit, queue their interpretation (coalesced: one job per 0.3 s)."""
+    from broadcast.inbound import Coalescer, queue_interpretation
 
-    return Coalescer(replies.queue_interpretation, interval_s=0.3).poke
+    return Coalescer(queue_interpretation, interval_s=0.3).poke
 
 
 @cli.command("scheduler")

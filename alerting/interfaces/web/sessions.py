@@ -8,42 +8,24 @@ and a password change revoke rows, so a copied cookie stops working at once.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
-from sqlalchemy import DateTime, ForeignKey, String, delete, select, update
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 from werkzeug.datastructures import CallbackDict
 
-from alerting.base.db import Base, created_at_column, transaction, utcnow
+from alerting.base.db import transaction, utcnow
+from alerting.base.models import WebSession
+from alerting.directory.accounts import revoke_operator_sessions, session_digest
 
 COOKIE_SECURE = "__Host-sirena"  # __Host-: Secure, Path=/, no Domain (ASVS 3.4.4)
 COOKIE_PLAIN = "sirena"  # plain HTTP on a loopback development server only
 ANONYMOUS_LIFETIME = timedelta(hours=1)
 _TOUCH_EVERY = timedelta(seconds=30)  # fewer writes; the idle timeout is minutes
-
-
-class WebSession(Base):
-    __tablename__ = "web_sessions"
-
-    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
-    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"))
-    data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
-    created_at: Mapped[datetime] = created_at_column()
-    last_seen_at: Mapped[datetime] = created_at_column()
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    address: Mapped[str | None] = mapped_column(String(64))
-    user_agent: Mapped[str | None] = mapped_column(String(512))
-
-
-def _digest(sid: str) -> str:
-    return hashlib.sha256(sid.encode()).hexdigest()
 
 
 class ConsoleSession(CallbackDict, SessionMixin):  # type: ignore[misc]
@@ -94,7 +76,7 @@ class ServerSessionInterface(SessionInterface):
         now = utcnow()
         idle: timedelta = app.config["SIRENA_IDLE_TIMEOUT"]
         with transaction() as session:
-            row = session.get(WebSession, _digest(sid))
+            row = session.get(WebSession, session_digest(sid))
             if row is None or row.revoked_at is not None:
                 return ConsoleSession(expired=True)
             if row.expires_at <= now or (row.operator_id is not None and row.last_seen_at + idle <= now):
@@ -115,29 +97,29 @@ class ServerSessionInterface(SessionInterface):
         with transaction() as db:
             if session.revoke:
                 if session.sid:
-                    _revoke(db, [_digest(session.sid)], now)
+                    _revoke(db, [session_digest(session.sid)], now)
                 response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Strict")
                 return
             if session.regenerate_to is not False:
                 if session.sid:
-                    _revoke(db, [_digest(session.sid)], now)
+                    _revoke(db, [session_digest(session.sid)], now)
                 session.sid, session.operator_id = None, session.regenerate_to  # type: ignore[assignment]
             if session.sid is None:
                 if not session and session.operator_id is None:
                     return  # nothing worth a row: no cookie for a visitor who stored nothing
                 session.sid = secrets.token_urlsafe(32)
                 lifetime = app.config["SIRENA_ABSOLUTE_TIMEOUT"] if session.operator_id else ANONYMOUS_LIFETIME
-                db.add(WebSession(id_sha256=_digest(session.sid), operator_id=session.operator_id,
+                db.add(WebSession(id_sha256=session_digest(session.sid), operator_id=session.operator_id,
                                   data=dict(session), expires_at=now + lifetime, last_seen_at=now,
                                   address=(request.remote_addr or "")[:64],
                                   user_agent=(request.user_agent.string or "")[:512]))
                 if secrets.randbelow(50) == 0:
                     purge_expired(db, now)
             elif session.modified:
-                db.execute(update(WebSession).where(WebSession.id_sha256 == _digest(session.sid))
+                db.execute(update(WebSession).where(WebSession.id_sha256 == session_digest(session.sid))
                            .values(data=dict(session), last_seen_at=now))
             elif session.last_seen_at is None or session.last_seen_at + _TOUCH_EVERY <= now:
-                db.execute(update(WebSession).where(WebSession.id_sha256 == _digest(session.sid))
+                db.execute(update(WebSession).where(WebSession.id_sha256 == session_digest(session.sid))
                            .values(last_seen_at=now))
         response.set_cookie(name, session.sid, path="/", secure=secure, httponly=True, samesite="Strict")
         response.vary.add("Cookie")
@@ -146,14 +128,6 @@ class ServerSessionInterface(SessionInterface):
 def _revoke(db: Session, digests: list[str], now: datetime) -> None:
     db.execute(update(WebSession).where(WebSession.id_sha256.in_(digests), WebSession.revoked_at.is_(None))
                .values(revoked_at=now))
-
-
-def revoke_operator_sessions(db: Session, operator_id: int, *, keep_sid: str | None = None) -> int:
-    """Revoke every live session of an operator (except `keep_sid`); returns how many."""
-    query = update(WebSession).where(WebSession.operator_id == operator_id, WebSession.revoked_at.is_(None))
-    if keep_sid:
-        query = query.where(WebSession.id_sha256 != _digest(keep_sid))
-    return db.execute(query.values(revoked_at=utcnow())).rowcount
 
 
 def live_sessions(db: Session, operator_id: int) -> list[WebSession]:

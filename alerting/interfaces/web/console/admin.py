@@ -12,11 +12,11 @@ from alerting.base.db import transaction, utcnow
 from alerting.base.errors import NotFound
 from alerting.base.models import ApiToken, Operator, Role, Sender
 from alerting.directory import accounts
+from alerting.directory.accounts import revoke_operator_sessions
 from alerting.interfaces.web import labels
 from alerting.interfaces.web.errors import on_invalid
 from alerting.interfaces.web.labels import label
 from alerting.interfaces.web.security import current_actor, requires, step_up
-from alerting.interfaces.web.sessions import revoke_operator_sessions
 from audit import trail
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")

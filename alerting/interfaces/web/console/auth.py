@@ -14,11 +14,10 @@ from flask_babel import gettext as _
 from alerting.base.db import transaction
 from alerting.base.models import Operator
 from alerting.directory import accounts
-from alerting.directory.accounts import decrypt_totp
+from alerting.directory.accounts import decrypt_totp, revoke_operator_sessions
 from alerting.interfaces.web import signin
 from alerting.interfaces.web.errors import on_invalid
 from alerting.interfaces.web.security import current_actor, current_operator, limiter, public, requires, safe_next
-from alerting.interfaces.web.sessions import revoke_operator_sessions
 
 bp = Blueprint("auth", __name__)
 
