@@ -47,6 +47,7 @@ from alerting.base.settings import Secret
 from alerting.directory import permissions
 from audit import trail
 from audit.actor import Actor
+from audit.seal import seal_events
 
 log = logging.getLogger("sirena.webhooks")
 
@@ -176,8 +177,6 @@ def collect_events(session: Session) -> int:
 
     Serialized by the cursor rows' locks: two schedulers never emit the same event twice.
     """
-    from audit.seal import seal_events
-
     subscribers = list(session.scalars(select(WebhookSubscriber).where(WebhookSubscriber.active)))
     if subscribers:
         # Only sealed events have a seq, and sealed seqs only grow: a safe cursor.

@@ -8,7 +8,7 @@ advisory lock held only for their own short transaction, so the chain never fork
 
 Who seals: the processes that write events — the web app (console and API) and every gateway
 worker — in the background every SEAL_EVERY_S (`Sealer`), the scheduler on every pass
-(`broadcast.reconciler.periodic_tasks`), every CLI command as it ends, and, before they look at
+(`alerting.interfaces.scheduler.periodic_tasks`), every CLI command as it ends, and, before they look at
 the chain, `audit verify`, `audit checkpoint`, `audit export`, the console's export and the
 webhook collector; a worker also seals right after it commits an alert's completion. So an event
 waits a second or two for its link, scheduler or no scheduler, while one of those runs. Until

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from alerting.base.db import session_bind, transaction
 from alerting.base.errors import SirenaError
 from audit.actor import Actor
 
@@ -47,7 +48,6 @@ _APPEND = (
 
 class AuditWriteFailed(SirenaError):
     """The trail could not record an event; the action it records must fail with it."""
-
     code = "audit_unavailable"
     exit_code = 1
     http_status = 503
@@ -187,8 +187,6 @@ def append_alone(
     when refusals come in bursts (a password-guessing attack, a flood of API calls over a limit).
     Raises AuditWriteFailed when the event cannot be written, ValueError on a programming error.
     """
-    from alerting.base.db import session_bind, transaction
-
     params = _params(actor, action, subject_type, subject_id, payload, outcome, reason)
     bind = session_bind()
     if not isinstance(bind, Engine):  # bound to one connection (tests): its transaction rules

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from alerting.base.db import configured_settings
+from alerting.base.db import configured_settings, transaction
 from alerting.base.errors import InvalidTransition, NotFound
 from alerting.base.models import Alert, AlertMode, AlertState
 from alerting.base.models.messages import ANSWERED
@@ -104,8 +104,6 @@ def periodic_pass(now: datetime) -> dict[str, Any]:
     (own transaction) and a sweep job for inbound rows whose interpretation job never ran. The
     sweep is a job because it needs a gateway worker: receipt id styles and the routes for
     retrying through another carrier live in the carriers file the gateway loaded."""
-    from alerting.base.db import transaction
-
     with transaction() as session:
         done = escalate_due(session, now)
     queued = queue_sweep(now.timestamp())

@@ -34,6 +34,7 @@ from sqlalchemy import text
 
 from alerting.base.db import engine, transaction
 from alerting.base.outbox import FLASH_CHANNEL
+from broadcast import jobs
 
 if TYPE_CHECKING:
     from broadcast.gateway import Gateway
@@ -56,7 +57,6 @@ SELECT a.id, a.state, a.fanout_done,
 
 class FlashLane:
     """The lane of one gateway; `start()` runs it in a daemon thread, `stop()` ends it."""
-
     def __init__(self, gateway: Gateway, *, poll_s: float = POLL_S) -> None:
         self.gateway = gateway
         self.poll_s = poll_s
@@ -122,8 +122,6 @@ class FlashLane:
 
     def _step(self, alert_id: int, state: str, fanout_done: bool, queued: bool) -> tuple[bool, int]:
         """One piece of work on one flash alert; returns (whether anything moved, send calls made)."""
-        from broadcast import jobs
-
         if state in ("approved", "scheduled"):
             # The first chunk (after the lock, if a worker is writing it: then nothing), then its slices.
             jobs.fan_out(alert_id, first_only=True, queue_jobs=False)

@@ -18,13 +18,16 @@ from sqlalchemy.orm import Session
 
 from alerting.base import job_ids
 from alerting.base.db import configured_settings, transaction, utcnow
+from alerting.base.errors import ConfigError
 from alerting.base.models import Alert, AlertKind, AlertState, Delivery, Priority
 from alerting.base.models.alerts import move_alert
 from alerting.base.outbox import enqueue_after_commit, notify_flash
 from audit import trail
 from audit.actor import Actor
+from audit.checkpoints import checkpoint_after_commit
 from audit.seal import seal_after_commit
 from broadcast import claims, runtime
+from geo import targeting
 
 log = logging.getLogger("sirena.jobs")
 
@@ -95,8 +98,6 @@ def _last_delivery_id(session: Session, alert_id: int) -> int:
 
 def _first_chunk(session: Session, alert: Alert, *, queue_jobs: bool = True) -> None:
     """Pin the zone versions every later chunk uses, write the first chunk, start the lanes."""
-    from geo import targeting
-
     alert.resolved = {**(alert.resolved or {}), **targeting.resolution_record(session, _spec(alert))}
     session.flush()
     start = targeting.skip_unreachable(session, _spec(alert), 0)
@@ -113,8 +114,6 @@ def _first_chunk(session: Session, alert: Alert, *, queue_jobs: bool = True) -> 
 
 def _claim_next_chunk(session: Session, alert: Alert) -> bool:
     """Under the alert's lock: record the next contact range as claimed and move the cursor past it."""
-    from geo import targeting
-
     start = targeting.skip_unreachable(session, _spec(alert), alert.fanout_cursor or 0)
     chunk = None if start is None else targeting.next_contact_range(session, start, CHUNK_CONTACTS)
     if chunk is None:
@@ -132,8 +131,6 @@ def _pending_chunks(session: Session, alert_id: int) -> bool:
 
 def _reachable_after(session: Session, alert: Alert, cursor: int) -> bool:
     """Whether a contact after `cursor` may still be reached (targeting.skip_unreachable)."""
-    from geo import targeting
-
     start = targeting.skip_unreachable(session, _spec(alert), cursor)
     return start is not None and bool(session.execute(text("SELECT EXISTS (SELECT 1 FROM contacts WHERE id > :c)"),
                                                       {"c": start}).scalar_one())
@@ -170,15 +167,11 @@ def _write_pending_chunk(alert_id: int, *, queue_jobs: bool = True) -> None:
 
 
 def _materialize(session: Session, alert: Alert, chunk: tuple[int, int]) -> int:
-    from geo import targeting
-
     return targeting.materialize_chunk(session, alert.id, _spec(alert), *chunk,
                                        include_opted_out=_overrides_opt_out(alert) or None)
 
 
 def _spec(alert: Alert) -> Any:
-    from geo import targeting
-
     return targeting.TargetSpec.from_json(alert.target or {})
 
 
@@ -211,8 +204,6 @@ def queue_batches(session: Session, alert: Alert, batches: list[tuple[int, int]]
 
 def _overrides_opt_out(alert: Alert) -> bool:
     """Policy (SIRENA_OPT_OUT_OVERRIDE): e.g. a live flash alert reaches opted-out contacts too."""
-    from geo import targeting
-
     return targeting.opt_out_policy().overrides(alert.mode, alert.priority)
 
 
@@ -253,9 +244,6 @@ def _checkpoint_at_completion(session: Session) -> None:
     """Seal the completion event into the chain at once and write a checkpoint of the head outside
     the database (audit issue: at every alert completion). Without the secret key that signs
     checkpoints the seal still happens; the periodic checkpoint covers the rest."""
-    from alerting.base.errors import ConfigError
-    from audit.checkpoints import checkpoint_after_commit
-
     settings = configured_settings()
     try:
         if settings is None:

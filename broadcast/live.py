@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from alerting.base.models.messages import ANSWERED
+from broadcast.jobs import counts_by_state
 
 
 def alert_reply_counts(session: Session, alert_id: int) -> dict[str, Any]:
@@ -40,7 +41,6 @@ def alert_reply_counts(session: Session, alert_id: int) -> dict[str, Any]:
           FROM replies WHERE alert_id = :a
     """), {"a": alert_id}).one()
     counts["help"], counts["free_text"], counts["responders"] = int(extra[0]), int(extra[1]), int(extra[2])
-    from broadcast.jobs import counts_by_state
 
     counts["deliveries"] = counts_by_state(session, alert_id)  # queued/submitted/delivered/failed/...
     counts["answered"] = sum(int(n) for _, _, n in rows)  # recipients whose latest word is an answer

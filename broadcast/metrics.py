@@ -37,6 +37,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from alerting.base.db import transaction
+from alerting.base.outbox import PRIORITY_QUEUES
+from broadcast import receipts
+
 log = logging.getLogger("sirena.metrics")
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -66,7 +70,6 @@ def observe_reconcile(report: Any) -> None:
 
 class PoolCollector(Collector):
     """Per-bind figures of this process's carrier pool, read at scrape time."""
-
     def __init__(self, health: Callable[[], dict[str, Any]]) -> None:
         self.health = health
 
@@ -116,13 +119,10 @@ class PoolCollector(Collector):
 
 class SystemCollector(Collector):
     """Queue depth per priority (Redis), inbound rates and approval→first-submit latency (Postgres)."""
-
     def __init__(self, redis: Any) -> None:
         self.redis = redis
 
     def collect(self) -> Iterator[Any]:
-        from alerting.base.outbox import PRIORITY_QUEUES
-
         depth = GaugeMetricFamily("sirena_queue_depth", "RQ jobs waiting per priority queue", labels=["queue"])
         try:
             depths = [(name, self.redis.llen(f"rq:queue:{name}")) for name in PRIORITY_QUEUES]
@@ -139,8 +139,6 @@ class SystemCollector(Collector):
 def _postgres_families() -> Iterator[Any]:
     from sqlalchemy import text
 
-    from alerting.base.db import transaction
-    from broadcast import receipts
 
     inbound = GaugeMetricFamily("sirena_inbound_per_second", "deliver_sm stored per second over the last minute",
                                 labels=["kind"])

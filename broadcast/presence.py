@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from broadcast import metrics
+
 log = logging.getLogger("sirena.presence")
 
 PREFIX = "sirena:presence:"
@@ -58,7 +60,6 @@ def read_all(redis: Any) -> list[dict[str, Any]]:
 
 class Heartbeat:
     """A daemon thread calling `publish(role, name, payload())` every INTERVAL_S until stopped."""
-
     def __init__(self, redis: Any, role: str, name: str, payload: Callable[[], dict[str, Any]]) -> None:
         self.redis, self.role, self.name, self.payload = redis, role, name, payload
         self._stop = threading.Event()
@@ -88,8 +89,6 @@ def watch_gateway(gateway: Any, redis: Any, *, queues: list[str], share: str, me
                   extra: Callable[[], dict[str, Any]] | None = None) -> Heartbeat:
     """Start the gateway's presence heartbeat and, if `metrics_port`, its Prometheus endpoint.
     `extra()` adds the worker loop's own figures (restarts, stopping) to each record."""
-    from broadcast import metrics
-
     started = time.time()
 
     carriers_of = {sender: [c.name for c in gateway.config.carriers if sender in c.senders]
@@ -106,8 +105,6 @@ def watch_gateway(gateway: Any, redis: Any, *, queues: list[str], share: str, me
 
 def watch_scheduler(redis: Any, *, metrics_port: int = 0) -> None:
     """The scheduler's Prometheus endpoint (its presence is published after each pass)."""
-    from broadcast import metrics
-
     if metrics_port:
         metrics.serve(metrics_port, redis=redis)
 

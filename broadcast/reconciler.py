@@ -1,6 +1,7 @@
 """The reconciler: rebuilds the work in Redis from Postgres alone.
 
-Run by `sirena reconcile` once, and every few seconds by `sirena scheduler`. It:
+Run by `sirena reconcile` once, and every few seconds by the scheduler loop (`sirena scheduler`,
+alerting/interfaces/scheduler.py). It:
 - returns expired `submitting` leases to `queued` (a dead worker's batch), counting possible re-sends;
 - gives `waiting_route` deliveries another chance once in a while;
 - queues the fan-out of approved alerts whose job never reached Redis, and of scheduled alerts now due
@@ -8,15 +9,13 @@ Run by `sirena reconcile` once, and every few seconds by `sirena scheduler`. It:
 - queues send batches for queued deliveries that no pending job covers (Redis flushed, jobs lost);
 - completes alerts with nothing left to send.
 Every action is idempotent; two reconcilers at once only queue harmless duplicate jobs, and
-`sirena scheduler` takes an advisory lock per pass (`exclusive_pass`), so a standby never doubles one.
+`sirena scheduler` takes an advisory lock per pass, so a standby never doubles one.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -27,7 +26,7 @@ from alerting.base import job_ids
 from alerting.base.db import transaction, utcnow
 from alerting.base.models import Alert, AlertState
 from alerting.base.outbox import PRIORITY_QUEUES, enqueue_after_commit
-from broadcast import claims, jobs, metrics, presence
+from broadcast import claims, jobs
 
 log = logging.getLogger("sirena.reconciler")
 
@@ -137,99 +136,3 @@ def _orphan_batches(session, alert_id: int, covered: list[tuple[int, int]]) -> l
          GROUP BY b ORDER BY 1
     """), {"a": alert_id, "size": jobs.BATCH_SIZE, "grace": ORPHAN_GRACE_S, "covered": multirange}).all()
     return [(r[0], r[1]) for r in rows]
-
-
-def periodic_tasks(settings: object | None = None) -> list[tuple[str, object]]:
-    """What else the scheduler runs each pass, each in its own transaction, with the time passed in:
-    sealing the audit trail, escalations at ACK deadlines (and the inbound sweep), recurring
-    schedules and webhooks, audit checkpoints, carrier health from receipts."""
-    from alerting.base.db import engine
-
-    def escalations(now: object) -> object:
-        from broadcast import escalation
-
-        return escalation.periodic_pass(now)  # type: ignore[arg-type]
-
-    from alerting.base.intake_config import IntakeConfig
-
-    # Read once, with the settings at process start (a bad SIRENA_QUIET_* stops the scheduler there).
-    intake = getattr(settings, "intake", None) or IntakeConfig()
-
-    def interfaces(now: object) -> object:
-        """Recurring schedules due, webhook events collected and their retries re-queued."""
-        from alerting.interfaces.intake.tick import tick
-
-        return tick(config=intake, now=now)  # type: ignore[arg-type]
-
-    def seal(now: object) -> object:
-        """Link what has committed into the audit chain: an event waits at most one pass."""
-        from audit.seal import seal_committed
-
-        return seal_committed(engine())
-
-    def checkpoint(now: object) -> object:
-        from audit.checkpoints import checkpoint_if_due
-
-        return checkpoint_if_due(engine(), settings, every_s=300.0) if settings is not None else None  # type: ignore[arg-type]
-
-    def carriers(now: object) -> object:
-        """Each carrier judged from its recent receipts; gateways follow the verdicts."""
-        from broadcast.carrier_health import assess_if_due
-
-        return assess_if_due(now)  # type: ignore[arg-type]
-
-    return [("seal", seal), ("escalations", escalations), ("interfaces", interfaces), ("checkpoint", checkpoint),
-            ("carriers", carriers)]
-
-
-def run_forever(redis: Redis | None, *, interval_s: float = 2.0, stop: object = None,
-                settings: object | None = None) -> None:
-    """The loop `sirena scheduler` runs: reconcile and the periodic tasks every `interval_s`."""
-    tasks = periodic_tasks(settings)
-    while stop is None or not stop.is_set():  # type: ignore[attr-defined]
-        try:
-            with exclusive_pass() as mine:
-                if mine:
-                    _one_pass(redis, tasks)
-                elif redis is not None:
-                    presence.publish(redis, "scheduler", presence.process_name(), {"leader": False})
-        except Exception:  # Postgres unreachable: no lock, no pass
-            log.exception("scheduler pass failed; retrying")
-        if stop is None:
-            time.sleep(interval_s)
-        else:  # SIGTERM ends the wait: the scheduler stops after the pass it is in, never in one
-            stop.wait(interval_s)  # type: ignore[attr-defined]
-
-
-PASS_LOCK = 0x5152_4543  # pg advisory lock key: one scheduler pass at a time, whatever the machine
-
-
-@contextmanager
-def exclusive_pass() -> Iterator[bool]:
-    """Yield True if this process holds the scheduler's pass lock, False if another scheduler does.
-
-    A transaction-level advisory lock on its own connection: released at COMMIT, and by Postgres
-    when the connection dies, so a SIGKILLed scheduler never keeps it. With it two schedulers
-    (a standby, or one started by mistake) never fire the same due alert in the same instant.
-    """
-    from alerting.base.db import engine
-
-    with engine().connect() as conn, conn.begin():
-        yield bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": PASS_LOCK}).scalar())
-
-
-def _one_pass(redis: Redis | None, tasks: list[tuple[str, object]]) -> None:
-    report = None
-    try:
-        report = reconcile(redis)
-        metrics.observe_reconcile(report)
-    except Exception:
-        log.exception("reconcile pass failed; retrying")
-    for name, task in tasks:
-        try:
-            task(utcnow())  # type: ignore[operator]
-        except Exception:
-            log.exception("periodic task %s failed; retrying next pass", name)
-    if redis is not None:  # what `sirena status` reads as the reconciler's lag
-        presence.publish(redis, "scheduler", presence.process_name(),
-                         {"leader": True, "last_pass": report.as_dict() if report else None})

@@ -36,6 +36,7 @@ from alerting.base.sms_text.vocabulary import Vocabulary, load_vocabulary
 from audit import trail
 from audit.actor import Actor
 from broadcast import receipts, runtime
+from broadcast.escalation import raise_help_now, retry_undelivered
 from broadcast.followups import FollowupDraft, create_followups
 
 log = logging.getLogger("sirena.replies")
@@ -170,7 +171,6 @@ def _retry(session: Session, undelivered: list[int]) -> None:
         log.warning("%d undelivered messages not retried: no gateway in this process knows the routes",
                     len(undelivered))
         return
-    from broadcast.escalation import retry_undelivered
 
     retry_undelivered(session, undelivered, routes)
 
@@ -352,6 +352,5 @@ def _act(session: Session, replies: list[tuple[int, tuple[Any, ...], tuple[Any, 
                                     updated_at = now() WHERE id = ANY(:ids)"""), {"ids": ids, "state": state})
     helps = by_meaning.get(ReplyMeaning.HELP, [])
     if helps:
-        from broadcast.escalation import raise_help_now
 
         raise_help_now(session, [(reply_id, value[2], value[4], value[7]) for reply_id, value, _ in helps])

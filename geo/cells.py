@@ -24,10 +24,7 @@ from typing import Any
 
 import numpy as np
 import shapely
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, text
-from sqlalchemy.orm import Mapped, mapped_column
-
-from alerting.base.db import Base
+from sqlalchemy import text
 
 FINE_LEVEL = 31  # bits per axis of the key
 MAX_LEVEL = 26  # the finest cell refined to: 360°/2^26, about 0.6 m
@@ -64,17 +61,6 @@ BEGIN
     RETURN qx | (qy << 1);
 END $$
 """
-
-
-class ZoneCell(Base):
-    """One key range of a zone version's covering: `inside` (no exact test) or boundary."""
-
-    __tablename__ = "zone_cells"
-
-    zone_id: Mapped[int] = mapped_column(Integer, ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True)
-    lo: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    hi: Mapped[int] = mapped_column(BigInteger)
-    inside: Mapped[bool] = mapped_column(Boolean)
 
 
 @dataclass(frozen=True)

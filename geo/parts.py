@@ -8,25 +8,10 @@ every version and reported by zone_geojson (`parts`), for spatial look-ups of zo
 
 from __future__ import annotations
 
-from typing import Any
-
-from geoalchemy2 import Geometry
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, text
-from sqlalchemy.orm import Mapped, Session, mapped_column
-
-from alerting.base.db import Base
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 MAX_VERTICES = 64  # ST_Subdivide's max_vertices: small pieces, tight boxes, short point-in-polygon tests
-
-
-class ZonePart(Base):
-    __tablename__ = "zone_parts"
-    __table_args__ = (Index("ix_zone_parts_geom", "geom", postgresql_using="gist"),)
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), index=True)
-    part_no: Mapped[int] = mapped_column(Integer)
-    geom: Mapped[Any] = mapped_column(Geometry("POLYGON", srid=4326, spatial_index=False))
 
 
 def subdivide_zone(session: Session, zone_id: int) -> int:

@@ -40,8 +40,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CompoundSelect
 
 from alerting.base.models import Contact, ContactLocation, GroupKind, GroupMember
+from alerting.base.models.zones import ZoneCell
 from alerting.directory.criteria import compile_criterion
-from geo.cells import Covering, ZoneCell
+from geo.cells import Covering
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,14 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from alerting.base.errors import NotFound, Refused
-from alerting.base.models.zones import Zone
+from alerting.base.models.zones import Zone, ZonePart
 from alerting.directory import permissions
 from alerting.directory.target_refs import zone_users
 from audit import trail
 from audit.actor import Actor
 from geo import zone_files
 from geo.cells import write_covering
-from geo.parts import ZonePart, subdivide_zone
+from geo.parts import subdivide_zone
 from geo.validation import (
     EARTH_RADIUS_KM,
     area_km2,

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from smsc_sim import pdu
 from smsc_sim.carrier import Carrier
 from smsc_sim.config import SimConfig
+from smsc_sim.control import serve_control
 from smsc_sim.errors import InvalidInput, NotFound
 from smsc_sim.receipts import build_mo
 from smsc_sim.records import PduLog
@@ -33,7 +34,6 @@ _FLUSH_EVERY_S = 0.5
 
 class Simulator:
     """Several simulated SMSCs (one TCP port each) on one asyncio loop."""
-
     def __init__(self, config: SimConfig) -> None:
         config.validate()
         self.config = config
@@ -58,7 +58,6 @@ class Simulator:
         for carrier in self.carriers.values():
             await carrier.start()
         if self.control_port is not None:
-            from smsc_sim.control import serve_control
 
             self._control = await serve_control(self, self.config.host, self.control_port)
             self.control_port = self._control.sockets[0].getsockname()[1]

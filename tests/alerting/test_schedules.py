@@ -155,7 +155,7 @@ def test_quiet_hours_wrap_midnight():
 
 
 def test_the_scheduler_tick_fires_due_schedules(db, people):
-    from alerting.interfaces.intake.tick import tick
+    from alerting.interfaces.scheduler import tick
 
     composer, _ = people
     schedule = create_schedule(db, "s", FIRST_MONDAY_10, TZ, DRILL, "draft", composer, config=IntakeConfig(), now=NOW)

@@ -2,7 +2,7 @@
 
 The schedule lives in Postgres (`alerts.scheduled_at`), not in RQ: whichever scheduler passes next
 fires it. Two schedulers never fire it twice: each pass holds a Postgres advisory lock
-(`broadcast.reconciler.exclusive_pass`), released by Postgres when its holder dies. Checked three
+(`alerting.interfaces.scheduler.exclusive_pass`), released by Postgres when its holder dies. Checked three
 ways: one fan-out job ever queued for the alert (RQ keeps a finished job's key for its result TTL),
 one `alert.sending_started` audit event, and nobody got the alert twice (bound 0).
 """

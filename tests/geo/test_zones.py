@@ -11,9 +11,9 @@ from sqlalchemy import func, select, text
 
 from alerting.base.errors import InvalidInput, NotFound, Refused
 from alerting.base.models import AlertState
-from alerting.base.models.zones import Zone
+from alerting.base.models.zones import Zone, ZonePart
 from audit.actor import Actor
-from geo.parts import MAX_VERTICES, ZonePart
+from geo.parts import MAX_VERTICES
 from geo.targeting import TargetSpec, resolve
 from geo.zones import (
     delete_zone,

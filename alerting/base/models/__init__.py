@@ -14,7 +14,7 @@ from alerting.base.models.directory import Contact, ContactImport, ContactLocati
 from alerting.base.models.messages import Delivery, DeliveryState, InboundKind, InboundMessage, Reply, ReplyMeaning
 from alerting.base.models.operators import ApiToken, Operator, Role, WebSession
 from alerting.base.models.senders import CarrierHealthRow, Sender, SenderKind, SenderUsage
-from alerting.base.models.zones import Zone
+from alerting.base.models.zones import Zone, ZoneCell, ZonePart
 
 __all__ = [
     "Alert",
@@ -46,4 +46,6 @@ __all__ = [
     "SenderUsage",
     "WebSession",
     "Zone",
+    "ZoneCell",
+    "ZonePart",
 ]

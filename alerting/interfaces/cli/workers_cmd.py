@@ -120,8 +120,8 @@ def _process_inbound_hook() -> Callable[[list[int]], None]:
 @pass_ctx
 def scheduler(ctx: Context, metrics_port: int) -> None:
     """Fires scheduled alerts when due and reconciles Redis with Postgres every few seconds."""
+    from alerting.interfaces.scheduler import run_forever
     from broadcast.presence import watch_scheduler
-    from broadcast.reconciler import run_forever
 
     logging.getLogger().setLevel(ctx.settings.log_level)
     ctx.db()
