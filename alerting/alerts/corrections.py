@@ -27,16 +27,14 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, func, or_, select
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, Session, mapped_column
-from sqlalchemy.types import DateTime
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
 
 from alerting.alerts import lifecycle
-from alerting.base.db import Base, created_at_column, utcnow
+from alerting.base.db import utcnow
 from alerting.base.errors import InvalidInput, InvalidTransition, Refused
 from alerting.base.models import Alert, AlertKind, AlertState, Delivery, DeliveryState, Priority
-from alerting.base.models.alerts import AuthorRole, check_transition
+from alerting.base.models.alerts import AuthorRole, PrearmedTexts, check_transition
 from alerting.directory import permissions
 from audit import trail
 from audit.actor import Actor
@@ -55,22 +53,6 @@ FIREABLE = frozenset({AlertState.APPROVED, AlertState.SCHEDULED, AlertState.SEND
                       AlertState.CANCELLED})
 MAX_CORRECTION_CHARS = 1000
 ORIGINS = frozenset({"console", "api", "cli", "email", "cap"})
-
-
-class PrearmedTexts(Base):
-    """The correction and cancellation texts of one alert, approved with it."""
-
-    __tablename__ = "alert_prearmed"
-
-    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True)
-    correction_texts: Mapped[dict[str, str]] = mapped_column(JSONB)
-    cancel_texts: Mapped[dict[str, str]] = mapped_column(JSONB)
-    texts_sha256: Mapped[str] = mapped_column(String(64))
-    armed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    armed_by_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
-    fired_alert_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("alerts.id"))
-    fired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = created_at_column()
 
 
 def _digest(correction: dict[str, str], cancel: dict[str, str]) -> str:

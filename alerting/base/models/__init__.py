@@ -8,11 +8,25 @@ from alerting.base.models.alerts import (
     AlertKind,
     AlertMode,
     AlertState,
+    PrearmedTexts,
     Priority,
 )
+from alerting.base.models.audit_events import AuditEvent
 from alerting.base.models.directory import Contact, ContactImport, ContactLocation, Group, GroupKind, GroupMember
+from alerting.base.models.intake import (
+    CapMessage,
+    IdempotencyRecord,
+    IntakeMessage,
+    IntakeSender,
+    Schedule,
+    ScheduleRun,
+    WebhookCursor,
+    WebhookDelivery,
+    WebhookSubscriber,
+)
 from alerting.base.models.messages import Delivery, DeliveryState, InboundKind, InboundMessage, Reply, ReplyMeaning
 from alerting.base.models.operators import ApiToken, Operator, Role, WebSession
+from alerting.base.models.pipeline import Escalation, FanoutChunk, Followup, MessagePart, Receipt
 from alerting.base.models.senders import CarrierHealthRow, Sender, SenderKind, SenderUsage
 from alerting.base.models.zones import Zone, ZoneCell, ZonePart
 
@@ -25,26 +39,42 @@ __all__ = [
     "AlertMode",
     "AlertState",
     "ApiToken",
+    "AuditEvent",
+    "CapMessage",
     "CarrierHealthRow",
     "Contact",
     "ContactImport",
     "ContactLocation",
     "Delivery",
     "DeliveryState",
+    "Escalation",
+    "FanoutChunk",
+    "Followup",
     "Group",
     "GroupKind",
     "GroupMember",
+    "IdempotencyRecord",
     "InboundKind",
     "InboundMessage",
+    "IntakeMessage",
+    "IntakeSender",
+    "MessagePart",
     "Operator",
+    "PrearmedTexts",
     "Priority",
+    "Receipt",
     "Reply",
     "ReplyMeaning",
     "Role",
+    "Schedule",
+    "ScheduleRun",
     "Sender",
     "SenderKind",
     "SenderUsage",
     "WebSession",
+    "WebhookCursor",
+    "WebhookDelivery",
+    "WebhookSubscriber",
     "Zone",
     "ZoneCell",
     "ZonePart",

@@ -155,6 +155,22 @@ class AlertAuthor(Base):
     at: Mapped[datetime] = created_at_column()
 
 
+class PrearmedTexts(Base):
+    """The correction and cancellation texts of one alert, approved with it."""
+
+    __tablename__ = "alert_prearmed"
+
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True)
+    correction_texts: Mapped[dict[str, str]] = mapped_column(JSONB)
+    cancel_texts: Mapped[dict[str, str]] = mapped_column(JSONB)
+    texts_sha256: Mapped[str] = mapped_column(String(64))
+    armed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    armed_by_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
+    fired_alert_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("alerts.id"))
+    fired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = created_at_column()
+
+
 # The alert state machine: every interface and job moves an alert through move_alert.
 _S = AlertState
 TRANSITIONS: dict[AlertState, frozenset[AlertState]] = {
