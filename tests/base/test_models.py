@@ -11,8 +11,8 @@ NOT_OURS = {"public.alembic_version", "public.spatial_ref_sys"}
 
 def _migrated_tables(db):  # type: ignore[no-untyped-def]
     inspector = inspect(db.connection())
-    return {f"{schema}.{name}" for schema in ("public", "audit") for name in inspector.get_table_names(schema=schema)}, \
-        inspector
+    names = {f"{schema}.{name}" for schema in ("public", "audit") for name in inspector.get_table_names(schema=schema)}
+    return names, inspector
 
 
 def test_every_migrated_table_has_a_model_and_every_model_a_table(db):
