@@ -19,7 +19,7 @@ drills are refused inside them unless an operator overrides with a reason; live 
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,7 +28,8 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from alerting.alerts import approvals, lifecycle
+from alerting.alerts import drafts, lifecycle
+from alerting.alerts.quiet_hours import check_quiet_hours
 from alerting.base.db import utcnow
 from alerting.base.errors import InvalidInput, InvalidTransition, NotFound, SirenaError, TwoPersonRuleViolated
 from alerting.base.intake_config import IntakeConfig
@@ -43,26 +44,6 @@ POLICIES = ("draft", "preapproved_exercise")
 TEMPLATE_KEYS = {"texts", "mode", "sender", "priority", "title", "target", "ack_deadline_s"}
 
 
-def in_quiet_hours(moment: datetime, tz: ZoneInfo, config: IntakeConfig) -> bool:
-    """True when `moment`, in `tz`, falls in the quiet window (which may wrap midnight)."""
-    local: time = moment.astimezone(tz).time().replace(tzinfo=None)
-    start, end = config.quiet_start, config.quiet_end
-    return start <= local < end if start < end else (local >= start or local < end)
-
-
-def check_quiet_hours(mode: AlertMode, moment: datetime, tz: ZoneInfo, config: IntakeConfig,
-                      override_reason: str | None) -> None:
-    """Refuse a test or drill at `moment` inside quiet hours without an override reason (InvalidInput)."""
-    if mode is AlertMode.LIVE or (override_reason and override_reason.strip()):
-        return
-    if in_quiet_hours(moment, tz, config):
-        local = moment.astimezone(tz)
-        raise InvalidInput(f"{local:%Y-%m-%d %H:%M} {tz.key} is inside quiet hours "
-                           f"({config.quiet_start:%H:%M}-{config.quiet_end:%H:%M}) for tests and drills; "
-                           "choose another time or give an override reason",
-                           fields={"scheduled_at": "inside quiet hours for tests and drills"})
-
-
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -75,8 +56,8 @@ def next_occurrence(rule: str, tz: ZoneInfo, after: datetime) -> datetime:
     return croniter(rule, after.astimezone(tz), day_or=False).get_next(datetime)
 
 
-def _draft(template: dict[str, Any], *, origin: str = "schedule") -> lifecycle.AlertDraft:
-    return lifecycle.AlertDraft(texts=dict(template["texts"]), mode=AlertMode(template["mode"]),
+def _draft(template: dict[str, Any], *, origin: str = "schedule") -> drafts.AlertDraft:
+    return drafts.AlertDraft(texts=dict(template["texts"]), mode=AlertMode(template["mode"]),
                                 sender_name=template["sender"], priority=Priority(template.get("priority", "normal")),
                                 title=template.get("title", ""), target=dict(template.get("target") or {}),
                                 ack_deadline_s=template.get("ack_deadline_s"), origin=origin)
@@ -107,7 +88,7 @@ def create_schedule(session: Session, name: str, rule: str, timezone: str, templ
         raise InvalidInput("policy: a live schedule is never pre-approved; use policy draft",
                            fields={"policy": "live alerts are never pre-approved"})
     permissions.require(actor, "schedules.create", "schedule alerts")
-    lifecycle._validate(session, draft)  # the same checks compose_alert makes, once, now
+    drafts.validate(session, draft)  # the same checks lifecycle.compose makes, once, now
     first = next_occurrence(rule, tz, now)
     check_quiet_hours(draft.mode, first, tz, config, quiet_override_reason)
     if session.scalar(select(Schedule.id).where(Schedule.name == name)) is not None:
@@ -257,14 +238,14 @@ def _fire_one(session: Session, schedule: Schedule, run: ScheduleRun, tz: ZoneIn
     composer = session.get(Operator, schedule.created_by_id)
     try:
         with session.begin_nested():
-            alert = lifecycle.compose_alert(session, draft, actor_of(composer, interface="scheduler"))
-            approvals.submit_for_approval(session, alert.id, actor_of(composer, interface="scheduler"))
+            alert = lifecycle.compose(session, draft, actor_of(composer, interface="scheduler"))
+            lifecycle.submit(session, alert.id, actor_of(composer, interface="scheduler"))
             run.alert_id, run.outcome = alert.id, "drafted"
             if schedule.policy == "preapproved_exercise" and schedule.approved_by_id is not None:
                 approver = session.get(Operator, schedule.approved_by_id)
                 # What the approver reviewed is the schedule's template, which cannot change after
                 # they approved it; each occurrence is that template, so its hash is what they saw.
-                approvals.approve_reviewed(session, alert.id, actor_of(approver, interface="scheduler"),
+                lifecycle.approve(session, alert.id, actor_of(approver, interface="scheduler"),
                                           seen_hash=alert.approval_hash,
                                           override_reason=f"pre-approved drill schedule {schedule.name}")
                 run.outcome = "approved"

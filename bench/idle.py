@@ -37,7 +37,8 @@ from common import ROOT, bench_settings, drop_database, env_for, sirena, stop
 from pipeline import PASSWORDS, carriers_file, sim_config
 from sqlalchemy import text
 
-from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+from alerting.alerts import lifecycle
+from alerting.alerts.drafts import AlertDraft
 from alerting.base import db as dbmod
 from alerting.base.db import transaction
 from alerting.base.models import AlertMode, Operator, Priority
@@ -120,12 +121,12 @@ def seed(n: int) -> tuple[Actor, Actor, list[str]]:
 def approval(composer: Actor, approver: Actor, k: int) -> tuple[int, float]:
     """Compose, submit and approve one alert; wait for its first submit; (alert id, seconds)."""
     with transaction() as s:
-        alert = compose_alert(s, AlertDraft(texts={"es": f"Aviso {k}: corte de agua en su sector. Responda ACK "
+        alert = lifecycle.compose(s, AlertDraft(texts={"es": f"Aviso {k}: corte de agua en su sector. Responda ACK "
                                                          "{codigo}"}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
                                             priority=Priority.HIGH, target={"groups": ["vecinos"]}), composer)
-        seen = submit_alert(s, alert.id, composer).approval_hash
+        seen = lifecycle.submit(s, alert.id, composer).approval_hash
     with transaction() as s:
-        approve_alert(s, alert.id, approver, seen_hash=seen)
+        lifecycle.approve(s, alert.id, approver, seen_hash=seen)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         with transaction() as s:

@@ -37,7 +37,8 @@ from common import (
 )
 from sqlalchemy import select, text
 
-from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+from alerting.alerts import lifecycle
+from alerting.alerts.drafts import AlertDraft
 from alerting.base import db as dbmod
 from alerting.base.db import transaction
 from alerting.base.models import Alert, AlertMode, AlertState, Operator, Priority
@@ -161,11 +162,11 @@ def main() -> None:
                                                window=args.window, pdu_log=True)
     composer, approver = seed(args.n)
     with transaction() as s:
-        alert = compose_alert(s, AlertDraft(texts={"es": "Alerta de evacuación por inundación en su sector. "
+        alert = lifecycle.compose(s, AlertDraft(texts={"es": "Alerta de evacuación por inundación en su sector. "
                                                          "Responda ACK {codigo}."},
                                             mode=AlertMode.LIVE, sender_name="SIRENA-SC", priority=Priority.HIGH,
                                             target={"groups": ["todos"]}), composer)
-        submit_alert(s, alert.id, composer)
+        lifecycle.submit(s, alert.id, composer)
     workers = [sirena("worker", "--share", f"{k}/{args.workers}", "--name", f"bench-gw-{os.getpid()}-{k}", env=env,
                       log=tmp / f"worker{k}.log") for k in range(1, args.workers + 1)]
     scheduler = sirena("scheduler", env=env, log=tmp / "scheduler.log")
@@ -182,7 +183,7 @@ def main() -> None:
     machine0 = psutil.cpu_times()
     wall0 = time.monotonic()
     with transaction() as s:
-        approve_alert(s, alert.id, approver, seen_hash=alert.approval_hash)
+        lifecycle.approve(s, alert.id, approver, seen_hash=alert.approval_hash)
     state = None
     while time.monotonic() - wall0 < 3600:
         with transaction() as s:

@@ -39,7 +39,8 @@ from common import Sampler, drop_database, sirena, stop
 from pipeline import start_rig
 from sqlalchemy import create_engine, pool, text
 
-from alerting.alerts.lifecycle import AlertDraft, compose_alert, submit_alert
+from alerting.alerts import lifecycle
+from alerting.alerts.drafts import AlertDraft
 from alerting.base.db import transaction
 from alerting.base.models import Alert, AlertMode, Operator, Priority
 from audit.actor import Actor
@@ -85,18 +86,17 @@ def analyze(owner_url: str) -> None:
 
 def compose(composer: Actor, group: str, priority: Priority, body: str) -> int:
     with transaction() as s:
-        alert = compose_alert(s, AlertDraft(texts={"es": body}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
+        alert = lifecycle.compose(s, AlertDraft(texts={"es": body}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
                                             priority=priority, target={"groups": [group]}), composer)
-        submit_alert(s, alert.id, composer)
+        lifecycle.submit(s, alert.id, composer)
         return alert.id
 
 
 def approve(alert_id: int, *approvers: Actor) -> None:
-    from alerting.alerts.corrections import approve_alert
 
     for approver in approvers:
         with transaction() as s:
-            approve_alert(s, alert_id, approver, seen_hash=s.get(Alert, alert_id).approval_hash)
+            lifecycle.approve(s, alert_id, approver, seen_hash=s.get(Alert, alert_id).approval_hash)
 
 
 def counts(alert_id: int) -> dict[str, int]:

@@ -45,7 +45,8 @@ from common import ROOT, Sampler, env_for, sirena, start_simulator_listening, st
 from pipeline import PASSWORDS, carriers_file, sim_config
 from sqlalchemy import text
 
-from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+from alerting.alerts import lifecycle
+from alerting.alerts.drafts import AlertDraft
 from alerting.base import db as dbmod
 from alerting.base.db import transaction
 from alerting.base.models import AlertMode, Operator, Priority
@@ -146,14 +147,14 @@ def new_alert(number: int, actors: list[Actor], rng: random.Random) -> tuple[int
     composer, first, second = actors
     body = f"Soak #{number}: aviso de prueba de carga, responda ACK {{codigo}}"
     with transaction() as s:
-        alert = compose_alert(s, AlertDraft(texts={"es": body, "en": body}, mode=AlertMode.LIVE,
+        alert = lifecycle.compose(s, AlertDraft(texts={"es": body, "en": body}, mode=AlertMode.LIVE,
                                             sender_name="SIRENA-SC", priority=priority, target={"groups": [group]}),
                               composer)
-        submit_alert(s, alert.id, composer)
+        lifecycle.submit(s, alert.id, composer)
         need = alert.required_approvals
     for approver in (first, second)[:need]:
         with transaction() as s:
-            approve_alert(s, alert.id, approver, seen_hash=alert.approval_hash)
+            lifecycle.approve(s, alert.id, approver, seen_hash=alert.approval_hash)
     return alert.id, priority.value
 
 

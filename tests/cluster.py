@@ -16,7 +16,8 @@ from pathlib import Path
 
 from sqlalchemy import select, text
 
-from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+from alerting.alerts import lifecycle
+from alerting.alerts.drafts import AlertDraft
 from alerting.base.db import transaction
 from alerting.base.models import Alert, AlertMode, AlertState, Operator, Priority
 from alerting.base.settings import Settings
@@ -195,11 +196,11 @@ def approved_alert(texts: dict[str, str], *, group: str = "brigadas", priority: 
     """Compose, submit and approve (two operators) an alert to one group; returns its id."""
     composer, approver = operators(suffix or f"-{time.monotonic_ns()}")
     with transaction() as s:
-        alert = compose_alert(s, AlertDraft(texts=texts, mode=mode, sender_name="SIRENA-SC", priority=priority,
+        alert = lifecycle.compose(s, AlertDraft(texts=texts, mode=mode, sender_name="SIRENA-SC", priority=priority,
                                             target={"groups": [group]}), composer)
-        submit_alert(s, alert.id, composer)
+        lifecycle.submit(s, alert.id, composer)
     with transaction() as s:
-        approve_alert(s, alert.id, approver, seen_hash=alert.approval_hash)
+        lifecycle.approve(s, alert.id, approver, seen_hash=alert.approval_hash)
         return alert.id
 
 

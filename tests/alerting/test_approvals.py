@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, text
 
 import alerting.base.db as dbmod
-from alerting.alerts import approvals, lifecycle
+from alerting.alerts import audience, drafts, lifecycle
 from alerting.base.errors import ConfigError, Refused
 from alerting.base.models import AlertApproval, AlertMode, AlertState, Contact, GroupMember, Priority
 from alerting.base.settings import Settings
@@ -29,10 +29,10 @@ def brigade(db, factories):
 
 
 def _submitted(db, composer, priority=Priority.HIGH, mode=AlertMode.LIVE):
-    alert = lifecycle.compose_alert(db, lifecycle.AlertDraft(
+    alert = lifecycle.compose(db, drafts.AlertDraft(
         texts={"es": "Evacuar. Responda ACK {codigo}"}, mode=mode, sender_name="SIRENA-SC", priority=priority,
         target={"groups": ["brigadas"]}), composer)
-    return approvals.submit_for_approval(db, alert.id, composer)
+    return lifecycle.submit(db, alert.id, composer)
 
 
 def test_approvals_per_priority_can_only_be_raised_naming_the_variable():
@@ -49,18 +49,18 @@ def test_approvals_per_priority_can_only_be_raised_naming_the_variable():
 def test_a_live_alert_needs_the_configured_approvals_fixed_at_submission(db, brigade, settings, monkeypatch):
     _, composer, (first, second, _) = brigade
     monkeypatch.setattr(dbmod, "_settings", replace(settings, approvals=(("flash", 3), ("high", 2))))
-    alert = lifecycle.compose_alert(db, lifecycle.AlertDraft(
+    alert = lifecycle.compose(db, drafts.AlertDraft(
         texts={"es": "Evacuar"}, mode=AlertMode.LIVE, sender_name="SIRENA-SC", priority=Priority.NORMAL,
         target={"groups": ["brigadas"]}), composer)
-    lifecycle.update_draft(db, alert.id, {"priority": Priority.HIGH}, composer)  # raised after composing
-    approvals.submit_for_approval(db, alert.id, composer)
+    lifecycle.edit(db, alert.id, {"priority": Priority.HIGH}, composer)  # raised after composing
+    lifecycle.submit(db, alert.id, composer)
     assert alert.required_approvals == 2
-    approvals.approve_reviewed(db, alert.id, first, seen_hash=alert.approval_hash)
+    lifecycle.approve(db, alert.id, first, seen_hash=alert.approval_hash)
     assert alert.state is AlertState.PENDING_APPROVAL
-    approvals.approve_reviewed(db, alert.id, second, seen_hash=alert.approval_hash)
+    lifecycle.approve(db, alert.id, second, seen_hash=alert.approval_hash)
     assert alert.state is AlertState.APPROVED
-    assert lifecycle.required_approvals(Priority.FLASH, AlertMode.EXERCISE) == 1  # drill groups only
-    assert lifecycle.required_approvals(Priority.FLASH, AlertMode.LIVE) == 3
+    assert drafts.required_approvals(Priority.FLASH, AlertMode.EXERCISE) == 1  # drill groups only
+    assert drafts.required_approvals(Priority.FLASH, AlertMode.LIVE) == 3
 
 
 def test_the_recipients_count_is_fixed_at_submission_and_in_the_hash(db, brigade):
@@ -69,9 +69,9 @@ def test_the_recipients_count_is_fixed_at_submission_and_in_the_hash(db, brigade
     assert alert.submitted_recipients == 3
     bound = alert.approval_hash
     alert.submitted_recipients = 4
-    assert lifecycle.approval_hash(alert) != bound
+    assert drafts.approval_hash(alert) != bound
     alert.submitted_recipients = 3
-    assert lifecycle.approval_hash(alert) == bound
+    assert drafts.approval_hash(alert) == bound
 
 
 def test_a_small_drift_in_the_count_keeps_the_approval_and_both_counts_are_recorded(db, brigade, factories):
@@ -83,7 +83,7 @@ def test_a_small_drift_in_the_count_keeps_the_approval_and_both_counts_are_recor
     one = db.scalar(select(Contact).join(GroupMember, GroupMember.contact_id == Contact.id)
                    .where(GroupMember.group_id == group.id).limit(1))
     directory.opt_out(db, one.msisdn, "BAJA", Actor.system("replies"))  # one replied BAJA meanwhile
-    approvals.approve_reviewed(db, alert.id, approver, seen_hash=alert.approval_hash)
+    lifecycle.approve(db, alert.id, approver, seen_hash=alert.approval_hash)
     assert alert.state is AlertState.APPROVED
     row = db.scalar(select(AlertApproval).where(AlertApproval.alert_id == alert.id))
     assert (row.submitted_recipients, row.recipients_at_approval) == (20, 19)
@@ -101,14 +101,14 @@ def test_a_drift_beyond_the_tolerance_sends_the_alert_back_to_its_composer(db, b
         add_member(db, group, factories.ContactFactory())
     add_member(db, group, factories.ContactFactory())  # 31: one beyond it
     with pytest.raises(Refused, match="submitted for 20 recipients and its target now reaches 31, more than 10 away"):
-        approvals.approve_reviewed(db, alert.id, approver, seen_hash=alert.approval_hash)
+        lifecycle.approve(db, alert.id, approver, seen_hash=alert.approval_hash)
     assert alert.state is AlertState.PENDING_APPROVAL
-    lifecycle.update_draft(db, alert.id, {}, composer)  # the composer submits it again
-    approvals.submit_for_approval(db, alert.id, composer)
+    lifecycle.edit(db, alert.id, {}, composer)  # the composer submits it again
+    lifecycle.submit(db, alert.id, composer)
     assert alert.submitted_recipients == 31
-    approvals.approve_reviewed(db, alert.id, approver, seen_hash=alert.approval_hash)
+    lifecycle.approve(db, alert.id, approver, seen_hash=alert.approval_hash)
     assert alert.state is AlertState.APPROVED
 
 
 def test_the_tolerance_is_one_percent_or_ten_recipients_whichever_is_larger():
-    assert [approvals.count_tolerance(n) for n in (0, 3, 200, 999, 1000, 1001, 48213)] == [10, 10, 10, 10, 10, 11, 483]
+    assert [audience.count_tolerance(n) for n in (0, 3, 200, 999, 1000, 1001, 48213)] == [10, 10, 10, 10, 10, 11, 483]

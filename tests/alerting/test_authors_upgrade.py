@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from alerting.alerts.lifecycle import approve_alert
+from alerting.alerts import lifecycle
 from alerting.base import db as dbmod
 from alerting.base.errors import TwoPersonRuleViolated
 from alerting.base.settings import Settings
@@ -54,5 +54,5 @@ def test_authors_of_alerts_written_before_the_upgrade_come_from_the_trail(upgrad
         assert [tuple(r) for r in authors] == [("ana", "composer"), ("rita", "editor"), ("sol", "submitter")]
         alert_id, rita = s.execute(text("SELECT a.id, o.id FROM alerts a, operators o WHERE o.username = 'rita'")).one()
     with pytest.raises(TwoPersonRuleViolated), dbmod.transaction() as s:
-        approve_alert(s, alert_id, Actor(kind="operator", name="rita", operator_id=rita,
+        lifecycle.approve(s, alert_id, Actor(kind="operator", name="rita", operator_id=rita,
                                          roles=frozenset({"composer", "approver"})), seen_hash="0" * 64)

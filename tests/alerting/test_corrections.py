@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-from alerting.alerts import approvals, corrections, lifecycle
+from alerting.alerts import audience, corrections, lifecycle, prearmed
 from alerting.base.errors import InvalidTransition, Refused, TwoPersonRuleViolated
 from alerting.base.models import AlertApproval, AlertKind, AlertState, Delivery, DeliveryState, Priority
 from tests.factories import actor_for
@@ -19,44 +19,44 @@ def pending(db, factories):
     composer = factories.OperatorFactory(roles=["composer"])
     approver = factories.OperatorFactory(roles=["approver"])
     alert = factories.AlertFactory(composed_by_id=composer.id, texts={"es": "Alerta real", "en": "Real alert"})
-    corrections.set_prearmed_texts(db, alert.id, None, None, actor_for(composer))
-    lifecycle.submit_alert(db, alert.id, actor_for(composer))
+    lifecycle.set_correction_texts(db, alert.id, None, None, actor_for(composer))
+    lifecycle.submit(db, alert.id, actor_for(composer))
     return alert, composer, approver
 
 
 def test_default_texts_follow_the_alert_languages(db, pending):
     alert, _, _ = pending
-    row = corrections.prearmed(db, alert.id)
+    row = prearmed.prearmed(db, alert.id)
     assert set(row.correction_texts) == {"es", "en"} and row.armed_at is None
 
 
 def test_approval_arms_the_correction(db, pending):
     alert, _, approver = pending
-    corrections.approve_alert(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
-    assert corrections.prearmed(db, alert.id).armed_at is not None
+    lifecycle.approve(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
+    assert prearmed.prearmed(db, alert.id).armed_at is not None
 
 
 def test_changing_the_texts_of_a_pending_alert_voids_its_approvals(db, pending, factories):
     alert, composer, approver = pending
     alert.required_approvals = 2
     db.flush()
-    corrections.approve_alert(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
+    lifecycle.approve(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
     assert db.query(AlertApproval).filter_by(alert_id=alert.id).count() == 1
-    corrections.set_prearmed_texts(db, alert.id, {"es": "Otra corrección"}, None, actor_for(composer))
+    lifecycle.set_correction_texts(db, alert.id, {"es": "Otra corrección"}, None, actor_for(composer))
     assert db.query(AlertApproval).filter_by(alert_id=alert.id).count() == 0
     assert alert.state is AlertState.DRAFT
 
 
 def test_texts_are_fixed_once_approved(db, pending):
     alert, composer, approver = pending
-    corrections.approve_alert(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
+    lifecycle.approve(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
     with pytest.raises(InvalidTransition):
-        corrections.set_prearmed_texts(db, alert.id, {"es": "cambiada"}, None, actor_for(composer))
+        lifecycle.set_correction_texts(db, alert.id, {"es": "cambiada"}, None, actor_for(composer))
 
 
 def test_a_composer_alone_cannot_fire(db, pending):
     alert, composer, approver = pending
-    corrections.approve_alert(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
+    lifecycle.approve(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
     with pytest.raises(Refused):
         corrections.fire_correction(db, alert.id, actor_for(composer))
 
@@ -69,7 +69,7 @@ def test_nothing_sent_nothing_to_correct(db, pending):
 
 def test_one_approver_fires_a_flash_correction_with_the_reference(db, pending, redis_db):
     alert, _, approver = pending
-    corrections.approve_alert(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
+    lifecycle.approve(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
     fix = corrections.fire_correction(db, alert.id, actor_for(approver))
     assert fix.kind is AlertKind.CORRECTION and fix.state is AlertState.APPROVED
     assert fix.corrects_alert_id == alert.id and fix.approved_by_id == approver.id
@@ -79,7 +79,7 @@ def test_one_approver_fires_a_flash_correction_with_the_reference(db, pending, r
 
 def test_a_typed_text_is_refused_in_one_step(db, pending, redis_db):
     alert, _, approver = pending
-    corrections.approve_alert(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
+    lifecycle.approve(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
     for fire in (corrections.fire_correction, corrections.fire_cancel_notice):
         with pytest.raises(Refused, match="pre-approved"):
             fire(db, alert.id, actor_for(approver), text="Vuelvan a sus casas")
@@ -90,7 +90,7 @@ def test_a_typed_text_is_refused_in_one_step(db, pending, redis_db):
 def sent(db, pending, factories, redis_db):
     """The pending alert approved, with one delivery delivered and one still queued."""
     alert, composer, approver = pending
-    corrections.approve_alert(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
+    lifecycle.approve(db, alert.id, actor_for(approver), seen_hash=alert.approval_hash)
     alert.state = AlertState.SENDING
     for state in (DeliveryState.DELIVERED, DeliveryState.QUEUED):
         contact = factories.ContactFactory()
@@ -108,13 +108,13 @@ def test_a_typed_correction_waits_for_the_approvals_of_a_flash_alert(db, sent, f
     assert fix.texts == {"es": f"ANULADA {alert.reference}: Vuelvan a sus casas",
                          "en": f"CANCELLED {alert.reference}: Vuelvan a sus casas"}
     assert alert.state is AlertState.SENDING  # the original goes on until the correction is approved
-    assert approvals.preview_alert(db, fix).total == 2  # its audience: the original's deliveries
+    assert audience.preview_alert(db, fix).total == 2  # its audience: the original's deliveries
     with pytest.raises(TwoPersonRuleViolated):
-        approvals.approve_reviewed(db, fix.id, actor_for(composer), seen_hash=fix.approval_hash)
-    approvals.approve_reviewed(db, fix.id, actor_for(approver), seen_hash=fix.approval_hash)
+        lifecycle.approve(db, fix.id, actor_for(composer), seen_hash=fix.approval_hash)
+    lifecycle.approve(db, fix.id, actor_for(approver), seen_hash=fix.approval_hash)
     assert fix.state is AlertState.PENDING_APPROVAL and alert.state is AlertState.SENDING  # one of two
     second = factories.OperatorFactory(roles=["approver"])
-    approvals.approve_reviewed(db, fix.id, actor_for(second), seen_hash=fix.approval_hash)
+    lifecycle.approve(db, fix.id, actor_for(second), seen_hash=fix.approval_hash)
     assert fix.state is AlertState.APPROVED
     assert alert.state is AlertState.SUPERSEDED and alert.superseded_by_id == fix.id
     states = set(db.scalars(select(Delivery.state).where(Delivery.alert_id == alert.id)))

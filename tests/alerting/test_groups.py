@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from alerting.alerts import lifecycle
 from alerting.base.errors import InvalidInput, NotFound, Refused
 from alerting.base.models import AlertMode, AlertState, Group, GroupKind
 from alerting.base.models.intake import Schedule
@@ -166,8 +167,7 @@ def test_a_group_deleted_while_an_alert_to_it_is_submitted_is_refused_not_lost(c
     delete: the delete waits for it, then sees the alert and refuses."""
     import threading
 
-    from alerting.alerts.approvals import submit_for_approval
-    from alerting.alerts.lifecycle import AlertDraft, compose_alert
+    from alerting.alerts.drafts import AlertDraft
     from alerting.base.db import transaction
     from alerting.base.models import Sender, SenderKind
     from tests.cluster import operators, seed_group
@@ -186,9 +186,9 @@ def test_a_group_deleted_while_an_alert_to_it_is_submitted_is_refused_not_lost(c
             outcome.append(exc)
 
     with transaction() as session:
-        alert = compose_alert(session, AlertDraft(texts={"es": "Reunión"}, mode=AlertMode.LIVE,
+        alert = lifecycle.compose(session, AlertDraft(texts={"es": "Reunión"}, mode=AlertMode.LIVE,
                                                   sender_name="SIRENA-SC", target={"groups": ["brigadas"]}), composer)
-        submit_for_approval(session, alert.id, composer)  # resolves the target: 3 recipients
+        lifecycle.submit(session, alert.id, composer)  # resolves the target: 3 recipients
         deleter = threading.Thread(target=delete)
         deleter.start()
         deleter.join(timeout=1.0)

@@ -9,6 +9,7 @@ from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from alerting.alerts import lifecycle
 from alerting.interfaces.provision import run_setup
 
 
@@ -42,7 +43,7 @@ def test_second_setup_run_changes_nothing(fresh_install):
 
 
 def test_a_fresh_install_can_compose_before_any_worker_has_run(fresh_install, monkeypatch):
-    from alerting.alerts.lifecycle import AlertDraft, compose_alert
+    from alerting.alerts.drafts import AlertDraft
     from alerting.base.models import AlertMode, Operator
     from tests.factories import actor_for
 
@@ -58,7 +59,7 @@ def test_a_fresh_install_can_compose_before_any_worker_has_run(fresh_install, mo
             composer = Operator(username="ana", password_hash="x", roles=["composer"])
             session.add(composer)
             session.flush()
-            alert = compose_alert(session, AlertDraft(texts={"es": "Simulacro de sirena"}, mode=AlertMode.LIVE,
+            alert = lifecycle.compose(session, AlertDraft(texts={"es": "Simulacro de sirena"}, mode=AlertMode.LIVE,
                                                       sender_name="SIRENA-SC", target={"groups": ["brigadas"]}),
                                   actor_for(composer))
             assert alert.sender_name == "SIRENA-SC"  # compose's "unknown or inactive sender" did not refuse it

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select, text
 
+from alerting.alerts.quiet_hours import in_quiet_hours
 from alerting.base.errors import InvalidInput, Refused, TwoPersonRuleViolated
 from alerting.base.intake_config import IntakeConfig
 from alerting.base.models import Alert, AlertMode, AlertState
@@ -17,7 +18,6 @@ from alerting.schedules import (
     create_schedule,
     delete_schedule,
     fire_due_schedules,
-    in_quiet_hours,
     resume_schedule,
     stop_schedule,
 )
@@ -203,13 +203,13 @@ def test_deleting_a_schedule_keeps_the_alerts_it_made_and_audits_what_it_was(db,
 
 
 def test_the_creator_of_a_schedule_is_an_author_of_every_occurrence_and_never_approves_one(db, people, factories):
-    from alerting.alerts import approvals
+    from alerting.alerts import lifecycle
 
     both = actor_for(factories.OperatorFactory(roles=["composer", "approver"]))
     _, approver = people
     schedule = create_schedule(db, "s", FIRST_MONDAY_10, TZ, DRILL, "draft", both, config=IntakeConfig(), now=NOW)
     alert = db.get(Alert, fire_due_schedules(db, schedule.next_run_at)[0].alert_id)
     with pytest.raises(TwoPersonRuleViolated):
-        approvals.approve_reviewed(db, alert.id, both, seen_hash=alert.approval_hash)
-    approvals.approve_reviewed(db, alert.id, approver, seen_hash=alert.approval_hash)
+        lifecycle.approve(db, alert.id, both, seen_hash=alert.approval_hash)
+    lifecycle.approve(db, alert.id, approver, seen_hash=alert.approval_hash)
     assert alert.state is AlertState.APPROVED

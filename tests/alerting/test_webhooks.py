@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import select
 
-from alerting.alerts import lifecycle
+from alerting.alerts import drafts, lifecycle
 from alerting.base.db import transaction, utcnow
 from alerting.base.models import AlertMode
 from alerting.base.models.intake import WebhookDelivery
@@ -70,9 +70,9 @@ def _compose(db, factories) -> int:  # type: ignore[no-untyped-def]
     factories.SenderFactory(name="SIRENA-SC")
     factories.GroupFactory(name="vecinos")
     composer = actor_for(factories.OperatorFactory(roles=["composer"]))
-    draft = lifecycle.AlertDraft(texts={"es": "Corte de agua"}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
+    draft = drafts.AlertDraft(texts={"es": "Corte de agua"}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
                                  target={"groups": ["vecinos"]})
-    return lifecycle.compose_alert(db, draft, composer).id
+    return lifecycle.compose(db, draft, composer).id
 
 
 def test_an_alert_change_reaches_the_subscriber_signed(db, factories, receiver, run_jobs):

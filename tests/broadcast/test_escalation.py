@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
+from alerting.alerts import lifecycle
 from alerting.base.db import transaction
 from broadcast import escalation
 from tests.broadcast.inbound_rig import add_group, inbound_rig, process_all, seed_alert, send, wait_inbound
@@ -195,7 +196,7 @@ def test_a_follow_up_never_accepted_is_given_up_and_its_batch_still_recorded(com
 
 
 def test_an_alert_composed_without_a_deadline_is_chased_at_the_default_one(committed_db, redis_db, run_jobs):
-    from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+    from alerting.alerts.drafts import AlertDraft
     from alerting.base.models import AlertMode, Priority
     from tests.cluster import operators
 
@@ -205,12 +206,12 @@ def test_an_alert_composed_without_a_deadline_is_chased_at_the_default_one(commi
     composer, approver = operators("-ack")
     with inbound_rig() as (sim, _gateway):
         with transaction() as s:
-            alert = compose_alert(s, AlertDraft(texts={"es": "Corte de agua: responda ACK {codigo}"},
+            alert = lifecycle.compose(s, AlertDraft(texts={"es": "Corte de agua: responda ACK {codigo}"},
                                                 mode=AlertMode.LIVE, sender_name="ALPHA-SC", priority=Priority.HIGH,
                                                 target={"groups": ["vecinos"]}), composer)
-            submit_alert(s, alert.id, composer)
+            lifecycle.submit(s, alert.id, composer)
         with transaction() as s:
-            approve_alert(s, alert.id, approver, seen_hash=alert.approval_hash)
+            lifecycle.approve(s, alert.id, approver, seen_hash=alert.approval_hash)
         run_jobs()
         t0 = sending_at(alert.id)
         early = escalate(t0 + timedelta(seconds=default_s - 1))

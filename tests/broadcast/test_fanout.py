@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, text
 
-from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+from alerting.alerts import lifecycle
+from alerting.alerts.drafts import AlertDraft
 from alerting.base.models import Alert, AlertMode, Delivery, Priority
 from broadcast import jobs
 from geo.targeting import next_contact_range
@@ -18,10 +19,10 @@ def _alert_to(db, factories, group) -> int:
     factories.SenderFactory(name="SIRENA-SC")
     composer = actor_for(factories.OperatorFactory(username="fan-writer", roles=["composer"]))
     approver = actor_for(factories.OperatorFactory(username="fan-approver", roles=["approver"]))
-    alert = compose_alert(db, AlertDraft(texts={"es": "Evacuar"}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
+    alert = lifecycle.compose(db, AlertDraft(texts={"es": "Evacuar"}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
                                          priority=Priority.HIGH, target={"groups": [group.name]}), composer)
-    submit_alert(db, alert.id, composer)
-    approve_alert(db, alert.id, approver, seen_hash=alert.approval_hash)
+    lifecycle.submit(db, alert.id, composer)
+    lifecycle.approve(db, alert.id, approver, seen_hash=alert.approval_hash)
     db.flush()  # fan_out reads in a session of its own on the test's connection
     return alert.id
 
@@ -137,7 +138,6 @@ def test_a_chunk_claimed_by_a_run_that_died_is_written_by_the_next(committed_db,
 
 
 def test_a_cancel_while_a_chunk_is_claimed_leaves_no_queued_row(committed_db, redis_db, monkeypatch):
-    from alerting.alerts.lifecycle import cancel_alert
     from alerting.base.db import transaction
     from tests.cluster import operators
 
@@ -149,7 +149,7 @@ def test_a_cancel_while_a_chunk_is_claimed_leaves_no_queued_row(committed_db, re
         assert jobs._claim_next_chunk(s, s.get(Alert, alert_id, with_for_update=True))
     _, approver = operators("-cancel-lane")
     with transaction() as s:
-        cancel_alert(s, alert_id, approver, "zona equivocada")
+        lifecycle.cancel(s, alert_id, approver, "zona equivocada")
     jobs._write_pending_chunk(alert_id)
     jobs.fan_out(alert_id)
     with transaction() as s:

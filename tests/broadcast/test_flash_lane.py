@@ -9,7 +9,8 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 from sqlalchemy import text
 
-from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+from alerting.alerts import lifecycle
+from alerting.alerts.drafts import AlertDraft
 from alerting.base.db import transaction
 from alerting.base.models import AlertMode, AlertState, Priority
 from broadcast import jobs
@@ -21,12 +22,12 @@ def flash_alert(group: str, text_es: str = "EVACUAR YA: incendio forestal.") -> 
     composer, first = operators(f"-fl-{time.monotonic_ns()}")
     _, second = operators(f"-fl2-{time.monotonic_ns()}")
     with transaction() as s:
-        alert = compose_alert(s, AlertDraft(texts={"es": text_es}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
+        alert = lifecycle.compose(s, AlertDraft(texts={"es": text_es}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
                                             priority=Priority.FLASH, target={"groups": [group]}), composer)
-        submit_alert(s, alert.id, composer)
+        lifecycle.submit(s, alert.id, composer)
     for approver in (first, second):
         with transaction() as s:
-            approve_alert(s, alert.id, approver, seen_hash=alert.approval_hash)
+            lifecycle.approve(s, alert.id, approver, seen_hash=alert.approval_hash)
     return alert.id
 
 
@@ -102,13 +103,13 @@ def test_fan_out_on_a_directory_never_analyzed_takes_seconds_not_minutes(committ
         city.seed_city(s, 60_000, Actor.system("test"))
     composer, approver = operators("-stale")
     with transaction() as s:
-        alert = compose_alert(s, AlertDraft(texts={"es": "Crecida del río."}, mode=AlertMode.LIVE,
+        alert = lifecycle.compose(s, AlertDraft(texts={"es": "Crecida del río."}, mode=AlertMode.LIVE,
                                             sender_name="SIRENA-SC", priority=Priority.HIGH,
                                             target={"zones": ["Zona de inundación"], "groups": ["brigadas"]}),
                               composer)
-        submit_alert(s, alert.id, composer)
+        lifecycle.submit(s, alert.id, composer)
     with transaction() as s:
-        approve_alert(s, alert.id, approver, seen_hash=alert.approval_hash)
+        lifecycle.approve(s, alert.id, approver, seen_hash=alert.approval_hash)
     started = time.monotonic()
     runs = 0
     while True:

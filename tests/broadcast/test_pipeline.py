@@ -6,7 +6,8 @@ from collections import Counter
 
 from sqlalchemy import select
 
-from alerting.alerts.lifecycle import AlertDraft, approve_alert, cancel_alert, compose_alert, submit_alert
+from alerting.alerts import lifecycle
+from alerting.alerts.drafts import AlertDraft
 from alerting.base.db import transaction
 from alerting.base.models import Alert, AlertMode, AlertState, Priority
 from broadcast import jobs
@@ -101,7 +102,7 @@ def test_cancel_mid_send_stops_the_rest(gateway, simulator, run_jobs, redis_db):
     q.remove(first_batch)
     _, approver = operators("-cancel")
     with transaction() as s:
-        cancel_alert(s, alert_id, approver, "se suspendió el corte")
+        lifecycle.cancel(s, alert_id, approver, "se suspendió el corte")
     run_jobs()
     with transaction() as s:
         counts = jobs.counts_by_state(s, alert_id)
@@ -115,12 +116,12 @@ def test_flash_batches_are_sent_before_queued_routine_ones(gateway, simulator, r
     routine = approved_alert({"es": "Aviso de rutina."}, group="vecinos", priority=Priority.LOW)
     composer, approver = operators("-flash")
     with transaction() as s:
-        flash = compose_alert(s, AlertDraft(texts={"es": "EVACUAR YA"}, mode=AlertMode.LIVE,
+        flash = lifecycle.compose(s, AlertDraft(texts={"es": "EVACUAR YA"}, mode=AlertMode.LIVE,
                                             sender_name="SIRENA-SC", priority=Priority.HIGH,
                                             target={"groups": ["bomberos"]}), composer)
-        submit_alert(s, flash.id, composer)
+        lifecycle.submit(s, flash.id, composer)
     with transaction() as s:
-        approve_alert(s, flash.id, approver, seen_hash=flash.approval_hash)
+        lifecycle.approve(s, flash.id, approver, seen_hash=flash.approval_hash)
     run_jobs()
     order = [m["dest"] for m in simulator.messages()]
     first_routine = next(i for i, d in enumerate(order) if d.startswith("5698"))

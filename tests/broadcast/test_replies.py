@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
+from alerting.alerts import lifecycle
 from alerting.base.db import transaction
 from alerting.base.sms_text.vocabulary import DEFAULT, DEFAULT_WORDS, Vocabulary
 from broadcast import live, replies
@@ -303,7 +304,7 @@ def live_alert(body: str, group: str, priority) -> int:  # type: ignore[no-untyp
     """Composed, submitted and approved by as many approvers as its priority needs."""
     from uuid import uuid4
 
-    from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+    from alerting.alerts.drafts import AlertDraft
     from alerting.base.models import Alert, AlertMode, Operator
     from tests.factories import actor_for
 
@@ -313,13 +314,13 @@ def live_alert(body: str, group: str, priority) -> int:  # type: ignore[no-untyp
         s.add_all(people)
         s.flush()
         composer, *approvers = [actor_for(p) for p in people]
-        alert = compose_alert(s, AlertDraft(texts={"es": body}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
+        alert = lifecycle.compose(s, AlertDraft(texts={"es": body}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
                                             priority=priority, target={"groups": [group]}), composer)
-        submit_alert(s, alert.id, composer)
+        lifecycle.submit(s, alert.id, composer)
         alert_id, needed = alert.id, alert.required_approvals
     for approver in approvers[:needed]:
         with transaction() as s:
-            approve_alert(s, alert_id, approver, seen_hash=s.get(Alert, alert_id).approval_hash)
+            lifecycle.approve(s, alert_id, approver, seen_hash=s.get(Alert, alert_id).approval_hash)
     return alert_id
 
 

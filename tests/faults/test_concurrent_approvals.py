@@ -16,7 +16,8 @@ from collections import Counter
 import pytest
 from sqlalchemy import text
 
-from alerting.alerts.lifecycle import AlertDraft, compose_alert, submit_alert
+from alerting.alerts import lifecycle
+from alerting.alerts.drafts import AlertDraft
 from alerting.base import db as dbmod
 from alerting.base.models import AlertMode, Priority
 from alerting.directory.accounts import create_token
@@ -32,10 +33,10 @@ ROUNDS = 100
 
 def _pending_alert(composer: Actor) -> tuple[int, str]:
     with dbmod.transaction() as s:
-        alert = compose_alert(s, AlertDraft(texts={"es": "Corte de luz programado."}, mode=AlertMode.LIVE,
+        alert = lifecycle.compose(s, AlertDraft(texts={"es": "Corte de luz programado."}, mode=AlertMode.LIVE,
                                             sender_name="SIRENA-SC", priority=Priority.HIGH,
                                             target={"groups": ["brigadas"]}), composer)
-        submit_alert(s, alert.id, composer)
+        lifecycle.submit(s, alert.id, composer)
         return alert.id, alert.approval_hash
 
 

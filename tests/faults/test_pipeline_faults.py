@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import pytest
 
+from alerting.alerts import lifecycle
 from alerting.base.models import Priority
 from alerting.base.outbox import configure_outbox, redis_connection
 from tests.cluster import Cluster, approved_alert, seed_group, wait_until
@@ -147,7 +148,7 @@ def test_two_workers_sending_one_alert_at_once_never_send_a_delivery_twice(clust
 def test_a_flash_alert_overtakes_a_routine_alert_already_sending(make_cluster, simulator, committed_db, redis_db):
     """A running worker, mid-way through a routine alert, sends a flash alert approved meanwhile before
     it finishes the routine one (checked on the air, in the order messages arrived)."""
-    from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+    from alerting.alerts.drafts import AlertDraft
     from alerting.base.db import transaction
     from alerting.base.models import AlertMode
     from tests.cluster import operators
@@ -163,13 +164,13 @@ def test_a_flash_alert_overtakes_a_routine_alert_already_sending(make_cluster, s
     composer, first = operators("-flash-a")
     _, second = operators("-flash-b")
     with transaction() as s:
-        flash = compose_alert(s, AlertDraft(texts={"es": "EVACUE YA: tsunami."}, mode=AlertMode.LIVE,
+        flash = lifecycle.compose(s, AlertDraft(texts={"es": "EVACUE YA: tsunami."}, mode=AlertMode.LIVE,
                                             sender_name="SIRENA-SC", priority=Priority.FLASH,
                                             target={"groups": ["evacuar"]}), composer)
-        submit_alert(s, flash.id, composer)
+        lifecycle.submit(s, flash.id, composer)
     for approver in (first, second):  # a live flash alert needs two approvers
         with transaction() as s:
-            approve_alert(s, flash.id, approver, seen_hash=flash.approval_hash)
+            lifecycle.approve(s, flash.id, approver, seen_hash=flash.approval_hash)
     cluster.wait_completed(flash.id)
     cluster.wait_completed(routine)
     order = [m["dest"] for m in simulator.messages()]

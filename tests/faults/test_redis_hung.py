@@ -18,7 +18,8 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import text
 
-from alerting.alerts.lifecycle import AlertDraft, compose_alert, submit_alert
+from alerting.alerts import lifecycle
+from alerting.alerts.drafts import AlertDraft
 from alerting.base import db as dbmod
 from alerting.base.db import utcnow
 from alerting.base.models import AlertMode, AlertState, Priority
@@ -36,9 +37,9 @@ HUNG_S = 30
 
 def _pending(composer: Actor, group: str, priority: Priority, body: str) -> tuple[int, str]:
     with dbmod.transaction() as s:
-        alert = compose_alert(s, AlertDraft(texts={"es": body}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
+        alert = lifecycle.compose(s, AlertDraft(texts={"es": body}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
                                             priority=priority, target={"groups": [group]}), composer)
-        submit_alert(s, alert.id, composer)
+        lifecycle.submit(s, alert.id, composer)
         return alert.id, alert.approval_hash
 
 

@@ -15,7 +15,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+from alerting.alerts import lifecycle
+from alerting.alerts.drafts import AlertDraft
 from alerting.base import db as dbmod
 from alerting.base.db import utcnow
 from alerting.base.models import AlertMode, Priority
@@ -36,12 +37,12 @@ def test_scheduler_killed_when_an_alert_is_due_standby_fires_it_once(cluster, si
     composer, approver = operators("-sched")
     due = utcnow() + timedelta(seconds=DUE_IN_S)
     with dbmod.transaction() as s:
-        alert = compose_alert(s, AlertDraft(texts={"es": "Simulacro de evacuacion a las 11:00. ACK {codigo}"},
+        alert = lifecycle.compose(s, AlertDraft(texts={"es": "Simulacro de evacuacion a las 11:00. ACK {codigo}"},
                                             mode=AlertMode.LIVE, sender_name="SIRENA-SC", priority=Priority.HIGH,
                                             target={"groups": ["brigadas"]}, scheduled_at=due), composer)
-        submit_alert(s, alert.id, composer)
+        lifecycle.submit(s, alert.id, composer)
     with dbmod.transaction() as s:
-        assert approve_alert(s, alert.id, approver, seen_hash=alert.approval_hash).state.value == "scheduled"
+        assert lifecycle.approve(s, alert.id, approver, seen_hash=alert.approval_hash).state.value == "scheduled"
     alert_id = alert.id
     time.sleep(max(0.0, (due - utcnow()).total_seconds()))
     clock = Stopwatch()  # from the due time
@@ -77,12 +78,13 @@ def test_scheduler_down_for_a_minute_alerts_still_send_and_the_due_one_fires_on_
     composer, approver = operators("-down")
     due = utcnow() + timedelta(seconds=SCHEDULER_DOWN_S / 3)
     with dbmod.transaction() as s:
-        scheduled = compose_alert(s, AlertDraft(texts={"es": "Prueba de sirenas a las 12:00."}, mode=AlertMode.LIVE,
+        scheduled = lifecycle.compose(s, AlertDraft(texts={"es": "Prueba de sirenas a las 12:00."}, mode=AlertMode.LIVE,
                                                 sender_name="SIRENA-SC", priority=Priority.NORMAL,
                                                 target={"groups": ["simulacro"]}, scheduled_at=due), composer)
-        submit_alert(s, scheduled.id, composer)
+        lifecycle.submit(s, scheduled.id, composer)
     with dbmod.transaction() as s:
-        assert approve_alert(s, scheduled.id, approver, seen_hash=scheduled.approval_hash).state.value == "scheduled"
+        approved = lifecycle.approve(s, scheduled.id, approver, seen_hash=scheduled.approval_hash)
+        assert approved.state.value == "scheduled"
     time.sleep(2)
     cluster.kill(scheduler)
     down_at = time.monotonic()

@@ -16,7 +16,7 @@ from datetime import timedelta
 from geoalchemy2.elements import WKTElement
 from sqlalchemy import select, text
 
-from alerting.alerts import approvals, corrections, lifecycle
+from alerting.alerts import corrections, drafts, lifecycle
 from alerting.base.db import transaction, utcnow
 from alerting.base.models import Alert, AlertMode, Contact, ContactLocation, Group, Operator, Priority
 from alerting.directory import accounts
@@ -76,20 +76,20 @@ def actor(username: str) -> Actor:
 
 def compose(who: Actor, *, mode: AlertMode = AlertMode.LIVE, group: str = GROUP, **extra: object) -> int:
     with transaction() as db:
-        draft = lifecycle.AlertDraft(texts={"es": "Corte de agua en su sector. Responda ACK {codigo}."}, mode=mode,
+        draft = drafts.AlertDraft(texts={"es": "Corte de agua en su sector. Responda ACK {codigo}."}, mode=mode,
                                      sender_name="SIRENA-SC", priority=Priority.HIGH, title=TITLE,
                                      target={"groups": [group]}, **extra)  # type: ignore[arg-type]
-        return lifecycle.compose_alert(db, draft, who).id
+        return lifecycle.compose(db, draft, who).id
 
 
 def submit(alert_id: int, who: Actor) -> str:
     with transaction() as db:
-        return approvals.submit_for_approval(db, alert_id, who).approval_hash  # type: ignore[return-value]
+        return lifecycle.submit(db, alert_id, who).approval_hash  # type: ignore[return-value]
 
 
 def approve(alert_id: int, seen: str, who: Actor, *, override_reason: str | None = None) -> None:
     with transaction() as db:
-        approvals.approve_reviewed(db, alert_id, who, seen_hash=seen, override_reason=override_reason)
+        lifecycle.approve(db, alert_id, who, seen_hash=seen, override_reason=override_reason)
 
 
 def pipeline(run_jobs, until) -> None:  # type: ignore[no-untyped-def]
@@ -119,13 +119,13 @@ def build(settings, simulator, run_jobs) -> World:  # type: ignore[no-untyped-de
     alerts["rejected"] = compose(redacta)
     submit(alerts["rejected"], redacta)
     with transaction() as db:
-        lifecycle.reject_alert(db, alerts["rejected"], aprueba, "texto poco claro")
+        lifecycle.reject(db, alerts["rejected"], aprueba, "texto poco claro")
     alerts["scheduled"] = compose(redacta, scheduled_at=utcnow() + timedelta(days=1))
     approve(alerts["scheduled"], submit(alerts["scheduled"], redacta), aprueba)
     alerts["cancelled"] = compose(redacta)
     approve(alerts["cancelled"], submit(alerts["cancelled"], redacta), aprueba)
     with transaction() as db:
-        lifecycle.cancel_alert(db, alerts["cancelled"], aprueba, "zona equivocada")
+        lifecycle.cancel(db, alerts["cancelled"], aprueba, "zona equivocada")
     alerts["completed"] = compose(redacta)
     approve(alerts["completed"], submit(alerts["completed"], redacta), aprueba)
     alerts["superseded"] = compose(redacta)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text, update
 
-from alerting.alerts import approvals, lifecycle
+from alerting.alerts import drafts, lifecycle
 from alerting.base.db import transaction
 from alerting.base.models import AlertMode, Contact, Priority
 from alerting.directory import contacts as directory
@@ -107,11 +107,11 @@ def _approved_live_alert() -> int:
         from alerting.base.models import Operator
 
         ana, beto = (actor_for(db.scalar(select(Operator).where(Operator.username == n))) for n in ("ana", "beto"))
-        alert = lifecycle.compose_alert(db, lifecycle.AlertDraft(
+        alert = lifecycle.compose(db, drafts.AlertDraft(
             texts={"es": "Evacuar. Responda ACK {codigo}"}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
             priority=Priority.HIGH, target={"groups": [GROUP]}), ana)
-        approvals.submit_for_approval(db, alert.id, ana)
-        approvals.approve_reviewed(db, alert.id, beto, seen_hash=alert.approval_hash)
+        lifecycle.submit(db, alert.id, ana)
+        lifecycle.approve(db, alert.id, beto, seen_hash=alert.approval_hash)
         return alert.id
 
 

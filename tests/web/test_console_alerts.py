@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlalchemy import select, text
 
-from alerting.alerts import corrections
+from alerting.alerts import prearmed
 from alerting.base.models import Alert, AlertKind, AlertMode, AlertState, Delivery, DeliveryState, Priority, SenderKind
 from broadcast import jobs
 from tests.factories import add_member
@@ -100,7 +100,7 @@ def test_two_person_rule_through_the_console(app, db, people, town, redis_db):
     db.expire_all()
     alert = db.get(Alert, alert_id)
     assert alert.state is AlertState.APPROVED
-    armed = corrections.prearmed(db, alert_id)
+    armed = prearmed.prearmed(db, alert_id)
     assert armed is not None and armed.armed_at is not None  # the correction was approved with it
 
 

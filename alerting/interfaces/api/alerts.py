@@ -7,14 +7,12 @@ two-person rule and every other rule live in alerting/alerts/lifecycle.py, not h
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import current_app, g
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerting import schedules
-from alerting.alerts import approvals, corrections, lifecycle
+from alerting.alerts import corrections, drafts, lifecycle
 from alerting.base.db import transaction
 from alerting.base.errors import InvalidInput
 from alerting.base.intake_config import IntakeConfig
@@ -37,9 +35,7 @@ from alerting.interfaces.api.schemas import (
     ReasonSchema,
     ReplyPageSchema,
 )
-from audit import trail
 from broadcast.jobs import counts_by_carrier, counts_by_state
-from geo import targeting
 
 
 def _settings() -> Settings:
@@ -78,24 +74,15 @@ def parse_cursor(raw: str | None) -> int:
                        "Send an Idempotency-Key header: a retried request returns the same alert.")
 def create_alert(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     key = g.get("idempotency_key")
-    draft = lifecycle.AlertDraft(
+    draft = drafts.AlertDraft(
         texts=body["texts"], mode=AlertMode(body["mode"]), sender_name=body["sender"],
         priority=Priority(body["priority"]), title=body["title"], target=_target(body.get("target") or {}),
         scheduled_at=body.get("scheduled_at"), ack_deadline_s=body.get("ack_deadline_s"),
         poll_options=body.get("poll_options"), origin="api",
         idempotency_key=f"api:{g.actor.token_id}:{key}" if key else None,
     )
-    if draft.scheduled_at is not None:
-        schedules.check_quiet_hours(draft.mode, draft.scheduled_at, ZoneInfo(_settings().timezone),
-                                    _intake_config(), body.get("quiet_override_reason"))
-    spec = targeting.TargetSpec.from_json(draft.target, region=_settings().default_region)  # shape: 422 naming it
     with transaction() as session:
-        targeting.resolve(session, spec)  # unknown zones and groups: NotFound naming each
-        alert = lifecycle.compose_alert(session, draft, g.actor)
-        if body.get("quiet_override_reason") and draft.scheduled_at is not None and draft.mode is not AlertMode.LIVE:
-            trail.append(session, actor=g.actor, action="alert.quiet_hours_overridden", subject_type="alert",
-                         subject_id=alert.id, payload={"scheduled_at": draft.scheduled_at},
-                         reason=body["quiet_override_reason"])
+        alert = lifecycle.compose(session, draft, g.actor, quiet_override_reason=body.get("quiet_override_reason"))
         return alert_view(session, alert), 201
 
 
@@ -108,14 +95,14 @@ def _target(target: dict[str, Any]) -> dict[str, Any]:
            response=AlertSchema, scope="read", action="alerts.read")
 def get_alert(alert_id: int) -> dict[str, Any]:
     with transaction() as session:
-        return alert_view(session, lifecycle.get_alert(session, alert_id))
+        return alert_view(session, drafts.get_alert(session, alert_id))
 
 
 @operation(api_bp, "POST", "/alerts/<int:alert_id>/submit", summary="Submit a draft for approval", tag="alerts",
            response=AlertSchema, scope="alerts:submit", action="alerts.submit")
 def submit_alert(alert_id: int) -> dict[str, Any]:
     with transaction() as session:
-        return alert_view(session, approvals.submit_for_approval(session, alert_id, g.actor))
+        return alert_view(session, lifecycle.submit(session, alert_id, g.actor))
 
 
 @operation(api_bp, "POST", "/alerts/<int:alert_id>/approve", summary="Approve (two-person rule)", tag="alerts",
@@ -123,7 +110,7 @@ def submit_alert(alert_id: int) -> dict[str, Any]:
            description="Refused (403, audited) when the token's operator composed the alert.")
 def approve_alert(alert_id: int, body: dict[str, Any]) -> dict[str, Any]:
     with transaction() as session:
-        alert = approvals.approve_reviewed(session, alert_id, g.actor, seen_hash=body.get("seen_hash"),
+        alert = lifecycle.approve(session, alert_id, g.actor, seen_hash=body.get("seen_hash"),
                                           override_reason=body.get("override_reason"))
         return alert_view(session, alert)
 
@@ -170,14 +157,14 @@ def propose_correction(alert_id: int, body: dict[str, Any]) -> tuple[dict[str, A
            body=ReasonSchema, response=AlertSchema, scope="alerts:approve", action="alerts.reject")
 def reject_alert(alert_id: int, body: dict[str, Any]) -> dict[str, Any]:
     with transaction() as session:
-        return alert_view(session, lifecycle.reject_alert(session, alert_id, g.actor, body["reason"]))
+        return alert_view(session, lifecycle.reject(session, alert_id, g.actor, body["reason"]))
 
 
 @operation(api_bp, "POST", "/alerts/<int:alert_id>/cancel", summary="Cancel (unsent deliveries stop)",
            tag="alerts", body=ReasonSchema, response=AlertSchema, scope="alerts:cancel", action="alerts.cancel")
 def cancel_alert(alert_id: int, body: dict[str, Any]) -> dict[str, Any]:
     with transaction() as session:
-        return alert_view(session, lifecycle.cancel_alert(session, alert_id, g.actor, body["reason"]))
+        return alert_view(session, lifecycle.cancel(session, alert_id, g.actor, body["reason"]))
 
 
 @operation(api_bp, "GET", "/alerts/<int:alert_id>/deliveries", summary="Deliveries, by id, cursor-paginated",
@@ -185,7 +172,7 @@ def cancel_alert(alert_id: int, body: dict[str, Any]) -> dict[str, Any]:
 def list_deliveries(alert_id: int, query: dict[str, Any]) -> dict[str, Any]:
     after, limit = parse_cursor(query.get("cursor")), query["limit"]
     with transaction() as session:
-        lifecycle.get_alert(session, alert_id)
+        drafts.get_alert(session, alert_id)
         stmt = select(Delivery).where(Delivery.alert_id == alert_id, Delivery.id > after)
         if query.get("state"):
             stmt = stmt.where(Delivery.state == DeliveryState(query["state"]))
@@ -204,7 +191,7 @@ def list_deliveries(alert_id: int, query: dict[str, Any]) -> dict[str, Any]:
 def list_replies(alert_id: int, query: dict[str, Any]) -> dict[str, Any]:
     after, limit = parse_cursor(query.get("cursor")), query["limit"]
     with transaction() as session:
-        lifecycle.get_alert(session, alert_id)
+        drafts.get_alert(session, alert_id)
         rows = list(session.scalars(select(Reply).where(Reply.alert_id == alert_id, Reply.id > after)
                                     .order_by(Reply.id).limit(limit + 1)))
     more = len(rows) > limit

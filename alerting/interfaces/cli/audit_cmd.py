@@ -124,7 +124,7 @@ def export_cmd(ctx: Context, alert_ref: str | None, since: str | None, until: st
 
     The export is itself audited (action audit.exported) before it is written.
     """
-    from alerting.alerts.lifecycle import alert_id_of
+    from alerting.alerts.drafts import alert_id_of
     from alerting.base.db import engine, transaction
     from audit.checkpoints import signing_key
     from audit.export import Scope, record_export, write_export

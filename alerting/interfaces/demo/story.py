@@ -19,8 +19,8 @@ from typing import Any
 import click
 from sqlalchemy import text
 
-from alerting.alerts import approvals
-from alerting.alerts.lifecycle import AlertDraft, compose_alert
+from alerting.alerts import lifecycle
+from alerting.alerts.drafts import AlertDraft
 from alerting.base.db import transaction, utcnow
 from alerting.base.models import Alert, AlertMode, Priority
 from alerting.interfaces.demo.progress import ProgressLine
@@ -58,20 +58,19 @@ class Story:
     def alert(self, title: str, texts: dict[str, str], target: dict[str, Any], priority: Priority,
               **extra: Any) -> int:
         with transaction() as s:
-            alert = compose_alert(s, AlertDraft(texts=texts, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
+            alert = lifecycle.compose(s, AlertDraft(texts=texts, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
                                                 priority=priority, title=title, target=target, **extra),
                                   self.actors.composer)
-            approvals.submit_for_approval(s, alert.id, self.actors.composer)
+            lifecycle.submit(s, alert.id, self.actors.composer)
             self.say(f"  {self.actors.composer.name} composed {alert.reference} ({priority.value}): {title}")
             return alert.id
 
     def approve(self, alert_id: int, *approvers: Actor) -> float:
-        from alerting.alerts.approvals import approve_reviewed as approve_alert
 
         for approver in approvers:
             with transaction() as s:  # the approver reviews the alert as it is, then approves that version
                 seen = s.get(Alert, alert_id).approval_hash  # type: ignore[union-attr]
-                alert = approve_alert(s, alert_id, approver, seen_hash=seen)
+                alert = lifecycle.approve(s, alert_id, approver, seen_hash=seen)
                 self.say(f"  {approver.name} approved {alert.reference} → {alert.state.value}")
         return time.monotonic()
 

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from alerting.alerts import lifecycle
+from alerting.alerts import drafts
 from alerting.base.db import utcnow
 from alerting.base.intake_config import IntakeConfig
 from alerting.base.models import Alert, AlertKind, AlertMode, AlertState, Priority
@@ -57,13 +57,13 @@ def _reference_of(session: Session, alert_id: int, config: IntakeConfig) -> tupl
                            .order_by(CapMessage.id)).first()
     if came is not None:
         return came.sender, came.identifier, came.sent
-    original = lifecycle.get_alert(session, alert_id)
+    original = drafts.get_alert(session, alert_id)
     return config.cap_sender_id, original.reference, _sent_of(session, original, config.cap_sender_id)
 
 
 def export_alert(session: Session, alert_id: int, config: IntakeConfig) -> bytes:
     """The alert as a CAP 1.2 document, validated against the schema. Raises NotFound."""
-    alert = lifecycle.get_alert(session, alert_id)
+    alert = drafts.get_alert(session, alert_id)
     sent = _sent_of(session, alert, config.cap_sender_id)
     urgency, severity, certainty = GRAVITY[alert.priority]
     areas = []

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from alerting.alerts import approvals, lifecycle
+from alerting.alerts import drafts, lifecycle
 from alerting.base.errors import InvalidInput
 from alerting.base.intake_config import IntakeConfig
 from alerting.base.models import Alert, AlertKind, AlertMode, AlertState, Group, Priority
@@ -116,7 +116,7 @@ def _referenced_alert(session: Session, doc: cap.CapDocument, config: IntakeConf
         if alert_id is None and sender == config.cap_sender_id:
             alert_id = session.scalar(select(Alert.id).where(Alert.reference == identifier))
         if alert_id is not None:
-            known.append(lifecycle.get_alert(session, alert_id))
+            known.append(drafts.get_alert(session, alert_id))
     if not known:
         named = " ".join(",".join(r) for r in doc.references) or "(none given)"
         raise InvalidInput(f"cap: this {doc.msg_type} references an alert Sirena never had: {named}",
@@ -216,16 +216,16 @@ def import_cap(session: Session, data: bytes, *, actor: Actor, config: IntakeCon
         priority = Priority.HIGH
     kind = {"Alert": AlertKind.ALERT, "Update": AlertKind.CORRECTION, "Cancel": AlertKind.CANCEL}[doc.msg_type]
     title = f"CAP {doc.msg_type} {first_info.event if first_info else ''}: {doc.sender}"[:200]
-    draft = lifecycle.AlertDraft(texts=texts, mode=mode, sender_name=config.sms_sender, priority=priority,
+    draft = drafts.AlertDraft(texts=texts, mode=mode, sender_name=config.sms_sender, priority=priority,
                                  title=title, target=target, kind=kind,
                                  corrects_alert_id=original.id if original else None, origin="cap",
                                  cap_identifier=f"{doc.sender},{doc.identifier},{doc.sent}")
-    alert = lifecycle.compose_alert(session, draft, actor)
+    alert = lifecycle.compose(session, draft, actor)
     if mode is AlertMode.LIVE and original is None and not zone_names:
         warnings.append("left as a draft: no polygon or circle to aim at; choose the target, then submit")
     else:
         try:
-            approvals.submit_for_approval(session, alert.id, actor)
+            lifecycle.submit(session, alert.id, actor)
         except InvalidInput as exc:  # a live alert whose area holds nobody: kept, for an operator to aim
             warnings.append(f"left as a draft: {exc.message}")
     session.execute(CapMessage.__table__.update().where(CapMessage.id == claimed[0]).values(alert_id=alert.id))

@@ -20,12 +20,11 @@ import hmac
 import io
 import secrets
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerting.alerts import approvals, lifecycle
+from alerting.alerts import drafts, lifecycle
 from alerting.base.db import transaction
 from alerting.base.errors import InvalidInput, Refused, SirenaError
 from alerting.base.intake_config import IntakeConfig
@@ -38,11 +37,9 @@ from alerting.directory.contact_import import read_rejects
 from alerting.interfaces.intake.cap_import import import_cap
 from alerting.interfaces.intake.mail import MailRequest, parse_mail, sender_of
 from alerting.interfaces.intake.review import keep_for_review, record
-from alerting.schedules import check_quiet_hours
 from audit import trail
 from audit.actor import Actor
 from audit.trail import audit_refusal
-from geo import targeting
 
 CHANNEL = "smtp"
 ATTACHED_CSV = "correo-adjunto.csv"
@@ -168,27 +165,18 @@ def _create(session: Session, request: MailRequest, actor: Actor, config: Intake
             lines += _problem_lines(report, attached=source.name == ATTACHED_CSV)
         groups.append(adhoc)
     language = request.language if request.language in {"es", "en"} else "es"
-    if request.scheduled_at is not None:
-        check_quiet_hours(AlertMode(request.mode), request.scheduled_at, ZoneInfo(settings.timezone), config,
-                          request.quiet_override_reason)
-    draft = lifecycle.AlertDraft(texts={language: request.text}, mode=AlertMode(request.mode),
+    draft = drafts.AlertDraft(texts={language: request.text}, mode=AlertMode(request.mode),
                                  sender_name=config.sms_sender, priority=Priority(request.priority),
                                  title=request.title, target={"groups": groups}, origin="email",
                                  scheduled_at=request.scheduled_at,
                                  idempotency_key=f"email:{request.message_id}" if request.message_id else None)
-    spec = targeting.TargetSpec.from_json(draft.target)
-    targeting.resolve(session, spec)  # unknown groups: NotFound naming each
-    alert = lifecycle.compose_alert(session, draft, actor)
+    alert = lifecycle.compose(session, draft, actor, quiet_override_reason=request.quiet_override_reason)
     if alert.state is not AlertState.DRAFT or alert.submitted_at is not None:
         return [f"Already received: alert {alert.reference} ({alert.state.value})."], alert.id, "duplicate"
-    approvals.submit_for_approval(session, alert.id, actor)
-    if request.scheduled_at is not None and request.quiet_override_reason and alert.mode is not AlertMode.LIVE:
-        trail.append(session, actor=actor, action="alert.quiet_hours_overridden", subject_type="alert",
-                     subject_id=alert.id, payload={"scheduled_at": request.scheduled_at},
-                     reason=request.quiet_override_reason)
+    lifecycle.submit(session, alert.id, actor)
     lines = [f"Alert {alert.reference} created from your mail: {alert.mode.value.upper()}, "
              f"priority {alert.priority.value}, to groups {', '.join(groups)}.",
-             f"It would reach {targeting.preview(session, spec).total} phone(s) now.",
+             f"It would reach {alert.submitted_recipients or 0} phone(s) now.",
              "It is PENDING APPROVAL: nothing is sent until a different operator approves it.", "", *lines]
     return lines, alert.id, "draft_created"
 

@@ -3,8 +3,9 @@
 - `phone_texts`: each language exactly as a handset shows it (mode prefix, reply code and
   reference filled, a shared code's keyword in the reply instruction; contact fields shown with
   their defaults), with encoding and parts.
-- the rules every interface shares (blast radius, zone versions pinned at submission) live in
-  alerting/alerts/approvals.py.
+- `recipient_points`: the located recipients on the review map.
+The rules every interface shares (blast radius, zone versions pinned at submission, the recipients
+count) are in alerting/alerts/audience.py and guards.py, applied by alerting/alerts/lifecycle.py.
 """
 
 from __future__ import annotations
@@ -15,15 +16,6 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from alerting.alerts.approvals import (  # noqa: F401  (the console imports them from here)
-    BlastRadius,
-    approve_reviewed,
-    blast_radius,
-    count_tolerance,
-    preview_alert,
-    sender_capacity,
-    submit_for_approval,
-)
 from alerting.base.models import Alert, Delivery
 from alerting.base.sms_text.encoding import analyze
 from alerting.base.sms_text.rendering import ALERT_FIELDS, PLACEHOLDER, render, texts_for_phones

@@ -13,7 +13,7 @@ from shapely.geometry import shape
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from alerting.alerts import corrections, lifecycle
+from alerting.alerts import audience, corrections, drafts, lifecycle, prearmed
 from alerting.base.db import transaction
 from alerting.base.errors import InvalidInput
 from alerting.base.json_limits import parse_json
@@ -46,14 +46,14 @@ def _form_values(alert: Alert | None = None, prearmed: corrections.PrearmedTexts
             values[key] = form.getlist(key)
         return values
     if alert is None:
-        correction, cancel = corrections.default_texts(["es", "en"])
+        correction, cancel = prearmed.default_texts(["es", "en"])
         return {"mode": "", "priority": "normal", "zones": [], "groups": [], "exclude_groups": [], "resend": "1",
                 "correction_es": correction["es"], "correction_en": correction["en"],
                 "cancel_es": cancel["es"], "cancel_en": cancel["en"]}
     target = alert.target or {}
     tz = ZoneInfo(current_app.config["SIRENA_TIMEZONE"])
-    correction = prearmed.correction_texts if prearmed else corrections.default_texts(["es", "en"])[0]
-    cancel = prearmed.cancel_texts if prearmed else corrections.default_texts(["es", "en"])[1]
+    correction = prearmed.correction_texts if prearmed else prearmed.default_texts(["es", "en"])[0]
+    cancel = prearmed.cancel_texts if prearmed else prearmed.default_texts(["es", "en"])[1]
     return {
         "mode": alert.mode.value, "title": alert.title, "priority": alert.priority.value, "sender": alert.sender_name,
         "text_es": alert.texts.get("es", ""), "text_en": alert.texts.get("en", ""),
@@ -84,8 +84,8 @@ def _choices(db: Session) -> dict[str, Any]:
 def _render_compose(errors: dict[str, str], alert_id: int | None = None) -> str:
     with transaction() as db:
         alert = db.get(Alert, alert_id) if alert_id else None
-        prearmed = corrections.prearmed(db, alert_id) if alert_id else None
-        values = _form_values(alert, prearmed)
+        armed = prearmed.prearmed(db, alert_id) if alert_id else None
+        values = _form_values(alert, armed)
         if not values.get("sender") and (default := senders.default_sender(db)) is not None:
             values["sender"] = default.name  # a dedicated code: never a shared one by the alphabet's chance
         return render_template("alerts/compose.html", v=values, errors=errors, alert=alert, **_choices(db))
@@ -100,7 +100,7 @@ def _texts(form: Any, prefix: str) -> dict[str, str]:
             if form.get(f"{prefix}_{lang}", "").strip()}
 
 
-def _parse(db: Session) -> tuple[lifecycle.AlertDraft, dict[str, str], dict[str, str]]:
+def _parse(db: Session) -> tuple[drafts.AlertDraft, dict[str, str], dict[str, str]]:
     """The form as a draft, its correction and cancellation texts. Raises InvalidInput by field."""
     form, problems = request.form, {}
     try:
@@ -138,9 +138,9 @@ def _parse(db: Session) -> tuple[lifecycle.AlertDraft, dict[str, str], dict[str,
         _save_drawn(db, form, target, problems)
     if problems:
         raise InvalidInput("the alert cannot be saved as given", fields=problems)
-    draft = lifecycle.AlertDraft(texts=_texts(form, "text"), mode=mode, sender_name=form.get("sender", ""),
-                                 priority=priority, title=form.get("title", "").strip()[:200], target=target,
-                                 scheduled_at=scheduled, ack_deadline_s=ack, escalation=escalation, origin="console")
+    draft = drafts.AlertDraft(texts=_texts(form, "text"), mode=mode, sender_name=form.get("sender", ""),
+                              priority=priority, title=form.get("title", "").strip()[:200], target=target,
+                              scheduled_at=scheduled, ack_deadline_s=ack, escalation=escalation, origin="console")
     return draft, _texts(form, "correction"), _texts(form, "cancel")
 
 
@@ -182,7 +182,7 @@ def _save_drawn(db: Session, form: Any, target: dict[str, Any], problems: dict[s
         target["zones"].append(zone.name)
 
 
-def _confirm_live(db: Session, draft: lifecycle.AlertDraft) -> None:
+def _confirm_live(db: Session, draft: drafts.AlertDraft) -> None:
     """A live alert is saved only after typing its summary ("LIVE 48,213", in Spanish "REAL 48.213";
     either word, either grouping): never a bare "OK"."""
     if draft.mode is not AlertMode.LIVE:
@@ -211,10 +211,10 @@ def create() -> Any:
     with transaction() as db:
         draft, correction, cancel = _parse(db)
         _confirm_live(db, draft)
-        alert = lifecycle.compose_alert(db, draft, current_actor())
-        corrections.set_prearmed_texts(db, alert.id, correction, cancel, current_actor())
+        alert = lifecycle.compose(db, draft, current_actor(), prearmed_texts=(correction, cancel),
+                                  quiet_override_reason=request.form.get("quiet_override_reason"))
         if request.form.get("action") == "submit":
-            review.submit_for_approval(db, alert.id, current_actor())
+            lifecycle.submit(db, alert.id, current_actor())
     flash(_("Alert %(reference)s saved (%(state)s).", reference=alert.reference, state=label(alert.state)), "ok")
     return redirect(url_for("alerts.detail", alert_id=alert.id), 303)
 
@@ -224,7 +224,7 @@ def create() -> Any:
 def edit(alert_id: int) -> str:
     """The compose form for an editable alert."""
     with transaction() as db:
-        lifecycle.get_alert(db, alert_id)
+        drafts.get_alert(db, alert_id)
     return _render_compose({}, alert_id)
 
 
@@ -241,10 +241,10 @@ def update(alert_id: int) -> Any:
                    "priority": draft.priority, "title": draft.title, "target": draft.target,
                    "scheduled_at": draft.scheduled_at, "ack_deadline_s": draft.ack_deadline_s,
                    "escalation": draft.escalation}
-        alert = lifecycle.update_draft(db, alert_id, changes, current_actor())
-        corrections.set_prearmed_texts(db, alert_id, correction, cancel, current_actor())
+        alert = lifecycle.edit(db, alert_id, changes, current_actor(), prearmed_texts=(correction, cancel),
+                               quiet_override_reason=request.form.get("quiet_override_reason"))
         if request.form.get("action") == "submit":
-            review.submit_for_approval(db, alert_id, current_actor())
+            lifecycle.submit(db, alert_id, current_actor())
     flash(_("Alert %(reference)s saved; any approval it had is void.", reference=alert.reference), "ok")
     return redirect(url_for("alerts.detail", alert_id=alert_id), 303)
 
@@ -255,7 +255,7 @@ def update(alert_id: int) -> Any:
 def submit(alert_id: int) -> Any:
     """Ask for a second operator's approval (zone versions pinned, hash fixed)."""
     with transaction() as db:
-        alert = review.submit_for_approval(db, alert_id, current_actor())
+        alert = lifecycle.submit(db, alert_id, current_actor())
     flash(_("Alert %(reference)s is waiting for a second operator's approval.", reference=alert.reference), "ok")
     return redirect(url_for("alerts.detail", alert_id=alert_id), 303)
 
@@ -264,13 +264,13 @@ def submit(alert_id: int) -> Any:
 
 
 def _review_context(db: Session, alert_id: int) -> dict[str, Any]:
-    alert = lifecycle.get_alert(db, alert_id)
-    preview = review.preview_alert(db, alert)
+    alert = drafts.get_alert(db, alert_id)
+    preview = audience.preview_alert(db, alert)
     return {"alert": alert, "phones": review.phone_texts(alert, senders.sender_keyword(db, alert.sender_name)),
-            "preview": preview, "radius": review.blast_radius(db, alert, preview),
-            "prearmed": corrections.prearmed(db, alert_id),
-            "capacity": review.sender_capacity(db, alert, preview), "approvals": approvals_of(db, alert_id),
-            "tolerance": review.count_tolerance(alert.submitted_recipients or 0)}
+            "preview": preview, "radius": audience.blast_radius(db, alert, preview),
+            "prearmed": prearmed.prearmed(db, alert_id),
+            "capacity": audience.sender_capacity(db, alert, preview), "approvals": approvals_of(db, alert_id),
+            "tolerance": audience.count_tolerance(alert.submitted_recipients or 0)}
 
 
 def approvals_of(db: Session, alert_id: int) -> list[Any]:
@@ -310,9 +310,9 @@ def review_page(alert_id: int) -> str:
 def approve(alert_id: int) -> Any:
     """Approve (a live alert needs a fresh TOTP code); arms the correction with it."""
     with transaction() as db:
-        if lifecycle.get_alert(db, alert_id).mode is AlertMode.LIVE:
+        if drafts.get_alert(db, alert_id).mode is AlertMode.LIVE:
             step_up(db, "console.alerts.approve")  # a hijacked session alone cannot approve a live alert
-        alert = review.approve_reviewed(db, alert_id, current_actor(), seen_hash=request.form.get("seen_hash", ""),
+        alert = lifecycle.approve(db, alert_id, current_actor(), seen_hash=request.form.get("seen_hash", ""),
                                         override_reason=request.form.get("override_reason"))
     if alert.state is AlertState.PENDING_APPROVAL:
         flash(_("Approval recorded; %(reference)s needs %(n)s approvals.", reference=alert.reference,
@@ -329,7 +329,7 @@ def approve(alert_id: int) -> Any:
 def reject(alert_id: int) -> Any:
     """Reject with a reason; the composer may revise."""
     with transaction() as db:
-        alert = lifecycle.reject_alert(db, alert_id, current_actor(), request.form.get("reason", ""))
+        alert = lifecycle.reject(db, alert_id, current_actor(), request.form.get("reason", ""))
     flash(_("Alert %(reference)s rejected.", reference=alert.reference), "ok")
     return redirect(url_for("alerts.detail", alert_id=alert_id), 303)
 

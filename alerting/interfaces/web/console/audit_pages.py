@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, render_template, request
 from sqlalchemy import text
 
-from alerting.alerts import lifecycle
+from alerting.alerts import drafts
 from alerting.base.db import engine, transaction
 from alerting.base.errors import InvalidInput
 from alerting.interfaces.web.security import current_actor, requires
@@ -25,7 +25,7 @@ def _alert_id() -> int | None:
     if not raw:
         return None
     with transaction() as db:
-        return lifecycle.alert_id_of(db, raw)
+        return drafts.alert_id_of(db, raw)
 
 
 @bp.get("/timeline")

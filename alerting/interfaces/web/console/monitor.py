@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from alerting.alerts import corrections, help_desk, lifecycle
+from alerting.alerts import corrections, drafts, help_desk, lifecycle, prearmed
 from alerting.base import csv_cells
 from alerting.base.db import transaction, utcnow
 from alerting.base.errors import InvalidInput
@@ -64,16 +64,16 @@ def detail(alert_id: int) -> str:
 
     after = int(_query_number("nr_after"))
     with transaction() as db:
-        alert = lifecycle.get_alert(db, alert_id)
+        alert = drafts.get_alert(db, alert_id)
         silent = live_view.non_responders(db, alert_id, limit=NON_RESPONDERS_PAGE + 1, after_id=after)
         context = {
             "alert": alert, "phones": review.phone_texts(alert, senders.sender_keyword(db, alert.sender_name)),
-            "prearmed": corrections.prearmed(db, alert_id),
+            "prearmed": prearmed.prearmed(db, alert_id),
             "approvals": approvals_of(db, alert_id), "live": _live(db, alert, after=0),
             "timeline": alert_timeline(db, alert_id),
             "desk": shown_helps(help_desk.open_helps(db, alert_id=alert_id)), "help_alert_id": alert_id,
             "original": db.get(Alert, alert.corrects_alert_id) if alert.corrects_alert_id else None,
-            "fireable": alert.state in corrections.FIREABLE,
+            "fireable": alert.state in lifecycle.FIREABLE,
             "silent": silent[:NON_RESPONDERS_PAGE], "silent_after": after,
             "silent_next": (silent[NON_RESPONDERS_PAGE - 1]["delivery_id"]
                             if len(silent) > NON_RESPONDERS_PAGE else None),
@@ -114,7 +114,7 @@ def non_responders_csv(alert_id: int) -> Response:
     """Every non-responder of the alert as CSV (full numbers: this is the list to phone), streamed;
     the download is audited before it starts, as an export of people's numbers."""
     with transaction() as db:
-        alert = lifecycle.get_alert(db, alert_id)
+        alert = drafts.get_alert(db, alert_id)
         trail.append(db, actor=current_actor(), action="alert.non_responders_exported", subject_type="alert",
                      subject_id=alert_id, payload={"reference": alert.reference})
     reference = alert.reference
@@ -153,7 +153,7 @@ def live(alert_id: int) -> Any:
     deadline = time.monotonic() + wait_s
     while True:
         with transaction() as db:
-            alert = lifecycle.get_alert(db, alert_id)
+            alert = drafts.get_alert(db, alert_id)
             version, last_reply = live_view.live_marks(db, alert_id)
             seen = seen or version
             # A completed alert still gets replies (ACKs arrive for minutes after the last submit).
@@ -177,7 +177,7 @@ def _query_number(name: str) -> float:
 def points(alert_id: int) -> Any:
     """Located recipients coloured by status: the blast radius before, who has answered after."""
     with transaction() as db:
-        return jsonify(review.recipient_points(db, lifecycle.get_alert(db, alert_id)))
+        return jsonify(review.recipient_points(db, drafts.get_alert(db, alert_id)))
 
 
 @bp.post("/alerts/<int:alert_id>/cancel")
@@ -188,7 +188,7 @@ def cancel(alert_id: int) -> Any:
     if not reason:
         raise InvalidInput("say why the send is stopped", fields={"reason": "required"})
     with transaction() as db:
-        alert = lifecycle.cancel_alert(db, alert_id, current_actor(), reason)
+        alert = lifecycle.cancel(db, alert_id, current_actor(), reason)
     # Stopping is not informing (FIELD.md req. 13): the detail page now offers the correction first.
     flash(_("Alert %(reference)s stopped. People already reached have NOT been told: send the correction.",
             reference=alert.reference), "error")
@@ -214,7 +214,7 @@ def correction(alert_id: int) -> Any:
     kind = request.form.get("kind", "correction")
     typed = request.form.get("text", "").strip() or None
     with transaction() as db:
-        if lifecycle.get_alert(db, alert_id).mode is AlertMode.LIVE:
+        if drafts.get_alert(db, alert_id).mode is AlertMode.LIVE:
             step_up(db, "console.alerts.correction")  # a hijacked session alone cannot reach every phone
         fire = corrections.fire_cancel_notice if kind == "cancel" else corrections.fire_correction
         fixed = fire(db, alert_id, current_actor(), typed)

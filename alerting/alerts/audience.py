@@ -1,19 +1,14 @@
-"""The checks around submitting and approving that every interface shares (console, API, e-mail, CAP).
+"""Who an alert reaches, as the approver must see it before approving, and the rules on that
+audience (FIELD.md req. 7):
 
-- `blast_radius`: the recipients count against the zones' expected population and the size of
-  the directory; a target far beyond them needs a written reason (FIELD.md req. 7).
-- `submit_for_approval` pins the zone versions into the target and counts the recipients before
-  the approval hash is fixed over both, so what was approved is what fans out, even if a zone is
-  redrawn meanwhile; a live alert with nobody to reach is refused with the breakdown saying why.
+- `preview_alert`: the target's preview now; a correction or cancellation notice (kind
+  correction/cancel referencing an original) goes to the original's deliveries, not to a target,
+  and its preview counts those (that audience was approved with the original);
+- `blast_radius`: the recipients against the zones' expected population and the size of the
+  directory; a target far beyond them needs a written reason at approval;
+- `count_tolerance`: how far the recipients count may drift between submission and approval
+  (max(1 % of it, 10)) before the composer must submit again;
 - `sender_capacity`: a long number's daily cap left today and its TPS, against the alert's parts.
-- `approve_reviewed`: the recipients count must still be close to the one submitted (within
-  `count_tolerance`: max(1 % of it, 10)), the blast-radius rule, then `corrections.approve_alert`
-  (which arms the correction and cancellation with the same approval, and sends an approved
-  correction in place of its original). Both counts are kept with the approval.
-
-A correction or cancellation notice (kind correction/cancel referencing an original) goes to the
-original's deliveries, not to its target: its preview counts those, and it has no blast radius
-of its own (that audience was approved with the original).
 """
 
 from __future__ import annotations
@@ -25,12 +20,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from alerting.alerts import corrections, lifecycle
-from alerting.base.errors import InvalidInput, Refused
-from alerting.base.models import Alert, AlertKind, AlertMode, AlertState, Contact, Delivery, Sender
+from alerting.base.models import Alert, AlertKind, Contact, Delivery, Sender
 from alerting.base.models.zones import Zone
 from alerting.base.sms_text.rendering import mode_prefix
-from audit.actor import Actor
 from broadcast import allowance
 from geo import targeting
 from geo.preview import Preview, estimate_sms
@@ -118,59 +110,6 @@ def sender_capacity(session: Session, alert: Alert, preview: targeting.Preview) 
             "over_cap_parts": max(parts - left, 0) if left is not None else 0}
 
 
-def submit_for_approval(session: Session, alert_id: int, composer: Actor) -> Alert:
-    """Pin the zone versions into the target, then `lifecycle.submit_alert` (which fixes the hash).
-
-    A live alert that reaches nobody is refused here (InvalidInput on `target`, with the breakdown),
-    whichever way it came in: console, API, e-mail, CAP or a schedule.
-    """
-    alert = lifecycle.get_alert(session, alert_id, lock=True)
-    target = dict(alert.target or {})
-    if target.get("zones"):
-        record = targeting.resolution_record(session, targeting.TargetSpec.from_json(target))
-        if target.get("zone_versions") != record["zone_versions"]:
-            target["zone_versions"] = record["zone_versions"]
-            lifecycle.update_draft(session, alert_id, {"target": target}, composer)
-    if corrections.prearmed(session, alert_id) is None:
-        corrections.set_prearmed_texts(session, alert_id, None, None, composer)
-    recipients = None
-    if not is_correction(alert):  # a correction's audience grows while its original still fans out
-        preview = preview_alert(session, alert)
-        targeting.require_nonempty(preview, alert.mode)
-        recipients = preview.total
-    return lifecycle.submit_alert(session, alert_id, composer, recipients=recipients)
-
-
 def count_tolerance(submitted: int) -> int:
     """How far the recipients count may drift between submission and approval: max(1 %, 10)."""
     return max(math.ceil(submitted * DRIFT_SHARE), DRIFT_MIN)
-
-
-def approve_reviewed(session: Session, alert_id: int, approver: Actor, *, seen_hash: str | None,
-                     override_reason: str | None = None) -> Alert:
-    """Approve after the review (`seen_hash`: the approval hash the approver saw; required).
-
-    The approval is bound to the audience: the target must still resolve to the count submitted,
-    give or take `count_tolerance` (an opt-out or a new contact in the zone during an incident);
-    beyond it the approval is Refused (audited) and the composer submits it again. Both counts
-    are recorded with the approval. A blast-radius warning needs a reason (recorded with it).
-    """
-    seen_hash = lifecycle.require_seen_hash(seen_hash)
-    alert = lifecycle.get_alert(session, alert_id, lock=True)
-    reason = (override_reason or "").strip() or None
-    if alert.state is not AlertState.PENDING_APPROVAL or is_correction(alert):
-        return corrections.approve_alert(session, alert_id, approver, seen_hash=seen_hash, override_reason=reason)
-    preview = preview_alert(session, alert)
-    submitted = alert.submitted_recipients
-    if submitted is not None and abs(preview.total - submitted) > count_tolerance(submitted):
-        raise Refused(f"{alert.reference} was submitted for {submitted:,} recipients and its target now reaches "
-                      f"{preview.total:,}, more than {count_tolerance(submitted):,} away; the composer must submit "
-                      "it again before it can be approved", alert_id=alert_id, submitted_recipients=submitted,
-                      recipients_now=preview.total)
-    if alert.mode is AlertMode.LIVE:
-        radius = blast_radius(session, alert, preview)
-        if radius.needs_reason and not reason:
-            raise InvalidInput("this target is far larger than expected: say why it is right",
-                               fields={"override_reason": "; ".join(radius.reasons)})
-    return corrections.approve_alert(session, alert_id, approver, seen_hash=seen_hash, override_reason=reason,
-                                     recipients_now=preview.total)
