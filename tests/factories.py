@@ -147,3 +147,12 @@ def unmatched_world(db, factories) -> dict[str, int]:  # type: ignore[no-untyped
                                data_coding=4),
         "keyword": stored_reply(db, "+56970004321", "POLICIA ACK", reason="unknown_keyword"),
     }
+
+
+def audience_group(session, name: str = "brigadas", members: int = 1) -> Group:  # type: ignore[no-untyped-def]
+    """A static group with `members` contacts: a target a live alert may be submitted to (a live
+    alert that reaches nobody is refused at submission)."""
+    group = GroupFactory(name=name)
+    for _ in range(members):
+        add_member(session, group, ContactFactory())
+    return group

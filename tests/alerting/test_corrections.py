@@ -18,7 +18,9 @@ def pending(db, factories):
     factories.SenderFactory(name="SIRENA-SC")
     composer = factories.OperatorFactory(roles=["composer"])
     approver = factories.OperatorFactory(roles=["approver"])
-    alert = factories.AlertFactory(composed_by_id=composer.id, texts={"es": "Alerta real", "en": "Real alert"})
+    group = factories.audience_group(db, members=2)
+    alert = factories.AlertFactory(composed_by_id=composer.id, texts={"es": "Alerta real", "en": "Real alert"},
+                                   target={"groups": [group.name]})
     lifecycle.set_correction_texts(db, alert.id, None, None, actor_for(composer))
     lifecycle.submit(db, alert.id, actor_for(composer))
     return alert, composer, approver

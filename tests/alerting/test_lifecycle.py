@@ -13,7 +13,8 @@ from audit.actor import Actor
 
 
 @pytest.fixture
-def people(factories):
+def people(db, factories):
+    factories.audience_group(db, "brigadas")
     composer = factories.OperatorFactory(roles=["composer"])
     approver = factories.OperatorFactory(roles=["approver"])
     second = factories.OperatorFactory(roles=["approver"])
@@ -61,7 +62,6 @@ def test_compose_refuses_a_schedule_in_the_past(db, people):
 
 
 def test_exercise_may_only_target_drill_groups(db, people, factories):
-    factories.GroupFactory(name="brigadas", drill_allowed=False)
     with pytest.raises(InvalidInput) as err:
         lifecycle.compose(db, draft(mode=AlertMode.EXERCISE, target={"zones": ["Centro"], "groups": ["brigadas"]}),
                       people["composer"])

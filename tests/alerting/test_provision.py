@@ -44,7 +44,7 @@ def test_second_setup_run_changes_nothing(fresh_install):
 
 def test_a_fresh_install_can_compose_before_any_worker_has_run(fresh_install, monkeypatch):
     from alerting.alerts.drafts import AlertDraft
-    from alerting.base.models import AlertMode, Operator
+    from alerting.base.models import AlertMode, Group, GroupKind, Operator
     from tests.factories import actor_for
 
     for name in ("SIRENA_CARRIER_ALPHA_PASSWORD", "SIRENA_CARRIER_BETA_PASSWORD"):
@@ -57,7 +57,7 @@ def test_a_fresh_install_can_compose_before_any_worker_has_run(fresh_install, mo
             senders = dict(session.execute(text("SELECT name, active FROM senders")).all())
             default = session.execute(text("SELECT name FROM senders WHERE is_default")).scalars().all()
             composer = Operator(username="ana", password_hash="x", roles=["composer"])
-            session.add(composer)
+            session.add_all([composer, Group(name="brigadas", kind=GroupKind.STATIC)])
             session.flush()
             alert = lifecycle.compose(session, AlertDraft(texts={"es": "Simulacro de sirena"}, mode=AlertMode.LIVE,
                                                       sender_name="SIRENA-SC", target={"groups": ["brigadas"]}),
