@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from alerting.base.db import rowcount
 from alerting.base.errors import InvalidInput, NotFound
 from alerting.base.models import Alert, AlertMode, Contact, Delivery, Group, Priority
 from alerting.base.models.zones import Zone
@@ -345,7 +346,7 @@ def _insert_chosen(session: Session, alert_id: int, chosen: Any, *, skip_sent: b
                         .limit(1).scalar_subquery())
         rows = rows.where(sent_already.is_(None))
     statement = pg_insert(Delivery).from_select(["alert_id", "contact_id", "msisdn", "language"], rows)
-    return int(session.execute(statement).rowcount or 0)
+    return rowcount(session.execute(statement))
 
 
 def skip_unreachable(session: Session, spec: TargetSpec, after: int) -> int | None:

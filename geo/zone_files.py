@@ -75,7 +75,7 @@ def check_geojson(data: dict[str, Any] | str | bytes, *, name: str | None = None
         try:
             checked.append((zone_name, _check_parts(parts, repair=repair, region=region)))
         except InvalidInput as exc:
-            errors.update(exc.details.get("fields", {}))  # type: ignore[arg-type]
+            errors.update(exc.details.get("fields", {}))
     if errors:
         first = next(iter(errors.items()))
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from alerting.base import job_ids
-from alerting.base.db import configured_settings, utcnow
+from alerting.base.db import configured_settings, rowcount, utcnow
 from alerting.base.errors import InvalidInput, InvalidTransition, NotFound, Refused, TwoPersonRuleViolated
 from alerting.base.models import (
     Alert,
@@ -421,13 +421,13 @@ def cancel_alert(session: Session, alert_id: int, actor: Actor, reason: str) -> 
         permissions.require(actor, "alerts.cancel", "cancel alerts")
     move_alert(alert, S.CANCELLED)
     alert.cancelled_at, alert.reason = utcnow(), reason
-    purged = session.execute(
+    purged = rowcount(session.execute(
         update(Delivery)
         .where(Delivery.alert_id == alert.id,
                # Two equalities, not IN: each uses its partial index (claim, in-flight).
                or_(Delivery.state == DeliveryState.QUEUED, Delivery.state == DeliveryState.WAITING_ROUTE))
         .values(state=DeliveryState.CANCELLED, updated_at=utcnow())
-    ).rowcount
+    ))
     trail.append(session, actor=actor, action="alert.cancelled", subject_type="alert", subject_id=alert.id,
                  payload={"reason": reason, "deliveries_cancelled": purged})
     return alert

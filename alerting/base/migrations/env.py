@@ -22,14 +22,14 @@ def run_migrations_online() -> None:
         _run(connectable)
 
 
-def _include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+def _include_object(obj, name, type_, reflected, compare_to):
     # PostGIS's own tables and the audit schema's objects are not ours to autogenerate.
     if type_ == "table" and name in {"spatial_ref_sys"}:
         return False
     return not (type_ == "table" and getattr(obj, "schema", None) == "audit")
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,

@@ -105,8 +105,8 @@ def parse_mail(raw: bytes) -> MailRequest:
     request = MailRequest(sender=sender, subject=subject, message_id=str(message.get("Message-ID", "")).strip(),
                           token=found.group(1) if found else None)
     request.title = TOKEN.sub("", subject).strip()[:200]
-    _read_body(request, _body_text(message))  # type: ignore[arg-type]
-    for part in message.iter_attachments():  # type: ignore[attr-defined]
+    _read_body(request, _body_text(message))
+    for part in message.iter_attachments():
         name = (part.get_filename() or "").lower()
         payload = part.get_payload(decode=True) or b""
         if name.endswith(".xml") or part.get_content_type() in {"application/cap+xml", "application/xml", "text/xml"}:

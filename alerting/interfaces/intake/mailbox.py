@@ -211,10 +211,10 @@ def _csv_sources(request: MailRequest) -> list[io.BytesIO]:
     sources = []
     if request.numbers:
         body = io.BytesIO(("telefono\n" + "\n".join(request.numbers) + "\n").encode())
-        body.name = "correo-numeros.csv"  # type: ignore[attr-defined]
+        body.name = "correo-numeros.csv"
         sources.append(body)
     if request.contacts_csv:
         attached = io.BytesIO(request.contacts_csv)
-        attached.name = ATTACHED_CSV  # type: ignore[attr-defined]
+        attached.name = ATTACHED_CSV
         sources.append(attached)
     return sources

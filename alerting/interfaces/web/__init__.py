@@ -132,7 +132,7 @@ def _blueprints(app: Flask) -> None:
         app.register_blueprint(module.bp)
     if importlib.util.find_spec("alerting.interfaces.api") is not None:
         try:
-            from alerting.interfaces.api import api_bp, probes_bp  # type: ignore[attr-defined]
+            from alerting.interfaces.api import api_bp, probes_bp
         except ImportError as exc:  # the API package exists but is not finished: the console still runs
             log.warning("REST API not registered: %s", exc)
         else:

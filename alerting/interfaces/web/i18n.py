@@ -70,7 +70,7 @@ class ConsoleBabel(Babel):
     """Flask-Babel whose catalogues come from the `.po` sources."""
 
     @cached_property
-    def domain_instance(self) -> Domain:  # type: ignore[override]
+    def domain_instance(self) -> Domain:
         return _PoDomain(translation_directories=[str(TRANSLATIONS)])
 
 

@@ -119,7 +119,7 @@ def _parse(db: Session) -> tuple[lifecycle.AlertDraft, dict[str, str], dict[str,
         try:
             target["criteria"] = parse_json(form["criteria"], field="criteria", max_bytes=MAX_CRITERION_BYTES)
         except InvalidInput as exc:
-            problems.update(exc.details["fields"])  # type: ignore[arg-type]
+            problems.update(exc.details["fields"])
     scheduled = None
     if form.get("scheduled_at", "").strip():
         try:
