@@ -250,8 +250,9 @@ def raise_help_now(session: Session, helps: list[tuple[int, int | None, str, str
         oncall_group = settings.oncall_group if settings is not None else None
     alert_ids = {a for _, a, _, _ in helps if a is not None}
     alerts = {a.id: a for a in session.scalars(select(Alert).where(Alert.id.in_(alert_ids)))} if alert_ids else {}
-    names = dict(session.execute(text("SELECT r.id, c.name FROM replies r JOIN contacts c ON c.id = r.contact_id "
-                                      "WHERE r.id = ANY(:ids)"), {"ids": [h[0] for h in helps]}).all())
+    names: dict[int, str] = dict(session.execute(text(
+        "SELECT r.id, c.name FROM replies r JOIN contacts c ON c.id = r.contact_id WHERE r.id = ANY(:ids)"),
+        {"ids": [h[0] for h in helps]}).all())
     fallback_sender: list[str | None] = []
     drafts = []
     for reply_id, alert_id, msisdn, body in helps:

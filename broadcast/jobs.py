@@ -93,7 +93,8 @@ class _StopChunk(Exception):
 
 
 def _last_delivery_id(session: Session, alert_id: int) -> int:
-    return session.scalar(select(func.coalesce(func.max(Delivery.id), 0)).where(Delivery.alert_id == alert_id))
+    return session.execute(select(func.coalesce(func.max(Delivery.id), 0))
+                           .where(Delivery.alert_id == alert_id)).scalar_one()
 
 
 def _first_chunk(session: Session, alert: Alert, *, queue_jobs: bool = True) -> None:

@@ -103,14 +103,14 @@ def reconcile(redis: Redis | None) -> ReconcileReport:
     sending = _sending_alerts()
     for alert_id in sending:
         with transaction() as session:
-            alert = session.get(Alert, alert_id)
-            if alert is None or alert.state is not AlertState.SENDING:
+            sending_alert = session.get(Alert, alert_id)
+            if sending_alert is None or sending_alert.state is not AlertState.SENDING:
                 continue
             # Only waiting jobs cover rows: rows a live job is working on are `submitting`, not
             # `queued`; a duplicate job over a live one's range only adds a second claimer.
             batches = _orphan_batches(session, alert_id, job_ids.batch_ranges(waiting, alert_id))
             if batches:
-                jobs.queue_batches(session, alert, batches, tag=tag)
+                jobs.queue_batches(session, sending_alert, batches, tag=tag)
                 report.batches_queued[alert_id] = len(batches)
             elif jobs.finish_if_done(session, alert_id):
                 report.completed.append(alert_id)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -235,7 +235,8 @@ def update_draft(session: Session, alert_id: int, changes: dict[str, Any], edito
         setattr(alert, key, value)
     if alert.state is not S.DRAFT:
         move_alert(alert, S.DRAFT)
-    session.execute(AlertApproval.__table__.delete().where(AlertApproval.alert_id == alert.id))
+    session.execute(delete(AlertApproval).where(AlertApproval.alert_id == alert.id)
+                    .execution_options(synchronize_session=False))
     alert.approval_hash = None
     alert.updated_at = utcnow()
     record_author(session, alert.id, editor, AuthorRole.EDITOR)

@@ -251,7 +251,8 @@ class _Staging:
         count = cur.rowcount
         if count:
             cur.execute(f"DELETE FROM {self.locations} l USING {self.dups} d WHERE l.row_no = d.row_no")
-            named = self.session.connection().connection.cursor(name=f"{self.dups}_read")
+            # psycopg2 (untyped) named cursor: server-side, read itersize rows at a time
+            named: Any = self.session.connection().connection.cursor(name=f"{self.dups}_read")
             named.itersize = 10_000
             named.execute(f"SELECT row_no, msisdn, kept_row FROM {self.dups} ORDER BY row_no")
             for row_no, msisdn, kept in named:

@@ -324,7 +324,7 @@ def read_number_lines(text: str, region: str | None) -> list[str]:
             try:
                 numbers[normalize_msisdn(raw, region)] = None
             except InvalidInput as exc:
-                reason = dict(exc.details.get("fields") or {}).get("phone", exc.message)  # type: ignore[call-overload]
+                reason = exc.field_errors.get("phone", exc.message)
                 bad[f"line {line_no}"] = f'"{raw[:40]}": {reason}'
     if bad:
         first = next(iter(bad.items()))

@@ -15,6 +15,8 @@ def run_migrations_online() -> None:
     url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
     connectable = config.attributes.get("connection")
     if connectable is None:
+        if not url:
+            raise RuntimeError("migrations: no database URL (alembic config attribute \"url\" or sqlalchemy.url)")
         engine = create_engine(url, poolclass=pool.NullPool, connect_args={"options": "-c timezone=UTC"})
         with engine.connect() as connection:
             _run(connection)

@@ -108,7 +108,9 @@ def parse_mail(raw: bytes) -> MailRequest:
     _read_body(request, _body_text(message))
     for part in message.iter_attachments():
         name = (part.get_filename() or "").lower()
-        payload = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True) or b""  # bytes; None for a multipart part
+        if not isinstance(payload, bytes):
+            raise TypeError(f"decoded payload of an attachment is a {type(payload).__name__}, not bytes")
         if name.endswith(".xml") or part.get_content_type() in {"application/cap+xml", "application/xml", "text/xml"}:
             request.cap_xml = payload
         elif name.endswith(".csv") or part.get_content_type() == "text/csv":

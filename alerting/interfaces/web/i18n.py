@@ -100,7 +100,8 @@ def _patterns(lang: str) -> tuple[tuple[re.Pattern[str], str], ...]:
     with po.open("rb") as fh:
         catalog = read_po(fh, locale=lang)
     found = [(m.id, m.string) for m in catalog
-             if isinstance(m.id, str) and m.id and "%(" in m.id and m.string and not m.context]
+             if isinstance(m.id, str) and m.id and "%(" in m.id and isinstance(m.string, str) and m.string
+             and not m.context]
     found.sort(key=lambda pair: -len(_PLACEHOLDER.sub("", pair[0])))
     return tuple((_regex(msgid), msgstr) for msgid, msgstr in found)
 

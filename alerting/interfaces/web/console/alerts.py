@@ -119,7 +119,7 @@ def _parse(db: Session) -> tuple[lifecycle.AlertDraft, dict[str, str], dict[str,
         try:
             target["criteria"] = parse_json(form["criteria"], field="criteria", max_bytes=MAX_CRITERION_BYTES)
         except InvalidInput as exc:
-            problems.update(exc.details["fields"])
+            problems.update(exc.field_errors)
     scheduled = None
     if form.get("scheduled_at", "").strip():
         try:
@@ -275,9 +275,9 @@ def _review_context(db: Session, alert_id: int) -> dict[str, Any]:
 
 def approvals_of(db: Session, alert_id: int) -> list[Any]:
     """Who approved the alert, when, with any blast-radius override reason."""
-    return db.execute(text("SELECT o.username, a.created_at, a.override_reason FROM alert_approvals a "
-                           "JOIN operators o ON o.id = a.operator_id WHERE a.alert_id = :a ORDER BY a.id"),
-                      {"a": alert_id}).all()
+    return list(db.execute(text("SELECT o.username, a.created_at, a.override_reason FROM alert_approvals a "
+                                "JOIN operators o ON o.id = a.operator_id WHERE a.alert_id = :a ORDER BY a.id"),
+                           {"a": alert_id}))
 
 
 def _render_review(errors: dict[str, str]) -> str:
@@ -354,7 +354,7 @@ def _json_call() -> dict[str, Any]:
 def segments() -> Any:
     """The live segment counter: encoding, parts, characters left, for each language's text."""
     body = _json_call()
-    mode = AlertMode(body.get("mode")) if body.get("mode") in {m.value for m in AlertMode} else AlertMode.LIVE
+    mode = AlertMode(body["mode"]) if body.get("mode") in {m.value for m in AlertMode} else AlertMode.LIVE
     from alerting.base.sms_text.rendering import mode_prefix
 
     out = {}
@@ -372,7 +372,7 @@ def segments() -> Any:
 def preview() -> Any:
     """Recipients now, with the breakdown and the SMS cost (recipients × parts per language)."""
     body = _json_call()
-    mode = AlertMode(body.get("mode")) if body.get("mode") in {m.value for m in AlertMode} else AlertMode.LIVE
+    mode = AlertMode(body["mode"]) if body.get("mode") in {m.value for m in AlertMode} else AlertMode.LIVE
     from alerting.base.sms_text.rendering import mode_prefix
 
     texts = {lang: mode_prefix(mode, lang) + t for lang, t in dict(body.get("texts") or {}).items()
