@@ -24,6 +24,7 @@ test: venv
 	$(SIRENA) setup --browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 	# --reruns 1: a test that fails is run once more and reported as RERUN, so a timing hiccup on a
 	# shared 2-core machine does not hide the suite's result; a real fault fails twice.
 	$(VENV)/bin/pytest -n 2 --dist loadgroup --reruns 1 $(PYTEST_ARGS)
@@ -31,6 +32,7 @@ test: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

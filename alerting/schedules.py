@@ -206,7 +206,7 @@ def fire_due_schedules(session: Session, now: datetime, *, config: IntakeConfig 
     config = config or IntakeConfig()
     due = session.scalars(select(Schedule).where(Schedule.active, Schedule.next_run_at <= now)
                           .order_by(Schedule.next_run_at).with_for_update(skip_locked=True)).all()
-    runs = []
+    runs: list[ScheduleRun] = []
     for schedule in due:
         occurrence, tz = schedule.next_run_at, _zone(schedule.timezone)
         claimed = session.execute(pg_insert(ScheduleRun).values(
@@ -216,7 +216,7 @@ def fire_due_schedules(session: Session, now: datetime, *, config: IntakeConfig 
         schedule.next_run_at = next_occurrence(schedule.rule, tz, max(occurrence, now))
         if claimed is None:
             continue
-        run = session.get(ScheduleRun, claimed[0])
+        run = session.get_one(ScheduleRun, claimed[0])  # just inserted
         _fire_one(session, schedule, run, tz, config)
         runs.append(run)
     return runs
@@ -235,14 +235,14 @@ def _fire_one(session: Session, schedule: Schedule, run: ScheduleRun, tz: ZoneIn
                      subject_id=schedule.id, payload={"occurrence_at": run.occurrence_at, "reason": exc.message},
                      outcome="refused", reason=exc.message)
         return
-    composer = session.get(Operator, schedule.created_by_id)
+    composer = session.get_one(Operator, schedule.created_by_id)  # a non-null foreign key
     try:
         with session.begin_nested():
             alert = lifecycle.compose(session, draft, actor_of(composer, interface="scheduler"))
             lifecycle.submit(session, alert.id, actor_of(composer, interface="scheduler"))
             run.alert_id, run.outcome = alert.id, "drafted"
             if schedule.policy == "preapproved_exercise" and schedule.approved_by_id is not None:
-                approver = session.get(Operator, schedule.approved_by_id)
+                approver = session.get_one(Operator, schedule.approved_by_id)
                 # What the approver reviewed is the schedule's template, which cannot change after
                 # they approved it; each occurrence is that template, so its hash is what they saw.
                 lifecycle.approve(session, alert.id, actor_of(approver, interface="scheduler"),

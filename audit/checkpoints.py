@@ -110,7 +110,7 @@ def checkpoint_after_commit(session: Session, settings: Settings) -> None:
     def _write(s: Session) -> None:
         s.info.pop("audit_checkpoint_after_commit", None)
         bind = s.get_bind()
-        engine: Engine = bind.engine if isinstance(bind, Connection) else bind  # type: ignore[assignment]
+        engine: Engine = bind.engine if isinstance(bind, Connection) else bind
         try:
             seal_committed(engine, wait=False)
             with engine.connect() as conn:

@@ -262,7 +262,7 @@ def _diagnose(cur: Any, seq: int, expected_prev: bytes, skip_link: bool) -> Prob
         return Problem(CHANGED_CONTENT, seq, f"event {seq} was changed: its hash or prev_hash was removed")
     version = 1 if stored_content is None else 2
     content, digest = chain.recompute(values, stored_prev, version=version)
-    if content != stored_content:
+    if stored_content is not None and content != stored_content:  # both None for a version-1 event
         return Problem(CHANGED_CONTENT, seq, (
             f"event {seq} was changed: its content no longer matches its content hash {stored_content.hex()[:16]}…"))
     if digest != stored:

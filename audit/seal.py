@@ -82,7 +82,7 @@ def seal_after_commit(session: Session) -> None:
         bind = s.get_bind()
         engine = bind.engine if isinstance(bind, Connection) else bind
         try:
-            seal_committed(engine, wait=False)  # type: ignore[arg-type]
+            seal_committed(engine, wait=False)
         except Exception:
             log.exception("could not seal the audit trail after commit; the scheduler will")
 

@@ -198,6 +198,8 @@ def append_alone(
         raise _failed(params, exc) from exc
     driver = dbapi.dbapi_connection
     try:
+        if driver is None:  # a checked-out pool connection always carries its driver connection
+            raise RuntimeError("audit append: the pooled connection has no driver connection")
         # Autocommit: the call is its own transaction, one round trip, where BEGIN, the call and
         # COMMIT took three. The pool hands out a connection with no transaction open: the switch is free.
         driver.autocommit = True

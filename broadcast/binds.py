@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-import smpplib.client  # type: ignore[import-untyped]
-import smpplib.consts  # type: ignore[import-untyped]
-import smpplib.exceptions  # type: ignore[import-untyped]
+import smpplib.client
+import smpplib.consts
+import smpplib.exceptions
 
 from alerting.base.errors import SirenaError
 from broadcast.carriers import BindMode, CarrierConfig
@@ -119,7 +119,7 @@ class BindStats:
     attempt_times: list[float] = field(default_factory=list)
 
 
-class _Client(smpplib.client.Client):  # type: ignore[misc]
+class _Client(smpplib.client.Client):
     """smpplib's client with a read buffer and a thread-safe sequence counter."""
 
     _socket: socket.socket | None

@@ -15,6 +15,8 @@ from psycopg2.extras import execute_values
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from alerting.base.db import rowcount
+
 LEASE_S = 30
 
 
@@ -141,21 +143,21 @@ def reap_expired_leases(session: Session) -> dict[int, int]:
 
 def renew_leases(session: Session, *, worker: str, lease_s: int = LEASE_S) -> int:
     """Push back the expiry of every lease `worker` holds (its heartbeat)."""
-    return session.execute(text("""
+    return rowcount(session.execute(text("""
         UPDATE deliveries SET lease_until = now() + make_interval(secs => :lease_s)
          WHERE claimed_by = :worker AND state = 'submitting'
-    """), {"worker": worker, "lease_s": lease_s}).rowcount
+    """), {"worker": worker, "lease_s": lease_s}))
 
 
 def release_claims(session: Session, ids: list[int], *, worker: str) -> int:
     """Give back leased rows that were never written to a socket (a clean stop): no duplicate."""
     if not ids:
         return 0
-    return session.execute(text("""
+    return rowcount(session.execute(text("""
         UPDATE deliveries SET state = 'queued', lease_until = NULL, claimed_by = NULL,
                attempts = greatest(attempts - 1, 0), updated_at = now()
          WHERE id = ANY(:ids) AND state = 'submitting' AND claimed_by = :worker
-    """), {"ids": ids, "worker": worker}).rowcount
+    """), {"ids": ids, "worker": worker}))
 
 
 def cut_batches(session: Session, alert_id: int, *, after_id: int = 0, size: int = 500,

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from alerting.base.db import configured_settings, transaction
+from alerting.base.db import configured_settings, rowcount, transaction
 from alerting.base.errors import InvalidTransition, NotFound
 from alerting.base.models import Alert, AlertMode, AlertState
 from alerting.base.models.messages import ANSWERED
@@ -137,10 +137,10 @@ def run_stage(session: Session, alert: Alert, stage: str, actor: Actor) -> dict[
     elif stage == "supervisors":
         count = _notify_supervisors(session, alert, policy, silent)
     else:
-        count = session.execute(text("""
+        count = rowcount(session.execute(text("""
             UPDATE contacts SET verification_state = 'unverified', verified_at = now(), updated_at = now()
              WHERE id = ANY(:ids)"""), {"ids": [r["contact_id"] for r in silent if r["contact_id"]]}
-        ).rowcount  # type: ignore[attr-defined]
+        ))
     details = {"non_responders": len(silent), "messages": count}
     session.execute(text("UPDATE escalations SET recipients = :n, details = CAST(:d AS jsonb) WHERE id = :id"),
                     {"n": count, "d": _json(details), "id": claimed})
@@ -221,7 +221,7 @@ def _supervisors(session: Session, group: str) -> list[tuple[int, str, str]]:
     return [tuple(r) for r in session.execute(text("""
         SELECT c.id, c.msisdn, c.language FROM groups g JOIN group_members gm ON gm.group_id = g.id
           JOIN contacts c ON c.id = gm.contact_id WHERE g.name = :g ORDER BY c.id
-    """), {"g": group}).all()]  # type: ignore[misc]
+    """), {"g": group}).all()]
 
 
 def _notify_supervisors(session: Session, alert: Alert, policy: Policy, silent: list[dict[str, Any]]) -> int:
@@ -250,8 +250,9 @@ def raise_help_now(session: Session, helps: list[tuple[int, int | None, str, str
         oncall_group = settings.oncall_group if settings is not None else None
     alert_ids = {a for _, a, _, _ in helps if a is not None}
     alerts = {a.id: a for a in session.scalars(select(Alert).where(Alert.id.in_(alert_ids)))} if alert_ids else {}
-    names = dict(session.execute(text("SELECT r.id, c.name FROM replies r JOIN contacts c ON c.id = r.contact_id "
-                                      "WHERE r.id = ANY(:ids)"), {"ids": [h[0] for h in helps]}).all())
+    names: dict[int, str] = dict(session.execute(text(
+        "SELECT r.id, c.name FROM replies r JOIN contacts c ON c.id = r.contact_id WHERE r.id = ANY(:ids)"),
+        {"ids": [h[0] for h in helps]}).all())
     fallback_sender: list[str | None] = []
     drafts = []
     for reply_id, alert_id, msisdn, body in helps:

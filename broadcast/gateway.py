@@ -223,7 +223,7 @@ class Gateway:
     def _messages(self, plan: _Plan, claimed: list[claims.Claimed]) -> tuple[list[OutboundMessage],
                                                                             list[claims.Outcome]]:
         ref = self.references.next_reference()
-        cache: dict[str, Any] = {}
+        cache: dict[str | tuple[str, str], Any] = {}  # language → text; ("enc", text) → its parts
         messages: list[OutboundMessage] = []
         refused: list[claims.Outcome] = []
         live = plan.mode is AlertMode.LIVE

@@ -165,7 +165,7 @@ class Coalescer:
     of them, instead of one job per commit crowding the priority queues during a blast.
     """
 
-    def __init__(self, fire: Callable[[int, int], None], interval_s: float = 0.3) -> None:
+    def __init__(self, fire: Callable[[int, int], object], interval_s: float = 0.3) -> None:  # its result unused
         self._fire = fire
         self._interval_s = interval_s
         self._lock = threading.Lock()

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from alerting.base import job_ids
-from alerting.base.db import configured_settings, transaction, utcnow
+from alerting.base.db import configured_settings, rowcount, transaction, utcnow
 from alerting.base.errors import ConfigError
 from alerting.base.models import Alert, AlertKind, AlertState, Delivery, Priority
 from alerting.base.models.alerts import move_alert
@@ -93,7 +93,8 @@ class _StopChunk(Exception):
 
 
 def _last_delivery_id(session: Session, alert_id: int) -> int:
-    return session.scalar(select(func.coalesce(func.max(Delivery.id), 0)).where(Delivery.alert_id == alert_id))
+    return session.execute(select(func.coalesce(func.max(Delivery.id), 0))
+                           .where(Delivery.alert_id == alert_id)).scalar_one()
 
 
 def _first_chunk(session: Session, alert: Alert, *, queue_jobs: bool = True) -> None:
@@ -209,13 +210,13 @@ def _overrides_opt_out(alert: Alert) -> bool:
 
 def _materialize_correction(session: Session, alert: Alert) -> int:
     """A correction goes to everyone who got the original or was queued to: all its deliveries."""
-    return session.execute(text("""
+    return rowcount(session.execute(text("""
         INSERT INTO deliveries (alert_id, contact_id, msisdn, language, state, attempts,
                                 possible_duplicates, parts_delivered, queued_at, updated_at)
         SELECT :new, contact_id, msisdn, language, 'queued', 0, 0, 0, now(), now()
           FROM deliveries WHERE alert_id = :orig
         ON CONFLICT (alert_id, msisdn) DO NOTHING
-    """), {"new": alert.id, "orig": alert.corrects_alert_id}).rowcount
+    """), {"new": alert.id, "orig": alert.corrects_alert_id}))
 
 
 def finish_if_done(session: Session, alert_id: int) -> bool:

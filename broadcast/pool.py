@@ -633,7 +633,7 @@ def _maybe_sent(job: _Job) -> bool:
 
 
 def _describe(status: int) -> str:
-    import smpplib.consts  # type: ignore[import-untyped]
+    import smpplib.consts
 
     return f"{smpplib.consts.DESCRIPTIONS.get(status, 'unknown error')} (0x{status:02X})"
 

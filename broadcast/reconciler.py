@@ -23,7 +23,7 @@ from redis import Redis
 from sqlalchemy import select, text
 
 from alerting.base import job_ids
-from alerting.base.db import transaction, utcnow
+from alerting.base.db import rowcount, transaction, utcnow
 from alerting.base.models import Alert, AlertState
 from alerting.base.outbox import PRIORITY_QUEUES, enqueue_after_commit
 from broadcast import claims, jobs
@@ -79,10 +79,10 @@ def reconcile(redis: Redis | None) -> ReconcileReport:
     report = ReconcileReport()
     with transaction() as session:
         report.reaped = claims.reap_expired_leases(session)
-        report.waiting_retried = session.execute(text("""
+        report.waiting_retried = rowcount(session.execute(text("""
             UPDATE deliveries SET state = 'queued', updated_at = now() - make_interval(secs => :grace)
              WHERE state = 'waiting_route' AND updated_at < now() - make_interval(secs => :retry)
-        """), {"retry": WAITING_ROUTE_RETRY_S, "grace": ORPHAN_GRACE_S + 1}).rowcount
+        """), {"retry": WAITING_ROUTE_RETRY_S, "grace": ORPHAN_GRACE_S + 1}))
     live = pending_jobs(redis)
     waiting = pending_jobs(redis, waiting_only=True)
     tag = f"-rc{int(time.time() * 1000)}"
@@ -103,14 +103,14 @@ def reconcile(redis: Redis | None) -> ReconcileReport:
     sending = _sending_alerts()
     for alert_id in sending:
         with transaction() as session:
-            alert = session.get(Alert, alert_id)
-            if alert is None or alert.state is not AlertState.SENDING:
+            sending_alert = session.get(Alert, alert_id)
+            if sending_alert is None or sending_alert.state is not AlertState.SENDING:
                 continue
             # Only waiting jobs cover rows: rows a live job is working on are `submitting`, not
             # `queued`; a duplicate job over a live one's range only adds a second claimer.
             batches = _orphan_batches(session, alert_id, job_ids.batch_ranges(waiting, alert_id))
             if batches:
-                jobs.queue_batches(session, alert, batches, tag=tag)
+                jobs.queue_batches(session, sending_alert, batches, tag=tag)
                 report.batches_queued[alert_id] = len(batches)
             elif jobs.finish_if_done(session, alert_id):
                 report.completed.append(alert_id)
@@ -125,7 +125,7 @@ def _sending_alerts() -> list[int]:
         return list(session.scalars(select(Alert.id).where(Alert.state == AlertState.SENDING)))
 
 
-def _orphan_batches(session, alert_id: int, covered: list[tuple[int, int]]) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
+def _orphan_batches(session, alert_id: int, covered: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Batches of queued rows that no pending job's id range covers."""
     multirange = "{" + ",".join(f"[{lo},{hi}]" for lo, hi in covered) + "}"
     rows = session.execute(text("""

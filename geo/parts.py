@@ -11,6 +11,8 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from alerting.base.db import rowcount
+
 MAX_VERTICES = 64  # ST_Subdivide's max_vertices: small pieces, tight boxes, short point-in-polygon tests
 
 
@@ -26,4 +28,4 @@ def subdivide_zone(session: Session, zone_id: int) -> int:
         ),
         {"z": zone_id, "max_vertices": MAX_VERTICES},
     )
-    return int(result.rowcount or 0)
+    return rowcount(result)

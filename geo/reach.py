@@ -158,8 +158,8 @@ def criteria(criterion: dict[str, Any] | None) -> ColumnElement[bool]:
     return true() if criterion is None else compile_criterion(criterion, path="target.criteria")
 
 
-def reached_in_range(query: Select[Any], zones: list[ZoneRef], groups: list[GroupRef], labels: list[str] | None,
-                     id_from: int, id_to: int) -> Select[Any]:
+def reached_in_range(query: Select[*tuple[Any, ...]], zones: list[ZoneRef], groups: list[GroupRef],
+                     labels: list[str] | None, id_from: int, id_to: int) -> Select[*tuple[Any, ...]]:
     """`query` (a SELECT from contacts) narrowed to the contacts of id_from..id_to that the zones ∪
     groups reach.
 

@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from alerting.base.db import rowcount
 from alerting.base.errors import InvalidInput, NotFound
 from alerting.base.models import Alert, AlertMode, Contact, Delivery, Group, Priority
 from alerting.base.models.zones import Zone
@@ -345,7 +346,7 @@ def _insert_chosen(session: Session, alert_id: int, chosen: Any, *, skip_sent: b
                         .limit(1).scalar_subquery())
         rows = rows.where(sent_already.is_(None))
     statement = pg_insert(Delivery).from_select(["alert_id", "contact_id", "msisdn", "language"], rows)
-    return int(session.execute(statement).rowcount or 0)
+    return rowcount(session.execute(statement))
 
 
 def skip_unreachable(session: Session, spec: TargetSpec, after: int) -> int | None:
@@ -487,12 +488,12 @@ def _preview_rows(session: Session, statement: Any, split: list[tuple[int, int]]
         # range, 100 times too many) and then sorts 400,000 rows to group them: a third more
         # CPU than hashing. Sorting is put off for this statement only.
         session.execute(sql_text("SET LOCAL enable_sort = off"))
-        rows = session.execute(statement(None)).all()
+        rows = list(session.execute(statement(None)))
         session.execute(sql_text("SET LOCAL enable_sort TO DEFAULT"))
         return rows
     snapshot = session.execute(sql_text("SELECT pg_export_snapshot()")).scalar_one()
     bind = session.get_bind()
-    engine = getattr(bind, "engine", bind)
+    engine = bind.engine  # an Engine's is itself, a Connection's the one it came from
 
     def half(ids: tuple[int, int]) -> list[Any]:
         with engine.connect().execution_options(isolation_level="REPEATABLE READ",
@@ -500,7 +501,7 @@ def _preview_rows(session: Session, statement: Any, split: list[tuple[int, int]]
             conn.execute(sql_text(f"SET TRANSACTION SNAPSHOT '{_snapshot_id(snapshot)}'"))
             _fast(conn)
             conn.execute(sql_text("SET LOCAL enable_sort = off"))  # as in one statement, above
-            rows = conn.execute(statement(ids)).all()
+            rows = list(conn.execute(statement(ids)))
             conn.rollback()
             return rows
 

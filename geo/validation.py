@@ -206,8 +206,8 @@ def _ring_area(coords: Sequence[Sequence[float]]) -> float:
 
 def region_warning(geometry: BaseGeometry, region: str | None) -> str | None:
     """A warning when the zone lies outside `region`'s rough box; None when inside or unknown region."""
-    boxes = REGION_BOXES.get((region or "").upper())
-    if not boxes:
+    boxes = REGION_BOXES.get(region.upper()) if region else None
+    if not region or not boxes:
         return None
     if any(geometry.intersects(shapely.box(*b)) for b in boxes):
         return None

@@ -13,6 +13,7 @@ count and `sirena zones import`, which has no limit and saves in batches with pr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +76,7 @@ def check_geojson(data: dict[str, Any] | str | bytes, *, name: str | None = None
         try:
             checked.append((zone_name, _check_parts(parts, repair=repair, region=region)))
         except InvalidInput as exc:
-            errors.update(exc.details.get("fields", {}))  # type: ignore[arg-type]
+            errors.update(exc.field_errors)
     if errors:
         first = next(iter(errors.items()))
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -163,6 +164,7 @@ def _polygons(geometry: Any, path: str, *, repair: bool, repairs: list[str]) -> 
     if not isinstance(geometry, dict):
         raise invalid(path, "missing geometry")
     kind, coords = geometry.get("type"), geometry.get("coordinates")
+    rings: Sequence[Any]
     if kind == "Polygon":
         rings = [coords]
     elif kind == "MultiPolygon":

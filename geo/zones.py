@@ -108,7 +108,7 @@ def parse_cap_polygon(text_value: str, *, repair: bool = False) -> Polygon:
     repairs: list[str] = []
     ring = ring_from_positions(positions, "polygon", repair=repair, repairs=repairs)
     checked = check_geometry(Polygon(ring), path="polygon", repair=repair)
-    return checked.geometry.geoms[0] if len(checked.geometry.geoms) == 1 else checked.geometry  # type: ignore[return-value]
+    return checked.geometry.geoms[0] if len(checked.geometry.geoms) == 1 else checked.geometry
 
 
 def parse_cap_circle(text_value: str, *, segments: int = CIRCLE_SEGMENTS) -> Polygon:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from alerting.alerts import guards, prearmed
@@ -36,7 +36,7 @@ from alerting.alerts.drafts import (
     validate,
 )
 from alerting.base import job_ids
-from alerting.base.db import utcnow
+from alerting.base.db import rowcount, utcnow
 from alerting.base.errors import InvalidInput, InvalidTransition
 from alerting.base.models import (
     Alert,
@@ -169,7 +169,8 @@ def _back_to_draft(session: Session, alert: Alert, changes: dict[str, Any], edit
         setattr(alert, key, value)
     if alert.state is not S.DRAFT:
         move_alert(alert, S.DRAFT)
-    session.execute(AlertApproval.__table__.delete().where(AlertApproval.alert_id == alert.id))
+    session.execute(delete(AlertApproval).where(AlertApproval.alert_id == alert.id)
+                    .execution_options(synchronize_session=False))
     alert.approval_hash = None
     alert.updated_at = utcnow()
     record_author(session, alert.id, editor, AuthorRole.EDITOR)
@@ -324,13 +325,13 @@ def cancel(session: Session, alert_id: int, actor: Actor, reason: str) -> Alert:
 def _cancel(session: Session, alert: Alert, actor: Actor, reason: str) -> Alert:
     move_alert(alert, S.CANCELLED)
     alert.cancelled_at, alert.reason = utcnow(), reason
-    purged = session.execute(
+    purged = rowcount(session.execute(
         update(Delivery)
         .where(Delivery.alert_id == alert.id,
                # Two equalities, not IN: each uses its partial index (claim, in-flight).
                or_(Delivery.state == DeliveryState.QUEUED, Delivery.state == DeliveryState.WAITING_ROUTE))
         .values(state=DeliveryState.CANCELLED, updated_at=utcnow())
-    ).rowcount
+    ))
     trail.append(session, actor=actor, action="alert.cancelled", subject_type="alert", subject_id=alert.id,
                  payload={"reason": reason, "deliveries_cancelled": purged})
     return alert

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Enum, MetaData, create_engine, event, exc, func
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from alerting.base.settings import Settings
@@ -38,6 +38,17 @@ class Base(DeclarativeBase):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The number of rows an UPDATE, INSERT or DELETE touched.
+
+    `Session.execute` is typed as returning a `Result`, but for a DML statement it is a `CursorResult`,
+    the only kind that carries `rowcount`; anything else here is a programming error.
+    """
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"rowcount asked of a {type(result).__name__}, not the result of an UPDATE/INSERT/DELETE")
+    return result.rowcount
 
 
 def created_at_column() -> Mapped[datetime]:

@@ -15,6 +15,12 @@ class SirenaError(Exception):
         self.message = message
         self.details = details
 
+    @property
+    def field_errors(self) -> dict[str, str]:
+        """`details["fields"]` (field name → reason) as strings; empty when the error names no field."""
+        found = self.details.get("fields")
+        return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
     def as_dict(self) -> dict[str, object]:
         return {"code": self.code, "message": self.message, "details": self.details}
 

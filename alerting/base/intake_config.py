@@ -7,10 +7,11 @@ naming the variable, so a process refuses to start with it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
+from typing import Any
 
 from alerting.base.errors import ConfigError
 
@@ -36,7 +37,7 @@ class IntakeConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> IntakeConfig:
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}  # each parsed by its _VARS parser, to its field's type
         for name, (var, parse) in _VARS.items():
             raw = env.get(var)
             if raw is None or raw == "":
@@ -45,7 +46,7 @@ class IntakeConfig:
                 values[name] = parse(raw)
             except ValueError as exc:
                 raise ConfigError(f"{var}: {exc}", variable=var) from None
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)
 
     def shown(self) -> dict[str, str]:
         """Effective values by variable name, for `sirena config show`."""
@@ -105,7 +106,7 @@ def _address(raw: str) -> str:
     return raw.strip().lower()
 
 
-_VARS = {
+_VARS: dict[str, tuple[str, Callable[[str], object]]] = {
     "smtp_host": ("SIRENA_INTAKE_SMTP_HOST", str),
     "smtp_port": ("SIRENA_INTAKE_SMTP_PORT", _port),
     "intake_address": ("SIRENA_INTAKE_ADDRESS", _address),

@@ -131,7 +131,7 @@ class MsisdnParser:
             try:
                 outcome = parse_msisdn(raw, self.region)
             except InvalidInput as exc:
-                outcome = exc.details["fields"]["phone"]  # type: ignore[index]
+                outcome = exc.field_errors["phone"]
             if len(self._slow) >= self._SLOW_CACHE_MAX:
                 self._slow.clear()
             self._slow[raw] = outcome
@@ -259,7 +259,8 @@ def _invalid_reason(number: phonenumbers.PhoneNumber) -> str:
         return "too short"
     if possible == phonenumbers.ValidationResult.TOO_LONG:
         return "too long"
-    where = phonenumbers.region_code_for_country_code(number.country_code)
+    code = number.country_code
+    where = None if code is None else phonenumbers.region_code_for_country_code(code)
     if where in ("ZZ", None):
         return f"unknown country code +{number.country_code}"
     return f"not a valid number in {where}"

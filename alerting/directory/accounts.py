@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from alerting.base.db import utcnow
+from alerting.base.db import rowcount, utcnow
 from alerting.base.errors import InvalidInput, NotFound, Refused
 from alerting.base.models import ApiToken, Operator, Role, WebSession
 from alerting.base.settings import Secret
@@ -282,4 +282,4 @@ def revoke_operator_sessions(db: Session, operator_id: int, *, keep_sid: str | N
     query = update(WebSession).where(WebSession.operator_id == operator_id, WebSession.revoked_at.is_(None))
     if keep_sid:
         query = query.where(WebSession.id_sha256 != session_digest(keep_sid))
-    return db.execute(query.values(revoked_at=utcnow())).rowcount
+    return rowcount(db.execute(query.values(revoked_at=utcnow())))

@@ -98,8 +98,9 @@ def map_columns(headers: list[str]) -> Layout:
         if key in seen:
             raise _refuse(f'two columns are both named "{key}" once accents and spaces are ignored')
         seen.add(key)
-    layout = Layout(headers, roles["phone"][0], attributes=attributes,
-                    **{r: idx[0] for r, idx in roles.items() if r != "phone"})
+    first = {role: idx[0] for role, idx in roles.items()}
+    layout = Layout(headers, first["phone"], attributes=attributes, name=first.get("name"),
+                    language=first.get("language"), group=first.get("group"), label=first.get("label"))
     for suffix, pair in pairs.items():
         if len(pair) != 2:
             have = headers[next(iter(pair.values()))]

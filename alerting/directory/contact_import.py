@@ -28,6 +28,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from alerting.base import csv_cells
+from alerting.base.db import rowcount
 from alerting.base.errors import InvalidInput
 from alerting.base.models import ContactImport, Group, GroupKind
 from alerting.base.settings import Settings
@@ -250,7 +251,8 @@ class _Staging:
         count = cur.rowcount
         if count:
             cur.execute(f"DELETE FROM {self.locations} l USING {self.dups} d WHERE l.row_no = d.row_no")
-            named = self.session.connection().connection.cursor(name=f"{self.dups}_read")
+            # psycopg2 (untyped) named cursor: server-side, read itersize rows at a time
+            named: Any = self.session.connection().connection.cursor(name=f"{self.dups}_read")
             named.itersize = 10_000
             named.execute(f"SELECT row_no, msisdn, kept_row FROM {self.dups} ORDER BY row_no")
             for row_no, msisdn, kept in named:
@@ -298,7 +300,7 @@ def _merge(session: Session, stage: _Staging, report: ImportReport, lap: _Laps) 
     lap("contacts")
     # A location replaces the contact's location with the same label; other labels stay. One that
     # is already there, same point, is left alone (a re-import rewrites nothing, no GiST churn).
-    report.locations = session.execute(text(
+    report.locations = rowcount(session.execute(text(
         "WITH new AS ("
         " SELECT c.id AS contact_id, l.label, ST_SetSRID(ST_MakePoint(l.lon, l.lat), 4326) AS geom"
         f" FROM {stage.locations} l JOIN contacts c ON c.msisdn = l.msisdn"  # only the kept rows' are left
@@ -307,16 +309,16 @@ def _merge(session: Session, stage: _Staging, report: ImportReport, lap: _Laps) 
         " gone AS (DELETE FROM contact_locations cl USING new"
         "  WHERE cl.contact_id = new.contact_id AND cl.label = new.label)"
         " INSERT INTO contact_locations (contact_id, label, geom) SELECT contact_id, label, geom FROM new"
-    )).rowcount
+    )))
     lap("locations")
-    report.memberships = session.execute(text(
+    report.memberships = rowcount(session.execute(text(
         "INSERT INTO group_members (group_id, contact_id)"
         " SELECT DISTINCT g.id, c.id FROM ("
         f"  SELECT msisdn, name FROM {stage.groups}"
         f"  UNION ALL SELECT msisdn, CAST(:extra AS text) FROM {stage.contacts} WHERE CAST(:extra AS text) IS NOT NULL"
         " ) m JOIN groups g ON g.name = m.name AND g.kind = 'static' JOIN contacts c ON c.msisdn = m.msisdn"
         " ON CONFLICT DO NOTHING"
-    ), {"extra": report.group}).rowcount
+    ), {"extra": report.group}))
     lap("memberships")
 
 
@@ -336,20 +338,20 @@ def _add_recipients(session: Session, stage: _Staging, report: ImportReport, lap
         "INSERT INTO groups (name, kind, description, drill_allowed)"
         " VALUES (:g, 'static', 'created by a contact import', false) ON CONFLICT (name) DO NOTHING"
     ), {"g": report.group})
-    report.inserted = session.execute(text(
+    report.inserted = rowcount(session.execute(text(
         "INSERT INTO contacts (msisdn, name, language, attributes)"
         " SELECT s.msisdn, COALESCE(s.name, ''), COALESCE(s.language, :language), '{}'::jsonb"
         f" FROM {stage.contacts} s ON CONFLICT (msisdn) DO NOTHING"
-    ), {"language": DEFAULT_LANGUAGE}).rowcount
+    ), {"language": DEFAULT_LANGUAGE}))
     report.left_as_is = report.contacts - report.inserted
     report.unchanged = report.left_as_is
     lap("contacts")
-    report.memberships = session.execute(text(
+    report.memberships = rowcount(session.execute(text(
         "INSERT INTO group_members (group_id, contact_id)"
         f" SELECT g.id, c.id FROM {stage.contacts} s JOIN contacts c ON c.msisdn = s.msisdn"
         " JOIN groups g ON g.name = :g AND g.kind = 'static'"
         " ON CONFLICT DO NOTHING"
-    ), {"g": report.group}).rowcount
+    ), {"g": report.group}))
     lap("memberships")
 
 

@@ -86,7 +86,7 @@ class RowChecker:
         try:
             number = self._numbers.parse(raw_phone)
         except InvalidInput as exc:
-            reason = dict(exc.details.get("fields", {})).get("phone", exc.message)  # type: ignore[call-overload]
+            reason = exc.field_errors.get("phone", exc.message)
             return None, [Issue(row, headers[lay.phone], raw_phone, reason, "rejected")]
         for doubt in sms_doubts(number, self.region):  # imported all the same: the operator decides
             issues.append(Issue(row, headers[lay.phone], raw_phone, doubt, "warning"))
@@ -228,7 +228,8 @@ def check_chunk(checker: RowChecker, rows: list[tuple[int, list[str]]]) -> Check
             locations.writerow((row, checked.msisdn, label, repr(lon), repr(lat)))
         for name in checked.groups:
             groups.writerow((checked.msisdn, name))
-    return CheckedChunk(*(b.getvalue() for b in buffers), len(rows), good, issues)
+    contacts_csv, locations_csv, groups_csv = (b.getvalue() for b in buffers)
+    return CheckedChunk(contacts_csv, locations_csv, groups_csv, len(rows), good, issues)
 
 
 def check_block(checker: RowChecker, block: Block) -> CheckedChunk:
@@ -236,7 +237,7 @@ def check_block(checker: RowChecker, block: Block) -> CheckedChunk:
     try:
         records = block_records(block)
     except InvalidInput as exc:
-        return CheckedChunk("", "", "", 0, 0, [], refusal=str(exc.details["fields"]["file"]))  # type: ignore[index]
+        return CheckedChunk("", "", "", 0, 0, [], refusal=exc.field_errors["file"])
     return check_chunk(checker, records)
 
 

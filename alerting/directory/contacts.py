@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from alerting.base.db import utcnow
+from alerting.base.db import rowcount, utcnow
 from alerting.base.errors import InvalidInput, NotFound, Refused
 from alerting.base.models import Contact, Group, GroupKind, GroupMember
 from alerting.base.phones import Msisdn, mask_msisdn, normalize_msisdn, parse_msisdn
@@ -161,11 +161,11 @@ def add_members(
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise NotFound(f"not in the directory: {shown}", fields={"msisdns": f"{len(missing)} not in the directory"})
-    added = session.execute(
+    added = rowcount(session.execute(
         pg_insert(GroupMember)
         .values([{"group_id": target.id, "contact_id": cid} for cid in found.values()])
         .on_conflict_do_nothing()
-    ).rowcount
+    ))
     if actor is not None:
         trail.append(session, actor=actor, action="group.members_added", subject_type="group",
                      subject_id=target.id, payload={"group": target.name, "added": added, "asked": len(wanted)})
@@ -324,7 +324,7 @@ def read_number_lines(text: str, region: str | None) -> list[str]:
             try:
                 numbers[normalize_msisdn(raw, region)] = None
             except InvalidInput as exc:
-                reason = dict(exc.details.get("fields") or {}).get("phone", exc.message)  # type: ignore[call-overload]
+                reason = exc.field_errors.get("phone", exc.message)
                 bad[f"line {line_no}"] = f'"{raw[:40]}": {reason}'
     if bad:
         first = next(iter(bad.items()))

@@ -47,7 +47,7 @@ class TargetUsers:
 
 def _named(column: Any, key: str, name: str) -> ColumnElement[bool]:
     """`column` (JSONB) has a list under `key` that holds `name`: `column -> key @> '["name"]'`."""
-    return column[key].contains([name])  # type: ignore[no-any-return]
+    return column[key].contains([name])
 
 
 def group_users(session: Session, name: str, *, drills_only: bool = False) -> TargetUsers:

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import Engine, make_url
 
 from alerting.base import migrate
-from alerting.base.errors import SetupError
+from alerting.base.errors import ConfigError, SetupError
 from alerting.base.settings import Settings
 
 Say = Callable[[str], None]
@@ -47,6 +47,9 @@ def run_setup(settings: Settings, say: Say = print, *, database: str | None = No
     ensure_postgis_available(settings, report, say)
     ensure_redis(settings, report, say)
     dbname = database or make_url(settings.database_url).database
+    if not dbname:
+        raise ConfigError("SIRENA_DATABASE_URL names no database (…/dbname at its end)",
+                          variable="SIRENA_DATABASE_URL")
     ensure_database(settings, dbname, report, say)
     ensure_secret_key(settings, report, say)
     migrate_database(settings, dbname, report, say)

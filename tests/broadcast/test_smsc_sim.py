@@ -20,10 +20,10 @@ import smpplib.exceptions
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from alerting.base.errors import ConfigError, InvalidInput
 from alerting.base.sms_text.encoding import encode_parts
 from smsc_sim import CarrierConfig, HandsetConfig, ReceiptConfig, SimConfig, Simulator, load_config, pdu
 from smsc_sim.control import ControlClient
+from smsc_sim.errors import ConfigError, InvalidInput
 from smsc_sim.handsets import Handsets
 from smsc_sim.text import GSM7_BASIC, GSM7_EXTENSION, decode_text
 

@@ -15,6 +15,8 @@ def run_migrations_online() -> None:
     url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
     connectable = config.attributes.get("connection")
     if connectable is None:
+        if not url:
+            raise RuntimeError("migrations: no database URL (alembic config attribute \"url\" or sqlalchemy.url)")
         engine = create_engine(url, poolclass=pool.NullPool, connect_args={"options": "-c timezone=UTC"})
         with engine.connect() as connection:
             _run(connection)
@@ -22,14 +24,14 @@ def run_migrations_online() -> None:
         _run(connectable)
 
 
-def _include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+def _include_object(obj, name, type_, reflected, compare_to):
     # PostGIS's own tables and the audit schema's objects are not ours to autogenerate.
     if type_ == "table" and name in {"spatial_ref_sys"}:
         return False
     return not (type_ == "table" and getattr(obj, "schema", None) == "audit")
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,

@@ -93,7 +93,7 @@ def check_rate(app: Flask, actor: Actor) -> None:
                               retry_after_s=retry)
 
 
-def redis_of(app: Flask):  # type: ignore[no-untyped-def]
+def redis_of(app: Flask):
     """The API's Redis connection (rate windows), or None without settings."""
     ext = app.extensions.setdefault("sirena_api", {})
     if "redis" not in ext:

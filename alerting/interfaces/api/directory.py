@@ -116,7 +116,7 @@ def import_contacts(query: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput(f"body: larger than {MAX_IMPORT_BYTES} bytes; use `sirena contacts import`",
                            fields={"body": "too large"})
     source = io.BytesIO(raw)
-    source.name = "api-upload.csv"  # type: ignore[attr-defined]
+    source.name = "api-upload.csv"
     with transaction() as session:
         report = directory.import_contacts(session, source, settings=_settings(), group=query.get("group"),
                                            dry_run=query["dry_run"], actor=g.actor, max_bytes=MAX_IMPORT_BYTES)

@@ -75,11 +75,9 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, Refused):
             _audit_refusal(exc, argv if argv is not None else sys.argv[1:])
         click.echo(f"error: {exc.message}", err=True)
-        for key, value in exc.details.items():
-            if key != "fields":
-                continue
-            for field, reason in dict(value).items():  # type: ignore[call-overload]
-                click.echo(f"  {field}: {reason}", err=True)
+        fields = exc.details.get("fields")
+        for field, reason in fields.items() if isinstance(fields, dict) else ():
+            click.echo(f"  {field}: {reason}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

@@ -79,7 +79,7 @@ def demo(ctx: Context, headless: bool, minutes: int, contacts: int, port: int, k
         click.echo(f"stopped everything the demo started (logs in {logs})")
 
 
-def _archive_checkpoints(settings) -> None:  # type: ignore[no-untyped-def]
+def _archive_checkpoints(settings) -> None:
     """A fresh demo database starts a fresh audit chain: the last run's checkpoints no longer apply."""
     from audit.checkpoints import checkpoint_file
 
@@ -88,7 +88,7 @@ def _archive_checkpoints(settings) -> None:  # type: ignore[no-untyped-def]
         path.rename(path.with_name(f"{path.name}.{int(time.time())}.old"))
 
 
-def _analyze(settings) -> None:  # type: ignore[no-untyped-def]
+def _analyze(settings) -> None:
     """Statistics of the city just written, as the tables' owner (the application role may not
     ANALYZE them: PostgreSQL skips them with a warning). Autovacuum would, a minute later, if on."""
     from sqlalchemy import create_engine, pool, text
@@ -101,7 +101,7 @@ def _analyze(settings) -> None:  # type: ignore[no-untyped-def]
         owner.dispose()
 
 
-def _drop_demo_database(settings) -> None:  # type: ignore[no-untyped-def]
+def _drop_demo_database(settings) -> None:
     from sqlalchemy import create_engine, pool, text
 
     admin = create_engine(settings.database_admin_url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
@@ -114,7 +114,7 @@ def _drop_demo_database(settings) -> None:  # type: ignore[no-untyped-def]
         admin.dispose()
 
 
-def _run(ctx: Context, settings, children, pdu_log: Path, out_dir: Path, *, headless: bool,  # type: ignore[no-untyped-def]
+def _run(ctx: Context, settings, children, pdu_log: Path, out_dir: Path, *, headless: bool,
          minutes: int, contacts: int, port: int, keep: bool, as_json: bool = False) -> None:
     from sqlalchemy import text
 
@@ -191,7 +191,7 @@ def _run(ctx: Context, settings, children, pdu_log: Path, out_dir: Path, *, head
     time.sleep(minutes * 60)
 
 
-def _print_summary(rows, air, figures) -> None:  # type: ignore[no-untyped-def]
+def _print_summary(rows, air, figures) -> None:
     click.echo(click.style("\nSummary", bold=True))
     header = f"{'alert':<12}{'ref':<16}{'recipients':>11}{'delivered':>10}{'failed':>8}{'retrying':>9}{'ack':>7}" \
              f"{'1st SMS s':>10}{'last SMS s':>11}{'msg/s':>8}{'dup?':>6}"
@@ -209,7 +209,7 @@ def _print_summary(rows, air, figures) -> None:  # type: ignore[no-untyped-def]
     click.echo(f"timeline: {figures.get('export')}; audit verify: {figures.get('verify')}")
 
 
-def _check(rows, air, figures) -> list[str]:  # type: ignore[no-untyped-def]
+def _check(rows, air, figures) -> list[str]:
     problems = []
     for r in rows:
         if r["recipients"] == 0:

@@ -26,7 +26,7 @@ def status(ctx: Context, as_json: bool) -> None:
         sys.exit(1)
 
 
-def _human(report) -> str:  # type: ignore[no-untyped-def]
+def _human(report) -> str:
     lines = [f"Sirena: {report.level.upper()}"]
     if report.problems:
         lines.append("")

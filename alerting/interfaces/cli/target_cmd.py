@@ -56,7 +56,7 @@ def target_preview(ctx: Context, zones: tuple[str, ...], groups: tuple[str, ...]
     emit(as_json, result.to_json(), _human(result))
 
 
-def _human(result) -> str:  # type: ignore[no-untyped-def]
+def _human(result) -> str:
     lines = [f"recipients: {result.total}"]
     for z in result.by_zone:
         lines.append(f"  zone {z['name']} v{z['version']}: {z['recipients']} of {z['located']} located")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -66,9 +67,10 @@ def users_list(ctx: Context, as_json: bool) -> None:
 
     ctx.db()
     with transaction() as session:
-        rows = [{"username": o.username, "roles": sorted(o.roles), "enrolled": o.totp_enrolled_at is not None,
-                 "disabled": bool(o.disabled), "last_login_at": o.last_login_at}
-                for o in session.scalars(select(Operator).order_by(Operator.username))]
+        rows: list[dict[str, Any]] = [
+            {"username": o.username, "roles": sorted(o.roles), "enrolled": o.totp_enrolled_at is not None,
+             "disabled": bool(o.disabled), "last_login_at": o.last_login_at}
+            for o in session.scalars(select(Operator).order_by(Operator.username))]
     human = "\n".join(f"{r['username']:<20} {','.join(r['roles']):<30} "
                       f"{'enrolled' if r['enrolled'] else 'not enrolled':<13}{' DISABLED' if r['disabled'] else ''}"
                       for r in rows) or "no operators"

@@ -17,14 +17,14 @@ from alerting.interfaces.cli.app import Context, cli, emit, json_option, pass_ct
 WORKER_QUEUES = (*PRIORITY_QUEUES, "webhooks")  # flash first: reply interpretation goes there too
 
 
-def load_carriers(ctx: Context):  # type: ignore[no-untyped-def]
+def load_carriers(ctx: Context):
     """The carriers file of the settings; passwords from the environment variables it names."""
     from broadcast.carriers import load_carriers as load
 
     return load(ctx.settings.carriers_file, os.environ)
 
 
-def _redis(ctx: Context):  # type: ignore[no-untyped-def]
+def _redis(ctx: Context):
     from alerting.base.outbox import configure_outbox, redis_connection
 
     conn = redis_connection(ctx.settings.redis_url, timeout_s=ctx.settings.redis_timeout_s)

@@ -13,6 +13,7 @@ from shapely.geometry import LineString, Polygon, box
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from alerting.base.db import rowcount
 from audit.actor import Actor
 
 WEST, SOUTH, EAST, NORTH = -70.76, -33.56, -70.54, -33.36
@@ -74,19 +75,19 @@ def seed_city(session: Session, contacts: int, actor: Actor) -> City:
         session.execute(text("INSERT INTO groups (name, kind, description, drill_allowed) "
                              "VALUES (:g, 'static', :d, :drill)"),
                         {"g": name, "d": f"Demo: contacts whose role is {role}", "drill": drill})
-        groups[name] = session.execute(text("""
+        groups[name] = rowcount(session.execute(text("""
             INSERT INTO group_members (group_id, contact_id)
             SELECT g.id, c.id FROM groups g JOIN contacts c ON c.attributes->>'role' = :role WHERE g.name = :g
-        """), {"g": name, "role": role}).rowcount
+        """), {"g": name, "role": role}))
     session.execute(text("INSERT INTO groups (name, kind, description, drill_allowed) "
                          "VALUES (:g, 'static', 'Demo: brigade chiefs', false)"),
                     {"g": SUPERVISORS})
-    groups[SUPERVISORS] = session.execute(text("""
+    groups[SUPERVISORS] = rowcount(session.execute(text("""
         INSERT INTO group_members (group_id, contact_id)
         SELECT g.id, c.id FROM groups g, contacts c
          WHERE g.name = :g AND c.attributes->>'role' = 'brigadista'
          ORDER BY c.id LIMIT 12
-    """), {"g": SUPERVISORS}).rowcount
+    """), {"g": SUPERVISORS}))
     zones: dict[str, int] = {}
     shapes = {name: box(*bounds) for name, bounds in DISTRICTS.items()}
     shapes["Zona de inundación"] = flood_zone()

@@ -162,8 +162,8 @@ class Story:
             with transaction() as s:
                 stages = [r[0] for r in s.execute(text("SELECT stage FROM escalations WHERE alert_id = :a"),
                                                   {"a": alert_id})]
-                replies = dict(s.execute(text("SELECT meaning, count(*) FROM replies WHERE alert_id = :a "
-                                              "GROUP BY 1"), {"a": alert_id}).all())
+                replies: dict[str, int] = dict(s.execute(text(
+                    "SELECT meaning, count(*) FROM replies WHERE alert_id = :a GROUP BY 1"), {"a": alert_id}).all())
             shown = {stage: stages.count(stage) for stage in dict.fromkeys(stages)}
             line.show(f"  replies so far: {json.dumps(replies)}  escalations: {json.dumps(shown)}   ")
             if "supervisors" in stages:

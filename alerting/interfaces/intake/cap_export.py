@@ -46,9 +46,9 @@ def _sent_of(session: Session, alert: Alert, sender: str) -> str:
     session.execute(pg_insert(CapMessage).values(
         sender=sender, identifier=alert.reference, sent=sent, msg_type=MSG_TYPE[alert.kind],
         status=STATUS[alert.mode], direction="out", alert_id=alert.id).on_conflict_do_nothing())
-    return session.scalar(select(CapMessage.sent).where(CapMessage.direction == "out",
-                                                       CapMessage.alert_id == alert.id,
-                                                       CapMessage.identifier == alert.reference))
+    return session.execute(select(CapMessage.sent).where(CapMessage.direction == "out",
+                                                         CapMessage.alert_id == alert.id,
+                                                         CapMessage.identifier == alert.reference)).scalar_one()
 
 
 def _reference_of(session: Session, alert_id: int, config: IntakeConfig) -> tuple[str, str, str]:

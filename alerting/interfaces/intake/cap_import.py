@@ -23,7 +23,7 @@ from typing import Any
 
 import shapely
 from shapely.geometry import MultiPolygon, Polygon
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -228,7 +228,8 @@ def import_cap(session: Session, data: bytes, *, actor: Actor, config: IntakeCon
             lifecycle.submit(session, alert.id, actor)
         except InvalidInput as exc:  # a live alert whose area holds nobody: kept, for an operator to aim
             warnings.append(f"left as a draft: {exc.message}")
-    session.execute(CapMessage.__table__.update().where(CapMessage.id == claimed[0]).values(alert_id=alert.id))
+    session.execute(update(CapMessage).where(CapMessage.id == claimed[0]).values(alert_id=alert.id)
+                    .execution_options(synchronize_session=False))
     trail.append(session, actor=actor, action="cap.imported", subject_type="alert", subject_id=alert.id,
                  payload={"cap": draft.cap_identifier, "msg_type": doc.msg_type, "status": doc.status,
                           "signed_by": signed_by, "warnings": warnings})

@@ -105,10 +105,12 @@ def parse_mail(raw: bytes) -> MailRequest:
     request = MailRequest(sender=sender, subject=subject, message_id=str(message.get("Message-ID", "")).strip(),
                           token=found.group(1) if found else None)
     request.title = TOKEN.sub("", subject).strip()[:200]
-    _read_body(request, _body_text(message))  # type: ignore[arg-type]
-    for part in message.iter_attachments():  # type: ignore[attr-defined]
+    _read_body(request, _body_text(message))
+    for part in message.iter_attachments():
         name = (part.get_filename() or "").lower()
-        payload = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True) or b""  # bytes; None for a multipart part
+        if not isinstance(payload, bytes):
+            raise TypeError(f"decoded payload of an attachment is a {type(payload).__name__}, not bytes")
         if name.endswith(".xml") or part.get_content_type() in {"application/cap+xml", "application/xml", "text/xml"}:
             request.cap_xml = payload
         elif name.endswith(".csv") or part.get_content_type() == "text/csv":

@@ -144,9 +144,9 @@ def _create(session: Session, request: MailRequest, actor: Actor, config: Intake
         problems["recipients"] = "name groups (Grupos:) or numbers (Para:), or attach a CSV/TXT"
     if len(request.numbers) > config.max_recipients:
         problems["recipients"] = f"more than {config.max_recipients} numbers; attach a CSV or use the console"
-    if problems:
+    if problems or request.mode is None:  # a missing mode is among the problems
         raise InvalidInput("the mail does not say enough to compose an alert", fields=problems)
-    lines: list[str] = []
+    lines = []
     groups = list(dict.fromkeys(request.groups))
     if request.numbers or request.contacts_csv:
         adhoc = f"correo-{hashlib.sha256((request.message_id or request.subject).encode()).hexdigest()[:10]}"
@@ -199,10 +199,10 @@ def _csv_sources(request: MailRequest) -> list[io.BytesIO]:
     sources = []
     if request.numbers:
         body = io.BytesIO(("telefono\n" + "\n".join(request.numbers) + "\n").encode())
-        body.name = "correo-numeros.csv"  # type: ignore[attr-defined]
+        body.name = "correo-numeros.csv"
         sources.append(body)
     if request.contacts_csv:
         attached = io.BytesIO(request.contacts_csv)
-        attached.name = ATTACHED_CSV  # type: ignore[attr-defined]
+        attached.name = ATTACHED_CSV
         sources.append(attached)
     return sources

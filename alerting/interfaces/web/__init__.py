@@ -98,8 +98,9 @@ def _templates(app: Flask) -> None:
 
     i18n.install(app)  # `_` in templates: Flask-Babel, per operator
     app.jinja_env.globals.update(AlertMode=AlertMode, labels=labels.labels)
-    filters = {"localtime": localtime, "thousands": i18n.number, "percent": i18n.percent, "decimal": i18n.decimal,
-               "duration": i18n.duration, "label": labels.label, "tr": i18n.translate_message}
+    filters: dict[str, Callable[..., Any]] = {
+        "localtime": localtime, "thousands": i18n.number, "percent": i18n.percent, "decimal": i18n.decimal,
+        "duration": i18n.duration, "label": labels.label, "tr": i18n.translate_message}
     app.jinja_env.filters.update({name: _at_render(f) for name, f in filters.items()})
 
     @app.context_processor
@@ -132,7 +133,7 @@ def _blueprints(app: Flask) -> None:
         app.register_blueprint(module.bp)
     if importlib.util.find_spec("alerting.interfaces.api") is not None:
         try:
-            from alerting.interfaces.api import api_bp, probes_bp  # type: ignore[attr-defined]
+            from alerting.interfaces.api import api_bp, probes_bp
         except ImportError as exc:  # the API package exists but is not finished: the console still runs
             log.warning("REST API not registered: %s", exc)
         else:

@@ -101,7 +101,7 @@ def handle_not_found(exc: NotFound) -> Any:
 
 
 def handle_invalid(exc: InvalidInput) -> Any:
-    fields = {str(k): str(v) for k, v in dict(exc.details.get("fields") or {}).items()}  # type: ignore[call-overload]
+    fields = exc.field_errors
     if exc.details.get("audit_as"):  # a failed check of who someone is (step-up), not just a typo
         subject_type, subject_id = _subject()
         audit_refusal(current_actor(), str(exc.details["audit_as"]), subject_type, subject_id,

@@ -70,7 +70,7 @@ class ConsoleBabel(Babel):
     """Flask-Babel whose catalogues come from the `.po` sources."""
 
     @cached_property
-    def domain_instance(self) -> Domain:  # type: ignore[override]
+    def domain_instance(self) -> Domain:
         return _PoDomain(translation_directories=[str(TRANSLATIONS)])
 
 
@@ -100,7 +100,8 @@ def _patterns(lang: str) -> tuple[tuple[re.Pattern[str], str], ...]:
     with po.open("rb") as fh:
         catalog = read_po(fh, locale=lang)
     found = [(m.id, m.string) for m in catalog
-             if isinstance(m.id, str) and m.id and "%(" in m.id and m.string and not m.context]
+             if isinstance(m.id, str) and m.id and "%(" in m.id and isinstance(m.string, str) and m.string
+             and not m.context]
     found.sort(key=lambda pair: -len(_PLACEHOLDER.sub("", pair[0])))
     return tuple((_regex(msgid), msgstr) for msgid, msgstr in found)
 

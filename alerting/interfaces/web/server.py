@@ -33,7 +33,7 @@ class StoppingThreadWorker(ThreadWorker):
         super().handle_exit(sig, frame)
 
 
-class _Server(BaseApplication):  # type: ignore[misc]
+class _Server(BaseApplication):
     def __init__(self, settings: Settings, options: dict[str, Any], app_options: dict[str, Any]) -> None:
         self.settings, self.options, self.app_options = settings, options, app_options
         super().__init__()

@@ -18,7 +18,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import CallbackDict
 
-from alerting.base.db import transaction, utcnow
+from alerting.base.db import rowcount, transaction, utcnow
 from alerting.base.models import WebSession
 from alerting.directory.accounts import revoke_operator_sessions, session_digest
 
@@ -28,7 +28,7 @@ ANONYMOUS_LIFETIME = timedelta(hours=1)
 _TOUCH_EVERY = timedelta(seconds=30)  # fewer writes; the idle timeout is minutes
 
 
-class ConsoleSession(CallbackDict, SessionMixin):  # type: ignore[misc]
+class ConsoleSession(CallbackDict, SessionMixin):
     """`flask.session`: a dict saved server-side, plus who is signed in."""
 
     def __init__(self, data: dict[str, Any] | None = None, *, sid: str | None = None,
@@ -103,7 +103,7 @@ class ServerSessionInterface(SessionInterface):
             if session.regenerate_to is not False:
                 if session.sid:
                     _revoke(db, [session_digest(session.sid)], now)
-                session.sid, session.operator_id = None, session.regenerate_to  # type: ignore[assignment]
+                session.sid, session.operator_id = None, session.regenerate_to
             if session.sid is None:
                 if not session and session.operator_id is None:
                     return  # nothing worth a row: no cookie for a visitor who stored nothing
@@ -140,8 +140,8 @@ def live_sessions(db: Session, operator_id: int) -> list[WebSession]:
 def purge_expired(db: Session, now: datetime | None = None) -> int:
     """Delete sessions expired or revoked more than a day ago (they are not audit records)."""
     cutoff = (now or utcnow()) - timedelta(days=1)
-    return db.execute(delete(WebSession).where(
-        (WebSession.expires_at < cutoff) | (WebSession.revoked_at < cutoff))).rowcount
+    return rowcount(db.execute(delete(WebSession).where(
+        (WebSession.expires_at < cutoff) | (WebSession.revoked_at < cutoff))))
 
 
 __all__ = ["ConsoleSession", "ServerSessionInterface", "WebSession", "live_sessions",

@@ -58,7 +58,10 @@ class Throttle:
         """(failures in the window, seconds left in it)."""
         if self.redis is not None:
             try:
-                count, ttl = self.redis.pipeline().get(key).ttl(key).execute()
+                pipe = self.redis.pipeline()
+                pipe.get(key)
+                pipe.ttl(key)
+                count, ttl = pipe.execute()
                 return int(count or 0), max(int(ttl or 0), 0)
             except Exception as exc:  # Redis down: fall back to this process's counts
                 log.warning("sign-in throttle: Redis unavailable (%s); counting in-process", exc)
@@ -69,7 +72,10 @@ class Throttle:
     def _hit(self, key: str, window_s: int) -> None:
         if self.redis is not None:
             try:
-                self.redis.pipeline().incr(key).expire(key, window_s, nx=True).execute()
+                pipe = self.redis.pipeline()
+                pipe.incr(key)
+                pipe.expire(key, window_s, nx=True)
+                pipe.execute()
                 return
             except Exception as exc:
                 log.warning("sign-in throttle: Redis unavailable (%s); counting in-process", exc)
@@ -233,7 +239,7 @@ def change_password(session: Session, operator_id: int, current: str, new: str, 
     try:
         check_password_policy(new, operator.username)
     except InvalidInput as exc:
-        raise InvalidInput(exc.message, fields={"new_password": exc.details["fields"]["password"]}) from None
+        raise InvalidInput(exc.message, fields={"new_password": exc.field_errors["password"]}) from None
     operator.password_hash = hash_password(new)
     operator.password_changed_at = utcnow()
     trail.append(session, actor=actor, action="operator.password_changed", subject_type="operator",

@@ -13,11 +13,12 @@ from shapely.geometry import shape
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from alerting.alerts import audience, corrections, drafts, lifecycle, prearmed
+from alerting.alerts import audience, drafts, lifecycle, prearmed
 from alerting.base.db import transaction
 from alerting.base.errors import InvalidInput
 from alerting.base.json_limits import parse_json
 from alerting.base.models import Alert, AlertMode, AlertState, Group, Priority, Sender
+from alerting.base.models.alerts import PrearmedTexts
 from alerting.base.sms_text.encoding import analyze
 from alerting.directory import senders
 from alerting.directory.criteria import MAX_CRITERION_BYTES
@@ -37,7 +38,7 @@ ACTION_LIMIT = "30 per minute"  # ASVS 11.1.4: business actions are rate limited
 # --- compose ----------------------------------------------------------------------------------------
 
 
-def _form_values(alert: Alert | None = None, prearmed: corrections.PrearmedTexts | None = None) -> dict[str, Any]:
+def _form_values(alert: Alert | None = None, armed: PrearmedTexts | None = None) -> dict[str, Any]:
     """What the compose form shows: what was typed (after an error), else the alert, else defaults."""
     form = request.form
     if form:
@@ -52,8 +53,8 @@ def _form_values(alert: Alert | None = None, prearmed: corrections.PrearmedTexts
                 "cancel_es": cancel["es"], "cancel_en": cancel["en"]}
     target = alert.target or {}
     tz = ZoneInfo(current_app.config["SIRENA_TIMEZONE"])
-    correction = prearmed.correction_texts if prearmed else prearmed.default_texts(["es", "en"])[0]
-    cancel = prearmed.cancel_texts if prearmed else prearmed.default_texts(["es", "en"])[1]
+    correction = armed.correction_texts if armed else prearmed.default_texts(["es", "en"])[0]
+    cancel = armed.cancel_texts if armed else prearmed.default_texts(["es", "en"])[1]
     return {
         "mode": alert.mode.value, "title": alert.title, "priority": alert.priority.value, "sender": alert.sender_name,
         "text_es": alert.texts.get("es", ""), "text_en": alert.texts.get("en", ""),
@@ -119,7 +120,7 @@ def _parse(db: Session) -> tuple[drafts.AlertDraft, dict[str, str], dict[str, st
         try:
             target["criteria"] = parse_json(form["criteria"], field="criteria", max_bytes=MAX_CRITERION_BYTES)
         except InvalidInput as exc:
-            problems.update(exc.details["fields"])  # type: ignore[arg-type]
+            problems.update(exc.field_errors)
     scheduled = None
     if form.get("scheduled_at", "").strip():
         try:
@@ -275,9 +276,9 @@ def _review_context(db: Session, alert_id: int) -> dict[str, Any]:
 
 def approvals_of(db: Session, alert_id: int) -> list[Any]:
     """Who approved the alert, when, with any blast-radius override reason."""
-    return db.execute(text("SELECT o.username, a.created_at, a.override_reason FROM alert_approvals a "
-                           "JOIN operators o ON o.id = a.operator_id WHERE a.alert_id = :a ORDER BY a.id"),
-                      {"a": alert_id}).all()
+    return list(db.execute(text("SELECT o.username, a.created_at, a.override_reason FROM alert_approvals a "
+                                "JOIN operators o ON o.id = a.operator_id WHERE a.alert_id = :a ORDER BY a.id"),
+                           {"a": alert_id}))
 
 
 def _render_review(errors: dict[str, str]) -> str:
@@ -354,7 +355,7 @@ def _json_call() -> dict[str, Any]:
 def segments() -> Any:
     """The live segment counter: encoding, parts, characters left, for each language's text."""
     body = _json_call()
-    mode = AlertMode(body.get("mode")) if body.get("mode") in {m.value for m in AlertMode} else AlertMode.LIVE
+    mode = AlertMode(body["mode"]) if body.get("mode") in {m.value for m in AlertMode} else AlertMode.LIVE
     from alerting.base.sms_text.rendering import mode_prefix
 
     out = {}
@@ -372,7 +373,7 @@ def segments() -> Any:
 def preview() -> Any:
     """Recipients now, with the breakdown and the SMS cost (recipients × parts per language)."""
     body = _json_call()
-    mode = AlertMode(body.get("mode")) if body.get("mode") in {m.value for m in AlertMode} else AlertMode.LIVE
+    mode = AlertMode(body["mode"]) if body.get("mode") in {m.value for m in AlertMode} else AlertMode.LIVE
     from alerting.base.sms_text.rendering import mode_prefix
 
     texts = {lang: mode_prefix(mode, lang) + t for lang, t in dict(body.get("texts") or {}).items()

@@ -33,7 +33,8 @@ def _alert_id() -> int | None:
 def timeline() -> str:
     """The trail, newest first, overall or about one alert."""
     alert_id = _alert_id()
-    where, params = "", {"limit": PAGE}
+    where = ""
+    params: dict[str, int | str] = {"limit": PAGE}
     if alert_id is not None:
         where = ("WHERE (subject_type = 'alert' AND subject_id = :a) "
                  "OR (payload ? 'alert_id' AND payload ->> 'alert_id' = :a)")
