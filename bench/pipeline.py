@@ -183,7 +183,8 @@ def main() -> None:
     machine0 = psutil.cpu_times()
     wall0 = time.monotonic()
     with transaction() as s:
-        lifecycle.approve(s, alert.id, approver, seen_hash=alert.approval_hash)
+        lifecycle.approve(s, alert.id, approver, seen_hash=alert.approval_hash,
+                          override_reason="a benchmark: the whole directory on purpose")
     state = None
     while time.monotonic() - wall0 < 3600:
         with transaction() as s:

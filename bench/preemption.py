@@ -96,7 +96,8 @@ def approve(alert_id: int, *approvers: Actor) -> None:
 
     for approver in approvers:
         with transaction() as s:
-            lifecycle.approve(s, alert_id, approver, seen_hash=s.get(Alert, alert_id).approval_hash)
+            lifecycle.approve(s, alert_id, approver, seen_hash=s.get(Alert, alert_id).approval_hash,
+                              override_reason="a benchmark: the whole directory on purpose")
 
 
 def counts(alert_id: int) -> dict[str, int]:

@@ -170,7 +170,8 @@ def test_a_flash_alert_overtakes_a_routine_alert_already_sending(make_cluster, s
         lifecycle.submit(s, flash.id, composer)
     for approver in (first, second):  # a live flash alert needs two approvers
         with transaction() as s:
-            lifecycle.approve(s, flash.id, approver, seen_hash=flash.approval_hash)
+            lifecycle.approve(s, flash.id, approver, seen_hash=flash.approval_hash,
+                              override_reason="a fault test: the whole directory on purpose")
     cluster.wait_completed(flash.id)
     cluster.wait_completed(routine)
     order = [m["dest"] for m in simulator.messages()]

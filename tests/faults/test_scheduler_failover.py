@@ -42,7 +42,9 @@ def test_scheduler_killed_when_an_alert_is_due_standby_fires_it_once(cluster, si
                                             target={"groups": ["brigadas"]}, scheduled_at=due), composer)
         lifecycle.submit(s, alert.id, composer)
     with dbmod.transaction() as s:
-        assert lifecycle.approve(s, alert.id, approver, seen_hash=alert.approval_hash).state.value == "scheduled"
+        approved = lifecycle.approve(s, alert.id, approver, seen_hash=alert.approval_hash,
+                                     override_reason="a fault test: the whole directory on purpose")
+        assert approved.state.value == "scheduled"
     alert_id = alert.id
     time.sleep(max(0.0, (due - utcnow()).total_seconds()))
     clock = Stopwatch()  # from the due time
@@ -83,7 +85,8 @@ def test_scheduler_down_for_a_minute_alerts_still_send_and_the_due_one_fires_on_
                                                 target={"groups": ["simulacro"]}, scheduled_at=due), composer)
         lifecycle.submit(s, scheduled.id, composer)
     with dbmod.transaction() as s:
-        approved = lifecycle.approve(s, scheduled.id, approver, seen_hash=scheduled.approval_hash)
+        approved = lifecycle.approve(s, scheduled.id, approver, seen_hash=scheduled.approval_hash,
+                                     override_reason="a fault test: the whole directory on purpose")
         assert approved.state.value == "scheduled"
     time.sleep(2)
     cluster.kill(scheduler)
