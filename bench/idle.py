@@ -44,8 +44,8 @@ from alerting.base.db import transaction
 from alerting.base.models import AlertMode, Operator, Priority
 from alerting.base.outbox import configure_outbox, redis_connection
 from audit.actor import Actor
+from broadcast import carrier_facts
 from broadcast.carriers import load_carriers
-from broadcast.gateway import sync_senders
 
 TARGET_APPROVAL_S = 1.0
 TARGET_HELP_S = 2.0
@@ -213,7 +213,7 @@ def main() -> None:
     os.environ.update(PASSWORDS)
     sim, ports, control_port = start_simulator(tmp, env)
     carriers_file(tmp / "carriers.toml", ports, window=20)
-    sync_senders(load_carriers(tmp / "carriers.toml", None))  # what `sirena setup` does on an install
+    carrier_facts.sync(load_carriers(tmp / "carriers.toml", None))  # what `sirena setup` does on an install
     composer, approver, numbers = seed(args.recipients)
     procs = [sirena("worker", "--share", f"{k}/2", "--name", f"idle-gw-{k}", env=env, log=tmp / f"worker{k}.log")
              for k in (1, 2)]

@@ -93,9 +93,9 @@ def main() -> None:
     parser.add_argument("--coalesce-s", type=float, default=0.3, help="the hook's coalescing interval")
     args = parser.parse_args()
 
-    from broadcast import replies
+    from broadcast import carrier_facts, replies
     from broadcast.carriers import parse_carriers
-    from broadcast.gateway import Gateway, sync_senders
+    from broadcast.gateway import Gateway
     from broadcast.inbound import Coalescer, InboundStore
     from smsc_sim import CarrierConfig, ReceiptConfig, SimConfig, Simulator
 
@@ -110,8 +110,7 @@ def main() -> None:
     ]))
     sim.start_in_thread()
     config = parse_carriers(carriers_toml(sim.ports(), args.binds), {"PW_ALPHA": "alpha-pw", "PW_BETA": "beta-pw"})
-    sync_senders(config)
-    replies.configure_styles({c.name: c.receipt_id_style for c in config.carriers})
+    carrier_facts.sync(config)
     ranges: queue.Queue[tuple[int, int] | None] = queue.Queue()
     # As `sirena worker` wires it: the store pokes a Coalescer, which queues one job per interval.
     coalescer = Coalescer(lambda lo, hi: ranges.put((lo, hi)), interval_s=args.coalesce_s)

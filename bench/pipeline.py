@@ -115,8 +115,8 @@ def start_rig(database: str, *, receipts: bool, window: int, pdu_log: bool,  # t
     `receipt_delay_s`: the range of a receipt's delay after its submit; `extra_env`: more settings
     for the children (e.g. SIRENA_LEASE_S); `own_redis`: a private redis-server instead of db 14 of
     the machine's."""
+    from broadcast import carrier_facts
     from broadcast.carriers import load_carriers
-    from broadcast.gateway import sync_senders
 
     settings = bench_settings(database)
     dbmod.configure_db(settings, application_name=f"bench-{database}")
@@ -131,7 +131,7 @@ def start_rig(database: str, *, receipts: bool, window: int, pdu_log: bool,  # t
     sim_config(tmp / "sim.toml", receipts=receipts, delay_s=receipt_delay_s)
     sim, ports = start_simulator(tmp / "sim.toml", env, tmp / "pdus.jsonl" if pdu_log else None)
     carriers_file(tmp / "carriers.toml", ports, window)
-    sync_senders(load_carriers(tmp / "carriers.toml", env))
+    carrier_facts.sync(load_carriers(tmp / "carriers.toml", env))
     return settings, redis, tmp, env, sim
 
 

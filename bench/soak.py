@@ -241,8 +241,8 @@ def stop_all() -> None:
 
 
 def run(args: argparse.Namespace, rng: random.Random, seed_value: int, tmp: Path, pg: ThrowawayPostgres) -> None:
+    from broadcast import carrier_facts
     from broadcast.carriers import load_carriers
-    from broadcast.gateway import sync_senders
     from smsc_sim.control import ControlClient
 
     key = tmp / "secret_key"
@@ -263,7 +263,7 @@ def run(args: argparse.Namespace, rng: random.Random, seed_value: int, tmp: Path
     _procs.append(sim)
     carriers_file(tmp / "carriers.toml", listening["ports"], WINDOW, tps=args.tps, binds=BINDS,
                   extra="response_timeout_s = 10")
-    sync_senders(load_carriers(tmp / "carriers.toml", env))
+    carrier_facts.sync(load_carriers(tmp / "carriers.toml", env))
     actors = seed(args.contacts)
     logs = tmp / "logs"
     logs.mkdir()

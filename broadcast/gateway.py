@@ -20,12 +20,12 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from alerting.base import job_ids
 from alerting.base.db import transaction, utcnow
-from alerting.base.models import Alert, AlertMode, AlertState, Priority, Sender, SenderKind
+from alerting.base.models import Alert, AlertMode, AlertState, Priority
 from alerting.base.outbox import enqueue_after_commit
 from alerting.base.sms_text.encoding import ConcatReference, encode_parts
 from alerting.base.sms_text.rendering import has_placeholders, mode_prefix, render, texts_for_phones
@@ -288,38 +288,5 @@ def _ignore_deliver(carrier: str, bind: str, fields: dict[str, Any]) -> None:
     log.info("deliver_sm on %s/%s not stored: this gateway has no inbound handler", carrier, bind)
 
 
-SENDERS_LOCK = 0x53454E44  # pg advisory lock key: one sender sync at a time ("SEND")
 
 
-def sync_senders(config: CarriersConfig) -> list[str]:
-    """Mirror the carriers file's senders into the `senders` table (what compose validates against),
-    in a transaction of its own; return the senders added or changed. Every gateway worker does it
-    at start, `sirena setup` on install (alerting.interfaces.provision)."""
-    with transaction() as session:
-        return write_senders(session, config)
-
-
-def write_senders(session: Any, config: CarriersConfig) -> list[str]:
-    """sync_senders in the caller's session: each sender of the file written, those no longer in it
-    made inactive; returns the names added or changed (idempotent: a second run returns []).
-    Serialized across processes (two workers starting together both inserted a new sender, and
-    one died on the unique name)."""
-    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SENDERS_LOCK})
-    known = {s.name: s for s in session.scalars(select(Sender))}
-    changed: list[str] = []
-    for name, cfg in config.senders.items():
-        row = known.pop(name, None) or Sender(name=name)
-        carriers = config.carriers_for(name)
-        wanted = {"kind": SenderKind(cfg.kind), "address": cfg.address, "keyword": cfg.keyword,
-                  "daily_cap": cfg.daily_cap, "tps": cfg.tps, "active": bool(carriers),
-                  "test_route": any(c.test for c in carriers), "is_default": name == config.default_sender}
-        if row.id is None or any(getattr(row, k) != v for k, v in wanted.items()):
-            changed.append(name)
-        for key, value in wanted.items():
-            setattr(row, key, value)
-        session.add(row)
-    for stale in known.values():
-        if stale.active:
-            stale.active = False
-            changed.append(stale.name)
-    return changed

@@ -35,7 +35,7 @@ from alerting.base.settings import Settings
 from alerting.base.sms_text.vocabulary import Vocabulary, load_vocabulary
 from audit import trail
 from audit.actor import Actor
-from broadcast import receipts, runtime
+from broadcast import carrier_facts, receipts
 from broadcast.escalation import raise_help_now, retry_undelivered
 from broadcast.followups import FollowupDraft, create_followups
 
@@ -77,24 +77,6 @@ class InboundReport:
                 mine[key] = mine.get(key, 0) + n
 
 
-def _styles() -> dict[str, str]:
-    """Each carrier's receipt id style, from this process's gateway (receipts need a gateway worker)."""
-    try:
-        config = runtime.current().config
-    except RuntimeError:
-        return dict(_configured)
-    return {c.name: c.receipt_id_style for c in config.carriers}
-
-
-_configured: dict[str, str] = {}
-
-
-def configure_styles(styles: Mapping[str, str]) -> None:
-    """For processes without a gateway (scheduler, benchmarks): carrier name → receipt_id_style."""
-    _configured.clear()
-    _configured.update(styles)
-
-
 _vocabulary: list[Vocabulary] = []  # this process's, loaded once
 
 
@@ -132,8 +114,9 @@ def process_inbound(min_id: int, max_id: int) -> dict[str, Any]:
     where = f"id BETWEEN {int(min_id)} AND {int(max_id)}"
     total = InboundReport()
     while True:
-        report = retrying_transaction(lambda session: process_batch(session, where, _styles()),
-                                      what=f"process_inbound({min_id}, {max_id})")
+        report = retrying_transaction(
+            lambda session: process_batch(session, where, carrier_facts.receipt_styles(session)),
+            what=f"process_inbound({min_id}, {max_id})")
         total.add(report)
         if report.rows < BATCH:
             return total.__dict__
@@ -145,7 +128,7 @@ def sweep(limit: int = BATCH, min_age_s: float = 1.0) -> dict[str, Any]:
     total = InboundReport()
     report = retrying_transaction(
         lambda session: process_batch(session, f"received_at <= now() - make_interval(secs => {float(min_age_s)})",
-                                      _styles(), limit=limit), what="inbound sweep")
+                                      carrier_facts.receipt_styles(session), limit=limit), what="inbound sweep")
     total.receipts, total.replies = report.receipts, report.replies
     with transaction() as session:
         matched = receipts.match_receipts(session)
@@ -154,22 +137,13 @@ def sweep(limit: int = BATCH, min_age_s: float = 1.0) -> dict[str, Any]:
     return total.__dict__
 
 
-def _carriers_by_sender() -> dict[str, set[str]]:
-    try:
-        config = runtime.current().config
-    except RuntimeError:
-        return {}  # no gateway here: no retry through another carrier (logged by the caller)
-    return {name: {c.name for c in config.carriers_for(name)} for name in config.senders}
-
-
 def _retry(session: Session, undelivered: list[int]) -> None:
     """UNDELIV/EXPIRED: once through another carrier where the sender allows it."""
     if not undelivered:
         return
-    routes = _carriers_by_sender()
+    routes = carrier_facts.routes_by_sender(session)
     if not routes:
-        log.warning("%d undelivered messages not retried: no gateway in this process knows the routes",
-                    len(undelivered))
+        log.warning("%d undelivered messages not retried: no carrier is known (run `sirena setup`)", len(undelivered))
         return
 
     retry_undelivered(session, undelivered, routes)

@@ -55,13 +55,13 @@ class Cluster:
     def with_carriers(cls, settings: Settings, carriers_text: str, tmp_path: Path) -> Cluster:
         """Write the carriers file, register its senders (as `sirena setup` does), return a Cluster
         whose workers use it (no process started yet)."""
+        from broadcast import carrier_facts
         from broadcast.carriers import parse_carriers
-        from broadcast.gateway import sync_senders
         from tests.conftest import sim_env
 
         carriers = tmp_path / "carriers.toml"
         carriers.write_text(carriers_text)
-        sync_senders(parse_carriers(carriers_text, sim_env()))
+        carrier_facts.sync(parse_carriers(carriers_text, sim_env()))
         logs = tmp_path / "logs"
         logs.mkdir(exist_ok=True)
         return cls(settings, carriers, sim_env(), logs)

@@ -349,12 +349,13 @@ def simulator():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def gateway(committed_db, redis_db, simulator):  # type: ignore[no-untyped-def]
     """An in-process gateway (pool bound to the simulator, raw inbound stored) on a committed DB."""
+    from broadcast import carrier_facts
     from broadcast.carriers import parse_carriers
-    from broadcast.gateway import Gateway, sync_senders
+    from broadcast.gateway import Gateway
     from broadcast.inbound import InboundStore
 
     config = parse_carriers(carriers_toml(simulator.ports()), sim_env())
-    sync_senders(config)
+    carrier_facts.sync(config)
     inbound = InboundStore()
     gw = Gateway(config, name="gw-test", on_deliver=inbound, flash_lane=False)  # jobs run by hand (run_jobs)
     gw.start()

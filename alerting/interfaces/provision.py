@@ -63,15 +63,15 @@ def ensure_senders(settings: Settings, dbname: str, report: SetupReport, say: Sa
     No password variable is needed here. Raises ConfigError naming a bad line of the file."""
     from sqlalchemy.orm import Session
 
+    from broadcast import carrier_facts
     from broadcast.carriers import load_carriers
-    from broadcast.gateway import write_senders
 
     config = load_carriers(settings.carriers_file, None)
     url = make_url(settings.database_url).set(database=dbname)
     engine = create_engine(url, poolclass=pool.NullPool, connect_args={"connect_timeout": 3})
     try:
         with Session(engine) as session, session.begin():
-            changed = write_senders(session, config)
+            changed = carrier_facts.write(session, config)
     finally:
         engine.dispose()
     if changed:

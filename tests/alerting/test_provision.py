@@ -100,15 +100,15 @@ def test_workers_starting_together_on_a_fresh_database_both_write_the_senders(co
 
     from alerting.base.db import transaction
     from alerting.base.settings import DEFAULT_CARRIERS_FILE
+    from broadcast import carrier_facts
     from broadcast.carriers import load_carriers
-    from broadcast.gateway import sync_senders
 
     config = load_carriers(DEFAULT_CARRIERS_FILE, None)
 
     def start_worker(start: threading.Barrier, changed: list[list[str]], errors: list[Exception]) -> None:
         start.wait()
         try:
-            changed.append(sync_senders(config))
+            changed.append(carrier_facts.sync(config))
         except Exception as exc:  # before: a unique violation killed all but one worker at start
             errors.append(exc)
 

@@ -55,7 +55,8 @@ senders = ["{sender}"{extra}]
 def inbound_rig(*, receipts: bool = True, delay_s: float = 0.0,
                 live: tuple[str, ...] = ()) -> Iterator[tuple[Simulator, object]]:
     """Simulator + gateway (the caller holds committed_db and redis_db); `live` carriers are not test ones."""
-    from broadcast.gateway import Gateway, sync_senders
+    from broadcast import carrier_facts
+    from broadcast.gateway import Gateway
     from broadcast.inbound import InboundStore
 
     sim = Simulator(SimConfig(carriers=[
@@ -66,7 +67,7 @@ def inbound_rig(*, receipts: bool = True, delay_s: float = 0.0,
     config = parse_carriers(carriers_file(sim.ports(), live), {f"PW_{n.upper()}": f"{n}-pw" for n in CARRIERS})
     if not receipts:
         config = replace(config, carriers=tuple(replace(c, registered_delivery=0) for c in config.carriers))
-    sync_senders(config)
+    carrier_facts.sync(config)
     store = InboundStore()
     gateway = Gateway(config, name="gw-inbound-test", on_deliver=store, flash_lane=False)
     gateway.start()

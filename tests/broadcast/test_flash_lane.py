@@ -33,12 +33,12 @@ def flash_alert(group: str, text_es: str = "EVACUAR YA: incendio forestal.") -> 
 
 def carriers(simulator):  # type: ignore[no-untyped-def]
     """The simulator's carriers; their senders registered (what compose and approval check)."""
+    from broadcast import carrier_facts
     from broadcast.carriers import parse_carriers
-    from broadcast.gateway import sync_senders
     from tests.conftest import carriers_toml, sim_env
 
     config = parse_carriers(carriers_toml(simulator.ports()), sim_env())
-    sync_senders(config)
+    carrier_facts.sync(config)
     return config
 
 

@@ -61,11 +61,12 @@ def test_an_exercise_with_no_test_carrier_left_reaches_only_the_drill_allowlist(
     the last line, refuses every exercise SMS (audited), except to the SIRENA_DRILL_ALLOWLIST numbers."""
     from sqlalchemy import text
 
+    from broadcast import carrier_facts
     from broadcast.carriers import parse_carriers
-    from broadcast.gateway import Gateway, sync_senders
+    from broadcast.gateway import Gateway
     from tests.conftest import carriers_toml, sim_env
 
-    sync_senders(parse_carriers(carriers_toml(simulator.ports()), sim_env()))  # at approval: test carriers
+    carrier_facts.sync(parse_carriers(carriers_toml(simulator.ports()), sim_env()))  # at approval: test carriers
     seed_group(5, group="simulacro", drill=True)
     alert_id = approved_alert({"es": "Simulacro de incendio."}, group="simulacro", mode=AlertMode.EXERCISE)
     live_only = parse_carriers(carriers_toml(simulator.ports(), test=False), sim_env())

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from alerting.base.db import transaction
-from broadcast import receipts
+from broadcast import receipts, runtime
 from tests.broadcast.inbound_rig import deliveries, inbound_rig, process_all, seed_alert, send, wait_inbound
 
 
@@ -308,3 +308,18 @@ def test_failed_counts_only_what_is_final_and_never_goes_down_while_retries_run(
     failed = [c.get("failed", 0) for c in seen]
     assert failed == sorted(failed)  # a count shown as final never goes down
     assert all(sum(c.values()) == 3 for c in seen)
+
+
+def test_receipts_are_read_in_a_process_that_holds_no_gateway(committed_db, redis_db):
+    """Each carrier's receipt id style comes from PostgreSQL (broadcast/carrier_facts.py), so the job
+    may run in any worker: here the gateway has stopped before the receipts are interpreted, and
+    GAMMA's hex ids spelled in decimal still find their deliveries."""
+    numbers = [f"+569703{i:05d}" for i in range(10)]
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(numbers, sender="GAMMA-SC")
+        assert send(gateway, alert_id)["submitted"] == 10
+        wait_inbound(sim, 10)
+    with pytest.raises(RuntimeError):
+        runtime.current()  # no gateway in this process any more
+    process_all()
+    assert {d["state"] for d in deliveries(alert_id).values()} == {"delivered"}

@@ -53,12 +53,12 @@ def _approve(app, barrier: threading.Barrier, alert_id: int, seen: str, token: s
 
 def test_two_approvals_at_once_make_one_transition_and_every_attempt_is_audited(committed_db, redis_db, simulator,
                                                                                request):
+    from broadcast import carrier_facts
     from broadcast.carriers import parse_carriers
-    from broadcast.gateway import sync_senders
     from tests.conftest import carriers_toml, sim_env
 
     seed_group(5)
-    sync_senders(parse_carriers(carriers_toml(simulator.ports()), sim_env()))  # the sender has a route
+    carrier_facts.sync(parse_carriers(carriers_toml(simulator.ports()), sim_env()))  # the sender has a route
     composer, first = operators("-race-a")
     _, second = operators("-race-b")
     with dbmod.transaction() as s:

@@ -35,12 +35,13 @@ RECIPIENTS = 1200  # above a thousand: the number has a separator in both langua
 @pytest.fixture
 def slow_gateway(committed_db, redis_db, simulator) -> Iterator[object]:  # type: ignore[no-untyped-def]
     """The in-process gateway at 100 SMS/s a carrier: 1,200 messages take seconds, the page sees them go."""
+    from broadcast import carrier_facts
     from broadcast.carriers import parse_carriers
-    from broadcast.gateway import Gateway, sync_senders
+    from broadcast.gateway import Gateway
     from broadcast.inbound import InboundStore
 
     config = parse_carriers(carriers_toml(simulator.ports(), binds=1, tps=100), sim_env())
-    sync_senders(config)
+    carrier_facts.sync(config)
     inbound = InboundStore()
     gw = Gateway(config, name="gw-slow", on_deliver=inbound, flash_lane=False)
     gw.start()

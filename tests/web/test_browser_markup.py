@@ -57,9 +57,10 @@ def simulator():  # type: ignore[no-untyped-def]
 def gateway(committed_db, redis_db, simulator):  # type: ignore[no-untyped-def]
     """The in-process gateway, plus a carrier `gamma` whose host is markup: its connect error says so,
     and the gateway's presence heartbeat carries that error to the dashboard."""
+    from broadcast import carrier_facts
     from broadcast.binds import CarrierUnavailable
     from broadcast.carriers import parse_carriers
-    from broadcast.gateway import Gateway, sync_senders
+    from broadcast.gateway import Gateway
     from broadcast.inbound import InboundStore
     from broadcast.presence import watch_gateway
 
@@ -77,7 +78,7 @@ binds = 1
 senders = ["OTRO"]
 """
     config = parse_carriers(carriers_toml(simulator.ports(), extra=gamma), sim_env())
-    sync_senders(config)
+    carrier_facts.sync(config)
     inbound = InboundStore()
     gw = Gateway(config, name="gw-markup", on_deliver=inbound, flash_lane=False)  # jobs run by hand
     with contextlib.suppress(CarrierUnavailable):  # gamma is down on purpose; `sirena worker` goes on too

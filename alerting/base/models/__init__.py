@@ -27,7 +27,7 @@ from alerting.base.models.intake import (
 from alerting.base.models.messages import Delivery, DeliveryState, InboundKind, InboundMessage, Reply, ReplyMeaning
 from alerting.base.models.operators import ApiToken, Operator, Role, WebSession
 from alerting.base.models.pipeline import Escalation, FanoutChunk, Followup, MessagePart, Receipt
-from alerting.base.models.senders import CarrierHealthRow, Sender, SenderKind, SenderUsage
+from alerting.base.models.senders import Carrier, CarrierHealthRow, Sender, SenderKind, SenderUsage
 from alerting.base.models.zones import Zone, ZoneCell, ZonePart
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "CapMessage",
+    "Carrier",
     "CarrierHealthRow",
     "Contact",
     "ContactImport",

@@ -1,14 +1,14 @@
-"""Senders (the number or name an SMS comes from), mirrored from the carriers file."""
+"""Senders (the number or name an SMS comes from) and carriers, mirrored from the carriers file."""
 
 from __future__ import annotations
 
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, CheckConstraint, Date, DateTime, Float, Integer, String, Text, func
+from sqlalchemy import ARRAY, Boolean, CheckConstraint, Date, DateTime, Float, Integer, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from alerting.base.db import Base, enum_type
+from alerting.base.db import Base, created_at_column, enum_type
 
 
 class SenderKind(enum.StrEnum):
@@ -32,6 +32,21 @@ class Sender(Base):
     test_route: Mapped[bool] = mapped_column(Boolean, default=False)  # some carrier marked `test` does
     # The carriers file's `default_sender`: what the console offers first (a dedicated two-way code).
     is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+
+
+class Carrier(Base):
+    """A carrier of the carriers file, as the inbound side needs it: how its receipts name message
+    ids, whether it is a test route, which senders it carries. Mirrored at setup and at every
+    gateway worker's start (broadcast/carrier_facts.py); `active` false once it left the file."""
+
+    __tablename__ = "carriers"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    receipt_id_style: Mapped[str] = mapped_column(String(24), server_default="string")
+    test: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    senders: Mapped[list[str]] = mapped_column(ARRAY(String(64)), server_default="{}")
+    active: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    updated_at: Mapped[datetime] = created_at_column()
 
 
 class SenderUsage(Base):

@@ -123,14 +123,14 @@ def _run(ctx: Context, settings, children, pdu_log: Path, out_dir: Path, *, head
     from alerting.interfaces.demo import city, story
     from alerting.interfaces.demo.procs import CONTROL_PORT
     from audit.actor import Actor
+    from broadcast import carrier_facts
     from broadcast.carriers import load_carriers
-    from broadcast.gateway import sync_senders
     from smsc_sim.control import ControlClient
 
     setup_actor = Actor.system("demo")
     click.echo("starting the simulated carriers alpha and beta (ports 2775, 2776)…")
     children.simulator(pdu_log)
-    sync_senders(load_carriers(settings.carriers_file, os.environ))
+    carrier_facts.sync(load_carriers(settings.carriers_file, os.environ))
     with transaction() as s:
         seeded = s.execute(text("SELECT count(*) FROM contacts")).scalar_one()
     if not seeded:

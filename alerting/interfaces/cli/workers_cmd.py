@@ -50,8 +50,8 @@ def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool,
     from alerting.base.db import engine
     from alerting.webhooks import configure_webhooks
     from audit.seal import Sealer
-    from broadcast import replies
-    from broadcast.gateway import Gateway, split_config, sync_senders
+    from broadcast import carrier_facts, replies
+    from broadcast.gateway import Gateway, split_config
     from broadcast.inbound import InboundStore
     from broadcast.presence import watch_gateway
     from broadcast.worker import GatewayWorker, LoopStats, StopSignal, pinger, run_until_stopped, worker_connection
@@ -66,7 +66,7 @@ def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool,
     conn = _redis(ctx)  # short timeouts: what jobs enqueue, the presence heartbeat
     configure_webhooks(settings.secret_key())
     config = load_carriers(ctx)
-    sync_senders(config)
+    carrier_facts.sync(config)
     replies.configure_vocabulary(settings)  # SIRENA_VOCABULARY_FILE, read once for this process
     inbound = InboundStore(after_store=_process_inbound_hook())
     gateway = Gateway(split_config(config, int(k) - 1, int(n)), name=name,
