@@ -38,7 +38,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from alerting.base import job_ids
+from alerting.base import job_ids, runtime
 from alerting.base.db import transaction, utcnow
 from alerting.base.errors import InvalidInput
 from alerting.base.models.intake import WebhookCursor, WebhookDelivery, WebhookSubscriber
@@ -60,19 +60,10 @@ TIMEOUT_S = 10
 TOLERANCE_S = 300
 BATCH = 1000
 DELIVERY_OVERLAP_S = 5  # rows committed late with an older updated_at are still seen
-_key: dict[str, Secret] = {}
-
-
-def configure_webhooks(secret_key: Secret) -> None:
-    """Give the process the key that decrypts subscriber secrets (worker and web entry points call it)."""
-    _key["secret"] = secret_key
-
-
 def _fernet() -> MultiFernet:
-    """Encrypts with the current secret key; decrypts with it or a previous one (after a rotation)."""
-    if "secret" not in _key:
-        raise RuntimeError("configure_webhooks(settings.secret_key()) was not called")
-    return _all_keys(_key["secret"])
+    """Encrypts with the runtime's secret key (SIRENA_SECRET_KEY_FILE); decrypts with it or a
+    previous one (after a rotation)."""
+    return _all_keys(runtime.current().settings.secret_key())
 
 
 def _all_keys(key: Secret) -> MultiFernet:

@@ -39,10 +39,10 @@ from sqlalchemy import text
 
 from alerting.alerts import lifecycle
 from alerting.alerts.drafts import AlertDraft
-from alerting.base import db as dbmod
+from alerting.base import runtime
 from alerting.base.db import transaction
 from alerting.base.models import AlertMode, Operator, Priority
-from alerting.base.outbox import configure_outbox, redis_connection
+from alerting.base.runtime import redis_connection
 from audit.actor import Actor
 from broadcast import carrier_facts
 from broadcast.carriers import load_carriers
@@ -205,9 +205,9 @@ def main() -> None:
     redis_proc, redis_url = start_redis(tmp)
     settings = bench_settings("sirena_bench_idle")
     settings = replace(settings, redis_url=redis_url)
-    dbmod.configure_db(settings, application_name="bench-idle")
+    runtime.use_database(settings, name="bench-idle")
     redis = redis_connection(redis_url)
-    configure_outbox(redis)
+    runtime.use_redis(redis)
     env = env_for(settings, **PASSWORDS, SIRENA_CARRIERS_FILE=str(tmp / "carriers.toml"),
                   SIRENA_LOG_LEVEL="INFO")
     os.environ.update(PASSWORDS)

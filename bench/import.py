@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alerting.base import db as dbmod
-from alerting.base import migrate
+from alerting.base import migrate, runtime
 from alerting.base.settings import Settings
 from alerting.directory.contacts import import_contacts
 from alerting.interfaces.provision import SetupReport, ensure_database
@@ -139,7 +139,7 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = bench_settings()
-    dbmod.configure_db(settings, application_name="sirena-bench-import")
+    runtime.use_database(settings, name="sirena-bench-import")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "contactos.csv"
         settings = replace(settings, data_dir=Path(tmp) / "data")  # the rejects reports go with the file

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 
 from alerting.base import db as dbmod  # noqa: E402
+from alerting.base import runtime  # noqa: E402
 from alerting.base.db import transaction, utcnow  # noqa: E402
 from alerting.base.settings import Settings  # noqa: E402
 
@@ -100,7 +101,7 @@ def main() -> None:
     from smsc_sim import CarrierConfig, ReceiptConfig, SimConfig, Simulator
 
     settings = fresh_database()
-    dbmod.configure_db(settings, application_name="bench-inbound")
+    runtime.use_database(settings, name="bench-inbound")
     dbmod.engine().pool.dispose()
     sim = Simulator(SimConfig(keep_records=True, carriers=[
         CarrierConfig(name="alpha", password="alpha-pw", message_id_style="hex", max_binds=64,

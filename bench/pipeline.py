@@ -39,10 +39,10 @@ from sqlalchemy import select, text
 
 from alerting.alerts import lifecycle
 from alerting.alerts.drafts import AlertDraft
-from alerting.base import db as dbmod
+from alerting.base import runtime
 from alerting.base.db import transaction
 from alerting.base.models import Alert, AlertMode, AlertState, Operator, Priority
-from alerting.base.outbox import configure_outbox, redis_connection
+from alerting.base.runtime import redis_connection
 from audit.actor import Actor
 
 PASSWORDS = {"SIM_ALPHA_PW": "alphapw", "SIM_BETA_PW": "betapw"}
@@ -119,13 +119,13 @@ def start_rig(database: str, *, receipts: bool, window: int, pdu_log: bool,  # t
     from broadcast.carriers import load_carriers
 
     settings = bench_settings(database)
-    dbmod.configure_db(settings, application_name=f"bench-{database}")
+    runtime.use_database(settings, name=f"bench-{database}")
     tmp = Path(tempfile.mkdtemp(prefix="sirena-bench-"))
     if own_redis:
         settings = replace(settings, redis_url=private_redis(tmp)[1])
     redis = redis_connection(settings.redis_url)
     redis.flushdb()
-    configure_outbox(redis)
+    runtime.use_redis(redis)
     env = env_for(settings, **PASSWORDS, SIRENA_CARRIERS_FILE=str(tmp / "carriers.toml"), **(extra_env or {}))
     os.environ.update(PASSWORDS)
     sim_config(tmp / "sim.toml", receipts=receipts, delay_s=receipt_delay_s)

@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from sqlalchemy import text  # noqa: E402
 
 from alerting.base import db as dbmod  # noqa: E402
+from alerting.base import runtime  # noqa: E402
 from alerting.base.models import Alert, AlertMode, AlertState, Priority  # noqa: E402
-from alerting.base.outbox import configure_outbox  # noqa: E402
 from bench.common import bench_settings, drop_database  # noqa: E402
 from geo.targeting import TargetSpec, preview  # noqa: E402
 from geo.zones import save_zone  # noqa: E402
@@ -146,8 +146,8 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = bench_settings(DATABASE)
-    dbmod.configure_db(settings, application_name="sirena-bench-scale")
-    configure_outbox(None)  # the fan-out's enqueues are dropped: this measures Postgres work only
+    runtime.use_database(settings, name="sirena-bench-scale")
+    runtime.use_redis(None)  # the fan-out's enqueues are dropped: this measures Postgres work only
     try:
         print(f"generating {args.contacts:,} contacts with locations in chunks of {GENERATE_CHUNK:,}", flush=True)
         started = time.perf_counter()

@@ -47,10 +47,10 @@ from sqlalchemy import text
 
 from alerting.alerts import lifecycle
 from alerting.alerts.drafts import AlertDraft
-from alerting.base import db as dbmod
+from alerting.base import runtime
 from alerting.base.db import transaction
 from alerting.base.models import AlertMode, Operator, Priority
-from alerting.base.outbox import configure_outbox, redis_connection
+from alerting.base.runtime import redis_connection
 from alerting.base.settings import Settings
 from audit.actor import Actor
 from tests.faults.pgcluster import ThrowawayPostgres
@@ -251,8 +251,8 @@ def run(args: argparse.Namespace, rng: random.Random, seed_value: int, tmp: Path
     redis = Redis(tmp)
     settings = replace(pg.settings_for(Settings.from_env(), "sirena_soak"), redis_url=redis.url, secret_key_file=key,
                        audit_checkpoint_dir=tmp / "checkpoints", data_dir=tmp / "data")
-    dbmod.configure_db(settings, application_name="bench-soak")
-    configure_outbox(redis_connection(redis.url))
+    runtime.use_database(settings, name="bench-soak")
+    runtime.use_redis(redis_connection(redis.url))
     env = env_for(settings, **PASSWORDS, SIRENA_CARRIERS_FILE=str(tmp / "carriers.toml"),
                   SIRENA_SECRET_KEY_FILE=str(key), SIRENA_AUDIT_CHECKPOINT_DIR=str(tmp / "checkpoints"),
                   SIRENA_DATA_DIR=str(tmp / "data"), SIRENA_LEASE_S="10", SIRENA_LOG_LEVEL="INFO")
@@ -300,7 +300,7 @@ def run(args: argparse.Namespace, rng: random.Random, seed_value: int, tmp: Path
                 kind = rng.choices(list(FAULTS), weights=list(FAULTS.values()))[0]
                 event = inject(kind, workers, redis, pg, control, rng)
                 if kind == "redis-restart":
-                    configure_outbox(redis_connection(redis.url))
+                    runtime.use_redis(redis_connection(redis.url))
                 events.append(event)
                 print(f"  {event['at']} {kind}: {event}", flush=True)
                 next_fault = time.monotonic() + args.fault_every * rng.uniform(0.5, 1.5)

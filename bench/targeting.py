@@ -46,6 +46,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.orm import Session as OrmSession  # noqa: E402
 
 from alerting.base import db as dbmod  # noqa: E402
+from alerting.base import runtime  # noqa: E402
 from alerting.base.models import Alert, AlertMode  # noqa: E402
 from alerting.base.settings import Settings  # noqa: E402
 from broadcast import jobs  # noqa: E402
@@ -204,7 +205,7 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = reused_database() if args.reuse else own_database()
-    dbmod.configure_db(settings, application_name="sirena-bench-targeting")
+    runtime.use_database(settings, name="sirena-bench-targeting")
     try:
         if args.reuse:
             with dbmod.transaction() as s:

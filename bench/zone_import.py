@@ -95,16 +95,15 @@ def main() -> None:
 
     import pyotp
 
-    from alerting.base.db import configure_db, transaction, utcnow
-    from alerting.base.outbox import configure_outbox, redis_connection
+    from alerting.base import runtime
+    from alerting.base.db import transaction, utcnow
     from alerting.directory.accounts import create_operator, create_token, decrypt_totp
     from alerting.interfaces.web import create_app
     from audit.actor import Actor
     from geo.zones import import_geojson
 
     settings = bench_settings(DATABASE)
-    configure_db(settings, application_name="bench-zones")
-    configure_outbox(redis_connection(settings.redis_url))
+    runtime.start(settings, name="bench-zones")
     figures: dict = {"bench": "zone_import", "zones": args.zones}
     tmp = Path(tempfile.mkdtemp(prefix="sirena-zones-"))
     try:

@@ -27,7 +27,8 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from alerting.base.db import configured_settings, rowcount, transaction
+from alerting.base import runtime
+from alerting.base.db import rowcount, transaction
 from alerting.base.errors import InvalidTransition, NotFound
 from alerting.base.models import Alert, AlertMode, AlertState
 from alerting.base.models.messages import ANSWERED
@@ -246,7 +247,7 @@ def raise_help_now(session: Session, helps: list[tuple[int, int | None, str, str
     its group has nobody in it, or the HELP matched no alert. Each also stays pinned on the
     console until an operator marks it handled (alerting/alerts/help_desk.py)."""
     if oncall_group is None:
-        settings = configured_settings()
+        settings = runtime.settings()
         oncall_group = settings.oncall_group if settings is not None else None
     alert_ids = {a for _, a, _, _ in helps if a is not None}
     alerts = {a.id: a for a in session.scalars(select(Alert).where(Alert.id.in_(alert_ids)))} if alert_ids else {}

@@ -8,7 +8,7 @@ person who wrote to us (audited). They are not deliveries either: `deliveries` h
 (alert, number), the broadcast itself, whose counters must not move when a follow-up is sent.
 
 So they live in `followups`, are claimed with a lease like deliveries, go through the gateway's
-carrier pool (`broadcast.runtime.current().pool.submit_many`) in the job `send_followups`, and
+carrier pool (`broadcast.local_gateway.current().pool.submit_many`) in the job `send_followups`, and
 get receipts like deliveries (broadcast/receipts.py matches both). A follow-up of an exercise or
 test alert may only use test carriers, as the alert itself.
 """
@@ -31,7 +31,7 @@ from alerting.base.outbox import enqueue_after_commit
 from alerting.base.sms_text.encoding import encode_parts, next_reference
 from audit import trail
 from audit.actor import Actor
-from broadcast import runtime
+from broadcast import local_gateway
 from broadcast.pool import OutboundMessage, Outcome, submit_within_cap
 
 log = logging.getLogger("sirena.followups")
@@ -155,7 +155,7 @@ def send_followups(limit: int = BATCH) -> dict[str, int]:
     Runs only in a gateway worker. One transaction to claim, none during SMPP, one to record; a
     crash in between leaves leases that the next run (or `queue_pending`) takes again.
     """
-    gateway = runtime.current()
+    gateway = local_gateway.current()
     sent = 0
     for _ in range(20):  # bounded: a flood of follow-ups yields to other jobs between runs
         if gateway.draining:  # this worker is stopping: another one sends what is left

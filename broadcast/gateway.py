@@ -31,7 +31,7 @@ from alerting.base.sms_text.encoding import ConcatReference, encode_parts
 from alerting.base.sms_text.rendering import has_placeholders, mode_prefix, render, texts_for_phones
 from audit import trail
 from audit.actor import Actor
-from broadcast import carrier_health, claims, jobs, runtime
+from broadcast import carrier_health, claims, jobs, local_gateway
 from broadcast.carriers import CarriersConfig
 from broadcast.flash_lane import FlashLane
 from broadcast.pool import CarrierPool, OutboundMessage, Outcome, SubmitResult, submit_within_cap
@@ -95,7 +95,7 @@ class Gateway:
 
     def start(self, wait_s: float = 5.0) -> None:
         """Bind to every carrier and start renewing this worker's leases."""
-        runtime.install(self)
+        local_gateway.install(self)
         self._heartbeat = threading.Thread(target=self._renew_leases, name="lease-heartbeat", daemon=True)
         self._heartbeat.start()
         try:
@@ -118,7 +118,7 @@ class Gateway:
             self.flash_lane.stop()  # after the slice in hand is recorded
         self._stopping.set()
         self.pool.stop()
-        runtime.uninstall(self)
+        local_gateway.uninstall(self)
 
     def _renew_leases(self) -> None:
         """A live worker keeps its claims: only a dead one's leases expire and get reclaimed. The same

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from alerting.base import job_ids
-from alerting.base.db import configured_settings, rowcount, transaction, utcnow
+from alerting.base import job_ids, runtime
+from alerting.base.db import rowcount, transaction, utcnow
 from alerting.base.errors import ConfigError
 from alerting.base.models import Alert, AlertKind, AlertState, Delivery, Priority
 from alerting.base.models.alerts import move_alert
@@ -26,7 +26,7 @@ from audit import trail
 from audit.actor import Actor
 from audit.checkpoints import checkpoint_after_commit
 from audit.seal import seal_after_commit
-from broadcast import claims, runtime
+from broadcast import claims, local_gateway
 from geo import targeting
 
 log = logging.getLogger("sirena.jobs")
@@ -245,7 +245,7 @@ def _checkpoint_at_completion(session: Session) -> None:
     """Seal the completion event into the chain at once and write a checkpoint of the head outside
     the database (audit issue: at every alert completion). Without the secret key that signs
     checkpoints the seal still happens; the periodic checkpoint covers the rest."""
-    settings = configured_settings()
+    settings = runtime.settings()
     try:
         if settings is None:
             raise ConfigError("this process has no settings")
@@ -291,7 +291,7 @@ def counts_by_carrier(session: Session, alert_id: int) -> dict[str, dict[str, in
 
 def send_batch(alert_id: int, lo: int, hi: int) -> dict[str, Any]:
     """Claim, submit and record one batch; runs only in a gateway worker (it holds the binds)."""
-    return runtime.current().send_batch(alert_id, lo, hi)
+    return local_gateway.current().send_batch(alert_id, lo, hi)
 
 
 def mark_sending(session: Session, alert: Alert) -> None:

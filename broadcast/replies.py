@@ -22,16 +22,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from psycopg2.extras import execute_values
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from alerting.base.db import configured_settings, retrying_transaction, transaction
+from alerting.base import runtime
+from alerting.base.db import retrying_transaction, transaction
 from alerting.base.models import ReplyMeaning
 from alerting.base.phones import mask_msisdn
-from alerting.base.settings import Settings
 from alerting.base.sms_text.vocabulary import Vocabulary, load_vocabulary
 from audit import trail
 from audit.actor import Actor
@@ -77,26 +78,18 @@ class InboundReport:
                 mine[key] = mine.get(key, 0) + n
 
 
-_vocabulary: list[Vocabulary] = []  # this process's, loaded once
-
-
-def configure_vocabulary(settings: Settings | None) -> Vocabulary:
-    """Load the vocabulary of `settings` (SIRENA_VOCABULARY_FILE) for this process's reply processing;
-    None forgets it (the next use loads it again). Raises ConfigError naming the variable."""
-    _vocabulary.clear()
-    if settings is None:
-        return current_vocabulary()
-    _vocabulary.append(load_vocabulary(settings.vocabulary_file))
-    return _vocabulary[0]
+_vocabularies: dict[Path | None, Vocabulary] = {}  # by file: loaded once per process
 
 
 def current_vocabulary() -> Vocabulary:
-    """The vocabulary replies are read with: configured at process start (`sirena worker`), else
-    loaded once from the settings the database was configured with, else the built-in one."""
-    if not _vocabulary:
-        settings = configured_settings()
-        _vocabulary.append(load_vocabulary(settings.vocabulary_file if settings is not None else None))
-    return _vocabulary[0]
+    """The vocabulary replies are read with: SIRENA_VOCABULARY_FILE of this process's runtime (the
+    built-in one without a file, or before the runtime starts), loaded once. Raises ConfigError
+    naming the variable for a bad file."""
+    settings = runtime.settings()
+    path = settings.vocabulary_file if settings is not None else None
+    if path not in _vocabularies:
+        _vocabularies[path] = load_vocabulary(path)
+    return _vocabularies[path]
 
 
 def process_inbound(min_id: int, max_id: int) -> dict[str, Any]:

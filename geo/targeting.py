@@ -31,11 +31,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from alerting.base import runtime
 from alerting.base.db import rowcount
 from alerting.base.errors import InvalidInput, NotFound
 from alerting.base.models import Alert, AlertMode, Contact, Delivery, Group, Priority
 from alerting.base.models.zones import Zone
-from alerting.base.settings import Settings
 from alerting.directory.criteria import compile_criterion
 from geo import reach
 from geo.cells import Covering, load_covering, write_covering
@@ -240,17 +240,11 @@ class OptOutPolicy:
                 "opted_out_reached": spec.include_opted_out or by_policy, "reason": reason}
 
 
-_opt_out_policy = OptOutPolicy()
-
-
-def configure_opt_out_policy(settings: Settings) -> None:
-    """Set this process's opt-out policy; entry points call it once at start, beside configure_db."""
-    global _opt_out_policy
-    _opt_out_policy = OptOutPolicy(tuple(settings.opt_out_override))
-
-
 def opt_out_policy() -> OptOutPolicy:
-    return _opt_out_policy
+    """This process's opt-out policy: SIRENA_OPT_OUT_OVERRIDE of its runtime's settings (the
+    built-in one before the runtime starts)."""
+    settings = runtime.settings()
+    return OptOutPolicy(tuple(settings.opt_out_override)) if settings is not None else OptOutPolicy()
 
 
 # JIT spends 0.1-0.3 s compiling these statements and then saves nothing. 64 MB keeps a 1M-contact
@@ -534,7 +528,6 @@ __all__ = [
     "Preview",
     "Resolution",
     "TargetSpec",
-    "configure_opt_out_policy",
     "contact_id_ranges",
     "estimate_sms",
     "materialize",

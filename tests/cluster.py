@@ -242,7 +242,7 @@ class RedisServer:
         return self
 
     def up(self) -> bool:
-        from alerting.base.outbox import redis_connection
+        from alerting.base.runtime import redis_connection
 
         try:
             return bool(redis_connection(self.url, timeout_s=0.5).ping())

@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from alerting.base import db as dbmod
-from alerting.base import migrate, outbox
+from alerting.base import migrate, outbox, runtime
 from alerting.base.settings import Settings
 from alerting.interfaces.provision import SetupReport, ensure_database, ensure_postgis_available, ensure_postgres
 
@@ -125,12 +125,12 @@ def upgraded_database(base_settings: Settings, settings: Settings, suffix: str, 
             seed(conn)
         app.dispose()
         migrate.upgrade(own.database_owner_url)
-        dbmod.configure_db(own, application_name=f"sirena-test-{suffix}")
+        runtime.use_database(own, name=f"sirena-test-{suffix}")
         yield own
     finally:
         dbmod.engine().dispose()
         _drop_database(base_settings, name)
-        dbmod.configure_db(settings, application_name=f"sirena-test-{_worker()}")
+        runtime.use_database(settings, name=f"sirena-test-{_worker()}")
 
 
 def _template_name() -> str:
@@ -206,7 +206,7 @@ def settings(base_settings: Settings) -> Iterator[Settings]:
     ensure_postgis_available(base_settings, report, lambda _m: None)
     name = f"sirena_test_{_run_id()}_{_worker()}"
     worker_settings = clone_database(base_settings, name)
-    dbmod.configure_db(worker_settings, application_name=f"sirena-test-{_worker()}")
+    runtime.use_database(worker_settings, name=f"sirena-test-{_worker()}")
     yield worker_settings
     dbmod.engine().dispose()
     _drop_database(base_settings, name)
@@ -238,13 +238,13 @@ def committed_db(base_settings: Settings, settings: Settings) -> Iterator[Settin
     _counter["n"] += 1
     name = f"sirena_test_{_run_id()}_{_worker()}_c{_counter['n']}"
     own = clone_database(base_settings, name)
-    dbmod.configure_db(own, application_name="sirena-test-committed")
+    runtime.use_database(own, name="sirena-test-committed")
     try:
         yield own
     finally:
         dbmod.engine().dispose()
         _drop_database(base_settings, name)
-        dbmod.configure_db(settings, application_name=f"sirena-test-{_worker()}")
+        runtime.use_database(settings, name=f"sirena-test-{_worker()}")
 
 
 @pytest.fixture
@@ -252,11 +252,11 @@ def redis_db(settings: Settings) -> Iterator[object]:
     """This worker's Redis db, flushed; the outbox enqueues into it."""
     conn = outbox.redis_connection(settings.redis_url)
     conn.flushdb()
-    outbox.configure_outbox(conn)
+    runtime.use_redis(conn)
     try:
         yield conn
     finally:
-        outbox.configure_outbox(None)
+        runtime.use_redis(None)
         conn.flushdb()
 
 

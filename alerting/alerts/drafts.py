@@ -19,7 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from alerting.base.db import configured_settings, utcnow
+from alerting.base import runtime
+from alerting.base.db import utcnow
 from alerting.base.errors import InvalidInput, NotFound
 from alerting.base.models import Alert, AlertAuthor, AlertKind, AlertMode, AlertState, Group, Priority, Sender
 from alerting.base.models.alerts import AuthorRole
@@ -153,7 +154,7 @@ def ack_deadline_of(draft: AlertDraft) -> int | None:
     without one, from any interface. Corrections and cancellations have none: they are not chased."""
     if draft.ack_deadline_s is not None or draft.kind is not AlertKind.ALERT:
         return draft.ack_deadline_s
-    settings = configured_settings()
+    settings = runtime.settings()
     return int((settings.ack_deadline if settings is not None else Settings.ack_deadline).total_seconds())
 
 
@@ -162,7 +163,7 @@ def required_approvals(priority: Priority, mode: AlertMode) -> int:
     built-in minimum, flash=2), for an exercise or test alert (drill groups only) one."""
     if mode is not AlertMode.LIVE:
         return 1
-    settings = configured_settings()
+    settings = runtime.settings()
     if settings is None:
         return MIN_APPROVALS.get(priority.value, 1)
     return settings.required_approvals(priority.value)

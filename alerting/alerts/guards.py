@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from alerting.alerts.audience import blast_radius, count_tolerance, is_correction, preview_alert
 from alerting.alerts.drafts import AlertDraft, approval_hash, authors_of
 from alerting.alerts.quiet_hours import check_quiet_hours
-from alerting.base.db import configured_settings
+from alerting.base import runtime
 from alerting.base.errors import InvalidInput, InvalidTransition, Refused, TwoPersonRuleViolated
 from alerting.base.intake_config import IntakeConfig
 from alerting.base.models import Alert, AlertApproval, AlertMode, AlertState, Sender
@@ -104,7 +104,7 @@ def target_exists(session: Session, draft: AlertDraft) -> None:
     the key, NotFound naming each unknown one). A correction's audience is its original's."""
     if draft.corrects_alert_id is not None and not draft.target:
         return
-    settings = configured_settings()
+    settings = runtime.settings()
     spec = targeting.TargetSpec.from_json(draft.target, region=settings.default_region if settings else None)
     targeting.resolve(session, spec, coverings=False)
 
@@ -114,7 +114,7 @@ def outside_quiet_hours(draft: AlertDraft, override_reason: str | None) -> str |
     otherwise); returns the reason when one overrides them, for the audit trail."""
     if draft.scheduled_at is None or draft.mode is AlertMode.LIVE:
         return None
-    settings = configured_settings()
+    settings = runtime.settings()
     tz = ZoneInfo(settings.timezone if settings is not None else Settings.timezone)
     config = settings.intake if settings is not None else IntakeConfig()
     check_quiet_hours(draft.mode, draft.scheduled_at, tz, config, override_reason)

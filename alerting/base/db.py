@@ -1,4 +1,5 @@
-"""The database: declarative base, engine binding and the one way to open a transaction.
+"""The database: declarative base and the one way to open a transaction (on the engine of this
+process's runtime, alerting/base/runtime.py).
 
 Entry points (request, CLI command, job) open `transaction()`; services receive the session,
 may flush, and never commit, roll back or close it.
@@ -14,11 +15,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Enum, MetaData, create_engine, event, exc, func
+from sqlalchemy import DateTime, Enum, MetaData, func
 from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from alerting.base.settings import Settings
+from alerting.base import runtime
 
 log = logging.getLogger("sirena.db")
 T = TypeVar("T")
@@ -56,90 +57,30 @@ def created_at_column() -> Mapped[datetime]:
 
 
 _sessions = sessionmaker(expire_on_commit=False)
-_engine: Engine | None = None
-_settings: Settings | None = None
-
-
-# A pooled connection idle longer than this is pinged before use (PING_AFTER_IDLE_S).
-PING_AFTER_IDLE_S = 1.0
-
-
-def make_engine(url: str, *, application_name: str = "sirena", pool_size: int = 5) -> Engine:
-    """An engine that survives a PostgreSQL restart and always talks UTC.
-
-    A connection that sat in the pool for PING_AFTER_IDLE_S or more is pinged before it is handed
-    out (as SQLAlchemy's pre-ping does, which pings every time): a restart, a failover or a
-    network cut while it was idle is found there, and the whole pool is renewed. One handed back
-    less than a second ago was just used successfully; pinging it again cost a round trip in
-    every transaction of a busy worker (~9% of a gateway's samples). If the server went away in
-    that second, the first statement fails as a disconnect (as a transaction in flight at a
-    restart always could), SQLAlchemy renews the pool, and the caller's retry proceeds.
-    """
-    engine = create_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=10,
-        connect_args={"application_name": application_name, "options": "-c timezone=UTC"},
-    )
-    _ping_when_idle(engine)
-    return engine
-
-
-def _ping_when_idle(engine: Engine) -> None:
-    @event.listens_for(engine, "checkin")
-    def _returned(dbapi_connection: Any, record: Any) -> None:
-        record.info["sirena_idle_since"] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _handed_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        since = record.info.get("sirena_idle_since")
-        if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
-            return  # new, or used a moment ago
-        try:
-            engine.dialect.do_ping(dbapi_connection)
-        except engine.dialect.loaded_dbapi.Error as err:
-            if engine.dialect.is_disconnect(err, dbapi_connection, None):
-                # Like pre-ping: every connection older than now is renewed, this one at once.
-                raise exc.InvalidatePoolError(str(err)) from err
-            raise
-
-
-def configure_db(settings: Settings, *, application_name: str = "sirena") -> Engine:
-    """Bind the session factory to the app database. Called once at process start."""
-    global _engine, _settings
-    if _engine is not None:
-        _engine.dispose()
-    _settings = settings
-    _engine = make_engine(settings.database_url, application_name=application_name)
-    _sessions.configure(bind=_engine)
-    return _engine
-
-
-def configured_settings() -> Settings | None:
-    """The settings this process's database was configured with (None before configure_db)."""
-    return _settings
+_bind: list[object] = []  # tests bind sessions to one connection inside a transaction
 
 
 def engine() -> Engine:
-    if _engine is None:
-        raise RuntimeError("configure_db(settings) was not called")
-    return _engine
+    """This process's engine (alerting/base/runtime.py)."""
+    return runtime.current().engine
 
 
-def bind_sessions(bind: object, **options: object) -> None:
-    """Rebind the session factory (tests bind it to one connection inside a transaction)."""
-    _sessions.configure(bind=bind, **options)
+def bind_sessions(bind: object | None, **options: object) -> None:
+    """Bind the session factory to `bind` (tests: one connection inside a transaction); None goes
+    back to the runtime's engine."""
+    _bind[:] = [bind] if bind is not None and bind is not engine() else []
+    _sessions.configure(**options)
 
 
 def session_bind() -> object:
-    """What the session factory is bound to: the engine, or in tests one connection."""
-    return _sessions.kw.get("bind")
+    """What sessions are bound to: the runtime's engine, or in tests one connection."""
+    return _bind[0] if _bind else engine()
 
 
 @contextmanager
 def transaction() -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
-    with _sessions.begin() as session:
+    with _sessions(bind=session_bind()) as session, session.begin():
         yield session
 
 

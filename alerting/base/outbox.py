@@ -2,52 +2,23 @@
 
 Postgres is the truth: if Redis is down or slow when we enqueue, the enqueue is dropped with a
 log line and the reconciler re-derives the work from Postgres. Nothing here may block a request
-for long: the Redis client has short timeouts and no retry storm.
+for long: the Redis client (the runtime's, alerting/base/runtime.py) has short timeouts and no
+retry storm.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
-from redis import Redis
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session
+
+from alerting.base import runtime
 
 log = logging.getLogger(__name__)
 
 PRIORITY_QUEUES = ("flash", "high", "normal", "low")
 FLASH_CHANNEL = "sirena_flash"  # PostgreSQL NOTIFY channel every gateway's flash lane listens on
-
-
-@dataclass
-class _Outbox:
-    redis: Redis | None = None
-    prefix: str = ""
-    sent: list[str] = field(default_factory=list)
-
-
-_outbox = _Outbox()
-
-
-def configure_outbox(redis: Redis | None, *, prefix: str = "") -> None:
-    """Set the Redis connection used after commit (None: enqueue nothing, the reconciler will)."""
-    _outbox.redis = redis
-    _outbox.prefix = prefix
-
-
-def redis_connection(url: str, *, timeout_s: float = 2.0) -> Redis:
-    """A Redis client that fails fast: bounded timeouts, no retries (redis-py retries 10× by default)."""
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    return Redis.from_url(
-        url,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=30,
-    )
 
 
 def enqueue_after_commit(
@@ -80,19 +51,19 @@ def enqueue_now(func: str, *args: object, queue: str, job_id: str, timeout_s: in
                 at_front: bool = False) -> bool:
     """Best-effort enqueue; returns False (and logs) when Redis is unreachable. `at_front`: ahead of
     every job already waiting in `queue` (for short jobs a person is waiting on)."""
-    if _outbox.redis is None:
+    rt = runtime.current()
+    if rt.redis is None:
         return False
     from rq import Queue
     from rq.serializers import JSONSerializer
 
     try:
-        q = Queue(_outbox.prefix + queue, connection=_outbox.redis, serializer=JSONSerializer)
+        q = Queue(rt.redis_prefix + queue, connection=rt.redis, serializer=JSONSerializer)
         q.enqueue(func, *args, job_id=job_id, job_timeout=timeout_s, result_ttl=60, failure_ttl=86400,
                   at_front=at_front)
     except Exception as exc:  # Redis down or hung: the reconciler re-enqueues from Postgres
         log.warning("enqueue of %s (%s) failed: %s", func, job_id, exc)
         return False
-    _outbox.sent.append(job_id)
     return True
 
 

@@ -169,7 +169,7 @@ def ensure_postgis_available(settings: Settings, report: SetupReport, say: Say) 
 
 
 def _redis_up(url: str) -> bool:
-    from alerting.base.outbox import redis_connection
+    from alerting.base.runtime import redis_connection
 
     try:
         return bool(redis_connection(url, timeout_s=1.0).ping())

@@ -112,7 +112,8 @@ def _postgres(status: Status, settings: Settings) -> None:
 
 
 def _redis(status: Status, settings: Settings) -> Any:
-    from alerting.base.outbox import PRIORITY_QUEUES, redis_connection
+    from alerting.base.outbox import PRIORITY_QUEUES
+    from alerting.base.runtime import redis_connection
 
     try:
         conn = redis_connection(settings.redis_url, timeout_s=1.0)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from alerting.alerts import help_desk
-from alerting.base import db as dbmod
+from alerting.base import runtime
 from alerting.base.db import transaction
 from alerting.base.errors import InvalidTransition, Refused
 from alerting.base.models import Operator
@@ -31,11 +31,11 @@ def _operator(*roles: str) -> Operator:
 @pytest.fixture
 def oncall(committed_db):  # type: ignore[no-untyped-def]
     """This process configured as `sirena worker` is with SIRENA_ONCALL_GROUP=guardia."""
-    dbmod.configure_db(replace(committed_db, oncall_group="guardia"), application_name="sirena-test-oncall")
+    runtime.use_database(replace(committed_db, oncall_group="guardia"), name="sirena-test-oncall")
     try:
         yield "guardia"
     finally:
-        dbmod.configure_db(committed_db, application_name="sirena-test-committed")
+        runtime.use_database(committed_db, name="sirena-test-committed")
 
 
 def test_a_help_on_an_alert_without_supervisors_and_one_that_matched_nothing_reach_the_oncall_group(

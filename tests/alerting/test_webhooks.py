@@ -1,9 +1,11 @@
+
 """Webhooks: events from Postgres, signed POSTs to a real HTTP receiver, retries with backoff, a delivery log."""
 
 from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -11,15 +13,14 @@ import pytest
 from sqlalchemy import select
 
 from alerting.alerts import drafts, lifecycle
+from alerting.base import runtime
 from alerting.base.db import transaction, utcnow
 from alerting.base.models import AlertMode
 from alerting.base.models.intake import WebhookDelivery
-from alerting.base.settings import Secret
 from alerting.webhooks import (
     FIRST_RETRY_S,
     MAX_ATTEMPTS,
     collect_events,
-    configure_webhooks,
     create_subscriber,
     queue_due_retries,
     sign,
@@ -59,11 +60,6 @@ def receiver():  # type: ignore[no-untyped-def]
     r = _Receiver()
     yield r
     r.close()
-
-
-@pytest.fixture(autouse=True)
-def _key(settings):  # type: ignore[no-untyped-def]
-    configure_webhooks(settings.secret_key())
 
 
 def _compose(db, factories) -> int:  # type: ignore[no-untyped-def]
@@ -145,15 +141,18 @@ def test_bad_subscribers_are_refused_naming_the_field(db):
     assert set(refused.value.details["fields"]) == {"url", "events"}
 
 
-def test_secrets_are_stored_encrypted(db, receiver):
+def test_secrets_are_stored_encrypted(db, receiver, tmp_path):
     row, secret = create_subscriber(db, "despacho", receiver.url, ["reply.received"], Actor.system("test"))
     assert secret.encode() not in row.secret_enc
-    configure_webhooks(Secret("another-key-" + "y" * 40))
+    other = tmp_path / "other.key"
+    other.write_text("another-key-" + "y" * 40)
+    other.chmod(0o600)
     from cryptography.fernet import InvalidToken
 
     from alerting.webhooks import _fernet
 
-    with pytest.raises(InvalidToken):
+    with runtime.using(settings=replace(runtime.current().settings, secret_key_file=other)), \
+            pytest.raises(InvalidToken):
         _fernet().decrypt(row.secret_enc)
 
 

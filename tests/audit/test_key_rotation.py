@@ -16,13 +16,14 @@ import pytest
 from sqlalchemy import select
 
 from alerting.base import db as dbmod
+from alerting.base import runtime
 from alerting.base.db import transaction
 from alerting.base.errors import ConfigError, InvalidInput
 from alerting.base.models import Operator
 from alerting.base.models.intake import WebhookSubscriber
 from alerting.base.settings import Settings
 from alerting.directory.accounts import create_operator, decrypt_totp
-from alerting.webhooks import _fernet, configure_webhooks, create_subscriber
+from alerting.webhooks import _fernet, create_subscriber
 from audit.actor import Actor
 from audit.checkpoints import previous_signing_keys, read_checkpoints, signing_key, write_checkpoint
 from audit.export import Scope, verify_export, write_export
@@ -102,8 +103,9 @@ def test_seeds_and_webhook_secrets_are_read_then_reencrypted_under_the_new_key(r
     with transaction() as session:
         seed = decrypt_totp(create_operator(session, "ana", ["approver"], old.secret_key(), SYSTEM)
                             .operator.totp_secret_enc, old.secret_key())
-        configure_webhooks(old.secret_key())
-        _, hook_secret = create_subscriber(session, "sala", "https://example.org/hook", ["reply.received"], SYSTEM)
+        with runtime.using(settings=old):
+            _, hook_secret = create_subscriber(session, "sala", "https://example.org/hook", ["reply.received"],
+                                               SYSTEM)
     new_only = replace(new, secret_key_previous_files=())
     with transaction() as session:
         blob = session.scalar(select(Operator.totp_secret_enc).where(Operator.username == "ana"))
@@ -117,8 +119,8 @@ def test_seeds_and_webhook_secrets_are_read_then_reencrypted_under_the_new_key(r
     with transaction() as session:
         blob = session.scalar(select(Operator.totp_secret_enc).where(Operator.username == "ana"))
         assert decrypt_totp(blob, new_only.secret_key()) == seed  # the old key is no longer needed for it
-        configure_webhooks(new_only.secret_key())
         stored = session.scalar(select(WebhookSubscriber.secret_enc).where(WebhookSubscriber.name == "sala"))
-        assert _fernet().decrypt(stored).decode() == hook_secret
+        with runtime.using(settings=new_only):
+            assert _fernet().decrypt(stored).decode() == hook_secret
     again = json.loads(sirena(new, "secret-key", "reencrypt", "--json").stdout.strip().splitlines()[-1])
     assert again["totp_seeds_reencrypted"] == 0 and again["webhook_secrets_reencrypted"] == 0

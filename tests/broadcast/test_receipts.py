@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from alerting.base.db import transaction
-from broadcast import receipts, runtime
+from broadcast import local_gateway, receipts
 from tests.broadcast.inbound_rig import deliveries, inbound_rig, process_all, seed_alert, send, wait_inbound
 
 
@@ -320,6 +320,6 @@ def test_receipts_are_read_in_a_process_that_holds_no_gateway(committed_db, redi
         assert send(gateway, alert_id)["submitted"] == 10
         wait_inbound(sim, 10)
     with pytest.raises(RuntimeError):
-        runtime.current()  # no gateway in this process any more
+        local_gateway.current()  # no gateway in this process any more
     process_all()
     assert {d["state"] for d in deliveries(alert_id).values()} == {"delivered"}

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from alerting.alerts import lifecycle
+from alerting.base import runtime
 from alerting.base.db import transaction
 from alerting.base.sms_text.vocabulary import DEFAULT, DEFAULT_WORDS, Vocabulary
 from broadcast import live, replies
@@ -423,17 +424,13 @@ def test_a_configured_vocabulary_is_used_by_reply_processing(committed_db, redis
     words = tmp_path / "vocabulary.toml"
     words.write_text('ack = ["vale", "copiado"]\nhelp = ["rescate"]\n', encoding="utf-8")
     numbers = ["+56979950001", "+56979950002", "+56979950003"]
-    replies.configure_vocabulary(replace(committed_db, vocabulary_file=words))
-    try:
-        with inbound_rig() as (sim, gateway):
-            alert_id = seed_alert(numbers)
-            send(gateway, alert_id)
-            for number, body in zip(numbers, ("Vale", "RESCATE techo", "ok"), strict=True):
-                mo(sim, number, body)
-            wait_inbound(sim, 2 * len(numbers))
-            process_all()
-    finally:
-        replies.configure_vocabulary(None)
+    with runtime.using(settings=replace(committed_db, vocabulary_file=words)), inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(numbers)
+        send(gateway, alert_id)
+        for number, body in zip(numbers, ("Vale", "RESCATE techo", "ok"), strict=True):
+            mo(sim, number, body)
+        wait_inbound(sim, 2 * len(numbers))
+        process_all()
     got = reply_rows()
     assert [got[n]["meaning"] for n in numbers] == ["ack", "help", "ack"]
     assert replies.current_vocabulary().read("vale").meaning.value == "free_text"  # forgotten: built-in words

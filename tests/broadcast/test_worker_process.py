@@ -15,8 +15,9 @@ from dataclasses import replace
 
 from sqlalchemy import text
 
+from alerting.base import runtime
 from alerting.base.db import transaction
-from alerting.base.outbox import configure_outbox, redis_connection
+from alerting.base.runtime import redis_connection
 from tests.cluster import (
     Cluster,
     RedisServer,
@@ -95,7 +96,7 @@ def test_a_worker_takes_work_at_once_when_redis_comes_back(committed_db, simulat
     settings = replace(committed_db, redis_url=redis.url)
     cluster = Cluster.with_carriers(settings, carriers_toml(simulator.ports()), tmp_path)
     try:
-        configure_outbox(redis_connection(redis.url))
+        runtime.use_redis(redis_connection(redis.url))
         seed_group(20)
         worker = cluster.worker()
         cluster.wait_listening(redis_connection(redis.url), worker)
@@ -116,7 +117,7 @@ def test_a_worker_takes_work_at_once_when_redis_comes_back(committed_db, simulat
         assert code == 0 and took < 5, (code, took, cluster.log_text())
         assert "internal error" not in cluster.log_text(400)  # before: exit 1, "internal error" and a traceback
     finally:
-        configure_outbox(None)
+        runtime.use_redis(None)
         cluster.stop()
         redis.kill()
 

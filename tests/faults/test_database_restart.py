@@ -14,6 +14,7 @@ from dataclasses import replace
 import pytest
 
 from alerting.base import db as dbmod
+from alerting.base import runtime
 from tests.cluster import approved_alert, seed_group, wait_until
 from tests.conftest import _free_port
 from tests.faults.conftest import N, fault_carriers
@@ -33,12 +34,12 @@ def throwaway_postgres(base_settings, settings, tmp_path):  # type: ignore[no-un
     try:
         pg.start()
         own = replace(pg.settings_for(base_settings), audit_checkpoint_dir=tmp_path / "checkpoints")
-        dbmod.configure_db(own, application_name="sirena-test-faults-pg")
+        runtime.use_database(own, name="sirena-test-faults-pg")
         yield pg, own
     finally:
         dbmod.engine().dispose()
         pg.remove()
-        dbmod.configure_db(settings, application_name="sirena-test-faults")
+        runtime.use_database(settings, name="sirena-test-faults")
 
 
 def test_postgres_restarted_mid_alert_workers_reconnect_and_finish(throwaway_postgres, redis_db, simulator,

@@ -16,8 +16,9 @@ from dataclasses import replace
 import pytest
 
 from alerting.alerts import lifecycle
+from alerting.base import runtime
 from alerting.base.models import Priority
-from alerting.base.outbox import configure_outbox, redis_connection
+from alerting.base.runtime import redis_connection
 from tests.cluster import Cluster, approved_alert, seed_group, wait_until
 from tests.conftest import _free_port
 from tests.faults.conftest import N, fault_carriers
@@ -59,7 +60,7 @@ def test_redis_restarted_empty_mid_alert_still_completes(committed_db, simulator
     try:
         wait_until(lambda: _ping(url), 10, "redis up")
         settings = replace(committed_db, redis_url=url)
-        configure_outbox(redis_connection(url))
+        runtime.use_redis(redis_connection(url))
         cluster = make_cluster(settings, fault_carriers(simulator.ports(), binds=2, window=50, tps=2000))
         seed_group(N)
         clock = Stopwatch()
@@ -78,7 +79,7 @@ def test_redis_restarted_empty_mid_alert_still_completes(committed_db, simulator
         record(request, FaultRow("Redis restarted empty", N, **result, bound=SLICE, seconds=clock.seconds(),
                                  notes="SIGKILL of redis-server (no persistence), same port restarted empty"))
     finally:
-        configure_outbox(None)
+        runtime.use_redis(None)
         redis.kill()
 
 

@@ -21,9 +21,10 @@ from sqlalchemy import text
 from alerting.alerts import lifecycle
 from alerting.alerts.drafts import AlertDraft
 from alerting.base import db as dbmod
+from alerting.base import runtime
 from alerting.base.db import utcnow
 from alerting.base.models import AlertMode, AlertState, Priority
-from alerting.base.outbox import configure_outbox, redis_connection
+from alerting.base.runtime import redis_connection
 from alerting.directory.accounts import create_operator, create_token
 from audit.actor import Actor
 from tests.cluster import RedisServer, approved_alert, operators, seed_group, state_of, wait_until
@@ -53,7 +54,7 @@ def test_redis_hung_console_and_approvals_answer_and_a_flash_alert_still_leaves(
     stopped = False
     try:
         settings = replace(committed_db, redis_url=url)
-        configure_outbox(redis_connection(url, timeout_s=settings.redis_timeout_s))
+        runtime.use_redis(redis_connection(url, timeout_s=settings.redis_timeout_s))
         # 500 TPS per carrier: the routine alert is still sending when Redis stops.
         cluster = make_cluster(settings, fault_carriers(simulator.ports(), binds=2, window=50, tps=500))
         seed_group(N)  # the routine alert: +5699…
@@ -133,7 +134,7 @@ def test_redis_hung_console_and_approvals_answer_and_a_flash_alert_still_leaves(
     finally:
         if stopped:
             os.kill(redis.proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
-        configure_outbox(None)
+        runtime.use_redis(None)
         redis.kill()
 
 

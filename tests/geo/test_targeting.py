@@ -1,17 +1,19 @@
+
 """Targeting on real PostGIS: zones ∪ groups ∩ criteria − exclusions − opt-outs, one delivery per phone."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 from shapely.geometry import MultiPolygon, Polygon, box
 from sqlalchemy import text
 
+from alerting.base import runtime
 from alerting.base.errors import InvalidInput, NotFound
 from alerting.base.models import AlertMode
-from alerting.base.settings import Settings
 from geo.targeting import (
     TargetSpec,
-    configure_opt_out_policy,
     contact_id_ranges,
     materialize,
     materialize_chunk,
@@ -139,12 +141,9 @@ def test_opt_out_policy_is_applied_and_shown_for_the_alert_previewed(db, directo
     for mode, priority in (("exercise", "flash"), ("live", "high")):
         p = preview(db, spec, mode=mode, priority=priority)
         assert (p.total, p.opted_out_excluded, p.opt_out_policy["reason"]) == (1, 2, None)
-    configure_opt_out_policy(Settings(opt_out_override=()))
-    try:
+    with runtime.using(settings=replace(runtime.current().settings, opt_out_override=())):
         p = preview(db, spec, mode="live", priority="flash")
         assert (p.total, p.opted_out_excluded, p.opt_out_policy["opted_out_reached"]) == (1, 2, False)
-    finally:
-        configure_opt_out_policy(Settings())
 
 
 def test_location_labels_choose_which_places_count(db, directory):

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from alerting.base import db as dbmod
-from alerting.base import outbox
+from alerting.base import runtime
 from alerting.base.errors import ConfigError
 
 DOCKER_WSGI = Path(__file__).resolve().parents[2] / "docker" / "wsgi.py"
@@ -24,8 +23,8 @@ def served_env(settings, monkeypatch):  # type: ignore[no-untyped-def]
                         "SIRENA_TILE_URL": "https://tiles.example.org/{z}/{x}/{y}.png"}.items():
         monkeypatch.setenv(name, value)
     yield monkeypatch
-    dbmod.configure_db(settings, application_name="sirena-test")  # the factory bound the process's database
-    outbox.configure_outbox(None)
+    runtime.use_database(settings, name="sirena-test")  # the factory bound the process's database
+    runtime.use_redis(None)
 
 
 def test_the_docker_app_has_the_intake_config_from_the_environment(served_env):

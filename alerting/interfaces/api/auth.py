@@ -101,7 +101,7 @@ def redis_of(app: Flask):
         if settings is None:
             ext["redis"] = None
         else:
-            from alerting.base.outbox import redis_connection
+            from alerting.base.runtime import redis_connection
 
             ext["redis"] = redis_connection(settings.redis_url, timeout_s=0.5)
     return ext["redis"]

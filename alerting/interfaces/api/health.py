@@ -68,7 +68,7 @@ def _check_postgres() -> dict[str, Any]:
 
 
 def _check_redis() -> dict[str, Any]:
-    from alerting.base.outbox import redis_connection
+    from alerting.base.runtime import redis_connection
 
     settings = current_app.config["SIRENA_SETTINGS"]
     started = time.monotonic()
@@ -82,7 +82,7 @@ def _check_redis() -> dict[str, Any]:
 
 def _check_binds() -> dict[str, Any]:
     """At least one bind up for every sender, from what the gateway workers publish every few seconds."""
-    from alerting.base.outbox import redis_connection
+    from alerting.base.runtime import redis_connection
     from broadcast.presence import read_all, routes_up
 
     settings = current_app.config["SIRENA_SETTINGS"]

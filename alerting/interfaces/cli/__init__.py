@@ -100,9 +100,10 @@ def _seal_what_was_written() -> None:
     """A command that used the database seals the audit events it committed as it ends, so they
     get their link in the chain even when no web app, worker or scheduler runs. Never fails the
     command: a failure is logged and left to the next sealer."""
-    from alerting.base.db import configured_settings, engine
+    from alerting.base import runtime
+    from alerting.base.db import engine
 
-    if configured_settings() is None:
+    if runtime.settings() is None:
         return
     from audit.seal import seal_committed
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from alerting.base.runtime import Runtime
 from alerting.base.settings import Settings
 
 
@@ -25,16 +26,20 @@ class Context:
         return self._settings
 
     def db(self) -> Settings:
-        """Settings, with the session factory bound to the app database (once)."""
+        """Settings, with this process's runtime started on them (once): the database; no Redis, a
+        command's jobs are queued from PostgreSQL by the scheduler's next pass."""
         if not self._db_ready:
-            from alerting.base.db import configure_db
-
-            configure_db(self.settings, application_name="sirena-cli")
-            from geo.targeting import configure_opt_out_policy
-
-            configure_opt_out_policy(self.settings)
-            self._db_ready = True
+            self.start("sirena-cli", redis=False)
         return self.settings
+
+    def start(self, name: str, *, redis: bool = True) -> Runtime:
+        """Start this process's runtime (alerting/base/runtime.py) under `name`: the database and,
+        with `redis`, a Redis client with short timeouts. The one start-up call of a command."""
+        from alerting.base import runtime
+
+        started = runtime.start(self.settings, name=name, redis=runtime.CONNECT if redis else None)
+        self._db_ready = True
+        return started
 
 
 pass_ctx = click.make_pass_decorator(Context, ensure=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 from sqlalchemy.engine import make_url
 
+from alerting.base import runtime
 from alerting.interfaces.cli.app import Context, cli, pass_ctx
 
 DEMO_DB = "sirena_demo"
@@ -30,8 +31,6 @@ FLASH_FIRST_SMS_LIMIT_S = 5.0  # what `--headless` fails on: the target is 1 s, 
 @pass_ctx
 def demo(ctx: Context, headless: bool, minutes: int, contacts: int, port: int, keep: bool, as_json: bool) -> None:
     """Set up, start simulator, workers, scheduler and console, seed a city and play an incident."""
-    from alerting.base import db as dbmod
-    from alerting.base.outbox import configure_outbox, redis_connection
     from alerting.interfaces.demo import procs
     from alerting.interfaces.provision import run_setup
 
@@ -53,11 +52,9 @@ def demo(ctx: Context, headless: bool, minutes: int, contacts: int, port: int, k
         _drop_demo_database(settings)
         _archive_checkpoints(settings)
     run_setup(settings, lambda m: click.echo(m))
-    dbmod.configure_db(settings, application_name="sirena-demo")
-    redis = redis_connection(settings.redis_url)
-    if not keep:
+    redis = runtime.start(settings, name="sirena-demo").redis  # the demo's one runtime: its database, its Redis
+    if redis is not None and not keep:
         redis.flushdb()
-    configure_outbox(redis)
     passwords = procs.carrier_passwords()
     os.environ.update(passwords)  # the demo's own carriers file names these variables
     env = dict(os.environ)

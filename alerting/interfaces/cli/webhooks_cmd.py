@@ -24,10 +24,9 @@ def webhooks_add(ctx: Context, name: str, url: str, events: tuple[str, ...], use
     """Subscribe URL to events; prints the signing secret once."""
     from alerting.base.db import transaction
     from alerting.directory.accounts import actor_of, get_operator
-    from alerting.webhooks import configure_webhooks, create_subscriber
+    from alerting.webhooks import create_subscriber
 
-    settings = ctx.db()
-    configure_webhooks(settings.secret_key())
+    ctx.db()
     with transaction() as session:
         row, secret = create_subscriber(session, name, url, list(events),
                                         actor_of(get_operator(session, username), interface="cli"))

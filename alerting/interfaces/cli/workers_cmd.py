@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 
 import click
+from redis import Redis
 
 from alerting.base.outbox import PRIORITY_QUEUES
 from alerting.interfaces.cli.app import Context, cli, emit, json_option, pass_ctx
@@ -24,11 +25,12 @@ def load_carriers(ctx: Context):
     return load(ctx.settings.carriers_file, os.environ)
 
 
-def _redis(ctx: Context):
-    from alerting.base.outbox import configure_outbox, redis_connection
-
-    conn = redis_connection(ctx.settings.redis_url, timeout_s=ctx.settings.redis_timeout_s)
-    configure_outbox(conn)
+def _redis(ctx: Context, name: str) -> Redis:
+    """Start this process's runtime with a Redis client (short timeouts): what jobs enqueue, the
+    presence heartbeat."""
+    conn = ctx.start(name).redis
+    if conn is None:
+        raise RuntimeError("the runtime was started without Redis")
     return conn
 
 
@@ -48,7 +50,6 @@ def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool,
     recorded (the rest of its batch goes back to the queue), then it unbinds. A second signal stops
     it at once."""
     from alerting.base.db import engine
-    from alerting.webhooks import configure_webhooks
     from audit.seal import Sealer
     from broadcast import carrier_facts, replies
     from broadcast.gateway import Gateway, split_config
@@ -62,12 +63,10 @@ def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool,
     if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
         raise click.BadParameter(f'expected K/N such as 1/2, got "{share}"', param_hint="--share")
     settings = ctx.settings
-    ctx.db()
-    conn = _redis(ctx)  # short timeouts: what jobs enqueue, the presence heartbeat
-    configure_webhooks(settings.secret_key())
+    conn = _redis(ctx, name or "sirena-worker")
     config = load_carriers(ctx)
     carrier_facts.sync(config)
-    replies.configure_vocabulary(settings)  # SIRENA_VOCABULARY_FILE, read once for this process
+    replies.current_vocabulary()  # SIRENA_VOCABULARY_FILE: a bad one stops the worker now, not at a reply
     inbound = InboundStore(after_store=_process_inbound_hook())
     gateway = Gateway(split_config(config, int(k) - 1, int(n)), name=name,
                       drill_allowlist=frozenset(settings.drill_allowlist), on_deliver=inbound,
@@ -124,8 +123,7 @@ def scheduler(ctx: Context, metrics_port: int) -> None:
     from broadcast.presence import watch_scheduler
 
     logging.getLogger().setLevel(ctx.settings.log_level)
-    ctx.db()
-    conn = _redis(ctx)
+    conn = _redis(ctx, "sirena-scheduler")
     stop = threading.Event()
     got: list[str] = []
 
@@ -148,7 +146,6 @@ def reconcile(ctx: Context, as_json: bool) -> None:
     """One pass: reap expired leases, re-queue lost work from Postgres, fire due schedules."""
     from broadcast.reconciler import reconcile as run
 
-    ctx.db()
-    report = run(_redis(ctx))
+    report = run(_redis(ctx, "sirena-reconcile"))
     data = report.as_dict()
     emit(as_json, data, "\n".join(f"{k}: {v}" for k, v in data.items()))

@@ -17,6 +17,7 @@ from flask import Flask, g
 from jinja2 import pass_context
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from alerting.base import runtime
 from alerting.base.settings import Settings
 from alerting.interfaces.web import errors, i18n, labels, security
 from alerting.interfaces.web.i18n import language, localtime
@@ -39,10 +40,11 @@ def create_app(
 ) -> Flask:
     """Build the console app.
 
-    `configure_services` binds the database and the job outbox (False when the caller already did,
-    as the tests do). `tile_url` is a base-map tile template (`https://host/{z}/{x}/{y}.png`); with
-    none, maps draw the zones on a plain background. `proxy_hops` trusts that many reverse proxies'
-    X-Forwarded-* headers (TLS is terminated there: HSTS and Secure cookies follow from it).
+    `configure_services` starts this process's runtime (alerting/base/runtime.py: the database
+    and Redis; False when the caller already did, as the tests do). `tile_url` is a base-map tile
+    template (`https://host/{z}/{x}/{y}.png`); with none, maps draw the zones on a plain background.
+    `proxy_hops` trusts that many reverse proxies' X-Forwarded-* headers (TLS is terminated there:
+    HSTS and Secure cookies follow from it).
     Timeouts: ASVS 3.3.2 level 2 (30 minutes idle, 12 hours absolute).
     """
     app = Flask(__name__, static_folder="static", template_folder="templates")
@@ -74,22 +76,12 @@ def create_app(
 
 
 def _redis(settings: Settings) -> Any:
-    from alerting.base.outbox import redis_connection
-
-    return redis_connection(settings.redis_url, timeout_s=settings.redis_timeout_s)
+    return runtime.redis_connection(settings.redis_url, timeout_s=settings.redis_timeout_s)
 
 
 def _services(settings: Settings) -> Any:
-    from alerting.base.db import configure_db
-    from alerting.base.outbox import configure_outbox
-
-    configure_db(settings, application_name="sirena-web")
-    from geo.targeting import configure_opt_out_policy
-
-    configure_opt_out_policy(settings)
-    redis = _redis(settings)
-    configure_outbox(redis)
-    return redis
+    """This process's runtime (database, Redis): the web app's one start-up call."""
+    return runtime.start(settings, name="sirena-web").redis
 
 
 def _templates(app: Flask) -> None:

@@ -20,7 +20,7 @@ HANDED = ("submitted", "delivered", "failed", "expired")
 def bind_rows() -> tuple[list[dict[str, Any]], str | None]:
     """Every bind of every live gateway worker: state, breaker, window in use, TPS (published every
     3 s), or why there are none (Redis unreachable, no gateway running)."""
-    from alerting.base.outbox import redis_connection
+    from alerting.base.runtime import redis_connection
     from broadcast.presence import gateway_carriers, read_all
 
     try:

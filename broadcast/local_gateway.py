@@ -1,5 +1,6 @@
-"""The gateway this process runs, if any: what the jobs RQ runs here (send a batch, send follow-ups,
-read receipts against the carriers' configuration) send through.
+"""The gateway this process runs, if any: what the jobs RQ runs here (send a batch, send follow-ups)
+send through. The rest of the process's runtime (settings, database, Redis) is in
+alerting/base/runtime.py; a gateway is the sending side's own, held open by `sirena worker`.
 
 A gateway registers itself when it starts and leaves when it stops; a process with no gateway
 (the web app, the scheduler) refuses those jobs with a clear error instead of sending nothing.
