@@ -45,7 +45,10 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alerting.base import db as dbmod
-from alerting.base import migrate
+from alerting.base import (
+    migrate,
+    runtime,
+)
 from alerting.base.settings import Settings
 from alerting.interfaces.provision import SetupReport, ensure_database
 from audit.actor import Actor
@@ -183,9 +186,9 @@ def _process_writer(url: str, n: int, per_writer: int, fsync: bool, alone: bool,
 
 
 def _app_engine(url: str, *, pool_size: int, fsync: bool) -> Any:
-    """The application's engine (alerting.base.db.make_engine: its pool and pings); fsync=False adds
+    """The application's engine (alerting.base.runtime.make_engine: its pool and pings); fsync=False adds
     synchronous_commit=off on every connection (the CPU ceiling, not a durable configuration)."""
-    engine = dbmod.make_engine(url, application_name="sirena-bench-audit", pool_size=pool_size)
+    engine = runtime.make_engine(url, application_name="sirena-bench-audit", pool_size=pool_size)
     if not fsync:
         event.listen(engine, "connect", lambda conn, _rec: _sync_off(conn))
     return engine
@@ -368,7 +371,7 @@ def main() -> None:
                                sealed_during_appends=sealer.sealed, longest_seal_s=round(sealer.longest_s, 3),
                                seal_backlog=backlog, seal_events_per_s=round(backlog / seal_s),
                                fill_s=round(fill_s, 2))
-            engine = dbmod.make_engine(settings.database_url, application_name="sirena-bench-audit")
+            engine = runtime.make_engine(settings.database_url, application_name="sirena-bench-audit")
             write_checkpoint(engine, settings)
             cpu_before = _cpu_s()
             verdict = verify_chain(engine, settings, workers=args.workers)

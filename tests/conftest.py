@@ -73,7 +73,7 @@ def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"redis://127.0.0.1:{port}/0"
     for _ in range(100):
         try:
-            if outbox.redis_connection(url, timeout_s=0.5).ping():
+            if runtime.redis_connection(url, timeout_s=0.5).ping():
                 break
         except Exception:
             time.sleep(0.05)
@@ -250,7 +250,7 @@ def committed_db(base_settings: Settings, settings: Settings) -> Iterator[Settin
 @pytest.fixture
 def redis_db(settings: Settings) -> Iterator[object]:
     """This worker's Redis db, flushed; the outbox enqueues into it."""
-    conn = outbox.redis_connection(settings.redis_url)
+    conn = runtime.redis_connection(settings.redis_url)
     conn.flushdb()
     runtime.use_redis(conn)
     try:

@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select, text
 
-import alerting.base.db as dbmod
 from alerting.alerts import audience, drafts, lifecycle
+from alerting.base import runtime
 from alerting.base.errors import ConfigError, Refused
 from alerting.base.models import AlertApproval, AlertMode, AlertState, Contact, GroupMember, Priority
 from alerting.base.settings import Settings
@@ -48,7 +48,8 @@ def test_approvals_per_priority_can_only_be_raised_naming_the_variable():
 
 def test_a_live_alert_needs_the_configured_approvals_fixed_at_submission(db, brigade, settings, monkeypatch):
     _, composer, (first, second, _) = brigade
-    monkeypatch.setattr(dbmod, "_settings", replace(settings, approvals=(("flash", 3), ("high", 2))))
+    monkeypatch.setattr(runtime, "_current", [replace(runtime.current(), settings=replace(
+        settings, approvals=(("flash", 3), ("high", 2))))])
     alert = lifecycle.compose(db, drafts.AlertDraft(
         texts={"es": "Evacuar"}, mode=AlertMode.LIVE, sender_name="SIRENA-SC", priority=Priority.NORMAL,
         target={"groups": ["brigadas"]}), composer)

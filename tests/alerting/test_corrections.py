@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from alerting.alerts import audience, corrections, lifecycle, prearmed
+from alerting.base import runtime
 from alerting.base.errors import InvalidTransition, Refused, TwoPersonRuleViolated
 from alerting.base.models import AlertApproval, AlertKind, AlertState, Delivery, DeliveryState, Priority
 from tests.factories import actor_for
@@ -137,10 +138,9 @@ def test_a_proposal_needs_something_sent_and_a_text(db, pending):
 
 
 def test_a_proposed_correction_follows_the_configured_flash_approvals(db, sent, settings, monkeypatch):
-    import alerting.base.db as dbmod
-
     alert, composer, _ = sent
-    monkeypatch.setattr(dbmod, "_settings", replace(settings, approvals=(("flash", 3), ("high", 1))))
+    monkeypatch.setattr(runtime, "_current", [replace(runtime.current(), settings=replace(
+        settings, approvals=(("flash", 3), ("high", 1))))])
     fix = corrections.propose_correction(db, alert.id, "Texto nuevo", actor_for(composer))
     assert fix.required_approvals == 3
 

@@ -8,11 +8,12 @@ import pytest
 from sqlalchemy import text
 
 from alerting.base import db as dbmod
+from alerting.base import runtime
 
 
 @pytest.fixture
 def engine(settings):  # type: ignore[no-untyped-def]
-    engine = dbmod.make_engine(settings.database_url, application_name="sirena-test-pool", pool_size=1)
+    engine = runtime.make_engine(settings.database_url, application_name="sirena-test-pool", pool_size=1)
     try:
         yield engine
     finally:
@@ -30,7 +31,7 @@ def _terminate(pid: int) -> None:
 
 
 def test_a_connection_cut_while_idle_is_replaced_before_use(engine, monkeypatch) -> None:
-    monkeypatch.setattr(dbmod, "PING_AFTER_IDLE_S", 0.05)
+    monkeypatch.setattr(runtime, "PING_AFTER_IDLE_S", 0.05)
     before = _backend(engine)
     _terminate(before)  # a restart, a failover, a firewall dropping the idle connection
     time.sleep(0.1)
@@ -39,7 +40,7 @@ def test_a_connection_cut_while_idle_is_replaced_before_use(engine, monkeypatch)
 
 
 def test_a_cut_found_at_first_use_renews_the_pool(engine, monkeypatch) -> None:
-    monkeypatch.setattr(dbmod, "PING_AFTER_IDLE_S", 3600.0)  # never pinged: used a moment ago
+    monkeypatch.setattr(runtime, "PING_AFTER_IDLE_S", 3600.0)  # never pinged: used a moment ago
     before = _backend(engine)
     _terminate(before)
     with pytest.raises(Exception, match=r"terminat|closed|connection"):
