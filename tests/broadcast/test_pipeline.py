@@ -34,10 +34,10 @@ def test_alert_to_1000_contacts_reaches_each_phone_exactly_once(gateway, simulat
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
-    from alerting.base.db import configured_settings
+    from alerting.base import runtime
     from audit.checkpoints import read_checkpoints
 
-    settings = configured_settings()
+    settings = runtime.current().settings
     with transaction() as s:
         completed_seq = s.execute(text("SELECT seq FROM audit.events WHERE action = 'alert.completed' "
                                        "AND subject_id = :a"), {"a": str(alert_id)}).scalar_one()
