@@ -33,7 +33,8 @@ class Claimed:
 
 @dataclass(slots=True)
 class Outcome:
-    """What became of one claimed delivery. `state` is a DeliveryState value."""
+    """What became of one claimed delivery or follow-up. `state` is a DeliveryState value. The same
+    type is recorded for both, by one statement each (record_outcomes, followups._record)."""
 
     id: int
     state: str
@@ -44,6 +45,16 @@ class Outcome:
     error_code: str | None = None
     error_reason: str | None = None
     possible_duplicates: int = 0  # copies that may already be on the air beyond one
+
+    def row(self) -> tuple[object, ...]:
+        """The values of the outcome in the order of the record statements' VALUES list."""
+        return (self.id, self.state, self.carrier, self.bind, self.message_ids, self.parts, self.error_code,
+                self.error_reason, self.possible_duplicates)
+
+
+# The VALUES list's types, for execute_values (one per Outcome.row field).
+ROW_TEMPLATE = ("(%s::bigint, %s::varchar, %s::varchar, %s::varchar, %s::varchar[], %s::smallint, "
+                "%s::varchar, %s::text, %s::int)")
 
 
 _CLAIM = text("""
@@ -106,18 +117,12 @@ def record_outcomes(session: Session, outcomes: list[Outcome], *, worker: str) -
     """Write every outcome of a batch in ONE statement; only rows still leased to `worker` change."""
     if not outcomes:
         return 0
-    rows = [
-        (o.id, o.state, o.carrier, o.bind, o.message_ids, o.parts, o.error_code, o.error_reason,
-         o.possible_duplicates)
-        for o in outcomes
-    ]
+    rows = [o.row() for o in outcomes]
     cursor = session.connection().connection.cursor()
     try:
         execute_values(
             cursor, _RECORD.replace("%%(worker)s", cursor.mogrify("%s", (worker,)).decode()), rows,
-            template="(%s::bigint, %s::varchar, %s::varchar, %s::varchar, %s::varchar[], %s::smallint, "
-                     "%s::varchar, %s::text, %s::int)",
-            page_size=len(rows),
+            template=ROW_TEMPLATE, page_size=len(rows),
         )
         return cursor.rowcount
     finally:

@@ -32,7 +32,9 @@ from alerting.base.sms_text.encoding import encode_parts, next_reference
 from audit import trail
 from audit.actor import Actor
 from broadcast import local_gateway
-from broadcast.pool import OutboundMessage, Outcome, submit_within_cap
+from broadcast.claims import ROW_TEMPLATE, Outcome
+from broadcast.pool import OutboundMessage, SubmitResult, submit_within_cap
+from broadcast.pool import Outcome as SubmitOutcome
 
 log = logging.getLogger("sirena.followups")
 
@@ -167,50 +169,56 @@ def send_followups(limit: int = BATCH) -> dict[str, int]:
         if not claimed:
             break
         messages: list[OutboundMessage] = []
-        outcomes: list[tuple[Any, ...]] = []
+        outcomes: list[Outcome] = []
         for row in claimed:
             if row.attempts > MAX_ATTEMPTS:
-                outcomes.append((row.id, "failed", None, None, None, None, "gave_up",
-                                 f"not accepted after {MAX_ATTEMPTS} attempts", 0))
+                outcomes.append(Outcome(row.id, "failed", error_code="gave_up",
+                                        error_reason=f"not accepted after {MAX_ATTEMPTS} attempts"))
                 continue
             encoded = encode_parts(row.text, next_reference())
             allowed = frozenset(row.allowed_carriers) if row.allowed_carriers else None
             if row.test_only and row.msisdn not in gateway.drill_allowlist:
                 allowed = gateway.test_carriers if allowed is None else allowed & gateway.test_carriers
             if allowed is not None and not allowed:
-                outcomes.append((row.id, "failed", None, None, None, None, "drill_no_test_route",
-                                 "exercise/test follow-ups may only use test carriers", 0))
+                outcomes.append(Outcome(row.id, "failed", error_code="drill_no_test_route",
+                                        error_reason="exercise/test follow-ups may only use test carriers"))
                 continue
             messages.append(OutboundMessage(
                 delivery_id=row.id, sender=row.sender_name, destination=row.msisdn, parts=encoded.parts,
                 data_coding=encoded.data_coding, esm_class=0x40 if encoded.esm_class_udhi else 0,
                 allowed_carriers=allowed, avoid_carriers=frozenset(row.avoid_carriers or ())))
         results = submit_within_cap(gateway.pool, messages, priority=0) if messages else []
-        for r in results:
-            code = f"0x{r.error_code:02X}" if r.error_code is not None else None
-            state = {Outcome.SUBMITTED: "submitted", Outcome.FAILED: "failed"}.get(r.outcome, "queued")
-            outcomes.append((r.delivery_id, state, r.carrier, r.bind,
-                             [i or "" for i in r.message_ids] if state == "submitted" else None,
-                             len(r.message_ids) if state == "submitted" else None,
-                             code if state != "submitted" else None, r.reason or None, r.possible_duplicates))
-            sent += state == "submitted"
+        outcomes += [_outcome(r) for r in results]
+        sent += sum(o.state == "submitted" for o in outcomes)
         with transaction() as session:
             _record(session, outcomes)
-        if any(o[1] == "queued" for o in outcomes):
+        if any(o.state == "queued" for o in outcomes):
             # Not accepted now (route down, throttled, no answer): retried by the next pass a few
             # seconds later, not at once, so a carrier outage does not burn every attempt.
             break
     return {"submitted": sent}
 
 
-def _record(session: Session, outcomes: list[tuple[Any, ...]]) -> None:
+def _outcome(result: SubmitResult) -> Outcome:
+    """A follow-up is submitted, failed, or queued again for the next pass (it has no
+    waiting_route state: the pass a few seconds later is its retry)."""
+    code = f"0x{result.error_code:02X}" if result.error_code is not None else None
+    if result.outcome is SubmitOutcome.SUBMITTED:
+        return Outcome(result.delivery_id, "submitted", result.carrier, result.bind,
+                       [i or "" for i in result.message_ids], len(result.message_ids),
+                       error_reason=result.reason or None, possible_duplicates=result.possible_duplicates)
+    state = "failed" if result.outcome is SubmitOutcome.FAILED else "queued"
+    return Outcome(result.delivery_id, state, result.carrier, result.bind, error_code=code,
+                   error_reason=result.reason or None, possible_duplicates=result.possible_duplicates)
+
+
+def _record(session: Session, outcomes: list[Outcome]) -> None:
+    """Every outcome of a pass in one statement (the same Outcome type as deliveries')."""
     if not outcomes:
         return
     cursor = session.connection().connection.cursor()
     try:
-        execute_values(cursor, _RECORD, outcomes, page_size=len(outcomes),
-                       template="(%s::bigint, %s::varchar, %s::varchar, %s::varchar, %s::varchar[], %s::smallint, "
-                                "%s::varchar, %s::text, %s::int)")
+        execute_values(cursor, _RECORD, [o.row() for o in outcomes], page_size=len(outcomes), template=ROW_TEMPLATE)
     finally:
         cursor.close()
 
