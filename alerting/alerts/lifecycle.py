@@ -23,6 +23,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from alerting.alerts import template_use
 from alerting.base import job_ids
 from alerting.base.db import configured_settings, utcnow
 from alerting.base.errors import InvalidInput, InvalidTransition, NotFound, Refused, TwoPersonRuleViolated
@@ -44,7 +45,7 @@ from alerting.base.outbox import enqueue_after_commit, notify_flash
 from alerting.base.settings import MIN_APPROVALS, Settings
 from alerting.base.sms_text.encoding import analyze
 from alerting.base.sms_text.rendering import check_placeholders, mode_prefix
-from alerting.directory import permissions
+from alerting.directory import areas, permissions
 from alerting.directory.senders import describe_senders
 from audit import trail
 from audit.actor import Actor
@@ -73,6 +74,10 @@ class AlertDraft:
     origin: str = "console"
     idempotency_key: str | None = None
     cap_identifier: str | None = None
+    # set when composed from an approved template (alerting/alerts/template_use.py)
+    template_id: int | None = None
+    template_version: int | None = None
+    template_values: dict[str, str] | None = None
 
 
 def get_alert(session: Session, alert_id: int, *, lock: bool = False) -> Alert:
@@ -173,6 +178,7 @@ def compose_alert(session: Session, draft: AlertDraft, composer: Actor) -> Alert
         if existing is not None:
             return existing
     permissions.require(composer, "alerts.compose", "compose alerts")
+    areas.require_within(session, composer, draft.target, doing="compose")
     _validate(session, draft)
     alert = Alert(
         reference="pending-" + secrets.token_hex(6),
@@ -195,6 +201,8 @@ def compose_alert(session: Session, draft: AlertDraft, composer: Actor) -> Alert
         idempotency_key=draft.idempotency_key,
         cap_identifier=draft.cap_identifier,
         required_approvals=required_approvals(draft.priority, draft.mode),
+        template_id=draft.template_id, template_version=draft.template_version,
+        template_values=draft.template_values,
     )
     session.add(alert)
     session.flush()
@@ -230,6 +238,7 @@ def update_draft(session: Session, alert_id: int, changes: dict[str, Any], edito
         scheduled_at=changes.get("scheduled_at", alert.scheduled_at),
         ack_deadline_s=changes.get("ack_deadline_s", alert.ack_deadline_s),
     )
+    areas.require_within(session, editor, merged.target, doing="edit")
     _validate(session, merged)
     for key, value in changes.items():
         setattr(alert, key, value)
@@ -286,10 +295,12 @@ def submit_alert(session: Session, alert_id: int, composer: Actor, *, recipients
     """
     alert = get_alert(session, alert_id, lock=True)
     permissions.require(composer, "alerts.submit", "submit alerts")
+    areas.require_within(session, composer, alert.target, doing="submit")
     move_alert(alert, S.PENDING_APPROVAL)
     alert.submitted_at = utcnow()
     alert.submitted_recipients = recipients
-    alert.required_approvals = required_approvals(alert.priority, alert.mode)
+    alert.required_approvals = template_use.approvals_needed(
+        session, alert, required_approvals(alert.priority, alert.mode), composer)
     alert.approval_hash = approval_hash(alert)
     record_author(session, alert.id, composer, AuthorRole.SUBMITTER)
     trail.append(session, actor=composer, action="alert.submitted", subject_type="alert", subject_id=alert.id,
@@ -348,6 +359,7 @@ def approve_alert(session: Session, alert_id: int, approver: Actor, *, seen_hash
         raise TwoPersonRuleViolated(f"{approver.name} composed, edited or submitted {alert.reference}; an author "
                                     "cannot approve it", alert_id=alert_id)
     permissions.require(approver, "alerts.approve", "approve alerts")
+    areas.require_within(session, approver, alert.target, doing="approve")
     if approver.operator_id is None:
         raise Refused("only an operator (or a token acting as one) can approve", alert_id=alert_id)
     current = approval_hash(alert)
@@ -358,6 +370,9 @@ def approve_alert(session: Session, alert_id: int, approver: Actor, *, seen_hash
         raise TwoPersonRuleViolated(f"you already approved {alert.reference}; another approver is needed",
                                     alert_id=alert_id)
     _require_route(session, alert)
+    if alert.template_id is not None:  # still its approved template's words? else its priority's rule
+        alert.required_approvals = template_use.approvals_needed(
+            session, alert, required_approvals(alert.priority, alert.mode), approver)
     session.add(AlertApproval(alert_id=alert.id, operator_id=approver.operator_id, approval_hash=current,
                               override_reason=override_reason, submitted_recipients=alert.submitted_recipients,
                               recipients_at_approval=recipients_now))

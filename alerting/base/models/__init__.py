@@ -10,10 +10,18 @@ from alerting.base.models.alerts import (
     AlertState,
     Priority,
 )
+from alerting.base.models.areas import OperatorArea
 from alerting.base.models.directory import Contact, ContactImport, ContactLocation, Group, GroupKind, GroupMember
 from alerting.base.models.messages import Delivery, DeliveryState, InboundKind, InboundMessage, Reply, ReplyMeaning
 from alerting.base.models.operators import ApiToken, Operator, Role, WebSession
 from alerting.base.models.senders import CarrierHealthRow, Sender, SenderKind, SenderUsage
+from alerting.base.models.templates import (
+    MessageTemplate,
+    TemplateApproval,
+    TemplateAuthor,
+    TemplateState,
+    TemplateVersion,
+)
 from alerting.base.models.zones import Zone, ZoneCell, ZonePart
 
 __all__ = [
@@ -36,7 +44,9 @@ __all__ = [
     "GroupMember",
     "InboundKind",
     "InboundMessage",
+    "MessageTemplate",
     "Operator",
+    "OperatorArea",
     "Priority",
     "Reply",
     "ReplyMeaning",
@@ -44,6 +54,10 @@ __all__ = [
     "Sender",
     "SenderKind",
     "SenderUsage",
+    "TemplateApproval",
+    "TemplateAuthor",
+    "TemplateState",
+    "TemplateVersion",
     "WebSession",
     "Zone",
     "ZoneCell",
