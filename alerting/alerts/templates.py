@@ -389,3 +389,18 @@ def history(session: Session, ref: int | str) -> list[HistoryEntry]:
                            .order_by(TemplateVersion.version.desc()))
     return [HistoryEntry(v.version, spec_of(v), v.content_hash, names.get(v.written_by_id) if v.written_by_id else None,
                          v.written_at, v.approved_at, approvers.get(v.version, [])) for v in rows]
+
+
+def summary(session: Session, template: MessageTemplate) -> dict[str, Any]:
+    """A template as the API and the CLI show it: its words, its state, who wrote and approved it."""
+    names = dict(session.execute(select(Operator.id, Operator.username)).all())
+    return {
+        "id": template.id, "name": template.name, "titles": template.titles, "texts": template.texts,
+        "placeholders": template.placeholders or [], "priority_hint": template.priority_hint,
+        "mode_hint": template.mode_hint, "state": template.state.value, "version": template.version,
+        "approval_hash": template.approval_hash, "required_approvals": template.required_approvals,
+        "approvals": [names.get(a.operator_id, str(a.operator_id)) for a in approvals_of(session, template)],
+        "authors": sorted(names.get(i, str(i)) for i in authors_of(session, template.id)),
+        "reason": template.reason, "created_at": template.created_at, "updated_at": template.updated_at,
+        "approved_at": template.approved_at,
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from sqlalchemy import select, text
 
@@ -55,7 +57,7 @@ def test_a_template_needs_two_approvers_who_did_not_write_it(db, crew):
     library.submit_template(db, "cierre-ruta", crew["author"])
     seen = template.approval_hash
     assert seen == library.content_hash(library.spec_of(template))
-    author_as_approver = crew["author"].__class__(**{**crew["author"].__dict__, "roles": frozenset({"approver"})})
+    author_as_approver = replace(crew["author"], roles=frozenset({"approver"}))
     with pytest.raises(TwoPersonRuleViolated, match="an author cannot approve it"):
         library.approve_template(db, template.id, author_as_approver, seen_hash=seen)
     with pytest.raises(Refused, match="needs the approver role"):
@@ -167,8 +169,8 @@ def test_an_unchanged_flash_alert_from_an_approved_template_needs_one_approver(d
     assert (alert.template_version, alert.template_values) == (1, {"ruta": "68", "hora": "nuevo aviso"})
     assert alert.required_approvals == 1  # a flash alert, which would need two
     with pytest.raises(TwoPersonRuleViolated):  # one approver, never zero: its composer is not it
-        approvals.approve_reviewed(db, alert.id, crew["composer"].__class__(
-            **{**crew["composer"].__dict__, "roles": frozenset({"composer", "approver"})}), seen_hash=alert.approval_hash)
+        both = replace(crew["composer"], roles=frozenset({"composer", "approver"}))
+        approvals.approve_reviewed(db, alert.id, both, seen_hash=alert.approval_hash)
     approvals.approve_reviewed(db, alert.id, crew["ap3"], seen_hash=alert.approval_hash)
     assert alert.state in (AlertState.APPROVED, AlertState.SENDING)
     checked = _events(db, "alert.template_checked")
