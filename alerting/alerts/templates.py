@@ -195,7 +195,7 @@ def get_template(session: Session, ref: int | str, *, lock: bool = False) -> Mes
     """A template by id (42, "42") or name ("evacuate"). Raises NotFound naming `template`."""
     raw = str(ref).strip()
     query = select(MessageTemplate)
-    query = query.where(MessageTemplate.id == int(raw)) if raw.isdigit() and len(raw) <= 9 else \
+    query = query.where(MessageTemplate.id == int(raw)) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else \
         query.where(MessageTemplate.name == raw.lower())
     template = session.scalar(query.with_for_update() if lock else query)
     if template is None:

@@ -154,7 +154,7 @@ def require_within(session: Session, actor: Actor, target: Mapping[str, Any] | N
     found = outside(session, area, target)
     if not found:
         return
-    raise Refused(f"outside {actor.name}'s area: {'; '.join(found.parts())}", fields=found.fields(),
+    raise Refused(f"outside your area: {'; '.join(found.parts())}", fields=found.fields(),
                   area={"zones": area.zones, "groups": area.groups}, outside={"zones": found.zones,
                                                                              "groups": found.groups},
                   doing=doing)

@@ -61,7 +61,7 @@ def test_a_bounded_composer_reaches_only_inside_their_zones_and_groups(db, regio
     assert _compose(db, a, {"zones": ["Barrio A1"], "groups": ["brigada-a"]}).state is AlertState.DRAFT
     with pytest.raises(Refused) as caught:
         _compose(db, a, {"zones": ["Barrio A1", "Cruce", "Nowhere"], "groups": ["brigada-a", "brigada-b"]})
-    assert caught.value.message == f"outside {a.name}'s area: zones Cruce, Nowhere; groups brigada-b"
+    assert caught.value.message == "outside your area: zones Cruce, Nowhere; groups brigada-b"
     assert caught.value.details["fields"] == {"target.zones": "outside your area: Cruce, Nowhere",
                                               "target.groups": "not assigned to you: brigada-b"}
     with pytest.raises(Refused, match="the whole directory"):

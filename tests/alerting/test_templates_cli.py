@@ -103,7 +103,7 @@ def test_an_operator_bounded_by_the_cli_cannot_compose_outside_it(env):
     refused = _sirena(env, "compose", "--text-es", "Corte de agua", "--mode", "live", "--zone", "Comuna B",
                       "--group", "otros", "--as", "regional")
     assert refused.returncode == 5
-    assert "outside regional's area: zones Comuna B; groups otros" in refused.stderr
+    assert "outside your area: zones Comuna B; groups otros" in refused.stderr
     assert "target.zones: outside your area: Comuna B" in refused.stderr
     ok = _json(_sirena(env, "compose", "--text-es", "Corte de agua", "--mode", "live", "--zone", "Comuna A",
                        "--as", "regional", "--submit", "--json"))
