@@ -227,7 +227,7 @@ def update_draft(session: Session, alert_id: int, changes: dict[str, Any], edito
     permissions.require(editor, "alerts.compose", "edit alerts")
     before = {k: getattr(alert, k) for k in changes}
     allowed = {"texts", "target", "priority", "title", "sender_name", "scheduled_at", "ack_deadline_s",
-               "escalation", "poll_options", "mode"}
+               "escalation", "poll_options", "mode", "template_id", "template_version", "template_values"}
     unknown = set(changes) - allowed
     if unknown:
         raise InvalidInput("unknown fields", fields={k: "cannot be changed" for k in sorted(unknown)})

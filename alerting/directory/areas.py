@@ -110,16 +110,22 @@ def outside(session: Session, area: Area, target: Mapping[str, Any] | None) -> O
     """What `target` (an alert's target JSON) names beyond `area`. Zones are compared by shape:
     each target zone (its pinned version, else the current one) must lie within the union of the
     area's zones as they are now."""
-    target = dict(target or {})
+    target = dict(target) if isinstance(target, Mapping) else {}  # a malformed one is refused by its parser
     found = Outside()
-    zones = [str(z) for z in (target.get("zones") or [])]
-    groups = [str(g) for g in (target.get("groups") or [])]
+    zones, groups = _listed(target.get("zones")), _listed(target.get("groups"))
     if zones:
-        found.zones = _zones_outside(session, zones, dict(target.get("zone_versions") or {}), area.zones)
+        pinned = target.get("zone_versions")
+        found.zones = _zones_outside(session, zones, dict(pinned) if isinstance(pinned, Mapping) else {}, area.zones)
     allowed = set(area.groups)
     found.groups = [g for g in dict.fromkeys(groups) if g not in allowed]
     found.whole_directory = not zones and not groups and bool(target.get("criteria"))
     return found
+
+
+def _listed(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value] if isinstance(value, list | tuple) else []
 
 
 def _zones_outside(session: Session, names: list[str], pinned: dict[str, Any], bound: list[str]) -> list[str]:
