@@ -80,6 +80,7 @@ def test_a_template_is_written_and_approved_by_two_others_on_the_console(app, db
     assert template.state is TemplateState.APPROVED
     listing = _page(author.get("/templates"))
     assert "cierre-ruta" in listing and "aprobada" in listing
+    assert '<span lang="es">Evacuación</span>' in listing  # a seeded one's title in her language
 
     token = csrf_of(author, f"/templates/{template_id}/edit")
     r = author.post(f"/templates/{template_id}/edit", data={
