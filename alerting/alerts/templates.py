@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -327,7 +327,7 @@ def approve_template(session: Session, ref: int | str, approver: Actor, *, seen_
     if count >= template.required_approvals:
         now = utcnow()
         template.state, template.approved_at, template.updated_at = T.APPROVED, now, now
-        session.execute(TemplateVersion.__table__.update().where(
+        session.execute(update(TemplateVersion).where(
             TemplateVersion.template_id == template.id, TemplateVersion.version == template.version)
             .values(approved_at=now))
     session.flush()

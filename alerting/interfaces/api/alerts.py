@@ -92,8 +92,8 @@ def create_alert(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         scheduled_at=body.get("scheduled_at"), ack_deadline_s=body.get("ack_deadline_s"),
         poll_options=body.get("poll_options"), origin="api",
         idempotency_key=f"api:{g.actor.token_id}:{key}" if key else None,
-        **({"template_id": use.template_id, "template_version": use.version, "template_values": use.values}
-           if use else {}),
+        template_id=use.template_id if use else None, template_version=use.version if use else None,
+        template_values=use.values if use else None,
     )
     if draft.scheduled_at is not None:
         schedules.check_quiet_hours(draft.mode, draft.scheduled_at, ZoneInfo(_settings().timezone),
