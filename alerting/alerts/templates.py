@@ -28,7 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from alerting.base.db import utcnow
+from alerting.base.db import configured_settings, utcnow
 from alerting.base.errors import InvalidInput, InvalidTransition, NotFound, Refused, TwoPersonRuleViolated
 from alerting.base.models import (
     AlertMode,
@@ -54,7 +54,7 @@ MAX_TITLE = 100
 MAX_TEXT = 2000  # a pre-scripted text; about 13 SMS parts at most
 MAX_VALUE = 160  # one placeholder's value ("Sector Norte", "18:00")
 MAX_PLACEHOLDERS = 20
-APPROVALS = 2  # like a flash alert: two people other than its authors
+APPROVALS = 2  # like a flash alert: two people other than its authors (more if SIRENA_APPROVALS asks it of flash)
 EDITABLE = frozenset({T.DRAFT, T.PENDING_APPROVAL, T.REJECTED, T.APPROVED, T.RETIRED})
 
 
@@ -191,6 +191,12 @@ def _check_texts(texts: dict[str, str], placeholders: list[dict[str, Any]], prob
         problems.update({str(k): str(v) for k, v in dict(exc.details.get("fields") or {}).items()})  # type: ignore[call-overload]
 
 
+def approvals_required() -> int:
+    """Approvals a template needs: as many as a live flash alert (SIRENA_APPROVALS), never below two."""
+    settings = configured_settings()
+    return max(APPROVALS, settings.required_approvals(Priority.FLASH.value) if settings is not None else APPROVALS)
+
+
 def get_template(session: Session, ref: int | str, *, lock: bool = False) -> MessageTemplate:
     """A template by id (42, "42") or name ("evacuate"). Raises NotFound naming `template`."""
     raw = str(ref).strip()
@@ -233,7 +239,7 @@ def create_template(session: Session, spec: TemplateSpec, author: Actor) -> Mess
     permissions.require(author, "templates.write", "write templates")
     spec = check_spec(session, spec)
     template = MessageTemplate(state=T.DRAFT, version=1, created_by_id=author.operator_id,
-                               required_approvals=APPROVALS, **spec.material())
+                               required_approvals=approvals_required(), **spec.material())
     session.add(template)
     session.flush()
     _write_version(session, template, spec, author)
@@ -274,6 +280,7 @@ def submit_template(session: Session, ref: int | str, submitter: Actor) -> Messa
         raise InvalidTransition(f'template "{template.name}" is {template.state.value}; only a draft or a rejected '
                                 "template can be submitted", template_id=template.id)
     template.state, template.submitted_at, template.updated_at = T.PENDING_APPROVAL, utcnow(), utcnow()
+    template.required_approvals = approvals_required()  # fixed at submission, as for an alert
     template.approval_hash, template.reason = content_hash(spec_of(template)), None
     _record_author(session, template.id, submitter, "submitter")
     trail.append(session, actor=submitter, action="template.submitted", subject_type="template",

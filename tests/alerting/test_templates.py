@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select, text
 
+import alerting.base.db as dbmod
 from alerting.alerts import approvals, lifecycle, template_use
 from alerting.alerts import templates as library
 from alerting.base.errors import InvalidInput, InvalidTransition, Refused, TwoPersonRuleViolated
@@ -213,3 +214,15 @@ def test_values_are_checked_by_name(db, crew):
         template_use.use_template(db, library.create_template(
             db, library.TemplateSpec(**{**SPEC.__dict__, "name": "borrador"}), crew["author"]).id, {"ruta": "1"})
     assert db.scalar(select(MessageTemplate.state).where(MessageTemplate.name == "borrador")) is TemplateState.DRAFT
+
+
+def test_a_template_needs_as_many_approvers_as_a_flash_alert(db, crew, settings, monkeypatch):
+    monkeypatch.setattr(dbmod, "_settings", replace(settings, approvals=(("flash", 3),)))
+    template = library.create_template(db, SPEC, crew["author"])
+    library.submit_template(db, template.id, crew["author"])
+    assert template.required_approvals == 3
+    for who in ("ap1", "ap2"):
+        library.approve_template(db, template.id, crew[who], seen_hash=template.approval_hash)
+    assert template.state is TemplateState.PENDING_APPROVAL
+    library.approve_template(db, template.id, crew["ap3"], seen_hash=template.approval_hash)
+    assert template.state is TemplateState.APPROVED
