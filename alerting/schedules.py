@@ -35,7 +35,7 @@ from alerting.base.errors import InvalidInput, InvalidTransition, NotFound, Sire
 from alerting.base.intake_config import IntakeConfig
 from alerting.base.models import AlertMode, Operator, Priority
 from alerting.base.models.intake import Schedule, ScheduleRun
-from alerting.directory import permissions
+from alerting.directory import areas, permissions
 from alerting.directory.accounts import actor_of
 from audit import trail
 from audit.actor import Actor
@@ -88,6 +88,7 @@ def create_schedule(session: Session, name: str, rule: str, timezone: str, templ
         raise InvalidInput("policy: a live schedule is never pre-approved; use policy draft",
                            fields={"policy": "live alerts are never pre-approved"})
     permissions.require(actor, "schedules.create", "schedule alerts")
+    areas.require_within(session, actor, draft.target, doing="schedule")
     drafts.validate(session, draft)  # the same checks lifecycle.compose makes, once, now
     first = next_occurrence(rule, tz, now)
     check_quiet_hours(draft.mode, first, tz, config, quiet_override_reason)

@@ -54,6 +54,10 @@ class AlertDraft:
     origin: str = "console"
     idempotency_key: str | None = None
     cap_identifier: str | None = None
+    # set when composed from an approved template (alerting/alerts/template_use.py)
+    template_id: int | None = None
+    template_version: int | None = None
+    template_values: dict[str, str] | None = None
 
 
 def get_alert(session: Session, alert_id: int, *, lock: bool = False) -> Alert:

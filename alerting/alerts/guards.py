@@ -9,6 +9,7 @@ what the alert says and whom it reaches.
 
 from __future__ import annotations
 
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -23,7 +24,7 @@ from alerting.base.intake_config import IntakeConfig
 from alerting.base.models import Alert, AlertApproval, AlertMode, AlertState, Sender
 from alerting.base.models.alerts import check_transition
 from alerting.base.settings import Settings
-from alerting.directory import permissions
+from alerting.directory import areas, permissions
 from audit.actor import Actor
 from geo import targeting
 from geo.preview import Preview
@@ -32,6 +33,12 @@ from geo.preview import Preview
 def may(actor: Actor, action: str, what: str) -> None:
     """The actor's roles allow `action` (alerting/directory/permissions.py); Refused otherwise."""
     permissions.require(actor, action, what)
+
+
+def within_area(session: Session, actor: Actor, target: dict[str, Any] | None, doing: str) -> None:
+    """An operator bounded to an area (alerting/directory/areas.py) may aim only inside it: Refused
+    naming the zones and groups out of bounds. Admins and the system are never bounded."""
+    areas.require_within(session, actor, target, doing=doing)
 
 
 def may_become(alert: Alert, state: AlertState) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from alerting.alerts import guards, prearmed
+from alerting.alerts import guards, prearmed, template_use
 from alerting.alerts.drafts import (
     EDITABLE,
     AlertDraft,
@@ -73,6 +73,7 @@ def compose(session: Session, draft: AlertDraft, composer: Actor, *, prearmed_te
         if existing is not None:
             return existing
     guards.may(composer, "alerts.compose", "compose alerts")
+    guards.within_area(session, composer, draft.target, "compose")
     validate(session, draft)
     guards.target_exists(session, draft)
     override = guards.outside_quiet_hours(draft, quiet_override_reason)
@@ -107,6 +108,8 @@ def _new_draft(session: Session, draft: AlertDraft, composer: Actor) -> Alert:
         idempotency_key=draft.idempotency_key,
         cap_identifier=draft.cap_identifier,
         required_approvals=required_approvals(draft.priority, draft.mode),
+        template_id=draft.template_id, template_version=draft.template_version,
+        template_values=draft.template_values,
     )
     session.add(alert)
     session.flush()
@@ -119,7 +122,8 @@ def _new_draft(session: Session, draft: AlertDraft, composer: Actor) -> Alert:
 
 
 EDITABLE_FIELDS = frozenset({"texts", "target", "priority", "title", "sender_name", "scheduled_at", "ack_deadline_s",
-                             "escalation", "poll_options", "mode"})
+                             "escalation", "poll_options", "mode", "template_id", "template_version",
+                             "template_values"})
 
 
 def edit(session: Session, alert_id: int, changes: dict[str, Any], editor: Actor, *,
@@ -143,6 +147,7 @@ def edit(session: Session, alert_id: int, changes: dict[str, Any], editor: Actor
         ack_deadline_s=changes.get("ack_deadline_s", alert.ack_deadline_s),
         corrects_alert_id=alert.corrects_alert_id,
     )
+    guards.within_area(session, editor, merged.target, "edit")
     validate(session, merged)
     if "target" in changes:
         guards.target_exists(session, merged)
@@ -210,6 +215,7 @@ def submit(session: Session, alert_id: int, composer: Actor) -> Alert:
     nobody, with the breakdown), InvalidTransition, Refused."""
     alert = get_alert(session, alert_id, lock=True)
     guards.may(composer, "alerts.submit", "submit alerts")
+    guards.within_area(session, composer, alert.target, "submit")
     guards.may_become(alert, S.PENDING_APPROVAL)
     _pin_zone_versions(session, alert, composer)
     if prearmed.prearmed(session, alert_id) is None:
@@ -218,7 +224,8 @@ def submit(session: Session, alert_id: int, composer: Actor) -> Alert:
     move_alert(alert, S.PENDING_APPROVAL)
     alert.submitted_at = utcnow()
     alert.submitted_recipients = recipients
-    alert.required_approvals = required_approvals(alert.priority, alert.mode)
+    alert.required_approvals = template_use.approvals_needed(
+        session, alert, required_approvals(alert.priority, alert.mode), composer)
     alert.approval_hash = approval_hash(alert)
     record_author(session, alert.id, composer, AuthorRole.SUBMITTER)
     trail.append(session, actor=composer, action="alert.submitted", subject_type="alert", subject_id=alert.id,
@@ -252,12 +259,16 @@ def approve(session: Session, alert_id: int, approver: Actor, *, seen_hash: str 
     guards.pending_approval(alert)
     guards.not_an_author(session, alert, approver)
     guards.may(approver, "alerts.approve", "approve alerts")
+    guards.within_area(session, approver, alert.target, "approve")
     operator_id = guards.an_operator(approver, alert)
     current = guards.unchanged_since_review(alert, seen)
     before = guards.first_approval_by(session, alert, operator_id)
     guards.has_route(session, alert)
     preview = guards.audience_as_submitted(session, alert)
     reason = guards.blast_radius_explained(session, alert, preview, override_reason)
+    if alert.template_id is not None:  # still its approved template's words? else its priority's rule
+        alert.required_approvals = template_use.approvals_needed(
+            session, alert, required_approvals(alert.priority, alert.mode), approver)
     return _record_approval(session, alert, approver, current, before + 1, reason,
                             preview.total if preview is not None else None)
 

@@ -34,6 +34,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "zones.map": EVERY_ROLE,
     "alerts.read": EVERY_ROLE,
     "schedules.read": EVERY_ROLE,
+    "templates.read": EVERY_ROLE,
     # composing (a composer never approves what they composed, edited or submitted: lifecycle.py)
     "alerts.compose": frozenset({C}),
     "alerts.submit": frozenset({C}),
@@ -41,10 +42,14 @@ ACTIONS: dict[str, frozenset[str]] = {
     "cap.import": frozenset({C}),
     "schedules.create": frozenset({C}),
     "schedules.resume": frozenset({C}),
+    # the template library: written by composers and admins, approved by two approvers who did not
+    # write it (alerting/alerts/templates.py)
+    "templates.write": frozenset({C, AD}),
     # approving
     "alerts.approve": frozenset({AP}),
     "alerts.reject": frozenset({AP}),
     "schedules.approve": frozenset({AP}),
+    "templates.approve": frozenset({AP}),
     # once it is out: stop it, correct it, chase it, answer one responder
     "alerts.cancel": frozenset({C, AP, AD}),
     "alerts.correct": frozenset({AP, AD}),  # the PRE-APPROVED correction or cancellation, in one step
@@ -63,7 +68,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "zones.write": frozenset({AD}),
     "zones.draw": frozenset({C, AD}),  # a zone drawn on the compose map, or a CAP polygon
     # administration and audit
-    "operators.manage": frozenset({AD}),
+    "operators.manage": frozenset({AD}),  # also: bound an operator to an area (alerting/directory/areas.py)
     "tokens.manage": frozenset({AD}),
     "senders.read": frozenset({AD}),
     "webhooks.manage": frozenset({AD}),
@@ -72,10 +77,12 @@ ACTIONS: dict[str, frozenset[str]] = {
 
 SCOPES: dict[str, frozenset[str]] = {
     "read": frozenset({"alerts.read", "schedules.read", "directory.read", "alerts.preview",
-                       "replies.read_unmatched"}),
-    "alerts:draft": frozenset({"alerts.compose", "alerts.propose_correction", "cap.import", "schedules.create"}),
+                       "replies.read_unmatched", "templates.read"}),
+    "alerts:draft": frozenset({"alerts.compose", "alerts.propose_correction", "cap.import", "schedules.create",
+                               "templates.write"}),
     "alerts:submit": frozenset({"alerts.submit"}),
-    "alerts:approve": frozenset({"alerts.approve", "alerts.reject", "alerts.correct", "schedules.approve"}),
+    "alerts:approve": frozenset({"alerts.approve", "alerts.reject", "alerts.correct", "schedules.approve",
+                                 "templates.approve"}),
     "alerts:cancel": frozenset({"alerts.cancel", "schedules.stop"}),
     "contacts:write": frozenset({"contacts.write"}),
     "groups:write": frozenset({"groups.write"}),

@@ -16,10 +16,10 @@ from datetime import timedelta
 from geoalchemy2.elements import WKTElement
 from sqlalchemy import select, text
 
-from alerting.alerts import corrections, drafts, lifecycle
+from alerting.alerts import corrections, drafts, lifecycle, templates
 from alerting.base.db import transaction, utcnow
 from alerting.base.models import Alert, AlertMode, Contact, ContactLocation, Group, Operator, Priority
-from alerting.directory import accounts
+from alerting.directory import accounts, areas
 from alerting.directory import contacts as directory
 from audit.actor import Actor
 from broadcast import replies as replies_job
@@ -42,6 +42,7 @@ class World:
     groups: dict[str, int]
     data: tuple[str, ...]  # every string the test typed, that pages show as it was typed
     replies: dict[str, str] = field(default_factory=dict)
+    templates: dict[str, int] = field(default_factory=dict)  # name → template id
 
 
 def operators(settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -138,13 +139,32 @@ def build(settings, simulator, run_jobs) -> World:  # type: ignore[no-untyped-de
     pipeline(run_jobs, lambda: count("SELECT count(*) FROM replies") >= len(replies)
               and count("SELECT count(*) FROM alerts WHERE id = :a AND state = 'completed'",
                          a=alerts["correction"]) == 1)
+    templates_ = _library(jefa, aprueba)
     with transaction() as db:
         names = tuple(db.scalars(select(Contact.name)))
         references = tuple(db.scalars(select(Alert.reference)))
         codes = tuple(db.scalars(select(Alert.reply_code)))
     data = (ZONE, GROUP, DYNAMIC, TITLE, "texto poco claro", "zona equivocada", *seeds, *names, *references,
             *codes, *replies.values())
-    return World(seeds=seeds, alerts=alerts, groups=groups, data=data, replies=replies)
+    return World(seeds=seeds, alerts=alerts, groups=groups, data=data, replies=replies, templates=templates_)
+
+
+def _library(jefa: Actor, aprueba: Actor) -> dict[str, int]:
+    """The seeded "water" template approved by two approvers, one of the library's own with a
+    placeholder (waiting for approval), and the auditor bounded to the town's zone and group."""
+    with transaction() as db:
+        water = templates.get_template(db, "water")
+        for who in (jefa, aprueba):
+            templates.approve_template(db, water.id, who, seen_hash=water.approval_hash)
+        own = templates.create_template(db, templates.TemplateSpec(
+            name="corte-ruta", titles={"es": "Corte de ruta", "en": "Road closed"},
+            texts={"es": "Ruta {ruta} cortada. Responda ACK {codigo}.",
+                   "en": "Road {ruta} closed. Reply ACK {codigo}."},
+            placeholders=[{"name": "ruta", "default": "principal"}], priority_hint="high"), jefa)
+        templates.submit_template(db, own.id, jefa)
+        revisa = db.scalar(select(Operator.id).where(Operator.username == "revisa"))
+        areas.set_area(db, revisa, [ZONE], [GROUP], jefa)  # type: ignore[arg-type]
+        return {"water": water.id, "own": own.id}
 
 
 def _answer(simulator, alert_id: int) -> dict[str, str]:  # type: ignore[no-untyped-def]

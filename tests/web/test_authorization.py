@@ -56,6 +56,11 @@ ROUTE_ACTIONS: dict[str, str | None] = {
     "admin.reset_mfa": "operators.manage", "admin.tokens": "tokens.manage", "admin.create_token": "tokens.manage",
     "admin.revoke_token": "tokens.manage", "admin.senders": "senders.read",
     "audit.timeline": "audit.read", "audit.verify": "audit.read", "audit.export": "audit.read",
+    "templates.index": "templates.read", "templates.detail": "templates.read", "templates.history": "templates.read",
+    "templates.new": "templates.write", "templates.create": "templates.write", "templates.edit": "templates.write",
+    "templates.update": "templates.write", "templates.submit": "templates.write", "templates.retire": "templates.write",
+    "templates.approve": "templates.approve", "templates.reject": "templates.approve",
+    "areas.operator_area": "operators.manage", "areas.set_operator_area": "operators.manage",
 }
 # Actions no route declares (checked): the services check them for the CLI, e-mail, CAP and the
 # compose form's drawn zone.
@@ -93,8 +98,9 @@ def world(db, factories, people):
     alert = factories.AlertFactory(state=AlertState.PENDING_APPROVAL, composed_by_id=composer.id)
     row, _ = create_token(db, "victim", ["read"], Actor.system("test"))
     group = factories.GroupFactory()
+    template_id = db.execute(text("SELECT min(id) FROM message_templates")).scalar_one()  # a seeded one
     return {"alert_id": alert.id, "operator_id": victim.operator.id, "token_id": row.id, "reply_id": 1,
-            "group_id": group.id}
+            "group_id": group.id, "template_id": template_id}
 
 
 def test_every_route_declares_the_action_pinned_here_and_every_action_is_used(app):

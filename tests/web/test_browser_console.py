@@ -183,6 +183,7 @@ def test_every_page_in_each_language_in_chromium(committed_db, redis_db, gateway
     paths = ["/", "/alerts", "/alerts/new", "/approvals", "/replies/unmatched", "/directory/contacts",
              "/directory/groups", "/directory/zones", "/admin/operators", "/audit/timeline", "/audit/verify",
              f"/alerts/{world.alerts['pending_approval']}/review", f"/directory/groups/{world.groups[town.GROUP]}",
+             "/templates", f"/templates/{world.templates['own']}", f"/templates/{world.templates['water']}/history",
              *(f"/alerts/{a}" for a in world.alerts.values())]
     problems: list[str] = []
     with serving(app) as base:

@@ -105,7 +105,10 @@ def _read_everything(reader: Reader, world: console_world.World) -> None:
                  "/admin/tokens", "/admin/senders", "/audit/timeline", "/audit/verify", "/account/password",
                  f"/audit/timeline?alert={alerts['completed']}", f"/alerts/{alerts['draft']}/edit",
                  f"/alerts/{alerts['pending_approval']}/review", f"/directory/groups/{groups[console_world.GROUP]}",
-                 f"/directory/groups/{groups[console_world.DYNAMIC]}"):
+                 f"/directory/groups/{groups[console_world.DYNAMIC]}", "/templates", "/templates/new",
+                 f"/templates/{world.templates['water']}", f"/templates/{world.templates['own']}",
+                 f"/templates/{world.templates['own']}/edit", f"/templates/{world.templates['water']}/history",
+                 f"/admin/operators/{_operator_id('revisa')}/area", f"/admin/operators/{_operator_id('redacta')}/area"):
         reader.read(path)
     for alert_id in alerts.values():
         reader.read(f"/alerts/{alert_id}")
@@ -122,6 +125,7 @@ def _read_everything(reader: Reader, world: console_world.World) -> None:
                 422)
     reader.post(f"/alerts/{alerts['completed']}/cancel", {"reason": ""}, 422)
     reader.post(f"/admin/operators/{_operator_id('jefa')}/roles", {"roles": "admin", "step_up_code": "000000"}, 422)
+    reader.post("/templates", {"name": "Mal Nombre", "text_es": "Hola {barrio}"}, 422)  # the form again, by field
     reader.post(f"/alerts/{alerts['draft']}/submit", {}, 303)  # flashed: waits for approval
     reader.read(f"/alerts/{alerts['draft']}")
     reader.post(f"/admin/operators/{_operator_id('redacta')}/language", {"language": "en"}, 303)

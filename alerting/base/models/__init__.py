@@ -11,6 +11,7 @@ from alerting.base.models.alerts import (
     PrearmedTexts,
     Priority,
 )
+from alerting.base.models.areas import OperatorArea
 from alerting.base.models.audit_events import AuditEvent
 from alerting.base.models.directory import Contact, ContactImport, ContactLocation, Group, GroupKind, GroupMember
 from alerting.base.models.intake import (
@@ -28,6 +29,13 @@ from alerting.base.models.messages import Delivery, DeliveryState, InboundKind, 
 from alerting.base.models.operators import ApiToken, Operator, Role, WebSession
 from alerting.base.models.pipeline import Escalation, FanoutChunk, Followup, MessagePart, Receipt
 from alerting.base.models.senders import Carrier, CarrierHealthRow, Sender, SenderKind, SenderUsage
+from alerting.base.models.templates import (
+    MessageTemplate,
+    TemplateApproval,
+    TemplateAuthor,
+    TemplateState,
+    TemplateVersion,
+)
 from alerting.base.models.zones import Zone, ZoneCell, ZonePart
 
 __all__ = [
@@ -60,7 +68,9 @@ __all__ = [
     "IntakeMessage",
     "IntakeSender",
     "MessagePart",
+    "MessageTemplate",
     "Operator",
+    "OperatorArea",
     "PrearmedTexts",
     "Priority",
     "Receipt",
@@ -72,6 +82,10 @@ __all__ = [
     "Sender",
     "SenderKind",
     "SenderUsage",
+    "TemplateApproval",
+    "TemplateAuthor",
+    "TemplateState",
+    "TemplateVersion",
     "WebSession",
     "WebhookCursor",
     "WebhookDelivery",

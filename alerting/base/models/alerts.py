@@ -96,6 +96,11 @@ class Alert(Base):
     origin: Mapped[str] = mapped_column(String(16), default="console")  # console/api/email/cap/cli
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     cap_identifier: Mapped[str | None] = mapped_column(Text)
+    # The approved template version it was built from and the values of its declared placeholders
+    # (alerting/alerts/template_use.py): unchanged but for them, it needs one approver (migration 0029).
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("message_templates.id"))
+    template_version: Mapped[int | None] = mapped_column(Integer)
+    template_values: Mapped[dict[str, str] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = created_at_column()
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

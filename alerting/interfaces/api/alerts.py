@@ -12,7 +12,7 @@ from flask import current_app, g
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerting.alerts import corrections, drafts, lifecycle
+from alerting.alerts import corrections, drafts, lifecycle, template_use
 from alerting.base.db import transaction
 from alerting.base.errors import InvalidInput
 from alerting.base.intake_config import IntakeConfig
@@ -56,6 +56,8 @@ def alert_view(session: Session, alert: Alert) -> dict[str, Any]:
         "origin": alert.origin, "approval_hash": alert.approval_hash, "scheduled_at": alert.scheduled_at,
         "created_at": alert.created_at, "corrects_alert_id": alert.corrects_alert_id, "reason": alert.reason,
         "required_approvals": alert.required_approvals, "submitted_recipients": alert.submitted_recipients,
+        "template": {"id": alert.template_id, "version": alert.template_version, "values": alert.template_values}
+        if alert.template_id is not None else None,
         "counts": counts_by_state(session, alert.id), "counts_by_carrier": counts_by_carrier(session, alert.id),
     }
 
@@ -74,12 +76,20 @@ def parse_cursor(raw: str | None) -> int:
                        "Send an Idempotency-Key header: a retried request returns the same alert.")
 def create_alert(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     key = g.get("idempotency_key")
+    with transaction() as session:  # the approved template's words, filled (alerting/alerts/template_use.py)
+        use = template_use.use_template(session, body["template"], body.get("template_values")) \
+            if body.get("template") else None
+    if use is None and not body.get("texts"):
+        raise InvalidInput("texts: required (or start from a template)", fields={"texts": "required, or a template"})
     draft = drafts.AlertDraft(
-        texts=body["texts"], mode=AlertMode(body["mode"]), sender_name=body["sender"],
-        priority=Priority(body["priority"]), title=body["title"], target=_target(body.get("target") or {}),
+        texts=body.get("texts") or (use.texts if use else {}), mode=AlertMode(body["mode"]),
+        sender_name=body["sender"], priority=Priority(body.get("priority") or (use and use.priority_hint) or "normal"),
+        title=body["title"] or (use.title() if use else ""), target=_target(body.get("target") or {}),
         scheduled_at=body.get("scheduled_at"), ack_deadline_s=body.get("ack_deadline_s"),
         poll_options=body.get("poll_options"), origin="api",
         idempotency_key=f"api:{g.actor.token_id}:{key}" if key else None,
+        template_id=use.template_id if use else None, template_version=use.version if use else None,
+        template_values=use.values if use else None,
     )
     with transaction() as session:
         alert = lifecycle.compose(session, draft, g.actor, quiet_override_reason=body.get("quiet_override_reason"))

@@ -12,7 +12,7 @@ from alerting.base.db import transaction
 from alerting.base.errors import InvalidInput
 from alerting.base.models import Contact, Group
 from alerting.base.settings import Settings
-from alerting.directory import contact_records
+from alerting.directory import areas, contact_records
 from alerting.directory import contacts as directory
 from alerting.directory.contact_import import read_rejects
 from alerting.interfaces.api import api_bp
@@ -241,5 +241,6 @@ def preview_targets(body: dict[str, Any]) -> dict[str, Any]:
     spec = targeting.TargetSpec.from_json({k: v for k, v in body["target"].items() if v is not None},
                                           region=_settings().default_region)
     with transaction() as session:
+        areas.require_within(session, g.actor, body["target"], doing="preview")  # an area-bounded operator
         result = targeting.preview(session, spec, text=body.get("text"), languages=body.get("texts"))
     return result.to_json()

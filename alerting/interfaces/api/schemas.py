@@ -34,11 +34,20 @@ class PageQuerySchema(Schema):
 
 class AlertCreateSchema(Schema):
     texts = fields.Dict(keys=fields.String(validate=validate.OneOf(["es", "en"])),
-                        values=fields.String(validate=validate.Length(min=1, max=255 * 153)), required=True,
-                        metadata={"description": "text per language (es, en), without the EXERCISE/TEST prefix"})
+                        values=fields.String(validate=validate.Length(min=1, max=255 * 153)),
+                        metadata={"description": "text per language (es, en), without the EXERCISE/TEST prefix; "
+                                                 "required unless `template` gives them"})
+    template = fields.String(validate=validate.Length(min=1, max=64), metadata={
+        "description": "an APPROVED template (name or id) to start from: its texts with `template_values` filled "
+                       "(the texts given here, if any, replace them). Unchanged but for its placeholders, the alert "
+                       "needs one approver whatever its priority; changed, its priority's approvals"})
+    template_values = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=32)),
+                                  values=fields.String(validate=validate.Length(max=160)),
+                                  metadata={"description": "a value per placeholder the template declares"})
     mode = fields.String(required=True, validate=validate.OneOf(_values(AlertMode)))
     sender = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    priority = fields.String(load_default="normal", validate=validate.OneOf(_values(Priority)))
+    priority = fields.String(validate=validate.OneOf(_values(Priority)),
+                             metadata={"description": "default: the template's hint, else normal"})
     title = fields.String(load_default="", validate=validate.Length(max=200))
     target = fields.Nested(TargetSchema, load_default=dict)
     scheduled_at = fields.AwareDateTime(allow_none=True, metadata={"description": "ISO 8601 with an offset"})
@@ -137,6 +146,9 @@ class AlertSchema(Schema):
     corrects_alert_id = fields.Integer(allow_none=True)
     reason = fields.String(allow_none=True)
     required_approvals = fields.Integer(metadata={"description": "approvals by other operators it needs"})
+    template = fields.Dict(allow_none=True, metadata={
+        "description": "the approved template version it was built from and its placeholder values "
+                       "({id, version, values}), or null"})
     submitted_recipients = fields.Integer(allow_none=True, metadata={
         "description": "recipients the target resolved to at submission, covered by approval_hash (null for a "
                        "correction: it goes to the original's audience)"})

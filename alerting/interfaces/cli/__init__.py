@@ -39,6 +39,9 @@ _MODULES = [
     "alerting.interfaces.cli.webhooks_cmd",
     "alerting.interfaces.cli.schedules_cmd",
     "alerting.interfaces.cli.secret_key_cmd",
+    "alerting.interfaces.cli.templates_cmd",
+    "alerting.interfaces.cli.compose_cmd",
+    "alerting.interfaces.cli.areas_cmd",
 ]
 
 

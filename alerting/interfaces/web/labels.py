@@ -32,6 +32,7 @@ FOLLOWUP = "follow-up"
 BIND = "bind state"
 BREAKER = "breaker"
 CHAIN = "chain problem"
+TEMPLATE_STATE = "template state"
 
 LABELS: dict[str, dict[str, str]] = {
     ALERT_STATE: {"draft": "draft", "pending_approval": "pending approval", "approved": "approved",
@@ -62,13 +63,15 @@ LABELS: dict[str, dict[str, str]] = {
     CHAIN: {"changed_content": "changed", "broken_link": "broken link", "gap": "missing events",
             "reordered": "out of order", "checkpoint_mismatch": "differs from its checkpoint",
             "missing_after_checkpoint": "missing after a checkpoint", "bad_checkpoint": "bad checkpoint line"},
+    TEMPLATE_STATE: {"draft": "draft", "pending_approval": "pending approval", "approved": "approved",
+                     "rejected": "rejected", "retired": "retired"},
     HEALTH: {"ok": "healthy", "degraded": "degraded by its receipts", "silent": "no receipts", "down": "no bind up",
              "unknown": "bind state unknown"},
 }
 
 _ENUM_CONTEXTS = {"AlertState": ALERT_STATE, "DeliveryState": DELIVERY_STATE, "Priority": PRIORITY,
                   "AlertMode": MODE, "AlertKind": ALERT_KIND, "ReplyMeaning": REPLY, "Role": ROLE,
-                  "GroupKind": GROUP_KIND, "SenderKind": SENDER_KIND}
+                  "GroupKind": GROUP_KIND, "SenderKind": SENDER_KIND, "TemplateState": TEMPLATE_STATE}
 
 
 def label(value: Any, context: str | None = None) -> str:

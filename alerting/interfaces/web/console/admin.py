@@ -11,7 +11,7 @@ from sqlalchemy import select
 from alerting.base.db import transaction, utcnow
 from alerting.base.errors import NotFound
 from alerting.base.models import ApiToken, Operator, Role, Sender
-from alerting.directory import accounts
+from alerting.directory import accounts, areas
 from alerting.directory.accounts import revoke_operator_sessions
 from alerting.interfaces.web import labels
 from alerting.interfaces.web.errors import on_invalid
@@ -25,7 +25,9 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 def _render_operators(errors: dict[str, str], created: Any = None, mfa_reset: Any = None) -> str:
     with transaction() as db:
         operators = list(db.scalars(select(Operator).order_by(Operator.username)))
+        operator_areas = areas.areas_by_operator(db)
     return render_template("admin/operators.html", operators=operators, errors=errors, created=created,
+                           operator_areas=operator_areas,
                            mfa_reset=mfa_reset, v=request.form, all_roles=[r.value for r in Role])
 
 

@@ -20,13 +20,12 @@ from alerting.base.json_limits import parse_json
 from alerting.base.models import Alert, AlertMode, AlertState, Group, Priority, Sender
 from alerting.base.models.alerts import PrearmedTexts
 from alerting.base.sms_text.encoding import analyze
-from alerting.directory import senders
+from alerting.directory import areas, senders
 from alerting.directory.criteria import MAX_CRITERION_BYTES
-from alerting.interfaces.web import review
+from alerting.interfaces.web import review, template_picker
 from alerting.interfaces.web.errors import on_invalid
 from alerting.interfaces.web.i18n import number, translate_message
 from alerting.interfaces.web.labels import label
-from alerting.interfaces.web.message_templates import TEMPLATES
 from alerting.interfaces.web.security import current_actor, limiter, requires, step_up
 from geo import targeting, zone_files, zones
 
@@ -69,6 +68,7 @@ def _form_values(alert: Alert | None = None, armed: PrearmedTexts | None = None)
         "supervisors_after_s": (alert.escalation or {}).get("supervisors_after_s") or "",
         "correction_es": correction.get("es", ""), "correction_en": correction.get("en", ""),
         "cancel_es": cancel.get("es", ""), "cancel_en": cancel.get("en", ""),
+        **template_picker.form_values(alert),
     }
 
 
@@ -78,7 +78,8 @@ def _choices(db: Session) -> dict[str, Any]:
         "group_list": list(db.scalars(select(Group).order_by(Group.name))),
         "senders": list(db.scalars(select(Sender).where(Sender.active).order_by(Sender.name))),
         "priorities": [p.value for p in Priority],
-        "message_templates": TEMPLATES,
+        "message_templates": template_picker.offered(db),
+        "area": areas.bounds_for(db, current_actor()),
     }
 
 
@@ -139,9 +140,12 @@ def _parse(db: Session) -> tuple[drafts.AlertDraft, dict[str, str], dict[str, st
         _save_drawn(db, form, target, problems)
     if problems:
         raise InvalidInput("the alert cannot be saved as given", fields=problems)
-    draft = drafts.AlertDraft(texts=_texts(form, "text"), mode=mode, sender_name=form.get("sender", ""),
-                              priority=priority, title=form.get("title", "").strip()[:200], target=target,
-                              scheduled_at=scheduled, ack_deadline_s=ack, escalation=escalation, origin="console")
+    use = template_picker.chosen(db, form)  # an approved template's words, filled again here
+    draft = drafts.AlertDraft(texts=_texts(form, "text") or (use.texts if use else {}), mode=mode,
+                              sender_name=form.get("sender", ""), priority=priority,
+                              title=form.get("title", "").strip()[:200] or (use.title() if use else ""),
+                              target=target, scheduled_at=scheduled, ack_deadline_s=ack, escalation=escalation,
+                              origin="console", **template_picker.link(use))
     return draft, _texts(form, "correction"), _texts(form, "cancel")
 
 
@@ -211,6 +215,7 @@ def create() -> Any:
     """Save a new draft (and submit it when asked). A live one needs its summary typed."""
     with transaction() as db:
         draft, correction, cancel = _parse(db)
+        areas.require_within(db, current_actor(), draft.target, doing="compose")  # before counting its phones
         _confirm_live(db, draft)
         alert = lifecycle.compose(db, draft, current_actor(), prearmed_texts=(correction, cancel),
                                   quiet_override_reason=request.form.get("quiet_override_reason"))
@@ -237,11 +242,15 @@ def update(alert_id: int) -> Any:
     """Save changes to an editable alert; any approval it had is void."""
     with transaction() as db:
         draft, correction, cancel = _parse(db)
+        areas.require_within(db, current_actor(), draft.target, doing="edit")  # before counting its phones
         _confirm_live(db, draft)
         changes = {"texts": draft.texts, "mode": draft.mode, "sender_name": draft.sender_name,
                    "priority": draft.priority, "title": draft.title, "target": draft.target,
                    "scheduled_at": draft.scheduled_at, "ack_deadline_s": draft.ack_deadline_s,
                    "escalation": draft.escalation}
+        if draft.template_id is not None:  # started again from a template: the link follows
+            changes.update(template_id=draft.template_id, template_version=draft.template_version,
+                           template_values=draft.template_values)
         alert = lifecycle.edit(db, alert_id, changes, current_actor(), prearmed_texts=(correction, cancel),
                                quiet_override_reason=request.form.get("quiet_override_reason"))
         if request.form.get("action") == "submit":
@@ -271,7 +280,8 @@ def _review_context(db: Session, alert_id: int) -> dict[str, Any]:
             "preview": preview, "radius": audience.blast_radius(db, alert, preview),
             "prearmed": prearmed.prearmed(db, alert_id),
             "capacity": audience.sender_capacity(db, alert, preview), "approvals": approvals_of(db, alert_id),
-            "tolerance": audience.count_tolerance(alert.submitted_recipients or 0)}
+            "tolerance": audience.count_tolerance(alert.submitted_recipients or 0),
+            "from_template": template_picker.describe(db, alert)}
 
 
 def approvals_of(db: Session, alert_id: int) -> list[Any]:
@@ -379,6 +389,7 @@ def preview() -> Any:
     texts = {lang: mode_prefix(mode, lang) + t for lang, t in dict(body.get("texts") or {}).items()
              if lang in ("es", "en") and isinstance(t, str) and t}
     with transaction() as db:
+        areas.require_within(db, current_actor(), body.get("target") or {}, doing="preview")
         priority = body.get("priority") if body.get("priority") in {p.value for p in Priority} else None
         result = targeting.preview(db, targeting.TargetSpec.from_json(body.get("target") or {}),
                                    languages=texts or None, mode=mode, priority=priority)

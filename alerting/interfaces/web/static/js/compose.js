@@ -106,15 +106,72 @@
     });
   }
 
+  /* The template picker: the chosen approved template's texts, its placeholders filled as they are
+     typed (as the server fills them: alerting/alerts/template_use.py). A text changed by hand is
+     kept, and the note says the usual approvals then apply. */
   var picker = document.getElementById("template");
-  picker.addEventListener("change", function () {
-    var chosen = picker.options[picker.selectedIndex];
-    if (!chosen.value) { return; }
+  var filled = {};
+  function chosenTemplate() { return picker.options[picker.selectedIndex]; }
+  function valueBox() {
+    return document.querySelector('.template-values[data-template="' + CSS.escape(picker.value) + '"]');
+  }
+  function templateValues() {
+    var values = {};
+    var box = valueBox();
+    if (!box) { return values; }
+    Array.prototype.forEach.call(box.querySelectorAll("input[data-placeholder]"), function (input) {
+      var typed = input.value.trim().split(/\s+/).join(" ");
+      values[input.dataset.placeholder] = typed || input.dataset["default"] || "";
+    });
+    return values;
+  }
+  function fillTemplate(text, values) {
+    return text.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, function (whole, name) {
+      var key = name.toLowerCase();
+      return Object.prototype.hasOwnProperty.call(values, key) && values[key] ? values[key] : whole;
+    });
+  }
+  function showTemplateBoxes() {
+    Array.prototype.forEach.call(document.querySelectorAll(".template-values"), function (box) {
+      var on = box.dataset.template === picker.value;
+      box.hidden = !on;
+      Array.prototype.forEach.call(box.querySelectorAll("input"), function (i) { i.disabled = !on; });
+    });
+  }
+  function templateNote() {
+    var note = document.getElementById("template-note");
+    if (!picker.value) { note.hidden = true; return; }
+    var same = ["es", "en"].every(function (l) { return form.elements["text_" + l].value === (filled[l] || ""); });
+    note.textContent = same ? S.template_unchanged : S.template_changed;
+    note.hidden = false;
+  }
+  function refill(ask) {
+    var chosen = chosenTemplate();
+    if (!chosen.value) { filled = {}; templateNote(); return; }
+    var values = templateValues();
     ["es", "en"].forEach(function (l) {
       var box = form.elements["text_" + l];
-      if (!box.value || window.confirm(fill(S.replace, { lang: l }))) { box.value = chosen.dataset[l]; }
+      var next = fillTemplate(chosen.dataset[l] || "", values);
+      var untouched = box.value === (filled[l] || "") || !box.value;
+      if (untouched || (ask && window.confirm(fill(S.replace, { lang: l })))) { box.value = next; }
+      filled[l] = next;
     });
+    templateNote();
+  }
+  picker.addEventListener("change", function () {
+    showTemplateBoxes();
+    filled = {};
+    var chosen = chosenTemplate();
+    if (chosen.value) {
+      if (!form.elements.title.value) { form.elements.title.value = chosen.dataset.title || ""; }
+      if (chosen.dataset.priority && form.elements.priority) { form.elements.priority.value = chosen.dataset.priority; }
+    }
+    refill(true);
     segments(); save();
+  });
+  form.addEventListener("input", function (e) {
+    if (e.target.dataset && e.target.dataset.placeholder) { refill(false); segments(); }
+    else if (e.target.dataset && e.target.dataset.lang) { templateNote(); }
   });
 
   function showSender() {  // a shared code's keyword note, under the picker, for the sender chosen
@@ -125,6 +182,12 @@
   }
 
   restore();
+  showTemplateBoxes();
+  if (picker.value) {  // the edit form, or a restored draft: what the template gives with these values
+    var start = chosenTemplate(), values = templateValues();
+    ["es", "en"].forEach(function (l) { filled[l] = fillTemplate(start.dataset[l] || "", values); });
+    templateNote();
+  }
   form.addEventListener("change", function () { showMode(); showSender(); save(); });
   showSender();
   form.addEventListener("input", function (e) { save(); if (e.target.dataset.lang) { segments(); } });
