@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select, text
 
-import alerting.base.db as dbmod
 from alerting.alerts import drafts, lifecycle, template_use
 from alerting.alerts import templates as library
+from alerting.base import runtime
 from alerting.base.errors import InvalidInput, InvalidTransition, Refused, TwoPersonRuleViolated
 from alerting.base.models import AlertMode, AlertState, MessageTemplate, Priority, TemplateState
 from alerting.base.sms_text.rendering import check_placeholders
@@ -217,7 +217,8 @@ def test_values_are_checked_by_name(db, crew):
 
 
 def test_a_template_needs_as_many_approvers_as_a_flash_alert(db, crew, settings, monkeypatch):
-    monkeypatch.setattr(dbmod, "_settings", replace(settings, approvals=(("flash", 3),)))
+    monkeypatch.setattr(runtime, "_current", [replace(runtime.current(), settings=replace(
+        settings, approvals=(("flash", 3),)))])
     template = library.create_template(db, SPEC, crew["author"])
     library.submit_template(db, template.id, crew["author"])
     assert template.required_approvals == 3
