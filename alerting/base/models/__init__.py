@@ -13,6 +13,13 @@ from alerting.base.models.alerts import (
 from alerting.base.models.directory import Contact, ContactImport, ContactLocation, Group, GroupKind, GroupMember
 from alerting.base.models.messages import Delivery, DeliveryState, InboundKind, InboundMessage, Reply, ReplyMeaning
 from alerting.base.models.operators import ApiToken, Operator, Role, WebSession
+from alerting.base.models.registration import (
+    Registration,
+    RegistrationKeyword,
+    RegistrationPolicy,
+    RegistrationState,
+    ZoneSubscription,
+)
 from alerting.base.models.senders import CarrierHealthRow, Sender, SenderKind, SenderUsage
 from alerting.base.models.zones import Zone, ZoneCell, ZonePart
 
@@ -38,6 +45,10 @@ __all__ = [
     "InboundMessage",
     "Operator",
     "Priority",
+    "Registration",
+    "RegistrationKeyword",
+    "RegistrationPolicy",
+    "RegistrationState",
     "Reply",
     "ReplyMeaning",
     "Role",
@@ -48,4 +59,5 @@ __all__ = [
     "Zone",
     "ZoneCell",
     "ZonePart",
+    "ZoneSubscription",
 ]
