@@ -16,6 +16,9 @@ from sqlalchemy.orm import Session
 
 from alerting.base.errors import InvalidInput
 from alerting.base.models import Contact, Group, Registration, RegistrationState
+from alerting.directory import permissions
+from audit import trail
+from audit.actor import Actor
 
 S = RegistrationState
 STATES = tuple(s.value for s in RegistrationState)
@@ -88,3 +91,10 @@ def csv_row(view: dict[str, Any]) -> list[Any]:
     """A registration as a CSV row in CSV_COLUMNS order (times in ISO 8601, UTC)."""
     return [view[c].isoformat() if hasattr(view[c], "isoformat") else ("" if view[c] is None else view[c])
             for c in CSV_COLUMNS]
+
+
+def record_export(session: Session, *, state: str | None, q: str | None, actor: Actor) -> None:
+    """Check and audit an export of registrations (people's numbers) before it starts. Raises Refused."""
+    permissions.require(actor, "registration.manage", "export registrations")
+    trail.append(session, actor=actor, action="registration.exported", subject_type="registration",
+                 payload={"state": state, "number_contains": q or None})

@@ -39,6 +39,7 @@ _MODULES = [
     "alerting.interfaces.cli.webhooks_cmd",
     "alerting.interfaces.cli.schedules_cmd",
     "alerting.interfaces.cli.secret_key_cmd",
+    "alerting.interfaces.cli.registration_cmd",
 ]
 
 
