@@ -94,10 +94,14 @@ def normalize_keyword(keyword: str, vocabulary: Vocabulary = DEFAULT) -> str:
                            fields={"keyword": "one word of 2 to 20 letters and digits, at least one letter"})
     word = words[0]
     meaning = vocabulary.exact_meaning(word)
-    if meaning is not None or word in vocabulary.registration_languages:
-        said = f"means {meaning.value}" if meaning is not None else "asks to register"
-        raise InvalidInput(f'keyword: "{word.upper()}" already {said} in replies',
-                           fields={"keyword": f"already {said} in replies; a resident's answer would be misread"})
+    if meaning is not None:
+        raise InvalidInput(f'keyword: "{word.upper()}" is a reply word; a resident\'s answer would be misread',
+                           meaning=meaning.value,
+                           fields={"keyword": "a reply word such as YES, NO or STOP: a resident's answer would be "
+                                              "misread"})
+    if word in vocabulary.registration_languages:
+        raise InvalidInput(f'keyword: "{word.upper()}" is a registration word',
+                           fields={"keyword": "a registration word such as JOIN: use the zone's or group's name"})
     return word
 
 

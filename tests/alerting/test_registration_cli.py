@@ -56,9 +56,10 @@ def test_an_admin_publishes_keywords_turns_registration_on_and_lists_them(env):
 
 
 @pytest.mark.parametrize("args,field,code", [
-    (["si", "--zone", "Centro"], "already means ack", 2),
-    (["baja", "--zone", "Centro"], "already means stop", 2),
-    (["alta", "--zone", "Centro"], "already means start", 2),
+    (["si", "--zone", "Centro"], '"SI" is a reply word', 2),
+    (["baja", "--zone", "Centro"], '"BAJA" is a reply word', 2),
+    (["alta", "--zone", "Centro"], '"ALTA" is a reply word', 2),
+    (["join", "--zone", "Centro"], "is a registration word", 2),
     (["4821", "--zone", "Centro"], "at least one letter", 2),
     (["dos palabras", "--zone", "Centro"], "one word", 2),
     (["norte", "--zone", "Norte"], 'zone "Norte" does not exist', 3),

@@ -55,6 +55,9 @@ ROUTE_ACTIONS: dict[str, str | None] = {
     "admin.set_language": "operators.manage",
     "admin.reset_mfa": "operators.manage", "admin.tokens": "tokens.manage", "admin.create_token": "tokens.manage",
     "admin.revoke_token": "tokens.manage", "admin.senders": "senders.read",
+    "registration.keywords_page": "registration.manage", "registration.publish": "registration.manage",
+    "registration.unpublish": "registration.manage", "registration.policy": "registration.manage",
+    "registration.requests_page": "registration.manage", "registration.requests_csv": "registration.manage",
     "audit.timeline": "audit.read", "audit.verify": "audit.read", "audit.export": "audit.read",
 }
 # Actions no route declares (checked): the services check them for the CLI, e-mail, CAP and the

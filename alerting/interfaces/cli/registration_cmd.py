@@ -99,7 +99,8 @@ def registration_list(ctx: Context, as_json: bool) -> None:
 
 
 @registration_group.command("policy")
-@click.option("--on/--off", "enabled", default=None, help="Take registration requests (on), or store them refused and unanswered (off).")
+@click.option("--on/--off", "enabled", default=None,
+              help="Take registration requests (on), or store them refused and unanswered (off).")
 @click.option("--confirm-minutes", type=int, help="How long a resident has to answer SI/YES (1 to 43,200).")
 @click.option("--per-hour", type=int, help="Requests a number may make in an hour; more are stored, not answered.")
 @click.option("--as", "username", help="The admin changing it (audited; required to change anything).")

@@ -32,6 +32,7 @@ FOLLOWUP = "follow-up"
 BIND = "bind state"
 BREAKER = "breaker"
 CHAIN = "chain problem"
+REGISTRATION = "registration state"
 
 LABELS: dict[str, dict[str, str]] = {
     ALERT_STATE: {"draft": "draft", "pending_approval": "pending approval", "approved": "approved",
@@ -56,19 +57,23 @@ LABELS: dict[str, dict[str, str]] = {
     FOLLOWUP: {"resend": "re-send", "carrier_retry": "retry through another carrier",
                "supervisor_notice": "notice to supervisors", "help_notice": "HELP notice",
                "optout_confirm": "opt-out confirmation", "optin_confirm": "opt-in confirmation",
-               "direct_reply": "answer to one responder"},
+               "direct_reply": "answer to one responder", "registration_request": "registration question",
+               "registration_answer": "answer to a registration"},
     BIND: {"connecting": "connecting", "up": "up", "down": "down", "stopped": "stopped"},
     BREAKER: {"closed": "closed (traffic flows)", "open": "open (no traffic)", "half_open": "half open (trying)"},
     CHAIN: {"changed_content": "changed", "broken_link": "broken link", "gap": "missing events",
             "reordered": "out of order", "checkpoint_mismatch": "differs from its checkpoint",
             "missing_after_checkpoint": "missing after a checkpoint", "bad_checkpoint": "bad checkpoint line"},
+    REGISTRATION: {"pending": "waiting for confirmation", "active": "registered", "expired": "expired",
+                   "withdrawn": "withdrawn", "replaced": "replaced by a newer request",
+                   "existing": "already a contact", "refused": "refused", "limited": "over the hourly limit"},
     HEALTH: {"ok": "healthy", "degraded": "degraded by its receipts", "silent": "no receipts", "down": "no bind up",
              "unknown": "bind state unknown"},
 }
 
 _ENUM_CONTEXTS = {"AlertState": ALERT_STATE, "DeliveryState": DELIVERY_STATE, "Priority": PRIORITY,
                   "AlertMode": MODE, "AlertKind": ALERT_KIND, "ReplyMeaning": REPLY, "Role": ROLE,
-                  "GroupKind": GROUP_KIND, "SenderKind": SENDER_KIND}
+                  "GroupKind": GROUP_KIND, "SenderKind": SENDER_KIND, "RegistrationState": REGISTRATION}
 
 
 def label(value: Any, context: str | None = None) -> str:
