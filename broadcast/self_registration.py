@@ -66,22 +66,25 @@ def take_registrations(session: Session, rows: Sequence[Any], vocabulary: Vocabu
     {inbound id: outcome} for the rows taken (the caller reads the others as replies)."""
     senders = _two_way_senders(session)
     asked: dict[int, tuple[str, RegistrationText, str]] = {}  # inbound id → (number, request, sender)
-    others: dict[int, tuple[str, list[str]]] = {}  # inbound id → (number, shared keywords there)
+    others: dict[int, tuple[Any, list[str]]] = {}  # inbound id → (row, shared keywords there)
     for row in rows:
         there = senders.get(row.destination_addr.lstrip("+"))
         if not there:
             continue
         keywords = [s.keyword for s in there if s.kind == "shared" and s.keyword]
-        msisdn = source_msisdn(row.source_addr)
         request = vocabulary.read_registration(row.text or "", keywords=keywords)
         sender = _sender_for(there, request.keyword) if request is not None else None
         if request is not None and sender is not None:
-            asked[row.id] = (msisdn, request, sender)
+            asked[row.id] = (source_msisdn(row.source_addr), request, sender)
         else:
-            others[row.id] = (msisdn, keywords)
-    requesters = {m for m, _, _ in asked.values()}
-    pending = registration.pending_numbers(session, sorted({m for m, _ in others.values()} - requesters))
-    candidates = {i: v for i, v in others.items() if v[0] in pending or v[0] in requesters}
+            others[row.id] = (row, keywords)
+    candidates: dict[int, tuple[str, list[str]]] = {}
+    if others and (asked or registration.any_pending(session)):  # else every other row is a plain reply
+        numbers = {i: source_msisdn(row.source_addr) for i, (row, _) in others.items()}
+        requesters = {m for m, _, _ in asked.values()}
+        pending = registration.pending_numbers(session, sorted(set(numbers.values()) - requesters))
+        candidates = {i: (numbers[i], keywords) for i, (_, keywords) in others.items()
+                      if numbers[i] in pending or numbers[i] in requesters}
     if not asked and not candidates:
         return {}
     contacts = _contacts(session, sorted({m for m, _, _ in asked.values()} | {m for m, _ in candidates.values()}))

@@ -180,12 +180,19 @@ def subscribe(session: Session, row: Registration, contact_id: int) -> bool:
     return False
 
 
+def any_pending(session: Session) -> bool:
+    """Whether any request waits for confirmation: asked for every batch of replies, one probe of
+    the pending requests' partial index (nearly always false: then nothing else is looked up)."""
+    return bool(session.scalar(text("SELECT EXISTS (SELECT 1 FROM registrations WHERE state = 'pending')")))
+
+
 def pending_numbers(session: Session, msisdns: list[str]) -> set[str]:
-    """Which of `msisdns` have a request waiting for confirmation (expired or not)."""
+    """Which of `msisdns` have a request waiting for confirmation (expired or not), in one array look-up."""
     if not msisdns:
         return set()
-    return set(session.scalars(select(Registration.msisdn).where(
-        Registration.state == S.PENDING, Registration.msisdn.in_(msisdns))))
+    return set(session.scalars(text(
+        "SELECT msisdn FROM registrations WHERE state = 'pending' AND msisdn = ANY(CAST(:n AS varchar[]))"),
+        {"n": msisdns}))
 
 
 def answer_pending(session: Session, msisdn: str, answer: str, *, inbound_id: int | None = None,

@@ -14,7 +14,7 @@ import tomllib
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from alerting.base.errors import ConfigError
@@ -65,6 +65,17 @@ def fold(value: str) -> str:
 
 def tokens(value: str) -> list[str]:
     return _TOKEN.findall(fold(value))
+
+
+@lru_cache(maxsize=8192)
+def _piece_tokens(piece: str) -> tuple[str, ...]:
+    return tuple(tokens(piece))
+
+
+def cached_tokens(value: str) -> list[str]:
+    """tokens(value), folding each whitespace-separated piece once per process (replies repeat the
+    same few words: every inbound batch reads each text twice, for registrations and as a reply)."""
+    return [t for piece in value.split() for t in _piece_tokens(piece)]
 
 
 def edit_distance(a: str, b: str, limit: int = 3) -> int:
@@ -152,7 +163,7 @@ class Vocabulary:
         keyword after it, nothing more; after the shared code's keyword when `keywords` are given
         (then the first word must be one of them). Longer texts are not requests ("alta la
         marea en el centro")."""
-        words = tokens(body)
+        words = cached_tokens(body)
         keyword = None
         if keywords:
             folded = {fold(k): k for k in keywords}
