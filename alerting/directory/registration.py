@@ -171,8 +171,9 @@ def subscribe(session: Session, row: Registration, contact_id: int) -> bool:
     if row.zone_name is not None:
         added = session.execute(text("""
             INSERT INTO zone_subscriptions (zone_name, contact_id, registration_id) VALUES (:z, :c, :r)
-            ON CONFLICT (zone_name, contact_id) DO NOTHING"""), {"z": row.zone_name, "c": contact_id, "r": row.id})
-        return bool(added.rowcount)
+            ON CONFLICT (zone_name, contact_id) DO NOTHING RETURNING contact_id"""),
+            {"z": row.zone_name, "c": contact_id, "r": row.id}).scalar()
+        return added is not None
     if row.group_id is not None:
         group = session.get(Group, row.group_id)
         if group is not None:
