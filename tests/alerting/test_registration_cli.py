@@ -112,3 +112,23 @@ def test_requests_are_listed_masked_and_exported_in_full_as_safe_csv_audited(env
     with transaction() as s:
         exports = s.execute(text("SELECT count(*) FROM audit.events WHERE action = 'registration.exported'")).scalar()
     assert exports == 2
+
+
+def test_a_zone_or_group_with_a_published_keyword_is_not_deleted_until_it_is_withdrawn(env):
+    from alerting.base.errors import Refused
+    from alerting.directory.contacts import delete_group
+    from alerting.directory.registration_keywords import publish_keyword, unpublish_keyword
+    from audit.actor import Actor
+    from geo.zones import delete_zone
+
+    admin = Actor.system("test-admin")
+    with transaction() as s:
+        publish_keyword(s, "centro", zone="Centro", actor=admin)
+        publish_keyword(s, "brigada", group="brigadistas", actor=admin)
+    with transaction() as s, pytest.raises(Refused, match='zone "Centro" is still used by registration keyword CENTRO'):
+        delete_zone(s, "Centro", actor=admin)
+    with transaction() as s, pytest.raises(Refused, match="still used by registration keyword BRIGADA"):
+        delete_group(s, "brigadistas", actor=admin)
+    with transaction() as s:
+        unpublish_keyword(s, "centro", actor=admin)
+        delete_zone(s, "Centro", actor=admin)
