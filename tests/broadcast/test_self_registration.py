@@ -12,7 +12,9 @@ from sqlalchemy import text
 
 from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
 from alerting.base.db import transaction
+from alerting.base.errors import ConfigError
 from alerting.base.models import AlertMode, Operator, Priority
+from alerting.base.sms_text.vocabulary import DEFAULT, Vocabulary
 from alerting.directory import registration
 from alerting.directory.registration_keywords import load_policy, publish_keyword, set_policy
 from alerting.directory.registration_records import list_registrations
@@ -299,3 +301,31 @@ def test_one_pending_request_per_number_and_the_time_limit_comes_from_the_policy
         assert (first.state.value, second.state.value) == ("replaced", "pending")
         assert round((second.expires_at - second.requested_at).total_seconds()) == 3600
         assert answer is not None and "antes de 1 h" in answer.text
+
+
+@pytest.mark.parametrize("body,keywords,read", [
+    ("ALTA CENTRO", (), ("alta", "es", "centro", None)),
+    ("¡Alta, Centro!", (), ("alta", "es", "centro", None)),
+    ("join", (), ("join", "en", None, None)),
+    ("Registro", (), ("registro", "es", None, None)),
+    ("vecinos START norte", ("VECINOS",), ("start", "en", "norte", "VECINOS")),
+    ("alta", ("VECINOS",), None),  # a shared code's text must start with its keyword
+    ("alta la marea en el centro", (), None),  # a sentence is not a request
+    ("si", (), None),
+    ("altaa", (), None),  # registration words are never guessed from typos
+])
+def test_what_counts_as_a_registration_text(body, keywords, read):
+    got = DEFAULT.read_registration(body, keywords=keywords)
+    assert (None if got is None else (got.word, got.language, got.target, got.keyword)) == read
+
+
+def test_registration_words_are_configured_per_language_and_never_clash_with_replies():
+    vocabulary = Vocabulary.from_toml('ack = ["vale"]\n[register]\nes = ["apuntarme"]\nen = ["enrol"]\n')
+    assert vocabulary.read_registration("Apúntarme norte").language == "es"
+    assert vocabulary.read_registration("enrol").language == "en"
+    with pytest.raises(ConfigError, match='"si" already means ack'):
+        Vocabulary.from_toml('[register]\nes = ["si"]\n')
+    with pytest.raises(ConfigError, match="unknown language"):
+        Vocabulary.from_toml('[register]\nfr = ["inscrire"]\n')
+    with pytest.raises(ConfigError, match='"join" already asks to register'):
+        Vocabulary.from_toml('ack = ["join"]\n')
