@@ -120,3 +120,28 @@ def test_only_an_admin_may_see_or_change_self_registration(client, people, db):
     assert r.status_code == 403
     refused = db.execute(text("SELECT action FROM audit.events WHERE outcome = 'refused' ORDER BY id")).scalars().all()
     assert "console.registration.publish" in refused
+
+
+def test_the_approver_sees_how_many_of_a_zones_recipients_registered_by_sms(client, people, db):
+    from alerting.alerts.lifecycle import AlertDraft, compose_alert, submit_alert
+    from alerting.base.models import AlertMode, Priority, Sender, SenderKind
+    from tests.factories import actor_for
+
+    _town(db)
+    db.add(Sender(name="SIRENA-SC", kind=SenderKind.SHORT, address="4242", active=True))
+    ids = db.execute(text("INSERT INTO contacts (msisdn, name, language, attributes) VALUES "
+                          "('+56979820001', '', 'es', '{}'), ('+56979820002', 'Vecina', 'es', '{}') RETURNING id"
+                          )).scalars().all()
+    db.execute(text("INSERT INTO zone_subscriptions (zone_name, contact_id) VALUES ('Centro', :c)"), {"c": ids[0]})
+    db.execute(text("INSERT INTO contact_locations (contact_id, label, geom) VALUES "
+                    "(:c, 'home', ST_SetSRID(ST_MakePoint(-70.66, -33.45), 4326))"), {"c": ids[1]})
+    composer, approver = people("redacta", "composer"), people("aprueba", "approver")
+    alert = compose_alert(db, AlertDraft(texts={"es": "Corte de agua"}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
+                                         priority=Priority.HIGH, target={"zones": ["Centro"]}),
+                          actor_for(composer.operator))
+    submit_alert(db, alert.id, actor_for(composer.operator))
+    db.flush()
+    sign_in(client, approver, db)
+    review = client.get(f"/alerts/{alert.id}/review").get_data(as_text=True)
+    assert '<span id="recipients-total">2</span>' in review
+    assert "1 de ellos inscritos por SMS, sin ubicación" in review
