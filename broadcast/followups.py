@@ -39,7 +39,7 @@ from broadcast.pool import Outcome as SubmitOutcome
 log = logging.getLogger("sirena.followups")
 
 KINDS = ("resend", "carrier_retry", "supervisor_notice", "help_notice", "optout_confirm", "optin_confirm",
-         "direct_reply")
+         "direct_reply", "registration_request", "registration_answer")
 LEASE_S = 30
 BATCH = 500
 PENDING_GRACE_S = 5

@@ -32,11 +32,11 @@ from sqlalchemy.orm import Session
 from alerting.base import runtime
 from alerting.base.db import retrying_transaction, transaction
 from alerting.base.models import ReplyMeaning
-from alerting.base.phones import mask_msisdn
+from alerting.base.phones import mask_msisdn, source_msisdn
 from alerting.base.sms_text.vocabulary import Vocabulary, load_vocabulary
 from audit import trail
 from audit.actor import Actor
-from broadcast import carrier_facts, receipts
+from broadcast import carrier_facts, receipts, self_registration
 from broadcast.escalation import raise_help_now, retry_undelivered
 from broadcast.followups import FollowupDraft, create_followups
 
@@ -166,6 +166,10 @@ def process_batch(session: Session, where: str, styles: Mapping[str, str], *, li
         outcomes.update({r[0]: "receipt" for r in receipt_rows})
         outcomes.update({i: "unparsable_receipt" for i in unparsable})
     mo_rows = [r for r in rows if r.kind == "mo"]
+    if mo_rows:  # ALTA/JOIN and a pending registration's SI are registrations, not replies
+        taken = self_registration.take_registrations(session, mo_rows, vocabulary or current_vocabulary())
+        outcomes.update(taken)
+        mo_rows = [r for r in mo_rows if r.id not in taken]
     if mo_rows:
         outcomes.update(interpret_replies(session, mo_rows, vocabulary or current_vocabulary(), report))
     outcomes.update({r.id: "stored_raw" for r in rows if r.kind not in ("receipt", "mo")})
@@ -178,12 +182,7 @@ def process_batch(session: Session, where: str, styles: Mapping[str, str], *, li
 
 
 def _e164(source: str) -> str:
-    digits = source.strip()
-    if digits.startswith("+"):
-        return digits
-    if digits.startswith("00"):
-        return "+" + digits[2:]
-    return "+" + digits if digits.isdigit() and len(digits) >= 10 else digits
+    return source_msisdn(source)
 
 
 _MATCH = text("""

@@ -66,7 +66,8 @@ def assemble(rows: list[Any], srcs: list[Source], *, include_opted_out: bool) ->
     for i, s in enumerate(srcs):
         if s.kind == "zone":
             by_zone.append({"name": s.ref.name, "version": s.ref.version,  # type: ignore[union-attr]
-                            "located": reached[i], "recipients": recipients[i]})
+                            "located": reached[i], "recipients": recipients[i],
+                            "subscribed": s.ref.subscribers})  # type: ignore[union-attr]
         else:
             by_group.append({"name": s.ref.name, "kind": s.ref.kind,  # type: ignore[union-attr]
                              "members": reached[i], "recipients": recipients[i]})

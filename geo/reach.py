@@ -39,7 +39,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CompoundSelect
 
-from alerting.base.models import Contact, ContactLocation, GroupKind, GroupMember
+from alerting.base.models import Contact, ContactLocation, GroupKind, GroupMember, ZoneSubscription
 from alerting.base.models.zones import ZoneCell
 from alerting.directory.criteria import compile_criterion
 from geo.cells import Covering
@@ -52,6 +52,9 @@ class ZoneRef:
     zone_id: int
     ewkb: bytes
     covering: Covering
+    # Contacts subscribed to the zone by name (registered by SMS, no location): when there are
+    # none, the statements below are exactly those of located points alone.
+    subscribers: int = 0
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,23 @@ def zone_hits_everywhere(zone: ZoneRef, labels: list[str] | None,
 
     _, inside = in_ranges(True)
     scan, edge = in_ranges(False, ContactLocation.geom)
-    return union_all(inside, edge.where(_INTERSECTS_NO_INDEX(zone_constant(zone), scan.c.geom)))
+    parts = [inside, edge.where(_INTERSECTS_NO_INDEX(zone_constant(zone), scan.c.geom))]
+    if zone.subscribers:
+        parts.append(zone_subscribers(zone, labels, ids))
+    return union_all(*parts)
+
+
+def zone_subscribers(zone: ZoneRef, labels: list[str] | None, ids: tuple[int, int] | None = None) -> Select[Any]:
+    """contact_id of the contacts subscribed to `zone` by name (registered by SMS, without a
+    location there), a subscription counting as a place labelled with its label ("registered");
+    given `ids`, only of contacts in that inclusive range. A range scan of the primary key
+    (zone_name, contact_id)."""
+    query = select(ZoneSubscription.contact_id).where(ZoneSubscription.zone_name == zone.name)
+    if labels is not None:
+        query = query.where(ZoneSubscription.label.in_(labels))
+    if ids is not None:
+        query = query.where(ZoneSubscription.contact_id.between(*ids))
+    return query
 
 
 def zone_hits_in_range(zone: ZoneRef, labels: list[str] | None, id_from: int, id_to: int) -> Select[Any]:
@@ -161,7 +180,7 @@ def criteria(criterion: dict[str, Any] | None) -> ColumnElement[bool]:
 def reached_in_range(query: Select[*tuple[Any, ...]], zones: list[ZoneRef], groups: list[GroupRef],
                      labels: list[str] | None, id_from: int, id_to: int) -> Select[*tuple[Any, ...]]:
     """`query` (a SELECT from contacts) narrowed to the contacts of id_from..id_to that the zones ∪
-    groups reach.
+    groups reach (a zone: its located points and its subscribers).
 
     One pass over the chunk's contacts: the zone hits and static members of the range (one
     UNION, deduplicated) are LEFT JOINed to it, and a dynamic group's criterion is read from the
@@ -170,7 +189,8 @@ def reached_in_range(query: Select[*tuple[Any, ...]], zones: list[ZoneRef], grou
     estimate fits in work_mem, and otherwise re-runs for every contact.
     """
     query = query.where(Contact.id.between(id_from, id_to))
-    listed = [zone_hits_in_range(z, labels, id_from, id_to) for z in zones]
+    listed: list[Select[Any]] = [zone_hits_in_range(z, labels, id_from, id_to) for z in zones]
+    listed += [zone_subscribers(z, labels, (id_from, id_to)) for z in zones if z.subscribers]
     if any(not g.dynamic for g in groups):
         listed.append(static_members(groups, id_from, id_to))
     parts: list[ColumnElement[bool]] = [g.condition("groups") for g in groups if g.dynamic]

@@ -5,6 +5,8 @@ Rules, the same in preview and materialization:
 - zones: a contact is in a zone when any of its located points (the labels in `location_labels`,
   default all) intersects the zone; the boundary counts as inside (ST_Intersects, tested against
   the whole zone; its ST_Subdivide pieces only find candidates), so a point on the edge is reached;
+  a contact subscribed to the zone by name (registered by SMS, `zone_subscriptions`) is in it
+  too, the subscription counting as a place labelled "registered";
 - antimeridian: a zone split at ±180° into a MultiPolygon works; a single polygon crossing it is
   refused when saved (geo.validation);
 - groups: static members, or contacts matching a dynamic group's criterion at resolution time;
@@ -34,7 +36,7 @@ from sqlalchemy.orm import Session
 from alerting.base import runtime
 from alerting.base.db import rowcount
 from alerting.base.errors import InvalidInput, NotFound
-from alerting.base.models import Alert, AlertMode, Contact, Delivery, Group, Priority
+from alerting.base.models import Alert, AlertMode, Contact, Delivery, Group, Priority, ZoneSubscription
 from alerting.base.models.zones import Zone
 from alerting.directory.criteria import compile_criterion
 from geo import reach
@@ -175,7 +177,8 @@ def resolve(session: Session, spec: TargetSpec, *, coverings: bool = True) -> Re
                 f"unknown zone \"{name}\"" + (f" version {version}" if version is not None else ""))
         else:
             covering = _covering(session, row[0]) if coverings else Covering([], [], [])
-            zones.append(ZoneRef(name, row[1], row[0], bytes(row[2]), covering))
+            subscribers = _subscribers(session, name) if coverings else 0
+            zones.append(ZoneRef(name, row[1], row[0], bytes(row[2]), covering, subscribers))
     groups = _groups(session, spec.groups, "groups", missing)
     excluded = _groups(session, spec.exclude_groups, "exclude_groups", missing)
     if missing:
@@ -192,6 +195,12 @@ def _covering(session: Session, zone_id: int) -> Covering:
         write_covering(session, zone_id)
         covering = load_covering(session, zone_id)
     return covering
+
+
+def _subscribers(session: Session, zone_name: str) -> int:
+    """How many contacts are subscribed to the zone by name (registered by SMS without a location)."""
+    return int(session.scalar(select(func.count()).select_from(ZoneSubscription)
+                              .where(ZoneSubscription.zone_name == zone_name)) or 0)
 
 
 def _groups(session: Session, names: list[str], key: str, missing: dict[str, list[str]]) -> list[GroupRef]:

@@ -248,6 +248,18 @@ def normalize_msisdn(raw: str, region: str | None) -> str:
     return parse_msisdn(raw, region).e164
 
 
+def source_msisdn(source_addr: str) -> str:
+    """The number an inbound SMS came from, as the directory stores numbers: a deliver_sm's
+    source_addr in international form without its plus (`56912345678`) or with `00` gets the plus;
+    anything else (a short or alphanumeric address) is kept as it is."""
+    digits = source_addr.strip()
+    if digits.startswith("+"):
+        return digits
+    if digits.startswith("00"):
+        return "+" + digits[2:]
+    return "+" + digits if digits.isdigit() and len(digits) >= 10 else digits
+
+
 def mask_msisdn(msisdn: str) -> str:
     """A number for logs: only its last 4 digits."""
     return "…" + msisdn[-4:] if len(msisdn) > 4 else "…"

@@ -72,6 +72,8 @@ ACTIONS: dict[str, frozenset[str]] = {
     "tokens.manage": frozenset({AD}),
     "senders.read": frozenset({AD}),
     "webhooks.manage": frozenset({AD}),
+    # self-registration by SMS: publish keywords, switch it on, read and export who registered
+    "registration.manage": frozenset({AD}),
     "audit.read": frozenset({AU, AD}),
 }
 

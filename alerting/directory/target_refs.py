@@ -1,4 +1,5 @@
-"""Who still aims at a group or a zone: unfinished alerts and active schedules that name it.
+"""Who still aims at a group or a zone: unfinished alerts, active schedules and published
+self-registration keywords that name it.
 
 An alert's target names groups and zones (`target.groups`, `target.exclude_groups`,
 `target.zones`; an escalation names its supervisors' group), and so does a schedule's template.
@@ -15,7 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from alerting.base.models import Alert, AlertMode, AlertState
+from alerting.base.models import Alert, AlertMode, AlertState, Group, RegistrationKeyword
 from alerting.base.models.intake import Schedule
 
 # An alert in one of these states will never resolve its target again.
@@ -29,9 +30,10 @@ class TargetUsers:
 
     alerts: list[str] = field(default_factory=list)
     schedules: list[str] = field(default_factory=list)
+    keywords: list[str] = field(default_factory=list)  # published self-registration keywords
 
     def __bool__(self) -> bool:
-        return bool(self.alerts or self.schedules)
+        return bool(self.alerts or self.schedules or self.keywords)
 
     def describe(self) -> str:
         """E.g. 'alerts A-2026-000012 (sending), A-2026-000013 (draft) and schedule "simulacro mensual"'."""
@@ -42,6 +44,7 @@ class TargetUsers:
         if self.schedules:
             parts.append(("schedule " if len(self.schedules) == 1 else "schedules ")
                          + ", ".join(f'"{s}"' for s in self.schedules))
+        parts += [f"registration keyword {k}" for k in self.keywords]
         return " and ".join(parts)
 
 
@@ -65,7 +68,10 @@ def group_users(session: Session, name: str, *, drills_only: bool = False) -> Ta
     if drills_only:
         alerts = alerts.where(Alert.mode != AlertMode.LIVE)
         schedules = schedules.where(Schedule.template["mode"].astext != AlertMode.LIVE.value)
-    return _users(session, alerts, schedules)
+        return _users(session, alerts, schedules)
+    keywords = (select(RegistrationKeyword.keyword).join(Group, Group.id == RegistrationKeyword.group_id)
+                .where(Group.name == name))
+    return _users(session, alerts, schedules, keywords)
 
 
 def zone_users(session: Session, name: str) -> TargetUsers:
@@ -74,12 +80,15 @@ def zone_users(session: Session, name: str) -> TargetUsers:
               .where(_named(Alert.target, "zones", name)))
     schedules = (select(Schedule.name).where(Schedule.active)
                  .where(_named(Schedule.template["target"], "zones", name)))
-    return _users(session, alerts, schedules)
+    keywords = select(RegistrationKeyword.keyword).where(RegistrationKeyword.zone_name == name)
+    return _users(session, alerts, schedules, keywords)
 
 
-def _users(session: Session, alerts: object, schedules: object) -> TargetUsers:
+def _users(session: Session, alerts: object, schedules: object, keywords: Any = None) -> TargetUsers:
     found = TargetUsers()
     for reference, state in session.execute(alerts.order_by(Alert.id)):  # type: ignore[attr-defined]
         found.alerts.append(f"{reference} ({state.value})")
     found.schedules = list(session.scalars(schedules.order_by(Schedule.name)))  # type: ignore[attr-defined]
+    if keywords is not None:  # residents would be told to text a keyword that reaches nothing
+        found.keywords = [k.upper() for k in session.scalars(keywords.order_by(RegistrationKeyword.keyword))]
     return found

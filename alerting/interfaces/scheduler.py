@@ -6,7 +6,8 @@ standby scheduler never doubles a pass, it
 - runs escalations at ACK deadlines and the inbound sweep (broadcast/escalation.py);
 - fires recurring schedules due, turns new changes into webhook deliveries and re-queues due
   webhook retries (`tick`);
-- writes an audit checkpoint when one is due, and judges each carrier from its recent receipts.
+- writes an audit checkpoint when one is due, and judges each carrier from its recent receipts;
+- expires self-registrations not confirmed in time (alerting/directory/registration.py).
 
 Each task commits in its own short transaction and is idempotent; one that raises is logged and
 tried again next pass, the others still run.
@@ -28,6 +29,7 @@ from alerting import schedules, webhooks
 from alerting.base.db import engine, transaction, utcnow
 from alerting.base.intake_config import IntakeConfig
 from alerting.base.settings import Settings
+from alerting.directory import registration
 from audit.checkpoints import checkpoint_if_due
 from audit.seal import seal_committed
 from broadcast import escalation, metrics, presence
@@ -79,8 +81,13 @@ def periodic_tasks(settings: Settings | None = None) -> list[tuple[str, Task]]:
         """Each carrier judged from its recent receipts; gateways follow the verdicts."""
         return assess_if_due(now)
 
+    def registrations(now: datetime) -> object:
+        """Self-registrations not confirmed in time expired (audited)."""
+        with transaction() as session:
+            return registration.expire_due(session, now)
+
     return [("seal", seal), ("escalations", escalations), ("interfaces", interfaces), ("checkpoint", checkpoint),
-            ("carriers", carriers)]
+            ("carriers", carriers), ("registrations", registrations)]
 
 
 def run_forever(redis: Redis | None, *, interval_s: float = 2.0, stop: threading.Event | None = None,

@@ -19,7 +19,7 @@ from sqlalchemy import select, text
 from alerting.alerts import corrections, drafts, lifecycle, templates
 from alerting.base.db import transaction, utcnow
 from alerting.base.models import Alert, AlertMode, Contact, ContactLocation, Group, Operator, Priority
-from alerting.directory import accounts, areas
+from alerting.directory import accounts, areas, registration_keywords
 from alerting.directory import contacts as directory
 from audit.actor import Actor
 from broadcast import replies as replies_job
@@ -136,7 +136,9 @@ def build(settings, simulator, run_jobs) -> World:  # type: ignore[no-untyped-de
     with transaction() as db:
         alerts["correction"] = corrections.fire_correction(db, alerts["superseded"], jefa).id
     replies = _answer(simulator, alerts["completed"])
+    registered = _register(simulator, jefa)
     pipeline(run_jobs, lambda: count("SELECT count(*) FROM replies") >= len(replies)
+              and count("SELECT count(*) FROM registrations") >= registered
               and count("SELECT count(*) FROM alerts WHERE id = :a AND state = 'completed'",
                          a=alerts["correction"]) == 1)
     templates_ = _library(jefa, aprueba)
@@ -145,7 +147,7 @@ def build(settings, simulator, run_jobs) -> World:  # type: ignore[no-untyped-de
         references = tuple(db.scalars(select(Alert.reference)))
         codes = tuple(db.scalars(select(Alert.reply_code)))
     data = (ZONE, GROUP, DYNAMIC, TITLE, "texto poco claro", "zona equivocada", *seeds, *names, *references,
-            *codes, *replies.values())
+            *codes, *replies.values(), KEYWORD.upper(), "ESTE", KEYWORD_NOTE)
     return World(seeds=seeds, alerts=alerts, groups=groups, data=data, replies=replies, templates=templates_)
 
 
@@ -165,6 +167,20 @@ def _library(jefa: Actor, aprueba: Actor) -> dict[str, int]:
         revisa = db.scalar(select(Operator.id).where(Operator.username == "revisa"))
         areas.set_area(db, revisa, [ZONE], [GROUP], jefa)  # type: ignore[arg-type]
         return {"water": water.id, "own": own.id}
+
+
+KEYWORD, KEYWORD_NOTE = "sector", "vecinos del sector 7"
+
+
+def _register(simulator, admin: Actor) -> int:  # type: ignore[no-untyped-def]
+    """Self-registration on, a keyword for the zone; a resident texts it, another one a keyword
+    nobody published. Returns how many requests were texted."""
+    with transaction() as db:
+        registration_keywords.publish_keyword(db, KEYWORD, zone=ZONE, description=KEYWORD_NOTE, actor=admin)
+        registration_keywords.set_policy(db, enabled=True, actor=admin)
+    simulator.send_mo("alpha", "56977770001", "4242", f"ALTA {KEYWORD}")
+    simulator.send_mo("alpha", "56977770002", "4242", "ALTA ESTE")
+    return 2
 
 
 def _answer(simulator, alert_id: int) -> dict[str, str]:  # type: ignore[no-untyped-def]

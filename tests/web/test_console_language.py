@@ -36,7 +36,7 @@ from tests.web.console_text import foreign, page_texts
 DUMP = os.environ.get("SIRENA_DUMP_PAGES")  # print the live page's texts (for a person to read)
 NOT_PAGES = {  # GET routes that answer data, not a page to read
     "static", "alerts.live", "alerts.points", "alerts.zones_geojson", "alerts.non_responders_csv", "auth.enrol_qr",
-    "audit.export", "replies.help_json",
+    "audit.export", "replies.help_json", "registration.requests_csv",
 }
 
 
@@ -102,7 +102,8 @@ def _read_everything(reader: Reader, world: console_world.World) -> None:
     alerts, groups = world.alerts, world.groups
     for path in ("/", "/alerts", "/alerts/new", "/approvals", "/replies/unmatched", "/directory/contacts",
                  "/directory/contacts/import", "/directory/groups", "/directory/zones", "/admin/operators",
-                 "/admin/tokens", "/admin/senders", "/audit/timeline", "/audit/verify", "/account/password",
+                 "/admin/tokens", "/admin/senders", "/admin/registration", "/admin/registration/requests",
+                 "/admin/registration/requests?state=refused", "/audit/timeline", "/audit/verify", "/account/password",
                  f"/audit/timeline?alert={alerts['completed']}", f"/alerts/{alerts['draft']}/edit",
                  f"/alerts/{alerts['pending_approval']}/review", f"/directory/groups/{groups[console_world.GROUP]}",
                  f"/directory/groups/{groups[console_world.DYNAMIC]}", "/templates", "/templates/new",
@@ -126,6 +127,8 @@ def _read_everything(reader: Reader, world: console_world.World) -> None:
     reader.post(f"/alerts/{alerts['completed']}/cancel", {"reason": ""}, 422)
     reader.post(f"/admin/operators/{_operator_id('jefa')}/roles", {"roles": "admin", "step_up_code": "000000"}, 422)
     reader.post("/templates", {"name": "Mal Nombre", "text_es": "Hola {barrio}"}, 422)  # the form again, by field
+    reader.post("/admin/registration/keywords", {"keyword": "baja", "target": f"zone:{console_world.ZONE}"}, 422)
+    reader.post("/admin/registration/policy", {"confirm_minutes": "0", "per_hour": "500"}, 422)
     reader.post(f"/alerts/{alerts['draft']}/submit", {}, 303)  # flashed: waits for approval
     reader.read(f"/alerts/{alerts['draft']}")
     reader.post(f"/admin/operators/{_operator_id('redacta')}/language", {"language": "en"}, 303)

@@ -28,6 +28,13 @@ from alerting.base.models.intake import (
 from alerting.base.models.messages import Delivery, DeliveryState, InboundKind, InboundMessage, Reply, ReplyMeaning
 from alerting.base.models.operators import ApiToken, Operator, Role, WebSession
 from alerting.base.models.pipeline import Escalation, FanoutChunk, Followup, MessagePart, Receipt
+from alerting.base.models.registration import (
+    Registration,
+    RegistrationKeyword,
+    RegistrationPolicy,
+    RegistrationState,
+    ZoneSubscription,
+)
 from alerting.base.models.senders import Carrier, CarrierHealthRow, Sender, SenderKind, SenderUsage
 from alerting.base.models.templates import (
     MessageTemplate,
@@ -74,6 +81,10 @@ __all__ = [
     "PrearmedTexts",
     "Priority",
     "Receipt",
+    "Registration",
+    "RegistrationKeyword",
+    "RegistrationPolicy",
+    "RegistrationState",
     "Reply",
     "ReplyMeaning",
     "Role",
@@ -93,4 +104,5 @@ __all__ = [
     "Zone",
     "ZoneCell",
     "ZonePart",
+    "ZoneSubscription",
 ]

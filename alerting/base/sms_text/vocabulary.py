@@ -14,7 +14,7 @@ import tomllib
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from alerting.base.errors import ConfigError
@@ -43,6 +43,15 @@ DEFAULT_WORDS: dict[ReplyMeaning, tuple[str, ...]] = {
 }
 # Opt-out and opt-in change who is reached in an emergency: exact words only.
 EXACT_ONLY = frozenset({ReplyMeaning.STOP, ReplyMeaning.START})
+# Words that ask to be registered when a number we do not know texts them (`ALTA`, `JOIN CENTRO`),
+# each with the language it is in: the new contact's language is guessed from the word used. The
+# START words ask it too (ALTA is both: back in for a contact, registration for a stranger).
+# Exact words only, like opt-in.
+DEFAULT_REGISTER: dict[str, str] = {"join": "en", "register": "en", "signup": "en", "enroll": "en",
+                                    "registro": "es", "registrar": "es", "registrarme": "es",
+                                    "inscribir": "es", "inscribirme": "es", "suscribir": "es", "suscribirme": "es"}
+START_LANGUAGES: dict[str, str] = {"alta": "es", "start": "en", "subscribe": "en", "unstop": "en"}
+REGISTER_LANGUAGES = ("es", "en")  # the languages the registration answers are written in
 _TOKEN = re.compile(r"[^\W_]+|[\U0001F000-\U0001FAFF\u2600-\u27BF]", re.UNICODE)
 _CODE = re.compile(r"^\d{4}$")
 
@@ -56,6 +65,17 @@ def fold(value: str) -> str:
 
 def tokens(value: str) -> list[str]:
     return _TOKEN.findall(fold(value))
+
+
+@lru_cache(maxsize=8192)
+def _piece_tokens(piece: str) -> tuple[str, ...]:
+    return tuple(tokens(piece))
+
+
+def cached_tokens(value: str) -> list[str]:
+    """tokens(value), folding each whitespace-separated piece once per process (replies repeat the
+    same few words: every inbound batch reads each text twice, for registrations and as a reply)."""
+    return [t for piece in value.split() for t in _piece_tokens(piece)]
 
 
 def edit_distance(a: str, b: str, limit: int = 3) -> int:
@@ -89,21 +109,36 @@ class Reading:
 
 
 @dataclass(frozen=True)
+class RegistrationText:
+    """A text that asks to be registered: `[KEYWORD] ALTA [CENTRO]`."""
+
+    word: str  # the registration word, folded
+    language: str  # the language of that word
+    target: str | None  # the zone or group keyword after it, folded
+    keyword: str | None  # the shared code's keyword the text started with
+
+
+@dataclass(frozen=True)
 class Vocabulary:
     words: Mapping[ReplyMeaning, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_WORDS))
+    # Registration words beyond the START ones: folded word → language (es or en).
+    register: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_REGISTER))
 
     @classmethod
     def from_toml(cls, text: str) -> Vocabulary:
-        """Extra words per meaning, added to the defaults: `ack = ["vale", "copiado"]`. Raises ConfigError."""
+        """Extra words per meaning, added to the defaults: `ack = ["vale", "copiado"]`; extra
+        registration words per language in a `[register]` table (`es = ["apuntarme"]`). Raises ConfigError."""
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"vocabulary: {exc}") from None
         words = {m: list(w) for m, w in DEFAULT_WORDS.items()}
+        register = _register_words(data.pop("register", {}), words)
         for key, extra in data.items():
             meaning = next((m for m in DEFAULT_WORDS if m.value == key), None)
             if meaning is None:
-                raise ConfigError(f"vocabulary.{key}: unknown meaning (one of ack, no, help, stop, start)")
+                raise ConfigError(f"vocabulary.{key}: unknown meaning (one of ack, no, help, stop, start; "
+                                  "registration words go in a [register] table)")
             if not isinstance(extra, list) or not all(isinstance(w, str) and w.strip() for w in extra):
                 raise ConfigError(f"vocabulary.{key}: expected a list of words")
             for word in extra:
@@ -112,8 +147,35 @@ class Vocabulary:
                 other = next((m for m, ws in words.items() if m is not meaning and fold(word) in map(fold, ws)), None)
                 if other is not None:  # one word, two meanings: a reply would be read either way
                     raise ConfigError(f'vocabulary.{key}: "{word}" already means {other.value}')
+                if fold(word) in register:
+                    raise ConfigError(f'vocabulary.{key}: "{word}" already asks to register')
                 words[meaning].append(fold(word))
-        return cls({m: tuple(dict.fromkeys(w)) for m, w in words.items()})
+        return cls({m: tuple(dict.fromkeys(w)) for m, w in words.items()}, register)
+
+    @cached_property
+    def registration_languages(self) -> dict[str, str]:
+        """Every registration word (the START ones too), folded → the language it is in."""
+        starts = {fold(w): START_LANGUAGES.get(fold(w), "es") for w in self.words.get(ReplyMeaning.START, ())}
+        return {**starts, **{fold(w): lang for w, lang in self.register.items()}}
+
+    def read_registration(self, body: str, *, keywords: Sequence[str] = ()) -> RegistrationText | None:
+        """The registration a text asks for, or None: a registration word (exact), optionally one
+        keyword after it, nothing more; after the shared code's keyword when `keywords` are given
+        (then the first word must be one of them). Longer texts are not requests ("alta la
+        marea en el centro")."""
+        words = cached_tokens(body)
+        keyword = None
+        if keywords:
+            folded = {fold(k): k for k in keywords}
+            if not words or words[0] not in folded:
+                return None
+            keyword, words = folded[words[0]], words[1:]
+        if not words or len(words) > 2:
+            return None
+        language = self.registration_languages.get(words[0])
+        if language is None:
+            return None
+        return RegistrationText(words[0], language, words[1] if len(words) == 2 else None, keyword)
 
     @cached_property
     def _exact(self) -> dict[str, ReplyMeaning]:
@@ -126,6 +188,10 @@ class Vocabulary:
     @cached_property
     def _memo(self) -> dict[str, ReplyMeaning | None]:
         return {}
+
+    def exact_meaning(self, word: str) -> ReplyMeaning | None:
+        """The meaning of `word` when it is one of the vocabulary's words as written (no typo rule)."""
+        return self._exact.get(fold(word))
 
     def meaning_of(self, word: str) -> ReplyMeaning | None:
         """The meaning of one folded word, exact or within the typo rule; None when unknown or ambiguous."""
@@ -185,6 +251,26 @@ class Vocabulary:
         if first in (ReplyMeaning.STOP, ReplyMeaning.START) and len(rest) > 2:
             first = None  # "no quiero que alto el fuego…": opt-out only as a short command
         return Reading(first or ReplyMeaning.FREE_TEXT, code, None, keyword)
+
+
+def _register_words(table: object, words: Mapping[ReplyMeaning, list[str]]) -> dict[str, str]:
+    """DEFAULT_REGISTER plus a TOML `[register]` table of language → words. Raises ConfigError."""
+    if not isinstance(table, dict):
+        raise ConfigError('vocabulary.register: expected a table such as es = ["apuntarme"]')
+    register = dict(DEFAULT_REGISTER)
+    for language, extra in table.items():
+        if language not in REGISTER_LANGUAGES:
+            raise ConfigError(f"vocabulary.register.{language}: unknown language (one of es, en)")
+        if not isinstance(extra, list) or not all(isinstance(w, str) and w.strip() for w in extra):
+            raise ConfigError(f"vocabulary.register.{language}: expected a list of words")
+        for word in extra:
+            if tokens(word) != [fold(word).strip()]:
+                raise ConfigError(f'vocabulary.register.{language}: "{word}" is not one word')
+            other = next((m for m, ws in words.items() if fold(word) in map(fold, ws)), None)
+            if other is not None:
+                raise ConfigError(f'vocabulary.register.{language}: "{word}" already means {other.value}')
+            register[fold(word)] = language
+    return register
 
 
 def _poll_answer(words: list[str], options: Sequence[str]) -> str | None:

@@ -42,6 +42,7 @@ _MODULES = [
     "alerting.interfaces.cli.templates_cmd",
     "alerting.interfaces.cli.compose_cmd",
     "alerting.interfaces.cli.areas_cmd",
+    "alerting.interfaces.cli.registration_cmd",
 ]
 
 

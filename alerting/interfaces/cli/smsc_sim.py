@@ -176,6 +176,14 @@ def _wait_for_reading(msisdn: str, text: str, sent_at: float, wait_s: float) -> 
                   LEFT JOIN alerts a ON a.id = r.alert_id
                  WHERE r.msisdn = :n AND r.text = :t AND r.created_at >= to_timestamp(:at) - interval '2 seconds'
                  ORDER BY r.id DESC LIMIT 1"""), {"n": msisdn, "t": text, "at": sent_at}).mappings().one_or_none()
+            if row is None:  # ALTA/JOIN and a pending registration's SI are registrations, not replies
+                outcome = session.execute(sql("""
+                    SELECT outcome FROM inbound_messages
+                     WHERE kind = 'mo' AND source_addr = :src AND text = :t AND processed_at IS NOT NULL
+                       AND outcome LIKE 'registration%' AND received_at >= to_timestamp(:at) - interval '2 seconds'
+                     ORDER BY id DESC LIMIT 1"""), {"src": msisdn.lstrip("+"), "t": text, "at": sent_at}).scalar()
+                if outcome is not None:
+                    return {"registration": outcome.removeprefix("registration_")}
         if row is not None:
             return dict(row)
         time.sleep(0.3)
@@ -183,6 +191,8 @@ def _wait_for_reading(msisdn: str, text: str, sent_at: float, wait_s: float) -> 
 
 
 def _describe(read: dict[str, object]) -> str:
+    if "registration" in read:
+        return f"Sirena took it as a self-registration: {read['registration']}"
     if read["reference"]:
         return f"Sirena read it as {read['meaning']} for alert {read['reference']}"
     return f"Sirena read it as {read['meaning']}, matched to no alert ({read['unmatched_reason']})"

@@ -127,12 +127,14 @@ def _blueprints(app: Flask) -> None:
         dashboard,
         directory,
         monitor,
+        registration_pages,
         replies,
         templates,
     )
 
     del monitor  # imported for its routes on the alerts blueprint
-    for module in (auth, dashboard, alerts, replies, directory, admin, areas, templates, audit_pages):
+    for module in (auth, dashboard, alerts, replies, directory, admin, areas, templates, registration_pages,
+                   audit_pages):
         app.register_blueprint(module.bp)
     if importlib.util.find_spec("alerting.interfaces.api") is not None:
         try:

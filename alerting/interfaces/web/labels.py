@@ -33,6 +33,7 @@ BIND = "bind state"
 BREAKER = "breaker"
 CHAIN = "chain problem"
 TEMPLATE_STATE = "template state"
+REGISTRATION = "registration state"
 
 LABELS: dict[str, dict[str, str]] = {
     ALERT_STATE: {"draft": "draft", "pending_approval": "pending approval", "approved": "approved",
@@ -57,7 +58,8 @@ LABELS: dict[str, dict[str, str]] = {
     FOLLOWUP: {"resend": "re-send", "carrier_retry": "retry through another carrier",
                "supervisor_notice": "notice to supervisors", "help_notice": "HELP notice",
                "optout_confirm": "opt-out confirmation", "optin_confirm": "opt-in confirmation",
-               "direct_reply": "answer to one responder"},
+               "direct_reply": "answer to one responder", "registration_request": "registration question",
+               "registration_answer": "answer to a registration"},
     BIND: {"connecting": "connecting", "up": "up", "down": "down", "stopped": "stopped"},
     BREAKER: {"closed": "closed (traffic flows)", "open": "open (no traffic)", "half_open": "half open (trying)"},
     CHAIN: {"changed_content": "changed", "broken_link": "broken link", "gap": "missing events",
@@ -65,13 +67,17 @@ LABELS: dict[str, dict[str, str]] = {
             "missing_after_checkpoint": "missing after a checkpoint", "bad_checkpoint": "bad checkpoint line"},
     TEMPLATE_STATE: {"draft": "draft", "pending_approval": "pending approval", "approved": "approved",
                      "rejected": "rejected", "retired": "retired"},
+    REGISTRATION: {"pending": "waiting for confirmation", "active": "registered", "expired": "expired",
+                   "withdrawn": "withdrawn", "replaced": "replaced by a newer request",
+                   "existing": "already a contact", "refused": "refused", "limited": "over the hourly limit"},
     HEALTH: {"ok": "healthy", "degraded": "degraded by its receipts", "silent": "no receipts", "down": "no bind up",
              "unknown": "bind state unknown"},
 }
 
 _ENUM_CONTEXTS = {"AlertState": ALERT_STATE, "DeliveryState": DELIVERY_STATE, "Priority": PRIORITY,
                   "AlertMode": MODE, "AlertKind": ALERT_KIND, "ReplyMeaning": REPLY, "Role": ROLE,
-                  "GroupKind": GROUP_KIND, "SenderKind": SENDER_KIND, "TemplateState": TEMPLATE_STATE}
+                  "GroupKind": GROUP_KIND, "SenderKind": SENDER_KIND, "TemplateState": TEMPLATE_STATE,
+                  "RegistrationState": REGISTRATION}
 
 
 def label(value: Any, context: str | None = None) -> str:
