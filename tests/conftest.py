@@ -266,9 +266,19 @@ def run_jobs(redis_db: object):  # type: ignore[no-untyped-def]
     from rq import Queue, SimpleWorker
     from rq.serializers import JSONSerializer
 
+    class Worker(SimpleWorker):
+        """No RQ command channel, as `sirena worker` (broadcast/worker.py): with redis-py 8.2 its
+        pub/sub thread held the worker's end for up to 60 s (a test took a minute to return)."""
+
+        def subscribe(self) -> None:
+            pass
+
+        def unsubscribe(self) -> None:
+            pass
+
     def run(queues: tuple[str, ...] = outbox.PRIORITY_QUEUES) -> int:
         qs = [Queue(name, connection=redis_db, serializer=JSONSerializer) for name in queues]
-        worker = SimpleWorker(qs, connection=redis_db, serializer=JSONSerializer)
+        worker = Worker(qs, connection=redis_db, serializer=JSONSerializer)
         worker.work(burst=True, with_scheduler=False)
         return worker.successful_job_count
 
