@@ -20,7 +20,10 @@ from sqlalchemy.engine import Engine, make_url
 
 from alerting.base import migrate
 from alerting.base.errors import ConfigError, SetupError
+from alerting.base.runtime import redis_connection
 from alerting.base.settings import Settings
+from broadcast import carrier_facts
+from broadcast.carriers import load_carriers
 
 Say = Callable[[str], None]
 
@@ -63,8 +66,6 @@ def ensure_senders(settings: Settings, dbname: str, report: SetupReport, say: Sa
     No password variable is needed here. Raises ConfigError naming a bad line of the file."""
     from sqlalchemy.orm import Session
 
-    from broadcast import carrier_facts
-    from broadcast.carriers import load_carriers
 
     config = load_carriers(settings.carriers_file, None)
     url = make_url(settings.database_url).set(database=dbname)
@@ -169,8 +170,6 @@ def ensure_postgis_available(settings: Settings, report: SetupReport, say: Say) 
 
 
 def _redis_up(url: str) -> bool:
-    from alerting.base.runtime import redis_connection
-
     try:
         return bool(redis_connection(url, timeout_s=1.0).ping())
     except Exception:

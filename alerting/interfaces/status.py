@@ -17,7 +17,15 @@ from typing import Any
 
 from sqlalchemy import text
 
+from alerting.base import migrate
+from alerting.base.db import transaction
+from alerting.base.outbox import PRIORITY_QUEUES
+from alerting.base.runtime import redis_connection
 from alerting.base.settings import Settings
+from audit.seal import LATE_DO, unsealed_backlog
+from broadcast import presence, receipts
+from broadcast.carriers import load_carriers, password_problems
+from broadcast.jobs import counts_by_state
 
 STALE_S = 30  # a scheduler pass older than this means the reconciler is not running
 STALLED_S = 60  # an alert with work left and no submit for this long is stuck
@@ -84,9 +92,6 @@ def system_status(settings: Settings, env: Mapping[str, str]) -> Status:
 
 
 def _postgres(status: Status, settings: Settings) -> None:
-    from alerting.base import migrate
-    from alerting.base.db import transaction
-
     try:
         with transaction() as session:
             session.execute(text("SELECT 1"))
@@ -112,9 +117,6 @@ def _postgres(status: Status, settings: Settings) -> None:
 
 
 def _redis(status: Status, settings: Settings) -> Any:
-    from alerting.base.outbox import PRIORITY_QUEUES
-    from alerting.base.runtime import redis_connection
-
     try:
         conn = redis_connection(settings.redis_url, timeout_s=1.0)
         conn.ping()
@@ -136,8 +138,6 @@ def _redis(status: Status, settings: Settings) -> Any:
 
 
 def _presence(status: Status, redis: Any) -> None:
-    from broadcast import presence
-
     now = time.time()
     for record in presence.read_all(redis):
         record["age_s"] = round(now - float(record.get("at", now)), 1)
@@ -186,7 +186,6 @@ def _carriers(status: Status, settings: Settings, env: Mapping[str, str]) -> Non
                            "in the worker log (runbooks/carrier-outage.md).")
     if not status.workers:
         return
-    from broadcast.carriers import load_carriers, password_problems
 
     try:
         # The routes need no password: a shell without the carriers' passwords (an operator's, a
@@ -207,9 +206,6 @@ def _carriers(status: Status, settings: Settings, env: Mapping[str, str]) -> Non
 
 
 def _alerts(status: Status) -> None:
-    from alerting.base.db import transaction
-    from broadcast.jobs import counts_by_state
-
     with transaction() as session:
         rows = session.execute(text("""
             SELECT a.id, a.reference, a.state, a.priority, a.approved_at, a.scheduled_at, a.first_submit_at,
@@ -247,9 +243,6 @@ def _alerts(status: Status) -> None:
 def _inbound(status: Status) -> None:
     """Receipts kept without a message to match (an id we never sent, or one not stored yet): a
     figure to watch, never dropped (broadcast/receipts.py)."""
-    from alerting.base.db import transaction
-    from broadcast import receipts
-
     try:
         with transaction() as session:
             status.inbound["unmatched_receipts"] = receipts.pending_count(session)
@@ -259,9 +252,6 @@ def _inbound(status: Status) -> None:
 
 def _audit(status: Status) -> None:
     """Audit events waiting for their seal (their link in the hash chain): seconds, unless nothing seals."""
-    from alerting.base.db import transaction
-    from audit.seal import LATE_DO, unsealed_backlog
-
     try:
         with transaction() as session:
             backlog = unsealed_backlog(session)
@@ -276,8 +266,6 @@ def _audit(status: Status) -> None:
 
 def _oncall(status: Status, settings: Settings) -> None:
     """The on-call group (SIRENA_ONCALL_GROUP) told of a HELP whose alert names no supervisors."""
-    from alerting.base.db import transaction
-
     name = settings.oncall_group
     if name is None:
         status.notes.append("no on-call group (SIRENA_ONCALL_GROUP): a HELP on an alert that names no supervisors "

@@ -13,9 +13,12 @@ from prometheus_client.registry import Collector
 from sqlalchemy import text
 
 from alerting.base.db import transaction
+from alerting.base.runtime import redis_connection
 from alerting.interfaces.api import api_bp
 from alerting.interfaces.api.framework import operation
 from alerting.interfaces.api.schemas import HealthSchema
+from audit.seal import LATE_DO, unsealed_backlog
+from broadcast.presence import read_all, routes_up
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 API_REQUESTS = Counter("sirena_api_requests", "API requests by endpoint and status",
@@ -24,7 +27,6 @@ API_REQUESTS = Counter("sirena_api_requests", "API requests by endpoint and stat
 
 class _StateCollector(Collector):
     """Alerts by state and deliveries by state, read from Postgres at scrape time (counters, no scans)."""
-
     def collect(self) -> Iterator[GaugeMetricFamily]:
         alerts = GaugeMetricFamily("sirena_alerts", "Alerts by state", labels=["state"])
         deliveries = GaugeMetricFamily("sirena_deliveries", "Deliveries of open alerts by state",
@@ -68,8 +70,6 @@ def _check_postgres() -> dict[str, Any]:
 
 
 def _check_redis() -> dict[str, Any]:
-    from alerting.base.runtime import redis_connection
-
     settings = current_app.config["SIRENA_SETTINGS"]
     started = time.monotonic()
     conn = redis_connection(settings.redis_url, timeout_s=1.0)
@@ -82,9 +82,6 @@ def _check_redis() -> dict[str, Any]:
 
 def _check_binds() -> dict[str, Any]:
     """At least one bind up for every sender, from what the gateway workers publish every few seconds."""
-    from alerting.base.runtime import redis_connection
-    from broadcast.presence import read_all, routes_up
-
     settings = current_app.config["SIRENA_SETTINGS"]
     conn = redis_connection(settings.redis_url, timeout_s=1.0)
     try:
@@ -102,8 +99,6 @@ def _check_binds() -> dict[str, Any]:
 def _check_audit() -> dict[str, Any]:
     """Audit events waiting for their seal: a warning (not unready) when the oldest is late, since
     alerts still go out; until sealed, a deleted event would leave no trace in the chain."""
-    from audit.seal import LATE_DO, unsealed_backlog
-
     with transaction() as session:
         backlog = unsealed_backlog(session)
     out: dict[str, Any] = {"ok": True, **backlog.as_dict()}

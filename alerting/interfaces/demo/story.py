@@ -20,11 +20,16 @@ import click
 from sqlalchemy import text
 
 from alerting.alerts import lifecycle
+from alerting.alerts.corrections import propose_correction
 from alerting.alerts.drafts import AlertDraft
-from alerting.base.db import transaction, utcnow
+from alerting.base.db import engine, transaction, utcnow
 from alerting.base.models import Alert, AlertMode, Priority
 from alerting.interfaces.demo.progress import ProgressLine
 from audit.actor import Actor
+from audit.checkpoints import signing_key, write_checkpoint
+from audit.export import Scope, write_export
+from audit.seal import seal_committed
+from audit.verify import verify_chain
 from broadcast.jobs import counts_by_state
 
 FLOOD_ES = ("ALERTA ROJA por crecida del río Mapocho. Evacúe a zonas altas por calle Los Aromos. "
@@ -66,7 +71,6 @@ class Story:
             return alert.id
 
     def approve(self, alert_id: int, *approvers: Actor) -> float:
-
         for approver in approvers:
             with transaction() as s:  # the approver reviews the alert as it is, then approves that version
                 seen = s.get(Alert, alert_id).approval_hash  # type: ignore[union-attr]
@@ -105,7 +109,6 @@ class Story:
         self.say(click.style("\n4. Handsets reply; the ACK deadline passes", bold=True))
         self.wait_escalation(flood)
         self.say(click.style("\n5. A wrong street in the warning: a corrected text goes for approval", bold=True))
-        from alerting.alerts.corrections import propose_correction
 
         self.say("  the pre-armed correction says \"sent in error\", which does not fit: a text of the moment goes to "
                  "the whole audience, so it needs approval like any flash alert (two approvers)")
@@ -182,12 +185,6 @@ class Story:
         return round(float(row), 2) if row is not None else None
 
     def audit(self, alert_id: int) -> tuple[str, dict[str, Any]]:
-        from alerting.base.db import engine
-        from audit.checkpoints import signing_key, write_checkpoint
-        from audit.export import Scope, write_export
-        from audit.seal import seal_committed
-        from audit.verify import verify_chain
-
         path = self.out_dir / f"timeline-alert-{alert_id}.json"
         seal_committed(engine())
         with transaction() as s, path.open("w", encoding="utf-8") as fh:

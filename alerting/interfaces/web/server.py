@@ -19,7 +19,10 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
 
+from alerting.base.db import engine
 from alerting.base.settings import Settings
+from alerting.interfaces.web import create_app
+from audit.seal import Sealer
 
 # Set in a worker process when its server asks it to stop: a long poll answers at once.
 stopping = threading.Event()
@@ -27,7 +30,6 @@ stopping = threading.Event()
 
 class StoppingThreadWorker(ThreadWorker):
     """gunicorn's threaded worker, telling the app's long polls that it is stopping."""
-
     def handle_exit(self, sig: int, frame: Any) -> None:
         stopping.set()
         super().handle_exit(sig, frame)
@@ -49,10 +51,6 @@ class _Server(BaseApplication):
 def build_app(settings: Settings, *, tile_url: str | None = None, proxy_hops: int = 0) -> Flask:
     """The served app of this process: the console with its services, and the audit sealer running
     (events this process writes get their link in the chain within a second or two)."""
-    from alerting.base.db import engine
-    from alerting.interfaces.web import create_app
-    from audit.seal import Sealer
-
     app = create_app(settings, tile_url=tile_url, proxy_hops=proxy_hops)
     app.extensions["sirena_sealer"] = Sealer.start_for(engine())
     return app

@@ -20,6 +20,7 @@ from alerting.base.json_limits import parse_json
 from alerting.base.models import Alert, AlertMode, AlertState, Group, Priority, Sender
 from alerting.base.models.alerts import PrearmedTexts
 from alerting.base.sms_text.encoding import analyze
+from alerting.base.sms_text.rendering import mode_prefix
 from alerting.directory import areas, senders
 from alerting.directory.criteria import MAX_CRITERION_BYTES
 from alerting.interfaces.web import review, template_picker
@@ -366,7 +367,6 @@ def segments() -> Any:
     """The live segment counter: encoding, parts, characters left, for each language's text."""
     body = _json_call()
     mode = AlertMode(body["mode"]) if body.get("mode") in {m.value for m in AlertMode} else AlertMode.LIVE
-    from alerting.base.sms_text.rendering import mode_prefix
 
     out = {}
     for lang, value in dict(body.get("texts") or {}).items():
@@ -384,7 +384,6 @@ def preview() -> Any:
     """Recipients now, with the breakdown and the SMS cost (recipients × parts per language)."""
     body = _json_call()
     mode = AlertMode(body["mode"]) if body.get("mode") in {m.value for m in AlertMode} else AlertMode.LIVE
-    from alerting.base.sms_text.rendering import mode_prefix
 
     texts = {lang: mode_prefix(mode, lang) + t for lang, t in dict(body.get("texts") or {}).items()
              if lang in ("es", "en") and isinstance(t, str) and t}

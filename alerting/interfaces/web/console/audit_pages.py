@@ -13,6 +13,10 @@ from alerting.alerts import drafts
 from alerting.base.db import engine, transaction
 from alerting.base.errors import InvalidInput
 from alerting.interfaces.web.security import current_actor, requires
+from audit.checkpoints import signing_key
+from audit.export import Scope, record_export, write_export
+from audit.seal import seal_committed
+from audit.verify import verify_chain
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
@@ -52,8 +56,6 @@ def timeline() -> str:
 @requires("audit.read")
 def verify() -> str:
     """Recompute the hash chain and check it against the signed checkpoints."""
-    from audit.verify import verify_chain
-
     verdict = verify_chain(engine(), current_app.config["SIRENA_SETTINGS"])
     return render_template("audit/verify.html", verdict=verdict.as_dict(), ok=verdict.ok)
 
@@ -63,10 +65,6 @@ def verify() -> str:
 def export() -> Any:
     """Download the trail (or one alert's part) as signed JSON or CSV; the export itself is audited
     (audit.exported, as `sirena audit export` does) before it is written, so it is in the file too."""
-    from audit.checkpoints import signing_key
-    from audit.export import Scope, record_export, write_export
-    from audit.seal import seal_committed
-
     fmt = request.args.get("format", "json")
     if fmt not in ("csv", "json"):
         raise InvalidInput(f"unknown export format {fmt!r}", fields={"format": "expected csv or json"})

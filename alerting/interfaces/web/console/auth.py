@@ -18,6 +18,7 @@ from alerting.directory.accounts import decrypt_totp, revoke_operator_sessions
 from alerting.interfaces.web import signin
 from alerting.interfaces.web.errors import on_invalid
 from alerting.interfaces.web.security import current_actor, current_operator, limiter, public, requires, safe_next
+from audit import trail
 
 bp = Blueprint("auth", __name__)
 
@@ -123,8 +124,6 @@ def enrol_qr() -> Response:
 @requires("account.own")
 def logout() -> Any:
     """Sign out: the session row is revoked, so a copied cookie stops working."""
-    from audit import trail
-
     with transaction() as db:
         trail.append(db, actor=current_actor(), action="operator.signed_out", subject_type="operator",
                      subject_id=current_operator().id)  # type: ignore[union-attr]
@@ -164,8 +163,6 @@ def password_change() -> Any:
 @requires("account.own")
 def revoke_other_sessions() -> Any:
     """Sign out every other session of this operator (ASVS 3.3.4), e.g. a forgotten browser."""
-    from audit import trail
-
     operator = current_operator()
     assert operator is not None
     with transaction() as db:

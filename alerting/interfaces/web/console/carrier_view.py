@@ -11,7 +11,9 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
+from alerting.base.runtime import redis_connection
 from broadcast import carrier_health
+from broadcast.presence import gateway_carriers, read_all
 
 SILENCE_AFTER = 20  # messages handed to a carrier with not one receipt back
 HANDED = ("submitted", "delivered", "failed", "expired")
@@ -20,9 +22,6 @@ HANDED = ("submitted", "delivered", "failed", "expired")
 def bind_rows() -> tuple[list[dict[str, Any]], str | None]:
     """Every bind of every live gateway worker: state, breaker, window in use, TPS (published every
     3 s), or why there are none (Redis unreachable, no gateway running)."""
-    from alerting.base.runtime import redis_connection
-    from broadcast.presence import gateway_carriers, read_all
-
     try:
         conn = redis_connection(current_app.config["SIRENA_SETTINGS"].redis_url, timeout_s=1.0)
         try:

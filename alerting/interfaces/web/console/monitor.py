@@ -34,7 +34,7 @@ from alerting.interfaces.web.labels import label
 from alerting.interfaces.web.security import current_actor, limiter, requires, step_up
 from audit import trail
 from audit.timeline import alert_timeline
-from broadcast import jobs
+from broadcast import escalation, followups, jobs
 from broadcast import live as live_view
 
 LONG_POLL_MAX_S = 20.0  # under every proxy's idle timeout; the page asks again at once
@@ -60,8 +60,6 @@ def detail(alert_id: int) -> str:
     (time since approval, rate, chart), who needs help (HELP, ACK, this alert's unmatched replies,
     the non-responders a page at a time, `nr_after` the last delivery id of the previous page),
     carriers' share and health, the responders' map, actions."""
-    from broadcast import followups
-
     after = int(_query_number("nr_after"))
     with transaction() as db:
         alert = drafts.get_alert(db, alert_id)
@@ -243,8 +241,6 @@ def correction_proposal(alert_id: int) -> Any:
 @limiter.limit(ACTION_LIMIT)
 def escalate(alert_id: int) -> Any:
     """Run every escalation stage not yet run, now."""
-    from broadcast import escalation
-
     with transaction() as db:
         stages = escalation.escalate_now(db, alert_id, current_actor())
     flash(_("Escalation: %(n)s stage(s) run now.", n=len(stages)), "ok")
@@ -256,8 +252,6 @@ def escalate(alert_id: int) -> Any:
 @limiter.limit(ACTION_LIMIT)
 def answer(alert_id: int, reply_id: int) -> Any:
     """A one-to-one SMS to one responder, from the sender their reply reached (audited)."""
-    from broadcast import followups
-
     with transaction() as db:
         alert_of_reply = db.execute(text("SELECT alert_id FROM replies WHERE id = :r"), {"r": reply_id}).scalar()
         if alert_of_reply != alert_id:
