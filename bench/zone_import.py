@@ -98,7 +98,7 @@ def main() -> None:
     from alerting.base import runtime
     from alerting.base.db import transaction, utcnow
     from alerting.directory.accounts import create_operator, create_token, decrypt_totp
-    from alerting.interfaces.web import create_app
+    from alerting.interfaces.web.app import create_app
     from audit.actor import Actor
     from geo.zones import import_geojson
 

@@ -1,6 +1,6 @@
 """The API under test: the real blueprint on a Flask app, against the test's Postgres and Redis.
 
-Until the console's app factory (alerting.interfaces.web.create_app) exists, a minimal app registers api_bp
+Until the console's app factory (alerting.interfaces.web.app.create_app) exists, a minimal app registers api_bp
 the way the factory will: Settings in app.config["SIRENA_SETTINGS"].
 """
 
@@ -20,7 +20,7 @@ from audit.actor import Actor
 
 def make_app(settings: Settings) -> Flask:
     try:
-        from alerting.interfaces.web import create_app
+        from alerting.interfaces.web.app import create_app
 
         app = create_app(settings, configure_services=False)
     except ImportError:  # the console is not there (yet): register the blueprint as the factory does

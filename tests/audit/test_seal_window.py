@@ -32,7 +32,7 @@ def test_the_background_sealer_links_what_commits_within_a_second_or_two(committ
 
 
 def test_status_and_readyz_warn_when_an_event_waits_too_long(db, settings, redis_db, monkeypatch):
-    from alerting.interfaces.web import create_app
+    from alerting.interfaces.web.app import create_app
 
     client = create_app(settings, configure_services=False).test_client()
     monkeypatch.setattr(seal, "UNSEALED_WARN_S", 0.5)

@@ -46,7 +46,7 @@ def _pending(composer: Actor, group: str, priority: Priority, body: str) -> tupl
 
 def test_redis_hung_console_and_approvals_answer_and_a_flash_alert_still_leaves(committed_db, simulator,
                                                                                  make_cluster, tmp_path, request):
-    from alerting.interfaces.web import create_app
+    from alerting.interfaces.web.app import create_app
     from tests.web.conftest import PASSWORD, Person, sign_in
 
     redis = RedisServer(tmp_path).start()

@@ -16,7 +16,7 @@ from alerting.base.db import utcnow
 from alerting.base.models import Operator
 from alerting.base.settings import Settings
 from alerting.directory.accounts import create_operator, decrypt_totp
-from alerting.interfaces.web import create_app
+from alerting.interfaces.web.app import create_app
 from audit.actor import Actor
 
 PASSWORD = "correct horse battery staple"

@@ -61,7 +61,7 @@ def test_a_user_name_typed_as_a_formula_is_text_in_the_console_csv(committed_db,
 
     from alerting.base.db import bind_sessions, engine, transaction, utcnow
     from alerting.directory.accounts import create_operator, decrypt_totp
-    from alerting.interfaces.web import create_app
+    from alerting.interfaces.web.app import create_app
     from audit.actor import Actor
     from tests.web.conftest import PASSWORD, Person, csrf_of
 

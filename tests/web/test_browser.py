@@ -26,7 +26,7 @@ from werkzeug.serving import make_server
 from alerting.base.db import bind_sessions, engine, transaction, utcnow
 from alerting.base.models import Alert, AlertState, Contact, ContactLocation, Group, GroupMember, Sender, SenderKind
 from alerting.directory.accounts import create_operator, decrypt_totp
-from alerting.interfaces.web import create_app
+from alerting.interfaces.web.app import create_app
 from audit.actor import Actor
 from geo.zones import import_geojson
 

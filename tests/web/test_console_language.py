@@ -26,7 +26,7 @@ from alerting.base.db import bind_sessions, engine, transaction
 from alerting.base.errors import Refused
 from alerting.base.models import Operator
 from alerting.directory import accounts
-from alerting.interfaces.web import create_app
+from alerting.interfaces.web.app import create_app
 from audit.actor import Actor
 from tests.factories import actor_for
 from tests.web import console_world

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from alerting.base.db import transaction, utcnow
 from alerting.directory.accounts import create_operator, decrypt_totp
-from alerting.interfaces.web import create_app
+from alerting.interfaces.web.app import create_app
 from audit.actor import Actor
 from tests.factories import unmatched_world
 from tests.web.conftest import PASSWORD, Person, sign_in

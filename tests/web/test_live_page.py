@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from alerting.base import csv_cells
 from alerting.base.db import bind_sessions, engine, transaction
-from alerting.interfaces.web import create_app
+from alerting.interfaces.web.app import create_app
 from tests.cluster import seed_group
 from tests.web import console_world as town
 from tests.web.test_console_language import _sign_in

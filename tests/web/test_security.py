@@ -124,7 +124,7 @@ def test_sign_in_rate_limit_counts_live_in_redis(client, redis_db):
 
 
 def test_a_configured_tile_server_is_the_only_extra_image_source(settings, db, redis_db):
-    from alerting.interfaces.web import create_app
+    from alerting.interfaces.web.app import create_app
 
     app = create_app(settings, configure_services=False, tile_url="https://{s}.tiles.example.org/{z}/{x}/{y}.png")
     csp = app.test_client().get("/login").headers["Content-Security-Policy"]

@@ -12,13 +12,13 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from flask import Flask, current_app, request
+from flask import Flask, request
 from sqlalchemy import select, update
 
 from alerting.base.db import transaction, utcnow
 from alerting.base.models import ApiToken, Operator
 from alerting.directory.accounts import token_digest
-from alerting.interfaces.api.problems import BadRequest, TooManyRequests, Unauthorized
+from alerting.interfaces.api.problems import BadRequest, TooManyRequests, Unauthorized, redis_of
 from audit.actor import Actor
 
 DEFAULT_RATE_PER_MIN = 600
@@ -93,15 +93,3 @@ def check_rate(app: Flask, actor: Actor) -> None:
                               retry_after_s=retry)
 
 
-def redis_of(app: Flask):
-    """The API's Redis connection (rate windows), or None without settings."""
-    ext = app.extensions.setdefault("sirena_api", {})
-    if "redis" not in ext:
-        settings = current_app.config.get("SIRENA_SETTINGS")
-        if settings is None:
-            ext["redis"] = None
-        else:
-            from alerting.base.runtime import redis_connection
-
-            ext["redis"] = redis_connection(settings.redis_url, timeout_s=0.5)
-    return ext["redis"]

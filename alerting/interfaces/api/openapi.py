@@ -12,7 +12,7 @@ from flask import Response, current_app, json, request
 from alerting.directory import permissions
 from alerting.interfaces.api import api_bp
 from alerting.interfaces.api.framework import OPERATIONS, Operation
-from alerting.interfaces.api.problems import ProblemSchema
+from alerting.interfaces.api.problems import ProblemSchema, problem
 
 VERSION = "1.0.0"
 DESCRIPTION = """Emergency mass alerts by SMS. Every alert is a draft until a second operator approves it;
@@ -115,7 +115,6 @@ def openapi_json() -> Response:
 @api_bp.route("/<path:unknown>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def not_an_operation(unknown: str) -> Response:
     """Anything under /api/v1 that is not an operation: a problem document, never the console's HTML page."""
-    from alerting.interfaces.api.problems import problem
 
     return problem(404, "not_found", f"no API operation at {request.method} /api/v1/{unknown}; "
                                      "see /api/v1/openapi.json")

@@ -12,11 +12,12 @@ import logging
 import uuid
 from typing import Any
 
-from flask import Response, current_app, g, json, request
+from flask import Flask, Response, current_app, g, json, request
 from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
 from alerting.base.errors import InvalidTransition, Refused, SirenaError
+from alerting.base.runtime import redis_connection
 from audit.actor import Actor
 from audit.rate_limits import audit_rate_limited
 from audit.trail import audit_refusal
@@ -108,8 +109,6 @@ def handle_sirena_error(exc: SirenaError) -> Response:
         audit_refusal(who, f"api.{request.endpoint or 'unknown'}", subject_type, subject, exc.message,
                       payload={"method": request.method, "path": request.path, "code": exc.code})
     if isinstance(exc, TooManyRequests):
-        from alerting.interfaces.api.auth import redis_of
-
         audit_rate_limited(redis_of(current_app), actor or Actor(kind="anonymous", name="", interface="api",
                                                                  address=request.remote_addr),
                            f"api.{request.endpoint or 'unknown'}", exc.message,
@@ -135,3 +134,15 @@ def handle_unexpected(exc: Exception) -> Response:
     error_id = uuid.uuid4().hex[:12]
     log.exception("unexpected api error %s on %s %s", error_id, request.method, request.path)
     return problem(500, "internal", f"internal error (error id {error_id}); see the log", error_id=error_id)
+
+
+def redis_of(app: Flask) -> Any:
+    """The API's Redis connection (rate windows), or None without settings."""
+    ext = app.extensions.setdefault("sirena_api", {})
+    if "redis" not in ext:
+        settings = current_app.config.get("SIRENA_SETTINGS")
+        if settings is None:
+            ext["redis"] = None
+        else:
+            ext["redis"] = redis_connection(settings.redis_url, timeout_s=0.5)
+    return ext["redis"]

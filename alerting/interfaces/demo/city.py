@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from alerting.base.db import rowcount
 from audit.actor import Actor
+from geo.zones import save_zone
 
 WEST, SOUTH, EAST, NORTH = -70.76, -33.56, -70.54, -33.36
 DISTRICTS = {  # name → (west, south, east, north)
@@ -47,7 +48,6 @@ def flood_zone() -> Polygon:
 
 def seed_city(session: Session, contacts: int, actor: Actor) -> City:
     """Write the city into an empty directory. Not idempotent: the demo starts from a fresh database."""
-    from geo.zones import save_zone
 
     session.execute(text("SET LOCAL jit = off"))
     session.execute(text("""

@@ -30,6 +30,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from alerting.base.errors import InvalidInput, InvalidTransition, NotFound, Refused, SirenaError
+from alerting.interfaces.api.problems import handle_http_error
 from alerting.interfaces.web.i18n import translate_message
 from alerting.interfaces.web.security import SignInRequired, current_actor, safe_next
 from audit.rate_limits import audit_rate_limited
@@ -157,12 +158,7 @@ def handle_http(exc: HTTPException) -> Any:
                            f"console.{request.endpoint or 'unknown'}", f"rate limit: {exc.description}",
                            payload={"method": request.method, "path": request.path})
     if request.path.startswith("/api/"):  # no API route matched: answer in the API's own shape
-        try:
-            from alerting.interfaces.api.problems import handle_http_error
-        except ImportError:
-            pass
-        else:
-            return handle_http_error(exc)
+        return handle_http_error(exc)
     status = exc.code or 500
     title, message = HTTP_PAGES.get(status, (exc.name, exc.description or ""))
     return _page(status, exc.name.lower().replace(" ", "_"), str(title), str(message))

@@ -30,6 +30,7 @@ from flask import Flask, current_app, g, has_request_context, request
 from flask_babel import Babel, Domain, format_decimal, format_percent, get_locale, gettext
 
 from alerting.directory.accounts import LANGUAGES
+from alerting.interfaces.web.labels import value_word
 
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
@@ -117,7 +118,6 @@ def _word(value: str, depth: int) -> str:
     after a reference: `A-1 (sending)`), a phrase or message of its own (a reason inside a
     refusal), a list of such (joined by "; " or ", "); else as it is. A single word is an
     identifier (a field, an operator like `in`): left alone."""
-    from alerting.interfaces.web.labels import value_word
 
     if _COUNT.fullmatch(value):
         return number(int(value.replace(",", "")))

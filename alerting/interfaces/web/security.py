@@ -30,6 +30,7 @@ from alerting.base.db import transaction
 from alerting.base.errors import Refused
 from alerting.base.models import Operator
 from alerting.directory import permissions
+from alerting.interfaces.web.signin import verify_step_up
 from audit.actor import Actor
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -82,7 +83,6 @@ def step_up(db: Session, action: str) -> None:
 
     Call it in the action's transaction: the code is spent only if the action commits.
     """
-    from alerting.interfaces.web.signin import verify_step_up
 
     operator = current_operator()
     if operator is None:

@@ -12,7 +12,6 @@ and gets the next server — and exits; the master exits 0 after at most `gracef
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from flask import Flask
@@ -21,11 +20,11 @@ from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped
 
 from alerting.base.db import engine
 from alerting.base.settings import Settings
-from alerting.interfaces.web import create_app
+from alerting.interfaces.web.app import create_app
+from alerting.interfaces.web.lifetime import stopping
 from audit.seal import Sealer
 
 # Set in a worker process when its server asks it to stop: a long poll answers at once.
-stopping = threading.Event()
 
 
 class StoppingThreadWorker(ThreadWorker):

@@ -24,7 +24,7 @@ from alerting.base.db import transaction, utcnow
 from alerting.base.errors import InvalidInput
 from alerting.base.models import Alert, AlertKind, AlertMode, AlertState
 from alerting.directory import senders
-from alerting.interfaces.web import labels, review, server
+from alerting.interfaces.web import labels, lifetime, review
 from alerting.interfaces.web.console import carrier_view
 from alerting.interfaces.web.console.alerts import ACTION_LIMIT, approvals_of, bp
 from alerting.interfaces.web.console.replies import shown_helps
@@ -156,7 +156,7 @@ def live(alert_id: int) -> Any:
             seen = seen or version
             # A completed alert still gets replies (ACKs arrive for minutes after the last submit).
             if (version != seen or last_reply > after or time.monotonic() + LONG_POLL_STEP_S > deadline
-                    or server.stopping.is_set()):  # a stopping server answers now: the page asks the next one
+                    or lifetime.stopping.is_set()):  # a stopping server answers now: the page asks the next one
                 return jsonify(_live(db, alert, after=after))
         time.sleep(LONG_POLL_STEP_S)
 
