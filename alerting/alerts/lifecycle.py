@@ -23,6 +23,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from alerting.alerts import incidents
 from alerting.base import job_ids
 from alerting.base.db import configured_settings, utcnow
 from alerting.base.errors import InvalidInput, InvalidTransition, NotFound, Refused, TwoPersonRuleViolated
@@ -73,6 +74,7 @@ class AlertDraft:
     origin: str = "console"
     idempotency_key: str | None = None
     cap_identifier: str | None = None
+    incident_id: int | None = None  # the incident it joins (a correction: its original's by default)
 
 
 def get_alert(session: Session, alert_id: int, *, lock: bool = False) -> Alert:
@@ -174,6 +176,7 @@ def compose_alert(session: Session, draft: AlertDraft, composer: Actor) -> Alert
             return existing
     permissions.require(composer, "alerts.compose", "compose alerts")
     _validate(session, draft)
+    incident_id = incidents.incident_for_new_alert(session, draft.incident_id, draft.corrects_alert_id)
     alert = Alert(
         reference="pending-" + secrets.token_hex(6),
         reply_code=new_reply_code(session),
@@ -195,6 +198,7 @@ def compose_alert(session: Session, draft: AlertDraft, composer: Actor) -> Alert
         idempotency_key=draft.idempotency_key,
         cap_identifier=draft.cap_identifier,
         required_approvals=required_approvals(draft.priority, draft.mode),
+        incident_id=incident_id,
     )
     session.add(alert)
     session.flush()
@@ -202,7 +206,8 @@ def compose_alert(session: Session, draft: AlertDraft, composer: Actor) -> Alert
     record_author(session, alert.id, composer, AuthorRole.COMPOSER)
     trail.append(session, actor=composer, action="alert.composed", subject_type="alert",
                  subject_id=alert.id, payload={"mode": alert.mode.value, "priority": alert.priority.value,
-                                                "texts": alert.texts, "target": alert.target})
+                                                "texts": alert.texts, "target": alert.target,
+                                                **({"incident_id": incident_id} if incident_id else {})})
     return alert
 
 

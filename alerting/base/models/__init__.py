@@ -11,6 +11,7 @@ from alerting.base.models.alerts import (
     Priority,
 )
 from alerting.base.models.directory import Contact, ContactImport, ContactLocation, Group, GroupKind, GroupMember
+from alerting.base.models.incidents import Incident
 from alerting.base.models.messages import Delivery, DeliveryState, InboundKind, InboundMessage, Reply, ReplyMeaning
 from alerting.base.models.operators import ApiToken, Operator, Role, WebSession
 from alerting.base.models.senders import CarrierHealthRow, Sender, SenderKind, SenderUsage
@@ -36,6 +37,7 @@ __all__ = [
     "GroupMember",
     "InboundKind",
     "InboundMessage",
+    "Incident",
     "Operator",
     "Priority",
     "Reply",
