@@ -59,7 +59,8 @@ SELECT d.id, d.alert_id, d.contact_id, d.msisdn, coalesce(d.carrier, '') AS carr
        CASE WHEN d.state = 'delivered'
             THEN greatest(0, extract(epoch FROM coalesce(d.delivered_at, d.updated_at) - t.t0))::float8
             ELSE 'Infinity'::float8 END AS t_del,
-       coalesce(greatest(0, extract(epoch FROM fa.at - t.t0))::float8, 'Infinity'::float8) AS t_ans
+       CASE WHEN fa.at IS NULL THEN 'Infinity'::float8  -- (greatest() would take a NULL for 0)
+            ELSE greatest(0, extract(epoch FROM fa.at - t.t0))::float8 END AS t_ans
   FROM (SELECT a.id, {START} AS t0 FROM alerts a WHERE a.id = ANY(:ids) AND a.approved_at IS NOT NULL) t
   JOIN deliveries d ON d.alert_id = t.id
   LEFT JOIN (SELECT delivery_id, min(created_at) AS at FROM replies
