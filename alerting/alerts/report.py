@@ -52,7 +52,7 @@ SELECT e.seq, e.at, e.actor_kind, e.actor_name, e.origin_interface, e.action, e.
        e.outcome, e.reason, e.payload ->> 'alert_id' AS payload_alert, e.payload ->> 'reply_id' AS reply_id
   FROM audit.events e
  WHERE {where} AND NOT (e.actor_kind = 'system' AND starts_with(e.action, 'reply.'))
- ORDER BY e.seq
+ ORDER BY e.seq NULLS LAST, e.id
 """
 _HELPS = """
 SELECT r.id, r.alert_id, r.msisdn, c.name, r.text, r.created_at, r.handled_at, o.username AS handled_by,
@@ -120,10 +120,12 @@ def record_report_export(session: Session, incident_id: int, actor: Actor, fmt: 
 
 
 def build_report(session: Session, incident_id: int, *, list_non_responders: bool,
-                 non_responders_listed: int = NON_RESPONDERS_LISTED) -> Report:
-    """The report of an incident as the trail and the deliveries stand now (sealed events only:
-    seal first to include the latest). `list_non_responders`: the caller may see who they are
-    (`alerts.non_responders`); otherwise only counts. Raises NotFound."""
+                 non_responders_listed: int = NON_RESPONDERS_LISTED, unsealed: bool = False) -> Report:
+    """The report of an incident as the trail and the deliveries stand now. Its actions are the
+    events sealed into the chain (those an export of the trail holds: seal first to include the
+    latest), and with `unsealed` also those waiting for their seal (a page shows them last, with no
+    number). `list_non_responders`: the caller may see who they are (`alerts.non_responders`);
+    otherwise only counts. Raises NotFound."""
     started = time.perf_counter()
     incident = incidents.get_incident(session, incident_id)
     alerts = incidents.incident_alerts(session, incident_id)
@@ -138,7 +140,7 @@ def build_report(session: Session, incident_id: int, *, list_non_responders: boo
              if r["alert_id"] is not None and r["carrier"] is None}
     curves = report_figures.curves(session, [a for a in ids if starts[a] is not None], spans)
     _, head = read_head(session)
-    actions = _actions(session, incident_id, ids, by_id, head.seq)
+    actions = _actions(session, incident_id, ids, by_id, head.seq, unsealed=unsealed)
     asked = [a.id for a in alerts if a.kind is AlertKind.ALERT and starts[a.id] is not None]
     report = Report(
         incident=_incident_view(session, incident),
@@ -301,8 +303,10 @@ def _reply_counts(session: Session, alert_id: int) -> dict[str, Any]:
 
 
 def _actions(session: Session, incident_id: int, ids: list[int], by_id: dict[int, Alert],
-             head_seq: int) -> list[dict[str, Any]]:
+             head_seq: int, *, unsealed: bool) -> list[dict[str, Any]]:
     where, params = Scope(alert_ids=tuple(ids), incident_ids=(incident_id,)).sql()
+    if unsealed:
+        where = where.replace("e.seq <= :head", "(e.seq <= :head OR e.seq IS NULL)", 1)
     rows = session.execute(text(_ACTIONS.format(where=where)), {**params, "head": head_seq}).mappings().all()
     out = []
     for r in rows:

@@ -102,4 +102,4 @@ def test_who_may_manage_incidents_and_bad_input_named(db, team):
     assert incidents.incident_id_of(db, str(incident.id)) == incident.id
     with pytest.raises(InvalidInput, match="I-2026-000007"):
         incidents.incident_id_of(db, "sismo")
-    assert [r.reference for r in incidents.list_incidents(db)][0] == incident.reference
+    assert next(r.reference for r in incidents.list_incidents(db)) == incident.reference

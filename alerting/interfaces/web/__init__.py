@@ -125,10 +125,20 @@ def _at_render(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _blueprints(app: Flask) -> None:
-    from alerting.interfaces.web.console import admin, alerts, audit_pages, auth, dashboard, directory, monitor, replies
+    from alerting.interfaces.web.console import (
+        admin,
+        alerts,
+        audit_pages,
+        auth,
+        dashboard,
+        directory,
+        incidents,
+        monitor,
+        replies,
+    )
 
     del monitor  # imported for its routes on the alerts blueprint
-    for module in (auth, dashboard, alerts, replies, directory, admin, audit_pages):
+    for module in (auth, dashboard, alerts, replies, incidents, directory, admin, audit_pages):
         app.register_blueprint(module.bp)
     if importlib.util.find_spec("alerting.interfaces.api") is not None:
         try:

@@ -13,7 +13,7 @@ from shapely.geometry import shape
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from alerting.alerts import corrections, lifecycle
+from alerting.alerts import corrections, incidents, lifecycle
 from alerting.base.db import transaction
 from alerting.base.errors import InvalidInput
 from alerting.base.json_limits import parse_json
@@ -78,6 +78,7 @@ def _choices(db: Session) -> dict[str, Any]:
         "senders": list(db.scalars(select(Sender).where(Sender.active).order_by(Sender.name))),
         "priorities": [p.value for p in Priority],
         "message_templates": TEMPLATES,
+        "incident_list": incidents.list_incidents(db, open_only=True, limit=50),
     }
 
 
@@ -133,6 +134,12 @@ def _parse(db: Session) -> tuple[lifecycle.AlertDraft, dict[str, str], dict[str,
             ack = int(form["ack_deadline_s"])
         else:
             problems["ack_deadline_s"] = "whole seconds"
+    incident_id = None
+    if form.get("incident", "").strip():
+        if form["incident"].strip().isdigit():
+            incident_id = int(form["incident"])
+        else:
+            problems["incident"] = "choose an open incident"
     escalation = _escalation(db, form, problems)
     if form.get("drawn_geojson", "").strip():
         _save_drawn(db, form, target, problems)
@@ -140,7 +147,8 @@ def _parse(db: Session) -> tuple[lifecycle.AlertDraft, dict[str, str], dict[str,
         raise InvalidInput("the alert cannot be saved as given", fields=problems)
     draft = lifecycle.AlertDraft(texts=_texts(form, "text"), mode=mode, sender_name=form.get("sender", ""),
                                  priority=priority, title=form.get("title", "").strip()[:200], target=target,
-                                 scheduled_at=scheduled, ack_deadline_s=ack, escalation=escalation, origin="console")
+                                 scheduled_at=scheduled, ack_deadline_s=ack, escalation=escalation, origin="console",
+                                 incident_id=incident_id)
     return draft, _texts(form, "correction"), _texts(form, "cancel")
 
 
