@@ -4,7 +4,8 @@ Every figure is a set-based statement over all the incident's deliveries at once
 1,000,000-recipient alert is one scan, never a query per row). For each delivery:
 
 - `t_del`: seconds from its alert's start (approval, or the scheduled time of a scheduled send) to
-  the receipt that said delivered; +Infinity if it was never delivered (failed, expired, cancelled,
+  the delivery the carrier's receipt reports (its "done date", in whole seconds, so a delivery in
+  the second the alert started counts 0 s, never less); +Infinity if it was never delivered (failed, expired, cancelled,
   still waiting). "Time to 50 % delivered" is then `percentile_disc(0.5)` over t_del of ALL the
   recipients: the moment half of the people had it. When fewer than half ever had it, that
   percentile is +Infinity, reported as None ("never").
