@@ -17,6 +17,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
+from alerting.alerts.incidents import open_incident
 from alerting.base.models import AlertState, Role
 from alerting.directory import permissions
 from alerting.directory.accounts import create_token, set_roles
@@ -56,6 +57,10 @@ ROUTE_ACTIONS: dict[str, str | None] = {
     "admin.reset_mfa": "operators.manage", "admin.tokens": "tokens.manage", "admin.create_token": "tokens.manage",
     "admin.revoke_token": "tokens.manage", "admin.senders": "senders.read",
     "audit.timeline": "audit.read", "audit.verify": "audit.read", "audit.export": "audit.read",
+    "incidents.index": "incidents.read", "incidents.report_page": "incidents.read",
+    "incidents.report_file": "incidents.read", "incidents.open_incident": "incidents.manage",
+    "incidents.add_alert": "incidents.manage", "incidents.add_from_alert": "incidents.manage",
+    "incidents.remove_alert": "incidents.manage", "incidents.close": "incidents.manage",
 }
 # Actions no route declares (checked): the services check them for the CLI, e-mail, CAP and the
 # compose form's drawn zone.
@@ -93,8 +98,9 @@ def world(db, factories, people):
     alert = factories.AlertFactory(state=AlertState.PENDING_APPROVAL, composed_by_id=composer.id)
     row, _ = create_token(db, "victim", ["read"], Actor.system("test"))
     group = factories.GroupFactory()
+    incident = open_incident(db, "incendio", Actor.system("test"))
     return {"alert_id": alert.id, "operator_id": victim.operator.id, "token_id": row.id, "reply_id": 1,
-            "group_id": group.id}
+            "group_id": group.id, "incident_id": incident.id}
 
 
 def test_every_route_declares_the_action_pinned_here_and_every_action_is_used(app):

@@ -53,12 +53,12 @@ def test_the_report_page_shows_the_figures_and_only_permitted_people_see_who_nev
     numbers = {r[0] for r in db.execute(text("SELECT msisdn FROM deliveries WHERE alert_id = :a"), {"a": a.id})}
     assert not any(n in html for n in numbers)  # masked everywhere
 
-    csv_file = client.get(f"/incidents/{incident.id}/report.csv")
+    csv_file = client.get(f"/incidents/{incident.id}/report?format=csv")
     assert csv_file.status_code == 200 and "attachment" in csv_file.headers["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(csv_file.get_data(as_text=True))))
     mine = next(r for r in rows if r["alert"] == a.reference and r["breakdown"] == "all")
     assert (mine["recipients"], mine["t50_s"], mine["t90_s"], mine["ack_t50_s"]) == ("10", "5.0", "", "50.0")
-    doc = json.loads(client.get(f"/incidents/{incident.id}/report.json").get_data(as_text=True))
+    doc = json.loads(client.get(f"/incidents/{incident.id}/report?format=json").get_data(as_text=True))
     assert doc["format"] == "sirena-incident-report-v1" and doc["non_responders"][str(a.id)]["rows"] == []
     assert doc["verification"]["command"].startswith("sirena audit verify --export ")
     exported = db.execute(text("SELECT actor_name, payload->>'format' FROM audit.events "

@@ -11,7 +11,16 @@ from flask import Blueprint
 api_bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 # Imported for their @operation registrations (they need api_bp, defined above).
-from alerting.interfaces.api import alerts, cap_views, directory, health, openapi, reply_views, schedule_views  # noqa: E402,F401
+from alerting.interfaces.api import (  # noqa: E402,F401
+    alerts,
+    cap_views,
+    directory,
+    health,
+    incident_views,
+    openapi,
+    reply_views,
+    schedule_views,
+)
 from alerting.interfaces.api.health import probes_bp  # noqa: E402
 
 __all__ = ["api_bp", "probes_bp"]

@@ -59,6 +59,7 @@ def alert_view(session: Session, alert: Alert) -> dict[str, Any]:
         "texts": alert.texts, "target": alert.target, "reply_code": alert.reply_code,
         "origin": alert.origin, "approval_hash": alert.approval_hash, "scheduled_at": alert.scheduled_at,
         "created_at": alert.created_at, "corrects_alert_id": alert.corrects_alert_id, "reason": alert.reason,
+        "incident_id": alert.incident_id,
         "required_approvals": alert.required_approvals, "submitted_recipients": alert.submitted_recipients,
         "counts": counts_by_state(session, alert.id), "counts_by_carrier": counts_by_carrier(session, alert.id),
     }
@@ -82,7 +83,7 @@ def create_alert(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         texts=body["texts"], mode=AlertMode(body["mode"]), sender_name=body["sender"],
         priority=Priority(body["priority"]), title=body["title"], target=_target(body.get("target") or {}),
         scheduled_at=body.get("scheduled_at"), ack_deadline_s=body.get("ack_deadline_s"),
-        poll_options=body.get("poll_options"), origin="api",
+        poll_options=body.get("poll_options"), origin="api", incident_id=body.get("incident_id"),
         idempotency_key=f"api:{g.actor.token_id}:{key}" if key else None,
     )
     if draft.scheduled_at is not None:

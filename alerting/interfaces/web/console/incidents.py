@@ -71,11 +71,12 @@ def report_page(incident_id: int) -> str:
     return _page(incident_id, {})
 
 
-@bp.get("/incidents/<int:incident_id>/report.<fmt>")
+@bp.get("/incidents/<int:incident_id>/report")
 @requires("incidents.read")
-def report_file(incident_id: int, fmt: str) -> Response:
-    """The report as a file (html, csv, json), audited before it is made (incident.report_exported)."""
-    incident_report.check_format(fmt)
+def report_file(incident_id: int) -> Response:
+    """The report as a file (`format`: html, the default, csv or json), audited before it is made
+    (incident.report_exported)."""
+    fmt = incident_report.check_format(request.args.get("format", "html"))
     made = incident_report.make(incident_id, current_actor(), fmt, "console download",
                                 current_app.config["SIRENA_SETTINGS"], lang=language())
     return Response(made.body, mimetype=made.media_type.split(";")[0],
