@@ -44,7 +44,7 @@ FORMAT = "sirena-incident-report-v1"
 FORMATS = ("html", "csv", "json")
 NON_RESPONDERS_LISTED = 500  # per alert; the alert page's CSV has them all, full numbers
 CSV_COLUMNS = ("incident", "scope", "alert", "kind", "breakdown", "key", "recipients", "sent", "delivered", "failed",
-               "cancelled", "waiting", "answered", "non_responders", "t50_s", "t90_s", "t99_s", "ack_t50_s",
+               "cancelled", "waiting", "asked", "answered", "non_responders", "t50_s", "t90_s", "t99_s", "ack_t50_s",
                "ack_t90_s", "last_delivered_s", "last_answered_s")
 # Automatic reply events (one per reply: the trail keeps them all) are not operator actions.
 _ACTIONS = """
@@ -290,7 +290,9 @@ def _chart_data(alerts: list[Alert], starts: dict[int, datetime | None],
             "delivered": report_figures.aligned({"all": c.delivered, **c.delivered_by_carrier}),
             "answered": report_figures.aligned({"all": c.answered}),
         }
-        delivered[a.reference], answered[a.reference] = c.delivered, c.answered
+        delivered[a.reference] = c.delivered
+        if a.kind is AlertKind.ALERT:  # a correction asks for no answer
+            answered[a.reference] = c.answered
         offsets[a.reference] = (start - first).total_seconds()
     return {"alerts": per_alert,
             "incident": {"delivered": report_figures.aligned(delivered, offsets=offsets),
@@ -348,7 +350,7 @@ def _non_responders(session: Session, alerts: list[Alert], figures: list[dict[st
     for a in alerts:
         if a.kind is not AlertKind.ALERT:
             continue
-        entry: dict[str, Any] = {"count": counts.get(a.id, 0), "rows": []}
+        entry: dict[str, Any] = {"count": counts.get(a.id) or 0, "rows": []}
         if listed:
             entry["rows"] = [{"delivery_id": r["delivery_id"], "number": mask_msisdn(r["msisdn"]),
                               "name": r["name"] or "", "state": r["state"]}

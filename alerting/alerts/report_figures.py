@@ -11,7 +11,8 @@ Every figure is a set-based statement over all the incident's deliveries at once
   percentile is +Infinity, reported as None ("never").
 - `t_ans`: seconds from the same start to the recipient's first answer (ACK, NO, HELP, a poll
   answer, a number confirmed: models.messages.ANSWERED); the ACK times are percentiles over the
-  recipients handed to a carrier (`sent`), the same people the non-responders are counted among.
+  recipients handed to a carrier (`sent`) of alerts that ask for an answer (`asks`: not corrections
+  or cancellation notices), the same people the non-responders are counted among.
 
 One statement gives the figures per alert and carrier, per alert, per carrier and for the whole
 incident (GROUPING SETS); the incident's percentiles pool every delivery of its alerts, each timed
@@ -56,13 +57,14 @@ START = "CASE WHEN a.scheduled_at > a.approved_at THEN a.scheduled_at ELSE a.app
 
 _BASE = f"""
 SELECT d.id, d.alert_id, d.contact_id, d.msisdn, coalesce(d.carrier, '') AS carrier, d.state,
-       d.state IN ('submitted', 'delivered', 'failed', 'expired') AS sent,
+       d.state IN ('submitted', 'delivered', 'failed', 'expired') AS sent, t.asks,
        CASE WHEN d.state = 'delivered'
             THEN greatest(0, extract(epoch FROM coalesce(d.delivered_at, d.updated_at) - t.t0))::float8
             ELSE 'Infinity'::float8 END AS t_del,
        CASE WHEN fa.at IS NULL THEN 'Infinity'::float8  -- (greatest() would take a NULL for 0)
             ELSE greatest(0, extract(epoch FROM fa.at - t.t0))::float8 END AS t_ans
-  FROM (SELECT a.id, {START} AS t0 FROM alerts a WHERE a.id = ANY(:ids) AND a.approved_at IS NOT NULL) t
+  FROM (SELECT a.id, {START} AS t0, a.kind = 'alert' AS asks
+          FROM alerts a WHERE a.id = ANY(:ids) AND a.approved_at IS NOT NULL) t
   JOIN deliveries d ON d.alert_id = t.id
   LEFT JOIN (SELECT delivery_id, min(created_at) AS at FROM replies
               WHERE alert_id = ANY(:ids) AND delivery_id IS NOT NULL AND meaning = ANY(:answered)
@@ -76,11 +78,13 @@ _AGGREGATES = (
     ("count(*) FILTER (WHERE d.state IN ('failed', 'expired'))", "failed"),
     ("count(*) FILTER (WHERE d.state = 'cancelled')", "cancelled"),
     ("count(*) FILTER (WHERE d.state IN ('queued', 'submitting', 'waiting_route'))", "waiting"),
-    ("count(*) FILTER (WHERE d.sent AND d.t_ans < 'Infinity')", "answered"),
+    ("count(*) FILTER (WHERE d.sent AND d.asks)", "asked"),
+    ("count(*) FILTER (WHERE d.sent AND d.asks AND d.t_ans < 'Infinity')", "answered"),
     ("percentile_disc(ARRAY[0.5, 0.9, 0.99]::float8[]) WITHIN GROUP (ORDER BY d.t_del)", "t_del"),
-    ("percentile_disc(ARRAY[0.5, 0.9]::float8[]) WITHIN GROUP (ORDER BY d.t_ans) FILTER (WHERE d.sent)", "t_ans"),
+    ("percentile_disc(ARRAY[0.5, 0.9]::float8[]) WITHIN GROUP (ORDER BY d.t_ans) FILTER (WHERE d.sent AND d.asks)",
+     "t_ans"),
     ("max(d.t_del) FILTER (WHERE d.t_del < 'Infinity')", "last_delivered_s"),
-    ("max(d.t_ans) FILTER (WHERE d.t_ans < 'Infinity')", "last_answered_s"),
+    ("max(d.t_ans) FILTER (WHERE d.asks AND d.t_ans < 'Infinity')", "last_answered_s"),
 )
 _SELECT_AGGREGATES = ",\n       ".join(f"{expr} AS {name}" for expr, name in _AGGREGATES)
 
@@ -106,7 +110,7 @@ WITH d AS ({_BASE}),
      delivered AS (SELECT d.alert_id, d.carrier, ceil(d.t_del / s.step_del)::integer AS bucket
                      FROM d JOIN s ON s.alert_id = d.alert_id WHERE d.t_del < 'Infinity'),
      answered AS (SELECT d.alert_id, ceil(d.t_ans / s.step_ans)::integer AS bucket
-                    FROM d JOIN s ON s.alert_id = d.alert_id WHERE d.t_ans < 'Infinity'),
+                    FROM d JOIN s ON s.alert_id = d.alert_id WHERE d.asks AND d.t_ans < 'Infinity'),
      counted AS (SELECT 'delivered' AS series, alert_id, carrier, grouping(carrier) AS all_carriers, bucket,
                         count(*) AS n
                    FROM delivered GROUP BY GROUPING SETS ((alert_id, carrier, bucket), (alert_id, bucket))
@@ -134,11 +138,12 @@ def _finite(value: Any) -> float | None:
 
 def _figures(row: Any) -> dict[str, Any]:
     """A result row's counts and times: t50_s…t99_s delivered, ack_t50_s/ack_t90_s answered
-    (None: that share was never reached), non-responders (sent and never answered)."""
+    (None: that share was never reached), non-responders (asked, sent and never answered; None,
+    like the answer times, where nobody was asked: a correction's rows)."""
     t_del, t_ans = list(row["t_del"] or [None] * 3), list(row["t_ans"] or [None] * 2)
     out = {name: int(row[name] or 0) for name in ("recipients", "sent", "delivered", "failed", "cancelled",
-                                                   "waiting", "answered")}
-    out["non_responders"] = out["sent"] - out["answered"]
+                                                   "waiting", "asked", "answered")}
+    out["non_responders"] = out["asked"] - out["answered"] if out["asked"] else None
     out.update({f"t{p}_s": _finite(v) for p, v in zip(DELIVERED_PERCENTS, t_del, strict=True)})
     out.update({f"ack_t{p}_s": _finite(v) for p, v in zip(ANSWERED_PERCENTS, t_ans, strict=True)})
     out["last_delivered_s"] = _finite(row["last_delivered_s"])
@@ -174,6 +179,7 @@ def by_zone(session: Session, ids: Sequence[int], zones: Sequence[ZoneRef]) -> l
     base = text(_BASE).bindparams(**_params(ids)).columns(
         column("id", BigInteger), column("alert_id", Integer), column("contact_id", BigInteger),
         column("msisdn", String), column("carrier", String), column("state", String), column("sent", Boolean),
+        column("asks", Boolean),
         column("t_del", Float), column("t_ans", Float)).subquery("d")
     hits = [zone_hits_everywhere(zone, None).subquery(f"zone_{n}") for n, zone in enumerate(zones)]
     located = union_all(*(select(literal(n, Integer).label("zone_no"), h.c.contact_id) for n, h in enumerate(hits)))
