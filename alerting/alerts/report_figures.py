@@ -154,8 +154,8 @@ def _figures(row: Any) -> dict[str, Any]:
     (None: that share was never reached), non-responders (asked, sent and never answered; None,
     like the answer times, where nobody was asked: a correction's rows)."""
     t_del, t_ans = list(row["t_del"] or [None] * 3), list(row["t_ans"] or [None] * 2)
-    out = {name: int(row[name] or 0) for name in ("recipients", "sent", "delivered", "failed", "cancelled",
-                                                   "waiting", "asked", "answered")}
+    out: dict[str, Any] = {name: int(row[name] or 0) for name in ("recipients", "sent", "delivered", "failed",
+                                                                  "cancelled", "waiting", "asked", "answered")}
     out["non_responders"] = out["asked"] - out["answered"] if out["asked"] else None
     out.update({f"t{p}_s": _finite(v) for p, v in zip(DELIVERED_PERCENTS, t_del, strict=True)})
     out.update({f"ack_t{p}_s": _finite(v) for p, v in zip(ANSWERED_PERCENTS, t_ans, strict=True)})
