@@ -50,7 +50,9 @@ def open_incident() -> Any:
 
 
 def _page(incident_id: int, errors: dict[str, str]) -> str:
-    seal_committed(engine())  # the latest actions have their place in the chain, and show
+    # The latest actions get their place in the chain; if a sealer is busy, the page does not wait
+    # for it: events still unsealed show last, with no number.
+    seal_committed(engine(), wait=False)
     actor = current_actor()
     with transaction() as db:
         rep = report.build_report(db, incident_id,
