@@ -167,6 +167,7 @@ def attach_verification(report: Report, export_json: str, export_command: str) -
     an auditor reads: the head, how many events, their digest, whether signed, and the command."""
     doc = json.loads(export_json)
     report.audit_export = doc
+    report.head = {"seq": doc["head"]["seq"], "hash": doc["head"]["hash"]}  # the head the export stops at
     report.verification = {
         "head_seq": doc["head"]["seq"], "head_hash": doc["head"]["hash"], "events": doc["count"],
         "events_digest": doc["events_digest"], "signed": doc.get("mac") is not None, "scope": doc["scope"],
