@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,31 +51,43 @@ _CHUNK = 5_000
 
 @dataclass(frozen=True)
 class Scope:
-    """Which events: about these alerts (subject, or payload.alert_id), and/or since ≤ at < until."""
+    """Which events: about these alerts (subject, or payload.alert_id) or these incidents (subject),
+    and/or since ≤ at < until."""
 
     alert_ids: tuple[int, ...] = ()
     since: datetime | None = None
     until: datetime | None = None
+    incident_ids: tuple[int, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {"alert_ids": list(self.alert_ids),
-                "since": chain.format_at(self.since) if self.since else None,
-                "until": chain.format_at(self.until) if self.until else None}
+        out: dict[str, Any] = {"alert_ids": list(self.alert_ids),
+                               "since": chain.format_at(self.since) if self.since else None,
+                               "until": chain.format_at(self.until) if self.until else None}
+        if self.incident_ids:  # absent otherwise: the scope of exports made before incidents reads the same
+            out["incident_ids"] = list(self.incident_ids)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scope:
         def when(v: str | None) -> datetime | None:
             return datetime.fromisoformat(v.replace("Z", "+00:00")) if v else None
-        return cls(tuple(int(a) for a in data.get("alert_ids") or ()), when(data.get("since")), when(data.get("until")))
+        return cls(tuple(int(a) for a in data.get("alert_ids") or ()), when(data.get("since")), when(data.get("until")),
+                   tuple(int(i) for i in data.get("incident_ids") or ()))
 
     def sql(self) -> tuple[str, dict[str, Any]]:
         where: list[str] = ["e.seq <= :head"]
         params: dict[str, Any] = {}
+        about: list[str] = []
         if self.alert_ids:
             ids = [str(a) for a in self.alert_ids]
-            where.append("((e.subject_type = 'alert' AND e.subject_id = ANY(:aids)) "
-                         "OR (e.payload ? 'alert_id' AND e.payload ->> 'alert_id' = ANY(:aids)))")
+            about.append("(e.subject_type = 'alert' AND e.subject_id = ANY(:aids)) "
+                         "OR (e.payload ? 'alert_id' AND e.payload ->> 'alert_id' = ANY(:aids))")
             params["aids"] = ids
+        if self.incident_ids:
+            about.append("(e.subject_type = 'incident' AND e.subject_id = ANY(:iids))")
+            params["iids"] = [str(i) for i in self.incident_ids]
+        if about:
+            where.append("(" + " OR ".join(about) + ")")
         if self.since:
             where.append("e.at >= :since")
             params["since"] = self.since
@@ -170,16 +184,54 @@ def verify_export(path: Path, *, engine: Engine | None, key: bytes | None,
     (JSON) its signature, count and digest; with `engine`, also that every event is in the trail
     with the same hash and (JSON) that no event of the scope is missing from the file.
 
+    A JSON export embedded in another document is checked the same way: in an HTML page as the
+    `<script type="application/json" id="EMBED_ID">` element, or in a JSON document under the key
+    "audit_export" (an incident's after-action report carries its trail so: alerting/alerts/report.py).
+
     The signature may be by `key` or, for an export made before the secret key was rotated, by
     one of `previous_keys`. Raises InvalidInput when the file is not an export. CSV is streamed;
     JSON is read whole.
     """
+    keys = (key, *previous_keys) if key is not None else ()
     with path.open(encoding="utf-8", newline="") as fh:
-        start = fh.read(1)
+        start = fh.read(1024).lstrip()
         fh.seek(0)
-        if start == "{":
-            return _verify_json(fh, engine=engine, keys=(key, *previous_keys) if key is not None else ())
+        if start.startswith("<"):
+            return _verify_json(io.StringIO(_embedded_in_html(fh.read())), engine=engine, keys=keys)
+        if start.startswith("{") and not start.startswith('{"format": "sirena-audit-export'):
+            whole = fh.read()
+            embedded = _embedded_in_json(whole)
+            return _verify_json(io.StringIO(embedded if embedded is not None else whole), engine=engine, keys=keys)
+        if start.startswith("{"):
+            return _verify_json(fh, engine=engine, keys=keys)
         return _verify_csv(fh, engine=engine)
+
+
+EMBED_ID = "sirena-audit-export"
+_EMBEDDED = re.compile(r'<script type="application/json" id="' + EMBED_ID + r'">(.*?)</script>', re.DOTALL)
+
+
+def embed_in_html(export_json: str) -> str:
+    """A JSON export as the body of a `<script type="application/json">` element: every `<`, `>`
+    and `&` escaped the JSON way (the values read back the same), so no text in it ends the element."""
+    return export_json.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def _embedded_in_html(page: str) -> str:
+    found = _EMBEDDED.search(page)
+    if found is None:
+        raise InvalidInput("not a Sirena audit export: the page holds no embedded export",
+                           fields={"export": f"expected a <script id=\"{EMBED_ID}\"> element"})
+    return found.group(1)
+
+
+def _embedded_in_json(document: str) -> str | None:
+    try:
+        doc = json.loads(document)
+    except ValueError:
+        return None
+    inner = doc.get("audit_export") if isinstance(doc, dict) else None
+    return json.dumps(inner, ensure_ascii=False) if isinstance(inner, dict) else None
 
 
 def _values(event: dict[str, Any], payload_text: str) -> tuple[str | None, ...]:

@@ -138,6 +138,7 @@ def _correction_alert(session: Session, original: Alert, actor: Actor, kind: Ale
         state=state, title=f"{kind.value.upper()} {original.reference}", sender_name=original.sender_name,
         texts=texts, target={}, corrects_alert_id=original.id, composed_by_id=actor.operator_id,
         submitted_at=now, origin=actor.interface if actor.interface in ORIGINS else "console",
+        incident_id=original.incident_id,  # a correction belongs to its original's incident
     )
     session.add(correction)
     session.flush()

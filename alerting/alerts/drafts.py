@@ -58,6 +58,7 @@ class AlertDraft:
     template_id: int | None = None
     template_version: int | None = None
     template_values: dict[str, str] | None = None
+    incident_id: int | None = None  # the incident it joins (a correction: its original's by default)
 
 
 def get_alert(session: Session, alert_id: int, *, lock: bool = False) -> Alert:

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from alerting.alerts import guards, prearmed, template_use
+from alerting.alerts import guards, incidents, prearmed, template_use
 from alerting.alerts.drafts import (
     EDITABLE,
     AlertDraft,
@@ -77,7 +77,8 @@ def compose(session: Session, draft: AlertDraft, composer: Actor, *, prearmed_te
     validate(session, draft)
     guards.target_exists(session, draft)
     override = guards.outside_quiet_hours(draft, quiet_override_reason)
-    alert = _new_draft(session, draft, composer)
+    incident_id = incidents.incident_for_new_alert(session, draft.incident_id, draft.corrects_alert_id)
+    alert = _new_draft(session, draft, composer, incident_id)
     if prearmed_texts is not None:
         set_correction_texts(session, alert.id, *prearmed_texts, composer)
     if override is not None:
@@ -86,7 +87,7 @@ def compose(session: Session, draft: AlertDraft, composer: Actor, *, prearmed_te
     return alert
 
 
-def _new_draft(session: Session, draft: AlertDraft, composer: Actor) -> Alert:
+def _new_draft(session: Session, draft: AlertDraft, composer: Actor, incident_id: int | None) -> Alert:
     alert = Alert(
         reference="pending-" + secrets.token_hex(6),
         reply_code=new_reply_code(session),
@@ -110,6 +111,7 @@ def _new_draft(session: Session, draft: AlertDraft, composer: Actor) -> Alert:
         required_approvals=required_approvals(draft.priority, draft.mode),
         template_id=draft.template_id, template_version=draft.template_version,
         template_values=draft.template_values,
+        incident_id=incident_id,
     )
     session.add(alert)
     session.flush()
@@ -117,7 +119,8 @@ def _new_draft(session: Session, draft: AlertDraft, composer: Actor) -> Alert:
     record_author(session, alert.id, composer, AuthorRole.COMPOSER)
     trail.append(session, actor=composer, action="alert.composed", subject_type="alert",
                  subject_id=alert.id, payload={"mode": alert.mode.value, "priority": alert.priority.value,
-                                                "texts": alert.texts, "target": alert.target})
+                                                "texts": alert.texts, "target": alert.target,
+                                                **({"incident_id": incident_id} if incident_id else {})})
     return alert
 
 

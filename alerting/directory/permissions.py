@@ -61,6 +61,9 @@ ACTIONS: dict[str, frozenset[str]] = {
     "replies.read_unmatched": frozenset({C, AP, AU}),
     "schedules.stop": frozenset({C, AP, AD}),
     "schedules.delete": frozenset({C, AD}),
+    # incidents: their alerts grouped, and the after-action report (non-responders' list: alerts.non_responders)
+    "incidents.read": EVERY_ROLE,
+    "incidents.manage": frozenset({C, AP, AD}),  # open, close, put alerts in (and take them out)
     # the directory: read by those who aim alerts, changed by admins only
     "directory.read": frozenset({C, AP, AD}),
     "contacts.write": frozenset({AD}),
@@ -79,9 +82,9 @@ ACTIONS: dict[str, frozenset[str]] = {
 
 SCOPES: dict[str, frozenset[str]] = {
     "read": frozenset({"alerts.read", "schedules.read", "directory.read", "alerts.preview",
-                       "replies.read_unmatched", "templates.read"}),
+                       "replies.read_unmatched", "templates.read", "incidents.read"}),
     "alerts:draft": frozenset({"alerts.compose", "alerts.propose_correction", "cap.import", "schedules.create",
-                               "templates.write"}),
+                               "templates.write", "incidents.manage"}),
     "alerts:submit": frozenset({"alerts.submit"}),
     "alerts:approve": frozenset({"alerts.approve", "alerts.reject", "alerts.correct", "schedules.approve",
                                  "templates.approve"}),

@@ -173,3 +173,43 @@ def test_csv_cells_a_spreadsheet_would_evaluate_are_written_as_text_and_still_ve
     verdict = verify_export(path, engine=dbmod.engine(), key=None)  # the quotes come off: hashes check
     assert verdict.ok, verdict.problems
     assert verdict.count == 4
+
+
+def test_an_export_embedded_in_a_page_or_a_report_verifies_and_a_closing_tag_in_it_cannot_escape(
+        committed_db: Settings, tmp_path: Path) -> None:
+    """An incident's scope (its events and its alerts'), carried inside an HTML page and a JSON
+    report as the after-action report carries it (alerting/alerts/report.py)."""
+    with transaction() as session:
+        append(session, actor=ANA, action="incident.opened", subject_type="incident", subject_id=3,
+               payload={"title": "</script><script>alert(1)</script> & <b>"})
+        append(session, actor=ANA, action="incident.alert_added", subject_type="incident", subject_id=3,
+               payload={"alert_id": 9})
+        append(session, actor=ANA, action="alert.approved", subject_type="alert", subject_id=9)
+        append(session, actor=ANA, action="alert.approved", subject_type="alert", subject_id=10)  # not in it
+    seal_committed(dbmod.engine())
+    scope = Scope(alert_ids=(9,), incident_ids=(3,))
+    plain = tmp_path / "trail.json"
+    _export(committed_db, scope, "json", plain)
+    doc = json.loads(plain.read_text())
+    assert [e["action"] for e in doc["events"]] == ["incident.opened", "incident.alert_added", "alert.approved"]
+    assert doc["scope"]["incident_ids"] == [3] and Scope.from_dict(doc["scope"]) == scope
+    assert "incident_ids" not in Scope(alert_ids=(9,)).as_dict()  # older exports' scope reads the same
+
+    embedded = export.embed_in_html(plain.read_text())
+    assert "</" not in embedded and "<" not in embedded
+    page = tmp_path / "report.html"
+    page.write_text(f'<!doctype html><title>x</title><script type="application/json" id="{export.EMBED_ID}">'
+                    f"{embedded}</script><p>figures</p>", encoding="utf-8")
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"format": "sirena-incident-report-v1", "audit_export": doc}), encoding="utf-8")
+    for path in (page, report):
+        for engine in (None, dbmod.engine()):
+            verdict = verify_export(path, engine=engine, key=signing_key(committed_db))
+            assert verdict.ok and verdict.count == 3, (path, verdict.problems)
+    edited = tmp_path / "edited.html"
+    edited.write_text(page.read_text().replace('"actor_name": "ana"', '"actor_name": "eve"', 1), encoding="utf-8")
+    assert verify_export(edited, engine=None, key=signing_key(committed_db)).first.kind == CHANGED_CONTENT
+    bare = tmp_path / "bare.html"
+    bare.write_text("<html><p>no export here</p></html>", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="holds no embedded export"):
+        verify_export(bare, engine=None, key=None)

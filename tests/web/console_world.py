@@ -16,9 +16,9 @@ from datetime import timedelta
 from geoalchemy2.elements import WKTElement
 from sqlalchemy import select, text
 
-from alerting.alerts import corrections, drafts, lifecycle, templates
+from alerting.alerts import corrections, drafts, incidents, lifecycle, templates
 from alerting.base.db import transaction, utcnow
-from alerting.base.models import Alert, AlertMode, Contact, ContactLocation, Group, Operator, Priority
+from alerting.base.models import Alert, AlertMode, Contact, ContactLocation, Group, Incident, Operator, Priority
 from alerting.directory import accounts, areas, registration_keywords
 from alerting.directory import contacts as directory
 from audit.actor import Actor
@@ -32,6 +32,7 @@ ZONE = "Sector 7"
 GROUP = "brigada"
 DYNAMIC = "unidad uno"
 TITLE = "Corte de agua"
+INCIDENT = "Corte de agua en el sector"
 SQUARE = [[[-70.70, -33.45], [-70.60, -33.45], [-70.60, -33.35], [-70.70, -33.35], [-70.70, -33.45]]]
 
 
@@ -43,6 +44,7 @@ class World:
     data: tuple[str, ...]  # every string the test typed, that pages show as it was typed
     replies: dict[str, str] = field(default_factory=dict)
     templates: dict[str, int] = field(default_factory=dict)  # name → template id
+    incident_id: int | None = None  # the completed and the corrected alert, and the correction
 
 
 def operators(settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -143,12 +145,19 @@ def build(settings, simulator, run_jobs) -> World:  # type: ignore[no-untyped-de
                          a=alerts["correction"]) == 1)
     templates_ = _library(jefa, aprueba)
     with transaction() as db:
+        incident = incidents.open_incident(db, INCIDENT, redacta, description="corte programado")
+        for name in ("completed", "superseded"):
+            incidents.add_to_incident(db, alerts[name], incident.id, redacta)
+        incident_id = incident.id
+    with transaction() as db:
         names = tuple(db.scalars(select(Contact.name)))
+        incident_refs = tuple(db.scalars(select(Incident.reference)))
         references = tuple(db.scalars(select(Alert.reference)))
         codes = tuple(db.scalars(select(Alert.reply_code)))
-    data = (ZONE, GROUP, DYNAMIC, TITLE, "texto poco claro", "zona equivocada", *seeds, *names, *references,
-            *codes, *replies.values(), KEYWORD.upper(), "ESTE", KEYWORD_NOTE)
-    return World(seeds=seeds, alerts=alerts, groups=groups, data=data, replies=replies, templates=templates_)
+    data = (ZONE, GROUP, DYNAMIC, TITLE, "texto poco claro", "zona equivocada", INCIDENT, "corte programado", *seeds,
+            *names, *references, *codes, *incident_refs, *replies.values(), KEYWORD.upper(), "ESTE", KEYWORD_NOTE)
+    return World(seeds=seeds, alerts=alerts, groups=groups, data=data, replies=replies, templates=templates_,
+                 incident_id=incident_id)
 
 
 def _library(jefa: Actor, aprueba: Actor) -> dict[str, int]:

@@ -17,6 +17,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
+from alerting.alerts.incidents import open_incident
 from alerting.base.models import AlertState, Role
 from alerting.directory import permissions
 from alerting.directory.accounts import create_token, set_roles
@@ -64,6 +65,10 @@ ROUTE_ACTIONS: dict[str, str | None] = {
     "templates.update": "templates.write", "templates.submit": "templates.write", "templates.retire": "templates.write",
     "templates.approve": "templates.approve", "templates.reject": "templates.approve",
     "areas.operator_area": "operators.manage", "areas.set_operator_area": "operators.manage",
+    "incidents.index": "incidents.read", "incidents.report_page": "incidents.read",
+    "incidents.report_file": "incidents.read", "incidents.open_incident": "incidents.manage",
+    "incidents.add_alert": "incidents.manage", "incidents.add_from_alert": "incidents.manage",
+    "incidents.remove_alert": "incidents.manage", "incidents.close": "incidents.manage",
 }
 # Actions no route declares (checked): the services check them for the CLI, e-mail, CAP and the
 # compose form's drawn zone.
@@ -102,8 +107,9 @@ def world(db, factories, people):
     row, _ = create_token(db, "victim", ["read"], Actor.system("test"))
     group = factories.GroupFactory()
     template_id = db.execute(text("SELECT min(id) FROM message_templates")).scalar_one()  # a seeded one
+    incident = open_incident(db, "incendio", Actor.system("test"))
     return {"alert_id": alert.id, "operator_id": victim.operator.id, "token_id": row.id, "reply_id": 1,
-            "group_id": group.id, "template_id": template_id}
+            "group_id": group.id, "template_id": template_id, "incident_id": incident.id}
 
 
 def test_every_route_declares_the_action_pinned_here_and_every_action_is_used(app):

@@ -37,6 +37,7 @@ DUMP = os.environ.get("SIRENA_DUMP_PAGES")  # print the live page's texts (for a
 NOT_PAGES = {  # GET routes that answer data, not a page to read
     "static", "alerts.live", "alerts.points", "alerts.zones_geojson", "alerts.non_responders_csv", "auth.enrol_qr",
     "audit.export", "replies.help_json", "registration.requests_csv",
+    "incidents.report_file",
 }
 
 
@@ -113,6 +114,8 @@ def _read_everything(reader: Reader, world: console_world.World) -> None:
         reader.read(path)
     for alert_id in alerts.values():
         reader.read(f"/alerts/{alert_id}")
+    reader.read("/incidents")
+    reader.read(f"/incidents/{world.incident_id}")
     first = reader.read(f"/alerts/{alerts['completed']}")
     nxt = re.search(r'<a href="([^"]+)" id="non-responders-next"', first)
     if nxt:

@@ -14,6 +14,7 @@ from alerting.base.models.alerts import (
 from alerting.base.models.areas import OperatorArea
 from alerting.base.models.audit_events import AuditEvent
 from alerting.base.models.directory import Contact, ContactImport, ContactLocation, Group, GroupKind, GroupMember
+from alerting.base.models.incidents import Incident
 from alerting.base.models.intake import (
     CapMessage,
     IdempotencyRecord,
@@ -72,6 +73,7 @@ __all__ = [
     "IdempotencyRecord",
     "InboundKind",
     "InboundMessage",
+    "Incident",
     "IntakeMessage",
     "IntakeSender",
     "MessagePart",

@@ -61,6 +61,8 @@ class Alert(Base):
         # The alerts a reply may answer (broadcast.replies): sent within the window (migration 0023).
         Index("ix_alerts_reply_window", text("coalesce(sending_at, approved_at)"),
               postgresql_where=text("state IN ('sending', 'completed')")),
+        # An incident's alerts (its report); most alerts belong to none (migration 0030).
+        Index("ix_alerts_incident_id", "incident_id", postgresql_where=text("incident_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -84,6 +86,8 @@ class Alert(Base):
     scheduled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     corrects_alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)
     superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
+    # The incident it belongs to (alerting/alerts/incidents.py); a correction joins its original's.
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
     composed_by_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
     # SHA-256 over what phones will show, the resolved target and the mode; an edit voids it.

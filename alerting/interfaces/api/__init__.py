@@ -16,6 +16,7 @@ from alerting.interfaces.api import (  # noqa: E402,F401
     cap_views,
     directory,
     health,
+    incident_views,
     openapi,
     reply_views,
     schedule_views,

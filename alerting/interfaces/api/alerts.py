@@ -55,6 +55,7 @@ def alert_view(session: Session, alert: Alert) -> dict[str, Any]:
         "texts": alert.texts, "target": alert.target, "reply_code": alert.reply_code,
         "origin": alert.origin, "approval_hash": alert.approval_hash, "scheduled_at": alert.scheduled_at,
         "created_at": alert.created_at, "corrects_alert_id": alert.corrects_alert_id, "reason": alert.reason,
+        "incident_id": alert.incident_id,
         "required_approvals": alert.required_approvals, "submitted_recipients": alert.submitted_recipients,
         "template": {"id": alert.template_id, "version": alert.template_version, "values": alert.template_values}
         if alert.template_id is not None else None,
@@ -86,7 +87,7 @@ def create_alert(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         sender_name=body["sender"], priority=Priority(body.get("priority") or (use and use.priority_hint) or "normal"),
         title=body["title"] or (use.title() if use else ""), target=_target(body.get("target") or {}),
         scheduled_at=body.get("scheduled_at"), ack_deadline_s=body.get("ack_deadline_s"),
-        poll_options=body.get("poll_options"), origin="api",
+        poll_options=body.get("poll_options"), origin="api", incident_id=body.get("incident_id"),
         idempotency_key=f"api:{g.actor.token_id}:{key}" if key else None,
         template_id=use.template_id if use else None, template_version=use.version if use else None,
         template_values=use.values if use else None,

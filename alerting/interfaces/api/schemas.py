@@ -56,6 +56,8 @@ class AlertCreateSchema(Schema):
                                validate=validate.Length(max=9))
     quiet_override_reason = fields.String(validate=validate.Length(min=1, max=2000),
                                           metadata={"description": "needed to schedule a test or drill at night"})
+    incident_id = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=2**31 - 1),
+                                 metadata={"description": "an open incident the alert joins (GET /incidents)"})
 
 
 class AlertListQuerySchema(PageQuerySchema):
@@ -144,6 +146,7 @@ class AlertSchema(Schema):
     scheduled_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime(allow_none=True)
     corrects_alert_id = fields.Integer(allow_none=True)
+    incident_id = fields.Integer(allow_none=True, metadata={"description": "the incident it belongs to"})
     reason = fields.String(allow_none=True)
     required_approvals = fields.Integer(metadata={"description": "approvals by other operators it needs"})
     template = fields.Dict(allow_none=True, metadata={

@@ -33,6 +33,7 @@ _MODULES = [
     "alerting.interfaces.cli.target_cmd",
     "alerting.interfaces.cli.web_cmd",
     "alerting.interfaces.cli.audit_cmd",
+    "alerting.interfaces.cli.report_cmd",
     "alerting.interfaces.cli.send_test",
     "alerting.interfaces.cli.cap_cmd",
     "alerting.interfaces.cli.intake_cmd",

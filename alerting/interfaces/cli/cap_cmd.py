@@ -17,14 +17,16 @@ def cap_group() -> None:
 @cap_group.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--as", "username", required=True, help="The composer the draft is composed by.")
+@click.option("--incident", help="Put the alert in this incident (reference I-2026-000007 or id).")
 @json_option
 @pass_ctx
-def cap_import_cmd(ctx: Context, file: Path, username: str, as_json: bool) -> None:
+def cap_import_cmd(ctx: Context, file: Path, username: str, incident: str | None, as_json: bool) -> None:
     """Import a CAP 1.2 file as an alert pending approval (never a send).
 
     Update and Cancel messages become a correction or a cancel notice of the alert they reference;
     Test and Exercise never become live. A refused file is kept for review.
     """
+    from alerting.alerts import incidents
     from alerting.base.db import transaction
     from alerting.base.errors import SirenaError
     from alerting.directory.accounts import actor_of, get_operator
@@ -37,6 +39,9 @@ def cap_import_cmd(ctx: Context, file: Path, username: str, as_json: bool) -> No
         with transaction() as session:
             actor = actor_of(get_operator(session, username), interface="cli")
             result = import_cap(session, data, actor=actor, config=config)
+            if incident is not None and result.alert_id is not None:  # in the same transaction as the draft
+                incidents.add_to_incident(session, result.alert_id,
+                                          incidents.incident_id_of(session, incident, field="--incident"), actor)
             record(session, "cap-file", sender=username, subject=file.name, raw=data,
                    outcome="duplicate" if result.action == "duplicate" else "draft_created", alert_id=result.alert_id)
     except SirenaError as exc:

@@ -30,6 +30,7 @@ from alerting.interfaces.web.console import (  # noqa: F401  (monitor: routes on
     auth,
     dashboard,
     directory,
+    incidents,
     monitor,
     registration_pages,
     replies,
@@ -132,8 +133,8 @@ def _at_render(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def _blueprints(app: Flask) -> None:
     # console.monitor is imported for its routes on the alerts blueprint
-    for module in (auth, dashboard, alerts, replies, directory, admin, areas, templates, registration_pages,
-                   audit_pages):
+    for module in (auth, dashboard, alerts, replies, incidents, directory, admin, areas, templates,
+                   registration_pages, audit_pages):
         app.register_blueprint(module.bp)
     security.csrf.exempt(api_bp)  # bearer tokens, no cookies: CSRF cannot ride on them
     app.register_blueprint(api_bp)

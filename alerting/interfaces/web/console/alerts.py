@@ -13,7 +13,7 @@ from shapely.geometry import shape
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from alerting.alerts import audience, drafts, lifecycle, prearmed
+from alerting.alerts import audience, drafts, incidents, lifecycle, prearmed
 from alerting.base.db import transaction
 from alerting.base.errors import InvalidInput
 from alerting.base.json_limits import parse_json
@@ -81,6 +81,7 @@ def _choices(db: Session) -> dict[str, Any]:
         "priorities": [p.value for p in Priority],
         "message_templates": template_picker.offered(db),
         "area": areas.bounds_for(db, current_actor()),
+        "incident_list": incidents.list_incidents(db, open_only=True, limit=50),
     }
 
 
@@ -136,6 +137,12 @@ def _parse(db: Session) -> tuple[drafts.AlertDraft, dict[str, str], dict[str, st
             ack = int(form["ack_deadline_s"])
         else:
             problems["ack_deadline_s"] = "whole seconds"
+    incident_id = None
+    if form.get("incident", "").strip():
+        if form["incident"].strip().isdigit():
+            incident_id = int(form["incident"])
+        else:
+            problems["incident"] = "choose an open incident"
     escalation = _escalation(db, form, problems)
     if form.get("drawn_geojson", "").strip():
         _save_drawn(db, form, target, problems)
@@ -146,7 +153,7 @@ def _parse(db: Session) -> tuple[drafts.AlertDraft, dict[str, str], dict[str, st
                               sender_name=form.get("sender", ""), priority=priority,
                               title=form.get("title", "").strip()[:200] or (use.title() if use else ""),
                               target=target, scheduled_at=scheduled, ack_deadline_s=ack, escalation=escalation,
-                              origin="console", **template_picker.link(use))
+                              origin="console", incident_id=incident_id, **template_picker.link(use))
     return draft, _texts(form, "correction"), _texts(form, "cancel")
 
 

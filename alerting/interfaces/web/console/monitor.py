@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from alerting.alerts import corrections, drafts, help_desk, lifecycle, prearmed
+from alerting.alerts import corrections, drafts, help_desk, incidents, lifecycle, prearmed
 from alerting.base import csv_cells
 from alerting.base.db import transaction, utcnow
 from alerting.base.errors import InvalidInput
@@ -76,6 +76,8 @@ def detail(alert_id: int) -> str:
             "silent_next": (silent[NON_RESPONDERS_PAGE - 1]["delivery_id"]
                             if len(silent) > NON_RESPONDERS_PAGE else None),
             "followups": followups.followups_of(db, alert_id),
+            "incident": incidents.get_incident(db, alert.incident_id) if alert.incident_id else None,
+            "open_incidents": [] if alert.incident_id else incidents.list_incidents(db, open_only=True, limit=50),
         }
     return render_template("alerts/detail.html", **context)
 
