@@ -13,15 +13,16 @@ from tests.factories import actor_for
 
 
 @pytest.fixture
-def team(factories):  # type: ignore[no-untyped-def]
+def team(db, factories):  # type: ignore[no-untyped-def]
     factories.SenderFactory(name="SIRENA-SC")
+    factories.audience_group(db, "x")
     return {role: actor_for(factories.OperatorFactory(roles=[role]))
             for role in ("composer", "approver", "auditor", "admin")}
 
 
 def _compose(db, who, **extra):  # type: ignore[no-untyped-def]
     draft = drafts.AlertDraft(texts={"es": "Evacuar la costa"}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
-                                 target={"groups": ["x"]}, **extra)
+                              target={"groups": ["x"]}, **extra)
     return lifecycle.compose(db, draft, who)
 
 
