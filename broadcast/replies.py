@@ -5,7 +5,8 @@ one. `process_inbound(min_id, max_id)` is the job the inbound store queues after
 `sweep()` takes whatever rows are still unprocessed (Redis lost the job, a worker died), so nothing
 depends on Redis. Both work in sets: one transaction per batch, one statement per step.
 
-A reply is matched by its sender's number (through `contacts`) to their open deliveries: an alert
+A reply is matched by its sender's number (through `contacts`, any of a contact's numbers: a
+STOP or an ACK from a responder's second phone is theirs) to their open deliveries: an alert
 sending or completed within REPLY_WINDOW_S whose message was handed to a carrier. With several
 open, the one whose reply code the text quotes (`ACK 4821`) wins, else the most recent. On a shared
 short code the first word is one of its keywords (`BOMBEROS ACK 4821`), and only that sender's
@@ -35,7 +36,7 @@ from alerting.base.settings import Settings
 from alerting.base.sms_text.vocabulary import Vocabulary, load_vocabulary
 from audit import trail
 from audit.actor import Actor
-from broadcast import receipts, runtime
+from broadcast import next_numbers, receipts, runtime
 from broadcast.escalation import raise_help_now, retry_undelivered
 from broadcast.followups import FollowupDraft, create_followups
 
@@ -163,7 +164,12 @@ def _carriers_by_sender() -> dict[str, set[str]]:
 
 
 def _retry(session: Session, undelivered: list[int]) -> None:
-    """UNDELIV/EXPIRED: once through another carrier where the sender allows it."""
+    """UNDELIV/EXPIRED: on the contact's next number when it has one (broadcast/next_numbers.py),
+    else once through another carrier where the sender allows it."""
+    if not undelivered:
+        return
+    moved = set(next_numbers.try_next_numbers(session, undelivered))
+    undelivered = [i for i in undelivered if i not in moved]
     if not undelivered:
         return
     routes = _carriers_by_sender()
@@ -224,20 +230,31 @@ WITH m AS (SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:msisdns AS varchar
                                 CAST(:codes AS varchar[]), CAST(:by_code AS boolean[]))
                   AS m(inbound_id, msisdn, senders, code, by_code))
 SELECT m.inbound_id, c.id AS contact_id, c.language, pick.*
-  FROM m LEFT JOIN contacts c ON c.msisdn = m.msisdn
+  FROM m
+  -- The contact that has this number, first or further (contact_numbers), with all its numbers.
   LEFT JOIN LATERAL (
-       -- The alerts sent within the window (ix_alerts_reply_window: a few), then this number's
-       -- delivery of each by the unique (alert_id, msisdn) index: the SMS sent to the phone
-       -- that answers, whoever the directory says owns that number now.
+       SELECT o.id, o.language,
+              ARRAY[o.msisdn] || ARRAY(SELECT n.msisdn FROM contact_numbers n WHERE n.contact_id = o.id) AS numbers
+         FROM contacts o
+        WHERE o.id = coalesce((SELECT x.id FROM contacts x WHERE x.msisdn = m.msisdn),
+                              (SELECT n.contact_id FROM contact_numbers n WHERE n.msisdn = m.msisdn))) c ON true
+  LEFT JOIN LATERAL (
+       -- The alerts sent within the window (ix_alerts_reply_window: a few), then the delivery of
+       -- each to this number, or to another number of the same contact (the unique (alert_id,
+       -- msisdn) index, one probe a number): a responder answers from whichever phone is at
+       -- hand. Whoever the directory says owns the number now; a number of nobody's matches
+       -- only the SMS sent to it. The contact's delivery that is not `next_number` wins (the
+       -- number it was last tried on: broadcast/next_numbers.py).
        SELECT d.id AS delivery_id, a.id AS alert_id, a.poll_options, a.escalation, a.sender_name, a.mode
          FROM alerts a
-         JOIN deliveries d ON d.alert_id = a.id AND d.msisdn = m.msisdn
+         JOIN deliveries d ON d.alert_id = a.id AND d.msisdn = ANY(coalesce(c.numbers, ARRAY[m.msisdn]))
         WHERE a.state IN ('sending', 'completed')
           AND coalesce(a.sending_at, a.approved_at) > now() - make_interval(secs => :window)
-          AND d.state IN ('submitting', 'submitted', 'delivered', 'failed', 'expired')
+          AND d.state IN ('submitting', 'submitted', 'delivered', 'failed', 'expired', 'next_number')
           AND (m.senders IS NULL OR a.sender_name = ANY(string_to_array(m.senders, ',')))
           AND (NOT m.by_code OR a.reply_code = m.code)  -- a shared code's reply without its keyword
-        ORDER BY (a.reply_code = m.code) IS TRUE DESC, coalesce(a.sending_at, a.approved_at) DESC, a.id DESC
+        ORDER BY (a.reply_code = m.code) IS TRUE DESC, coalesce(a.sending_at, a.approved_at) DESC, a.id DESC,
+                 d.state = 'next_number', d.id DESC
         LIMIT 1) pick ON true
 """)
 

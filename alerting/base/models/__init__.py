@@ -10,7 +10,15 @@ from alerting.base.models.alerts import (
     AlertState,
     Priority,
 )
-from alerting.base.models.directory import Contact, ContactImport, ContactLocation, Group, GroupKind, GroupMember
+from alerting.base.models.directory import (
+    Contact,
+    ContactImport,
+    ContactLocation,
+    ContactNumber,
+    Group,
+    GroupKind,
+    GroupMember,
+)
 from alerting.base.models.messages import Delivery, DeliveryState, InboundKind, InboundMessage, Reply, ReplyMeaning
 from alerting.base.models.operators import ApiToken, Operator, Role, WebSession
 from alerting.base.models.senders import CarrierHealthRow, Sender, SenderKind, SenderUsage
@@ -29,6 +37,7 @@ __all__ = [
     "Contact",
     "ContactImport",
     "ContactLocation",
+    "ContactNumber",
     "Delivery",
     "DeliveryState",
     "Group",

@@ -1,0 +1,151 @@
+"""Several numbers per contact, end to end: an alert approved by two operators, fanned out, sent
+through the in-process gateway to the simulator, receipts and replies back over SMPP. A handset
+the simulator cannot reach fails for good (a final receipt, or a refused submit_sm); the contact
+then gets the alert on its next number, and is counted once."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import text
+
+from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+from alerting.base.db import transaction
+from alerting.base.models import AlertMode, AlertState, Operator, Priority
+from alerting.directory import contact_records
+from broadcast import jobs, live, replies
+from tests.cluster import approved_alert, operators, seed_group, state_of
+from tests.factories import actor_for
+
+FIRST, SECOND, THIRD = "+56976100001", "+56976100002", "+56976100003"
+OTHER = "+56976100009"
+
+
+def add_numbers(numbers: dict[str, list[str]], *, group: str = "brigadas") -> None:
+    """Contacts (first number → more numbers) added through the directory service, in `group`."""
+    with transaction() as s:
+        admin = Operator(username=f"admin-{time.monotonic_ns()}", password_hash="x", roles=["admin"])
+        s.add(admin)
+        s.flush()
+        actor = actor_for(admin)
+        s.execute(text("INSERT INTO groups (name, kind, description, drill_allowed) VALUES (:g, 'static', '', false) "
+                       "ON CONFLICT (name) DO NOTHING"), {"g": group})
+        for first, more in numbers.items():
+            contact_records.create_contact(s, first, name=f"Persona {first[-4:]}", more_numbers=more,
+                                           groups=[group], region="CL", actor=actor)
+
+
+def unreachable(simulator: Any, numbers: list[str], **params: Any) -> None:
+    for carrier in ("alpha", "beta"):
+        simulator.set_fault(carrier, "unreachable", numbers=numbers, **params)
+
+
+def receipts_in(simulator: Any, n: int) -> None:
+    """Wait for `n` receipts stored, then interpret them (the sweep the scheduler runs)."""
+    def stored() -> int:
+        with transaction() as s:
+            return int(s.execute(text("SELECT count(*) FROM inbound_messages WHERE kind = 'receipt'")).scalar_one())
+
+    assert simulator.wait_for(lambda: stored() >= n, 10), f"{stored()} receipts, expected {n}"
+    replies.sweep(min_age_s=0)
+
+
+def rows(alert_id: int) -> list[dict[str, Any]]:
+    with transaction() as s:
+        return [dict(r) for r in s.execute(text(
+            "SELECT id, msisdn, state, number_position, previous_delivery_id, error_code, error_reason, contact_id "
+            "FROM deliveries WHERE alert_id = :a ORDER BY id"), {"a": alert_id}).mappings()]
+
+
+def people(alert_id: int) -> tuple[dict[str, int], dict[str, Any]]:
+    with transaction() as s:
+        counts = jobs.counts_by_state(s, alert_id)
+        return counts, live.progress(counts, live.alert_reply_counts(s, alert_id))
+
+
+def test_a_contact_whose_first_number_fails_for_good_gets_the_alert_on_the_second(gateway, simulator, run_jobs):
+    add_numbers({FIRST: [SECOND], OTHER: ["+56976100019"]})
+    unreachable(simulator, [FIRST])
+    alert_id = approved_alert({"es": "Evacuar sector norte. Responda ACK {codigo}."})
+    run_jobs()
+    assert state_of(alert_id) is AlertState.COMPLETED  # everything handed over; the receipts come after
+    receipts_in(simulator, 2)  # the first number's UNDELIV: the second is queued, and its batch
+    assert people(alert_id)[0] == {"delivered": 1, "queued": 1}  # one person waiting again, none failed
+    run_jobs()  # the completed alert's new delivery is sent all the same
+    receipts_in(simulator, 3)
+    got = simulator.messages_by_recipient()
+    assert sorted(got) == sorted(n.lstrip("+") for n in (FIRST, SECOND, OTHER))  # never OTHER's second
+    counts, progress = people(alert_id)
+    assert counts == {"delivered": 2}
+    assert (progress["recipients"], progress["delivered"], progress["failed"]) == (2, 2, 0)
+    first, other, second = rows(alert_id)
+    assert (first["msisdn"], first["state"], first["number_position"], first["error_code"]) == \
+        (FIRST, "next_number", None, "001")
+    assert "UNDELIV" in first["error_reason"]
+    assert (second["msisdn"], second["state"], second["number_position"], second["previous_delivery_id"]) == \
+        (SECOND, "delivered", 2, first["id"])
+    assert second["contact_id"] == first["contact_id"] and other["state"] == "delivered"
+    assert state_of(alert_id) is AlertState.COMPLETED
+    with transaction() as s:  # the carrier's share still shows the failure on the first number
+        by_carrier = jobs.counts_by_carrier(s, alert_id)
+    assert sum(states.get("next_number", 0) for states in by_carrier.values()) == 1
+
+
+def test_refused_submits_move_on_number_by_number_to_the_third(gateway, simulator, run_jobs):
+    add_numbers({FIRST: [SECOND, THIRD]})
+    unreachable(simulator, [FIRST, SECOND], refuse=True)  # submit_sm refused for good (0x0B)
+    alert_id = approved_alert({"es": "Corte de ruta 5."})
+    run_jobs()  # each refusal queues the next number in the same pass, and its batch
+    receipts_in(simulator, 1)
+    states = [(r["msisdn"], r["state"], r["number_position"], r["error_code"]) for r in rows(alert_id)]
+    assert states == [(FIRST, "next_number", None, "0x0B"), (SECOND, "next_number", 2, "0x0B"),
+                      (THIRD, "delivered", 3, None)]
+    assert people(alert_id)[0] == {"delivered": 1}
+    assert state_of(alert_id) is AlertState.COMPLETED
+
+
+def test_the_last_number_failing_is_final_and_counts_as_one_failed_person(gateway, simulator, run_jobs):
+    add_numbers({FIRST: [SECOND]})
+    unreachable(simulator, [FIRST, SECOND])
+    alert_id = approved_alert({"es": "Alerta de tsunami."})
+    run_jobs()
+    receipts_in(simulator, 1)
+    run_jobs()
+    receipts_in(simulator, 2)
+    replies.sweep(min_age_s=0)  # a second pass moves nothing twice
+    counts, progress = people(alert_id)
+    assert counts.get("failed", 0) + counts.get("retrying", 0) == 1  # the carrier retry of the last number
+    assert progress["recipients"] == 1
+    assert [(r["msisdn"], r["state"]) for r in rows(alert_id)] == [(FIRST, "next_number"), (SECOND, "failed")]
+
+
+def test_an_opted_out_contact_is_never_tried_on_another_number(gateway, simulator, run_jobs):
+    add_numbers({FIRST: [SECOND]}, group="brigadas")
+    with transaction() as s:
+        s.execute(text("UPDATE contacts SET opted_out_at = now(), opted_out_reason = 'BAJA' WHERE msisdn = :m"),
+                  {"m": FIRST})
+    unreachable(simulator, [FIRST])
+    composer, approver = operators("-optout")
+    with transaction() as s:  # reaches the opted-out contact on purpose (include_opted_out)
+        alert = compose_alert(s, AlertDraft(texts={"es": "Aviso a todos"}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
+                                            priority=Priority.HIGH,
+                                            target={"groups": ["brigadas"], "include_opted_out": True}), composer)
+        submit_alert(s, alert.id, composer)
+    with transaction() as s:
+        approve_alert(s, alert.id, approver, seen_hash=alert.approval_hash)
+    run_jobs()
+    receipts_in(simulator, 1)
+    run_jobs()
+    assert [(r["msisdn"], r["state"]) for r in rows(alert.id)] == [(FIRST, "failed")]
+    assert SECOND.lstrip("+") not in simulator.messages_by_recipient()
+
+
+def test_fan_out_still_writes_one_delivery_per_contact_to_its_first_number(gateway, simulator, run_jobs):
+    seed_group(30)
+    add_numbers({FIRST: [SECOND, THIRD]})
+    alert_id = approved_alert({"es": "Simulacro de evacuación."})
+    run_jobs()
+    written = rows(alert_id)
+    assert len(written) == 31 and all(r["number_position"] is None for r in written)
+    assert SECOND.lstrip("+") not in simulator.messages_by_recipient()
