@@ -314,7 +314,9 @@ class _Staging:
              " WHERE l.number = n.number AND l.row_no > n.row_no", "is {why}"),
         )
         for clash, reason in clashes:
-            cur.execute(f"DELETE FROM {self.numbers} n USING LATERAL ({clash} LIMIT 1) AS x(other, why)"
+            cur.execute(f"WITH x AS (SELECT n.row_no, n.position, c.why FROM {self.numbers} n"
+                        f" CROSS JOIN LATERAL ({clash} LIMIT 1) AS c(other, why))"
+                        f" DELETE FROM {self.numbers} n USING x WHERE n.row_no = x.row_no AND n.position = x.position"
                         " RETURNING n.row_no, n.position, n.number, x.why")
             for row_no, position, number, why in sorted(cur.fetchall()):
                 rejects.write(Issue(row_no, columns[position], number,
@@ -387,16 +389,17 @@ def _merge(session: Session, stage: _Staging, report: ImportReport, lap: _Laps) 
 def _merge_numbers(session: Session, stage: _Staging) -> int:
     """The rows' second and third numbers, each at its position (a blank cell kept what the
     directory has: it is not staged). A number the contact already has at another position moves.
-    Returns how many were written (new or moved); one already in place is left alone."""
+    Two statements (a DELETE in a CTE may run after the INSERT it should make room for). Returns
+    how many were written (new or moved); one already in place is left alone."""
+    wanted = (f"SELECT c.id AS contact_id, n.position, n.number FROM {stage.numbers} n"
+              " JOIN contacts c ON c.msisdn = n.msisdn")
+    session.execute(text(
+        f"DELETE FROM contact_numbers o USING ({wanted}) w WHERE o.contact_id = w.contact_id"
+        " AND ((o.position = w.position AND o.msisdn <> w.number)"
+        "      OR (o.msisdn = w.number AND o.position <> w.position))"))
     return int(session.execute(text(
-        "WITH wanted AS ("
-        " SELECT c.id AS contact_id, n.position, n.number"
-        f" FROM {stage.numbers} n JOIN contacts c ON c.msisdn = n.msisdn),"
-        " gone AS (DELETE FROM contact_numbers o USING wanted w WHERE o.contact_id = w.contact_id"
-        "  AND ((o.position = w.position AND o.msisdn <> w.number)"
-        "       OR (o.msisdn = w.number AND o.position <> w.position)))"
-        " INSERT INTO contact_numbers (contact_id, position, msisdn)"
-        " SELECT w.contact_id, w.position, w.number FROM wanted w"
+        "INSERT INTO contact_numbers (contact_id, position, msisdn)"
+        f" SELECT w.contact_id, w.position, w.number FROM ({wanted}) w"
         " WHERE NOT EXISTS (SELECT 1 FROM contact_numbers o WHERE o.contact_id = w.contact_id"
         "                   AND o.position = w.position AND o.msisdn = w.number)"
     )).rowcount or 0)

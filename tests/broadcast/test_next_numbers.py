@@ -149,3 +149,65 @@ def test_fan_out_still_writes_one_delivery_per_contact_to_its_first_number(gatew
     written = rows(alert_id)
     assert len(written) == 31 and all(r["number_position"] is None for r in written)
     assert SECOND.lstrip("+") not in simulator.messages_by_recipient()
+
+
+def _more(first: str, more: list[str]) -> None:
+    with transaction() as s:
+        s.execute(text("INSERT INTO contact_numbers (contact_id, position, msisdn) SELECT c.id, 1 + o.i, o.n "
+                       "FROM contacts c, unnest(CAST(:more AS varchar[])) WITH ORDINALITY o(n, i) "
+                       "WHERE c.msisdn = :first"), {"first": first, "more": more})
+
+
+def _reply(sender: str) -> dict[str, Any]:
+    with transaction() as s:
+        return dict(s.execute(text("SELECT r.*, c.msisdn AS contact_first FROM replies r "
+                                   "LEFT JOIN contacts c ON c.id = r.contact_id WHERE r.msisdn = :m "
+                                   "ORDER BY r.id DESC LIMIT 1"), {"m": sender}).mappings().one())
+
+
+def test_a_reply_from_any_of_a_contacts_numbers_answers_its_delivery_and_stop_opts_it_out(committed_db, redis_db):
+    from tests.broadcast.inbound_rig import inbound_rig, process_all, seed_alert, send, wait_inbound
+
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert([FIRST, OTHER])
+        _more(FIRST, [SECOND, THIRD])
+        send(gateway, alert_id)
+        wait_inbound(sim, 2)  # the receipts
+        sim.send_mo("alpha", SECOND.lstrip("+"), "4242", "ACK 4821")  # from the phone the SMS did not go to
+        wait_inbound(sim, 3)
+        process_all()
+        ack = _reply(SECOND)
+        sim.send_mo("alpha", THIRD.lstrip("+"), "4242", "BAJA")
+        wait_inbound(sim, 4)
+        process_all()
+        stop = _reply(THIRD)
+        with transaction() as s:
+            first_delivery = s.execute(text("SELECT id FROM deliveries WHERE alert_id = :a AND msisdn = :m"),
+                                       {"a": alert_id, "m": FIRST}).scalar_one()
+            opted_out = s.execute(text("SELECT opted_out_at IS NOT NULL FROM contacts WHERE msisdn = :m"),
+                                  {"m": FIRST}).scalar_one()
+            confirmed_to = s.execute(text("SELECT msisdn FROM followups WHERE kind = 'optout_confirm'")).scalars().all()
+            counts = live.alert_reply_counts(s, alert_id)
+    assert (ack["meaning"], ack["alert_id"], ack["delivery_id"], ack["contact_first"]) == \
+        ("ack", alert_id, first_delivery, FIRST)
+    assert counts["ack"] == 1 and counts["responders"] == 1
+    assert (stop["meaning"], stop["contact_first"]) == ("stop", FIRST) and opted_out
+    assert confirmed_to == [THIRD]  # the confirmation goes to the phone that wrote
+
+
+def test_a_reply_from_the_first_number_answers_the_delivery_to_the_second(gateway, simulator, run_jobs):
+    add_numbers({FIRST: [SECOND]})
+    unreachable(simulator, [FIRST], refuse=True)
+    alert_id = approved_alert({"es": "Incendio forestal. Responda ACK {codigo}."})
+    run_jobs()
+    simulator.send_mo("alpha", FIRST.lstrip("+"), "4242", "AYUDA")  # the first phone is back, its owner writes
+    with transaction() as s:
+        assert simulator.wait_for(lambda: s.execute(text("SELECT count(*) FROM inbound_messages WHERE kind = 'mo'"))
+                                  .scalar_one() >= 1, 10)
+    replies.sweep(min_age_s=0)
+    _, second = rows(alert_id)
+    help_ = _reply(FIRST)
+    assert (help_["meaning"], help_["delivery_id"]) == ("help", second["id"])
+    with transaction() as s:
+        silent = live.non_responders(s, alert_id)
+    assert silent == []  # the person answered: the delivery they are counted by has the answer

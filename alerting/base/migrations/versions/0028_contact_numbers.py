@@ -41,9 +41,9 @@ def upgrade() -> None:
         sa.Column("position", sa.SmallInteger(), nullable=False),
         sa.Column("msisdn", sa.String(16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")),
-        sa.PrimaryKeyConstraint("contact_id", "position", name="pk_contact_numbers"),
-        sa.UniqueConstraint("msisdn", name="uq_contact_numbers_msisdn"),
-        sa.CheckConstraint("position BETWEEN 2 AND 3", name="ck_contact_numbers_position"),
+        sa.PrimaryKeyConstraint("contact_id", "position", name=op.f("pk_contact_numbers")),
+        sa.UniqueConstraint("msisdn", name=op.f("uq_contact_numbers_msisdn")),
+        sa.CheckConstraint("position BETWEEN 2 AND 3", name=op.f("ck_contact_numbers_position")),
     )
     op.execute("""
 CREATE FUNCTION contact_numbers_not_a_first_number() RETURNS trigger LANGUAGE plpgsql AS $$
