@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -126,3 +127,21 @@ def _queue_sends(session: Session, by_alert: dict[int, list[int]]) -> None:
                                  timeout_s=SEND_BATCH_TIMEOUT_S)
         if priority == "flash" and state == "sending":
             notify_flash(session, alert_id)
+
+
+def moves_of(session: Session, alert_id: int, *, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
+    """How many of the alert's contacts were tried on a next number, and the first `limit` of those
+    deliveries (oldest first): the contact's name, the number before and this one, its position,
+    its state. Reads ix_deliveries_next_numbers and the trigger-kept counters only."""
+    moved = session.execute(text("SELECT coalesce(sum(n), 0) FROM alert_counters "
+                                 "WHERE alert_id = :a AND state = 'next_number'"), {"a": alert_id}).scalar_one()
+    rows = session.execute(text("""
+        SELECT d.id, d.contact_id, c.name, p.msisdn AS previous_msisdn, d.msisdn, d.number_position, d.state,
+               p.error_code AS previous_error
+          FROM deliveries d
+          LEFT JOIN deliveries p ON p.id = d.previous_delivery_id
+          LEFT JOIN contacts c ON c.id = d.contact_id
+         WHERE d.alert_id = :a AND d.number_position IS NOT NULL
+         ORDER BY d.id LIMIT :limit
+    """), {"a": alert_id, "limit": limit}).mappings().all()
+    return int(moved), [dict(r) for r in rows]

@@ -14,7 +14,8 @@ no foreign key: the contacts' statement-level delete trigger removes a deleted c
 
 Deliveries: `number_position` (NULL for the first number: fan-out's hot INSERT writes nothing
 more) and `previous_delivery_id` (the delivery on the number before, which then has the new
-state `next_number`: failed there, tried on the next; broadcast/next_numbers.py).
+state `next_number`: failed there, tried on the next; broadcast/next_numbers.py), and a partial
+index on the deliveries to a next number, per alert.
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ END $$;
 """)
     op.add_column("deliveries", sa.Column("number_position", sa.SmallInteger(), nullable=True))
     op.add_column("deliveries", sa.Column("previous_delivery_id", sa.BigInteger(), nullable=True))
+    # The deliveries to a contact's next number, per alert (the alert page lists them): only those
+    # rows, so fan-out's rows (number_position NULL) never touch it.
+    op.create_index("ix_deliveries_next_numbers", "deliveries", ["alert_id"],
+                    postgresql_where=sa.text("number_position IS NOT NULL"))
     # NOT VALID, then VALIDATE: the check of the existing rows scans deliveries without blocking
     # the writers (a plain ADD CONSTRAINT would hold ACCESS EXCLUSIVE for the whole scan).
     op.execute("ALTER TABLE deliveries DROP CONSTRAINT ck_deliveries_deliverystate")
@@ -79,6 +84,7 @@ def downgrade() -> None:
     op.execute("ALTER TABLE deliveries DROP CONSTRAINT ck_deliveries_deliverystate")
     op.execute("ALTER TABLE deliveries ADD CONSTRAINT ck_deliveries_deliverystate CHECK ("
                + _state_check(_STATES) + ")")
+    op.drop_index("ix_deliveries_next_numbers", table_name="deliveries")
     op.drop_column("deliveries", "previous_delivery_id")
     op.drop_column("deliveries", "number_position")
     op.execute("""
