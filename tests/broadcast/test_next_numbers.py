@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
 from alerting.base.db import transaction
-from alerting.base.models import AlertMode, AlertState, Operator, Priority
+from alerting.base.models import Alert, AlertMode, AlertState, Operator, Priority
 from alerting.directory import contact_records
 from broadcast import jobs, live, replies
 from tests.cluster import approved_alert, operators, seed_group, state_of
@@ -211,3 +211,37 @@ def test_a_reply_from_the_first_number_answers_the_delivery_to_the_second(gatewa
     with transaction() as s:
         silent = live.non_responders(s, alert_id)
     assert silent == []  # the person answered: the delivery they are counted by has the answer
+
+
+def test_a_next_number_whose_job_redis_lost_is_sent_after_the_reconciler_queues_it(gateway, simulator, run_jobs,
+                                                                                 redis_db):
+    from broadcast import reconciler
+
+    add_numbers({FIRST: [SECOND]})
+    unreachable(simulator, [FIRST])
+    alert_id = approved_alert({"es": "Aviso de crecida."})
+    run_jobs()
+    receipts_in(simulator, 1)
+    redis_db.flushdb()  # the second number's send batch is lost; the alert is completed
+    with transaction() as s:  # past the reconciler's grace for rows on their way to Redis
+        s.execute(text("UPDATE deliveries SET updated_at = now() - interval '1 minute' WHERE state = 'queued'"))
+    report = reconciler.reconcile(redis_db)
+    assert report.batches_queued == {alert_id: 1}
+    run_jobs()
+    receipts_in(simulator, 2)
+    assert people(alert_id)[0] == {"delivered": 1} and state_of(alert_id) is AlertState.COMPLETED
+
+
+def test_a_correction_goes_to_the_number_that_reached_the_contact(gateway, simulator, run_jobs):
+    from alerting.alerts import corrections
+
+    add_numbers({FIRST: [SECOND]})
+    unreachable(simulator, [FIRST], refuse=True)
+    alert_id = approved_alert({"es": "Evacuar sector norte."})
+    run_jobs()
+    _, approver = operators("-fix")
+    with transaction() as s:  # the pre-approved correction, fired by one approver
+        corrections.arm_on_approval(s, s.get(Alert, alert_id), approver)
+        correction = corrections.fire_correction(s, alert_id, approver)
+    run_jobs()
+    assert [(r["msisdn"], r["number_position"]) for r in rows(correction.id)] == [(SECOND, 2)]
