@@ -245,3 +245,24 @@ def test_a_correction_goes_to_the_number_that_reached_the_contact(gateway, simul
         correction = corrections.fire_correction(s, alert_id, approver)
     run_jobs()
     assert [(r["msisdn"], r["number_position"]) for r in rows(correction.id)] == [(SECOND, 2)]
+
+
+def test_a_real_worker_takes_a_contact_to_its_second_number_on_its_own(worker_process, redis_db, simulator):
+    """`sirena worker` as deployed, nothing run by hand: fan-out, submit, the receipt interpreted,
+    the second number queued and sent, its receipt: one person delivered, both numbers shown."""
+    from tests.cluster import wait_until
+
+    cluster, _ = worker_process()
+    seed_group(10)
+    add_numbers({FIRST: [SECOND]})
+    unreachable(simulator, [FIRST])
+    alert_id = approved_alert({"es": "Prueba de sirena: responda ACK {codigo}"})
+
+    def done() -> bool:
+        return people(alert_id)[0] == {"delivered": 11}
+
+    wait_until(done, 30, "the second number to be delivered", cluster.log_text)
+    first, second = (r for r in rows(alert_id) if r["msisdn"] in (FIRST, SECOND))
+    assert (first["state"], second["state"], second["previous_delivery_id"]) == ("next_number", "delivered",
+                                                                                  first["id"])
+    assert people(alert_id)[1]["recipients"] == 11
