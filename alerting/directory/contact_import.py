@@ -402,7 +402,7 @@ def _merge_numbers(session: Session, stage: _Staging) -> int:
         f" SELECT w.contact_id, w.position, w.number FROM ({wanted}) w"
         " WHERE NOT EXISTS (SELECT 1 FROM contact_numbers o WHERE o.contact_id = w.contact_id"
         "                   AND o.position = w.position AND o.msisdn = w.number)"
-    )).rowcount or 0)
+    )).rowcount or 0)  # type: ignore[attr-defined]
 
 
 def _directory_columns(layout: Any) -> list[str]:

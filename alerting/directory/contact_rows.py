@@ -259,7 +259,8 @@ def check_chunk(checker: RowChecker, rows: list[tuple[int, list[str]]]) -> Check
             groups.writerow((checked.msisdn, name))
         for position, number in checked.more_numbers:
             numbers.writerow((row, checked.msisdn, position, number))
-    return CheckedChunk(*(b.getvalue() for b in buffers[:3]), len(rows), good, issues, numbers=buffers[3].getvalue())
+    return CheckedChunk(buffers[0].getvalue(), buffers[1].getvalue(), buffers[2].getvalue(), len(rows), good, issues,
+                        numbers=buffers[3].getvalue())
 
 
 def check_block(checker: RowChecker, block: Block) -> CheckedChunk:
