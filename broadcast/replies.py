@@ -231,13 +231,19 @@ WITH m AS (SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:msisdns AS varchar
                   AS m(inbound_id, msisdn, senders, code, by_code))
 SELECT m.inbound_id, c.id AS contact_id, c.language, pick.*
   FROM m
-  -- The contact that has this number, first or further (contact_numbers), with all its numbers.
+  -- The contact that has this number, first or further (contact_numbers): two index probes. LIMIT
+  -- keeps it a per-reply look-up (unlimited, the planner hashed every contact of the directory).
   LEFT JOIN LATERAL (
-       SELECT o.id, o.language,
-              ARRAY[o.msisdn] || ARRAY(SELECT n.msisdn FROM contact_numbers n WHERE n.contact_id = o.id) AS numbers
-         FROM contacts o
-        WHERE o.id = coalesce((SELECT x.id FROM contacts x WHERE x.msisdn = m.msisdn),
-                              (SELECT n.contact_id FROM contact_numbers n WHERE n.msisdn = m.msisdn))) c ON true
+       SELECT f.id, f.language, f.msisdn FROM contacts f WHERE f.msisdn = m.msisdn
+       UNION ALL
+       SELECT o.id, o.language, o.msisdn FROM contact_numbers n JOIN contacts o ON o.id = n.contact_id
+        WHERE n.msisdn = m.msisdn
+       LIMIT 1) c ON true
+  -- All its numbers (the first, then contact_numbers by its primary key); a stranger's: its own.
+  CROSS JOIN LATERAL (
+       SELECT CASE WHEN c.id IS NULL THEN ARRAY[m.msisdn]
+                   ELSE ARRAY[c.msisdn] || ARRAY(SELECT x.msisdn FROM contact_numbers x WHERE x.contact_id = c.id)
+              END AS numbers) k
   LEFT JOIN LATERAL (
        -- The alerts sent within the window (ix_alerts_reply_window: a few), then the delivery of
        -- each to this number, or to another number of the same contact (the unique (alert_id,
@@ -247,7 +253,7 @@ SELECT m.inbound_id, c.id AS contact_id, c.language, pick.*
        -- number it was last tried on: broadcast/next_numbers.py).
        SELECT d.id AS delivery_id, a.id AS alert_id, a.poll_options, a.escalation, a.sender_name, a.mode
          FROM alerts a
-         JOIN deliveries d ON d.alert_id = a.id AND d.msisdn = ANY(coalesce(c.numbers, ARRAY[m.msisdn]))
+         JOIN deliveries d ON d.alert_id = a.id AND d.msisdn = ANY(k.numbers)
         WHERE a.state IN ('sending', 'completed')
           AND coalesce(a.sending_at, a.approved_at) > now() - make_interval(secs => :window)
           AND d.state IN ('submitting', 'submitted', 'delivered', 'failed', 'expired', 'next_number')
@@ -292,10 +298,14 @@ def interpret_replies(session: Session, rows: list[Any], vocabulary: Vocabulary,
         else:
             names = [n for n, _, _ in senders]
         prepared.append((row, reading, keywords, names, by_code))
+    # No JIT: the probes of a contact's several numbers (= ANY) lift the estimate past JIT's
+    # thresholds, and compiling took 0.27 s of a 0.33 s match of 10,000 replies that runs in 0.06 s.
+    session.execute(text("SET LOCAL jit = off"))
     matched = {r.inbound_id: r for r in session.execute(_MATCH, {
         "ids": [p[0].id for p in prepared], "msisdns": [_e164(p[0].source_addr) for p in prepared],
         "senders": [",".join(p[3]) if p[3] else None for p in prepared],
         "codes": [p[1].code for p in prepared], "by_code": [p[4] for p in prepared], "window": REPLY_WINDOW_S})}
+    session.execute(text("SET LOCAL jit TO DEFAULT"))
     values, acts, outcomes = [], [], {}
     for row, reading, keywords, names, by_code in prepared:
         hit = matched[row.id]
