@@ -301,26 +301,26 @@ class _Staging:
                     " WHERE s.msisdn = g.msisdn)")
         cur.execute(f"DELETE FROM {self.numbers} n WHERE NOT EXISTS (SELECT 1 FROM {self.contacts} s"
                     " WHERE s.row_no = n.row_no)")
+        # Each a join (hashed for a big file: a look-up per staged number would scan the unindexed
+        # staging tables once per row); each number matches at most one row: phones are unique in
+        # staging (after drop_duplicates) and in the directory, further numbers in the directory.
         clashes = (
-            (f"SELECT s.row_no, 'the phone of row ' || s.row_no FROM {self.contacts} s"
-             " WHERE s.msisdn = n.number", "is {why}; not imported as a further number"),
-            ("SELECT o.id, 'the first number of another contact' FROM contacts o"
-             " WHERE o.msisdn = n.number AND o.msisdn <> n.msisdn",
-             "is already {why}; not imported"),
-            ("SELECT o.contact_id, 'number ' || o.position || ' of another contact' FROM contact_numbers o"
-             " JOIN contacts c ON c.id = o.contact_id WHERE o.msisdn = n.number AND c.msisdn <> n.msisdn",
-             "is already {why}; remove it there first"),
-            (f"SELECT l.row_no, 'on row ' || l.row_no || ' too, which keeps it' FROM {self.numbers} l"
-             " WHERE l.number = n.number AND l.row_no > n.row_no", "is {why}"),
+            (f"{self.contacts} s WHERE s.msisdn = n.number", "'is the phone of row ' || s.row_no || "
+             "'; not imported as a further number'"),
+            ("contacts o WHERE o.msisdn = n.number AND o.msisdn <> n.msisdn",
+             "'is already the first number of another contact; not imported'"),
+            ("contact_numbers o JOIN contacts c ON c.id = o.contact_id WHERE o.msisdn = n.number"
+             " AND c.msisdn <> n.msisdn", "'is already number ' || o.position || ' of another contact; "
+             "remove it there first'"),
+            (f"(SELECT number, max(row_no) AS row_no FROM {self.numbers} GROUP BY number HAVING count(*) > 1) k"
+             " WHERE k.number = n.number AND n.row_no < k.row_no",
+             "'is on row ' || k.row_no || ' too, which keeps it'"),
         )
-        for clash, reason in clashes:
-            cur.execute(f"WITH x AS (SELECT n.row_no, n.position, c.why FROM {self.numbers} n"
-                        f" CROSS JOIN LATERAL ({clash} LIMIT 1) AS c(other, why))"
-                        f" DELETE FROM {self.numbers} n USING x WHERE n.row_no = x.row_no AND n.position = x.position"
-                        " RETURNING n.row_no, n.position, n.number, x.why")
+        for using, reason in clashes:
+            cur.execute(f"DELETE FROM {self.numbers} n USING {using}"
+                        f" RETURNING n.row_no, n.position, n.number, {reason}")
             for row_no, position, number, why in sorted(cur.fetchall()):
-                rejects.write(Issue(row_no, columns[position], number,
-                                    reason.format(why=why), "warning"), report)
+                rejects.write(Issue(row_no, columns[position], number, why, "warning"), report)
         cur.execute(f"ANALYZE {self.contacts}; ANALYZE {self.numbers}")
 
     def drop(self) -> None:
