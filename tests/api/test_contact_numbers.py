@@ -58,3 +58,15 @@ def test_an_alerts_deliveries_show_each_number_tried(client, db, editor, factori
     assert body["counts"] == {"delivered": 1}  # one person
     moved = client.get(f"/api/v1/alerts/{alert.id}/deliveries?state=next_number", headers=editor.headers)
     assert [d["id"] for d in moved.get_json()["items"]] == [first]
+
+
+def test_the_csv_import_takes_phone2_and_phone3_and_names_each_bad_one(client, editor):
+    body = "name,phone,phone2,phone3\nAna,961236201,961236202,961236203\nBeto,961236211,hola,\n"
+    response = client.post("/api/v1/contacts/import", headers={**editor.headers, "Content-Type": "text/csv"},
+                           data=body.encode())
+    assert response.status_code == 200, response.get_json()
+    report = response.get_json()
+    assert (report["inserted"], report["numbers"], report["warnings"]) == (2, 2, 1)
+    assert [(r["row"], r["column"], r["outcome"]) for r in report["rejects"]] == [("3", "phone2", "warning")]
+    listed = client.get("/api/v1/contacts", headers=editor.headers).get_json()["items"]
+    assert {c["msisdn"]: c["more_numbers"] for c in listed}["+56961236201"] == ["+56961236202", "+56961236203"]

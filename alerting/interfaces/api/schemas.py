@@ -295,6 +295,9 @@ class ImportReportSchema(Schema):
     updated = fields.Integer(required=True)
     unchanged = fields.Integer(required=True)
     memberships = fields.Integer(required=True)
+    numbers = fields.Integer(required=True, metadata={
+        "description": "second and third numbers written, new or moved (columns telefono2/phone2, telefono3/phone3); "
+                       "a dry run: those in the file"})
     groups_created = fields.List(fields.String(), required=True)
     import_id = fields.Integer(allow_none=True)
     rejects = fields.List(fields.Dict(), required=True,
