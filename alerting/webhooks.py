@@ -204,7 +204,8 @@ def _collect_deliveries(session: Session, subscribers: list[WebhookSubscriber], 
     rows = session.execute(text(
         "SELECT id, alert_id, msisdn, state, carrier, error_code, updated_at FROM deliveries "
         "WHERE updated_at > :since AND updated_at <= now() - interval '1 second' "
-        "AND state IN ('submitted', 'delivered', 'failed', 'expired', 'cancelled') ORDER BY updated_at, id LIMIT :n"),
+        "AND state IN ('submitted', 'delivered', 'failed', 'expired', 'cancelled', 'next_number') "
+        "ORDER BY updated_at, id LIMIT :n"),
         {"since": since, "n": BATCH * 5}).all()
     by_alert: dict[int, list[dict[str, Any]]] = {}
     for did, alert_id, msisdn, state, carrier, error, updated in rows:

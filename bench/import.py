@@ -1,12 +1,13 @@
 """Contact import benchmark: N synthetic rows written to a CSV, imported into a database of its own.
 
-    .venv/bin/python bench/import.py [--rows 1000000] [--reimport] [--keep]
+    .venv/bin/python bench/import.py [--rows 1000000] [--reimport] [--keep] [--more-numbers 0.3]
 
 The database is `sirena_bench_import` (created with the setup functions, migrated, dropped at the
 start of each run and, unless --keep, at the end); the user's `sirena` database is never touched.
 The file mixes number spellings, Spanish headers, attributes, a home location on every row, a work
 location and a group on some, 0.5% bad numbers and 0.2% duplicated numbers. `--reimport` imports the
-same file a second time (every contact already there: the update path). Prints rows/s and the peak
+same file a second time (every contact already there: the update path). `--more-numbers SHARE` adds a
+`teléfono 2` column, filled on that share of the rows (issue 21). Prints rows/s and the peak
 RSS of this process; the last line is one JSON object.
 """
 
@@ -42,13 +43,13 @@ COMUNAS = ["Santiago", "Providencia", "Ñuñoa", "Maipú", "La Florida", "Puente
 ROLES = ["", "", "", "brigadista", "paramédico", "voluntario"]
 
 
-def generate(path: Path, rows: int, seed: int = 7) -> int:
+def generate(path: Path, rows: int, seed: int = 7, more_numbers: float = 0.0) -> int:
     """Write the synthetic CSV; returns its size in bytes."""
     rnd = random.Random(seed)
     with path.open("w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
         out.writerow(["nombre", "teléfono", "idioma", "grupo", "lat", "lon", "lat_trabajo", "lon_trabajo",
-                      "comuna", "rol"])
+                      "comuna", "rol", *(["teléfono 2"] if more_numbers else [])])
         for i in range(rows):
             if rnd.random() < 0.002 and i > 0:
                 i = rnd.randrange(i)  # a duplicated number
@@ -66,6 +67,9 @@ def generate(path: Path, rows: int, seed: int = 7) -> int:
                 f"{lat:.6f}", f"{lon:.6f}",
                 f"{lat + 0.01:.6f}" if work else "", f"{lon + 0.01:.6f}" if work else "",
                 rnd.choice(COMUNAS), rnd.choice(ROLES),
+                # a second phone: distinct, valid mobiles out of the first numbers' range (970-999)
+                *([f"+56{970_000_000 + (i * 7919) % 29_000_000}" if rnd.random() < more_numbers else ""]
+                  if more_numbers else []),
             ])
     return path.stat().st_size
 
@@ -123,7 +127,7 @@ def run_import(path: Path, settings: Settings, label: str) -> tuple[float, dict[
     print(f"{label}: {report.rows_read:,} rows in {seconds:.1f} s = {report.rows_read / seconds:,.0f} rows/s "
           f"(inserted {report.inserted:,}, updated {report.updated:,}, unchanged {report.unchanged:,}, "
           f"rejected {report.rejected:,}, duplicates {report.duplicates:,}, locations {report.locations:,}, "
-          f"memberships {report.memberships:,})", flush=True)
+          f"memberships {report.memberships:,}, second numbers {report.numbers:,})", flush=True)
     print("  phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in report.phases_s.items())
           + "  (read includes copy)", flush=True)
     print(f"  CPU: {result['client_cpu_s']} s in this process and its workers, {result['server_cpu_s']} s in the "
@@ -136,6 +140,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--reimport", action="store_true", help="import the same file again (updates)")
     parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    parser.add_argument("--more-numbers", type=float, default=0.0,
+                        help="share of rows with a second number (a `teléfono 2` column)")
     args = parser.parse_args()
 
     settings = bench_settings()
@@ -144,7 +150,7 @@ def main() -> None:
         path = Path(tmp) / "contactos.csv"
         settings = replace(settings, data_dir=Path(tmp) / "data")  # the rejects reports go with the file
         started = time.perf_counter()
-        size = generate(path, args.rows)
+        size = generate(path, args.rows, more_numbers=args.more_numbers)
         print(f"generated {args.rows:,} rows, {size / 1e6:.0f} MB, in {time.perf_counter() - started:.1f} s",
               flush=True)
         seconds, report = run_import(path, settings, "import")

@@ -31,7 +31,7 @@ from alerting.base.sms_text.encoding import ConcatReference, encode_parts
 from alerting.base.sms_text.rendering import has_placeholders, mode_prefix, render, texts_for_phones
 from audit import trail
 from audit.actor import Actor
-from broadcast import carrier_health, claims, jobs, local_gateway
+from broadcast import carrier_health, claims, jobs, local_gateway, next_numbers
 from broadcast.carriers import CarriersConfig
 from broadcast.flash_lane import FlashLane
 from broadcast.pool import CarrierPool, OutboundMessage, Outcome, SubmitResult, submit_within_cap
@@ -40,6 +40,9 @@ log = logging.getLogger("sirena.gateway")
 
 MAX_QUICK_ATTEMPTS = 6
 DRILL_REFUSALS = frozenset({"drill_unmarked", "drill_no_test_route"})
+# A completed alert may still have queued deliveries: a contact's next number, tried after the
+# alert's last submit when a receipt said the first failed (broadcast/next_numbers.py).
+SENDS = frozenset({AlertState.SENDING, AlertState.COMPLETED})
 
 
 def split_config(config: CarriersConfig, index: int, count: int) -> CarriersConfig:
@@ -148,7 +151,7 @@ class Gateway:
                 return totals
             with transaction() as session:
                 alert = session.get(Alert, alert_id)
-                if alert is None or alert.state is not AlertState.SENDING:
+                if alert is None or alert.state not in SENDS:
                     return totals
                 if self.draining:  # this worker is stopping: another one takes what is left, at once
                     jobs.queue_batches(session, alert, [(lo, hi)], tag=f"-h{utcnow():%H%M%S%f}")
@@ -210,6 +213,9 @@ class Gateway:
 
     def _record(self, session: Any, plan: _Plan, outcomes: list[claims.Outcome]) -> None:
         claims.record_outcomes(session, outcomes, worker=self.name)
+        refused_for_good = [o.id for o in outcomes if o.state == "failed" and o.error_code not in DRILL_REFUSALS]
+        if refused_for_good:  # a final submit refusal: the contact's next number, if any (rare: off the hot path)
+            next_numbers.try_next_numbers(session, refused_for_good)
         if any(o.state == "submitted" for o in outcomes):
             session.execute(text(
                 "UPDATE alerts SET first_submit_at = coalesce(first_submit_at, now()), last_submit_at = now() "

@@ -209,12 +209,13 @@ def _overrides_opt_out(alert: Alert) -> bool:
 
 
 def _materialize_correction(session: Session, alert: Alert) -> int:
-    """A correction goes to everyone who got the original or was queued to: all its deliveries."""
+    """A correction goes to everyone who got the original or was queued to: all its deliveries, each
+    to the number the original reached or last tried (not a number it moved on from: next_number)."""
     return rowcount(session.execute(text("""
-        INSERT INTO deliveries (alert_id, contact_id, msisdn, language, state, attempts,
+        INSERT INTO deliveries (alert_id, contact_id, msisdn, language, number_position, state, attempts,
                                 possible_duplicates, parts_delivered, queued_at, updated_at)
-        SELECT :new, contact_id, msisdn, language, 'queued', 0, 0, 0, now(), now()
-          FROM deliveries WHERE alert_id = :orig
+        SELECT :new, contact_id, msisdn, language, number_position, 'queued', 0, 0, 0, now(), now()
+          FROM deliveries WHERE alert_id = :orig AND state <> 'next_number'
         ON CONFLICT (alert_id, msisdn) DO NOTHING
     """), {"new": alert.id, "orig": alert.corrects_alert_id}))
 
@@ -257,9 +258,12 @@ def _checkpoint_at_completion(session: Session) -> None:
 
 # A failed or expired delivery whose re-send through another carrier is still on its way
 # (broadcast.escalation.retry_undelivered) is not final: it may yet be delivered. The partial index
-# ix_followups_retry_pending (migration 0026) holds exactly the re-sends r counts.
+# ix_followups_retry_pending (migration 0026) holds exactly the re-sends r counts. A `next_number`
+# delivery is a message, not a person: its contact is counted by the delivery to its next number
+# (broadcast/next_numbers.py).
 _COUNTS = text("""
-WITH c AS (SELECT state, sum(n) AS n FROM alert_counters WHERE alert_id = :a GROUP BY state),
+WITH c AS (SELECT state, sum(n) AS n FROM alert_counters WHERE alert_id = :a AND state <> 'next_number'
+            GROUP BY state),
      r AS (SELECT d.state, count(DISTINCT d.id) AS n
              FROM followups f JOIN deliveries d ON d.id = f.delivery_id
             WHERE f.alert_id = :a AND f.kind = 'carrier_retry' AND f.state IN ('queued', 'submitting', 'submitted')
@@ -271,10 +275,12 @@ UNION ALL SELECT 'retrying', sum(n) FROM r
 
 
 def counts_by_state(session: Session, alert_id: int) -> dict[str, int]:
-    """Live counts by delivery state, from the trigger-kept counters (no scan of deliveries), with
-    the failed and expired deliveries being re-sent through another carrier counted apart as
-    `retrying`: `failed` and `expired` are final and never go down; `retrying` ends delivered or
-    failed. One statement, so one snapshot: the split always adds up to the counters."""
+    """Live counts of recipients (people) by delivery state, from the trigger-kept counters (no
+    scan of deliveries), with the failed and expired deliveries being re-sent through another
+    carrier counted apart as `retrying`: `failed` and `expired` are final and never go down;
+    `retrying` ends delivered or failed. A contact tried on its next number counts once, in the
+    state of that delivery (`next_number` rows are left out). One statement, so one snapshot: the
+    split always adds up to the counters."""
     rows = session.execute(_COUNTS, {"a": alert_id}).all()
     return {state: int(n) for state, n in rows if n}
 

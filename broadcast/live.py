@@ -75,8 +75,9 @@ def alert_unmatched(session: Session, alert_id: int, *, limit: int = 20) -> list
 
 
 # A carrier took it (or refused it: final); `retrying` (failed, re-sent through another carrier,
-# when the counts tell it apart) was taken too.
-HANDED = ("submitted", "delivered", "failed", "expired", "retrying")
+# when the counts tell it apart) was taken too, and so was `next_number` (failed on one number,
+# then tried on the contact's next: a carrier's count, never in the people counts of progress()).
+HANDED = ("submitted", "delivered", "failed", "expired", "retrying", "next_number")
 WAITING = ("queued", "submitting", "waiting_route")
 
 

@@ -6,7 +6,8 @@ alerting/interfaces/scheduler.py). It:
 - gives `waiting_route` deliveries another chance once in a while;
 - queues the fan-out of approved alerts whose job never reached Redis, and of scheduled alerts now due
   (the schedule lives in Postgres, not in RQ's scheduler, so a Redis restart loses nothing);
-- queues send batches for queued deliveries that no pending job covers (Redis flushed, jobs lost);
+- queues send batches for queued deliveries that no pending job covers (Redis flushed, jobs lost),
+  of sending alerts and of completed ones still trying contacts' next numbers;
 - completes alerts with nothing left to send.
 Every action is idempotent; two reconcilers at once only queue harmless duplicate jobs, and
 `sirena scheduler` takes an advisory lock per pass, so a standby never doubles one.
@@ -26,7 +27,7 @@ from alerting.base import job_ids
 from alerting.base.db import rowcount, transaction, utcnow
 from alerting.base.models import Alert, AlertState
 from alerting.base.outbox import PRIORITY_QUEUES, enqueue_after_commit
-from broadcast import claims, jobs
+from broadcast import claims, jobs, next_numbers
 
 log = logging.getLogger("sirena.reconciler")
 
@@ -104,7 +105,7 @@ def reconcile(redis: Redis | None) -> ReconcileReport:
     for alert_id in sending:
         with transaction() as session:
             sending_alert = session.get(Alert, alert_id)
-            if sending_alert is None or sending_alert.state is not AlertState.SENDING:
+            if sending_alert is None or sending_alert.state not in (AlertState.SENDING, AlertState.COMPLETED):
                 continue
             # Only waiting jobs cover rows: rows a live job is working on are `submitting`, not
             # `queued`; a duplicate job over a live one's range only adds a second claimer.
@@ -121,8 +122,18 @@ def reconcile(redis: Redis | None) -> ReconcileReport:
 
 
 def _sending_alerts() -> list[int]:
+    """Alerts sending, and alerts completed within next_numbers.WINDOW_S with a queued delivery:
+    a contact's next number, tried after the alert's last submit (one probe of ix_deliveries_claim
+    per recent completed alert)."""
     with transaction() as session:
-        return list(session.scalars(select(Alert.id).where(Alert.state == AlertState.SENDING)))
+        return list(session.scalars(text("""
+            SELECT id FROM alerts WHERE state = 'sending'
+            UNION ALL
+            SELECT a.id FROM alerts a
+             WHERE a.state = 'completed'
+               AND coalesce(a.sending_at, a.approved_at) > now() - make_interval(secs => :window)
+               AND EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.state = 'queued')
+            ORDER BY 1"""), {"window": next_numbers.WINDOW_S}))
 
 
 def _orphan_batches(session, alert_id: int, covered: list[tuple[int, int]]) -> list[tuple[int, int]]:

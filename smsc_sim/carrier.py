@@ -139,7 +139,7 @@ class Carrier:
     def on_submit(self, session: Session, seq: int, sm: pdu.ShortMessage) -> None:
         """Judge, record and answer one submit_sm; plan its receipt and any handset reply."""
         self.counts["submit_sm"] += 1
-        verdict = self.faults.judge_submit() if self.faults.faults else _CLEAN
+        verdict = self.faults.judge_submit(sm.destination_addr) if self.faults.faults else _CLEAN
         payload = sm.short_message or sm.tlvs.get(pdu.TAG_MESSAGE_PAYLOAD, b"")
         if sm.esm_class & 0x40 or pdu.TAG_SAR_MSG_REF_NUM in sm.tlvs:
             _, octets, part = pdu.split_udh(payload, sm.esm_class, sm.tlvs)
@@ -207,7 +207,7 @@ class Carrier:
 
     # ---- receipts and MO ----------------------------------------------------------------
     def _plan_receipt(self, record: Record, wants: int, immediate: bool) -> None:
-        stat, err = self._fate()
+        stat, err = self._fate(record.sm.destination_addr if record.sm is not None else "")
         if wants == 2 and stat == "DELIVRD":  # "on failure only"
             return
         if immediate:
@@ -228,7 +228,10 @@ class Carrier:
         for record, stat, err in due:
             self._send_receipt(record, stat, err)
 
-    def _fate(self) -> tuple[str, int]:
+    def _fate(self, destination: str) -> tuple[str, int]:
+        if self.faults.faults and (fault := self.faults.unreachable(destination)) is not None:
+            stat = str(fault.params["stat"])
+            return stat, self.config.receipts.errors.get(stat, 0)
         failures = self.config.receipts.failures
         if failures:
             roll, acc = self.rng.random(), 0.0

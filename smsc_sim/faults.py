@@ -15,6 +15,7 @@ Kinds and their parameters (every kind also takes `for_s`: the fault clears itse
 | restart | after_s | all connections and the listener closed, back after after_s (one shot) |
 | dlr_before_resp | — | a receipt asked for is sent before its submit_sm_resp |
 | duplicate_receipts | share=1.0 | that share of receipts is sent twice |
+| unreachable | numbers, stat="UNDELIV", refuse, status=0x0B | to these numbers: final receipt `stat` (or refused) |
 
 `times` counts refusals or drops before the fault clears itself; 0 = until cleared.
 """
@@ -41,7 +42,9 @@ KINDS: dict[str, set[str]] = {
     "restart": {"after_s"},
     "dlr_before_resp": set(),
     "duplicate_receipts": {"share"},
+    "unreachable": {"numbers", "stat", "refuse", "status"},
 }
+UNREACHABLE_STATES = ("UNDELIV", "EXPIRED", "REJECTD")
 # One-shot actions: carried out when set, not kept as a state.
 ACTIONS = {"drop_at", "restart"}
 
@@ -102,6 +105,16 @@ def check_fault(kind: str, params: dict[str, Any]) -> dict[str, Any]:
         p.setdefault("after_s", 1.0)
     elif kind == "duplicate_receipts":
         p.setdefault("share", 1.0)
+    elif kind == "unreachable":
+        numbers = p.get("numbers")
+        if not isinstance(numbers, list) or not numbers or not all(isinstance(n, str) and n for n in numbers):
+            raise InvalidInput("unreachable needs numbers", fields={"numbers": "expected a list of phone numbers"})
+        p["numbers"] = sorted({n.lstrip("+") for n in numbers})
+        p.setdefault("stat", "UNDELIV")
+        if p["stat"] not in UNREACHABLE_STATES:
+            raise InvalidInput("unreachable stat", fields={"stat": f"expected one of {', '.join(UNREACHABLE_STATES)}"})
+        p.setdefault("refuse", False)
+        p.setdefault("status", pdu.ESME_RINVDSTADR)
     return p
 
 
@@ -183,9 +196,20 @@ class FaultSet:
         fault = self.active("black_hole")
         return fault is None or bool(fault.params["enquire_link"])
 
-    def judge_submit(self) -> SubmitVerdict:
-        """The fate of one submit_sm under the active faults (call once per submit)."""
+    def unreachable(self, destination: str) -> Fault | None:
+        """The `unreachable` fault when it names this destination number, else None."""
+        fault = self.active("unreachable")
+        if fault is not None and destination.lstrip("+") in fault.params["numbers"]:
+            return fault
+        return None
+
+    def judge_submit(self, destination: str = "") -> SubmitVerdict:
+        """The fate of one submit_sm to `destination` under the active faults (call once per submit)."""
         verdict = SubmitVerdict(delay_s=self.response_delay())
+        fault = self.unreachable(destination)
+        if fault is not None and fault.params["refuse"]:
+            verdict.status, verdict.on_air = int(fault.params["status"]), False
+            return verdict
         fault = self.active("black_hole")
         if fault is not None:
             verdict.answer = False

@@ -25,6 +25,13 @@ MAX_ATTRIBUTE_NAME = 64  # as the criterion language accepts
 
 _PHONE = {"telefono", "phone", "celular", "movil", "mobile", "msisdn", "fono", "tel", "cel", "numero",
           "telefono_movil", "telefono_celular", "numero_celular", "phone_number", "mobile_number"}
+# A contact's second and third numbers (alerting.directory.contact_numbers): `telefono2`, `phone_3`,
+# `celular 2`, `segundo teléfono`, `other phone`… (header_key spelling); `telefono1` is the first.
+_MORE_PHONE = re.compile(r"^(?:telefono|phone|celular|movil|mobile|msisdn|fono|tel|cel|numero|phone_number|"
+                         r"mobile_number|numero_celular|telefono_movil)_?([123])$")
+_MORE_PHONE_WORDS = {"segundo_telefono": 2, "telefono_alternativo": 2, "otro_telefono": 2, "second_phone": 2,
+                     "other_phone": 2, "alternate_phone": 2, "alternative_phone": 2, "tercer_telefono": 3,
+                     "third_phone": 3}
 _NAME = {"nombre", "name", "nombre_completo", "full_name"}
 _LANGUAGE = {"idioma", "language", "lang", "lengua"}
 _GROUP = {"grupo", "group", "grupos", "groups"}
@@ -48,6 +55,8 @@ class Layout:
 
     headers: list[str]
     phone: int
+    # (position 2 or 3, index) of the columns of a contact's further numbers
+    more_phones: list[tuple[int, int]] = field(default_factory=list)
     name: int | None = None
     language: int | None = None
     group: int | None = None
@@ -70,9 +79,17 @@ def map_columns(headers: list[str]) -> Layout:
     roles: dict[str, list[int]] = {}
     pairs: dict[str, dict[str, int]] = {}
     attributes: list[tuple[str, int]] = []
+    more: dict[int, list[int]] = {}
     for i, key in enumerate(keys):
         if not key:
             continue  # a blank header: a spreadsheet's stray column
+        position = int(m.group(1)) if (m := _MORE_PHONE.match(key)) else _MORE_PHONE_WORDS.get(key)
+        if position == 1:
+            roles.setdefault("phone", []).append(i)
+            continue
+        if position is not None:
+            more.setdefault(position, []).append(i)
+            continue
         for role, names in (("phone", _PHONE), ("name", _NAME), ("language", _LANGUAGE),
                             ("group", _GROUP), ("label", _LABEL)):
             if key in names:
@@ -90,7 +107,7 @@ def map_columns(headers: list[str]) -> Layout:
     found = ", ".join(f'"{h}"' for h in headers if h.strip()) or "none"
     if "phone" not in roles:
         raise _refuse(f"no phone column (expected telefono, teléfono, celular, movil or phone); columns: {found}")
-    for role, idx in roles.items():
+    for role, idx in [*roles.items(), *((f"phone {p}", idx) for p, idx in more.items())]:
         if len(idx) > 1:
             raise _refuse(f"more than one {role} column: " + ", ".join(f'"{headers[i]}"' for i in idx))
     seen: set[str] = set()
@@ -99,8 +116,9 @@ def map_columns(headers: list[str]) -> Layout:
             raise _refuse(f'two columns are both named "{key}" once accents and spaces are ignored')
         seen.add(key)
     first = {role: idx[0] for role, idx in roles.items()}
-    layout = Layout(headers, first["phone"], attributes=attributes, name=first.get("name"),
-                    language=first.get("language"), group=first.get("group"), label=first.get("label"))
+    layout = Layout(headers, first["phone"], more_phones=sorted((p, idx[0]) for p, idx in more.items()),
+                    attributes=attributes, name=first.get("name"), language=first.get("language"),
+                    group=first.get("group"), label=first.get("label"))
     for suffix, pair in pairs.items():
         if len(pair) != 2:
             have = headers[next(iter(pair.values()))]

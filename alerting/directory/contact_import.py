@@ -6,9 +6,13 @@ All in the caller's transaction:
     issues go to the rejects CSV under `Settings.data_dir/imports/` as they are found.
  3. A number found on several rows: the last row wins, earlier ones leave staging and are reported.
     Group names from all of its rows are kept (memberships add up).
- 4. Merge: missing static groups created; ONE `INSERT … ON CONFLICT (msisdn) DO UPDATE` into
-    contacts; ONE statement replacing the locations with the same label; ONE INSERT of memberships.
- 5. A ContactImport row and the audit event "contacts.imported".
+ 4. A contact's second and third numbers (`telefono2`, `phone3`…) that another contact has, or
+    another row of the file, are dropped with a warning naming the column; a row whose phone is
+    already another contact's second or third number is rejected.
+ 5. Merge: missing static groups created; ONE `INSERT … ON CONFLICT (msisdn) DO UPDATE` into
+    contacts; ONE statement replacing the locations with the same label; ONE for the further
+    numbers at their positions (a blank cell keeps what the directory has); ONE INSERT of memberships.
+ 6. A ContactImport row and the audit event "contacts.imported".
 The import never touches opt-out state: a re-import cannot re-subscribe someone who opted out.
 """
 
@@ -31,6 +35,7 @@ from alerting.base import csv_cells
 from alerting.base.db import rowcount
 from alerting.base.errors import InvalidInput
 from alerting.base.models import ContactImport, Group, GroupKind
+from alerting.base.phones import mask_msisdn
 from alerting.base.settings import Settings
 from alerting.directory import permissions
 from alerting.directory.contact_csv import CsvFile, open_contacts_csv
@@ -68,6 +73,7 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     locations: int = 0  # locations written (new or moved); a dry run: locations in the file
+    numbers: int = 0  # second and third numbers written (new or moved); a dry run: those in the file
     memberships: int = 0  # new group memberships
     groups_created: list[str] = field(default_factory=list)
     # recipients_only: columns of the file that were not applied, and numbers already in the
@@ -144,6 +150,9 @@ def import_contacts(
             progress("merge", 0, None)
         report.duplicates = stage.drop_duplicates(rejects, csv_file.layout.headers[csv_file.layout.phone])
         lap("duplicates")
+        if csv_file.layout.more_phones and not recipients_only:
+            stage.drop_number_clashes(rejects, report, csv_file.layout)
+            lap("numbers_checked")
         report.contacts = report.rows_read - report.rejected - report.duplicates
         rejects.close(report)
         if dry_run:
@@ -205,29 +214,33 @@ class _Staging:
         token = secrets.token_hex(4)
         self.contacts, self.locations = f"import_contacts_{token}", f"import_locations_{token}"
         self.groups, self.dups = f"import_groups_{token}", f"import_duplicates_{token}"
+        self.numbers = f"import_numbers_{token}"
         self.cursor.execute(
             f"CREATE TEMP TABLE {self.contacts} (row_no integer NOT NULL, msisdn text NOT NULL, name text,"
             " language text, attributes jsonb) ON COMMIT DROP;"
             f"CREATE TEMP TABLE {self.locations} (row_no integer NOT NULL, msisdn text NOT NULL, label text NOT NULL,"
             " lon double precision NOT NULL, lat double precision NOT NULL) ON COMMIT DROP;"
             f"CREATE TEMP TABLE {self.groups} (msisdn text NOT NULL, name text NOT NULL) ON COMMIT DROP;"
+            f"CREATE TEMP TABLE {self.numbers} (row_no integer NOT NULL, msisdn text NOT NULL,"
+            " position smallint NOT NULL, number text NOT NULL) ON COMMIT DROP;"
             f"CREATE TEMP TABLE {self.dups} (row_no integer NOT NULL, msisdn text NOT NULL,"
             " kept_row integer NOT NULL) ON COMMIT DROP"
         )
-        self._buffers = [io.StringIO(), io.StringIO(), io.StringIO()]
+        self._buffers = [io.StringIO(), io.StringIO(), io.StringIO(), io.StringIO()]
         self.pending = 0
         self.copy_s = 0.0
 
     def add(self, chunk: CheckedChunk) -> None:
-        for buffer, data in zip(self._buffers, chunk[:3], strict=True):
+        for buffer, data in zip(self._buffers, (*chunk[:3], chunk.numbers), strict=True):
             buffer.write(data)
         self.pending += chunk.good
 
     def flush(self) -> None:
         started = time.monotonic()
         for table, columns, buffer in zip(
-            (self.contacts, self.locations, self.groups),
-            ("row_no, msisdn, name, language, attributes", "row_no, msisdn, label, lon, lat", "msisdn, name"),
+            (self.contacts, self.locations, self.groups, self.numbers),
+            ("row_no, msisdn, name, language, attributes", "row_no, msisdn, label, lon, lat", "msisdn, name",
+             "row_no, msisdn, position, number"),
             self._buffers, strict=True,
         ):
             if buffer.tell():
@@ -251,6 +264,7 @@ class _Staging:
         count = cur.rowcount
         if count:
             cur.execute(f"DELETE FROM {self.locations} l USING {self.dups} d WHERE l.row_no = d.row_no")
+            cur.execute(f"DELETE FROM {self.numbers} n USING {self.dups} d WHERE n.row_no = d.row_no")
             # psycopg2 (untyped) named cursor: server-side, read itersize rows at a time
             named: Any = self.session.connection().connection.cursor(name=f"{self.dups}_read")
             named.itersize = 10_000
@@ -259,11 +273,61 @@ class _Staging:
                 rejects.write(Issue(row_no, phone_header, msisdn,
                                     f"same number as row {kept}, which is kept (the last row wins)", "duplicate"))
             named.close()
-        cur.execute(f"ANALYZE {self.contacts}; ANALYZE {self.locations}; ANALYZE {self.groups}")
+        cur.execute(f"ANALYZE {self.contacts}; ANALYZE {self.locations}; ANALYZE {self.groups}; "
+                    f"ANALYZE {self.numbers}")
         return count
 
+    def drop_number_clashes(self, rejects: _RejectsFile, report: ImportReport, layout: Any) -> None:
+        """Keep each number with one contact (alerting.directory.contact_numbers), against the
+        directory as it is and the rest of the file; every row or number left out is reported.
+
+        A row whose phone is another contact's second or third number is rejected (its contact
+        cannot be keyed by a number someone else has). A second or third number is dropped, with a
+        warning naming its column, when it is the phone of a row of the file or of another contact
+        in the directory, another contact's further number, or a further number of a later row
+        too (the last row keeps it, as for phones).
+        """
+        cur, headers = self.cursor, layout.headers
+        columns = {position: headers[i] for position, i in layout.more_phones}
+        cur.execute(
+            f"DELETE FROM {self.contacts} s USING contact_numbers n JOIN contacts o ON o.id = n.contact_id"
+            " WHERE n.msisdn = s.msisdn RETURNING s.row_no, s.msisdn, n.position, o.msisdn")
+        for row_no, msisdn, position, owner in sorted(cur.fetchall()):
+            rejects.write(Issue(row_no, headers[layout.phone], msisdn,
+                                f"already number {position} of another contact ({mask_msisdn(owner)}); "
+                                "remove it there first", "rejected"), report)
+        # What no kept row has any more: its locations, groups and numbers.
+        cur.execute(f"DELETE FROM {self.locations} l WHERE NOT EXISTS (SELECT 1 FROM {self.contacts} s"
+                    " WHERE s.row_no = l.row_no)")
+        cur.execute(f"DELETE FROM {self.groups} g WHERE NOT EXISTS (SELECT 1 FROM {self.contacts} s"
+                    " WHERE s.msisdn = g.msisdn)")
+        cur.execute(f"DELETE FROM {self.numbers} n WHERE NOT EXISTS (SELECT 1 FROM {self.contacts} s"
+                    " WHERE s.row_no = n.row_no)")
+        # Each a join (hashed for a big file: a look-up per staged number would scan the unindexed
+        # staging tables once per row); each number matches at most one row: phones are unique in
+        # staging (after drop_duplicates) and in the directory, further numbers in the directory.
+        clashes = (
+            (f"{self.contacts} s WHERE s.msisdn = n.number", "'is the phone of row ' || s.row_no || "
+             "'; not imported as a further number'"),
+            ("contacts o WHERE o.msisdn = n.number AND o.msisdn <> n.msisdn",
+             "'is already the first number of another contact; not imported'"),
+            ("contact_numbers o JOIN contacts c ON c.id = o.contact_id WHERE o.msisdn = n.number"
+             " AND c.msisdn <> n.msisdn", "'is already number ' || o.position || ' of another contact; "
+             "remove it there first'"),
+            (f"(SELECT number, max(row_no) AS row_no FROM {self.numbers} GROUP BY number HAVING count(*) > 1) k"
+             " WHERE k.number = n.number AND n.row_no < k.row_no",
+             "'is on row ' || k.row_no || ' too, which keeps it'"),
+        )
+        for using, reason in clashes:
+            cur.execute(f"DELETE FROM {self.numbers} n USING {using}"
+                        f" RETURNING n.row_no, n.position, n.number, {reason}")
+            for row_no, position, number, why in sorted(cur.fetchall()):
+                rejects.write(Issue(row_no, columns[position], number, why, "warning"), report)
+        cur.execute(f"ANALYZE {self.contacts}; ANALYZE {self.numbers}")
+
     def drop(self) -> None:
-        self.cursor.execute(f"DROP TABLE {self.contacts}, {self.locations}, {self.groups}, {self.dups}")
+        self.cursor.execute(f"DROP TABLE {self.contacts}, {self.locations}, {self.groups}, {self.dups}, "
+                            f"{self.numbers}")
         self.cursor.close()
 
 
@@ -311,6 +375,8 @@ def _merge(session: Session, stage: _Staging, report: ImportReport, lap: _Laps) 
         " INSERT INTO contact_locations (contact_id, label, geom) SELECT contact_id, label, geom FROM new"
     )))
     lap("locations")
+    report.numbers = _merge_numbers(session, stage)
+    lap("numbers")
     report.memberships = rowcount(session.execute(text(
         "INSERT INTO group_members (group_id, contact_id)"
         " SELECT DISTINCT g.id, c.id FROM ("
@@ -322,10 +388,30 @@ def _merge(session: Session, stage: _Staging, report: ImportReport, lap: _Laps) 
     lap("memberships")
 
 
+def _merge_numbers(session: Session, stage: _Staging) -> int:
+    """The rows' second and third numbers, each at its position (a blank cell kept what the
+    directory has: it is not staged). A number the contact already has at another position moves.
+    Two statements (a DELETE in a CTE may run after the INSERT it should make room for). Returns
+    how many were written (new or moved); one already in place is left alone."""
+    wanted = (f"SELECT c.id AS contact_id, n.position, n.number FROM {stage.numbers} n"
+              " JOIN contacts c ON c.msisdn = n.msisdn")
+    session.execute(text(
+        f"DELETE FROM contact_numbers o USING ({wanted}) w WHERE o.contact_id = w.contact_id"
+        " AND ((o.position = w.position AND o.msisdn <> w.number)"
+        "      OR (o.msisdn = w.number AND o.position <> w.position))"))
+    return int(session.execute(text(
+        "INSERT INTO contact_numbers (contact_id, position, msisdn)"
+        f" SELECT w.contact_id, w.position, w.number FROM ({wanted}) w"
+        " WHERE NOT EXISTS (SELECT 1 FROM contact_numbers o WHERE o.contact_id = w.contact_id"
+        "                   AND o.position = w.position AND o.msisdn = w.number)"
+    )).rowcount or 0)  # type: ignore[attr-defined]
+
+
 def _directory_columns(layout: Any) -> list[str]:
     """The headers of the columns that would change groups, locations or attributes (which
     dynamic groups select on)."""
     indexes = {i for i in (layout.group, layout.label) if i is not None}
+    indexes |= {i for _position, i in layout.more_phones}
     for _label, lat, lon in layout.locations:
         indexes |= {lat, lon}
     indexes |= {i for _name, i in layout.attributes}
@@ -363,6 +449,7 @@ def _estimate(session: Session, stage: _Staging, report: ImportReport) -> None:
     )).one()
     report.inserted, report.updated = int(new), int(existing)  # "updated" here: already in the directory
     report.locations = int(session.execute(text(f"SELECT count(*) FROM {stage.locations}")).scalar_one())
+    report.numbers = int(session.execute(text(f"SELECT count(*) FROM {stage.numbers}")).scalar_one())
     report.groups_created = sorted(session.scalars(text(
         f"SELECT n.name FROM ({_group_names(stage)}) n"
         " WHERE NOT EXISTS (SELECT 1 FROM groups g WHERE g.name = n.name) ORDER BY 1 LIMIT :cap"

@@ -16,8 +16,8 @@ from alerting.base.db import utcnow
 from alerting.base.errors import InvalidInput, NotFound
 from alerting.base.models import Contact, Group, GroupMember
 from alerting.base.phones import normalize_msisdn
+from alerting.directory import contact_numbers, permissions
 from alerting.directory import contacts as directory
-from alerting.directory import permissions
 from audit import trail
 from audit.actor import Actor
 
@@ -59,25 +59,33 @@ def contact_groups(session: Session, contact_id: int) -> list[str]:
 
 def create_contact(session: Session, msisdn: str, *, name: str = "", language: str = "es",
                    attributes: dict[str, Any] | None = None, groups: list[str] | None = None,
-                   region: str | None, actor: Actor) -> Contact:
-    """Add one contact (and its static group memberships). Raises InvalidInput naming the field."""
+                   more_numbers: list[str] | None = None, region: str | None, actor: Actor) -> Contact:
+    """Add one contact (its further numbers, tried in order after the first, and its static group
+    memberships). Raises InvalidInput naming the field (`more_numbers[i]` for a further number)."""
     permissions.require(actor, "contacts.write", "change the directory")
     number = normalize_msisdn(msisdn, region)
     _check(name, language, attributes or {})
     if session.scalar(select(Contact.id).where(Contact.msisdn == number)) is not None:
         raise InvalidInput(f"msisdn: {number} is already in the directory", fields={"msisdn": "already exists"})
+    contact_numbers.check_first_number(session, number)
+    contact_numbers.check_more_numbers(session, more_numbers or [], first=number, contact_id=None, region=region)
     contact = Contact(msisdn=number, name=name, language=language, attributes=dict(attributes or {}))
     session.add(contact)
     session.flush()
     trail.append(session, actor=actor, action="contact.created", subject_type="contact", subject_id=contact.id,
                  payload={"msisdn": number, "name": name, "language": language})
+    if more_numbers:
+        contact_numbers.set_more_numbers(session, contact, more_numbers, region=region, actor=actor)
     for group in groups or []:
         directory.add_members(session, group, [number], actor=actor)
     return contact
 
 
-def update_contact(session: Session, contact_id: int, changes: dict[str, Any], *, actor: Actor) -> Contact:
-    """Change name, language, attributes, or opt the contact out/in (opt-out needs a reason)."""
+def update_contact(session: Session, contact_id: int, changes: dict[str, Any], *, actor: Actor,
+                   region: str | None = None) -> Contact:
+    """Change name, language, attributes, the further numbers (`more_numbers`: the whole list, in
+    order, [] for none; numbers without a country code read against `region`), or opt the
+    contact out/in (opt-out needs a reason). Raises InvalidInput naming the field."""
     permissions.require(actor, "contacts.write", "change the directory")
     contact = get_contact_by_id(session, contact_id, lock=True)
     _check(changes.get("name"), changes.get("language"), changes.get("attributes"))
@@ -89,6 +97,8 @@ def update_contact(session: Session, contact_id: int, changes: dict[str, Any], *
         contact.updated_at = utcnow()
         trail.append(session, actor=actor, action="contact.updated", subject_type="contact", subject_id=contact.id,
                      payload={"before": before, "after": {k: changes[k] for k in before}})
+    if changes.get("more_numbers") is not None:
+        contact_numbers.set_more_numbers(session, contact, changes["more_numbers"], region=region, actor=actor)
     if changes.get("opted_out") is True:
         directory.opt_out(session, contact.msisdn, changes.get("opt_out_reason") or "", actor)
     elif changes.get("opted_out") is False:

@@ -56,6 +56,7 @@ class GoodRow(NamedTuple):
     attributes: str | None  # a JSON object, or None when the row has none
     locations: list[tuple[str, float, float]]  # (label, lon, lat)
     groups: list[str]
+    more_numbers: list[tuple[int, str]]  # (position 2 or 3, E.164) of the row's further numbers
 
 
 class RowChecker:
@@ -90,6 +91,7 @@ class RowChecker:
             return None, [Issue(row, headers[lay.phone], raw_phone, reason, "rejected")]
         for doubt in sms_doubts(number, self.region):  # imported all the same: the operator decides
             issues.append(Issue(row, headers[lay.phone], raw_phone, doubt, "warning"))
+        more = self._more_numbers(row, cells, number.e164, issues) if lay.more_phones else []
         name = self._name(row, cells, issues)
         language = self._language(row, cells, issues)
         attributes = []  # JSON members, "key": "value", in column order; blank cells are not stored
@@ -103,7 +105,33 @@ class RowChecker:
         locations = self._locations(row, cells, issues)
         groups = self._groups(row, cells, issues)
         attrs = "{" + ", ".join(attributes) + "}" if attributes else None
-        return GoodRow(row, number.e164, name, language, attrs, locations, groups), issues
+        return GoodRow(row, number.e164, name, language, attrs, locations, groups, more), issues
+
+    def _more_numbers(self, row: int, cells: list[str], first: str, issues: list[Issue]) -> list[tuple[int, str]]:
+        """The row's second and third numbers, each checked like the first; a bad one is dropped
+        with a warning naming its column (the contact is imported with the others). Blank: the
+        directory keeps what it has at that position."""
+        headers, found = self.layout.headers, []
+        seen = {first: headers[self.layout.phone]}
+        for position, i in self.layout.more_phones:
+            raw = cells[i]
+            if not raw.strip():
+                continue
+            try:
+                number = self._numbers.parse(raw)
+            except InvalidInput as exc:
+                reason = dict(exc.details.get("fields", {})).get("phone", exc.message)  # type: ignore[call-overload]
+                issues.append(Issue(row, headers[i], raw, f"{reason}; this number not imported", "warning"))
+                continue
+            if number.e164 in seen:
+                issues.append(Issue(row, headers[i], raw, f'the same number as column "{seen[number.e164]}"; '
+                                    "not imported twice", "warning"))
+                continue
+            for doubt in sms_doubts(number, self.region):
+                issues.append(Issue(row, headers[i], raw, doubt, "warning"))
+            seen[number.e164] = headers[i]
+            found.append((position, number.e164))
+        return found
 
     def _name(self, row: int, cells: list[str], issues: list[Issue]) -> str | None:
         if self.layout.name is None:
@@ -209,12 +237,13 @@ class CheckedChunk(NamedTuple):
     good: int
     issues: list[Issue]
     refusal: str | None = None  # the block is not valid CSV: the whole file is refused, saying why
+    numbers: str = ""  # row_no, msisdn, position, number: the rows' second and third numbers
 
 
 def check_chunk(checker: RowChecker, rows: list[tuple[int, list[str]]]) -> CheckedChunk:
     """Check `rows` and encode the good ones for staging."""
-    buffers = io.StringIO(), io.StringIO(), io.StringIO()
-    contacts, locations, groups = (csv.writer(b, lineterminator="\n") for b in buffers)
+    buffers = io.StringIO(), io.StringIO(), io.StringIO(), io.StringIO()
+    contacts, locations, groups, numbers = (csv.writer(b, lineterminator="\n") for b in buffers)
     issues: list[Issue] = []
     good = 0
     for row, cells in rows:
@@ -228,8 +257,10 @@ def check_chunk(checker: RowChecker, rows: list[tuple[int, list[str]]]) -> Check
             locations.writerow((row, checked.msisdn, label, repr(lon), repr(lat)))
         for name in checked.groups:
             groups.writerow((checked.msisdn, name))
-    contacts_csv, locations_csv, groups_csv = (b.getvalue() for b in buffers)
-    return CheckedChunk(contacts_csv, locations_csv, groups_csv, len(rows), good, issues)
+        for position, number in checked.more_numbers:
+            numbers.writerow((row, checked.msisdn, position, number))
+    return CheckedChunk(buffers[0].getvalue(), buffers[1].getvalue(), buffers[2].getvalue(), len(rows), good, issues,
+                        numbers=buffers[3].getvalue())
 
 
 def check_block(checker: RowChecker, block: Block) -> CheckedChunk:

@@ -21,6 +21,7 @@ from alerting.base.models import Contact, Group, GroupKind, GroupMember
 from alerting.base.phones import Msisdn, mask_msisdn, normalize_msisdn, parse_msisdn
 from alerting.directory import permissions
 from alerting.directory.contact_import import ImportReport, Progress, import_contacts
+from alerting.directory.contact_numbers import owner_clause
 from alerting.directory.criteria import validate_criterion
 from alerting.directory.target_refs import group_users
 from audit import trail
@@ -337,22 +338,23 @@ def read_number_lines(text: str, region: str | None) -> list[str]:
 
 
 def find_contact(session: Session, msisdn: str, *, region: str | None = None) -> Contact | None:
-    """The contact with this number (normalized against `region`), or None. InvalidInput if malformed."""
-    return session.scalar(select(Contact).where(Contact.msisdn == normalize_msisdn(msisdn, region)))
+    """The contact with this number, first or further (normalized against `region`), or None.
+    InvalidInput if malformed."""
+    return session.scalar(select(Contact).where(owner_clause(normalize_msisdn(msisdn, region))))
 
 
 def get_contact(session: Session, msisdn: str, *, region: str | None = None, lock: bool = False) -> Contact:
     """Like find_contact, but raises NotFound; `lock` takes the row FOR UPDATE."""
     number = normalize_msisdn(msisdn, region)
-    contact = session.scalar(select(Contact).where(Contact.msisdn == number).with_for_update(of=Contact) if lock
-                             else select(Contact).where(Contact.msisdn == number))
+    query = select(Contact).where(owner_clause(number))
+    contact = session.scalar(query.with_for_update(of=Contact) if lock else query)
     if contact is None:
         raise NotFound(f"no contact with number {number}", fields={"phone": "not in the directory"})
     return contact
 
 
 def opt_out(session: Session, msisdn: str, reason: str, actor: Actor, *, region: str | None = None) -> Contact:
-    """Stop sending to this number (targeting excludes opted-out contacts). Idempotent.
+    """Stop sending to this contact (any of its numbers; targeting excludes opted-out contacts). Idempotent.
 
     A contact already opted out keeps its first time and reason. Raises NotFound, InvalidInput
     ("phone", or "reason" when blank). Audited as "contact.opted_out" when it changes something.

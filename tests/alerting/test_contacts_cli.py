@@ -147,3 +147,15 @@ def test_the_rejects_report_quotes_cells_a_spreadsheet_would_evaluate(sirena, tm
     assert values == ["'=1+2", "'-5", "'+1 (800) GOOG"], raw
     assert not [c for row in raw for c in row if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
     assert [r["value"] for r in read_rejects(data["rejects_path"])] == ["=1+2", "-5", "+1 (800) GOOG"]  # the API's
+
+
+def test_import_with_second_and_third_numbers_and_show_by_any_of_them(sirena, db: Session, tmp_path: Path) -> None:
+    path = csv_file(tmp_path, "nombre;teléfono;teléfono 2;teléfono 3\n"
+                              "Ana Soto;9 6123 8001;9 6123 8002;+56 9 6123 8003\n"
+                              "Beto;961238011;hola;\n")
+    human = sirena("contacts", "import", path)
+    assert human.exit_code == 0 and "second and third numbers 2" in human.output
+    report = last_json(sirena("contacts", "import", path, "--json"))
+    assert (report["numbers"], report["unchanged"], report["warnings"]) == (0, 2, 1)  # again: nothing moved
+    shown = last_json(sirena("contacts", "show", "+56961238003", "--json"))
+    assert (shown["msisdn"], shown["more_numbers"]) == ("+56961238001", ["+56961238002", "+56961238003"])

@@ -339,3 +339,26 @@ def test_a_transaction_that_wrote_contacts_previews_them_in_one_statement(db, di
     save_zone(db, "Centro", CENTRO, "geojson")
     directory.contacts([INSIDE_CENTRO] * 4)
     assert preview(db, TargetSpec(zones=["Centro"])).total == 4
+
+
+def test_preview_and_fan_out_count_people_not_their_numbers(db, directory):
+    """Contacts with two and three numbers count once in the preview, by zone and by group, and
+    fan-out writes one delivery each, to its first number (the others are tried only on a final
+    failure: broadcast/next_numbers.py)."""
+    save_zone(db, "Centro", CENTRO, "geojson")
+    people = directory.contacts([INSIDE_CENTRO] * 3)
+    directory.group("brigadas", people)
+    more = [(people[0], 2, "+56977700012"), (people[1], 2, "+56977700022"), (people[1], 3, "+56977700023")]
+    db.execute(text("INSERT INTO contact_numbers (contact_id, position, msisdn) "
+                    "SELECT * FROM unnest(CAST(:c AS bigint[]), CAST(:p AS smallint[]), CAST(:m AS varchar[]))"),
+               {"c": [c for c, _, _ in more], "p": [p for _, p, _ in more], "m": [m for _, _, m in more]})
+    spec = TargetSpec(zones=["Centro"], groups=["brigadas"])
+    p = preview(db, spec, text="Evacuar")
+    assert p.total == 3  # people: 6 numbers among them
+    assert [(z["located"], z["recipients"]) for z in p.by_zone] == [(3, 3)]
+    assert p.by_group[0]["recipients"] == 3 and p.sms["total_sms"] == 3
+    alert = directory.alert()
+    assert everything(db, directory, alert.id, spec) == 3
+    sent = db.execute(text("SELECT d.msisdn = c.msisdn FROM deliveries d JOIN contacts c ON c.id = d.contact_id "
+                           "WHERE d.alert_id = :a"), {"a": alert.id}).scalars().all()
+    assert sent == [True, True, True]

@@ -69,6 +69,8 @@ def _town() -> dict[str, int]:
             db.add(ContactLocation(contact_id=contact_id, label="home",
                                    geom=WKTElement(f"POINT(-70.6{5 + i % 3} -33.4{i})", srid=4326)))
         directory.create_group(db, DYNAMIC, kind="dynamic", criterion={"attr": "unidad", "eq": "U1"}, actor=system)
+        db.execute(text("INSERT INTO contact_numbers (contact_id, position, msisdn) "  # a second phone (issue 21)
+                        "SELECT min(id), 2, '+56987000001' FROM contacts"))
         return {name: gid for name, gid in db.execute(select(Group.name, Group.id))}
 
 

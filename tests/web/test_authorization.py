@@ -48,6 +48,7 @@ ROUTE_ACTIONS: dict[str, str | None] = {
     "directory.zone_list": "directory.read", "directory.group_detail": "directory.read",
     "directory.import_form": "contacts.write", "directory.import_upload": "contacts.write",
     "directory.opt_out": "contacts.write", "directory.create_group": "groups.write",
+    "directory.contact_detail": "directory.read", "directory.contact_numbers_save": "contacts.write",
     "directory.group_edit": "groups.write", "directory.group_members_add": "groups.write",
     "directory.group_members_remove": "groups.write", "directory.group_delete": "groups.write",
     "directory.zone_import": "zones.write", "directory.zone_delete": "zones.write",
@@ -108,8 +109,9 @@ def world(db, factories, people):
     group = factories.GroupFactory()
     template_id = db.execute(text("SELECT min(id) FROM message_templates")).scalar_one()  # a seeded one
     incident = open_incident(db, "incendio", Actor.system("test"))
+    contact = factories.ContactFactory()
     return {"alert_id": alert.id, "operator_id": victim.operator.id, "token_id": row.id, "reply_id": 1,
-            "group_id": group.id, "template_id": template_id, "incident_id": incident.id}
+            "group_id": group.id, "template_id": template_id, "incident_id": incident.id, "contact_id": contact.id}
 
 
 def test_every_route_declares_the_action_pinned_here_and_every_action_is_used(app):

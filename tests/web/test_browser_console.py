@@ -185,6 +185,8 @@ def test_every_page_in_each_language_in_chromium(committed_db, redis_db, gateway
              f"/alerts/{world.alerts['pending_approval']}/review", f"/directory/groups/{world.groups[town.GROUP]}",
              "/templates", f"/templates/{world.templates['own']}", f"/templates/{world.templates['water']}/history",
              *(f"/alerts/{a}" for a in world.alerts.values())]
+    with transaction() as db:  # the contact with a second number (issue 21)
+        paths.append(f"/directory/contacts/{db.execute(text('SELECT min(contact_id) FROM contact_numbers')).scalar()}")
     problems: list[str] = []
     with serving(app) as base:
         context = chromium.new_context()

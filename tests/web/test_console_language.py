@@ -136,6 +136,10 @@ def _read_everything(reader: Reader, world: console_world.World) -> None:
     reader.read(f"/alerts/{alerts['draft']}")
     reader.post(f"/admin/operators/{_operator_id('redacta')}/language", {"language": "en"}, 303)
     reader.read("/admin/operators")
+    with transaction() as db:
+        contact_id = db.execute(text("SELECT min(contact_id) FROM contact_numbers")).scalar_one()
+    reader.read(f"/directory/contacts/{contact_id}")
+    reader.post(f"/directory/contacts/{contact_id}/numbers", {"number2": "hola", "number3": "+56987000001"}, 422)
 
 
 def _operator_id(name: str) -> int:

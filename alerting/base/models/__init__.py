@@ -13,7 +13,15 @@ from alerting.base.models.alerts import (
 )
 from alerting.base.models.areas import OperatorArea
 from alerting.base.models.audit_events import AuditEvent
-from alerting.base.models.directory import Contact, ContactImport, ContactLocation, Group, GroupKind, GroupMember
+from alerting.base.models.directory import (
+    Contact,
+    ContactImport,
+    ContactLocation,
+    ContactNumber,
+    Group,
+    GroupKind,
+    GroupMember,
+)
 from alerting.base.models.incidents import Incident
 from alerting.base.models.intake import (
     CapMessage,
@@ -62,6 +70,7 @@ __all__ = [
     "Contact",
     "ContactImport",
     "ContactLocation",
+    "ContactNumber",
     "Delivery",
     "DeliveryState",
     "Escalation",

@@ -7,7 +7,19 @@ from datetime import datetime
 from typing import Any
 
 from geoalchemy2 import Geometry
-from sqlalchemy import BigInteger, Boolean, Computed, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Computed,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -29,6 +41,26 @@ class Contact(Base):
     verification_state: Mapped[str | None] = mapped_column(String(16))  # verified / unverified / pending
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
+
+
+# A contact's numbers in the order they are tried: contacts.msisdn, then positions 2 and 3.
+MORE_NUMBER_POSITIONS = (2, 3)
+
+
+class ContactNumber(Base):
+    """A contact's second or third number (migration 0028). The first is `contacts.msisdn`.
+
+    A number belongs to one contact: unique here, and a trigger refuses one that is another
+    contact's first number. No foreign key: contacts' delete trigger removes these (as 0013).
+    """
+
+    __tablename__ = "contact_numbers"
+    __table_args__ = (CheckConstraint("position BETWEEN 2 AND 3", name="position"),)
+
+    contact_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    msisdn: Mapped[str] = mapped_column(String(16), unique=True)
+    created_at: Mapped[datetime] = created_at_column()
 
 
 class ContactLocation(Base):

@@ -36,6 +36,9 @@ class DeliveryState(enum.StrEnum):
     EXPIRED = "expired"
     WAITING_ROUTE = "waiting_route"  # every route for its sender is down: waits, never dropped
     CANCELLED = "cancelled"
+    # Failed for good on this number and tried on the contact's next one (broadcast/next_numbers.py):
+    # a message, not a person; the people counts leave it out.
+    NEXT_NUMBER = "next_number"
 
 
 class Delivery(Base):
@@ -49,6 +52,8 @@ class Delivery(Base):
         Index("ix_deliveries_in_flight", "alert_id",
               postgresql_where=text("state IN ('submitting', 'waiting_route')")),
         Index("ix_deliveries_lease", "lease_until", postgresql_where=text("state = 'submitting'")),
+        # Deliveries to a contact's next number (0028): a few rows; fan-out's never enter it.
+        Index("ix_deliveries_next_numbers", "alert_id", postgresql_where=text("number_position IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -58,6 +63,10 @@ class Delivery(Base):
     contact_id: Mapped[int | None] = mapped_column(BigInteger)  # not indexed: replies match by number (0023)
     msisdn: Mapped[str] = mapped_column(String(16))
     language: Mapped[str] = mapped_column(String(8), default="es")
+    # Which of the contact's numbers this is (2, 3); NULL for the first, all fan-out writes (0028).
+    number_position: Mapped[int | None] = mapped_column(SmallInteger)
+    # The delivery on the number before, now `next_number` (broadcast/next_numbers.py).
+    previous_delivery_id: Mapped[int | None] = mapped_column(BigInteger)
     state: Mapped[DeliveryState] = mapped_column(enum_type(DeliveryState), default=DeliveryState.QUEUED)
     batch_no: Mapped[int | None] = mapped_column(Integer)
     carrier: Mapped[str | None] = mapped_column(String(64))

@@ -190,7 +190,9 @@ def list_deliveries(alert_id: int, query: dict[str, Any]) -> dict[str, Any]:
         rows = list(session.scalars(stmt.order_by(Delivery.id).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [{"id": d.id, "msisdn": d.msisdn, "state": d.state.value, "language": d.language, "carrier": d.carrier,
+    items = [{"id": d.id, "msisdn": d.msisdn, "contact_id": d.contact_id, "number_position": d.number_position or 1,
+              "previous_delivery_id": d.previous_delivery_id, "state": d.state.value, "language": d.language,
+              "carrier": d.carrier,
               "parts": d.parts, "attempts": d.attempts, "error_code": d.error_code,
               "submitted_at": d.submitted_at, "delivered_at": d.delivered_at, "updated_at": d.updated_at}
              for d in rows]

@@ -12,7 +12,7 @@ from alerting.base.db import transaction
 from alerting.base.errors import InvalidInput
 from alerting.base.models import Contact, Group
 from alerting.base.settings import Settings
-from alerting.directory import areas, contact_records
+from alerting.directory import areas, contact_numbers, contact_records
 from alerting.directory import contacts as directory
 from alerting.directory.contact_import import read_rejects
 from alerting.interfaces.api import api_bp
@@ -52,8 +52,10 @@ def _settings() -> Settings:
     return current_app.config["SIRENA_SETTINGS"]
 
 
-def _contact_view(session: Any, contact: Contact) -> dict[str, Any]:
-    return {"id": contact.id, "msisdn": contact.msisdn, "name": contact.name, "language": contact.language,
+def _contact_view(session: Any, contact: Contact, more: list[str] | None = None) -> dict[str, Any]:
+    return {"id": contact.id, "msisdn": contact.msisdn,
+            "more_numbers": contact_numbers.more_numbers(session, contact.id) if more is None else more,
+            "name": contact.name, "language": contact.language,
             "attributes": contact.attributes or {}, "opted_out": contact.opted_out_at is not None,
             "groups": contact_records.contact_groups(session, contact.id)}
 
@@ -65,7 +67,8 @@ def list_contacts(query: dict[str, Any]) -> dict[str, Any]:
     with transaction() as session:
         rows = list(session.scalars(select(Contact).where(Contact.id > after).order_by(Contact.id).limit(limit + 1)))
         more = len(rows) > limit
-        items = [_contact_view(session, c) for c in rows[:limit]]
+        numbers = contact_numbers.more_numbers_of(session, [c.id for c in rows[:limit]])
+        items = [_contact_view(session, c, numbers.get(c.id, [])) for c in rows[:limit]]
     return {"items": items, "next_cursor": str(items[-1]["id"]) if more else None}
 
 
@@ -75,7 +78,8 @@ def create_contact(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     with transaction() as session:
         contact = contact_records.create_contact(
             session, body["msisdn"], name=body["name"], language=body["language"], attributes=body["attributes"],
-            groups=body["groups"], region=_settings().default_region, actor=g.actor)
+            groups=body["groups"], more_numbers=body["more_numbers"], region=_settings().default_region,
+            actor=g.actor)
         return _contact_view(session, contact), 201
 
 
@@ -91,7 +95,8 @@ def get_contact(contact_id: int) -> dict[str, Any]:
            action="contacts.write")
 def update_contact(contact_id: int, body: dict[str, Any]) -> dict[str, Any]:
     with transaction() as session:
-        contact = contact_records.update_contact(session, contact_id, body, actor=g.actor)
+        contact = contact_records.update_contact(session, contact_id, body, actor=g.actor,
+                                                 region=_settings().default_region)
         return _contact_view(session, contact)
 
 

@@ -156,11 +156,15 @@ class AlertSchema(Schema):
         "description": "recipients the target resolved to at submission, covered by approval_hash (null for a "
                        "correction: it goes to the original's audience)"})
     counts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
-                         metadata={"description": "live delivery counts by state; failed and expired are final and "
-                                                  "never go down; retrying: undelivered once and re-sent through "
-                                                  "another carrier, not final yet (ends delivered or failed)"})
+                         metadata={"description": "live counts of recipients (people) by delivery state; failed and "
+                                                  "expired are final and never go down; retrying: undelivered once "
+                                                  "and re-sent through another carrier, not final yet (ends "
+                                                  "delivered or failed); a contact tried on its next number counts "
+                                                  "once, in the state of that delivery"})
     counts_by_carrier = fields.Dict(keys=fields.String(), values=fields.Dict(keys=fields.String(),
-                                                                                values=fields.Integer()))
+                                                                                values=fields.Integer()),
+                                    metadata={"description": "messages per carrier by state (next_number: failed "
+                                                             "there, the contact then tried on its next number)"})
 
 
 class AlertPageSchema(Schema):
@@ -175,7 +179,14 @@ class DeliveryQuerySchema(PageQuerySchema):
 class DeliverySchema(Schema):
     id = fields.Integer(required=True)
     msisdn = fields.String(required=True)
-    state = fields.String(required=True)
+    contact_id = fields.Integer(allow_none=True)
+    number_position = fields.Integer(required=True, metadata={
+        "description": "which of the contact's numbers this is: 1 (the first, what fan-out writes), 2 or 3"})
+    previous_delivery_id = fields.Integer(allow_none=True, metadata={
+        "description": "the delivery on the number before, which failed for good (state next_number)"})
+    state = fields.String(required=True, metadata={
+        "description": "next_number: failed for good on this number, the contact tried on its next one "
+                       "(counted once, by that delivery)"})
     language = fields.String(required=True)
     carrier = fields.String(allow_none=True)
     parts = fields.Integer(allow_none=True)
@@ -247,8 +258,14 @@ class PreviewSchema(Schema):
     opt_out_policy = fields.Dict(allow_none=True)
 
 
+_MORE_NUMBERS = {"description": "the contact's second and third numbers, in the order they are tried after "
+                                 "`msisdn` when a message fails for good on one (at most 2)"}
+
+
 class ContactCreateSchema(Schema):
     msisdn = fields.String(required=True, validate=validate.Length(min=3, max=32))
+    more_numbers = fields.List(fields.String(validate=validate.Length(max=32)), load_default=list,
+                               validate=validate.Length(max=2), metadata=_MORE_NUMBERS)
     name = fields.String(load_default="", validate=validate.Length(max=200))
     language = fields.String(load_default="es", validate=validate.Length(min=2, max=8))
     attributes = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)), load_default=dict)
@@ -257,6 +274,8 @@ class ContactCreateSchema(Schema):
 
 class ContactUpdateSchema(Schema):
     name = fields.String(validate=validate.Length(max=200))
+    more_numbers = fields.List(fields.String(validate=validate.Length(max=32)), validate=validate.Length(max=2),
+                               metadata={"description": "replaces the second and third numbers ([] for none)"})
     language = fields.String(validate=validate.Length(min=2, max=8))
     attributes = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)))
     opted_out = fields.Boolean()
@@ -266,6 +285,7 @@ class ContactUpdateSchema(Schema):
 class ContactSchema(Schema):
     id = fields.Integer(required=True)
     msisdn = fields.String(required=True)
+    more_numbers = fields.List(fields.String(), required=True, metadata=_MORE_NUMBERS)
     name = fields.String(required=True)
     language = fields.String(required=True)
     attributes = fields.Dict(required=True)
@@ -290,6 +310,9 @@ class ImportReportSchema(Schema):
     updated = fields.Integer(required=True)
     unchanged = fields.Integer(required=True)
     memberships = fields.Integer(required=True)
+    numbers = fields.Integer(required=True, metadata={
+        "description": "second and third numbers written, new or moved (columns telefono2/phone2, telefono3/phone3); "
+                       "a dry run: those in the file"})
     groups_created = fields.List(fields.String(), required=True)
     import_id = fields.Integer(allow_none=True)
     rejects = fields.List(fields.Dict(), required=True,

@@ -74,7 +74,7 @@ def _human(report: Any) -> str:
            else f"{report.inserted:,} new, {report.updated:,} updated, {report.unchanged:,} unchanged"),
         f"  rows read {report.rows_read:,} · rejected {report.rejected:,} · duplicates merged {report.duplicates:,}"
         f" · warnings {report.warnings:,}",
-        f"  locations {report.locations:,} · "
+        f"  locations {report.locations:,} · second and third numbers {report.numbers:,} · "
         + (f"group memberships named {report.memberships:,}" if report.dry_run
            else f"new group memberships {report.memberships:,}"),
     ]
@@ -92,11 +92,12 @@ def _human(report: Any) -> str:
 @json_option
 @pass_ctx
 def contacts_show(ctx: Context, msisdn: str, as_json: bool) -> None:
-    """Show one contact by number."""
+    """Show one contact by any of its numbers (its numbers in the order they are tried)."""
     from sqlalchemy import func, select
 
     from alerting.base.db import transaction
     from alerting.base.models import ContactLocation, Group, GroupMember
+    from alerting.directory.contact_numbers import more_numbers
     from alerting.directory.contacts import get_contact
 
     settings = ctx.db()
@@ -108,7 +109,8 @@ def contacts_show(ctx: Context, msisdn: str, as_json: bool) -> None:
         ).all()
         groups = list(session.scalars(select(Group.name).join(GroupMember, GroupMember.group_id == Group.id)
                                       .where(GroupMember.contact_id == contact.id).order_by(Group.name)))
-        data = {"id": contact.id, "msisdn": contact.msisdn, "name": contact.name, "language": contact.language,
+        data = {"id": contact.id, "msisdn": contact.msisdn, "more_numbers": more_numbers(session, contact.id),
+                "name": contact.name, "language": contact.language,
                 "attributes": contact.attributes, "opted_out_at": contact.opted_out_at,
                 "opted_out_reason": contact.opted_out_reason,
                 "locations": [{"label": label, "lon": lon, "lat": lat} for label, lon, lat in places],

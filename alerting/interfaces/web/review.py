@@ -55,7 +55,8 @@ def recipient_points(session: Session, alert: Alert, *, limit: int = POINTS_LIMI
               FROM deliveries d JOIN contact_locations l ON l.contact_id = d.contact_id
               LEFT JOIN LATERAL (SELECT meaning FROM replies WHERE delivery_id = d.id
                                   AND meaning IN ('ack', 'no', 'help', 'poll') ORDER BY id DESC LIMIT 1) r ON true
-             WHERE d.alert_id = :a ORDER BY d.id LIMIT :limit
+             WHERE d.alert_id = :a AND d.state <> 'next_number'  -- a person once: the number last tried
+             ORDER BY d.id LIMIT :limit
         """), {"a": alert.id, "limit": limit}).all()
     else:
         target = alert.target or {}

@@ -50,7 +50,8 @@ def silent_carriers(by_carrier: dict[str, dict[str, int]]) -> set[str]:
     silent = set()
     for carrier, states in by_carrier.items():
         handed = sum(states.get(s, 0) for s in HANDED)
-        if handed >= SILENCE_AFTER and not any(states.get(s, 0) for s in ("delivered", "failed", "expired")):
+        answered = ("delivered", "failed", "expired", "next_number")  # states only a receipt (or refusal) gives
+        if handed >= SILENCE_AFTER and not any(states.get(s, 0) for s in answered):
             silent.add(carrier)
     return silent
 
@@ -80,6 +81,7 @@ def carrier_rows(db: Session, by_carrier: dict[str, dict[str, int]],
             health, why = "ok", ""
         rows.append({"carrier": carrier, "handed": handed, "share": handed / total if total else 0.0,
                      "delivered": states.get("delivered", 0),
-                     "failed": states.get("failed", 0) + states.get("expired", 0),
+                     # next_number: failed on this carrier, the contact then tried on another number
+                     "failed": states.get("failed", 0) + states.get("expired", 0) + states.get("next_number", 0),
                      "health": health, "why": why})
     return rows

@@ -12,7 +12,8 @@ from sqlalchemy import or_, select
 from alerting.base.db import transaction
 from alerting.base.errors import InvalidInput
 from alerting.base.json_limits import parse_json
-from alerting.base.models import Contact
+from alerting.base.models import Contact, ContactNumber
+from alerting.directory import contact_numbers, contact_records
 from alerting.directory import contacts as directory
 from alerting.directory.criteria import MAX_CRITERION_BYTES
 from alerting.directory.target_refs import group_users
@@ -27,15 +28,47 @@ bp = Blueprint("directory", __name__, url_prefix="/directory")
 @bp.get("/contacts")
 @requires("directory.read")
 def contacts() -> str:
-    """Search contacts by number or name (first 100)."""
+    """Search contacts by any of their numbers or by name (first 100)."""
     query = request.args.get("q", "").strip()[:64]
     with transaction() as db:
         stmt = select(Contact).order_by(Contact.id).limit(100)
         if query:
             like = f"%{query.replace('%', '').replace('_', '')}%"
-            stmt = stmt.where(or_(Contact.msisdn.like(like), Contact.name.ilike(like)))
+            stmt = stmt.where(or_(Contact.msisdn.like(like), Contact.name.ilike(like),
+                                  Contact.id.in_(select(ContactNumber.contact_id).where(ContactNumber.msisdn.like(like)))))
         rows = list(db.scalars(stmt))
-    return render_template("directory/contacts.html", contacts=rows, q=query)
+        more = contact_numbers.more_numbers_of(db, [c.id for c in rows])
+    return render_template("directory/contacts.html", contacts=rows, more=more, q=query)
+
+
+def _render_contact(errors: dict[str, str], contact_id: int | None = None) -> str:
+    contact_id = contact_id if contact_id is not None else (request.view_args or {})["contact_id"]
+    with transaction() as db:
+        contact = contact_records.get_contact_by_id(db, contact_id)
+        more = contact_numbers.more_numbers(db, contact.id)
+        groups = contact_records.contact_groups(db, contact.id)
+    return render_template("directory/contact.html", contact=contact, more=more, groups=groups, errors=errors,
+                           v=request.form)
+
+
+@bp.get("/contacts/<int:contact_id>")
+@requires("directory.read")
+def contact_detail(contact_id: int) -> str:
+    """One contact: its numbers in the order they are tried, groups, opt-out; (admins) edit the numbers."""
+    return _render_contact({}, contact_id)
+
+
+@bp.post("/contacts/<int:contact_id>/numbers")
+@requires("contacts.write")
+@on_invalid(_render_contact)
+def contact_numbers_save(contact_id: int) -> Any:
+    """Set the contact's second and third numbers (blank: none); each bad one is named (audited)."""
+    region = current_app.config["SIRENA_SETTINGS"].default_region
+    wanted = [request.form.get("number2", ""), request.form.get("number3", "")]
+    with transaction() as db:
+        contact_records.update_contact(db, contact_id, {"more_numbers": wanted}, actor=current_actor(), region=region)
+    flash(_("Numbers saved."), "ok")
+    return redirect(url_for("directory.contact_detail", contact_id=contact_id), 303)
 
 
 def _render_import(errors: dict[str, str]) -> str:

@@ -34,7 +34,7 @@ from alerting.interfaces.web.labels import label
 from alerting.interfaces.web.security import current_actor, limiter, requires, step_up
 from audit import trail
 from audit.timeline import alert_timeline
-from broadcast import escalation, followups, jobs
+from broadcast import escalation, followups, jobs, next_numbers
 from broadcast import live as live_view
 
 LONG_POLL_MAX_S = 20.0  # under every proxy's idle timeout; the page asks again at once
@@ -78,6 +78,7 @@ def detail(alert_id: int) -> str:
             "followups": followups.followups_of(db, alert_id),
             "incident": incidents.get_incident(db, alert.incident_id) if alert.incident_id else None,
             "open_incidents": [] if alert.incident_id else incidents.list_incidents(db, open_only=True, limit=50),
+            "moves": next_numbers.moves_of(db, alert_id, limit=NON_RESPONDERS_PAGE),
         }
     return render_template("alerts/detail.html", **context)
 
