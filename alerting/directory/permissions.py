@@ -13,7 +13,7 @@ from an operator takes effect at once on their console session and on every toke
   that may do at least one of its actions (`scope_roles`).
 
 Beyond this table, the two-person rule (authors never approve) and the other safety rules live
-in the services (alerting/alerts/lifecycle.py, alerting/alerts/approvals.py).
+in the services (alerting/alerts/lifecycle.py and its guards, alerting/alerts/guards.py).
 """
 
 from __future__ import annotations

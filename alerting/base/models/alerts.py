@@ -141,7 +141,7 @@ class AlertApproval(Base):
     approval_hash: Mapped[str] = mapped_column(String(64))
     override_reason: Mapped[str | None] = mapped_column(Text)
     # The recipients counted at submission and when this approval was given (a small drift is
-    # tolerated: alerting/alerts/approvals.py). NULL for corrections and approvals from before 0024.
+    # tolerated: alerting/alerts/guards.py). NULL for corrections and approvals from before 0024.
     submitted_recipients: Mapped[int | None] = mapped_column(Integer)
     recipients_at_approval: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = created_at_column()

@@ -2,7 +2,7 @@
 
 The same services as the console and the API: alerting/alerts/template_use.py fills the template,
 alerting/alerts/lifecycle.py composes (an operator bounded to an area is held to it), and with
---submit alerting/alerts/approvals.py submits it; a different operator approves it.
+--submit the same lifecycle submits it; a different operator approves it.
 """
 
 from __future__ import annotations
