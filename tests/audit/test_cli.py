@@ -96,7 +96,7 @@ def test_export_an_alert_then_verify_the_file(trail: Settings, tmp_path: Path) -
         for factory in (AlertFactory, OperatorFactory):
             factory._meta.sqlalchemy_session = session
         alert = AlertFactory()
-        alert.reference = f"A-2026-{alert.id:06d}"  # as compose_alert names it
+        alert.reference = f"A-2026-{alert.id:06d}"  # as lifecycle.compose names it
         correction = AlertFactory(corrects_alert_id=alert.id)
         append(session, actor=ANA, action="alert.composed", subject_type="alert", subject_id=alert.id)
         append(session, actor=ANA, action="alert.composed", subject_type="alert", subject_id=correction.id)

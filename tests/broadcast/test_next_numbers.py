@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from alerting.alerts.lifecycle import AlertDraft, approve_alert, compose_alert, submit_alert
+from alerting.alerts import lifecycle, prearmed
+from alerting.alerts.drafts import AlertDraft
 from alerting.base.db import transaction
 from alerting.base.models import Alert, AlertMode, AlertState, Operator, Priority
 from alerting.directory import contact_records
@@ -128,12 +129,13 @@ def test_an_opted_out_contact_is_never_tried_on_another_number(gateway, simulato
     unreachable(simulator, [FIRST])
     composer, approver = operators("-optout")
     with transaction() as s:  # reaches the opted-out contact on purpose (include_opted_out)
-        alert = compose_alert(s, AlertDraft(texts={"es": "Aviso a todos"}, mode=AlertMode.LIVE, sender_name="SIRENA-SC",
-                                            priority=Priority.HIGH,
-                                            target={"groups": ["brigadas"], "include_opted_out": True}), composer)
-        submit_alert(s, alert.id, composer)
+        alert = lifecycle.compose(s, AlertDraft(texts={"es": "Aviso a todos"}, mode=AlertMode.LIVE,
+                                                sender_name="SIRENA-SC", priority=Priority.HIGH,
+                                                target={"groups": ["brigadas"], "include_opted_out": True}),
+                                  composer)
+        lifecycle.submit(s, alert.id, composer)
     with transaction() as s:
-        approve_alert(s, alert.id, approver, seen_hash=alert.approval_hash)
+        lifecycle.approve(s, alert.id, approver, seen_hash=alert.approval_hash)
     run_jobs()
     receipts_in(simulator, 1)
     run_jobs()
@@ -241,7 +243,7 @@ def test_a_correction_goes_to_the_number_that_reached_the_contact(gateway, simul
     run_jobs()
     _, approver = operators("-fix")
     with transaction() as s:  # the pre-approved correction, fired by one approver
-        corrections.arm_on_approval(s, s.get(Alert, alert_id), approver)
+        prearmed.arm_on_approval(s, s.get(Alert, alert_id), approver)
         correction = corrections.fire_correction(s, alert_id, approver)
     run_jobs()
     assert [(r["msisdn"], r["number_position"]) for r in rows(correction.id)] == [(SECOND, 2)]

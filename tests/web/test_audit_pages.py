@@ -25,7 +25,7 @@ def test_a_console_export_is_recorded_in_the_trail(client, people, db, factories
 def test_the_trail_is_searched_and_exported_by_the_reference_shown_everywhere(client, people, db, factories):
     auditor = people("auditora-ref", "auditor")
     alert, other = factories.AlertFactory(), factories.AlertFactory()
-    alert.reference = f"A-2026-{alert.id:06d}"  # as compose_alert names it
+    alert.reference = f"A-2026-{alert.id:06d}"  # as lifecycle.compose names it
     db.flush()
     from audit.trail import append
     from tests.factories import actor_for
