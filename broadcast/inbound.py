@@ -148,14 +148,27 @@ class InboundStore:
         finally:
             for item in batch:
                 item.done.set()
-                if item.answer is not None:
-                    item.answer(item.error is None)
+            # One transaction: every item stored, or none. The binds' answers go out one write per link.
+            _answer_all([item.answer for item in batch if item.answer is not None], batch[0].error is None)
         self.stored += len(ids)
         if ids and self._after_store is not None:
             try:
                 self._after_store(ids)
             except Exception:
                 log.exception("after_store hook failed (the rows are stored; the reconciler processes them)")
+
+
+def _answer_all(answers: list[Callable[[bool], None]], ok: bool) -> None:
+    """Call every answer; answers of one kind that can be written together (a bind's `many`) are."""
+    kinds: dict[Any, list[Callable[[bool], None]]] = {}
+    for answer in answers:
+        kinds.setdefault(getattr(answer, "many", None), []).append(answer)
+    for many, same in kinds.items():
+        if many is not None:
+            many(same, ok)
+        else:
+            for answer in same:
+                answer(ok)
 
 
 class Coalescer:
