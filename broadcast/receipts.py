@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from psycopg2.extras import execute_values
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -150,13 +149,13 @@ INSERT INTO receipts (inbound_id, carrier, raw_id, msg_key, stat, final, error_c
                       delivery_id, followup_id, part_no, matched_at)
 SELECT v.inbound_id, v.carrier, v.raw_id, v.msg_key, v.stat, v.final, v.error_code, v.done_at, v.received_at,
        mp.delivery_id, mp.followup_id, mp.part_no, CASE WHEN mp.carrier IS NOT NULL THEN now() END
-  FROM (VALUES %s) AS v(inbound_id, carrier, raw_id, msg_key, stat, final, error_code, done_at, received_at)
+  FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::boolean[],
+              %s::varchar[], %s::timestamptz[], %s::timestamptz[])
+       AS v(inbound_id, carrier, raw_id, msg_key, stat, final, error_code, done_at, received_at)
   LEFT JOIN message_parts mp ON mp.carrier = v.carrier AND mp.msg_key = v.msg_key
     ON CONFLICT (inbound_id) DO NOTHING
 RETURNING id, delivery_id, followup_id, matched_at IS NOT NULL
 """
-_INGEST_TEMPLATE = ("(%s::bigint, %s::varchar, %s::varchar, %s::varchar, %s::varchar, %s::boolean, %s::varchar, "
-                    "%s::timestamptz, %s::timestamptz)")
 
 
 def ingest_receipts(session: Session, rows: Iterable[tuple[int, str, Mapping[str, Any] | None, str | None, datetime]],
@@ -183,8 +182,8 @@ def ingest_receipts(session: Session, rows: Iterable[tuple[int, str, Mapping[str
         return [], unparsable, report
     cursor = session.connection().connection.cursor()
     try:
-        stored = execute_values(cursor, _INGEST, values, template=_INGEST_TEMPLATE, page_size=len(values),
-                                fetch=True)
+        cursor.execute(_INGEST, [list(c) for c in zip(*values, strict=True)])  # column arrays: adapted in C
+        stored = cursor.fetchall()
     finally:
         cursor.close()
     ids = [r[0] for r in stored]
