@@ -176,6 +176,94 @@ class Sampler:
         return self.peak_rss_mb
 
 
+class ProcessCpu:
+    """CPU seconds (user + system) of named processes between start() and stop(), plus the PostgreSQL
+    backends serving `database` (found in pg_stat_activity while the run goes on: autovacuum
+    workers and every pooled connection of the workers, the scheduler and the benchmark itself).
+
+    A backend's CPU is read at each sample, so one that exits between samples loses at most one
+    period's worth. PostgreSQL's shared background processes (WAL writer, checkpointer, background
+    writer) serve every database on the machine: reported apart as `postgres-shared`, never summed
+    into the processes' total.
+    """
+
+    def __init__(self, procs: dict[str, int], database_url: str | None = None, period_s: float = 0.25) -> None:
+        self.procs = dict(procs)
+        self._url = database_url
+        self._period_s = period_s
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._owner: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def _cpu(pid: int) -> float | None:
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            return None
+        return t.user + t.system
+
+    def _note(self, pid: int, owner: str) -> None:
+        cpu = self._cpu(pid)
+        if cpu is None:
+            return
+        if pid not in self._first:
+            # A backend that appeared during the run started at ~0 CPU; one there before counts from now.
+            self._first[pid] = 0.0 if self._started else cpu
+            self._owner[pid] = owner
+        self._last[pid] = cpu
+
+    def _backends(self) -> dict[int, str]:
+        if self._conn is None:
+            return {}
+        with self._conn.cursor() as cur:
+            cur.execute("SELECT pid, backend_type FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND "
+                        "(datname = current_database() OR backend_type IN "
+                        "('walwriter', 'checkpointer', 'background writer'))")
+            return {pid: ("postgres" if kind in ("client backend", "autovacuum worker", "parallel worker")
+                          else "postgres-shared") for pid, kind in cur.fetchall()}
+
+    def start(self) -> ProcessCpu:
+        import psycopg2
+
+        self._conn = None
+        if self._url:
+            self._conn = psycopg2.connect(self._url.replace("postgresql+psycopg2://", "postgresql://"))
+            self._conn.autocommit = True
+        self._started = False
+        for pid, name in self._all():
+            self._note(pid, name)
+        self._started = True
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _all(self) -> list[tuple[int, str]]:
+        return [(pid, name) for name, pid in self.procs.items()] + list(self._backends().items())
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._period_s):
+            for pid, name in self._all():
+                self._note(pid, name)
+
+    def stop(self) -> dict[str, float]:
+        """Seconds of CPU per name (the PostgreSQL backends summed as `postgres`)."""
+        for pid, name in self._all():
+            self._note(pid, name)
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._conn is not None:
+            self._conn.close()
+        out: dict[str, float] = {}
+        for pid, first in self._first.items():
+            name = self._owner[pid]
+            out[name] = out.get(name, 0.0) + max(0.0, self._last[pid] - first)
+        return out
+
+
 def cpu_seconds(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:

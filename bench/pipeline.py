@@ -8,7 +8,12 @@ carriers, N contacts in one group, gateway workers as child processes (`sirena w
 lifecycle service. Measured from the approval's commit to the last submit recorded in Postgres.
 Losses and duplicates are counted against the simulator's PDU log (the ground truth of the air).
 CPU: the whole machine's CPU time during the run (workers, simulator, PostgreSQL, Redis — and
-anything else running, so run it on a quiet machine), and the workers' and simulator's own.
+anything else running, so run it on a quiet machine), and the workers' and simulator's own. Then
+each process's own CPU from the approval until every receipt is matched: workers, simulator,
+scheduler, a private redis-server (`--shared-redis` to use the machine's), the PostgreSQL backends
+of the benchmark's database (summed as `postgres`), and the benchmark itself; these sum to
+`processes_cpu_us_per_msg`, which other load on the machine does not inflate much (PostgreSQL's
+shared WAL writer/checkpointer are printed apart, not summed: every database on the machine uses them).
 Last line: one JSON object.
 """
 
@@ -25,6 +30,7 @@ from pathlib import Path
 
 import psutil
 from common import (
+    ProcessCpu,
     Sampler,
     bench_settings,
     cpu_seconds,
@@ -36,6 +42,7 @@ from common import (
     stop,
 )
 from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
 from alerting.alerts import lifecycle
 from alerting.alerts.drafts import AlertDraft
@@ -46,6 +53,7 @@ from alerting.base.runtime import redis_connection
 from audit.actor import Actor
 
 PASSWORDS = {"SIM_ALPHA_PW": "alphapw", "SIM_BETA_PW": "betapw"}
+RIG: dict[str, int] = {}  # the private redis-server's pid, when start_rig made one
 
 
 def sim_config(path: Path, receipts: bool, delay_s: tuple[float, float] = (1.0, 3.0), *, head: str = "",
@@ -122,7 +130,9 @@ def start_rig(database: str, *, receipts: bool, window: int, pdu_log: bool,  # t
     runtime.use_database(settings, name=f"bench-{database}")
     tmp = Path(tempfile.mkdtemp(prefix="sirena-bench-"))
     if own_redis:
-        settings = replace(settings, redis_url=private_redis(tmp)[1])
+        redis_proc, url = private_redis(tmp)
+        settings = replace(settings, redis_url=url)
+        RIG["redis_pid"] = redis_proc.pid
     redis = redis_connection(settings.redis_url)
     redis.flushdb()
     runtime.use_redis(redis)
@@ -156,10 +166,14 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=100)
     parser.add_argument("--no-receipts", action="store_true", help="simulator sends no delivery receipts")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--shared-redis", action="store_true",
+                        help="db 14 of the machine's Redis instead of a private redis-server (its CPU is then "
+                             "not attributed)")
     args = parser.parse_args()
 
     settings, redis, tmp, env, sim = start_rig("sirena_bench_pipeline", receipts=not args.no_receipts,
-                                               window=args.window, pdu_log=True)
+                                               window=args.window, pdu_log=True,
+                                               own_redis=not args.shared_redis)
     composer, approver = seed(args.n)
     with transaction() as s:
         alert = lifecycle.compose(s, AlertDraft(texts={"es": "Alerta de evacuación por inundación en su sector. "
@@ -178,7 +192,12 @@ def main() -> None:
     time.sleep(1.0)  # binds up
     procs = {f"worker{k + 1}": w.pid for k, w in enumerate(workers)}
     procs |= {"simulator": sim.pid, "scheduler": scheduler.pid, "bench": os.getpid()}
+    if "redis_pid" in RIG:
+        procs["redis"] = RIG["redis_pid"]
     sampler = Sampler(procs)
+    # As the admin role: pg_stat_activity hides other roles' backend types from the others.
+    per_process = ProcessCpu(procs, make_url(settings.database_admin_url).set(
+        database=make_url(settings.database_url).database).render_as_string(hide_password=False)).start()
     own0 = cpu_seconds([w.pid for w in workers] + [sim.pid])
     machine0 = psutil.cpu_times()
     wall0 = time.monotonic()
@@ -204,6 +223,11 @@ def main() -> None:
             delivered_s = round(time.monotonic() - wall0, 2)
             break
         time.sleep(0.2)
+    # Per process: until every receipt is matched (the receipts of the last seconds' messages
+    # arrive after the last submit, and their work is the pipeline's too).
+    shares = per_process.stop()
+    machine2 = psutil.cpu_times()
+    cpu_all = sum(getattr(machine2, f) - getattr(machine0, f) for f in ("user", "system", "nice", "softirq", "irq"))
     cpu = sum(getattr(machine1, f) - getattr(machine0, f) for f in ("user", "system", "nice", "softirq", "irq"))
     with transaction() as s:
         row = s.execute(text("SELECT extract(epoch FROM last_submit_at - approved_at), "
@@ -214,6 +238,10 @@ def main() -> None:
         possible_dup = s.execute(text("SELECT coalesce(sum(possible_duplicates), 0) FROM deliveries "
                                       "WHERE alert_id = :a"), {"a": alert.id}).scalar_one()
     seconds, first_s = float(row[0]), float(row[1])
+    workers_cpu = sum(v for k, v in shares.items() if k.startswith("worker"))
+    grouped = {"workers": workers_cpu, **{k: v for k, v in shares.items() if not k.startswith("worker")}}
+    by_process = {k: round(v * 1e6 / args.n, 1) for k, v in sorted(grouped.items(), key=lambda kv: -kv[1])}
+    attributed = sum(v for k, v in grouped.items() if k != "postgres-shared")
     peak = sampler.close()
     time.sleep(1.5)  # the simulator flushes its PDU log every second
     stop(*workers, scheduler, sim)
@@ -225,6 +253,10 @@ def main() -> None:
         "cpu_s": round(cpu, 2), "cpu_ms_per_1k": round(cpu * 1e6 / args.n, 1),
         "cpu_us_per_msg": round(cpu * 1e6 / args.n, 1),
         "workers_sim_cpu_us_per_msg": round(own * 1e6 / args.n, 1), "peak_rss_mb": peak,
+        "machine_cpu_us_per_msg_to_all_delivered": round(cpu_all * 1e6 / args.n, 1),
+        "cpu_us_per_msg_by_process": by_process,
+        "processes_cpu_us_per_msg": round(attributed * 1e6 / args.n, 1),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
         "all_delivered_s": delivered_s,
         "lost": lost, "dup": dup, "possible_dup_counted": int(possible_dup), "air_submits": air,
         "counts": {k: int(v) for k, v in counts.items() if v},
@@ -234,6 +266,12 @@ def main() -> None:
           f"machine CPU {result['cpu_us_per_msg']} µs/msg "
           f"(workers + simulator alone {result['workers_sim_cpu_us_per_msg']} µs/msg); lost {lost}, duplicates {dup}; "
           f"peak RSS {peak}")
+    print(f"CPU µs per message by process (from approval until every receipt matched; load {os.getloadavg()[0]:.2f}): "
+          + ", ".join(f"{k} {v} ({v * 100 / max(result['processes_cpu_us_per_msg'], 1e-9):.0f} %)"
+                      if k != "postgres-shared" else f"{k} {v} (shared by every database: not summed)"
+                      for k, v in by_process.items())
+          + f"; these processes {result['processes_cpu_us_per_msg']} µs/msg "
+            f"(machine {result['machine_cpu_us_per_msg_to_all_delivered']} over the same span)")
     if not args.keep:
         drop_database(settings)
     print(json.dumps(result))

@@ -464,15 +464,7 @@ class Bind:
             self._hand_over({"raw": raw, "malformed": str(exc)})
             self._write(client, _HEADER.pack(16, GENERIC_NACK, ESME_RINVCMDLEN, seq))
             return
-        resp = DELIVER_SM_RESP if command == DELIVER_SM else 0x80000103
-
-        def answer(ok: bool) -> None:
-            # A failed hand-over is answered with a system error so the SMSC delivers it again.
-            try:
-                self._write(client, _HEADER.pack(17, resp, ESME_ROK if ok else ESME_RSYSERR, seq) + b"\0")
-            except Exception as exc:  # the link went away: unanswered, so the SMSC delivers it again
-                log.info("bind %s: deliver_sm_resp seq %d not written: %s", self.name, seq, exc)
-
+        answer = DeliverAnswer(self, client, DELIVER_SM_RESP if command == DELIVER_SM else 0x80000103, seq)
         defer = getattr(self.on_deliver, "defer", None)
         if defer is not None:
             # The store answers once the PDU is committed; the reader goes on reading meanwhile.
@@ -566,6 +558,43 @@ class Bind:
             self.state = BindState.STOPPED
         if unanswered:
             self.listener.on_bind_down(self, "stopped", unanswered)
+
+
+class DeliverAnswer:
+    """The deliver_sm_resp (or data_sm_resp) a bind owes for one inbound PDU, written when called.
+
+    A failed hand-over is answered with a system error so the SMSC delivers it again; an answer the
+    link can no longer carry is left unanswered, so the SMSC delivers it again too.
+    """
+
+    __slots__ = ("bind", "client", "resp", "seq")
+
+    def __init__(self, bind: Bind, client: _Client, resp: int, seq: int) -> None:
+        self.bind, self.client, self.resp, self.seq = bind, client, resp, seq
+
+    def pdu(self, ok: bool) -> bytes:
+        return _HEADER.pack(17, self.resp, ESME_ROK if ok else ESME_RSYSERR, self.seq) + b"\0"
+
+    def __call__(self, ok: bool) -> None:
+        DeliverAnswer.many([self], ok)
+
+    @staticmethod
+    def many(answers: list[DeliverAnswer], ok: bool) -> None:
+        """Write these answers in one write per link, in order: a burst of receipts stored by one
+        group commit costs one syscall per bind, not one per PDU."""
+        links: dict[tuple[int, int], list[DeliverAnswer]] = {}
+        for answer in answers:
+            links.setdefault((id(answer.bind), id(answer.client)), []).append(answer)
+        for same in links.values():
+            _write_answers(same, ok)
+
+
+def _write_answers(same: list[DeliverAnswer], ok: bool) -> None:
+    first = same[0]
+    try:
+        first.bind._write(first.client, b"".join(a.pdu(ok) for a in same))
+    except Exception as exc:  # the link went away: unanswered, so the SMSC delivers them again
+        log.info("bind %s: %d deliver_sm_resp not written: %s", first.bind.name, len(same), exc)
 
 
 def parse_deliver_sm(raw: bytes) -> dict[str, Any]:

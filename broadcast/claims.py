@@ -109,8 +109,12 @@ UPDATE deliveries d
        failed_at = CASE WHEN v.state = 'failed' THEN now() ELSE d.failed_at END,
        lease_until = NULL, claimed_by = NULL, updated_at = now()
   FROM (VALUES %s) AS v(id, state, carrier, bind, message_ids, parts, error_code, error_reason, dup)
- WHERE d.id = v.id AND d.state = 'submitting' AND d.claimed_by = %%(worker)s
+ WHERE d.id = v.id AND d.id = ANY(%%(ids)s) AND d.state = 'submitting' AND d.claimed_by = %%(worker)s
 """
+# `d.id = ANY(ids)` is redundant with the join, on purpose: without it the planner drives the UPDATE
+# from the partial lease index (state = 'submitting'), which keeps an entry for every row ever
+# claimed until a vacuum, so each record scanned all of them: 24 ms per slice at the end of a
+# 100,000-recipient alert (26.9 M index entries read in one run), 3.7 ms with it.
 
 
 def record_outcomes(session: Session, outcomes: list[Outcome], *, worker: str) -> int:
@@ -121,7 +125,8 @@ def record_outcomes(session: Session, outcomes: list[Outcome], *, worker: str) -
     cursor = session.connection().connection.cursor()
     try:
         execute_values(
-            cursor, _RECORD.replace("%%(worker)s", cursor.mogrify("%s", (worker,)).decode()), rows,
+            cursor, _RECORD.replace("%%(worker)s", cursor.mogrify("%s", (worker,)).decode()).replace(
+                "%%(ids)s", cursor.mogrify("%s::bigint[]", ([o.id for o in outcomes],)).decode()), rows,
             template=ROW_TEMPLATE, page_size=len(rows),
         )
         return cursor.rowcount

@@ -9,6 +9,7 @@ stored, so the bind answers with an error and the SMSC delivers it again. Interp
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -16,8 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from psycopg2.extras import Json, execute_values
 
 from alerting.base import job_ids
 from alerting.base.db import transaction
@@ -56,6 +55,18 @@ def _jsonable_tlvs(tlvs: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.hex() if isinstance(v, bytes | bytearray) else v) for k, v in tlvs.items()}
 
 
+_INSERT = """
+INSERT INTO inbound_messages (kind, carrier, bind, source_addr, destination_addr, esm_class, data_coding,
+                              short_message, text, tlvs, received_at)
+SELECT kind, carrier, bind, source_addr, destination_addr, esm_class, data_coding, short_message, text,
+       tlvs::jsonb, now()
+  FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::smallint[],
+              %s::smallint[], %s::bytea[], %s::text[], %s::text[])
+       AS u(kind, carrier, bind, source_addr, destination_addr, esm_class, data_coding, short_message, text, tlvs)
+RETURNING id
+"""
+
+
 def row_of(carrier: str, bind: str, fields: dict[str, Any]) -> tuple[Any, ...]:
     """The inbound_messages row for one deliver_sm; text decoded when possible, bytes kept as sent."""
     kind = classify(fields)
@@ -78,7 +89,7 @@ def row_of(carrier: str, bind: str, fields: dict[str, Any]) -> tuple[Any, ...]:
     if "malformed" in fields:
         tlvs["malformed"] = fields["malformed"]
     return (kind, carrier, bind, fields.get("source_addr", ""), fields.get("destination_addr", ""),
-            fields.get("esm_class"), data_coding, payload, text, Json(_jsonable_tlvs(tlvs)))
+            fields.get("esm_class"), data_coding, payload, text, json.dumps(_jsonable_tlvs(tlvs)))
 
 
 class InboundStore:
@@ -131,16 +142,15 @@ class InboundStore:
     def _store(self, batch: list[_Item]) -> None:
         ids: list[int] = []
         try:
-            rows = [row_of(i.carrier, i.bind, i.fields) for i in batch]
+            # One array per column (adapted in C) rather than one mogrify per row: a third less CPU.
+            columns = [list(c) for c in zip(*(row_of(i.carrier, i.bind, i.fields) for i in batch), strict=True)]
             with transaction() as session:
                 cursor = session.connection().connection.cursor()
-                result = execute_values(cursor, """
-                    INSERT INTO inbound_messages (kind, carrier, bind, source_addr, destination_addr, esm_class,
-                                                  data_coding, short_message, text, tlvs, received_at)
-                    VALUES %s RETURNING id""", rows,
-                    template="(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())", page_size=len(rows), fetch=True)
-                ids = [r[0] for r in result]
-                cursor.close()
+                try:
+                    cursor.execute(_INSERT, columns)
+                    ids = [r[0] for r in cursor.fetchall()]
+                finally:
+                    cursor.close()
         except Exception as exc:
             log.exception("could not store %d inbound messages", len(batch))
             for item in batch:
@@ -148,14 +158,27 @@ class InboundStore:
         finally:
             for item in batch:
                 item.done.set()
-                if item.answer is not None:
-                    item.answer(item.error is None)
+            # One transaction: every item stored, or none. The binds' answers go out one write per link.
+            _answer_all([item.answer for item in batch if item.answer is not None], batch[0].error is None)
         self.stored += len(ids)
         if ids and self._after_store is not None:
             try:
                 self._after_store(ids)
             except Exception:
                 log.exception("after_store hook failed (the rows are stored; the reconciler processes them)")
+
+
+def _answer_all(answers: list[Callable[[bool], None]], ok: bool) -> None:
+    """Call every answer; answers of one kind that can be written together (a bind's `many`) are."""
+    kinds: dict[Any, list[Callable[[bool], None]]] = {}
+    for answer in answers:
+        kinds.setdefault(getattr(answer, "many", None), []).append(answer)
+    for many, same in kinds.items():
+        if many is not None:
+            many(same, ok)
+        else:
+            for answer in same:
+                answer(ok)
 
 
 class Coalescer:

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from psycopg2.extras import execute_values
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -142,12 +141,31 @@ class ReceiptReport:
     undelivered: list[int] = field(default_factory=list)  # deliveries a receipt just failed/expired
 
 
+# Stored and matched in one statement: a receipt whose message part is already recorded is written
+# matched (one row version, no entry in the pending index); one that overtook its submit_sm_resp is
+# written pending and matched by a later pass (match_receipts).
+_INGEST = """
+INSERT INTO receipts (inbound_id, carrier, raw_id, msg_key, stat, final, error_code, done_at, received_at,
+                      delivery_id, followup_id, part_no, matched_at)
+SELECT v.inbound_id, v.carrier, v.raw_id, v.msg_key, v.stat, v.final, v.error_code, v.done_at, v.received_at,
+       mp.delivery_id, mp.followup_id, mp.part_no, CASE WHEN mp.carrier IS NOT NULL THEN now() END
+  FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::boolean[],
+              %s::varchar[], %s::timestamptz[], %s::timestamptz[])
+       AS v(inbound_id, carrier, raw_id, msg_key, stat, final, error_code, done_at, received_at)
+  LEFT JOIN message_parts mp ON mp.carrier = v.carrier AND mp.msg_key = v.msg_key
+    ON CONFLICT (inbound_id) DO NOTHING
+RETURNING id, delivery_id, followup_id, matched_at IS NOT NULL
+"""
+
+
 def ingest_receipts(session: Session, rows: Iterable[tuple[int, str, Mapping[str, Any] | None, str | None, datetime]],
-                    styles: Mapping[str, str]) -> tuple[list[int], list[int], ReceiptReport]:
-    """Store receipts from inbound rows (inbound id, carrier, tlvs, text, received at) in one INSERT.
+                    styles: Mapping[str, str], *, apply: bool = True) -> tuple[list[int], list[int], ReceiptReport]:
+    """Store receipts from inbound rows (inbound id, carrier, tlvs, text, received at) in one INSERT,
+    matched to their message parts in the same statement, and (with `apply`) apply the matched ones.
 
     Returns (ids of receipts stored now, inbound ids that named no message, report). Idempotent:
-    an inbound row already stored as a receipt is skipped.
+    an inbound row already stored as a receipt is skipped. Receipts whose message id is not
+    recorded yet are stored pending, for a later match_receipts.
     """
     report = ReceiptReport()
     values, unparsable = [], []
@@ -164,13 +182,16 @@ def ingest_receipts(session: Session, rows: Iterable[tuple[int, str, Mapping[str
         return [], unparsable, report
     cursor = session.connection().connection.cursor()
     try:
-        stored = execute_values(cursor, """
-            INSERT INTO receipts (inbound_id, carrier, raw_id, msg_key, stat, final, error_code, done_at, received_at)
-            VALUES %s ON CONFLICT (inbound_id) DO NOTHING RETURNING id""", values, page_size=len(values), fetch=True)
+        cursor.execute(_INGEST, [list(c) for c in zip(*values, strict=True)])  # column arrays: adapted in C
+        stored = cursor.fetchall()
     finally:
         cursor.close()
     ids = [r[0] for r in stored]
     report.stored = len(ids)
+    hits = [(r[1], r[2]) for r in stored if r[3]]
+    report.matched = len(hits)
+    if apply and hits:
+        _apply(session, hits, report)
     return ids, unparsable, report
 
 
@@ -248,6 +269,12 @@ def match_receipts(session: Session, receipt_ids: list[int] | None = None, *, li
         params["ids"] = receipt_ids
     hits = session.execute(text(_MATCH.format(which=which)), params).all()
     report.matched = len(hits)
+    _apply(session, [(h[0], h[1]) for h in hits], report)
+    return report
+
+
+def _apply(session: Session, hits: list[tuple[int | None, int | None]], report: ReceiptReport) -> None:
+    """Apply matched receipts ((delivery id, follow-up id) each) to their messages' states."""
     for table, column, ids in (("deliveries", "delivery_id", {h[0] for h in hits if h[0] is not None}),
                                ("followups", "followup_id", {h[1] for h in hits if h[1] is not None})):
         if ids:
@@ -265,7 +292,6 @@ def match_receipts(session: Session, receipt_ids: list[int] | None = None, *, li
                 report.undelivered += [i for i, state in changed if state in ("failed", "expired")]
             else:
                 session.execute(text(_RETRY_DELIVERED), {"ids": [i for i, _ in changed]})
-    return report
 
 
 def pending_count(session: Session) -> int:

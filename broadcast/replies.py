@@ -164,9 +164,8 @@ def process_batch(session: Session, where: str, styles: Mapping[str, str], *, li
     outcomes: dict[int, str] = {}
     receipt_rows = [(r.id, r.carrier, r.tlvs, r.text, r.received_at) for r in rows if r.kind == "receipt"]
     if receipt_rows:
-        ids, unparsable, _ = receipts.ingest_receipts(session, receipt_rows, styles)
+        ids, unparsable, matched = receipts.ingest_receipts(session, receipt_rows, styles)
         report.receipts = len(ids)
-        matched = receipts.match_receipts(session, ids) if ids else receipts.ReceiptReport()
         report.receipts_matched = matched.matched
         _retry(session, matched.undelivered)
         outcomes.update({r[0]: "receipt" for r in receipt_rows})
