@@ -7,7 +7,7 @@ secret key. A worker starts it before it takes jobs, so every job it runs sees t
 `current()` before `start()` is a programming error and says so; `settings()` is None then, for
 the few readers that have a built-in default (a library use of the domain without a process).
 
-Tests and tools swap it with `use(...)` (another database, another Redis) and put it back after.
+Tests and tools switch it with `use_database`, `use_redis` or, for a block, `using(...)`.
 """
 
 from __future__ import annotations
@@ -75,14 +75,6 @@ def stop() -> None:
     """Dispose of the current runtime's engine (its Redis client closes with it)."""
     if _current:
         _current.pop().engine.dispose()
-
-
-def use(runtime: Runtime) -> Runtime:
-    """Make `runtime` current (for tests and tools that switch databases); returns the previous one,
-    whose engine is kept (put it back with `use` again)."""
-    previous = _current[0] if _current else None
-    _current[:] = [runtime]
-    return previous if previous is not None else runtime
 
 
 def use_redis(redis: Redis | None, *, prefix: str = "") -> Runtime:
