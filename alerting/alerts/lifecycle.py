@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from alerting.alerts import guards, incidents, prearmed, template_use
@@ -333,10 +333,12 @@ def cancel(session: Session, alert_id: int, actor: Actor, reason: str) -> Alert:
     alert = get_alert(session, alert_id, lock=True)
     if actor.operator_id is None or actor.operator_id != alert.composed_by_id:
         guards.may(actor, "alerts.cancel", "cancel alerts")
-    return _cancel(session, alert, actor, reason)
+    _cancel(session, alert, actor, reason)
+    return alert
 
 
-def _cancel(session: Session, alert: Alert, actor: Actor, reason: str) -> Alert:
+def _cancel(session: Session, alert: Alert, actor: Actor, reason: str) -> int:
+    """The cancel transition; returns how many unsent deliveries it cancelled."""
     move_alert(alert, S.CANCELLED)
     alert.cancelled_at, alert.reason = utcnow(), reason
     purged = rowcount(session.execute(
@@ -348,7 +350,7 @@ def _cancel(session: Session, alert: Alert, actor: Actor, reason: str) -> Alert:
     ))
     trail.append(session, actor=actor, action="alert.cancelled", subject_type="alert", subject_id=alert.id,
                  payload={"reason": reason, "deliveries_cancelled": purged})
-    return alert
+    return purged
 
 
 def supersede(session: Session, original: Alert, correction: Alert, actor: Actor) -> int:
@@ -358,15 +360,7 @@ def supersede(session: Session, original: Alert, correction: Alert, actor: Actor
         return 0
     purged = 0
     if original.state in (S.APPROVED, S.SCHEDULED, S.SENDING):
-        purged = unsent(session, original.id)
-        _cancel(session, original, actor, reason=f"{correction.kind.value} {correction.reference} sent")
+        purged = _cancel(session, original, actor, reason=f"{correction.kind.value} {correction.reference} sent")
     move_alert(original, S.SUPERSEDED)
     original.superseded_by_id = correction.id
     return purged
-
-
-def unsent(session: Session, alert_id: int) -> int:
-    """Deliveries of the alert not handed to a carrier yet (queued or waiting for a route)."""
-    return int(session.scalar(select(func.count()).select_from(Delivery).where(
-        Delivery.alert_id == alert_id,
-        or_(Delivery.state == DeliveryState.QUEUED, Delivery.state == DeliveryState.WAITING_ROUTE))) or 0)
