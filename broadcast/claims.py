@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg2.extras import execute_values
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -34,7 +33,8 @@ class Claimed:
 @dataclass(slots=True)
 class Outcome:
     """What became of one claimed delivery or follow-up. `state` is a DeliveryState value. The same
-    type is recorded for both, by one statement each (record_outcomes, followups._record)."""
+    type is recorded for both, by one statement each (record_outcomes, followups._record), from
+    the same columns (outcome_columns, OUTCOMES_TABLE)."""
 
     id: int
     state: str
@@ -46,15 +46,30 @@ class Outcome:
     error_reason: str | None = None
     possible_duplicates: int = 0  # copies that may already be on the air beyond one
 
-    def row(self) -> tuple[object, ...]:
-        """The values of the outcome in the order of the record statements' VALUES list."""
-        return (self.id, self.state, self.carrier, self.bind, self.message_ids, self.parts, self.error_code,
-                self.error_reason, self.possible_duplicates)
+
+def _array_literal(items: list[str]) -> str:
+    """PostgreSQL's text form of a varchar[] (every element quoted, so any text survives)."""
+    return "{" + ",".join('"' + i.replace("\\", "\\\\").replace('"', '\\"') + '"' for i in items) + "}"
 
 
-# The VALUES list's types, for execute_values (one per Outcome.row field).
-ROW_TEMPLATE = ("(%s::bigint, %s::varchar, %s::varchar, %s::varchar, %s::varchar[], %s::smallint, "
-                "%s::varchar, %s::text, %s::int)")
+def outcome_columns(outcomes: list[Outcome]) -> dict[str, list[Any]]:
+    """The outcomes as one list per column, for OUTCOMES_TABLE (message ids as array literals: a
+    column of arrays of different lengths cannot be one PostgreSQL array)."""
+    return {
+        "id": [o.id for o in outcomes], "state": [o.state for o in outcomes],
+        "carrier": [o.carrier for o in outcomes], "bind": [o.bind for o in outcomes],
+        "mids": [None if o.message_ids is None else _array_literal(o.message_ids) for o in outcomes],
+        "parts": [o.parts for o in outcomes], "error_code": [o.error_code for o in outcomes],
+        "error_reason": [o.error_reason for o in outcomes], "dup": [o.possible_duplicates for o in outcomes],
+    }
+
+
+# The outcomes as a table `v`, one array per column (adapted by psycopg2 in C, one constant each for
+# PostgreSQL). It replaced a VALUES row per outcome, whose parsing, planning and per-row expression
+# set-up showed high in a profile of PostgreSQL during bench/pipeline.py. `v.mids::varchar[]` is the message ids.
+OUTCOMES_TABLE = """unnest(%(id)s::bigint[], %(state)s::varchar[], %(carrier)s::varchar[], %(bind)s::varchar[],
+              %(mids)s::text[], %(parts)s::smallint[], %(error_code)s::varchar[], %(error_reason)s::text[],
+              %(dup)s::int[]) AS v(id, state, carrier, bind, mids, parts, error_code, error_reason, dup)"""
 
 
 _CLAIM = text("""
@@ -93,14 +108,14 @@ def claim_batch(session: Session, alert_id: int, lo: int, hi: int, *, worker: st
     return [Claimed(r[0], r[1], r[2], r[3], tuple(r[4] or ()), None, None) for r in rows]
 
 
-_RECORD = """
+_RECORD = f"""
 UPDATE deliveries d
    SET state = v.state,
        carrier = coalesce(v.carrier, d.carrier),
        bind = coalesce(v.bind, d.bind),
-       carriers_tried = CASE WHEN v.carrier IS NULL OR v.carrier = ANY(coalesce(d.carriers_tried, '{}'))
+       carriers_tried = CASE WHEN v.carrier IS NULL OR v.carrier = ANY(coalesce(d.carriers_tried, '{{}}'))
                              THEN d.carriers_tried ELSE array_append(d.carriers_tried, v.carrier) END,
-       message_ids = coalesce(v.message_ids, d.message_ids),
+       message_ids = coalesce(v.mids::varchar[], d.message_ids),
        parts = coalesce(v.parts, d.parts),
        error_code = v.error_code,
        error_reason = v.error_reason,
@@ -108,27 +123,23 @@ UPDATE deliveries d
        submitted_at = CASE WHEN v.state = 'submitted' THEN now() ELSE d.submitted_at END,
        failed_at = CASE WHEN v.state = 'failed' THEN now() ELSE d.failed_at END,
        lease_until = NULL, claimed_by = NULL, updated_at = now()
-  FROM (VALUES %s) AS v(id, state, carrier, bind, message_ids, parts, error_code, error_reason, dup)
- WHERE d.id = v.id AND d.id = ANY(%%(ids)s) AND d.state = 'submitting' AND d.claimed_by = %%(worker)s
+  FROM {OUTCOMES_TABLE}
+ WHERE d.id = v.id AND d.id = ANY(%(id)s::bigint[]) AND d.state || '' = 'submitting' AND d.claimed_by = %(worker)s
 """
-# `d.id = ANY(ids)` is redundant with the join, on purpose: without it the planner drives the UPDATE
-# from the partial lease index (state = 'submitting'), which keeps an entry for every row ever
-# claimed until a vacuum, so each record scanned all of them: 24 ms per slice at the end of a
-# 100,000-recipient alert (26.9 M index entries read in one run), 3.7 ms with it.
+# The rows are found by their ids alone (`d.id = ANY`, redundant with the join, on purpose), never
+# through the partial lease index (state = 'submitting'): that index keeps an entry for every row
+# ever claimed until a vacuum, so a plan using it (alone, or ANDed with the primary key's bitmap,
+# as it did) read all of them at every record: 24 ms per slice at the end of a 100,000-recipient
+# alert. `state || ''` is a condition the index's predicate cannot match, so no plan can use it.
 
 
 def record_outcomes(session: Session, outcomes: list[Outcome], *, worker: str) -> int:
     """Write every outcome of a batch in ONE statement; only rows still leased to `worker` change."""
     if not outcomes:
         return 0
-    rows = [o.row() for o in outcomes]
     cursor = session.connection().connection.cursor()
     try:
-        execute_values(
-            cursor, _RECORD.replace("%%(worker)s", cursor.mogrify("%s", (worker,)).decode()).replace(
-                "%%(ids)s", cursor.mogrify("%s::bigint[]", ([o.id for o in outcomes],)).decode()), rows,
-            template=ROW_TEMPLATE, page_size=len(rows),
-        )
+        cursor.execute(_RECORD, {**outcome_columns(outcomes), "worker": worker})
         return cursor.rowcount
     finally:
         cursor.close()

@@ -32,7 +32,7 @@ from alerting.base.sms_text.encoding import encode_parts, next_reference
 from audit import trail
 from audit.actor import Actor
 from broadcast import local_gateway
-from broadcast.claims import ROW_TEMPLATE, Outcome
+from broadcast.claims import OUTCOMES_TABLE, Outcome, outcome_columns
 from broadcast.pool import OutboundMessage, SubmitResult, submit_within_cap
 from broadcast.pool import Outcome as SubmitOutcome
 
@@ -137,13 +137,13 @@ UPDATE followups f SET state = 'submitting', lease_until = now() + make_interval
 RETURNING f.id, f.msisdn, f.sender_name, f.text, f.test_only, f.allowed_carriers, f.avoid_carriers, f.attempts
 """)
 
-_RECORD = """
-UPDATE followups f SET state = v.state, carrier = v.carrier, bind = v.bind, message_ids = v.message_ids,
+_RECORD = f"""
+UPDATE followups f SET state = v.state, carrier = v.carrier, bind = v.bind, message_ids = v.mids::varchar[],
        parts = v.parts, error_code = v.error_code, error_reason = v.error_reason, lease_until = NULL,
        submitted_at = CASE WHEN v.state = 'submitted' THEN now() ELSE f.submitted_at END,
        failed_at = CASE WHEN v.state = 'failed' THEN now() ELSE f.failed_at END, updated_at = now(),
        possible_duplicates = f.possible_duplicates + v.dup
-  FROM (VALUES %s) AS v(id, state, carrier, bind, message_ids, parts, error_code, error_reason, dup)
+  FROM {OUTCOMES_TABLE}
  WHERE f.id = v.id AND f.state = 'submitting'
 """
 
@@ -218,7 +218,7 @@ def _record(session: Session, outcomes: list[Outcome]) -> None:
         return
     cursor = session.connection().connection.cursor()
     try:
-        execute_values(cursor, _RECORD, [o.row() for o in outcomes], page_size=len(outcomes), template=ROW_TEMPLATE)
+        cursor.execute(_RECORD, outcome_columns(outcomes))
     finally:
         cursor.close()
 
