@@ -143,7 +143,9 @@ class ReceiptReport:
 
 # Stored and matched in one statement: a receipt whose message part is already recorded is written
 # matched (one row version, no entry in the pending index); one that overtook its submit_sm_resp is
-# written pending and matched by a later pass (match_receipts).
+# written pending and matched by a later pass (match_receipts). LATERAL: each receipt looks up its
+# part by the primary key; a plain join let the planner hash the whole of message_parts at every
+# batch (28 ms for 400 receipts once 63,500 parts were recorded, growing with the alert).
 _INGEST = """
 INSERT INTO receipts (inbound_id, carrier, raw_id, msg_key, stat, final, error_code, done_at, received_at,
                       delivery_id, followup_id, part_no, matched_at)
@@ -152,7 +154,7 @@ SELECT v.inbound_id, v.carrier, v.raw_id, v.msg_key, v.stat, v.final, v.error_co
   FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::boolean[],
               %s::varchar[], %s::timestamptz[], %s::timestamptz[])
        AS v(inbound_id, carrier, raw_id, msg_key, stat, final, error_code, done_at, received_at)
-  LEFT JOIN message_parts mp ON mp.carrier = v.carrier AND mp.msg_key = v.msg_key
+  LEFT JOIN LATERAL (SELECT * FROM message_parts p WHERE p.carrier = v.carrier AND p.msg_key = v.msg_key) mp ON true
     ON CONFLICT (inbound_id) DO NOTHING
 RETURNING id, delivery_id, followup_id, matched_at IS NOT NULL
 """
@@ -206,7 +208,9 @@ UPDATE receipts r SET delivery_id = mp.delivery_id, followup_id = mp.followup_id
 RETURNING r.delivery_id, r.followup_id
 """
 
-# Recomputed from every receipt of the message, so a duplicate or a replay changes nothing.
+# Recomputed from every receipt of the message, so a duplicate or a replay changes nothing. The first
+# failed part (its state and code) is a DISTINCT ON, not an ordered array_agg: those sort once per
+# message (13 ms of a 40-ms pass of 774 receipts).
 _APPLY = """
 WITH firsts AS (SELECT DISTINCT ON ({column}, part_no) {column} AS tid, part_no, stat, error_code,
                        coalesce(done_at, received_at) AS at
@@ -214,18 +218,18 @@ WITH firsts AS (SELECT DISTINCT ON ({column}, part_no) {column} AS tid, part_no,
      agg AS (SELECT tid, count(*) FILTER (WHERE stat = 'DELIVRD') AS ok_parts,
                     bool_or(part_no IS NULL AND stat = 'DELIVRD') AS whole_ok,
                     max(at) FILTER (WHERE stat = 'DELIVRD') AS ok_at,
-                    (array_agg(stat ORDER BY at, part_no) FILTER (WHERE stat <> 'DELIVRD'))[1] AS bad,
-                    (array_agg(error_code ORDER BY at, part_no) FILTER (WHERE stat <> 'DELIVRD'))[1] AS bad_code,
                     min(at) FILTER (WHERE stat <> 'DELIVRD') AS bad_at
                FROM firsts GROUP BY tid),
-     next AS (SELECT t.id, agg.*, CASE
+     first_bad AS (SELECT DISTINCT ON (tid) tid, stat AS bad, error_code AS bad_code
+                     FROM firsts WHERE stat <> 'DELIVRD' ORDER BY tid, at, part_no),
+     next AS (SELECT t.id, agg.*, first_bad.bad, first_bad.bad_code, CASE
                 WHEN t.state <> 'submitted' THEN t.state
-                WHEN agg.bad = 'EXPIRED' THEN 'expired'
-                WHEN agg.bad IS NOT NULL THEN 'failed'
+                WHEN first_bad.bad = 'EXPIRED' THEN 'expired'
+                WHEN first_bad.bad IS NOT NULL THEN 'failed'
                 WHEN agg.ok_parts >= coalesce(t.parts, 1) OR agg.whole_ok THEN 'delivered'
                 ELSE t.state END AS new_state,
                 CASE WHEN agg.whole_ok THEN coalesce(t.parts, 1) ELSE least(agg.ok_parts, 32767) END AS ok_count
-                FROM {table} t JOIN agg ON agg.tid = t.id)
+                FROM {table} t JOIN agg ON agg.tid = t.id LEFT JOIN first_bad ON first_bad.tid = t.id)
 UPDATE {table} t
    SET parts_delivered = next.ok_count,
        state = next.new_state,
