@@ -200,10 +200,10 @@ def air_counts(log: Path) -> Counter[tuple[str, int]]:
     counts: Counter[tuple[str, int]] = Counter()
     with log.open(encoding="utf-8") as fh:
         for line in fh:
-            if '"submit_sm"' not in line or '"dir": "in"' not in line or "Soak #" not in line:
+            if '"submit_sm"' not in line or "Soak #" not in line:
                 continue
             rec = json.loads(line)
-            if rec.get("command") != "submit_sm" or rec.get("status") != 0:
+            if rec.get("command") != "submit_sm" or rec.get("dir") != "in" or rec.get("status") != 0:
                 continue
             body = rec.get("text") or ""
             number = body.split("Soak #", 1)[1].split(":", 1)[0]

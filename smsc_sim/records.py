@@ -1,16 +1,17 @@
 """What the simulator saw: one Record per PDU, full messages reassembled, the JSON-lines log.
 
 Records keep raw octets and decode text only when asked (`as_dict`), so logging to memory
-costs little on the submit path; the file log encodes JSON per PDU, buffered.
+costs little on the submit path; the file log encodes JSON per PDU (orjson: compact, UTF-8), buffered.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+import orjson
 
 from smsc_sim import pdu
 from smsc_sim.text import decode_text
@@ -119,10 +120,10 @@ class PduLog:
         self.keep = keep
         self.records: list[Record] = []
         self.path = path
-        self._file: IO[str] | None = None
+        self._file: IO[bytes] | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = path.open("a", encoding="utf-8", buffering=1 << 20)
+            self._file = path.open("ab", buffering=1 << 20)  # UTF-8 JSON lines (orjson writes UTF-8)
 
     @property
     def active(self) -> bool:
@@ -132,13 +133,13 @@ class PduLog:
         if self.keep:
             self.records.append(record)
         if self._file is not None:
-            self._file.write(json.dumps(record.as_dict(), ensure_ascii=False) + "\n")
+            self._file.write(orjson.dumps(record.as_dict(), option=orjson.OPT_APPEND_NEWLINE))
 
     def event(self, carrier: str, name: str, /, **data: Any) -> None:
         """A line that is not a PDU (reassembled message, connection dropped, fault set)."""
         if self._file is not None:
             line = {"time": time.time(), "carrier": carrier, "event": name, **data}
-            self._file.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+            self._file.write(orjson.dumps(line, default=str, option=orjson.OPT_APPEND_NEWLINE))
 
     def flush(self) -> None:
         if self._file is not None:

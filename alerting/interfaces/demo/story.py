@@ -235,9 +235,9 @@ def summary(story_figures: dict[str, Any], pdu_log: Path) -> tuple[list[dict[str
         for line in fh:
             if '"reassembled"' in line:  # a whole concatenated message
                 rec = json.loads(line)
-            elif '"submit_sm"' in line and '"dir": "in"' in line:
+            elif '"submit_sm"' in line:
                 rec = json.loads(line)
-                if rec.get("status") != 0 or (rec.get("part") or {}).get("total", 1) > 1:
+                if rec.get("dir") != "in" or rec.get("status") != 0 or (rec.get("part") or {}).get("total", 1) > 1:
                     continue  # refused, or one part of a message counted when reassembled
             else:
                 continue
