@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from alerting.base.db import rowcount
+from alerting.base.db import pg_array, rowcount
 
 LEASE_S = 30
 
@@ -47,26 +47,23 @@ class Outcome:
     possible_duplicates: int = 0  # copies that may already be on the air beyond one
 
 
-def _array_literal(items: list[str]) -> str:
-    """PostgreSQL's text form of a varchar[] (every element quoted, so any text survives)."""
-    return "{" + ",".join('"' + i.replace("\\", "\\\\").replace('"', '\\"') + '"' for i in items) + "}"
-
-
-def outcome_columns(outcomes: list[Outcome]) -> dict[str, list[Any]]:
-    """The outcomes as one list per column, for OUTCOMES_TABLE (message ids as array literals: a
-    column of arrays of different lengths cannot be one PostgreSQL array)."""
+def outcome_columns(outcomes: list[Outcome]) -> dict[str, str]:
+    """The outcomes as one array constant per column (db.pg_array), for OUTCOMES_TABLE; a row's
+    message ids are an array's text inside the text array `mids` (a column of arrays of different
+    lengths cannot be one PostgreSQL array)."""
     return {
-        "id": [o.id for o in outcomes], "state": [o.state for o in outcomes],
-        "carrier": [o.carrier for o in outcomes], "bind": [o.bind for o in outcomes],
-        "mids": [None if o.message_ids is None else _array_literal(o.message_ids) for o in outcomes],
-        "parts": [o.parts for o in outcomes], "error_code": [o.error_code for o in outcomes],
-        "error_reason": [o.error_reason for o in outcomes], "dup": [o.possible_duplicates for o in outcomes],
+        "id": pg_array(o.id for o in outcomes), "state": pg_array(o.state for o in outcomes),
+        "carrier": pg_array(o.carrier for o in outcomes), "bind": pg_array(o.bind for o in outcomes),
+        "mids": pg_array(None if o.message_ids is None else pg_array(o.message_ids) for o in outcomes),
+        "parts": pg_array(o.parts for o in outcomes), "error_code": pg_array(o.error_code for o in outcomes),
+        "error_reason": pg_array(o.error_reason for o in outcomes),
+        "dup": pg_array(o.possible_duplicates for o in outcomes),
     }
 
 
-# The outcomes as a table `v`, one array per column (adapted by psycopg2 in C, one constant each for
-# PostgreSQL). It replaced a VALUES row per outcome, whose parsing, planning and per-row expression
-# set-up showed high in a profile of PostgreSQL during bench/pipeline.py. `v.mids::varchar[]` is the message ids.
+# The outcomes as a table `v`, one array constant per column. It replaced a VALUES row per outcome,
+# whose parsing, planning and per-row expression set-up showed high in a profile of PostgreSQL
+# during bench/pipeline.py. `v.mids::varchar[]` is the message ids.
 OUTCOMES_TABLE = """unnest(%(id)s::bigint[], %(state)s::varchar[], %(carrier)s::varchar[], %(bind)s::varchar[],
               %(mids)s::text[], %(parts)s::smallint[], %(error_code)s::varchar[], %(error_reason)s::text[],
               %(dup)s::int[]) AS v(id, state, carrier, bind, mids, parts, error_code, error_reason, dup)"""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alerting.base import job_ids
-from alerting.base.db import transaction
+from alerting.base.db import pg_array, transaction
 from alerting.base.outbox import enqueue_now
 from alerting.base.sms_text.encoding import decode_text
 
@@ -150,8 +150,8 @@ class InboundStore:
     def _store(self, batch: list[_Item]) -> None:
         ids: list[int] = []
         try:
-            # One array per column (adapted in C) rather than one mogrify per row: a third less CPU.
-            columns = [list(c) for c in zip(*(row_of(i.carrier, i.bind, i.fields) for i in batch), strict=True)]
+            # One array constant per column (db.pg_array), not a row or an element each.
+            columns = [pg_array(c) for c in zip(*(row_of(i.carrier, i.bind, i.fields) for i in batch), strict=True)]
             with transaction() as session:
                 cursor = session.connection().connection.cursor()
                 try:

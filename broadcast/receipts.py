@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from alerting.base.db import pg_array
 from alerting.base.errors import ConfigError
 from broadcast.carriers import RECEIPT_ID_STYLES
 
@@ -186,7 +187,7 @@ def ingest_receipts(session: Session, rows: Iterable[tuple[int, str, Mapping[str
         return [], unparsable, report
     cursor = session.connection().connection.cursor()
     try:
-        cursor.execute(_INGEST, [list(c) for c in zip(*values, strict=True)])  # column arrays: adapted in C
+        cursor.execute(_INGEST, [pg_array(c) for c in zip(*values, strict=True)])  # an array constant per column
         stored = cursor.fetchall()
     finally:
         cursor.close()
@@ -216,7 +217,8 @@ RETURNING r.delivery_id, r.followup_id
 _APPLY = """
 WITH firsts AS (SELECT DISTINCT ON ({column}, part_no) {column} AS tid, part_no, stat, error_code,
                        coalesce(done_at, received_at) AS at
-                  FROM receipts WHERE {column} = ANY(:ids) AND final ORDER BY {column}, part_no, id),
+                  FROM receipts WHERE {column} = ANY(CAST(:ids AS bigint[])) AND final
+                 ORDER BY {column}, part_no, id),
      agg AS (SELECT tid, count(*) FILTER (WHERE stat = 'DELIVRD') AS ok_parts,
                     bool_or(part_no IS NULL AND stat = 'DELIVRD') AS whole_ok,
                     max(at) FILTER (WHERE stat = 'DELIVRD') AS ok_at,
@@ -290,9 +292,10 @@ def _apply(session: Session, hits: list[tuple[int | None, int | None]], report: 
             # NO KEY UPDATE (what the UPDATE itself takes), not UPDATE: a reply being stored meanwhile
             # checks its foreign key to the delivery with KEY SHARE, which FOR UPDATE blocked; that
             # wait closed a deadlock with the live counters (bench/inbound.py, 0-4 per run).
-            session.execute(text(f"SELECT id FROM {table} WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE"),
-                            {"ids": sorted(ids)})
-            changed = session.execute(text(_APPLY.format(table=table, column=column)), {"ids": sorted(ids)}).all()
+            in_order = pg_array(sorted(ids))
+            session.execute(text(f"SELECT id FROM {table} WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id "
+                                 "FOR NO KEY UPDATE"), {"ids": in_order})
+            changed = session.execute(text(_APPLY.format(table=table, column=column)), {"ids": in_order}).all()
             report.changed += len(changed)
             if table == "deliveries":
                 report.undelivered += [i for i, state in changed if state in ("failed", "expired")]

@@ -31,7 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from alerting.base import runtime
-from alerting.base.db import retrying_transaction, transaction
+from alerting.base.db import pg_array, retrying_transaction, transaction
 from alerting.base.models import ReplyMeaning
 from alerting.base.phones import mask_msisdn, source_msisdn
 from alerting.base.sms_text.vocabulary import Vocabulary, load_vocabulary
@@ -182,7 +182,7 @@ def process_batch(session: Session, where: str, styles: Mapping[str, str], *, li
         session.execute(text("""
             UPDATE inbound_messages m SET processed_at = now(), outcome = v.outcome
               FROM unnest(CAST(:ids AS bigint[]), CAST(:outcomes AS varchar[])) AS v(id, outcome) WHERE m.id = v.id
-        """), {"ids": list(outcomes), "outcomes": list(outcomes.values())})
+        """), {"ids": pg_array(outcomes), "outcomes": pg_array(outcomes.values())})
     return report
 
 

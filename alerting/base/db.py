@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -119,3 +119,31 @@ def enum_type(enum_cls: type) -> Enum:
         values_callable=lambda e: [m.value for m in e],
         validate_strings=True,
     )
+
+
+def pg_array(items: Iterable[object]) -> str:
+    """A list as the text of one PostgreSQL array constant, for `CAST(:x AS <type>[])` / `%s::<type>[]`.
+
+    psycopg2 sends a Python list as `ARRAY[v1, v2, …]`: one expression per element that PostgreSQL
+    parses, analyses and folds at every statement (4,000 of them for a batch of 450 receipts: most
+    of a 1.7 ms plan), and adapts each element in Python first. One quoted constant is read by the
+    array type's own parser. Elements: None (NULL), bool, int, float, str, bytes (bytea) and
+    datetime (ISO 8601, with its offset for a timestamptz); text is quoted, so any string survives.
+    """
+    return "{" + ",".join(_array_element(i) for i in items) + "}"
+
+
+def _array_element(item: object) -> str:
+    if item is None:
+        return "NULL"
+    if isinstance(item, bool):
+        return "t" if item else "f"
+    if isinstance(item, int | float):
+        return repr(item)
+    if isinstance(item, bytes | bytearray | memoryview):
+        return '"\\\\x' + bytes(item).hex() + '"'
+    if isinstance(item, datetime):
+        return '"' + item.isoformat() + '"'
+    if isinstance(item, str):
+        return '"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    raise TypeError(f"pg_array: no array text for {type(item).__name__}")
