@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from alerting.base import job_ids
@@ -38,7 +38,7 @@ class _Item:
     carrier: str
     bind: str
     fields: dict[str, Any]
-    done: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event | None = None  # a caller waiting (`InboundStore.__call__`)
     error: BaseException | None = None
     answer: Callable[[bool], None] | None = None  # deferred: tells the SMSC once stored (or not)
 
@@ -111,9 +111,9 @@ class InboundStore:
         self.stored = 0
 
     def __call__(self, carrier: str, bind: str, fields: dict[str, Any]) -> None:
-        item = _Item(carrier, bind, fields)
+        item = _Item(carrier, bind, fields, threading.Event())
         self._queue.put(item)
-        if not item.done.wait(self._wait_s):
+        if not item.done.wait(self._wait_s):  # type: ignore[union-attr]
             raise TimeoutError("inbound message not stored in time; the SMSC will deliver it again")
         if item.error is not None:
             raise item.error
@@ -165,7 +165,8 @@ class InboundStore:
                 item.error = exc
         finally:
             for item in batch:
-                item.done.set()
+                if item.done is not None:
+                    item.done.set()
             # One transaction: every item stored, or none. The binds' answers go out one write per link.
             _answer_all([item.answer for item in batch if item.answer is not None], batch[0].error is None)
         self.stored += len(ids)

@@ -266,7 +266,7 @@ class CarrierPool:
             self._finish(job, Outcome.FAILED, reason=f'no carrier allowed for this message carries "{msg.sender}"')
         elif not msg.parts or len(msg.parts) > 255:
             self._finish(job, Outcome.FAILED, reason=f"a message has 1-255 parts, this one {len(msg.parts)}")
-        elif any(len(part) > 254 for part in msg.parts):
+        elif max(map(len, msg.parts)) > 254:
             self._finish(job, Outcome.FAILED, reason="a part longer than short_message's 254 octets")
         elif not _E164.fullmatch(msg.destination):
             self._finish(job, Outcome.FAILED, reason="destination is not an E.164 number (+ and 7-15 digits)")
@@ -347,7 +347,7 @@ class CarrierPool:
                 job.msg.delivery_id, outcome, route.carrier.name if route else None,
                 route.name if route else None, job.ids if outcome is Outcome.SUBMITTED else [],
                 code, reason, job.dup if dup is None else dup,
-                sorted({b.rsplit("-", 1)[0] for b in job.avoid | ({route.name} if route else set())}),
+                _carriers_tried(job),
             )
             call.finished += 1
             if call.finished >= call.total:
@@ -625,6 +625,14 @@ def plan_capacity(config: CarriersConfig, sender: str, parts_total: int, used_to
         "daily_cap": cap, "exceeds_daily_cap": cap is not None and used_today + parts_total > cap,
         "carriers": [c.name for c in carriers],
     }
+
+
+def _carriers_tried(job: _Job) -> list[str]:
+    """The carriers of every bind the job was written to or avoided (bind names are carrier-N)."""
+    route = job.route
+    if not job.avoid:  # the usual case: one attempt, on one bind
+        return [route.carrier.name] if route else []
+    return sorted({b.rsplit("-", 1)[0] for b in job.avoid | ({route.name} if route else set())})
 
 
 def _maybe_sent(job: _Job) -> bool:

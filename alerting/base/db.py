@@ -130,7 +130,17 @@ def pg_array(items: Iterable[object]) -> str:
     array type's own parser. Elements: None (NULL), bool, int, float, str, bytes (bytea) and
     datetime (ISO 8601, with its offset for a timestamptz); text is quoted, so any string survives.
     """
-    return "{" + ",".join(_array_element(i) for i in items) + "}"
+    items = items if isinstance(items, list) else list(items)
+    kinds = set(map(type, items))
+    kinds.discard(type(None))
+    if not kinds - {int}:  # the common columns first, without a call per element
+        body = ",".join(["NULL" if i is None else str(i) for i in items])
+    elif kinds == {str}:
+        body = ",".join(["NULL" if s is None else '"' + s + '"' if '"' not in s and "\\" not in s  # type: ignore[operator]
+                         else _quoted(s) for s in items])  # type: ignore[arg-type]
+    else:
+        body = ",".join([_array_element(i) for i in items])
+    return "{" + body + "}"
 
 
 def _array_element(item: object) -> str:
@@ -138,12 +148,21 @@ def _array_element(item: object) -> str:
         return "NULL"
     if isinstance(item, bool):
         return "t" if item else "f"
-    if isinstance(item, int | float):
-        return repr(item)
+    if isinstance(item, int):
+        return str(int(item))  # an IntEnum's str() is its name
+    if isinstance(item, float):
+        return repr(float(item))
     if isinstance(item, bytes | bytearray | memoryview):
         return '"\\\\x' + bytes(item).hex() + '"'
     if isinstance(item, datetime):
         return '"' + item.isoformat() + '"'
     if isinstance(item, str):
-        return '"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return _quoted(item)
     raise TypeError(f"pg_array: no array text for {type(item).__name__}")
+
+
+def _quoted(text: str) -> str:
+    """An array element's text, double-quoted, with its quotes and backslashes escaped."""
+    if '"' not in text and "\\" not in text:
+        return '"' + text + '"'
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
