@@ -28,7 +28,7 @@ from alerting.base.db import transaction, utcnow
 from alerting.base.models import Alert, AlertMode, AlertState, Priority
 from alerting.base.outbox import enqueue_after_commit
 from alerting.base.sms_text.encoding import ConcatReference, encode_parts
-from alerting.base.sms_text.rendering import has_placeholders, mode_prefix, render, texts_for_phones
+from alerting.base.sms_text.rendering import is_personalised, mode_prefix, render, texts_for_phones
 from audit import trail
 from audit.actor import Actor
 from broadcast import carrier_health, claims, jobs, local_gateway, next_numbers
@@ -162,7 +162,7 @@ class Gateway:
                 sender = self.config.senders.get(alert.sender_name)
                 plan = _Plan(alert.id, alert.reference, alert.reply_code, alert.mode, alert.priority,
                              alert.sender_name, texts_for_phones(alert, sender.keyword if sender else None),
-                             any(has_placeholders(t) for t in alert.texts.values()))
+                             any(is_personalised(t) for t in alert.texts.values()))
                 claimed = claims.claim_batch(session, alert_id, lo, hi, worker=self.name, limit=self.slice_size,
                                              with_contact=plan.personalized, lease_s=self.lease_s)
             if not claimed:

@@ -10,7 +10,7 @@ from sqlalchemy import text as sql
 
 from alerting.base.sms_text.encoding import analyze
 from alerting.base.sms_text.gsm7 import ALPHABET
-from alerting.base.sms_text.rendering import ALERT_FIELDS, PLACEHOLDER
+from alerting.base.sms_text.rendering import ALERT_FIELDS, PLACEHOLDER, is_personalised
 from geo.reach import WORD_BITS, Source
 
 
@@ -129,4 +129,4 @@ def longest_expansions(session: Any, texts: Mapping[str, str]) -> dict[str, str]
         return filler * size if size > len(default) or wide else default
 
     return {lang: PLACEHOLDER.sub(fill, body) for lang, body in texts.items()
-            if any(m.group(1).lower() not in ALERT_FIELDS for m in PLACEHOLDER.finditer(body))}
+            if is_personalised(body)}

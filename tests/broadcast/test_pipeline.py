@@ -45,6 +45,16 @@ def test_alert_to_1000_contacts_reaches_each_phone_exactly_once(gateway, simulat
     assert bad == [] and checkpoints and checkpoints[-1].seq >= completed_seq
 
 
+def test_each_recipient_gets_their_own_name_and_everyone_the_alert_code(gateway, simulator, run_jobs):
+    seed_group(3)  # "Persona 1" … "Persona 3", unidad U1 … U3
+    alert_id = approved_alert({"es": "Hola {nombre|vecino}, unidad {unidad|?}: responda ACK {codigo}."})
+    run_jobs()
+    with transaction() as s:
+        code = s.scalar(select(Alert.reply_code).where(Alert.id == alert_id))
+    assert simulator.messages_by_recipient() == {
+        f"5699000000{i}": [f"Hola Persona {i}, unidad U{i}: responda ACK {code}."] for i in (1, 2, 3)}
+
+
 def test_exercise_is_prefixed_and_only_uses_test_carriers(gateway, simulator, run_jobs):
     seed_group(20, group="simulacro", drill=True)
     alert_id = approved_alert({"es": "Simulacro de sismo en el cuartel."}, group="simulacro",

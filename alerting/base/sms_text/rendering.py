@@ -110,8 +110,10 @@ def texts_for_phones(alert: Alert, keyword: str | None) -> dict[str, str]:
             for language, body in alert.texts.items()}
 
 
-def has_placeholders(body: str) -> bool:
-    return PLACEHOLDER.search(body) is not None
+def is_personalised(body: str) -> bool:
+    """Whether the text differs between recipients: a placeholder other than the alert's own
+    ({codigo}, {referencia}: the same for everyone)."""
+    return any(m.group(1).lower() not in ALERT_FIELDS for m in PLACEHOLDER.finditer(body))
 
 
 def render(body: str, *, mode: AlertMode, language: str, code: str, reference: str,

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from alerting.base.models import Alert, Delivery
 from alerting.base.sms_text.encoding import analyze
-from alerting.base.sms_text.rendering import ALERT_FIELDS, PLACEHOLDER, render, texts_for_phones
+from alerting.base.sms_text.rendering import is_personalised, render, texts_for_phones
 
 
 def phone_texts(alert: Alert, keyword: str | None) -> list[dict[str, Any]]:
@@ -30,7 +30,7 @@ def phone_texts(alert: Alert, keyword: str | None) -> list[dict[str, Any]]:
         info = analyze(shown)
         out.append({"language": lang, "text": shown, "encoding": info.encoding, "parts": info.parts,
                     "left": info.units_left_in_last,
-                    "personalised": any(m.group(1).lower() not in ALERT_FIELDS for m in PLACEHOLDER.finditer(body))})
+                    "personalised": is_personalised(body)})
     return out
 
 
