@@ -9,7 +9,7 @@ times, and every such possible re-send is counted in `possible_duplicates`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -19,8 +19,10 @@ from alerting.base.db import pg_array, rowcount
 LEASE_S = 30
 
 
-@dataclass(frozen=True, slots=True)
-class Claimed:
+class Claimed(NamedTuple):
+    """A leased delivery, as the claim returned it. A tuple: building frozen dataclasses was 5 % of
+    a gateway worker's CPU during a blast (py-spy)."""
+
     id: int
     msisdn: str
     language: str
