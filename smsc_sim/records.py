@@ -34,10 +34,13 @@ class Record:
     text_octets: bytes = b""
     note: dict[str, Any] | None = None
     gsm7_codings: tuple[int, ...] = (0, 1)
+    decoded: str | None = None  # `text`, once decoded (the log and the receipt both need it)
 
     @property
     def text(self) -> str:
-        return decode_text(self.text_octets, self.sm.data_coding, self.gsm7_codings) if self.sm else ""
+        if self.decoded is None:
+            self.decoded = decode_text(self.text_octets, self.sm.data_coding, self.gsm7_codings) if self.sm else ""
+        return self.decoded
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
