@@ -23,8 +23,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg2.extras import execute_values
 from sqlalchemy import text
@@ -148,6 +149,19 @@ def _retry(session: Session, undelivered: list[int]) -> None:
     retry_undelivered(session, undelivered, routes)
 
 
+class InboundRow(NamedTuple):
+    """An unprocessed inbound_messages row, as process_batch reads it."""
+
+    id: int
+    kind: str
+    carrier: str
+    source_addr: str
+    destination_addr: str
+    text: str | None
+    tlvs: dict[str, Any] | None
+    received_at: datetime
+
+
 def process_batch(session: Session, where: str, styles: Mapping[str, str], *, limit: int = BATCH,
                   vocabulary: Vocabulary | None = None) -> InboundReport:
     """Interpret unprocessed inbound rows matching `where` (an SQL condition built by this module).
@@ -156,10 +170,15 @@ def process_batch(session: Session, where: str, styles: Mapping[str, str], *, li
     interprets replies (with `vocabulary`, by default this process's: current_vocabulary()), marks
     every row processed with its outcome, all in `session`'s transaction.
     """
-    rows = session.execute(text(f"""
-        SELECT id, kind, carrier, source_addr, destination_addr, text, tlvs, received_at FROM inbound_messages
-         WHERE processed_at IS NULL AND {where} ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
-    """), {"limit": limit}).all()
+    cursor = session.connection().connection.cursor()
+    try:  # plain tuples: SQLAlchemy's rows were a twentieth of a worker's CPU during a blast
+        cursor.execute(f"""
+            SELECT id, kind, carrier, source_addr, destination_addr, text, tlvs, received_at FROM inbound_messages
+             WHERE processed_at IS NULL AND {where} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+        """, (limit,))
+        rows = [InboundRow._make(r) for r in cursor.fetchall()]
+    finally:
+        cursor.close()
     report = InboundReport(rows=len(rows))
     outcomes: dict[int, str] = {}
     receipt_rows = [(r.id, r.carrier, r.tlvs, r.text, r.received_at) for r in rows if r.kind == "receipt"]

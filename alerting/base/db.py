@@ -130,16 +130,22 @@ def pg_array(items: Iterable[object]) -> str:
     array type's own parser. Elements: None (NULL), bool, int, float, str, bytes (bytea) and
     datetime (ISO 8601, with its offset for a timestamptz); text is quoted, so any string survives.
     """
-    items = items if isinstance(items, list) else list(items)
-    kinds = set(map(type, items))
+    values: list[Any] = items if isinstance(items, list) else list(items)
+    kinds = set(map(type, values))
     kinds.discard(type(None))
     if not kinds - {int}:  # the common columns first, without a call per element
-        body = ",".join(["NULL" if i is None else str(i) for i in items])
+        body = ",".join(["NULL" if i is None else str(i) for i in values])
     elif kinds == {str}:
-        body = ",".join(["NULL" if s is None else '"' + s + '"' if '"' not in s and "\\" not in s  # type: ignore[operator]
-                         else _quoted(s) for s in items])  # type: ignore[arg-type]
+        body = ",".join(["NULL" if s is None else '"' + s + '"' if '"' not in s and "\\" not in s
+                         else _quoted(s) for s in values])
+    elif kinds == {datetime}:
+        body = ",".join(["NULL" if d is None else '"' + d.isoformat() + '"' for d in values])
+    elif kinds == {bytes}:
+        body = ",".join(["NULL" if b is None else '"\\\\x' + b.hex() + '"' for b in values])
+    elif kinds == {bool}:
+        body = ",".join(["NULL" if b is None else "t" if b else "f" for b in values])
     else:
-        body = ",".join([_array_element(i) for i in items])
+        body = ",".join([_array_element(i) for i in values])
     return "{" + body + "}"
 
 

@@ -26,6 +26,7 @@ CASES = [
     ("text", [Word.ACK, "x"], ["ack", "x"]),
     ("varchar", ["{1,2}", None], None),  # an array's text inside a text array (claims' message ids)
     ("bytea", [b"\x00\x01\xff", None, b"", bytearray(b"z")], [b"\x00\x01\xff", None, b"", b"z"]),
+    ("bytea", [b"\x00\\\"", None], None),
     ("boolean", [True, False, None], None),
     ("smallint", [None, None], None),
     ("timestamptz", [datetime(2026, 12, 7, 1, 2, 3, 456789, tzinfo=UTC),
