@@ -19,6 +19,7 @@ class Delivery:
     message_id: str | None = None
     stat: str | None = None
     attempts: int = 0
+    text: str | None = None  # the short message's text when built here (the log need not decode it)
 
 
 def receipt_id(message_id: str, id_style: str, message_id_style: str) -> str:
@@ -70,12 +71,13 @@ def build_receipt(
     network_error_code when err) and an empty short_message; "both": the TLVs and the text.
     """
     tlvs: dict[int, bytes] = {}
-    body = b""
+    body, written = b"", ""
     if style in ("text", "both"):
         head = text[:20]
         if encode_gsm7(head) is None:
             head = "".join(ch if encode_gsm7(ch) is not None else "?" for ch in head)
-        body = encode_gsm7(receipt_text(message_id, stat, err, submitted, done, head)) or b""
+        written = receipt_text(message_id, stat, err, submitted, done, head)
+        body = encode_gsm7(written) or b""
     if style in ("tlv", "both"):
         tlvs[pdu.TAG_RECEIPTED_MESSAGE_ID] = message_id.encode("latin-1") + b"\0"
         tlvs[pdu.TAG_MESSAGE_STATE] = bytes((pdu.MESSAGE_STATES.get(stat, 7),))
@@ -93,7 +95,7 @@ def build_receipt(
         dest_addr_npi=dest_npi,
         tlvs=tlvs,
     )
-    return Delivery("receipt", sm, message_id=message_id, stat=stat)
+    return Delivery("receipt", sm, message_id=message_id, stat=stat, text=written if body else "")
 
 
 def build_mo(source: str, dest: str, text: str | bytes, data_coding: int | None = None) -> Delivery:

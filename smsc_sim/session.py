@@ -148,7 +148,7 @@ class Session(asyncio.Protocol):
         if delivery.stat:
             note["stat"] = delivery.stat
         self._record("out", pdu.DELIVER_SM, seq, None, sm=delivery.sm, message_id=delivery.message_id,
-                     text_octets=pdu.payload_of(delivery.sm), note=note)
+                     text_octets=pdu.payload_of(delivery.sm), note=note, decoded=delivery.text)
 
     # ---- commands -----------------------------------------------------------------------
     def _dispatch(self, command_id: int, status: int, seq: int, buf: bytes, pos: int, end: int) -> None:
