@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from alerting.base import runtime
 from alerting.base.db import transaction
 from broadcast import carrier_facts, claims, jobs
 from broadcast.carriers import parse_carriers
@@ -48,3 +49,31 @@ def test_outcomes_are_recorded_with_every_message_id_as_the_carrier_gave_it(comm
     failed = rows[ids[3]]
     assert (failed.state, failed.message_ids, failed.error_code, failed.error_reason, failed.possible_duplicates) \
         == ("failed", None, "0x45", 'refused "now"', 1)
+
+
+def test_the_lease_heartbeat_skips_rows_being_recorded_instead_of_waiting_for_them(committed_db, redis_db):
+    # A record locks its slice's rows in the order the carriers answered; a heartbeat that waited
+    # for them, holding others, deadlocked with it (the victim's rows then stayed leased for ever).
+    carrier_facts.sync(parse_carriers(carriers_toml({"alpha": 2775, "beta": 2776}), sim_env()))
+    seed_group(4)
+    alert_id = approved_alert({"es": "Simulacro"})
+    jobs.fan_out(alert_id, queue_jobs=False)
+    with transaction() as s:
+        lo, hi = s.execute(text("SELECT min(id), max(id) FROM deliveries WHERE alert_id = :a"),
+                           {"a": alert_id}).one()
+        ids = [c.id for c in claims.claim_batch(s, alert_id, lo, hi, worker="w1", lease_s=5)]
+    recording = runtime.current().engine.connect()
+    try:
+        recording.begin()
+        recording.execute(text("SELECT id FROM deliveries WHERE id = :i FOR NO KEY UPDATE"), {"i": ids[0]})
+        with transaction() as s:
+            s.execute(text("SET LOCAL lock_timeout = '2s'"))  # waiting would fail this test, not hang it
+            renewed = claims.renew_leases(s, worker="w1", lease_s=600)
+    finally:
+        recording.rollback()
+        recording.close()
+    assert renewed == 3  # every lease but the one in the other transaction's hands
+    with transaction() as s:
+        long = s.execute(text("SELECT count(*) FROM deliveries WHERE alert_id = :a AND lease_until > "
+                              "now() + interval '60 seconds'"), {"a": alert_id}).scalar_one()
+    assert long == 3
