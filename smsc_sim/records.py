@@ -34,13 +34,13 @@ class Record:
     text_octets: bytes = b""
     note: dict[str, Any] | None = None
     gsm7_codings: tuple[int, ...] = (0, 1)
-    decoded: str | None = None  # `text`, once decoded (the log and the receipt both need it)
+    decoded: str | None = None  # `text` when known (built here, or decoded once for the file log)
 
     @property
     def text(self) -> str:
-        if self.decoded is None:
-            self.decoded = decode_text(self.text_octets, self.sm.data_coding, self.gsm7_codings) if self.sm else ""
-        return self.decoded
+        if self.decoded is not None:
+            return self.decoded
+        return decode_text(self.text_octets, self.sm.data_coding, self.gsm7_codings) if self.sm else ""
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -136,6 +136,8 @@ class PduLog:
         if self.keep:
             self.records.append(record)
         if self._file is not None:
+            if record.decoded is None and record.sm is not None:  # decoded once: its receipt quotes it too
+                record.decoded = record.text
             self._file.write(orjson.dumps(record.as_dict(), option=orjson.OPT_APPEND_NEWLINE))
 
     def event(self, carrier: str, name: str, /, **data: Any) -> None:
