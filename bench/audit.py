@@ -159,6 +159,9 @@ def bench_appends(writers: int, per_writer: int) -> tuple[float, int]:
 def _process_writer(url: str, n: int, per_writer: int, fsync: bool, alone: bool, ready: Any, go: Any,
                     done: Any) -> None:
     """One writer process: its own engine and connection, as a web or job worker has."""
+    # A spawned process starts with no runtime (alerting.base.runtime): one of its own, no Redis.
+    runtime.start(replace(Settings.from_env(), database_url=url), name=f"sirena-bench-audit-{n}", redis=None,
+                  pool_size=1)
     engine = _app_engine(url, pool_size=1, fsync=fsync)
     dbmod.bind_sessions(engine)
     actor = Actor(kind="operator", name=f"bench-{n}", operator_id=n, interface="api", address="127.0.0.1")
@@ -327,6 +330,7 @@ def main() -> None:
     figures: dict[str, object] = {"bench": "audit", "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as tmp:
         settings = reuse_settings(Path(tmp)) if args.reuse else bench_settings(Path(tmp))
+        runtime.start(settings, name="sirena-bench-audit", redis=None)
         try:
             if not args.reuse:
                 ceiling = serial_commit_ceiling(settings)
