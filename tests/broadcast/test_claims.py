@@ -16,15 +16,20 @@ from tests.conftest import carriers_toml, sim_env
 ODD_IDS = [['a"b'], ["c\\d", "e,f"], ["{g}", "NULL", " h "]]
 
 
-def test_outcomes_are_recorded_with_every_message_id_as_the_carrier_gave_it(committed_db, redis_db):
+def _claimed(n: int, *, worker: str, lease_s: int = claims.LEASE_S) -> tuple[int, list[claims.Claimed]]:
+    """An approved live alert to n contacts, its deliveries written and leased to `worker`."""
     carrier_facts.sync(parse_carriers(carriers_toml({"alpha": 2775, "beta": 2776}), sim_env()))  # its sender
-    seed_group(4)
+    seed_group(n)
     alert_id = approved_alert({"es": "Simulacro"})
     jobs.fan_out(alert_id, queue_jobs=False)
     with transaction() as s:
         lo, hi = s.execute(text("SELECT min(id), max(id) FROM deliveries WHERE alert_id = :a"),
                            {"a": alert_id}).one()
-        claimed = claims.claim_batch(s, alert_id, lo, hi, worker="w1")
+        return alert_id, claims.claim_batch(s, alert_id, lo, hi, worker=worker, lease_s=lease_s)
+
+
+def test_outcomes_are_recorded_with_every_message_id_as_the_carrier_gave_it(committed_db, redis_db):
+    alert_id, claimed = _claimed(4, worker="w1")
     assert len(claimed) == 4
     ids = [c.id for c in claimed]
     outcomes = [claims.Outcome(i, "submitted", "alpha", "alpha-1", mids, len(mids))
@@ -54,14 +59,8 @@ def test_outcomes_are_recorded_with_every_message_id_as_the_carrier_gave_it(comm
 def test_the_lease_heartbeat_skips_rows_being_recorded_instead_of_waiting_for_them(committed_db, redis_db):
     # A record locks its slice's rows in the order the carriers answered; a heartbeat that waited
     # for them, holding others, deadlocked with it (the victim's rows then stayed leased for ever).
-    carrier_facts.sync(parse_carriers(carriers_toml({"alpha": 2775, "beta": 2776}), sim_env()))
-    seed_group(4)
-    alert_id = approved_alert({"es": "Simulacro"})
-    jobs.fan_out(alert_id, queue_jobs=False)
-    with transaction() as s:
-        lo, hi = s.execute(text("SELECT min(id), max(id) FROM deliveries WHERE alert_id = :a"),
-                           {"a": alert_id}).one()
-        ids = [c.id for c in claims.claim_batch(s, alert_id, lo, hi, worker="w1", lease_s=5)]
+    alert_id, claimed = _claimed(4, worker="w1", lease_s=5)
+    ids = [c.id for c in claimed]
     recording = runtime.current().engine.connect()
     try:
         recording.begin()
