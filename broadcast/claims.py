@@ -138,12 +138,9 @@ def record_outcomes(session: Session, outcomes: list[Outcome], *, worker: str) -
     """Write every outcome of a batch in ONE statement; only rows still leased to `worker` change."""
     if not outcomes:
         return 0
-    cursor = session.connection().connection.cursor()
-    try:
-        cursor.execute(_RECORD, {**outcome_columns(outcomes), "worker": worker})
-        return cursor.rowcount
-    finally:
-        cursor.close()
+    # Through SQLAlchemy's connection (not a bare DBAPI cursor): its errors arrive wrapped, as every
+    # caller's retry expects (a deadlock victim's psycopg2 error had escaped the gateway's).
+    return rowcount(session.connection().exec_driver_sql(_RECORD, {**outcome_columns(outcomes), "worker": worker}))
 
 
 def reap_expired_leases(session: Session) -> dict[int, int]:

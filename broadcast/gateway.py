@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-import psycopg2
 from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -198,9 +197,7 @@ class Gateway:
                         enqueue_after_commit(session, job.func, plan.alert_id, lo, hi,
                                              queue=plan.priority.queue_name, job_id=job.job_id)
                 return
-            except (OperationalError, InterfaceError, psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-                # psycopg2's own errors too: the record runs on the DBAPI cursor, and a deadlock
-                # victim (rolled back whole) must be recorded again, not given up.
+            except (OperationalError, InterfaceError) as exc:  # a deadlock victim too: rolled back whole
                 if self._stopping.is_set():
                     raise
                 log.warning("alert_id=%s: recording %d outcomes failed, retrying in %.1f s: %s", plan.alert_id,
