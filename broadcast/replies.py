@@ -41,6 +41,7 @@ from audit.actor import Actor
 from broadcast import carrier_facts, next_numbers, receipts, self_registration
 from broadcast.escalation import raise_help_now, retry_undelivered
 from broadcast.followups import FollowupDraft, create_followups
+from broadcast.inbound import RECEIPTS_MAX_HOLD_S, queue_interpretation, send_work_waiting
 
 log = logging.getLogger("sirena.replies")
 
@@ -94,8 +95,16 @@ def current_vocabulary() -> Vocabulary:
     return _vocabularies[path]
 
 
-def process_inbound(min_id: int, max_id: int) -> dict[str, Any]:
-    """Job: interpret the unprocessed inbound rows with ids in [min_id, max_id]. Idempotent.
+# A receipts job (they come by the tens of thousands after a blast) takes at most this many batches,
+# then queues the rest of its range behind itself: a worker's loop is never held for more than a
+# few seconds by receipts, whatever else (a flash alert's batches) is queued meanwhile.
+RECEIPT_BATCHES_PER_JOB = 4
+_ONLY = {None: "", "receipts": " AND kind = 'receipt'", "replies": " AND kind <> 'receipt'"}
+
+
+def process_inbound(min_id: int, max_id: int, only: str | None = None, part: int = 0) -> dict[str, Any]:
+    """Job: interpret the unprocessed inbound rows with ids in [min_id, max_id] (of every kind, or
+    `only` "receipts" or "replies": every other kind). Idempotent.
 
     The gateway coalesces its stored rows into one job every few hundred milliseconds. The range
     has a lower bound on purpose: during a million-receipt blast the partial index of unprocessed
@@ -106,24 +115,36 @@ def process_inbound(min_id: int, max_id: int) -> dict[str, Any]:
     # and the rest would otherwise wait for the periodic sweep (every 5 s). Two passes at once can
     # deadlock on the live counters (each applies receipts and replies of the same alert); the
     # victim runs again rather than leaving its rows to the sweep.
-    where = f"id BETWEEN {int(min_id)} AND {int(max_id)}"
+    if only not in _ONLY:
+        raise ValueError(f"only: expected receipts or replies, got {only!r}")
+    where = f"id BETWEEN {int(min_id)} AND {int(max_id)}{_ONLY[only]}"
     total = InboundReport()
+    batches = 0
     while True:
         report = retrying_transaction(
-            lambda session: process_batch(session, where, carrier_facts.receipt_styles(session)),
-            what=f"process_inbound({min_id}, {max_id})")
+            lambda session: process_batch(session, where, carrier_facts.receipt_styles(session), limit=BATCH),
+            what=f"process_inbound({min_id}, {max_id}, {only})")
         total.add(report)
+        batches += 1
         if report.rows < BATCH:
+            return total.__dict__
+        if only == "receipts" and batches >= RECEIPT_BATCHES_PER_JOB:
+            queue_interpretation(min_id, max_id, only, part + 1)  # lost: the sweep takes the rest
             return total.__dict__
 
 
 def sweep(limit: int = BATCH, min_age_s: float = 1.0) -> dict[str, Any]:
     """Job/periodic pass: interpret unprocessed rows older than `min_age_s` (younger ones have a job
-    on the way), then match receipts still waiting for their message id. Idempotent."""
+    on the way), then match receipts still waiting for their message id. Idempotent. While send
+    batches wait, receipts younger than RECEIPTS_MAX_HOLD_S are left to their held job."""
     total = InboundReport()
+    where = f"received_at <= now() - make_interval(secs => {float(min_age_s)})"
+    if send_work_waiting():
+        where += (f" AND (kind <> 'receipt' OR received_at <= now() - "
+                  f"make_interval(secs => {float(max(min_age_s, RECEIPTS_MAX_HOLD_S + 5))}))")
     report = retrying_transaction(
-        lambda session: process_batch(session, f"received_at <= now() - make_interval(secs => {float(min_age_s)})",
-                                      carrier_facts.receipt_styles(session), limit=limit), what="inbound sweep")
+        lambda session: process_batch(session, where, carrier_facts.receipt_styles(session), limit=limit),
+        what="inbound sweep")
     total.receipts, total.replies = report.receipts, report.replies
     with transaction() as session:
         matched = receipts.match_receipts(session)

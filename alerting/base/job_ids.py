@@ -4,13 +4,13 @@ A job id says what the job is for, so that a second enqueue of the same work is 
 (RQ refuses nothing, but the reconciler reads the ids back to know what is queued). The dotted
 names never change between releases: jobs queued by an older worker must still run.
 
-    fan-out-{alert}[{tag}]            broadcast.jobs.fan_out(alert)
-    send-{alert}-{lo}-{hi}[{tag}]     broadcast.jobs.send_batch(alert, lo, hi)
-    inbound-{min}-{max}               broadcast.replies.process_inbound(min, max)
-    inbound-sweep-{5 s slot}          broadcast.replies.sweep()
-    followups-{min}-{max}             broadcast.followups.send_followups()
-    followups-pending-{max id}        broadcast.followups.send_followups()
-    webhook-{delivery}-{attempt}      alerting.webhooks.deliver(delivery)
+    fan-out-{alert}[{tag}]              broadcast.jobs.fan_out(alert)
+    send-{alert}-{lo}-{hi}[{tag}]       broadcast.jobs.send_batch(alert, lo, hi)
+    inbound-{min}-{max}[-{only}[-{n}]]  broadcast.replies.process_inbound(min, max[, only])
+    inbound-sweep-{5 s slot}            broadcast.replies.sweep()
+    followups-{min}-{max}               broadcast.followups.send_followups()
+    followups-pending-{max id}          broadcast.followups.send_followups()
+    webhook-{delivery}-{attempt}        alerting.webhooks.deliver(delivery)
 """
 
 from __future__ import annotations
@@ -43,8 +43,11 @@ def send_batch(alert_id: int, lo: int, hi: int, tag: str = "") -> Job:
     return Job(SEND_BATCH, f"send-{alert_id}-{lo}-{hi}{tag}")
 
 
-def process_inbound(min_id: int, max_id: int) -> Job:
-    return Job(PROCESS_INBOUND, f"inbound-{min_id}-{max_id}")
+def process_inbound(min_id: int, max_id: int, only: str | None = None, part: int = 0) -> Job:
+    """Interpretation of the inbound rows in [min_id, max_id]: every kind, or `only` "receipts" or
+    "replies" (every other kind); `part` numbers the continuations of one long receipts range."""
+    suffix = (f"-{only}" if only else "") + (f"-{part}" if part else "")
+    return Job(PROCESS_INBOUND, f"inbound-{min_id}-{max_id}{suffix}")
 
 
 def sweep_inbound(now_s: float) -> Job:

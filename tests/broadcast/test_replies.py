@@ -444,6 +444,7 @@ def test_interpretation_is_the_next_job_a_worker_takes_even_behind_a_big_alert(d
     from rq import Queue, SimpleWorker
     from rq.serializers import JSONSerializer
 
+    from alerting.base import job_ids
     from alerting.base.outbox import enqueue_now
     from alerting.interfaces.cli.workers_cmd import WORKER_QUEUES, _process_inbound_hook
     from broadcast.escalation import periodic_pass
@@ -456,7 +457,8 @@ def test_interpretation_is_the_next_job_a_worker_takes_even_behind_a_big_alert(d
     _process_inbound_hook()([inbound_id])  # what the gateway's store does after its commit
     queues = [Queue(name, connection=redis_db, serializer=JSONSerializer) for name in WORKER_QUEUES]
     deadline = time.monotonic() + 10
-    while f"inbound-{inbound_id}-{inbound_id}" not in queues[0].job_ids and time.monotonic() < deadline:
+    job_id = job_ids.process_inbound(inbound_id, inbound_id, "replies").job_id
+    while job_id not in queues[0].job_ids and time.monotonic() < deadline:
         time.sleep(0.05)  # the coalescer fires from its own thread
     worker = SimpleWorker(queues, connection=redis_db, serializer=JSONSerializer)
     worker.work(burst=True, max_jobs=1, with_scheduler=False)

@@ -67,7 +67,7 @@ def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool,
     config = load_carriers(ctx)
     carrier_facts.sync(config)
     replies.current_vocabulary()  # SIRENA_VOCABULARY_FILE: a bad one stops the worker now, not at a reply
-    inbound = InboundStore(after_store=_process_inbound_hook())
+    inbound = InboundStore(after_store=_process_inbound_hook(), after_receipts=_receipts_hook())
     gateway = Gateway(split_config(config, int(k) - 1, int(n)), name=name,
                       drill_allowlist=frozenset(settings.drill_allowlist), on_deliver=inbound,
                       lease_s=settings.lease_s)
@@ -108,10 +108,18 @@ def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool,
 
 
 def _process_inbound_hook() -> Callable[[list[int]], None]:
-    """After raw inbound rows commit, queue their interpretation (coalesced: one job per 0.3 s)."""
-    from broadcast.inbound import Coalescer, queue_interpretation
+    """After raw inbound rows commit, queue the interpretation of the replies among them at once
+    (coalesced: one job per 0.3 s)."""
+    from broadcast.inbound import Coalescer, queue_replies
 
-    return Coalescer(queue_interpretation, interval_s=0.3).poke
+    return Coalescer(queue_replies, interval_s=0.3).poke
+
+
+def _receipts_hook() -> Callable[[list[int]], None]:
+    """The same for receipts, held while send batches wait (at most RECEIPTS_MAX_HOLD_S)."""
+    from broadcast.inbound import Coalescer, queue_receipts, send_work_waiting
+
+    return Coalescer(queue_receipts, interval_s=0.3, hold=send_work_waiting).poke
 
 
 @cli.command("scheduler")

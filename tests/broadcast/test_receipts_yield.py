@@ -1,0 +1,114 @@
+"""Receipts yield to sending, replies never do: the held interpretation of receipts, over real Redis
+queues and real SMPP (issue 19)."""
+
+from __future__ import annotations
+
+import time
+
+from rq import Queue
+from rq.serializers import JSONSerializer
+from sqlalchemy import text
+
+from alerting.base import job_ids
+from alerting.base.db import transaction
+from alerting.base.outbox import enqueue_now
+from broadcast import replies
+from broadcast.inbound import Coalescer, send_work_waiting
+from tests.broadcast.inbound_rig import deliveries, inbound_rig, seed_alert, send, wait_inbound
+
+
+def _a_send_batch_waits() -> None:
+    enqueue_now("broadcast.jobs.send_batch", 1, 0, 499, queue="high", job_id="send-1-0-499")
+
+
+def _wait_for(condition, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return bool(condition())
+
+
+def _outcomes() -> dict[str, int]:
+    with transaction() as s:
+        rows = s.execute(text("SELECT kind, count(*) FILTER (WHERE processed_at IS NOT NULL) FROM inbound_messages "
+                              "GROUP BY kind")).all()
+    return {kind: int(n) for kind, n in rows}
+
+
+def test_receipts_are_held_while_send_batches_wait_and_replies_are_not(redis_db):
+    _a_send_batch_waits()
+    assert send_work_waiting()
+    receipts_fired: list[tuple[int, int]] = []
+    replies_fired: list[tuple[int, int]] = []
+    held = Coalescer(lambda lo, hi: receipts_fired.append((lo, hi)), interval_s=0.05, hold=send_work_waiting)
+    at_once = Coalescer(lambda lo, hi: replies_fired.append((lo, hi)), interval_s=0.05)
+    held.poke([10, 12])
+    at_once.poke([11])
+    held.poke([14])
+    assert _wait_for(lambda: replies_fired == [(11, 11)])
+    time.sleep(0.5)
+    assert receipts_fired == []  # the batch still waits
+    Queue("high", connection=redis_db, serializer=JSONSerializer).empty()
+    assert not send_work_waiting()
+    assert _wait_for(lambda: receipts_fired == [(10, 14)])  # every id poked meanwhile, in one job
+
+
+def test_a_held_receipt_waits_no_longer_than_its_bound(redis_db):
+    _a_send_batch_waits()
+    fired: list[tuple[int, int]] = []
+    held = Coalescer(lambda lo, hi: fired.append((lo, hi)), interval_s=0.05, hold=send_work_waiting,
+                     max_hold_s=0.5)
+    held.poke([7])
+    assert _wait_for(lambda: fired == [(7, 7)])
+    assert send_work_waiting()  # fired with the batch still waiting: the bound, not the queue, let it go
+
+
+def test_replies_and_receipts_jobs_each_take_only_their_own_rows(committed_db, redis_db):
+    numbers = ["+56972000001", "+56972000002"]
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(numbers)
+        assert send(gateway, alert_id)["submitted"] == 2
+        sim.send_mo("alpha", numbers[0].lstrip("+"), "4242", "ACK")
+        wait_inbound(sim, 3)
+    got = replies.process_inbound(0, 10**9, "replies")
+    assert (got["replies"], got["receipts"]) == (1, 0)
+    assert _outcomes() == {"mo": 1, "receipt": 0}
+    assert {d["state"] for d in deliveries(alert_id).values()} == {"submitted"}
+    got = replies.process_inbound(0, 10**9, "receipts")
+    assert (got["replies"], got["receipts"], got["receipts_matched"]) == (0, 2, 2)
+    assert {d["state"] for d in deliveries(alert_id).values()} == {"delivered"}
+
+
+def test_the_sweep_leaves_young_receipts_to_their_held_job_while_batches_wait(committed_db, redis_db):
+    numbers = ["+56972000011", "+56972000012"]
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(numbers)
+        send(gateway, alert_id)
+        sim.send_mo("alpha", numbers[1].lstrip("+"), "4242", "AYUDA")
+        wait_inbound(sim, 3)
+    _a_send_batch_waits()
+    replies.sweep(min_age_s=0)
+    assert _outcomes() == {"mo": 1, "receipt": 0}  # the HELP is never held
+    Queue("high", connection=redis_db, serializer=JSONSerializer).empty()
+    replies.sweep(min_age_s=0)
+    assert _outcomes() == {"mo": 1, "receipt": 2}
+    assert {d["state"] for d in deliveries(alert_id).values()} == {"delivered"}
+
+
+def test_a_long_receipts_range_goes_on_in_a_job_of_its_own(committed_db, redis_db, run_jobs, monkeypatch):
+    """A receipts job takes a few batches, then queues the rest of its range behind itself, so a
+    worker's loop is free for whatever was queued meanwhile; nothing is left over."""
+    monkeypatch.setattr(replies, "BATCH", 2)
+    monkeypatch.setattr(replies, "RECEIPT_BATCHES_PER_JOB", 1)
+    numbers = [f"+5697200002{i}" for i in range(5)]
+    with inbound_rig() as (sim, gateway):
+        alert_id = seed_alert(numbers)
+        send(gateway, alert_id)
+        wait_inbound(sim, 5)
+    first = replies.process_inbound(0, 10**9, "receipts")
+    assert first["receipts"] == 2
+    flash = Queue("flash", connection=redis_db, serializer=JSONSerializer)
+    assert flash.job_ids == [job_ids.process_inbound(0, 10**9, "receipts", 1).job_id]
+    run_jobs()
+    assert _outcomes() == {"receipt": 5}
+    assert {d["state"] for d in deliveries(alert_id).values()} == {"delivered"}
