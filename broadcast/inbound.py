@@ -170,7 +170,7 @@ class InboundStore:
                 cursor = session.connection().connection.cursor()
                 try:
                     cursor.execute(_INSERT, columns)
-                    stored = cursor.fetchall()
+                    stored = [(r[0], r[1]) for r in cursor.fetchall()]
                 finally:
                     cursor.close()
         except Exception as exc:
