@@ -285,11 +285,12 @@ def send_work_waiting() -> bool:
 
 
 def queue_interpretation(min_id: int, max_id: int, only: str | None = None, part: int = 0) -> bool:
-    """Queue `process_inbound(min_id, max_id[, only])` ahead of all waiting work. Best effort: the
+    """Queue `process_inbound(min_id, max_id[, only])` ahead of all waiting work; a continuation
+    (`part` > 0) of a receipts range behind the flash queue's batches instead. Best effort: the
     sweep takes whatever a lost job leaves. Returns whether Redis took it."""
     job = job_ids.process_inbound(min_id, max_id, only, part)
     args = (min_id, max_id) if only is None else (min_id, max_id, only, part)
-    return enqueue_now(job.func, *args, queue=INBOUND_QUEUE, job_id=job.job_id, at_front=True)
+    return enqueue_now(job.func, *args, queue=INBOUND_QUEUE, job_id=job.job_id, at_front=part == 0)
 
 
 def queue_replies(min_id: int, max_id: int) -> bool:

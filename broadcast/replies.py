@@ -96,8 +96,8 @@ def current_vocabulary() -> Vocabulary:
 
 
 # A receipts job (they come by the tens of thousands after a blast) takes at most this many batches,
-# then queues the rest of its range behind itself: a worker's loop is never held for more than a
-# few seconds by receipts, whatever else (a flash alert's batches) is queued meanwhile.
+# then queues the rest of its range behind the flash queue's waiting batches: a worker's loop is
+# never held for more than a few seconds by receipts while a flash alert is being sent.
 RECEIPT_BATCHES_PER_JOB = 4
 _ONLY = {None: "", "receipts": " AND kind = 'receipt'", "replies": " AND kind <> 'receipt'"}
 
