@@ -24,6 +24,9 @@ from smsc_sim.session import Session
 _CLEAN = SubmitVerdict()
 _SUBMIT_SM_RESP = pdu.SUBMIT_SM | pdu.RESP
 MAX_DELIVERY_ATTEMPTS = 20
+# A receipt owed: message id, stat, err, its source and destination, the submit's time, the first
+# 20 characters of the text, the four TON/NPI values.
+_Owed = tuple[str, str, int, str, str, float, str, tuple[int, int, int, int]]
 
 
 class Carrier:
@@ -48,8 +51,8 @@ class Carrier:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._rr = 0
-        self._due: list[tuple[Record, str, int]] = []
-        self._later: dict[int, list[tuple[Record, str, int]]] = {}  # receipts by the 10-ms slot they are due in
+        self._due: list[_Owed] = []
+        self._later: dict[int, list[_Owed]] = {}  # receipts by the 10-ms slot they are due in
         self._by_id: dict[str, Record] = {}
         # Ids start at a random point so two runs never hand out the same ids.
         if config.message_id_style == "hex":
@@ -208,11 +211,17 @@ class Carrier:
 
     # ---- receipts and MO ----------------------------------------------------------------
     def _plan_receipt(self, record: Record, wants: int, immediate: bool) -> None:
-        stat, err = self._fate(record.sm.destination_addr if record.sm is not None else "")
+        sm = record.sm
+        assert sm is not None and record.message_id is not None
+        stat, err = self._fate(sm.destination_addr)
         if wants == 2 and stat == "DELIVRD":  # "on failure only"
             return
+        # What the receipt needs, not the submit's whole record: a 1M alert's receipts 20-120 s late
+        # are a million of these at once.
+        owed = (record.message_id, stat, err, sm.destination_addr, sm.source_addr, record.t, record.text[:20],
+                (sm.dest_addr_ton, sm.dest_addr_npi, sm.source_addr_ton, sm.source_addr_npi))
         if immediate:
-            self._send_receipt(record, stat, err)
+            self._send_receipt(owed)
             return
         low, high = self.config.receipts.delay_s
         delay = low if low == high else self.rng.uniform(low, high)
@@ -224,21 +233,21 @@ class Carrier:
             if slot not in self._later:
                 self._later[slot] = []
                 loop.call_at(slot / 100, self._send_later, slot)
-            self._later[slot].append((record, stat, err))
+            self._later[slot].append(owed)
             return
         # Immediate receipts share one loop callback: a timer per receipt costs more than the receipt.
         if not self._due:
             asyncio.get_running_loop().call_soon(self._send_due)
-        self._due.append((record, stat, err))
+        self._due.append(owed)
 
     def _send_later(self, slot: int) -> None:
-        for record, stat, err in self._later.pop(slot, ()):
-            self._send_receipt(record, stat, err)
+        for owed in self._later.pop(slot, ()):
+            self._send_receipt(owed)
 
     def _send_due(self) -> None:
         due, self._due = self._due, []
-        for record, stat, err in due:
-            self._send_receipt(record, stat, err)
+        for owed in due:
+            self._send_receipt(owed)
 
     def _fate(self, destination: str) -> tuple[str, int]:
         if self.faults.faults and (fault := self.faults.unreachable(destination)) is not None:
@@ -253,12 +262,9 @@ class Carrier:
                     return state, self.config.receipts.errors.get(state, 0)
         return "DELIVRD", 0
 
-    def _send_receipt(self, record: Record, stat: str, err: int) -> None:
-        sm = record.sm
-        assert sm is not None and record.message_id is not None
-        self.send_receipt(record.message_id, stat, err, source=sm.destination_addr, dest=sm.source_addr,
-                          submitted=record.t, text=record.text,
-                          tons=(sm.dest_addr_ton, sm.dest_addr_npi, sm.source_addr_ton, sm.source_addr_npi))
+    def _send_receipt(self, owed: _Owed) -> None:
+        message_id, stat, err, source, dest, submitted, text, tons = owed
+        self.send_receipt(message_id, stat, err, source=source, dest=dest, submitted=submitted, text=text, tons=tons)
 
     def send_receipt(self, message_id: str, stat: str, err: int = 0, *, source: str, dest: str,
                      submitted: float, text: str = "", style: str | None = None,
