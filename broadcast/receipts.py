@@ -27,7 +27,7 @@ state is never overwritten by a later receipt (stored all the same, as evidence)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -162,7 +162,7 @@ SELECT v.inbound_id, v.carrier, v.raw_id, v.msg_key, v.stat, v.final, v.error_co
   LEFT JOIN LATERAL (SELECT * FROM message_parts p WHERE p.carrier = v.carrier AND p.msg_key = v.msg_key
                       LIMIT 1) mp ON true
     ON CONFLICT (inbound_id) DO NOTHING
-RETURNING id, delivery_id, followup_id, matched_at IS NOT NULL
+RETURNING id, delivery_id, followup_id, matched_at IS NOT NULL, final, stat, error_code, coalesce(done_at, received_at)
 """
 
 
@@ -199,7 +199,9 @@ def ingest_receipts(session: Session, rows: Iterable[tuple[int, str, Mapping[str
     hits = [(r[1], r[2]) for r in stored if r[3]]
     report.matched = len(hits)
     if apply and hits:
-        _apply(session, hits, report)
+        # (delivery, stat, code, time) of the final receipts of deliveries, in the order they came
+        finals = [(r[1], r[5], r[6], r[7]) for r in sorted(stored) if r[3] and r[1] is not None and r[4]]
+        _apply(session, hits, report, finals)
     return ids, unparsable, report
 
 
@@ -255,6 +257,30 @@ UPDATE {table} t
 RETURNING t.id, t.state
 """
 
+# The common case, a one-part message still `submitted` whose first final receipt is in this batch:
+# that receipt decides it, and nothing else needs reading (what _APPLY would conclude from the
+# message's receipts: no earlier final one can exist, it would have moved the state). The rest
+# (long messages, duplicates, late receipts, intermediate states, follow-ups) go through _APPLY.
+_APPLY_ONE_PART = """
+WITH firsts AS (SELECT DISTINCT ON (v.tid) v.tid, v.stat, v.error_code, v.at
+                  FROM unnest(CAST(:ids AS bigint[]), CAST(:stats AS varchar[]), CAST(:codes AS varchar[]),
+                              CAST(:ats AS timestamptz[])) WITH ORDINALITY AS v(tid, stat, error_code, at, k)
+                 ORDER BY v.tid, v.k)
+UPDATE deliveries t
+   SET parts_delivered = CASE WHEN f.stat = 'DELIVRD' THEN coalesce(t.parts, 1) ELSE 0 END,
+       state = CASE f.stat WHEN 'DELIVRD' THEN 'delivered' WHEN 'EXPIRED' THEN 'expired' ELSE 'failed' END,
+       delivered_at = CASE WHEN f.stat = 'DELIVRD' THEN f.at ELSE t.delivered_at END,
+       failed_at = CASE WHEN f.stat <> 'DELIVRD' THEN f.at ELSE t.failed_at END,
+       error_code = CASE WHEN f.stat <> 'DELIVRD' THEN coalesce(f.error_code, f.stat) ELSE t.error_code END,
+       error_reason = CASE WHEN f.stat <> 'DELIVRD'
+                           THEN 'receipt ' || f.stat || coalesce(', carrier error ' || f.error_code, '')
+                           ELSE t.error_reason END,
+       updated_at = now()
+  FROM firsts f
+ WHERE t.id = f.tid AND t.state = 'submitted' AND coalesce(t.parts, 1) = 1
+RETURNING t.id, t.state
+"""
+
 # A follow-up that re-sent an undelivered message through another carrier and got through: the
 # delivery it stands for is delivered after all (the counters follow through their trigger).
 _RETRY_DELIVERED = """
@@ -284,9 +310,21 @@ def match_receipts(session: Session, receipt_ids: list[int] | None = None, *, li
     return report
 
 
-def _apply(session: Session, hits: list[tuple[int | None, int | None]], report: ReceiptReport) -> None:
-    """Apply matched receipts ((delivery id, follow-up id) each) to their messages' states."""
-    for table, column, ids in (("deliveries", "delivery_id", {h[0] for h in hits if h[0] is not None}),
+def _apply(session: Session, hits: list[tuple[int | None, int | None]], report: ReceiptReport,
+           finals: Sequence[tuple[int, str, str | None, datetime]] = ()) -> None:
+    """Apply matched receipts ((delivery id, follow-up id) each) to their messages' states; `finals`
+    (delivery id, stat, error code, time, in the order the receipts came) may decide one-part
+    deliveries without reading their receipts back."""
+    decided: set[int] = set()
+    if finals:
+        columns = list(zip(*finals, strict=True))
+        changed = session.execute(text(_APPLY_ONE_PART), {"ids": pg_array(columns[0]), "stats": pg_array(columns[1]),
+                                                          "codes": pg_array(columns[2]),
+                                                          "ats": pg_array(columns[3])}).all()
+        decided = {i for i, _ in changed}
+        report.changed += len(changed)
+        report.undelivered += [i for i, state in changed if state in ("failed", "expired")]
+    for table, column, ids in (("deliveries", "delivery_id", {h[0] for h in hits if h[0] is not None} - decided),
                                ("followups", "followup_id", {h[1] for h in hits if h[1] is not None})):
         if ids:
             # Lock the rows of long messages first, in id order, then apply in a new statement: a

@@ -133,6 +133,34 @@ def test_final_failures_record_state_and_the_carriers_error_code(committed_db, r
     assert got["+56973000003"]["state"] == "failed" and "REJECTD" in got["+56973000003"]["error_reason"]
 
 
+def test_the_first_final_receipt_decides_a_message_even_within_one_batch(committed_db, redis_db):
+    """Two final receipts for one message in the same pass: the first to arrive decides, the other
+    is kept as evidence and changes nothing (the one-part fast path and the full recompute agree)."""
+    numbers = ["+56973000011", "+56973000012"]
+    with inbound_rig(receipts=False) as (sim, gateway):
+        alert_id = seed_alert(numbers, sender="BETA-SC")
+        send(gateway, alert_id)
+        sent = deliveries(alert_id)
+        failed_first, delivered_first = (sent[n]["message_ids"][0] for n in numbers)
+        sim.send_receipt("beta", failed_first, "UNDELIV", 13)
+        sim.send_receipt("beta", failed_first, "DELIVRD")
+        sim.send_receipt("beta", delivered_first, "DELIVRD")
+        sim.send_receipt("beta", delivered_first, "EXPIRED")
+        wait_inbound(sim, 4)
+        assert process_all()["receipts"] == 4  # one pass
+    got = deliveries(alert_id)
+    failed, delivered = got[numbers[0]], got[numbers[1]]
+    assert (failed["state"], failed["error_code"], failed["parts_delivered"]) == ("failed", "013", 0)
+    assert failed["failed_at"] is not None and failed["delivered_at"] is None
+    assert (delivered["state"], delivered["parts_delivered"], delivered["error_code"]) == ("delivered", 1, None)
+    assert delivered["delivered_at"] is not None and delivered["failed_at"] is None
+    with transaction() as s:
+        counts = dict(s.execute(text("SELECT state, n FROM alert_counters WHERE alert_id = :a AND n <> 0"),
+                                {"a": alert_id}).all())
+        kept = s.execute(text("SELECT count(*) FROM receipts WHERE delivery_id IS NOT NULL")).scalar_one()
+    assert counts == {"failed": 1, "delivered": 1} and kept == 4
+
+
 def test_multipart_is_delivered_only_when_every_part_is(committed_db, redis_db):
     long_text = "Evacuación inmediata del sector ribereño por crecida del río. " * 3  # UCS-2: 3+ parts
     with inbound_rig(receipts=False) as (sim, gateway):
