@@ -9,9 +9,10 @@ stored, so the bind answers with an error and the SMSC delivers it again. Interp
 Replies are interpreted at once (a HELP must reach the operator within seconds, whatever is
 being sent). Receipts yield to sending: while send batches wait in the priority queues, their
 interpretation is held (the rows are stored and acknowledged already) for at most
-RECEIPTS_MAX_HOLD_S, then done in larger passes. A blast then reaches its last recipient sooner
-(bench/pipeline.py, 100,000 recipients: ~25 % faster) and every receipt is matched no later than
-before; the delivered counts lag the sent ones by up to RECEIPTS_MAX_HOLD_S while it lasts.
+SIRENA_RECEIPTS_MAX_HOLD_S (30 s; 0: never held), then done in larger passes. A blast then
+reaches its last recipient sooner (bench/pipeline.py, 100,000 recipients: ~25 % faster) and every
+receipt is matched no later than before; the delivered counts lag the sent ones by up to that
+long while it lasts.
 """
 
 from __future__ import annotations
@@ -38,8 +39,6 @@ ESM_UDHI = 0x40
 # How long the store waits for more PDUs after the first before committing them together. The SMSC
 # gets its answer this much later; a lone reply (a HELP at night) is stored 5 ms later, no more.
 LINGER_S = 0.005
-# The longest a stored receipt waits for its interpretation while send batches are waiting.
-RECEIPTS_MAX_HOLD_S = 30.0
 
 
 @dataclass
@@ -219,7 +218,7 @@ class Coalescer:
     """
 
     def __init__(self, fire: Callable[[int, int], object], interval_s: float = 0.3,  # fire's result unused
-                 hold: Callable[[], bool] | None = None, max_hold_s: float = RECEIPTS_MAX_HOLD_S) -> None:
+                 hold: Callable[[], bool] | None = None, max_hold_s: float = 30.0) -> None:
         self._fire = fire
         self._interval_s = interval_s
         self._hold = hold
@@ -266,6 +265,12 @@ class Coalescer:
                 except Exception:
                     log.exception("could not queue the interpretation of inbound rows (the sweep will)")
             time.sleep(self._interval_s)
+
+
+def receipts_max_hold_s() -> float:
+    """SIRENA_RECEIPTS_MAX_HOLD_S of this process's runtime (30 s before it starts)."""
+    settings = runtime.settings()
+    return float(settings.receipts_max_hold_s) if settings is not None else 30.0
 
 
 def send_work_waiting() -> bool:

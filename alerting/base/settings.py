@@ -85,6 +85,8 @@ class Settings:
     # How long an idle gateway worker's blocking wait on the queues lasts before it renews its RQ
     # heartbeat and waits again (a job wakes it at once). Its Redis socket timeout is this + 10 s.
     worker_idle_wait_s: int = 5
+    # The longest a stored receipt's interpretation waits while send batches are queued (0: never).
+    receipts_max_hold_s: int = 30
     log_level: str = "INFO"
     # Approvals per priority for live alerts, e.g. (("flash", 2), ("high", 2), ...); never below MIN_APPROVALS.
     approvals: tuple[tuple[str, int], ...] = tuple(MIN_APPROVALS.items())
@@ -344,6 +346,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "reconcile_interval_s": _positive_float,
     "lease_s": lambda raw: int(_positive_float(raw)),
     "worker_idle_wait_s": lambda raw: _whole_seconds(raw, 1, 300),
+    "receipts_max_hold_s": lambda raw: _whole_seconds(raw, 0, 600),
     "approvals": _approvals,
     "secret_key_previous_files": _paths,
     "tile_url": _tile_url,

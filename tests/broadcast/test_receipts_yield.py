@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from rq import Queue
 from rq.serializers import JSONSerializer
 from sqlalchemy import text
 
 from alerting.base import job_ids
 from alerting.base.db import transaction
+from alerting.base.errors import ConfigError
 from alerting.base.outbox import enqueue_now
+from alerting.base.settings import Settings
+from alerting.interfaces.cli.workers_cmd import _receipts_hook
 from broadcast import replies
 from broadcast.inbound import Coalescer, send_work_waiting
 from tests.broadcast.inbound_rig import deliveries, inbound_rig, seed_alert, send, wait_inbound
@@ -114,3 +118,16 @@ def test_a_long_receipts_range_goes_on_in_a_job_of_its_own(committed_db, redis_d
     run_jobs()
     assert _outcomes() == {"receipt": 5}
     assert {d["state"] for d in deliveries(alert_id).values()} == {"delivered"}
+
+
+def test_the_hold_is_a_setting_and_zero_turns_it_off(redis_db):
+    assert Settings.from_env({}).receipts_max_hold_s == 30
+    assert Settings.from_env({"SIRENA_RECEIPTS_MAX_HOLD_S": "0"}).receipts_max_hold_s == 0
+    with pytest.raises(ConfigError, match="SIRENA_RECEIPTS_MAX_HOLD_S"):
+        Settings.from_env({"SIRENA_RECEIPTS_MAX_HOLD_S": "half a minute"})
+    _a_send_batch_waits()
+    first = redis_db.llen("rq:queue:flash")
+    _receipts_hook(0)([5, 6])  # what `sirena worker` wires with SIRENA_RECEIPTS_MAX_HOLD_S=0
+    assert _wait_for(lambda: redis_db.llen("rq:queue:flash") == first + 1)  # queued with a batch waiting
+    assert Queue("flash", connection=redis_db, serializer=JSONSerializer).job_ids == [
+        job_ids.process_inbound(5, 6, "receipts").job_id]

@@ -67,7 +67,8 @@ def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool,
     config = load_carriers(ctx)
     carrier_facts.sync(config)
     replies.current_vocabulary()  # SIRENA_VOCABULARY_FILE: a bad one stops the worker now, not at a reply
-    inbound = InboundStore(after_store=_process_inbound_hook(), after_receipts=_receipts_hook())
+    inbound = InboundStore(after_store=_process_inbound_hook(),
+                           after_receipts=_receipts_hook(settings.receipts_max_hold_s))
     gateway = Gateway(split_config(config, int(k) - 1, int(n)), name=name,
                       drill_allowlist=frozenset(settings.drill_allowlist), on_deliver=inbound,
                       lease_s=settings.lease_s)
@@ -115,11 +116,12 @@ def _process_inbound_hook() -> Callable[[list[int]], None]:
     return Coalescer(queue_replies, interval_s=0.3).poke
 
 
-def _receipts_hook() -> Callable[[list[int]], None]:
-    """The same for receipts, held while send batches wait (at most RECEIPTS_MAX_HOLD_S)."""
+def _receipts_hook(max_hold_s: int) -> Callable[[list[int]], None]:
+    """The same for receipts, held while send batches wait (at most `max_hold_s`; 0: never)."""
     from broadcast.inbound import Coalescer, queue_receipts, send_work_waiting
 
-    return Coalescer(queue_receipts, interval_s=0.3, hold=send_work_waiting).poke
+    return Coalescer(queue_receipts, interval_s=0.3, hold=send_work_waiting if max_hold_s > 0 else None,
+                     max_hold_s=max_hold_s).poke
 
 
 @cli.command("scheduler")
