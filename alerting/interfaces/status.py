@@ -1,11 +1,12 @@
 """The whole system's health in one report (`sirena status`): what runs, what is stuck, what to do.
 
 Reads, never writes: PostgreSQL (schema version, alerts in flight and their live counters, expired
-leases, receipts kept unmatched, reconciler evidence), Redis (queue depth per priority, failed
-jobs, the presence records workers and schedulers publish: broadcast/presence.py) and the
-carriers file (which senders each carrier carries). Every problem found is a sentence saying what
-is wrong and one saying what to do, most serious first; `level` is "ok", "degraded" (something to
-look at, alerts still leave) or "down" (alerts cannot leave, or will not without a person).
+leases, receipts kept unmatched, inbound rows not read yet, reconciler evidence), Redis (queue
+depth per priority, failed jobs, the presence records workers and schedulers publish:
+broadcast/presence.py) and the carriers file (which senders each carrier carries). Every problem
+found is a sentence saying what is wrong and one saying what to do, most serious first; `level`
+is "ok", "degraded" (something to look at, alerts still leave) or "down" (alerts cannot leave, or
+will not without a person).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def system_status(settings: Settings, env: Mapping[str, str]) -> Status:
         except Exception as exc:
             status.problem("warning", f"alerts in flight could not be read: {_first_line(exc)}",
                            "Run sirena status again; if it persists, check the PostgreSQL log.")
-        _inbound(status)
+        _inbound(status, settings)
         _audit(status)
         _oncall(status, settings)
     _reconciler(status, settings)
@@ -240,14 +241,35 @@ def _alerts(status: Status) -> None:
                        "The scheduler re-queues them within seconds; if it does not run, run: sirena reconcile")
 
 
-def _inbound(status: Status) -> None:
+# A reply not read within this long means nothing reads inbound rows: no gateway worker queues
+# their job and no scheduler sweeps them (every 5 s).
+REPLIES_LATE_S = 60.0
+
+
+def _inbound(status: Status, settings: Settings) -> None:
     """Receipts kept without a message to match (an id we never sent, or one not stored yet): a
-    figure to watch, never dropped (broadcast/receipts.py)."""
+    figure to watch, never dropped (broadcast/receipts.py). And the inbound rows stored but not read
+    yet: replies are read within seconds; receipts wait up to SIRENA_RECEIPTS_MAX_HOLD_S while send
+    batches are queued (broadcast/inbound.py). Older than that, nothing is reading them."""
     try:
         with transaction() as session:
             status.inbound["unmatched_receipts"] = receipts.pending_count(session)
+            unread = {bool(r[0]): (int(r[1]), float(r[2])) for r in session.execute(text("""
+                SELECT kind = 'receipt', count(*), extract(epoch FROM now() - min(received_at))
+                  FROM inbound_messages WHERE processed_at IS NULL GROUP BY 1"""))}
     except Exception as exc:
         status.inbound["error"] = _first_line(exc)
+        return
+    for is_receipt, name, one, late_s in ((False, "replies", "reply", REPLIES_LATE_S),
+                                          (True, "receipts", "receipt", settings.receipts_max_hold_s + REPLIES_LATE_S)):
+        n, oldest = unread.get(is_receipt, (0, None))
+        status.inbound[f"{name}_unread"] = n
+        status.inbound[f"oldest_unread_{one}_s"] = None if oldest is None else round(oldest, 1)
+        if oldest is not None and oldest > late_s:
+            status.problem("warning", f"{name.capitalize()} stored but not read: {n}, the oldest for {oldest:.0f} s"
+                           + (" (a HELP among them reaches nobody)" if name == "replies" else ""),
+                           "Check that gateway workers and the scheduler run (above); the scheduler's sweep "
+                           "reads every row left behind within seconds.")
 
 
 def _audit(status: Status) -> None:

@@ -203,7 +203,9 @@ def test_a_receipt_for_an_unknown_id_is_kept_and_counted(committed_db, redis_db)
     shown = CliRunner().invoke(_load(), ["status"], env=env)
     assert "Receipts kept unmatched (no message of ours has their id): 1" in shown.output, shown.output
     as_json = CliRunner().invoke(_load(), ["status", "--json"], env=env)
-    assert json.loads(as_json.output.strip().splitlines()[-1])["inbound"] == {"unmatched_receipts": 1}
+    assert json.loads(as_json.output.strip().splitlines()[-1])["inbound"] == {
+        "unmatched_receipts": 1, "replies_unread": 0, "oldest_unread_reply_s": None, "receipts_unread": 0,
+        "oldest_unread_receipt_s": None}
     registry = CollectorRegistry()
     registry.register(metrics.SystemCollector(redis_db))
     assert "sirena_receipts_unmatched 1.0" in generate_latest(registry).decode()

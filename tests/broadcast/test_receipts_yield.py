@@ -131,3 +131,43 @@ def test_the_hold_is_a_setting_and_zero_turns_it_off(redis_db):
     assert _wait_for(lambda: redis_db.llen("rq:queue:flash") == first + 1)  # queued with a batch waiting
     assert Queue("flash", connection=redis_db, serializer=JSONSerializer).job_ids == [
         job_ids.process_inbound(5, 6, "receipts").job_id]
+
+
+def test_status_shows_what_is_stored_but_not_read_and_warns_when_a_reply_waits(committed_db, redis_db):
+    import json
+
+    from click.testing import CliRunner
+
+    from alerting.interfaces.cli import _load
+
+    numbers = ["+56972000031", "+56972000032"]
+    with inbound_rig() as (sim, gateway):  # its store queues no interpretation: nothing reads them yet
+        alert_id = seed_alert(numbers)
+        send(gateway, alert_id)
+        sim.send_mo("alpha", numbers[0].lstrip("+"), "4242", "AYUDA")
+        wait_inbound(sim, 3)
+    env = {"SIRENA_DATABASE_URL": committed_db.database_url, "SIRENA_REDIS_URL": committed_db.redis_url,
+           "SIRENA_SECRET_KEY_FILE": str(committed_db.secret_key_file)}
+
+    def status() -> dict:
+        shown = CliRunner().invoke(_load(), ["status", "--json"], env=env)
+        return json.loads(shown.output.strip().splitlines()[-1])
+
+    now = status()
+    assert (now["inbound"]["replies_unread"], now["inbound"]["receipts_unread"]) == (1, 2)
+    assert not [p for p in now["problems"] if "not read" in p["what"]]  # seconds old: on their way
+    def shift(seconds: int) -> list[str]:  # as if nothing had read them for that much longer
+        with transaction() as s:
+            s.execute(text("UPDATE inbound_messages SET received_at = received_at - make_interval(secs => :s)"),
+                          {"s": seconds})
+        return sorted(p["what"] for p in status()["problems"] if "not read" in p["what"])
+
+    late = shift(70)  # a reply is late after 60 s; a receipt after the hold (30 s) + 60 s
+    assert len(late) == 1 and late[0].startswith("Replies stored but not read: 1, the oldest for 7")
+    assert "a HELP among them reaches nobody" in late[0]
+    late = shift(60)
+    assert len(late) == 2 and late[0].startswith("Receipts stored but not read: 2, the oldest for 13")
+    replies.sweep(min_age_s=0)
+    after = status()
+    assert (after["inbound"]["replies_unread"], after["inbound"]["receipts_unread"]) == (0, 0)
+    assert not [p for p in after["problems"] if "not read" in p["what"]]

@@ -68,6 +68,12 @@ def _human(report) -> str:
     if "unmatched_receipts" in report.inbound:
         lines.append(f"Receipts kept unmatched (no message of ours has their id): "
                      f"{report.inbound['unmatched_receipts']}")
+    if "replies_unread" in report.inbound:
+        unread = report.inbound
+        lines.append(f"Stored, not read yet: {unread['replies_unread']} replies, {unread['receipts_unread']} receipts"
+                     + ("" if unread["oldest_unread_receipt_s"] is None else
+                        f" (the oldest receipt {unread['oldest_unread_receipt_s']:.0f} s: receipts wait while "
+                        f"send batches are queued, up to SIRENA_RECEIPTS_MAX_HOLD_S)"))
     lines.append(f"Alerts in flight: {len(report.alerts)}")
     for a in report.alerts:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(a["counts"].items()))
