@@ -97,7 +97,7 @@ def main() -> None:
     from broadcast import carrier_facts, replies
     from broadcast.carriers import parse_carriers
     from broadcast.gateway import Gateway
-    from broadcast.inbound import Coalescer, InboundStore
+    from broadcast.inbound import Coalescer, InboundStore, send_work_waiting
     from smsc_sim import CarrierConfig, ReceiptConfig, SimConfig, Simulator
 
     settings = fresh_database()
@@ -112,17 +112,20 @@ def main() -> None:
     sim.start_in_thread()
     config = parse_carriers(carriers_toml(sim.ports(), args.binds), {"PW_ALPHA": "alpha-pw", "PW_BETA": "beta-pw"})
     carrier_facts.sync(config)
-    ranges: queue.Queue[tuple[int, int] | None] = queue.Queue()
-    # As `sirena worker` wires it: the store pokes a Coalescer, which queues one job per interval.
-    coalescer = Coalescer(lambda lo, hi: ranges.put((lo, hi)), interval_s=args.coalesce_s)
-    store = InboundStore(after_store=coalescer.poke)
+    ranges: queue.Queue[tuple[int, int, str] | None] = queue.Queue()
+    # As `sirena worker` wires it: the store pokes a Coalescer for replies and one for receipts
+    # (held while send batches wait: none do here), each queueing one job per interval.
+    replies_coalescer = Coalescer(lambda lo, hi: ranges.put((lo, hi, "replies")), interval_s=args.coalesce_s)
+    receipts_coalescer = Coalescer(lambda lo, hi: ranges.put((lo, hi, "receipts")), interval_s=args.coalesce_s,
+                                   hold=send_work_waiting)
+    store = InboundStore(after_store=replies_coalescer.poke, after_receipts=receipts_coalescer.poke)
     gateway = Gateway(config, name="gw-bench-inbound", on_deliver=store, flash_lane=False)
     gateway.start()
 
     def work() -> None:
         # Jobs queued while one ran are taken together, as an RQ worker's later jobs find their rows done.
         while (item := ranges.get()) is not None:
-            top = item[1]
+            bottom, top, only = item
             while True:
                 try:
                     more = ranges.get_nowait()
@@ -131,11 +134,12 @@ def main() -> None:
                 if more is None:
                     ranges.put(None)
                     break
-                top = max(top, more[1])
+                bottom, top = min(bottom, more[0]), max(top, more[1])
+                only = only if more[2] == only else None  # both kinds: one pass takes every row
             try:
-                replies.process_inbound(item[0], top)
+                replies.process_inbound(bottom, top, only or None)
             except Exception as exc:  # the sweep takes the rows again, as in production
-                print(f"process_inbound({item[0]}, {top}) failed: {exc!r}", file=sys.stderr)
+                print(f"process_inbound({bottom}, {top}, {only}) failed: {exc!r}", file=sys.stderr)
 
     stop_sweeping = threading.Event()
 
