@@ -10,9 +10,9 @@ Replies are interpreted at once (a HELP must reach the operator within seconds, 
 being sent). Receipts yield to sending: while send batches wait in the priority queues, their
 interpretation is held (the rows are stored and acknowledged already) for at most
 SIRENA_RECEIPTS_MAX_HOLD_S (30 s; 0: never held), then done in larger passes. A blast then
-reaches its last recipient sooner (bench/pipeline.py, 100,000 recipients: ~25 % faster) and every
-receipt is matched no later than before; the delivered counts lag the sent ones by up to that
-long while it lasts.
+reaches its last recipient sooner (bench/pipeline.py, 100,000 recipients: 11,060–12,028 msg/s,
+7,478–8,084 without the hold) and every receipt is matched sooner too (12.6–13.6 s after the
+approval, 15.7–16.7 s without); the delivered counts lag the sent ones by up to the hold meanwhile.
 """
 
 from __future__ import annotations
