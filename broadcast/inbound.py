@@ -273,29 +273,39 @@ def receipts_max_hold_s() -> float:
     return float(settings.receipts_max_hold_s) if settings is not None else 30.0
 
 
-def send_work_waiting() -> bool:
-    """Whether send batches (or any job) wait in the priority queues: receipts then yield to them.
-    False when Redis cannot say (nothing is held for want of an answer)."""
+def busiest_queue() -> str | None:
+    """The highest-priority queue with jobs waiting (send batches, mostly), or None: none waits, or
+    Redis cannot say (nothing is held for want of an answer)."""
     rt = runtime.current()
     if rt.redis is None:
-        return False
+        return None
     try:
         with rt.redis.pipeline(transaction=False) as pipe:
             for name in PRIORITY_QUEUES:
                 pipe.llen(f"rq:queue:{rt.redis_prefix}{name}")
-            return any(pipe.execute())
+            depths = pipe.execute()
     except Exception as exc:
         log.warning("queue depths unknown (%s): receipts are not held", exc)
-        return False
+        return None
+    return next((name for name, depth in zip(PRIORITY_QUEUES, depths, strict=True) if depth), None)
+
+
+def send_work_waiting() -> bool:
+    """Whether jobs (send batches, mostly) wait in the priority queues: receipts then yield to them."""
+    return busiest_queue() is not None
 
 
 def queue_interpretation(min_id: int, max_id: int, only: str | None = None, part: int = 0) -> bool:
-    """Queue `process_inbound(min_id, max_id[, only])` ahead of all waiting work; a continuation
-    (`part` > 0) of a receipts range behind the flash queue's batches instead. Best effort: the
-    sweep takes whatever a lost job leaves. Returns whether Redis took it."""
+    """Queue `process_inbound(min_id, max_id[, only])` ahead of all waiting work. A continuation
+    (`part` > 0) of a receipts range goes behind the waiting jobs of the highest priority that has
+    any instead: every alert already queued at that priority (a flash or high alert approved
+    meanwhile) sends before the next slice of receipts. Best effort: the sweep takes whatever a
+    lost job leaves. Returns whether Redis took it."""
     job = job_ids.process_inbound(min_id, max_id, only, part)
     args = (min_id, max_id) if only is None else (min_id, max_id, only, part)
-    return enqueue_now(job.func, *args, queue=INBOUND_QUEUE, job_id=job.job_id, at_front=part == 0)
+    if part == 0:
+        return enqueue_now(job.func, *args, queue=INBOUND_QUEUE, job_id=job.job_id, at_front=True)
+    return enqueue_now(job.func, *args, queue=busiest_queue() or INBOUND_QUEUE, job_id=job.job_id)
 
 
 def queue_replies(min_id: int, max_id: int) -> bool:

@@ -95,10 +95,11 @@ def current_vocabulary() -> Vocabulary:
     return _vocabularies[path]
 
 
-# A receipts job (they come by the tens of thousands after a blast) takes at most this many batches,
-# then queues the rest of its range behind the flash queue's waiting batches: a worker's loop is
-# never held for more than a few seconds by receipts while a flash alert is being sent.
-RECEIPT_BATCHES_PER_JOB = 4
+# A receipts job (they come by the tens of thousands after a blast) takes at most this many batches
+# (~0.5 s of work each), then queues the rest of its range behind the waiting jobs of the highest
+# priority that has any (inbound.queue_interpretation): an alert approved during a backlog of
+# receipts waits for one such job at most, not for the backlog.
+RECEIPT_BATCHES_PER_JOB = 1
 _ONLY = {None: "", "receipts": " AND kind = 'receipt'", "replies": " AND kind <> 'receipt'"}
 
 

@@ -99,9 +99,10 @@ def test_the_sweep_leaves_young_receipts_to_their_held_job_while_batches_wait(co
     assert {d["state"] for d in deliveries(alert_id).values()} == {"delivered"}
 
 
-def test_a_long_receipts_range_goes_on_in_a_job_of_its_own(committed_db, redis_db, run_jobs, monkeypatch):
-    """A receipts job takes a few batches, then queues the rest of its range behind a flash alert's
-    waiting batches, so they are not held up by a backlog of receipts; nothing is left over."""
+def test_a_long_receipts_range_goes_on_behind_the_alerts_waiting(committed_db, redis_db, run_jobs, monkeypatch):
+    """A receipts job takes a batch, then queues the rest of its range behind the waiting batches of
+    the highest priority that has any: an alert approved during a backlog of receipts (a high one,
+    a flash one) sends before the next slice of receipts; nothing is left over."""
     monkeypatch.setattr(replies, "BATCH", 2)
     monkeypatch.setattr(replies, "RECEIPT_BATCHES_PER_JOB", 1)
     numbers = [f"+5697200002{i}" for i in range(5)]
@@ -109,12 +110,17 @@ def test_a_long_receipts_range_goes_on_in_a_job_of_its_own(committed_db, redis_d
         alert_id = seed_alert(numbers)
         send(gateway, alert_id)
         wait_inbound(sim, 5)
+    queues = {name: Queue(name, connection=redis_db, serializer=JSONSerializer) for name in ("flash", "high")}
+    enqueue_now("broadcast.jobs.send_batch", 8, 0, 499, queue="high", job_id="send-8-0-499")  # a high alert's
+    assert replies.process_inbound(0, 10**9, "receipts")["receipts"] == 2
+    rest = job_ids.process_inbound(0, 10**9, "receipts", 1).job_id
+    assert (queues["flash"].job_ids, queues["high"].job_ids) == ([], ["send-8-0-499", rest])
+    queues["high"].empty()
     enqueue_now("broadcast.jobs.send_batch", 9, 0, 499, queue="flash", job_id="send-9-0-499")  # a flash alert's
-    first = replies.process_inbound(0, 10**9, "receipts")
-    assert first["receipts"] == 2
-    flash = Queue("flash", connection=redis_db, serializer=JSONSerializer)
-    assert flash.job_ids == ["send-9-0-499", job_ids.process_inbound(0, 10**9, "receipts", 1).job_id]
-    flash.remove("send-9-0-499")  # (no gateway in this process to run it)
+    assert replies.process_inbound(0, 10**9, "receipts", 1)["receipts"] == 2
+    rest = job_ids.process_inbound(0, 10**9, "receipts", 2).job_id
+    assert queues["flash"].job_ids == ["send-9-0-499", rest]
+    queues["flash"].remove("send-9-0-499")  # (no gateway in this process to run it)
     run_jobs()
     assert _outcomes() == {"receipt": 5}
     assert {d["state"] for d in deliveries(alert_id).values()} == {"delivered"}
