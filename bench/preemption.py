@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/preemption.py [--n 1000000] [--flash 1000] [--workers 2] [--repeats 20]
         [--every 3] [--receipt-delay 20,120] [--quiet 5] [--quiet-s 60] [--flash-at end|spread]
-        [--env SIRENA_X=value …] [--keep]
+        [--priority flash|high] [--env SIRENA_X=value …] [--keep]
 
 A database of its own, a private redis-server, N contacts in group "todos" and `--flash` more in
 group "bomberos" (after them in id order: a flash alert's fan-out then has to get past every
@@ -18,6 +18,9 @@ alert is labelled with the routine alert's phase at its approval:
 - receipts: all handed over, receipts still coming in;
 - quiet: nothing has moved for `--quiet-s` seconds (workers idle; `--env` can compress an hour,
   e.g. shorter idle waits).
+
+`--priority high` approves HIGH alerts instead (one approver, no flash lane: they go through the
+RQ queues like any batch): how long the next priority waits behind a routine alert and its receipts.
 
 Per phase: approval → first flash submit recorded (alerts.first_submit_at − approved_at) p50, p99
 and max over the samples, and approval → last submit. Target: p99 of the first ≤ 1 s in every
@@ -122,11 +125,13 @@ def phase_of(alert_id: int) -> str:
     return "done"
 
 
-def flash_sample(actors: list[Actor], flash_n: int, timeout_s: float = 120) -> dict[str, Any]:
-    """Compose, submit and approve one flash alert; wait for its first and last submit (PostgreSQL's record)."""
+def flash_sample(actors: list[Actor], flash_n: int, timeout_s: float = 120,
+                 priority: Priority = Priority.FLASH) -> dict[str, Any]:
+    """Compose, submit and approve one flash alert (or of `priority`: a high one needs one approver);
+    wait for its first and last submit (PostgreSQL's record)."""
     composer, approver1, approver2 = actors
-    alert_id = compose(composer, "bomberos", Priority.FLASH, FLASH_TEXT)
-    approve(alert_id, approver1, approver2)
+    alert_id = compose(composer, "bomberos", priority, FLASH_TEXT)
+    approve(alert_id, approver1, *([approver2] if priority is Priority.FLASH else []))
     approved = time.monotonic()
     first_seen = None
     while time.monotonic() - approved < timeout_s:
@@ -183,6 +188,8 @@ def main() -> None:
     parser.add_argument("--quiet", type=int, default=5, help="samples after a quiet spell (0: none)")
     parser.add_argument("--quiet-s", type=float, default=60.0, help="seconds of quiet before each")
     parser.add_argument("--flash-at", choices=("end", "spread"), default="end")
+    parser.add_argument("--priority", choices=("flash", "high"), default="flash",
+                        help="of the alerts approved among the routine one (high: no flash lane, one approver)")
     parser.add_argument("--env", action="append", default=[], metavar="SIRENA_X=VALUE",
                         help="a setting for the worker and scheduler processes (repeatable)")
     parser.add_argument("--keep", action="store_true")
@@ -217,7 +224,7 @@ def main() -> None:
                 break
             if len(samples[phase]) >= args.repeats:
                 continue
-            sample = flash_sample(actors, args.flash)
+            sample = flash_sample(actors, args.flash, priority=Priority(args.priority))
             sample["phase"] = phase
             sample["phase_after"] = phase_of(routine)
             samples[phase].append(sample)
@@ -228,7 +235,7 @@ def main() -> None:
             break
     for _ in range(args.quiet):
         time.sleep(args.quiet_s)
-        sample = flash_sample(actors, args.flash)
+        sample = flash_sample(actors, args.flash, priority=Priority(args.priority))
         sample["phase"] = "quiet"
         samples["quiet"].append(sample)
         print(f"  quiet     flash {sample['alert']}: first SMS {sample['first_s']} s, last {sample['last_s']} s",
@@ -240,7 +247,8 @@ def main() -> None:
             "SELECT id, round(extract(epoch FROM last_submit_at - approved_at)::numeric, 1)::float FROM alerts "
             "WHERE id = ANY(:ids)"), {"ids": routines})]
     by_phase = {phase: figures(rows) for phase, rows in samples.items() if rows}
-    result = {"bench": "preemption", "routine_n": args.n, "flash_n": args.flash, "workers": args.workers,
+    result = {"bench": "preemption", "routine_n": args.n, "flash_n": args.flash, "priority": args.priority,
+              "workers": args.workers,
               "flash_at": args.flash_at, "receipt_delay_s": [low, high], "quiet_s": args.quiet_s, "env": extra,
               "phases": by_phase, "routines": routine_rates,
               "met": all(f.get("met") for f in by_phase.values()) and set(by_phase) >= {*BUSY_PHASES},
