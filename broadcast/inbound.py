@@ -7,9 +7,11 @@ stored, so the bind answers with an error and the SMSC delivers it again. Interp
 (receipts → delivery states, replies → meanings) happens afterwards, from these rows.
 
 Replies are interpreted at once (a HELP must reach the operator within seconds, whatever is
-being sent). Receipts yield to sending: while send batches wait in the priority queues, their
+being sent). Receipts yield to sending: while send batches wait in the priority queues and the
+sending is bounded by this machine (not by the carriers' TPS: CarrierPool.tps_bound), their
 interpretation is held (the rows are stored and acknowledged already) for at most
-SIRENA_RECEIPTS_MAX_HOLD_S (30 s; 0: never held), then done in larger passes. A blast then
+SIRENA_RECEIPTS_MAX_HOLD_S (30 s; 0: never held), then done 2,000 per job, each queueing the rest
+of its range behind the batches already waiting (queue_interpretation). A blast then
 reaches its last recipient sooner (bench/pipeline.py, 100,000 recipients: 11,060–12,028 msg/s,
 7,478–8,084 without the hold) and every receipt is matched sooner too (12.6–13.6 s after the
 approval, 15.7–16.7 s without); the delivered counts lag the sent ones by up to the hold meanwhile.

@@ -172,6 +172,9 @@ class CarrierPool:
         self._daily: dict[str, tuple[str, int]] = {}
         self.possible_duplicates = 0  # copies possibly on the air beyond one, summed over results
         self.degraded: dict[str, str] = {}  # carrier → why its receipts look bad (broadcast.carrier_health)
+        # When a bind or a sender last had work and room in its window but no tokens: the carriers'
+        # TPS, not this machine, bounded the sending (tps_bound).
+        self.limited_at = float("-inf")
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -354,6 +357,12 @@ class CarrierPool:
                 call.done.set()
         self.possible_duplicates += job.result.possible_duplicates
 
+    def tps_bound(self, within_s: float = 1.0) -> bool:
+        """Whether, within the last `within_s`, a bind or sender had work and window room but no
+        tokens: the sending is bounded by the carriers' TPS, not by this machine (receipts need not
+        wait for it: broadcast/inbound.py)."""
+        return time.monotonic() - self.limited_at < within_s
+
     # -- feeding binds -------------------------------------------------------------------------
 
     def _pump(self, route: _Route) -> None:
@@ -368,6 +377,8 @@ class CarrierPool:
             if free <= 0:
                 return
             granted = route.bucket.take(free)
+            if granted < free and self._calls:
+                self.limited_at = time.monotonic()
             if granted <= 0:
                 return
             parts, resent = self._collect(route, granted)
@@ -453,6 +464,7 @@ class CarrierPool:
                 return f'daily cap of {sender.daily_cap} parts reached for "{sender.name}" (resets 00:00 UTC)'
             bucket = self._sender_buckets.get(sender.name)
             if bucket is not None and not bucket.take_all(parts):
+                self.limited_at = time.monotonic()
                 return ""
             if shared:
                 allowance[sender.name] -= parts  # type: ignore[index]

@@ -401,3 +401,23 @@ def test_send_test_with_a_wrong_password_names_the_carrier(sim, tmp_path, monkey
         main(["send-test", "--carrier", "alpha", "--to", "+56991234567", "x"])
     assert done.value.code == 7
     assert "carrier alpha refused the bind: Invalid Password" in capsys.readouterr().err
+
+
+def test_a_pool_says_when_the_carriers_tps_bounds_its_sending(sim):
+    """What lets receipts be read at once while a throttled alert goes out (broadcast/inbound.py):
+    a bind with work, window room and no tokens is TPS-bound; one that sends as fast as it is fed is not."""
+    fast = make_pool(parse_carriers(carriers_toml(sim), {"PW": "pw"}))
+    fast.start()
+    try:
+        assert {r.outcome for r in fast.submit_many(sms(200))} == {Outcome.SUBMITTED}
+        assert not fast.tps_bound(within_s=60)
+    finally:
+        fast.stop(drain_s=1.0)
+    slow = make_pool(parse_carriers(carriers_toml(sim).replace("tps = 20000", "tps = 40"), {"PW": "pw"}))
+    slow.start()
+    try:
+        assert not slow.tps_bound(within_s=60)  # nothing sent yet
+        assert {r.outcome for r in slow.submit_many(sms(30))} == {Outcome.SUBMITTED}
+        assert slow.tps_bound(within_s=60)
+    finally:
+        slow.stop(drain_s=1.0)

@@ -103,8 +103,7 @@ def test_a_long_receipts_range_goes_on_behind_the_alerts_waiting(committed_db, r
     """A receipts job takes a batch, then queues the rest of its range behind the waiting batches of
     the highest priority that has any: an alert approved during a backlog of receipts (a high one,
     a flash one) sends before the next slice of receipts; nothing is left over."""
-    monkeypatch.setattr(replies, "BATCH", 2)
-    monkeypatch.setattr(replies, "RECEIPT_BATCHES_PER_JOB", 1)
+    monkeypatch.setattr(replies, "RECEIPT_BATCH", 2)
     numbers = [f"+5697200002{i}" for i in range(5)]
     with inbound_rig() as (sim, gateway):
         alert_id = seed_alert(numbers)
@@ -126,7 +125,7 @@ def test_a_long_receipts_range_goes_on_behind_the_alerts_waiting(committed_db, r
     assert {d["state"] for d in deliveries(alert_id).values()} == {"delivered"}
 
 
-def test_the_hold_is_a_setting_and_zero_turns_it_off(redis_db):
+def test_the_hold_is_a_setting_zero_turns_it_off_and_a_tps_bound_sending_has_none(redis_db):
     assert Settings.from_env({}).receipts_max_hold_s == 30
     assert Settings.from_env({"SIRENA_RECEIPTS_MAX_HOLD_S": "0"}).receipts_max_hold_s == 0
     with pytest.raises(ConfigError, match="SIRENA_RECEIPTS_MAX_HOLD_S"):
@@ -135,8 +134,11 @@ def test_the_hold_is_a_setting_and_zero_turns_it_off(redis_db):
     first = redis_db.llen("rq:queue:flash")
     _receipts_hook(0)([5, 6])  # what `sirena worker` wires with SIRENA_RECEIPTS_MAX_HOLD_S=0
     assert _wait_for(lambda: redis_db.llen("rq:queue:flash") == first + 1)  # queued with a batch waiting
-    assert Queue("flash", connection=redis_db, serializer=JSONSerializer).job_ids == [
-        job_ids.process_inbound(5, 6, "receipts").job_id]
+    flash = Queue("flash", connection=redis_db, serializer=JSONSerializer)
+    assert flash.job_ids == [job_ids.process_inbound(5, 6, "receipts").job_id]
+    # Held by default, but not while the carriers' TPS bounds the sending: the machine has room then.
+    _receipts_hook(30, tps_bound=lambda: True)([7, 8])
+    assert _wait_for(lambda: job_ids.process_inbound(7, 8, "receipts").job_id in flash.job_ids)
 
 
 def test_status_shows_what_is_stored_but_not_read_and_warns_when_a_reply_waits(committed_db, redis_db):

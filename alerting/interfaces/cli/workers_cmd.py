@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import click
 from redis import Redis
@@ -67,11 +68,14 @@ def worker(ctx: Context, queues: str, share: str, name: str | None, burst: bool,
     config = load_carriers(ctx)
     carrier_facts.sync(config)
     replies.current_vocabulary()  # SIRENA_VOCABULARY_FILE: a bad one stops the worker now, not at a reply
+    pools: list[Any] = []  # the gateway's, once built: the store is built first (the gateway delivers to it)
     inbound = InboundStore(after_store=_process_inbound_hook(),
-                           after_receipts=_receipts_hook(settings.receipts_max_hold_s))
+                           after_receipts=_receipts_hook(settings.receipts_max_hold_s,
+                                                         lambda: bool(pools) and pools[0].tps_bound()))
     gateway = Gateway(split_config(config, int(k) - 1, int(n)), name=name,
                       drill_allowlist=frozenset(settings.drill_allowlist), on_deliver=inbound,
                       lease_s=settings.lease_s)
+    pools.append(gateway.pool)
     stop = StopSignal(on_stop=gateway.request_stop).install()  # from here on a SIGTERM is never lost
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: every thread's stack, to stderr
     sealer = Sealer.start_for(engine())  # audit events this process writes get their link within a second
@@ -116,12 +120,15 @@ def _process_inbound_hook() -> Callable[[list[int]], None]:
     return Coalescer(queue_replies, interval_s=0.3).poke
 
 
-def _receipts_hook(max_hold_s: int) -> Callable[[list[int]], None]:
-    """The same for receipts, held while send batches wait (at most `max_hold_s`; 0: never)."""
+def _receipts_hook(max_hold_s: int, tps_bound: Callable[[], bool] = lambda: False) -> Callable[[list[int]], None]:
+    """The same for receipts, held while send batches wait (at most `max_hold_s`; 0: never) unless
+    the sending is bounded by the carriers' TPS (`tps_bound()`): then the machine has room for them."""
     from broadcast.inbound import Coalescer, queue_receipts, send_work_waiting
 
-    return Coalescer(queue_receipts, interval_s=0.3, hold=send_work_waiting if max_hold_s > 0 else None,
-                     max_hold_s=max_hold_s).poke
+    def hold() -> bool:
+        return send_work_waiting() and not tps_bound()
+
+    return Coalescer(queue_receipts, interval_s=0.3, hold=hold if max_hold_s > 0 else None, max_hold_s=max_hold_s).poke
 
 
 @cli.command("scheduler")
