@@ -234,10 +234,11 @@ def main() -> None:
 
 
 _procs: list[subprocess.Popen[bytes]] = []
+_redis: list[Redis] = []  # its process changes at each restart: stopped by what it runs now
 
 
 def stop_all() -> None:
-    stop(*_procs, timeout_s=10)
+    stop(*_procs, *(r.proc for r in _redis), timeout_s=10)
 
 
 def run(args: argparse.Namespace, rng: random.Random, seed_value: int, tmp: Path, pg: ThrowawayPostgres) -> None:
@@ -249,6 +250,7 @@ def run(args: argparse.Namespace, rng: random.Random, seed_value: int, tmp: Path
     key.write_text("soak-secret-key-" + os.urandom(16).hex())
     key.chmod(0o600)
     redis = Redis(tmp)
+    _redis.append(redis)
     settings = replace(pg.settings_for(Settings.from_env(), "sirena_soak"), redis_url=redis.url, secret_key_file=key,
                        audit_checkpoint_dir=tmp / "checkpoints", data_dir=tmp / "data")
     runtime.use_database(settings, name="bench-soak")
