@@ -298,14 +298,14 @@ def send_work_waiting() -> bool:
 
 
 def queue_interpretation(min_id: int, max_id: int, only: str | None = None, part: int = 0) -> bool:
-    """Queue `process_inbound(min_id, max_id[, only])` ahead of all waiting work. A continuation
-    (`part` > 0) of a receipts range goes behind the waiting jobs of the highest priority that has
-    any instead: every alert already queued at that priority (a flash or high alert approved
-    meanwhile) sends before the next slice of receipts. Best effort: the sweep takes whatever a
-    lost job leaves. Returns whether Redis took it."""
+    """Queue `process_inbound(min_id, max_id[, only])` ahead of all waiting work (a HELP must not
+    wait). Receipts (`only` "receipts", and `part`, the continuations of one range) go behind the
+    waiting jobs of the highest priority that has any instead: every alert already queued at that
+    priority (a flash or high alert approved meanwhile) sends before the next slice of receipts.
+    Best effort: the sweep takes whatever a lost job leaves. Returns whether Redis took it."""
     job = job_ids.process_inbound(min_id, max_id, only, part)
     args = (min_id, max_id) if only is None else (min_id, max_id, only, part)
-    if part == 0:
+    if only != "receipts":
         return enqueue_now(job.func, *args, queue=INBOUND_QUEUE, job_id=job.job_id, at_front=True)
     return enqueue_now(job.func, *args, queue=busiest_queue() or INBOUND_QUEUE, job_id=job.job_id)
 

@@ -41,7 +41,7 @@ from audit.actor import Actor
 from broadcast import carrier_facts, next_numbers, receipts, self_registration
 from broadcast.escalation import raise_help_now, retry_undelivered
 from broadcast.followups import FollowupDraft, create_followups
-from broadcast.inbound import queue_interpretation, receipts_max_hold_s, send_work_waiting
+from broadcast.inbound import queue_interpretation, receipts_max_hold_s
 
 log = logging.getLogger("sirena.replies")
 
@@ -135,14 +135,14 @@ def process_inbound(min_id: int, max_id: int, only: str | None = None, part: int
 
 def sweep(limit: int = BATCH, min_age_s: float = 1.0) -> dict[str, Any]:
     """Job/periodic pass: interpret unprocessed rows older than `min_age_s` (younger ones have a job
-    on the way), then match receipts still waiting for their message id. Idempotent. While send
-    batches wait, receipts younger than SIRENA_RECEIPTS_MAX_HOLD_S (+ 5 s) are left to their held job."""
+    on the way), then match receipts still waiting for their message id. Idempotent. Receipts
+    younger than SIRENA_RECEIPTS_MAX_HOLD_S + 5 s are left to their own job, which may be held that
+    long (a `min_age_s` of 0 takes them too: a full pass on request). At most `limit` rows."""
     total = InboundReport()
     where = f"received_at <= now() - make_interval(secs => {float(min_age_s)})"
-    hold_s = receipts_max_hold_s()
-    if hold_s > 0 and send_work_waiting():
+    if min_age_s > 0:
         where += (f" AND (kind <> 'receipt' OR received_at <= now() - "
-                  f"make_interval(secs => {max(float(min_age_s), hold_s + 5)}))")
+                  f"make_interval(secs => {max(float(min_age_s), receipts_max_hold_s() + 5)}))")
     report = retrying_transaction(
         lambda session: process_batch(session, where, carrier_facts.receipt_styles(session), limit=limit),
         what="inbound sweep")

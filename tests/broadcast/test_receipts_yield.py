@@ -83,18 +83,26 @@ def test_replies_and_receipts_jobs_each_take_only_their_own_rows(committed_db, r
     assert {d["state"] for d in deliveries(alert_id).values()} == {"delivered"}
 
 
-def test_the_sweep_leaves_young_receipts_to_their_held_job_while_batches_wait(committed_db, redis_db):
+def _age_inbound(seconds: int) -> None:
+    """As if the stored rows had arrived `seconds` earlier (and nothing had read them)."""
+    with transaction() as s:
+        s.execute(text("UPDATE inbound_messages SET received_at = received_at - make_interval(secs => :s)"),
+                  {"s": seconds})
+
+
+def test_the_sweep_leaves_receipts_to_their_own_job_for_the_hold_and_takes_what_a_lost_job_left(
+        committed_db, redis_db):
     numbers = ["+56972000011", "+56972000012"]
-    with inbound_rig() as (sim, gateway):
+    with inbound_rig() as (sim, gateway):  # its store queues no job: as if Redis had lost them
         alert_id = seed_alert(numbers)
         send(gateway, alert_id)
         sim.send_mo("alpha", numbers[1].lstrip("+"), "4242", "AYUDA")
         wait_inbound(sim, 3)
-    _a_send_batch_waits()
-    replies.sweep(min_age_s=0)
-    assert _outcomes() == {"mo": 1, "receipt": 0}  # the HELP is never held
-    Queue("high", connection=redis_db, serializer=JSONSerializer).empty()
-    replies.sweep(min_age_s=0)
+    _age_inbound(10)
+    replies.sweep()  # the scheduler's pass, every 5 s
+    assert _outcomes() == {"mo": 1, "receipt": 0}  # the HELP is never left; receipts may be held 30 s
+    _age_inbound(30)
+    replies.sweep()
     assert _outcomes() == {"mo": 1, "receipt": 2}
     assert {d["state"] for d in deliveries(alert_id).values()} == {"delivered"}
 
@@ -131,14 +139,13 @@ def test_the_hold_is_a_setting_zero_turns_it_off_and_a_tps_bound_sending_has_non
     with pytest.raises(ConfigError, match="SIRENA_RECEIPTS_MAX_HOLD_S"):
         Settings.from_env({"SIRENA_RECEIPTS_MAX_HOLD_S": "half a minute"})
     _a_send_batch_waits()
-    first = redis_db.llen("rq:queue:flash")
+    high = Queue("high", connection=redis_db, serializer=JSONSerializer)
     _receipts_hook(0)([5, 6])  # what `sirena worker` wires with SIRENA_RECEIPTS_MAX_HOLD_S=0
-    assert _wait_for(lambda: redis_db.llen("rq:queue:flash") == first + 1)  # queued with a batch waiting
-    flash = Queue("flash", connection=redis_db, serializer=JSONSerializer)
-    assert flash.job_ids == [job_ids.process_inbound(5, 6, "receipts").job_id]
+    assert _wait_for(lambda: len(high) == 2)  # queued at once, behind the batch already waiting
+    assert high.job_ids == ["send-1-0-499", job_ids.process_inbound(5, 6, "receipts").job_id]
     # Held by default, but not while the carriers' TPS bounds the sending: the machine has room then.
     _receipts_hook(30, tps_bound=lambda: True)([7, 8])
-    assert _wait_for(lambda: job_ids.process_inbound(7, 8, "receipts").job_id in flash.job_ids)
+    assert _wait_for(lambda: job_ids.process_inbound(7, 8, "receipts").job_id in high.job_ids)
 
 
 def test_status_shows_what_is_stored_but_not_read_and_warns_when_a_reply_waits(committed_db, redis_db):
@@ -165,9 +172,7 @@ def test_status_shows_what_is_stored_but_not_read_and_warns_when_a_reply_waits(c
     assert (now["inbound"]["replies_unread"], now["inbound"]["receipts_unread"]) == (1, 2)
     assert not [p for p in now["problems"] if "not read" in p["what"]]  # seconds old: on their way
     def shift(seconds: int) -> list[str]:  # as if nothing had read them for that much longer
-        with transaction() as s:
-            s.execute(text("UPDATE inbound_messages SET received_at = received_at - make_interval(secs => :s)"),
-                          {"s": seconds})
+        _age_inbound(seconds)
         return sorted(p["what"] for p in status()["problems"] if "not read" in p["what"])
 
     late = shift(70)  # a reply is late after 60 s; a receipt after the hold (30 s) + 60 s
