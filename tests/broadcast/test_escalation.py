@@ -123,9 +123,16 @@ def test_the_periodic_pass_sweeps_inbound_rows_whose_job_was_lost(committed_db, 
             s.execute(text("UPDATE inbound_messages SET received_at = received_at - interval '5 seconds'"))
         result = escalation.periodic_pass(sending_at(alert_id) + timedelta(seconds=30))
         run_jobs()
-    assert result["sweep_queued"] and result["escalations"] == []
+        assert result["sweep_queued"] and result["escalations"] == []
+        with transaction() as s:
+            assert s.execute(text("SELECT meaning FROM replies")).scalar_one() == "ack"  # a reply: at once
+            # A receipt's own job may be held up to SIRENA_RECEIPTS_MAX_HOLD_S: the sweep waits 5 s more.
+            assert s.execute(text("SELECT kind FROM inbound_messages WHERE processed_at IS NULL")).scalars().all() \
+                == ["receipt"]
+            s.execute(text("UPDATE inbound_messages SET received_at = received_at - interval '31 seconds'"))
+        assert escalation.periodic_pass(sending_at(alert_id) + timedelta(seconds=40))["sweep_queued"]
+        run_jobs()
     with transaction() as s:
-        assert s.execute(text("SELECT meaning FROM replies")).scalar_one() == "ack"
         assert s.execute(text("SELECT count(*) FROM inbound_messages WHERE processed_at IS NULL")).scalar() == 0
 
 
