@@ -31,6 +31,7 @@ from typing import Any
 from alerting.base import job_ids, runtime
 from alerting.base.db import pg_array, transaction
 from alerting.base.outbox import PRIORITY_QUEUES, enqueue_now
+from alerting.base.settings import Settings
 from alerting.base.sms_text.encoding import decode_text
 
 log = logging.getLogger("sirena.inbound")
@@ -270,9 +271,9 @@ class Coalescer:
 
 
 def receipts_max_hold_s() -> float:
-    """SIRENA_RECEIPTS_MAX_HOLD_S of this process's runtime (30 s before it starts)."""
+    """SIRENA_RECEIPTS_MAX_HOLD_S of this process's runtime (its default before it starts)."""
     settings = runtime.settings()
-    return float(settings.receipts_max_hold_s) if settings is not None else 30.0
+    return float((settings or Settings).receipts_max_hold_s)
 
 
 def busiest_queue() -> str | None:

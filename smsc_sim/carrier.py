@@ -25,7 +25,7 @@ _CLEAN = SubmitVerdict()
 _SUBMIT_SM_RESP = pdu.SUBMIT_SM | pdu.RESP
 MAX_DELIVERY_ATTEMPTS = 20
 # A receipt owed, as one string: a 1M alert's receipts 20-120 s late are a million at once, and a
-# tuple of their fields took ~500 bytes each (the simulator reached 467 MB), this ~130. NUL-separated
+# tuple of their fields took ~500 bytes each (the simulator reached 467 MB), this ~150. NUL-separated
 # (an SMPP address cannot hold one): message id, stat, err, the submit's second, the index of its
 # (sender, TON/NPI) in Carrier._senders, the recipient, and last the text's first 20 characters.
 _Owed = str

@@ -126,7 +126,7 @@ def _receipts_hook(max_hold_s: int, tps_bound: Callable[[], bool] = lambda: Fals
     from broadcast.inbound import Coalescer, queue_receipts, send_work_waiting
 
     def hold() -> bool:
-        return send_work_waiting() and not tps_bound()
+        return not tps_bound() and send_work_waiting()  # the local answer first: no Redis round trip
 
     return Coalescer(queue_receipts, interval_s=0.3, hold=hold if max_hold_s > 0 else None, max_hold_s=max_hold_s).poke
 
